@@ -74,6 +74,9 @@ DATABASES = {
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not memory, so a Celery worker started by the end-to-end test sees the test data.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -135,6 +138,7 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
+    (_broker_dir / "queue").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
@@ -145,7 +149,17 @@ else:
     # Redis redelivers an unacknowledged task after visibility_timeout: keep it well
     # above the longest task so a slow analysis is not run twice.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 4}
-WORKER_TORCH_THREADS = int(os.environ.get("WORKER_TORCH_THREADS", 1))
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5}
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stalled-photos": {"task": "triage.tasks.requeue_stalled_photos", "schedule": 120.0},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+ANALYSIS_REQUEUE_AFTER_SECONDS = int(os.environ.get("ANALYSIS_REQUEUE_AFTER_SECONDS", 120))
+# Torch threads per worker process: cores divided by the pool size, so processes never oversubscribe.
+CELERY_WORKER_CONCURRENCY = int(os.environ.get("CELERY_WORKER_CONCURRENCY", 1))
+WORKER_TORCH_THREADS = int(
+    os.environ.get("WORKER_TORCH_THREADS", max(1, (os.cpu_count() or 1) // CELERY_WORKER_CONCURRENCY))
+)
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)

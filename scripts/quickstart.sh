@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# One command from a bare machine to a running portal: installs, migrates, registers the
+# shipped model, creates demo accounts, then runs the web server and a Celery worker together.
+# Embedded defaults (SQLite, filesystem broker) unless DATABASE_URL / CELERY_BROKER_URL are set.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+export DEBUG=${DEBUG:-1}
+PORT=${PORT:-8000}
+PY=.venv/bin/python
+
+$PY manage.py migrate --noinput
+$PY manage.py register_models
+$PY manage.py seed_demo
+
+$PY -m celery -A portal worker --beat --loglevel INFO --concurrency "${CELERY_WORKER_CONCURRENCY:-1}" &
+worker=$!
+trap 'kill $worker 2>/dev/null; wait $worker 2>/dev/null' EXIT INT TERM
+
+cat <<MSG
+
+  Portal:        http://127.0.0.1:$PORT/
+  Staff queue:   http://127.0.0.1:$PORT/staff/
+  Django admin:  http://127.0.0.1:$PORT/admin/
+  Demo logins are printed above by seed_demo.
+
+MSG
+$PY manage.py runserver "127.0.0.1:$PORT"

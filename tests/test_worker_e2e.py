@@ -1,0 +1,152 @@
+"""End to end with a real Celery worker process on the configured broker (Redis in CI):
+upload through the web view → task → prediction and heatmap → clinician queue.
+"""
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+from PIL import Image, ImageDraw
+
+import ml.testing
+from portal.booking.models import Appointment, Clinic, Slot
+from portal.celery import app as celery_app
+from triage.analysis import register_checkpoints
+from triage.models import Case, Photo
+from triage.services import create_case
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKER_START_TIMEOUT = 120
+ANALYSIS_TIMEOUT = 180
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def database_url_for_tests():
+    """The URL of the database this test run uses, for the worker process to share it."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def installed_model(tmp_path, settings):
+    model_dir = tmp_path / "models"
+    ml.testing.make_random_checkpoint(model_dir / "tiny.pt", arch="densenet121", input_size=64, threshold=0.0)
+    settings.MODEL_DIR = model_dir
+    (model_version,) = register_checkpoints(model_dir)
+    return model_version
+
+
+@pytest.fixture
+def celery_worker_process(tmp_path, installed_model):
+    """A real `celery worker` process (prefork pool, one child) on this test run's DB, broker and storage."""
+    celery_app.control.purge()
+    log_path = tmp_path / "worker.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for_tests(),
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "PRIVATE_MEDIA_ROOT": str(default_storage.location),
+        "MODEL_DIR": str(settings.MODEL_DIR),
+        "PORTAL_ALLOW_INSECURE_KEY": "1",
+        "CELERY_WORKER_CONCURRENCY": "1",
+    }
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "prefork", "--concurrency", "1",
+             "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--hostname", f"e2e-{os.getpid()}@%h"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        wait_for(lambda: b"ready." in log_path.read_bytes(), WORKER_START_TIMEOUT, "worker start", log_path)
+        process.log_path = log_path
+        yield process
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def wait_for(condition, timeout, what, log_path=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    tail = log_path.read_text(errors="replace")[-3000:] if log_path else ""
+    pytest.fail(f"Timed out after {timeout}s waiting for {what}.\n{tail}")
+
+
+def lesion_photo_jpeg():
+    image = Image.new("RGB", (320, 240), (214, 170, 140))
+    ImageDraw.Draw(image).ellipse((120, 80, 200, 160), fill=(150, 60, 60), outline=(90, 30, 30), width=6)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90)
+    buffer.seek(0)
+    buffer.name = "lesion.jpg"
+    return buffer
+
+
+def test_upload_is_analysed_by_a_real_worker_and_reaches_the_clinician_queue(
+    client, django_user_model, celery_worker_process
+):
+    patient = django_user_model.objects.create_user("e2e-patient", password="pw-e2e-patient-1")
+    clinician = django_user_model.objects.create_user("e2e-clinician", password="pw-e2e-clinician-1", is_staff=True)
+    clinician.groups.create(name="clinicians")
+    slot = Slot.objects.create(clinic=Clinic.objects.create(name="E2E clinic"), starts_at=timezone.now() + timedelta(days=1))
+    appointment = Appointment.objects.create(patient=patient, slot=slot, symptoms="spots", consent_care=True)
+    case = create_case(appointment)
+
+    client.force_login(patient)
+    response = client.post(
+        reverse("appointment", kwargs={"reference": appointment.reference}),
+        {"photos": [lesion_photo_jpeg()], "body_site": "genital", "consent_confirm": "on"},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    photo = Photo.objects.get(case=case)
+
+    wait_for(
+        lambda: Photo.objects.get(pk=photo.pk).status in {Photo.Status.ANALYSED, Photo.Status.FAILED},
+        ANALYSIS_TIMEOUT, "the worker to analyse the photo", celery_worker_process.log_path,
+    )
+    photo.refresh_from_db()
+    assert photo.status == Photo.Status.ANALYSED, photo.status_detail
+    prediction = photo.predictions.get()
+    assert 0.0 <= prediction.probability <= 1.0
+    assert prediction.model_version.version == "test-random"
+    assert prediction.roi_source == "auto" or prediction.roi_source == "none"
+    with default_storage.open(prediction.heatmap.name, "rb") as heatmap:
+        assert Image.open(heatmap).size == (320, 240)
+    assert prediction.timings_ms["model"] > 0
+
+    # Threshold 0 → every prediction flags the case; it is first in the clinician's queue.
+    assert Case.objects.get(pk=case.pk).flagged
+    client.force_login(clinician)
+    queue = client.get(reverse("staff-queue"))
+    assert queue.status_code == 200
+    assert appointment.reference in queue.content.decode()
+    case_page = client.get(reverse("staff-case", kwargs={"case_id": case.pk}))
+    assert case_page.status_code == 200
+    assert f"{prediction.probability * 100:.0f}%" in case_page.content.decode()
+
+    # The patient's status endpoint says analysed, and never shows the score.
+    client.force_login(patient)
+    status = client.get(reverse("appointment-photo-status", kwargs={"reference": appointment.reference})).json()
+    assert status["photos"][0]["status"] == "analysed"
+    assert "probability" not in str(status)
