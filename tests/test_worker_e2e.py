@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,15 +14,12 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import connection
 from django.urls import reverse
-from django.utils import timezone
 from PIL import Image, ImageDraw
 
 import ml.testing
-from portal.booking.models import Appointment, Clinic, Slot
 from portal.celery import app as celery_app
 from triage.analysis import register_checkpoints
 from triage.models import Case, Photo
-from triage.services import create_case
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER_START_TIMEOUT = 120
@@ -44,14 +40,15 @@ def database_url_for_tests():
 @pytest.fixture
 def installed_model(tmp_path, settings):
     model_dir = tmp_path / "models"
-    ml.testing.make_random_checkpoint(model_dir / "tiny.pt", arch="densenet121", input_size=64, threshold=0.0)
+    # Full input size so a batch takes long enough for the kill test to land mid-task.
+    ml.testing.make_random_checkpoint(model_dir / "random.pt", arch="densenet121", input_size=224, threshold=0.0)
     settings.MODEL_DIR = model_dir
     (model_version,) = register_checkpoints(model_dir)
     return model_version
 
 
 @pytest.fixture
-def celery_worker_process(tmp_path, installed_model):
+def celery_worker_process(tmp_path, installed_model, private_storage):
     """A real `celery worker` process (prefork pool, one child) on this test run's DB, broker and storage."""
     celery_app.control.purge()
     log_path = tmp_path / "worker.log"
@@ -83,12 +80,12 @@ def celery_worker_process(tmp_path, installed_model):
             process.wait()
 
 
-def wait_for(condition, timeout, what, log_path=None):
+def wait_for(condition, timeout, what, log_path=None, interval=0.5):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
-        time.sleep(0.5)
+        time.sleep(interval)
     tail = log_path.read_text(errors="replace")[-3000:] if log_path else ""
     pytest.fail(f"Timed out after {timeout}s waiting for {what}.\n{tail}")
 
@@ -104,15 +101,9 @@ def lesion_photo_jpeg():
 
 
 def test_upload_is_analysed_by_a_real_worker_and_reaches_the_clinician_queue(
-    client, django_user_model, celery_worker_process
+    client, patient, clinician, appointment, celery_worker_process
 ):
-    patient = django_user_model.objects.create_user("e2e-patient", password="pw-e2e-patient-1")
-    clinician = django_user_model.objects.create_user("e2e-clinician", password="pw-e2e-clinician-1", is_staff=True)
-    clinician.groups.create(name="clinicians")
-    slot = Slot.objects.create(clinic=Clinic.objects.create(name="E2E clinic"), starts_at=timezone.now() + timedelta(days=1))
-    appointment = Appointment.objects.create(patient=patient, slot=slot, symptoms="spots", consent_care=True)
-    case = create_case(appointment)
-
+    case = appointment.case
     client.force_login(patient)
     response = client.post(
         reverse("appointment", kwargs={"reference": appointment.reference}),
@@ -150,3 +141,38 @@ def test_upload_is_analysed_by_a_real_worker_and_reaches_the_clinician_queue(
     status = client.get(reverse("appointment-photo-status", kwargs={"reference": appointment.reference})).json()
     assert status["photos"][0]["status"] == "analysed"
     assert "probability" not in str(status)
+
+
+def pool_children(pid):
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children]
+
+
+def test_a_worker_killed_mid_task_loses_nothing(client, patient, appointment, celery_worker_process):
+    """SIGKILL the pool process while it analyses: the task is redelivered and every photo ends analysed once."""
+    case = appointment.case
+    client.force_login(patient)
+    photos = [lesion_photo_jpeg() for _ in range(6)]
+    response = client.post(
+        reverse("appointment", kwargs={"reference": appointment.reference}),
+        {"photos": photos, "body_site": "trunk", "consent_confirm": "on"},
+    )
+    assert response.status_code == 302
+
+    wait_for(
+        lambda: Photo.objects.filter(case=case, status=Photo.Status.ANALYSING).exists(),
+        ANALYSIS_TIMEOUT, "analysis to start", celery_worker_process.log_path, interval=0.01,
+    )
+    killed = pool_children(celery_worker_process.pid)
+    assert killed, "the prefork pool has no child process"
+    for child in killed:
+        os.kill(child, signal.SIGKILL)
+
+    wait_for(
+        lambda: not Photo.objects.filter(case=case).exclude(status=Photo.Status.ANALYSED).exists(),
+        ANALYSIS_TIMEOUT, "the redelivered task to finish", celery_worker_process.log_path,
+    )
+    assert set(pool_children(celery_worker_process.pid)).isdisjoint(killed)
+    for photo in Photo.objects.filter(case=case):
+        assert photo.predictions.count() == 1
+    assert max(Photo.objects.filter(case=case).values_list("attempts", flat=True)) >= 2

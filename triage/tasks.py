@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import worker_init, worker_process_init, worker_ready
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections, transaction
 from django.utils import timezone
@@ -15,6 +15,12 @@ from .models import Photo
 logger = logging.getLogger(__name__)
 
 RETRYABLE_ERRORS = (OperationalError, InterfaceError)
+
+
+@worker_init.connect
+def import_ml_before_forking(**_):
+    """Import torch once in the parent so each pool process starts in seconds, not tens of seconds."""
+    import ml  # noqa: F401
 
 
 @worker_process_init.connect

@@ -1,0 +1,49 @@
+/* Keeps the patient's photo status badges current without a reload (status only, no scores). */
+(function () {
+  "use strict";
+
+  var POLL_MS = 3000;
+  var RETRY_MS = 10000;
+  var SETTLED = ["analysed", "rejected", "failed"];
+  var list = document.getElementById("photo-list");
+  if (!list) return;
+
+  function badges() {
+    return Array.prototype.slice.call(list.querySelectorAll("[data-photo-status]"));
+  }
+
+  function anyUnsettled() {
+    return badges().some(function (badge) {
+      return !SETTLED.some(function (status) { return badge.classList.contains("status-" + status); });
+    });
+  }
+
+  function update(photos) {
+    photos.forEach(function (photo) {
+      var badge = list.querySelector('[data-photo-status="' + photo.id + '"]');
+      if (!badge) return;
+      var text = photo.detail ? photo.label + ": " + photo.detail : photo.label;
+      if (badge.textContent !== text) badge.textContent = text;
+      badge.className = "badge status-" + photo.status;
+    });
+  }
+
+  function poll() {
+    if (document.hidden) {
+      window.setTimeout(poll, POLL_MS);
+      return;
+    }
+    fetch(list.dataset.statusUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        if (!response.ok) throw new Error("status " + response.status);
+        return response.json();
+      })
+      .then(function (data) {
+        update(data.photos);
+        if (anyUnsettled()) window.setTimeout(poll, POLL_MS);
+      })
+      .catch(function () { window.setTimeout(poll, RETRY_MS); });
+  }
+
+  if (anyUnsettled()) window.setTimeout(poll, POLL_MS);
+})();

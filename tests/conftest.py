@@ -1,0 +1,175 @@
+"""Shared fixtures for the portal's tests (unit, end-to-end and browser).
+
+Users: `patient`, `other_patient`, `clinician` (staff + "clinicians" group), `admin_user` (superuser).
+Every user's password is `PASSWORD`. Booking: `clinic`, `slot` (tomorrow), `appointment`
+(booked by `patient`, with its case). Photos: `private_storage` points default storage at
+tmp_path; `make_image_bytes` / `make_upload` build images with Pillow; `enqueued` records
+analysis requests instead of sending them to Celery; `photo` is one accepted upload;
+`model_version` + `prediction` are what the worker would have recorded (flagged, 0.83).
+"""
+import io
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
+from django.utils import timezone
+from PIL import Image
+
+from portal.booking.models import Clinic, Slot
+from portal.booking.services import book_appointment
+from triage.models import Case, ModelVersion, Photo, Prediction, RoiSource
+from triage.permissions import CLINICIANS_GROUP
+from triage.services import accept_photo
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """The production hasher costs ~0.5 s per user; tests do not need that."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def _user(username, **flags):
+    return User.objects.create_user(username, f"{username}@example.org", PASSWORD, **flags)
+
+
+@pytest.fixture
+def patient(db):
+    return _user("patient")
+
+
+@pytest.fixture
+def other_patient(db):
+    return _user("other-patient")
+
+
+@pytest.fixture
+def clinician(db):
+    user = _user("clinician", is_staff=True)
+    user.groups.add(Group.objects.get_or_create(name=CLINICIANS_GROUP)[0])
+    return user
+
+
+@pytest.fixture
+def admin_user(db):
+    """Superuser (overrides pytest-django's fixture of the same name, same role)."""
+    return _user("admin", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def clinic(db):
+    return Clinic.objects.create(name="Test Clinic", address="1 Test Street")
+
+
+@pytest.fixture
+def make_slot(clinic):
+    """make_slot(hours_from_now=24) -> Slot at that clinic."""
+
+    def make(hours_from_now=24):
+        starts_at = timezone.now().replace(microsecond=0) + timedelta(hours=hours_from_now)
+        return Slot.objects.create(clinic=clinic, starts_at=starts_at)
+
+    return make
+
+
+@pytest.fixture
+def slot(make_slot):
+    return make_slot(24)
+
+
+@pytest.fixture
+def appointment(patient, slot):
+    """`patient`'s booking of `slot`, made through the booking service (so it has a case)."""
+    return book_appointment(patient=patient, slot=slot, consent_care=True, symptoms="Two blisters on the hand.")
+
+
+@pytest.fixture
+def private_storage(settings, tmp_path):
+    """Default storage (photos, heatmaps) in a fresh private directory; returns that directory."""
+    root = tmp_path / "private-media"
+    root.mkdir()
+    settings.PRIVATE_MEDIA_ROOT = root
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": root, "base_url": None},
+        },
+    }
+    return root
+
+
+@pytest.fixture
+def stored_files(private_storage):
+    """stored_files() -> every file currently in private storage."""
+    return lambda: [path for path in private_storage.rglob("*") if path.is_file()]
+
+
+@pytest.fixture
+def make_image_bytes():
+    """make_image_bytes(size=(200, 120), fmt="JPEG", color=..., **save_options) -> bytes."""
+
+    def make(size=(200, 120), fmt="JPEG", color=(200, 120, 90), **save_options):
+        buffer = io.BytesIO()
+        Image.new("RGB", size, color).save(buffer, format=fmt, **save_options)
+        return buffer.getvalue()
+
+    return make
+
+
+@pytest.fixture
+def make_upload(make_image_bytes):
+    """make_upload(name="photo.jpg", content=None, **image_options) -> an uploaded file."""
+
+    def make(name="photo.jpg", content=None, content_type="image/jpeg", **image_options):
+        if content is None:
+            content = make_image_bytes(**image_options)
+        return SimpleUploadedFile(name, content, content_type=content_type)
+
+    return make
+
+
+@pytest.fixture
+def enqueued(monkeypatch):
+    """Analysis requests as a list of (photo_id, requested_by_id), recorded on commit like
+    the real `enqueue_analysis` sends them; nothing reaches Celery."""
+    calls = []
+
+    def record(photos, requested_by=None):
+        photos = [photos] if isinstance(photos, Photo) else list(photos)
+        requested_by_id = requested_by.pk if requested_by else None
+        transaction.on_commit(lambda: calls.extend((photo.pk, requested_by_id) for photo in photos))
+
+    monkeypatch.setattr("triage.tasks.enqueue_analysis", record)
+    return calls
+
+
+@pytest.fixture
+def photo(appointment, patient, private_storage, make_upload, enqueued):
+    """One 200×120 photo uploaded by `patient` for `appointment`, without a box."""
+    return accept_photo(appointment.case, patient, make_upload(), Photo.BodySite.HANDS)
+
+
+@pytest.fixture
+def model_version(db):
+    return ModelVersion.objects.create(
+        version="test-model-1", architecture="tiny", checkpoint_path="/nonexistent/test.pt", threshold=0.5, is_active=True
+    )
+
+
+@pytest.fixture
+def prediction(photo, model_version, make_image_bytes):
+    """A flagged analysis of `photo` with a small PNG heatmap; the case is flagged as the worker would."""
+    prediction = Prediction(
+        photo=photo, model_version=model_version, probability=0.83, threshold=0.5, flagged=True,
+        roi_x0=20, roi_y0=10, roi_x1=120, roi_y1=90, roi_source=RoiSource.AUTO,
+    )
+    prediction.heatmap.save("heatmap.png", ContentFile(make_image_bytes(size=(64, 64), fmt="PNG")), save=False)
+    prediction.save()
+    Photo.objects.filter(pk=photo.pk).update(status=Photo.Status.ANALYSED)
+    Case.objects.filter(pk=photo.case_id).update(flagged=True, max_probability=0.83)
+    return prediction

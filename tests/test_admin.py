@@ -1,0 +1,54 @@
+import pytest
+from django.urls import reverse
+
+from triage.models import AuditEvent, ModelVersion
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+def test_changelists_load(admin_client, prediction):
+    for model in ["booking/clinic", "booking/slot", "booking/appointment", "triage/case", "triage/photo",
+                  "triage/prediction", "triage/modelversion", "triage/decision", "triage/auditevent"]:
+        assert admin_client.get(f"/admin/{model}/").status_code == 200, model
+
+
+def test_predictions_are_read_only(admin_client, prediction):
+    url = reverse("admin:triage_prediction_change", args=[prediction.pk])
+
+    page = admin_client.get(url)
+
+    assert page.status_code == 200
+    assert 'name="_save"' not in page.content.decode()
+    assert admin_client.get(reverse("admin:triage_prediction_add")).status_code == 403
+    assert admin_client.post(url, {"probability": 0.01}).status_code == 403
+    assert admin_client.get(reverse("admin:triage_prediction_delete", args=[prediction.pk])).status_code == 403
+
+
+def test_audit_events_are_read_only(admin_client, prediction):
+    event = AuditEvent.objects.create(action="view_photo", object_type="photo", object_id="1")
+
+    page = admin_client.get(reverse("admin:triage_auditevent_change", args=[event.pk]))
+
+    assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
+
+
+def test_make_active_action(admin_client, model_version):
+    other = ModelVersion.objects.create(version="v2", architecture="tiny", checkpoint_path="/x.pt", threshold=0.5)
+
+    admin_client.post(reverse("admin:triage_modelversion_changelist"), {
+        "action": "make_active", "_selected_action": [other.pk],
+    })
+
+    assert ModelVersion.objects.get(is_active=True) == other
+
+
+def test_case_and_photo_pages_load(admin_client, prediction):
+    assert admin_client.get(reverse("admin:triage_case_change", args=[prediction.photo.case_id])).status_code == 200
+    page = admin_client.get(reverse("admin:triage_photo_change", args=[prediction.photo_id]))
+    assert reverse("photo-image", args=[prediction.photo_id]) in page.content.decode()

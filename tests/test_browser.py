@@ -1,0 +1,140 @@
+"""The patient and clinician pages in a real browser: Debian's Chromium driven by Playwright.
+
+Screenshots land in out/screenshots/ (ignored by git) for a person to look at.
+"""
+import os
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+from playwright.sync_api import expect, sync_playwright
+
+from conftest import PASSWORD
+from portal.booking.models import Appointment
+from triage.models import AuditEvent, Case, Decision, Photo
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "out" / "screenshots"
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: scripts/install.sh installs Debian's chromium package.")
+    # Playwright's sync API runs an event loop; Django's async-safety check must allow ORM calls beside it.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+def log_in(page, live_server, user):
+    page.goto(live_server.url + reverse("login"))
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+
+
+def test_patient_books_uploads_with_a_box_and_sees_status_change(
+    page, live_server, patient, slot, private_storage, make_image_bytes, enqueued, tmp_path
+):
+    log_in(page, live_server, patient)
+    page.goto(live_server.url + reverse("book"))
+    page.check(f"input[name=slot][value='{slot.pk}']")
+    page.fill("textarea[name=symptoms]", "Three painful blisters on the hand since Monday.")
+    page.check("input[name=consent_care]")
+    page.screenshot(path=SCREENSHOTS / "patient-book.png", full_page=True)
+    page.click("button:has-text('Book this appointment')")
+
+    appointment = Appointment.objects.get(patient=patient)
+    expect(page.locator(".ref").first).to_have_text(appointment.reference)
+
+    photo_path = tmp_path / "hand.jpg"
+    photo_path.write_bytes(make_image_bytes(size=(800, 600), color=(205, 160, 130)))
+    page.set_input_files("input[name=photos]", str(photo_path))
+    canvas = page.locator("#roi-editor canvas")
+    expect(canvas).to_be_visible()
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.25)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.7, steps=8)
+    page.mouse.up()
+    page.select_option("select[name=body_site]", "hands")
+    page.check("input[name=consent_confirm]")
+    page.screenshot(path=SCREENSHOTS / "patient-upload-box.png", full_page=True)
+    page.click("button:has-text('Send photos')")
+
+    expect(page.locator(".photo-item")).to_have_count(1)
+    photo = Photo.objects.get(case__appointment=appointment)
+    assert photo.roi_source == "patient"
+    # The box drawn from 25 %..60 % across and 25 %..70 % down, in original-photo pixels.
+    assert photo.roi == pytest.approx((200, 150, 480, 420), abs=16)
+    assert enqueued == [(photo.pk, None)]
+
+    badge = page.locator(f"[data-photo-status='{photo.pk}']")
+    expect(badge).to_have_text("Received")
+    Photo.objects.filter(pk=photo.pk).update(status=Photo.Status.ANALYSED)
+    expect(badge).to_have_text("Analysed", timeout=15_000)  # polled, no reload
+    assert "%" not in page.locator("#photo-list").inner_text()  # patients never see a score
+    page.screenshot(path=SCREENSHOTS / "patient-appointment.png", full_page=True)
+
+
+def test_upload_of_a_non_image_shows_a_clear_error_and_saves_nothing(
+    page, live_server, patient, appointment, private_storage, stored_files, tmp_path
+):
+    log_in(page, live_server, patient)
+    page.goto(live_server.url + reverse("appointment", kwargs={"reference": appointment.reference}))
+    not_a_photo = tmp_path / "notes.jpg"
+    not_a_photo.write_bytes(b"%PDF-1.7 this is not an image")
+    page.set_input_files("input[name=photos]", str(not_a_photo))
+    page.select_option("select[name=body_site]", "trunk")
+    page.check("input[name=consent_confirm]")
+    page.click("button:has-text('Send photos')")
+    expect(page.locator(".errorlist, .alert, .field-error").first).to_contain_text("notes.jpg")
+    page.screenshot(path=SCREENSHOTS / "patient-upload-error.png", full_page=True)
+    assert not Photo.objects.exists()
+    assert stored_files() == []
+
+
+def test_clinician_reviews_a_flagged_case_and_records_a_decision(page, live_server, clinician, prediction):
+    case = prediction.photo.case
+    log_in(page, live_server, clinician)
+    page.goto(live_server.url + reverse("staff-queue"))
+    row = page.locator(f"text={case.appointment.reference}").first
+    expect(row).to_be_visible()
+    page.screenshot(path=SCREENSHOTS / "clinician-queue.png", full_page=True)
+
+    page.goto(live_server.url + reverse("staff-case", kwargs={"case_id": case.pk}))
+    expect(page.locator(".score").first).to_contain_text("83%")
+    expect(page.locator(".roi-box").first).to_be_visible()
+    for image in page.locator(".photo-pair img").all():
+        assert image.evaluate("img => img.complete && img.naturalWidth > 0"), "an image failed to load"
+    page.screenshot(path=SCREENSHOTS / "clinician-case.png", full_page=True)
+
+    page.check("input[name=outcome][value=suspected]")
+    page.check("input[name=action][value=isolation_room]")
+    page.fill("textarea[name=note]", "Umbilicated papules; isolation room and PCR swab.")
+    page.click("button:has-text('Record decision')")
+    page.wait_for_load_state()
+    decision = Decision.objects.get(case=case)
+    assert (decision.outcome, decision.action, decision.clinician) == ("suspected", "isolation_room", clinician)
+    assert Case.objects.get(pk=case.pk).outcome == "suspected"
+    assert AuditEvent.objects.filter(actor=clinician, action="view_case").exists()
+    assert AuditEvent.objects.filter(actor=clinician, action="view_heatmap", allowed=True).exists()

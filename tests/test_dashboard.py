@@ -1,0 +1,123 @@
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from portal.booking.services import book_appointment
+from triage.models import AuditEvent, Case, Decision, Photo
+from triage.selectors import case_queue
+from triage.services import accept_photo, activate_model_version, record_decision
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def case_with_photo(make_slot, other_patient, private_storage, enqueued, make_upload):
+    """case_with_photo(hours_from_now, max_probability=None, flagged=False) -> Case with one photo."""
+
+    def make(hours_from_now, max_probability=None, flagged=False):
+        appointment = book_appointment(patient=other_patient, slot=make_slot(hours_from_now), consent_care=True)
+        accept_photo(appointment.case, other_patient, make_upload(), Photo.BodySite.TRUNK)
+        Case.objects.filter(pk=appointment.case.pk).update(max_probability=max_probability, flagged=flagged)
+        return appointment.case
+
+    return make
+
+
+def test_queue_puts_flagged_undecided_first_then_score_then_time(case_with_photo, clinician):
+    soon_unscored = case_with_photo(2)
+    later_low = case_with_photo(30, max_probability=0.2)
+    flagged = case_with_photo(50, max_probability=0.9, flagged=True)
+    flagged_decided = case_with_photo(3, max_probability=0.95, flagged=True)
+    record_decision(flagged_decided, clinician, Decision.Outcome.SUSPECTED, Decision.Action.TELEHEALTH)
+    case_with_photo(1).appointment.slot.appointments.update(status="cancelled")
+
+    assert list(case_queue()) == [flagged, flagged_decided, later_low, soon_unscored]
+    assert list(case_queue(queue_filter="flagged")) == [flagged, flagged_decided]
+    assert list(case_queue(queue_filter="undecided")) == [flagged, later_low, soon_unscored]
+
+
+def test_cases_without_photos_are_not_queued(appointment):
+    assert not case_queue().exists()
+
+
+def test_queue_page_lists_cases(client, clinician, prediction):
+    client.force_login(clinician)
+
+    page = client.get(reverse("staff-queue"), {"show": "flagged"}).content.decode()
+
+    assert prediction.photo.case.appointment.reference in page
+    assert "83%" in page
+
+
+def test_case_page_shows_prediction_box_and_history_and_is_audited(client, clinician, prediction, model_version):
+    older_time = timezone.now() - timedelta(days=1)
+    prediction.__class__.objects.filter(pk=prediction.pk).update(created_at=older_time)
+    newer = prediction.__class__.objects.create(
+        photo=prediction.photo, model_version=model_version, probability=0.41, threshold=0.5, flagged=False,
+        roi_source="clinician", roi_x0=0, roi_y0=0, roi_x1=100, roi_y1=60, heatmap=prediction.heatmap.name,
+    )
+    case = prediction.photo.case
+    client.force_login(clinician)
+
+    page = client.get(reverse("staff-case", args=[case.pk])).content.decode()
+
+    assert "41%" in page and "83%" in page  # latest, then history
+    assert "left:0.00%;top:0.00%;width:50.00%;height:50.00%" in page
+    assert reverse("prediction-heatmap", args=[prediction.photo_id, newer.pk]) in page
+    assert "not a diagnosis" in page
+    assert AuditEvent.objects.filter(actor=clinician, action="view_case", object_id=str(case.pk)).exists()
+
+
+def test_decision_form_records_the_decision(client, clinician, appointment):
+    client.force_login(clinician)
+
+    response = client.post(
+        reverse("staff-decide", args=[appointment.case.pk]),
+        {"outcome": "not_suspected", "action": "standard", "note": "Folliculitis."},
+    )
+
+    assert response.status_code == 302
+    appointment.case.refresh_from_db()
+    assert appointment.case.outcome == Case.Outcome.NOT_SUSPECTED
+    assert appointment.case.decisions.get().note == "Folliculitis."
+
+
+def test_reanalyse_view_queues_with_the_new_box(client, clinician, prediction, enqueued, django_capture_on_commit_callbacks):
+    photo = prediction.photo
+    client.force_login(clinician)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            reverse("staff-reanalyse", args=[photo.case_id, photo.pk]),
+            {"roi_x0": 5, "roi_y0": 5, "roi_x1": 105, "roi_y1": 85},
+        )
+
+    photo.refresh_from_db()
+    assert photo.roi == (5, 5, 105, 85) and photo.roi_source == "clinician"
+    assert enqueued[-1] == (photo.pk, clinician.pk)
+
+
+def test_activating_a_model_version_deactivates_the_others(model_version):
+    newer = model_version.__class__.objects.create(
+        version="test-model-2", architecture="tiny", checkpoint_path="/nonexistent/2.pt", threshold=0.4
+    )
+
+    activate_model_version(newer)
+
+    model_version.refresh_from_db()
+    newer.refresh_from_db()
+    assert newer.is_active and not model_version.is_active
+
+
+def test_recording_a_decision_updates_the_case(clinician, appointment):
+    decision = record_decision(
+        appointment.case, clinician, Decision.Outcome.SUSPECTED, Decision.Action.ISOLATION_ROOM, "Vesicles, fever."
+    )
+
+    appointment.case.refresh_from_db()
+    assert appointment.case.outcome == Decision.Outcome.SUSPECTED
+    assert decision.clinician == clinician
+
+

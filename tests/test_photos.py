@@ -1,0 +1,178 @@
+import io
+import struct
+import zlib
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+from PIL import Image
+
+from triage.models import Photo, RoiSource
+from triage.services import accept_photo, accept_photos, request_reanalysis
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def upload_to(appointment, patient, private_storage, enqueued):
+    """upload_to(file_or_files, roi=None) -> photos, through the service, as `patient`."""
+
+    def upload(files, roi=None):
+        files = files if isinstance(files, list) else [files]
+        return accept_photos(appointment.case, patient, files, Photo.BodySite.HANDS, roi=roi)
+
+    return upload
+
+
+def png_header_claiming(width, height):
+    """A tiny PNG whose header claims huge dimensions (a decompression bomb's calling card)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def assert_refused(upload, file, fragment):
+    with pytest.raises(ValidationError) as refused:
+        upload(file)
+    assert fragment in refused.value.messages[0]
+    assert not Photo.objects.exists()
+
+
+def test_accepted_photo_is_stored_privately_under_a_random_name(upload_to, make_upload, stored_files, enqueued):
+    photo, = upload_to(make_upload(name="my-name.png", fmt="PNG", size=(300, 200)))
+
+    assert photo.status == Photo.Status.RECEIVED
+    assert (photo.width, photo.height) == (300, 200)
+    assert "my-name" not in photo.image.name and photo.image.name.endswith(".jpg")
+    assert len(stored_files()) == 1
+    with photo.image.open("rb") as stored:
+        assert Image.open(stored).format == "JPEG"
+
+
+def test_analysis_is_queued_only_after_commit(appointment, patient, private_storage, make_upload, enqueued,
+                                              django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        photo = accept_photo(appointment.case, patient, make_upload(), Photo.BodySite.FACE)
+        assert enqueued == []
+
+    assert enqueued == [(photo.pk, None)]
+
+
+def test_non_image_is_refused(upload_to, make_upload):
+    assert_refused(upload_to, make_upload(name="notes.txt", content=b"hello, not a photo"), "not a photo we can read")
+
+
+def test_unsupported_format_is_refused(upload_to, make_upload):
+    assert_refused(upload_to, make_upload(name="scan.gif", fmt="GIF"), "not a photo we can read")
+
+
+def test_truncated_jpeg_is_refused(upload_to, make_upload, make_image_bytes):
+    truncated = make_image_bytes(size=(400, 300))[:-600]
+    assert_refused(upload_to, make_upload(content=truncated), "damaged")
+
+
+def test_oversize_file_is_refused(upload_to, make_upload, settings):
+    settings.PHOTO_MAX_BYTES = 1024 * 1024
+    assert_refused(upload_to, make_upload(content=b"\xff" * (1024 * 1024 + 1)), "larger than 1 MB")
+
+
+def test_decompression_bomb_is_refused_from_its_header(upload_to, make_upload):
+    assert_refused(upload_to, make_upload(name="bomb.png", content=png_header_claiming(50_000, 50_000)), "too many pixels")
+
+
+def test_photo_over_the_pixel_limit_is_refused(upload_to, make_upload, settings):
+    settings.PHOTO_MAX_PIXELS = 10_000
+    assert_refused(upload_to, make_upload(size=(200, 100)), "too many pixels")
+
+
+def test_too_small_photo_is_refused(upload_to, make_upload, settings):
+    assert_refused(upload_to, make_upload(size=(settings.PHOTO_MIN_SIDE - 1, 300)), "too small")
+
+
+def test_metadata_is_stripped_and_orientation_applied(upload_to, make_upload):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90° clockwise to display
+    exif[0x010F] = "PhoneMaker"
+    exif.get_ifd(0x8825)[2] = (51.0, 30.0, 0.0)  # GPSLatitude
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 200), (10, 200, 30)).save(buffer, "JPEG", exif=exif, icc_profile=b"\0" * 128)
+
+    photo, = upload_to(make_upload(content=buffer.getvalue()))
+
+    with photo.image.open("rb") as stored:
+        image = Image.open(stored)
+        assert image.size == (200, 300) == (photo.width, photo.height)
+        assert not image.getexif()
+        assert "exif" not in image.info and "icc_profile" not in image.info
+
+
+def test_patient_box_is_kept_and_tiny_boxes_are_dropped(upload_to, make_upload):
+    boxed, = upload_to(make_upload(size=(300, 200)), roi=(10, 20, 110, 120))
+    tiny, = upload_to(make_upload(size=(300, 200)), roi=(10, 20, 15, 120))
+
+    assert (boxed.roi, boxed.roi_source) == ((10, 20, 110, 120), RoiSource.PATIENT)
+    assert (tiny.roi, tiny.roi_source) == (None, RoiSource.NONE)
+
+
+def test_box_outside_the_photo_is_refused(upload_to, make_upload, stored_files):
+    with pytest.raises(ValidationError):
+        upload_to(make_upload(size=(300, 200)), roi=(10, 20, 310, 120))
+    assert not Photo.objects.exists() and stored_files() == []
+
+
+def test_one_bad_file_saves_none_and_names_it(upload_to, make_upload, stored_files):
+    files = [make_upload(name="good.jpg"), make_upload(name="broken.jpg", content=b"garbage")]
+
+    with pytest.raises(ValidationError) as refused:
+        upload_to(files)
+
+    assert refused.value.messages == ["broken.jpg: This file is not a photo we can read. Please upload a JPEG or PNG."]
+    assert not Photo.objects.exists() and stored_files() == []
+
+
+def test_file_is_removed_when_the_database_write_fails(upload_to, make_upload, stored_files, monkeypatch):
+    def fail(*args, **kwargs):
+        raise RuntimeError("database down")
+
+    monkeypatch.setattr(Photo, "save", fail)
+    with pytest.raises(RuntimeError):
+        upload_to(make_upload())
+
+    assert stored_files() == []
+
+
+def test_upload_page_saves_photos_and_shows_errors(client, patient, appointment, private_storage, enqueued, make_upload):
+    client.force_login(patient)
+    url = reverse("appointment", args=[appointment.reference])
+    form = {"body_site": "hands", "consent_confirm": "on"}
+
+    ok = client.post(url, {**form, "photos": [make_upload(name="a.jpg"), make_upload(name="b.png", fmt="PNG")]})
+    refused = client.post(url, {**form, "photos": make_upload(name="c.txt", content=b"text")})
+
+    assert ok.status_code == 302 and appointment.case.photos.count() == 2
+    assert refused.status_code == 200 and "c.txt: This file is not a photo" in refused.content.decode()
+
+
+def test_status_endpoint_shows_status_but_never_scores(client, patient, appointment, prediction):
+    client.force_login(patient)
+
+    response = client.get(reverse("appointment-photo-status", args=[appointment.reference]))
+
+    assert response.json() == {
+        "photos": [{"id": prediction.photo_id, "status": "analysed", "label": "Analysed", "detail": ""}]
+    }
+    assert response["Cache-Control"] == "private, no-store"
+
+
+def test_reanalysis_keeps_old_predictions_and_queues_with_clinician_box(
+    clinician, prediction, enqueued, django_capture_on_commit_callbacks
+):
+    photo = prediction.photo
+    with django_capture_on_commit_callbacks(execute=True):
+        request_reanalysis(photo, clinician, roi=(0, 0, 100, 100))
+
+    photo.refresh_from_db()
+    assert (photo.roi, photo.roi_source, photo.status) == ((0, 0, 100, 100), RoiSource.CLINICIAN, Photo.Status.RECEIVED)
+    assert photo.predictions.get() == prediction
+    assert enqueued[-1] == (photo.pk, clinician.pk)

@@ -1,0 +1,121 @@
+"""Checking and normalising uploaded photos. Pure Pillow: no database, no storage.
+
+Every refusal is a ValidationError whose message a patient can act on.
+"""
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+# Only these decoders ever see an upload (fewer parsers, smaller attack surface).
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP")
+# A truncated file is refused, never silently padded with grey.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+JPEG_QUALITY = 92
+MIN_ROI_SIDE = 8
+
+NOT_AN_IMAGE = "This file is not a photo we can read. Please upload a JPEG or PNG."
+DAMAGED = "This photo seems to be damaged or only partly uploaded. Please take or choose it again."
+EMPTY = "This file is empty. Please choose a photo."
+
+
+@dataclass(frozen=True)
+class NormalisedPhoto:
+    """A re-encoded JPEG with orientation applied and no metadata at all."""
+
+    content: bytes
+    width: int
+    height: int
+    sha256: str
+
+
+def normalise_photo(uploaded_file) -> NormalisedPhoto:
+    """Validate an upload and re-encode its pixels into a fresh, metadata-free JPEG."""
+    _check_byte_size(uploaded_file.size)
+    uploaded_file.seek(0)
+    data = uploaded_file.read()
+    # Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that; we refuse
+    # ourselves from the header first, so both only back up the check below.
+    Image.MAX_IMAGE_PIXELS = settings.PHOTO_MAX_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
+                _check_dimensions(*image.size)
+                image.load()
+                pixels = _upright_rgb(image)
+    except UnidentifiedImageError:
+        raise ValidationError(NOT_AN_IMAGE, code="not_an_image")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ValidationError(_too_many_pixels_message(), code="too_many_pixels")
+    except (OSError, SyntaxError, ValueError, EOFError):
+        raise ValidationError(DAMAGED, code="damaged")
+
+    buffer = io.BytesIO()
+    pixels.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    content = buffer.getvalue()
+    return NormalisedPhoto(
+        content=content, width=pixels.width, height=pixels.height, sha256=hashlib.sha256(content).hexdigest()
+    )
+
+
+def validate_roi(roi, width, height):
+    """Return the box as a tuple of ints, or None when absent or too small to be meant.
+
+    Coordinates are pixels of the upright (EXIF-oriented) photo: (x0, y0, x1, y1).
+    """
+    if roi is None:
+        return None
+    x0, y0, x1, y1 = (int(value) for value in roi)
+    if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+        raise ValidationError("The box drawn around the lesion lies outside the photo. Please draw it again.", code="roi")
+    if x1 - x0 < MIN_ROI_SIDE or y1 - y0 < MIN_ROI_SIDE:
+        return None
+    return (x0, y0, x1, y1)
+
+
+def _check_byte_size(size):
+    if not size:
+        raise ValidationError(EMPTY, code="empty")
+    if size > settings.PHOTO_MAX_BYTES:
+        limit_mb = settings.PHOTO_MAX_BYTES // (1024 * 1024)
+        raise ValidationError(
+            f"This photo is larger than {limit_mb} MB. Please upload a smaller photo, "
+            "for example by choosing a lower resolution in your camera settings.",
+            code="too_large",
+        )
+
+
+def _check_dimensions(width, height):
+    if width * height > settings.PHOTO_MAX_PIXELS:
+        raise ValidationError(_too_many_pixels_message(), code="too_many_pixels")
+    if min(width, height) < settings.PHOTO_MIN_SIDE:
+        raise ValidationError(
+            f"This photo is too small ({width}×{height} pixels). Please upload a photo "
+            f"at least {settings.PHOTO_MIN_SIDE} pixels wide and high.",
+            code="too_small",
+        )
+
+
+def _too_many_pixels_message():
+    megapixels = settings.PHOTO_MAX_PIXELS // 1_000_000
+    limit = f"{megapixels} megapixels" if megapixels else f"{settings.PHOTO_MAX_PIXELS} pixels"
+    return f"This photo has too many pixels (more than {limit}). Please upload a smaller photo."
+
+
+def _upright_rgb(image):
+    """Apply EXIF orientation and flatten onto white; the result carries no metadata."""
+    upright = ImageOps.exif_transpose(image)
+    if upright.mode in ("RGBA", "LA", "PA") or "transparency" in upright.info:
+        rgba = upright.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, "white")
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        return flat
+    clean = Image.new("RGB", upright.size)
+    clean.paste(upright.convert("RGB"))
+    return clean

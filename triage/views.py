@@ -1,0 +1,139 @@
+"""Protected media and the clinician dashboard."""
+import mimetypes
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import ValidationError
+from django.http import FileResponse, Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from triage.forms import DecisionForm, RoiForm
+from triage.permissions import can_view_photo, clinician_required, is_clinician
+from triage.selectors import QUEUE_FILTERS, case_for_review, case_queue, photo_for_access, prediction_for_access
+from triage.services import audit, record_decision, request_reanalysis
+
+
+@require_GET
+def photo_image(request, photo_id):
+    """The normalised photo, for its patient or a clinician. Every attempt is audited."""
+    photo = photo_for_access(photo_id)
+    allowed = photo is not None and can_view_photo(request.user, photo)
+    audit(request.user, "view_photo", photo, allowed=allowed, request=request, photo_id=photo_id)
+    if not allowed:
+        return _deny(request)
+    return _private_file_response(photo.image)
+
+
+@require_GET
+def prediction_heatmap(request, photo_id, prediction_id):
+    """A prediction's heatmap: clinical output, so clinicians only."""
+    prediction = prediction_for_access(photo_id, prediction_id)
+    allowed = prediction is not None and is_clinician(request.user)
+    audit(
+        request.user, "view_heatmap", prediction, allowed=allowed, request=request,
+        photo_id=photo_id, prediction_id=prediction_id,
+    )
+    if not allowed:
+        return _deny(request)
+    return _private_file_response(prediction.heatmap)
+
+
+@clinician_required
+def queue(request):
+    queue_filter = request.GET.get("show", "all")
+    if queue_filter not in QUEUE_FILTERS:
+        queue_filter = "all"
+    return render(
+        request,
+        "triage/queue.html",
+        {"cases": case_queue(queue_filter=queue_filter), "queue_filter": queue_filter, "filters": QUEUE_FILTERS},
+    )
+
+
+@clinician_required
+def case_detail(request, case_id):
+    case = _case_or_404(case_id)
+    audit(request.user, "view_case", case, request=request)
+    return render(request, "triage/case.html", _case_context(case, DecisionForm()))
+
+
+@clinician_required
+@require_POST
+def decide(request, case_id):
+    case = _case_or_404(case_id)
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        return render(request, "triage/case.html", _case_context(case, form), status=400)
+    record_decision(case, request.user, **form.cleaned_data)
+    messages.success(request, "Decision recorded.")
+    return redirect("staff-case", case_id=case.pk)
+
+
+@clinician_required
+@require_POST
+def reanalyse(request, case_id, photo_id):
+    case = _case_or_404(case_id)
+    photo = next((photo for photo in case.photos.all() if photo.pk == photo_id), None)
+    if photo is None:
+        raise Http404
+    form = RoiForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise ValidationError("The box could not be read. Please draw it again.")
+        request_reanalysis(photo, request.user, roi=form.roi)
+    except ValidationError as error:
+        messages.error(request, error.messages[0])
+    else:
+        messages.success(request, f"Photo {photo.pk} queued for a new analysis. Earlier results are kept below.")
+    return redirect("staff-case", case_id=case.pk)
+
+
+def _case_or_404(case_id):
+    case = case_for_review(case_id)
+    if case is None:
+        raise Http404
+    return case
+
+
+def _case_context(case, decision_form):
+    photos = []
+    for photo in case.photos.all():
+        latest = photo.prediction_history[0] if photo.prediction_history else None
+        # Show the box the latest analysis actually used; before any analysis, the stored one.
+        shown = latest if latest and latest.roi else photo
+        photos.append({
+            "photo": photo,
+            "latest": latest,
+            "history": photo.prediction_history,
+            "roi_style": _roi_style(shown.roi, photo.width, photo.height),
+            "roi_source": shown.get_roi_source_display(),
+            "editor_id": f"roi-editor-{photo.pk}",
+        })
+    return {"case": case, "appointment": case.appointment, "photos": photos, "decision_form": decision_form}
+
+
+def _roi_style(roi, width, height):
+    """CSS placing the box over the photo in percentages, so it scales with the image."""
+    if roi is None:
+        return ""
+    x0, y0, x1, y1 = roi
+    return (
+        f"left:{100 * x0 / width:.2f}%;top:{100 * y0 / height:.2f}%;"
+        f"width:{100 * (x1 - x0) / width:.2f}%;height:{100 * (y1 - y0) / height:.2f}%"
+    )
+
+
+def _private_file_response(field_file):
+    content_type = mimetypes.guess_type(field_file.name)[0] or "application/octet-stream"
+    response = FileResponse(field_file.open("rb"), content_type=content_type)
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _deny(request):
+    """Anonymous users are sent to log in; anyone else learns nothing (404)."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    raise Http404
