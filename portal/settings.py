@@ -146,6 +146,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 else:
@@ -153,11 +154,15 @@ else:
     # above the longest task so a slow analysis is not run twice.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 4}
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5}
+ANALYSIS_REQUEUE_INTERVAL_SECONDS = float(os.environ.get("ANALYSIS_REQUEUE_INTERVAL_SECONDS", 120))
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stalled-photos": {"task": "triage.tasks.requeue_stalled_photos", "schedule": 120.0},
+    "requeue-stalled-photos": {
+        "task": "triage.tasks.requeue_stalled_photos",
+        "schedule": ANALYSIS_REQUEUE_INTERVAL_SECONDS,
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-ANALYSIS_REQUEUE_AFTER_SECONDS = int(os.environ.get("ANALYSIS_REQUEUE_AFTER_SECONDS", 120))
+ANALYSIS_REQUEUE_AFTER_SECONDS = float(os.environ.get("ANALYSIS_REQUEUE_AFTER_SECONDS", 120))
 # Torch threads per worker process: cores divided by the pool size, so processes never oversubscribe.
 CELERY_WORKER_CONCURRENCY = int(os.environ.get("CELERY_WORKER_CONCURRENCY", 1))
 WORKER_TORCH_THREADS = int(

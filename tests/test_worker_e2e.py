@@ -3,13 +3,17 @@ upload through the web view → task → prediction and heatmap → clinician qu
 """
 import io
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import redis
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import connection
@@ -47,37 +51,59 @@ def installed_model(tmp_path, settings):
     return model_version
 
 
-@pytest.fixture
-def celery_worker_process(tmp_path, installed_model, private_storage):
-    """A real `celery worker` process (prefork pool, one child) on this test run's DB, broker and storage."""
-    celery_app.control.purge()
-    log_path = tmp_path / "worker.log"
-    env = {
+def stack_env(broker_url, **extra):
+    """Environment for a process of the stack (worker, shell) sharing this test's DB, storage and models."""
+    return {
         **os.environ,
         "DATABASE_URL": database_url_for_tests(),
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_BROKER_URL": broker_url,
         "PRIVATE_MEDIA_ROOT": str(default_storage.location),
         "MODEL_DIR": str(settings.MODEL_DIR),
         "PORTAL_ALLOW_INSECURE_KEY": "1",
         "CELERY_WORKER_CONCURRENCY": "1",
+        **extra,
     }
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "prefork", "--concurrency", "1",
-             "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--hostname", f"e2e-{os.getpid()}@%h"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    try:
-        wait_for(lambda: b"ready." in log_path.read_bytes(), WORKER_START_TIMEOUT, "worker start", log_path)
+
+
+@pytest.fixture
+def start_worker(tmp_path, installed_model, private_storage):
+    """start_worker(broker_url, *celery_args, **env) -> a real `celery worker` process (prefork, one child)."""
+    processes = []
+
+    def start(broker_url, *celery_args, **env):
+        log_path = tmp_path / f"worker-{len(processes)}.log"
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "prefork", "--concurrency", "1",
+                 "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+                 "--hostname", f"e2e-{os.getpid()}-{len(processes)}@%h", *celery_args],
+                cwd=ROOT, env=stack_env(broker_url, **env), stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         process.log_path = log_path
-        yield process
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        processes.append(process)
+        wait_for(lambda: b"ready." in log_path.read_bytes(), WORKER_START_TIMEOUT, "worker start", log_path)
+        return process
+
+    yield start
+    for process in processes:
+        stop_process_group(process)
+
+
+@pytest.fixture
+def celery_worker_process(start_worker):
+    """A worker on the configured broker (Redis in CI), its queue emptied first."""
+    celery_app.control.purge()
+    return start_worker(settings.CELERY_BROKER_URL)
+
+
+def stop_process_group(process):
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def wait_for(condition, timeout, what, log_path=None, interval=0.5):
@@ -176,3 +202,69 @@ def test_a_worker_killed_mid_task_loses_nothing(client, patient, appointment, ce
     for photo in Photo.objects.filter(case=case):
         assert photo.predictions.count() == 1
     assert max(Photo.objects.filter(case=case).values_list("attempts", flat=True)) >= 2
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def answers_ping(port):
+    try:
+        return redis.Redis(host="127.0.0.1", port=port).ping()
+    except redis.ConnectionError:
+        return False
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A redis-server of this test's own (free port, nothing on disk), so it can be stopped and started."""
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+               "--dir", str(tmp_path)]
+    server = {}
+
+    def start():
+        server["process"] = subprocess.Popen(command, stdout=subprocess.DEVNULL, start_new_session=True)
+        wait_for(lambda: answers_ping(port), 20, "redis-server to start")
+
+    def stop():
+        stop_process_group(server["process"])
+
+    start()
+    yield SimpleNamespace(url=f"redis://127.0.0.1:{port}/0", start=start, stop=stop)
+    stop()
+
+
+def test_upload_while_redis_is_down_is_analysed_after_it_restarts(appointment, patient, start_worker, own_redis, tmp_path):
+    """The broker is down when the photo arrives: the upload still succeeds, the photo waits as
+    'received', and the worker's periodic re-queue analyses it once Redis is back."""
+    worker = start_worker(
+        own_redis.url, "--beat", "--schedule", str(tmp_path / "beat-schedule"),
+        ANALYSIS_REQUEUE_INTERVAL_SECONDS="2", ANALYSIS_REQUEUE_AFTER_SECONDS="1",
+    )
+    own_redis.stop()
+
+    upload = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c",
+         "import io; from django.core.files.uploadedfile import SimpleUploadedFile; from tests.test_worker_e2e import lesion_photo_jpeg;"
+         "from django.contrib.auth.models import User; from triage.models import Case; from triage.services import accept_photo;"
+         "buffer = lesion_photo_jpeg();"
+         f"photo = accept_photo(Case.objects.get(pk={appointment.case.pk}), User.objects.get(pk={patient.pk}),"
+         "SimpleUploadedFile('lesion.jpg', buffer.getvalue(), 'image/jpeg'), 'trunk'); print('stored', photo.pk)"],
+        cwd=ROOT, env=stack_env(own_redis.url), capture_output=True, text=True, timeout=120,
+    )
+    assert upload.returncode == 0, upload.stderr[-3000:]
+    assert "Could not queue analysis" in upload.stderr
+    photo = Photo.objects.get(case=appointment.case)
+    assert photo.status == Photo.Status.RECEIVED
+
+    own_redis.start()
+    wait_for(
+        lambda: Photo.objects.get(pk=photo.pk).status == Photo.Status.ANALYSED,
+        ANALYSIS_TIMEOUT, "the photo to be re-queued and analysed", worker.log_path,
+    )
+    assert Photo.objects.get(pk=photo.pk).predictions.count() == 1
