@@ -156,7 +156,6 @@ def ml_overlay(image, analysis):
 
 def record_prediction(photo, model_version, analysis, heatmap_jpeg, timings_ms, requested_by_id=None):
     """Store one prediction, mark the photo analysed and refresh its case's flag, atomically."""
-    roi = analysis.roi or (None, None, None, None)
     roi_source = {"given": photo.roi_source, "auto": RoiSource.AUTO}.get(analysis.roi_source, RoiSource.NONE)
     with transaction.atomic():
         prediction = Prediction(
@@ -165,7 +164,7 @@ def record_prediction(photo, model_version, analysis, heatmap_jpeg, timings_ms, 
             probability=float(analysis.probability),
             threshold=model_version.threshold,
             flagged=float(analysis.probability) >= model_version.threshold,
-            roi_x0=roi[0], roi_y0=roi[1], roi_x1=roi[2], roi_y1=roi[3],
+            roi=analysis.roi,
             roi_source=roi_source,
             timings_ms={key: round(float(value), 2) for key, value in timings_ms.items()},
             requested_by_id=requested_by_id,

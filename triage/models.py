@@ -59,7 +59,29 @@ class RoiSource(models.TextChoices):
     NONE = "none", "Whole photo"
 
 
-class Photo(models.Model):
+class RoiBox(models.Model):
+    """A lesion box (x0, y0, x1, y1) in upright full-photo pixels; all four empty = none."""
+
+    roi_x0 = models.PositiveIntegerField(null=True, blank=True)
+    roi_y0 = models.PositiveIntegerField(null=True, blank=True)
+    roi_x1 = models.PositiveIntegerField(null=True, blank=True)
+    roi_y1 = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def roi(self):
+        if self.roi_x0 is None:
+            return None
+        return (self.roi_x0, self.roi_y0, self.roi_x1, self.roi_y1)
+
+    @roi.setter
+    def roi(self, box):
+        self.roi_x0, self.roi_y0, self.roi_x1, self.roi_y1 = box if box is not None else (None, None, None, None)
+
+
+class Photo(RoiBox):
     class Status(models.TextChoices):
         RECEIVED = "received", "Received"
         ANALYSING = "analysing", "Analysing"
@@ -85,10 +107,6 @@ class Photo(models.Model):
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     sha256 = models.CharField(max_length=64)
-    roi_x0 = models.PositiveIntegerField(null=True, blank=True)
-    roi_y0 = models.PositiveIntegerField(null=True, blank=True)
-    roi_x1 = models.PositiveIntegerField(null=True, blank=True)
-    roi_y1 = models.PositiveIntegerField(null=True, blank=True)
     roi_source = models.CharField(max_length=16, choices=RoiSource.choices, default=RoiSource.NONE)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED, db_index=True)
     status_detail = models.CharField(max_length=300, blank=True)
@@ -99,17 +117,11 @@ class Photo(models.Model):
     class Meta:
         ordering = ["created_at"]
 
-    @property
-    def roi(self):
-        if self.roi_x0 is None:
-            return None
-        return (self.roi_x0, self.roi_y0, self.roi_x1, self.roi_y1)
-
     def __str__(self):
         return f"Photo {self.pk} of case {self.case_id}"
 
 
-class Prediction(models.Model):
+class Prediction(RoiBox):
     """One analysis of one photo by one model version. Never edited: a re-run adds a new row."""
 
     photo = models.ForeignKey(Photo, on_delete=models.PROTECT, related_name="predictions")
@@ -117,10 +129,6 @@ class Prediction(models.Model):
     probability = models.FloatField()
     threshold = models.FloatField()
     flagged = models.BooleanField()
-    roi_x0 = models.PositiveIntegerField(null=True, blank=True)
-    roi_y0 = models.PositiveIntegerField(null=True, blank=True)
-    roi_x1 = models.PositiveIntegerField(null=True, blank=True)
-    roi_y1 = models.PositiveIntegerField(null=True, blank=True)
     roi_source = models.CharField(max_length=16, choices=RoiSource.choices)
     heatmap = models.FileField(upload_to=heatmap_upload_path)
     timings_ms = models.JSONField(default=dict)
@@ -133,12 +141,6 @@ class Prediction(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         get_latest_by = ["created_at", "id"]
-
-    @property
-    def roi(self):
-        if self.roi_x0 is None:
-            return None
-        return (self.roi_x0, self.roi_y0, self.roi_x1, self.roi_y1)
 
     def __str__(self):
         return f"{self.probability:.2f} by {self.model_version.version} on photo {self.photo_id}"

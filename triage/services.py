@@ -115,5 +115,5 @@ def audit(actor, action, obj, allowed=True, request=None, **detail) -> AuditEven
 
 
 def _set_roi(photo, box, source):
-    photo.roi_x0, photo.roi_y0, photo.roi_x1, photo.roi_y1 = box
+    photo.roi = box
     photo.roi_source = source
