@@ -5,13 +5,18 @@ Screenshots land in out/screenshots/ (ignored by git) for a person to look at.
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from PIL import Image, ImageDraw, ImageFilter
 from playwright.sync_api import expect, sync_playwright
 
 from conftest import PASSWORD
 from portal.booking.models import Appointment
+from triage.analysis import analyse_photos, register_checkpoints
 from triage.models import AuditEvent, Case, Decision, Photo
+from triage.services import accept_photo
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "out" / "screenshots"
@@ -138,3 +143,40 @@ def test_clinician_reviews_a_flagged_case_and_records_a_decision(page, live_serv
     assert Case.objects.get(pk=case.pk).outcome == "suspected"
     assert AuditEvent.objects.filter(actor=clinician, action="view_case").exists()
     assert AuditEvent.objects.filter(actor=clinician, action="view_heatmap", allowed=True).exists()
+
+
+def synthetic_skin_photo(path, size=(1024, 768), seed=3):
+    """A made-up photo: shaded skin with a cluster of pustules with darker centres (no patient data)."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    yy, xx = np.mgrid[0:height, 0:width]
+    shade = 0.85 + 0.15 * np.sin(xx / width * np.pi) * np.cos((yy / height - 0.5) * np.pi / 2)
+    skin = np.stack([196 * shade, 150 * shade, 124 * shade], axis=-1) + rng.normal(0, 4, (height, width, 3))
+    image = Image.fromarray(np.clip(skin, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    for _ in range(7):
+        x, y, r = rng.integers(420, 640), rng.integers(300, 470), rng.integers(14, 26)
+        draw.ellipse((x - r - 8, y - r - 8, x + r + 8, y + r + 8), fill=(205, 120, 110))
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=(236, 222, 190))
+        draw.ellipse((x - r // 3, y - r // 3, x + r // 3, y + r // 3), fill=(120, 70, 60))
+    image.filter(ImageFilter.GaussianBlur(1.5)).save(path, "JPEG", quality=92)
+
+
+def test_shipped_model_result_on_the_clinician_case_page(page, live_server, clinician, appointment, patient,
+                                                        private_storage, enqueued, tmp_path):
+    """The committed checkpoint, registered as in production, analyses a synthetic photo in-process;
+    the case page shows the automatic ROI, heatmap and score (the README's screenshot)."""
+    (model_version,) = register_checkpoints()
+    photo_path = tmp_path / "synthetic.jpg"
+    synthetic_skin_photo(photo_path)
+    upload = SimpleUploadedFile("synthetic.jpg", photo_path.read_bytes(), "image/jpeg")
+    photo = accept_photo(appointment.case, patient, upload, "trunk")
+    (prediction,) = analyse_photos([photo.pk])
+    assert prediction.model_version == model_version and prediction.roi_source in {"auto", "none"}
+
+    log_in(page, live_server, clinician)
+    page.goto(live_server.url + reverse("staff-case", kwargs={"case_id": appointment.case.pk}))
+    expect(page.locator(".score").first).to_contain_text(f"{round(prediction.probability * 100)}%")
+    for image in page.locator(".photo-pair img").all():
+        assert image.evaluate("img => img.complete && img.naturalWidth > 0"), "an image failed to load"
+    page.locator(".photo-review").first.screenshot(path=SCREENSHOTS / "clinician-case-shipped-model.png")
