@@ -12,7 +12,7 @@ from django.urls import reverse
 from PIL import Image, ImageDraw, ImageFilter
 from playwright.sync_api import expect, sync_playwright
 
-from conftest import PASSWORD
+from tests.conftest import PASSWORD
 from portal.booking.models import Appointment
 from triage.analysis import analyse_photos, register_checkpoints
 from triage.models import AuditEvent, Case, Decision, Photo

@@ -1,0 +1,73 @@
+"""Worker figures: in-process split of one photo's task into model and non-model stages, and RSS."""
+import io
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+from PIL import Image
+
+from bench.photos import jpeg_bytes
+
+STAGES = ("decode", "quality", "model", "overlay", "encode")
+OUTSIDE = ("decode", "quality", "overlay", "encode")
+
+
+def one_photo(model, data: bytes) -> tuple[dict[str, float], dict[str, float]]:
+    """What ``triage.analysis.analyse_photos`` does for one photo, minus the database; stage ms."""
+    from triage.analysis import _encode_jpeg, ml_overlay, photo_quality_problem
+
+    stamps = [time.perf_counter()]
+    with Image.open(io.BytesIO(data)) as handle:
+        handle.load()
+        image = handle.convert("RGB")
+    stamps.append(time.perf_counter())
+    if photo_quality_problem(image):
+        raise RuntimeError("synthetic photo rejected by the quality check")
+    stamps.append(time.perf_counter())
+    analysis = model.analyse_batch([image], [None])[0]
+    stamps.append(time.perf_counter())
+    overlay = ml_overlay(image, analysis)
+    stamps.append(time.perf_counter())
+    _encode_jpeg(overlay)
+    stamps.append(time.perf_counter())
+    stages = {name: (b - a) * 1000 for name, a, b in zip(STAGES, stamps, stamps[1:])}
+    return stages, analysis.timings_ms
+
+
+def breakdown(model, photos, reps: int, warmup: int, report) -> None:
+    """Median stage times over ``reps`` photos; the outside-the-model ratio against its target."""
+    blobs = [jpeg_bytes(photo) for photo in photos]
+    for i in range(warmup):
+        one_photo(model, blobs[i % len(blobs)])
+    runs = [one_photo(model, blobs[i % len(blobs)]) for i in range(reps)]
+    stage_ms = {name: statistics.median(stages[name] for stages, _ in runs) for name in STAGES}
+    for name in STAGES:
+        report.add(f"worker_{name}_ms", f"worker stage: {name}", stage_ms[name], "ms/img")
+    for name in ("roi", "model", "heatmap"):
+        report.add(f"ml_{name}_ms", f"  inside analyse_batch: {name}",
+                   statistics.median(timings[name] for _, timings in runs), "ms/img",
+                   note="ml timings_ms")
+    outside = sum(stage_ms[name] for name in OUTSIDE)
+    report.add("worker_outside_ms", "worker time outside the model", outside, "ms/img")
+    report.add("worker_outside_ratio", "  outside / model time", outside / stage_ms["model"], "x", 0.5)
+
+
+def probe(checkpoint, threads: int, report) -> dict:
+    """Runs bench.probe in a fresh interpreter: model load time and a bare worker's RSS."""
+    result = subprocess.run([sys.executable, "-m", "bench.probe", str(checkpoint), str(threads)],
+                            capture_output=True, text=True, timeout=300, check=True)
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    report.add("import_ml_ms", "fresh process: import ml (torch)", figures["import_ms"], "ms")
+    report.add("model_load_ms", "model load time (ml.load, fresh process)", figures["load_ms"], "ms")
+    report.add("first_analyse_ms", "fresh process: first analyse (cold)", figures["first_analyse_ms"], "ms")
+    return figures
+
+
+def rss_figures(memory: dict[str, float], source: str, report) -> None:
+    """Worker RSS against its target, split into private (anonymous) and mapped-library pages."""
+    report.add("worker_rss_mb", f"worker RSS per process ({source})", memory["rss_mb"], "MB", 600)
+    report.add("worker_rss_anon_mb", "  of which anonymous (heap, tensors)", memory["rss_anon_mb"], "MB")
+    report.add("worker_rss_file_mb", "  of which file-backed (mapped libraries)", memory["rss_file_mb"], "MB")
+    report.add("worker_hwm_mb", "  peak RSS of that process (VmHWM)", memory["hwm_mb"], "MB")

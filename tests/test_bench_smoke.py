@@ -1,0 +1,32 @@
+"""Smoke test of the benchmark command: tiny random model, tiniest settings, no stack."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import ml
+
+ROOT = Path(__file__).resolve().parent.parent
+FIGURES = (
+    "forward_ms_b1", "forward_ms_b8", "images_per_s_b1", "images_per_s_b8",
+    "analyse_roi_ratio_b1", "analyse_auto_roi_ratio_b1", "naive_gradcam_ratio_b1",
+    "sgemm_gflops", "model_gflop", "floor_ms", "model_load_ms",
+    "worker_outside_ratio", "worker_rss_mb",
+)
+
+
+def test_bench_quick_prints_every_figure(tmp_path):
+    checkpoint = ml.testing.make_random_checkpoint(tmp_path / "tiny.pt", input_size=64)
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--model", str(checkpoint), "--quick", "--skip-stack", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for key in FIGURES:
+        assert key in result.stdout
+    assert "torch.get_num_threads()" in result.stdout
+    figures = json.loads(out.read_text())["figures"]
+    assert {figures[key]["status"] for key in ("analyse_roi_ratio_b1", "worker_outside_ratio", "worker_rss_mb")} <= {
+        "PASS", "MISS"}
+    assert all(figures[key]["value"] > 0 for key in FIGURES)
