@@ -1,0 +1,12 @@
+"""Mpox lesion classifier: training, evaluation and the inference API (plain PyTorch, no Django).
+
+    model = ml.load(path)            # ml.LesionModel
+    analysis = model.analyse(image, roi=None)
+"""
+from . import testing
+from .architectures import ARCHITECTURES, ArchSpec, LesionNet
+from .checkpoint import CheckpointError
+from .inference import Analysis, LesionModel, configure_threads, heatmap_overlay, load
+
+__all__ = ["ARCHITECTURES", "Analysis", "ArchSpec", "CheckpointError", "LesionModel", "LesionNet",
+           "configure_threads", "heatmap_overlay", "load", "testing"]

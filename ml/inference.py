@@ -1,0 +1,143 @@
+"""The inference API used by the portal: ``load`` -> :class:`LesionModel` -> :class:`Analysis`."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from .architectures import LesionNet
+from .checkpoint import build_network, read_checkpoint
+from .gradcam import fast_gradcam
+from .preprocess import Box, crop_resize, to_batch
+from .roi import activation_energy, box_from_cam, clamp_box
+
+
+@dataclass
+class Analysis:
+    probability: float                  # P(positive class), 0..1
+    heatmap: np.ndarray                 # float32 (H, W) of the full photo, 0..1
+    roi: Box | None                     # box the model looked at (None = whole photo)
+    roi_source: str                     # "given" | "auto" | "none"
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
+
+
+class LesionModel:
+    """A loaded checkpoint ready for inference (CPU, eval mode, frozen parameters, channels_last).
+
+    ``auto_roi``: photos analysed without a box get an automatic lesion ROI (two passes: the whole
+    photo's activation energy gives the box, the second pass classifies and explains the crop).
+    """
+
+    def __init__(self, net: LesionNet, metadata: dict, auto_roi: bool = True):
+        self.net = net.eval().to(memory_format=torch.channels_last)
+        for param in self.net.parameters():
+            param.requires_grad_(False)
+        self.metadata = metadata
+        self.auto_roi = auto_roi
+
+    version = property(lambda self: self.metadata["version"])
+    arch = property(lambda self: self.metadata["arch"])
+    threshold = property(lambda self: float(self.metadata["threshold"]))
+    input_size = property(lambda self: int(self.metadata["input_size"]))
+
+    def _batch(self, images: Sequence[Image.Image], rois: Sequence[Box | None]) -> torch.Tensor:
+        crops = [crop_resize(im, roi, self.input_size) for im, roi in zip(images, rois)]
+        return to_batch(crops, self.metadata["mean"], self.metadata["std"])
+
+    def auto_rois(self, images: Sequence[Image.Image]) -> list[Box | None]:
+        """Automatic ROI per photo (None where the activation map is empty); see :mod:`ml.roi`."""
+        maps = activation_energy(self.net, self._batch(images, [None] * len(images)))
+        return [box_from_cam(m, im.size) for m, im in zip(maps, images)]
+
+    def analyse_batch(self, images: Sequence[Image.Image],
+                      rois: Sequence[Box | None] | None = None) -> list[Analysis]:
+        """All photos of a case in one batch (two batches when some need an automatic ROI)."""
+        start = time.perf_counter()
+        images = [im if im.mode == "RGB" else im.convert("RGB") for im in images]
+        rois = list(rois) if rois is not None else [None] * len(images)
+        if len(rois) != len(images):
+            raise ValueError("need one roi (or None) per image")
+        boxes = [clamp_box(r, im.size) if r is not None else None for r, im in zip(rois, images)]
+        sources = ["given" if r is not None else "none" for r in rois]
+        pending = [i for i, r in enumerate(rois) if r is None] if self.auto_roi else []
+        if pending:
+            for i, box in zip(pending, self.auto_rois([images[i] for i in pending])):
+                if box is not None:
+                    boxes[i], sources[i] = box, "auto"
+        roi_ms = _ms(start)
+
+        model_start = time.perf_counter()
+        logits, cams = fast_gradcam(self.net, self._batch(images, boxes))
+        probabilities = torch.sigmoid(logits).tolist()
+        model_ms = _ms(model_start)
+
+        heatmap_start = time.perf_counter()
+        heatmaps = [map_to_image(cam, box, im.size) for cam, box, im in zip(cams, boxes, images)]
+        timings = {"roi": roi_ms, "model": model_ms, "heatmap": _ms(heatmap_start),
+                   "total": _ms(start), "batch_size": float(len(images))}
+        return [Analysis(p, h, b, s, dict(timings))
+                for p, h, b, s in zip(probabilities, heatmaps, boxes, sources)]
+
+    def analyse(self, image: Image.Image, roi: Box | None = None) -> Analysis:
+        return self.analyse_batch([image], [roi])[0]
+
+    def predict_proba(self, images: Sequence[Image.Image], rois: Sequence[Box | None]) -> np.ndarray:
+        """Probabilities only (plain forward, used by evaluation); ``rois`` entries may be None."""
+        with torch.inference_mode():
+            logits = self.net(self._batch(images, rois))[:, 0]
+        return torch.sigmoid(logits).numpy()
+
+
+def map_to_image(cam: np.ndarray, box: Box | None, image_size: tuple[int, int]) -> np.ndarray:
+    """Places a crop's heatmap into a zero map of the full photo (float32, 0..1)."""
+    width, height = image_size
+    if box is None:
+        return np.clip(cv2.resize(cam, (width, height), interpolation=cv2.INTER_LINEAR), 0, 1)
+    x0, y0, x1, y1 = box
+    full = np.zeros((height, width), dtype=np.float32)
+    full[y0:y1, x0:x1] = np.clip(cv2.resize(cam, (x1 - x0, y1 - y0),
+                                            interpolation=cv2.INTER_LINEAR), 0, 1)
+    return full
+
+
+def load(checkpoint_path: str | Path, auto_roi: bool = True, warmup: bool = True) -> LesionModel:
+    """Loads a checkpoint (no downloads). Raises :class:`ml.CheckpointError` on a bad file.
+    ``warmup`` runs one small analysis so the first real request does not pay the one-off
+    start-up cost of the kernels (about a second on this machine)."""
+    metadata, state = read_checkpoint(checkpoint_path)
+    model = LesionModel(build_network(metadata, state), metadata, auto_roi=auto_roi)
+    if warmup:
+        model.analyse(Image.new("RGB", (model.input_size, model.input_size), (128, 128, 128)))
+    return model
+
+
+def heatmap_overlay(image: Image.Image, heatmap: np.ndarray, roi: Box | None = None,
+                    image_weight: float = 0.5) -> Image.Image:
+    """Jet-coloured heatmap blended over the photo (as pytorch-grad-cam's ``show_cam_on_image``),
+    with the ROI box drawn when given. Returns an RGB image."""
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    if heatmap.shape != rgb.shape[:2]:
+        raise ValueError(f"heatmap shape {heatmap.shape} != image shape {rgb.shape[:2]}")
+    colour = cv2.applyColorMap(np.uint8(255 * np.clip(heatmap, 0, 1)), cv2.COLORMAP_JET)
+    colour = cv2.cvtColor(colour, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+    blend = (1 - image_weight) * colour + image_weight * rgb
+    overlay = Image.fromarray(np.uint8(255 * blend / np.max(blend)))
+    if roi is not None:
+        line = max(2, min(overlay.size) // 150)
+        ImageDraw.Draw(overlay).rectangle(list(roi), outline=(255, 255, 255), width=line)
+    return overlay
+
+
+def configure_threads(n: int) -> None:
+    """Sets torch's intra-op thread count for this process (call once per worker)."""
+    torch.set_num_threads(max(1, int(n)))

@@ -1,0 +1,93 @@
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+import ml
+from ml.__main__ import main
+from ml.data import discover, write_csv
+from ml.metrics import METRIC_NAMES
+
+EVALUATE_KEYS = {"auc", "accuracy", "precision", "recall", "f1", "sensitivity", "specificity",
+                 "threshold", "n", "ci95"}
+
+
+@pytest.mark.parametrize("roi", ["none", "auto", "boxes"])
+def test_evaluate_cli_writes_exact_json(tmp_path, class_folder, roi):
+    data = tmp_path / "data"
+    class_folder(data, n_patients=2, per_patient=2, size=48)
+    samples = discover(data)
+    write_csv(data / "dataset.csv", data,
+              [type(s)(s.path, s.label, s.patient_id, (4, 4, 40, 44)) for s in samples])
+    checkpoint = ml.testing.make_random_checkpoint(tmp_path / "m.pt", arch="efficientnet_lite0",
+                                                   input_size=32, threshold=0.4)
+    out = tmp_path / "out" / "eval.json"
+    main(["evaluate", "--model", str(checkpoint), "--data", str(data), "--json", str(out),
+          "--roi", roi, "--details", str(tmp_path / "details.csv")])
+    report = json.loads(out.read_text())
+    assert set(report) == EVALUATE_KEYS
+    assert report["n"] == 8 and report["threshold"] == pytest.approx(0.4)
+    assert set(report["ci95"]) == set(METRIC_NAMES)
+    assert all(len(v) == 2 for v in report["ci95"].values())
+    assert out.with_suffix(".roc.png").is_file()
+
+
+def test_train_cli_produces_loadable_checkpoint(tmp_path, class_folder):
+    data = tmp_path / "data"
+    class_folder(data, n_patients=5, per_patient=2, size=40)
+    cv_dir = tmp_path / "cv"
+    main(["cv", "--data", str(data), "--arch", "efficientnet_lite0", "--init", "imagenet",
+          "--input-size", "32", "--views", "2", "--epochs", "3", "--finetune-epochs", "1",
+          "--folds", "2", "--out", str(cv_dir), "--save-fold-models"])
+    report = json.loads((cv_dir / "report.json").read_text())
+    assert {"summary_at_0.5", "threshold", "predictions"} <= set(report)
+    assert (cv_dir / "roc.png").is_file() and (cv_dir / "confusion.png").is_file()
+    fold_patients = set(ml.load(cv_dir / "fold0.pt").metadata["training_patients"])
+    assert not fold_patients & {p["patient_id"] for p in report["predictions"] if p["fold"] == 0}
+
+    out = tmp_path / "model.pt"
+    main(["train", "--data", str(data), "--arch", "efficientnet_lite0", "--init", "imagenet",
+          "--input-size", "32", "--views", "2", "--epochs", "3", "--finetune-epochs", "1",
+          "--out", str(out), "--cv-report", str(cv_dir / "report.json"), "--version", "tiny-1"])
+    model = ml.load(out)
+    assert model.version == "tiny-1" and model.input_size == 32
+    assert model.threshold == pytest.approx(report["threshold"])
+    assert model.metadata["cv_metrics"]["folds"] == 2
+    blob = torch.load(out, weights_only=True)
+    assert blob["metadata"]["arch"] == "efficientnet_lite0"
+    assert 0 <= model.analyse(Image.new("RGB", (50, 30))).probability <= 1
+
+
+def test_train_cli_from_scratch(tmp_path, class_folder):
+    data = tmp_path / "data"
+    class_folder(data, n_patients=3, per_patient=1, size=32)
+    out = tmp_path / "scratch.pt"
+    main(["train", "--data", str(data), "--arch", "efficientnet_lite0", "--init", "none",
+          "--input-size", "32", "--epochs", "1", "--val-fraction", "0", "--out", str(out)])
+    assert ml.load(out).metadata["init"] == "none"
+
+
+def test_densenet_imagenet_failure_names_alternatives(monkeypatch):
+    import torchvision.models as tvm
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr(tvm.DenseNet121_Weights.IMAGENET1K_V1, "get_state_dict", offline)
+    with pytest.raises(ml.architectures.InitError, match="--init none"):
+        ml.ARCHITECTURES["densenet121"].build("imagenet")
+
+
+def test_training_is_reproducible_and_cache_reusable(tmp_path, class_folder):
+    data = tmp_path / "data"
+    class_folder(data, n_patients=4, per_patient=1, size=32)
+    common = ["train", "--data", str(data), "--arch", "efficientnet_lite0", "--init", "imagenet",
+              "--input-size", "32", "--views", "2", "--epochs", "3", "--finetune-epochs", "1",
+              "--cache-dir", str(tmp_path / "cache")]
+    main(common + ["--out", str(tmp_path / "a.pt")])
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+    main(common + ["--out", str(tmp_path / "b.pt")])  # second run reads the cached backbone outputs
+    a = torch.load(tmp_path / "a.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "b.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

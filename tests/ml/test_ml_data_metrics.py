@@ -1,0 +1,131 @@
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from ml.data import discover, grouped_folds, grouped_holdout, patient_id_from_name, write_csv
+from ml.metrics import binary_metrics, bootstrap_ci, roc_auc, threshold_for_sensitivity
+from ml.roi import box_from_cam, clamp_box, iou
+from ml.scenes import build_scenes
+from pathlib import Path
+
+
+def test_auc_and_metrics_known_values():
+    labels = [0, 0, 1, 1]
+    scores = [0.1, 0.4, 0.35, 0.8]
+    assert roc_auc(labels, scores) == pytest.approx(0.75)
+    assert roc_auc([0, 1, 0, 1], [0.5, 0.5, 0.2, 0.9]) == pytest.approx(0.875)  # ties count 1/2
+    m = binary_metrics(labels, scores, 0.3)
+    assert m["sensitivity"] == m["recall"] == 1.0
+    assert m["specificity"] == 0.5 and m["precision"] == pytest.approx(2 / 3)
+    assert m["accuracy"] == 0.75 and m["f1"] == pytest.approx(0.8)
+    rng = np.random.default_rng(0)
+    y, s = rng.integers(0, 2, 200), rng.random(200)
+    assert roc_auc(y, s) == pytest.approx(roc_auc_score(y, s))
+
+
+def test_threshold_for_sensitivity():
+    labels = np.r_[np.ones(20), np.zeros(20)]
+    scores = np.r_[np.linspace(0.3, 0.9, 20), np.linspace(0, 0.6, 20)]
+    threshold = threshold_for_sensitivity(labels, scores, 0.95)
+    assert binary_metrics(labels, scores, threshold)["sensitivity"] >= 0.95
+    assert binary_metrics(labels, scores, threshold + 1e-6)["sensitivity"] < 0.95
+
+
+def test_bootstrap_ci_contains_estimate_and_is_deterministic():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 120)
+    scores = labels * 0.4 + rng.random(120) * 0.8
+    groups = np.arange(120) // 2
+    ci = bootstrap_ci(labels, scores, 0.5, groups=groups, n_boot=300, seed=0)
+    point = binary_metrics(labels, scores, 0.5)
+    for name, (low, high) in ci.items():
+        assert low <= point[name] <= high
+    assert ci == bootstrap_ci(labels, scores, 0.5, groups=groups, n_boot=300, seed=0)
+    perfect = bootstrap_ci([0, 1] * 10, [0.1, 0.9] * 10, 0.5, n_boot=50)
+    assert perfect["auc"] == [1.0, 1.0]
+
+
+def test_patient_ids_from_names():
+    assert patient_id_from_name(Path("M28_01.jpg")) == "M28"
+    assert patient_id_from_name(Path("photo.png")) == "photo"
+    assert patient_id_from_name(Path("_x.png")) == "_x"
+
+
+def test_grouped_splits_never_share_patients():
+    rng = np.random.default_rng(0)
+    groups = np.array([f"P{i}" for i in rng.integers(0, 40, 150)])
+    labels = np.array([int(g[1:]) % 2 for g in groups])
+    folds = grouped_folds(labels, groups, 5, seed=0)
+    seen = []
+    for train, test in folds:
+        assert not set(groups[train]) & set(groups[test])
+        seen.extend(test)
+    assert sorted(seen) == list(range(150))  # every image tested exactly once
+    train, val = grouped_holdout(labels, groups, 0.2, seed=0)
+    assert not set(groups[train]) & set(groups[val]) and 0 < len(val) < len(train)
+
+
+def test_discover_nested_folders_and_csv(tmp_path, class_folder):
+    paths = class_folder(tmp_path, n_patients=3, per_patient=2)
+    samples = discover(tmp_path)
+    assert len(samples) == len(paths) == 12
+    assert {s.label for s in samples if "non_mpox" in s.path.parts} == {0}
+    assert {s.patient_id for s in samples} == {"NM00", "NM01", "NM02", "M00", "M01", "M02"}
+    first = samples[0]
+    rel = first.path.relative_to(tmp_path).as_posix()
+    (tmp_path / "dataset.csv").write_text(f"path,patient_id,x0,y0,x1,y1\n{rel},P9,1,2,30,31\n")
+    again = discover(tmp_path)
+    assert again[0].patient_id == "P9" and again[0].box == (1, 2, 30, 31)
+    assert again[1].box is None
+    write_csv(tmp_path / "copy.csv", tmp_path, again)
+    assert discover(tmp_path, tmp_path / "copy.csv") == again
+
+
+def test_discover_needs_class_folders(tmp_path):
+    (tmp_path / "mpox").mkdir()
+    with pytest.raises(FileNotFoundError, match="non_mpox"):
+        discover(tmp_path)
+
+
+def test_box_geometry():
+    assert clamp_box((-5, -5, 500, 20), (100, 50)) == (0, 0, 100, 20)
+    with pytest.raises(ValueError):
+        clamp_box((10, 10, 5, 20), (100, 100))
+    assert iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(1 / 3)
+    cam = np.zeros((20, 20), dtype=np.float32)
+    cam[5:8, 12:15] = 1.0
+    box = box_from_cam(cam, (200, 100))
+    x0, y0, x1, y1 = box
+    assert 0 <= x0 <= 120 and 150 <= x1 <= 200 and 0 <= y0 <= 25 and 40 <= y1 <= 100
+    assert x1 - x0 == y1 - y0  # made square
+    assert box_from_cam(np.zeros((7, 7)), (50, 50)) is None
+
+
+def test_scenes_keep_true_box(tmp_path, class_folder):
+    source = tmp_path / "src"
+    class_folder(source, n_patients=2, per_patient=1, size=32)
+    scenes = build_scenes(source, tmp_path / "scenes", seed=0, log=lambda *_: None)
+    assert discover(tmp_path / "scenes") == scenes
+    from PIL import Image
+    for scene in scenes:
+        x0, y0, x1, y1 = scene.box
+        image = Image.open(scene.path).convert("RGB")
+        area = (x1 - x0) * (y1 - y0) / (image.width * image.height)
+        assert 0.09 <= area <= 0.51 and x1 <= image.width and y1 <= image.height
+        # the pasted lesion (uniform colour family) differs from the background around it
+        inside = np.asarray(image.crop((x0 + 3, y0 + 3, x1 - 3, y1 - 3)), dtype=float).mean((0, 1))
+        src = discover(source)[scenes.index(scene)]
+        expected = np.asarray(Image.open(src.path).convert("RGB"), dtype=float).mean((0, 1))
+        assert np.abs(inside - expected).max() < 12
+
+
+def test_training_images_are_cropped_to_csv_boxes(tmp_path, class_folder):
+    from ml.data import Sample
+    from ml.preprocess import load_image
+    from ml.training import load_images
+
+    path = class_folder(tmp_path, n_patients=1, per_patient=1, size=40)[0]
+    boxed, whole = load_images([Sample(path, 0, "P", (0, 0, 20, 10)), Sample(path, 0, "P")], 16)
+    assert boxed.size == whole.size == (16, 16)
+    expected = load_image(path).crop((0, 0, 20, 10)).resize((16, 16), resample=2, reducing_gap=3.0)
+    assert np.array_equal(np.asarray(boxed), np.asarray(expected))
