@@ -48,6 +48,7 @@ def test_queue_page_lists_cases(client, clinician, prediction):
     page = client.get(reverse("staff-queue"), {"show": "flagged"}).content.decode()
 
     assert prediction.photo.case.appointment.reference in page
+    assert prediction.photo.case.appointment.patient.email in page  # who the case is
     assert "83%" in page
 
 

@@ -22,7 +22,7 @@ def case_queue(*, queue_filter="all"):
     return (
         Case.objects.filter(QUEUE_FILTERS[queue_filter])
         .exclude(appointment__status=Appointment.Status.CANCELLED)
-        .select_related("appointment__slot__clinic")
+        .select_related("appointment__slot__clinic", "appointment__patient")
         .annotate(
             photo_count=Count("photos"),
             photos_analysed=Count("photos", filter=Q(photos__status=Photo.Status.ANALYSED)),
