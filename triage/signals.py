@@ -1,0 +1,22 @@
+"""Sign-ins, sign-outs and failed sign-ins go into the audit log beside photo and case access."""
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.dispatch import receiver
+
+from triage.services import audit
+
+
+@receiver(user_logged_in)
+def audit_login(sender, request, user, **_):
+    audit(user, "login", user, request=request)
+
+
+@receiver(user_logged_out)
+def audit_logout(sender, request, user, **_):
+    if user is not None:
+        audit(user, "logout", user, request=request)
+
+
+@receiver(user_login_failed)
+def audit_failed_login(sender, credentials, request=None, **_):
+    # Django has already masked the password in `credentials`; keep only the user name tried.
+    audit(None, "login_failed", None, allowed=False, request=request, username=credentials.get("username", ""))
