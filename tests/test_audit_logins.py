@@ -15,3 +15,13 @@ def test_login_logout_and_failed_login_are_audited(client, clinician):
     client.post(reverse("login"), {"username": "clinician", "password": PASSWORD})
     client.post(reverse("logout"))
     assert list(AuditEvent.objects.filter(actor=clinician).values_list("action", flat=True)) == ["logout", "login"]
+
+
+def test_repeated_failed_sign_ins_lock_the_account_even_with_the_right_password(client, clinician, settings):
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post(reverse("login"), {"username": "clinician", "password": "guess"})
+    response = client.post(reverse("login"), {"username": "clinician", "password": PASSWORD})
+    assert response.status_code == 429
+    assert "Too many attempts" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+    assert AuditEvent.objects.filter(action="login_failed").count() >= settings.AXES_FAILURE_LIMIT
