@@ -52,3 +52,13 @@ def test_case_and_photo_pages_load(admin_client, prediction):
     assert admin_client.get(reverse("admin:triage_case_change", args=[prediction.photo.case_id])).status_code == 200
     page = admin_client.get(reverse("admin:triage_photo_change", args=[prediction.photo_id]))
     assert reverse("photo-image", args=[prediction.photo_id]) in page.content.decode()
+
+
+@pytest.mark.parametrize("model", ["case", "photo", "modelversion"])
+def test_service_made_rows_cannot_be_added_in_admin(admin_client, model):
+    assert admin_client.get(reverse(f"admin:triage_{model}_add")).status_code == 403
+
+
+def test_model_version_fields_are_read_only_except_activation(admin_client, model_version):
+    page = admin_client.get(reverse("admin:triage_modelversion_change", args=[model_version.pk])).content.decode()
+    assert 'name="threshold"' not in page and 'name="checkpoint_path"' not in page

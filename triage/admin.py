@@ -6,11 +6,15 @@ from triage.models import AuditEvent, Case, Decision, ModelVersion, Photo, Predi
 from triage.services import activate_model_version
 
 
-class ReadOnlyAdminMixin:
-    """Records written only by services: visible in the admin, never editable there."""
+class NoAddAdminMixin:
+    """Rows made only by services (bookings, uploads, `register_models`), never typed into admin."""
 
     def has_add_permission(self, request, obj=None):
         return False
+
+
+class ReadOnlyAdminMixin(NoAddAdminMixin):
+    """Records written only by services: visible in the admin, never editable there."""
 
     def has_change_permission(self, request, obj=None):
         return False
@@ -52,7 +56,7 @@ class DecisionInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Case)
-class CaseAdmin(admin.ModelAdmin):
+class CaseAdmin(NoAddAdminMixin, admin.ModelAdmin):
     list_display = ["__str__", "flagged", "max_probability", "outcome", "updated_at"]
     list_filter = ["flagged", "outcome"]
     search_fields = ["appointment__reference"]
@@ -62,7 +66,7 @@ class CaseAdmin(admin.ModelAdmin):
 
 
 @admin.register(Photo)
-class PhotoAdmin(admin.ModelAdmin):
+class PhotoAdmin(NoAddAdminMixin, admin.ModelAdmin):
     list_display = ["__str__", "thumbnail", "body_site", "status", "roi_source", "created_at"]
     list_filter = ["status", "body_site", "roi_source"]
     search_fields = ["case__appointment__reference"]
@@ -92,10 +96,16 @@ class PredictionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
+class ModelVersionAdmin(NoAddAdminMixin, admin.ModelAdmin):
+    """Versions come from `manage.py register_models` and describe their checkpoint: read-only here,
+    except for choosing which one is active."""
+
     list_display = ["version", "architecture", "threshold", "operating_point", "is_active", "installed_at"]
     list_filter = ["is_active", "architecture"]
-    readonly_fields = ["is_active", "installed_at"]
+    readonly_fields = [
+        "version", "architecture", "checkpoint_path", "threshold", "operating_point", "metadata", "is_active",
+        "installed_at",
+    ]
     actions = ["make_active"]
 
     @admin.action(description="Make active (the only model used for new analyses)")
