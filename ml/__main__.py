@@ -12,6 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .architectures import InitError
+from .checkpoint import CheckpointError
+
 
 def log(message: str) -> None:
     print(message, flush=True)
@@ -280,7 +283,10 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if hasattr(args, "threads"):
         torch.set_num_threads(args.threads)
-    args.func(args)
+    try:
+        args.func(args)
+    except (InitError, CheckpointError) as error:
+        parser.exit(2, f"error: {error}\n")
 
 
 if __name__ == "__main__":

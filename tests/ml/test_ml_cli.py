@@ -91,3 +91,14 @@ def test_training_is_reproducible_and_cache_reusable(tmp_path, class_folder):
     a = torch.load(tmp_path / "a.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "b.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cli_reports_a_bad_checkpoint_as_a_one_line_error(tmp_path, class_folder, capsys):
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit) as exit_info:
+        class_folder(tmp_path / "data")
+        main(["evaluate", "--model", str(tmp_path / "garbage.pt"), "--data", str(tmp_path / "data"),
+              "--json", str(tmp_path / "e.json")])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and "garbage.pt" in error
