@@ -180,3 +180,27 @@ def test_shipped_model_result_on_the_clinician_case_page(page, live_server, clin
     for image in page.locator(".photo-pair img").all():
         assert image.evaluate("img => img.complete && img.naturalWidth > 0"), "an image failed to load"
     page.locator(".photo-review").first.screenshot(path=SCREENSHOTS / "clinician-case-shipped-model.png")
+
+
+def test_clinician_redraws_the_box_and_requests_a_new_analysis(page, live_server, clinician, prediction, enqueued):
+    photo = prediction.photo  # 200×120, analysed with an automatic box
+    log_in(page, live_server, clinician)
+    page.goto(live_server.url + reverse("staff-case", kwargs={"case_id": photo.case_id}))
+    page.click("summary:has-text('Redraw the box')")
+    canvas = page.locator(f"#roi-editor-{photo.pk} canvas")
+    expect(canvas).to_be_visible()
+    canvas.scroll_into_view_if_needed()  # mouse coordinates are the viewport's
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.25)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.9, box["y"] + box["height"] * 0.9, steps=6)
+    page.mouse.up()
+    page.screenshot(path=SCREENSHOTS / "clinician-redraw.png", full_page=True)
+    page.click("button:has-text('Analyse again')")
+    page.wait_for_load_state()
+
+    photo.refresh_from_db()
+    assert photo.roi_source == "clinician" and photo.status == Photo.Status.RECEIVED
+    assert photo.roi == pytest.approx((100, 30, 180, 108), abs=6)
+    assert enqueued[-1] == (photo.pk, clinician.pk)  # after the upload's own request
+    assert photo.predictions.count() == 1  # the earlier analysis is kept; the worker adds the new one
