@@ -53,7 +53,7 @@ def test_patient_page_shows_no_score(client, patient, prediction):
 
 def test_anonymous_is_sent_to_login(client, prediction):
     for url in [
-        *patient_urls(prediction.photo.case.appointment),
+        reverse("appointment", args=[prediction.photo.case.appointment.reference]),
         reverse("photo-image", args=[prediction.photo_id]),
         reverse("prediction-heatmap", args=[prediction.photo_id, prediction.pk]),
         reverse("staff-queue"),
@@ -61,6 +61,12 @@ def test_anonymous_is_sent_to_login(client, prediction):
     ]:
         response = client.get(url)
         assert response.status_code == 302 and response["Location"].startswith(reverse("login")), url
+
+
+def test_anonymous_status_requests_are_refused_without_data(client, prediction):
+    response = client.get(reverse("appointment-photo-status", args=[prediction.photo.case.appointment.reference]))
+    assert response.status_code == 403
+    assert "photos" not in response.json()
 
 
 def test_patients_cannot_reach_the_dashboard(client, patient, prediction):

@@ -59,15 +59,3 @@ def photo_for_access(photo_id):
 def prediction_for_access(photo_id, prediction_id):
     return Prediction.objects.select_related("photo__case__appointment").filter(pk=prediction_id, photo_id=photo_id).first()
 
-
-def photo_statuses(case):
-    """What a patient may know about their photos: status only, never a score."""
-    return [
-        {
-            "id": photo.pk,
-            "status": photo.status,
-            "label": photo.get_status_display(),
-            "detail": photo.status_detail if photo.status in PROBLEM_STATUSES else "",
-        }
-        for photo in case.photos.all()
-    ]

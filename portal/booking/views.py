@@ -3,15 +3,16 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from portal.booking.forms import BookingForm, PhotoUploadForm, SignupForm
 from portal.booking.selectors import open_slots_by_day, patient_appointments
 from portal.booking.services import book_appointment, cancel_appointment
 from triage.permissions import is_clinician
-from triage.selectors import photo_statuses
+from triage.serializers import PatientPhotoStatusSerializer
 from triage.services import accept_photos
 
 
@@ -90,14 +91,13 @@ def cancel(request, reference):
     return redirect("home")
 
 
-@login_required
-@require_GET
-def photo_status(request, reference):
+class PhotoStatusView(APIView):
     """Polled by static/js/photo-status.js. Status only: no scores for patients."""
-    appointment = _own_appointment(request, reference)
-    response = JsonResponse({"photos": photo_statuses(appointment.case)})
-    response["Cache-Control"] = "private, no-store"
-    return response
+
+    def get(self, request, reference):
+        appointment = _own_appointment(request, reference)
+        photos = PatientPhotoStatusSerializer(appointment.case.photos.all(), many=True).data
+        return Response({"photos": photos}, headers={"Cache-Control": "private, no-store"})
 
 
 def _own_appointment(request, reference):
