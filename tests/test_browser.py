@@ -76,6 +76,7 @@ def test_patient_books_uploads_with_a_box_and_sees_status_change(
     page.set_input_files("input[name=photos]", str(photo_path))
     canvas = page.locator("#roi-editor canvas")
     expect(canvas).to_be_visible()
+    canvas.scroll_into_view_if_needed()  # mouse coordinates are the viewport's
     box = canvas.bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.25)
     page.mouse.down()
