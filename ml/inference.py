@@ -21,8 +21,8 @@ from .roi import activation_energy, box_from_cam, clamp_box
 @dataclass
 class Analysis:
     probability: float                  # P(positive class), 0..1
-    heatmap: np.ndarray                 # float32 (H, W) of the full photo, 0..1
-    roi: Box | None                     # box the model looked at (None = whole photo)
+    heatmap: np.ndarray                 # float32 (H, W) of the photo (scaled to heatmap_max_side), 0..1
+    roi: Box | None                     # box the model looked at, full-photo pixels (None = whole photo)
     roi_source: str                     # "given" | "auto" | "none"
     timings_ms: dict[str, float] = field(default_factory=dict)
 
@@ -59,9 +59,13 @@ class LesionModel:
         maps = activation_energy(self.net, self._batch(images, [None] * len(images)))
         return [box_from_cam(m, im.size) for m, im in zip(maps, images)]
 
-    def analyse_batch(self, images: Sequence[Image.Image],
-                      rois: Sequence[Box | None] | None = None) -> list[Analysis]:
-        """All photos of a case in one batch (two batches when some need an automatic ROI)."""
+    def analyse_batch(self, images: Sequence[Image.Image], rois: Sequence[Box | None] | None = None,
+                      heatmap_max_side: int | None = None) -> list[Analysis]:
+        """All photos of a case in one batch (two batches when some need an automatic ROI).
+
+        The model always crops from the full-resolution photo. ``heatmap_max_side`` caps the
+        heatmap's longer side (same aspect as the photo): a phone's 12 MP heatmap and overlay cost
+        far more than the model itself and show nothing more on a screen."""
         start = time.perf_counter()
         images = [im if im.mode == "RGB" else im.convert("RGB") for im in images]
         rois = list(rois) if rois is not None else [None] * len(images)
@@ -82,14 +86,14 @@ class LesionModel:
         model_ms = _ms(model_start)
 
         heatmap_start = time.perf_counter()
-        heatmaps = [map_to_image(cam, box, im.size) for cam, box, im in zip(cams, boxes, images)]
+        heatmaps = [map_to_image(cam, box, im.size, heatmap_max_side) for cam, box, im in zip(cams, boxes, images)]
         timings = {"roi": roi_ms, "model": model_ms, "heatmap": _ms(heatmap_start),
                    "total": _ms(start), "batch_size": float(len(images))}
         return [Analysis(p, h, b, s, dict(timings))
                 for p, h, b, s in zip(probabilities, heatmaps, boxes, sources)]
 
-    def analyse(self, image: Image.Image, roi: Box | None = None) -> Analysis:
-        return self.analyse_batch([image], [roi])[0]
+    def analyse(self, image: Image.Image, roi: Box | None = None, heatmap_max_side: int | None = None) -> Analysis:
+        return self.analyse_batch([image], [roi], heatmap_max_side)[0]
 
     def predict_proba(self, images: Sequence[Image.Image], rois: Sequence[Box | None]) -> np.ndarray:
         """Probabilities only (plain forward, used by evaluation); ``rois`` entries may be None."""
@@ -98,9 +102,21 @@ class LesionModel:
         return torch.sigmoid(logits).numpy()
 
 
-def map_to_image(cam: np.ndarray, box: Box | None, image_size: tuple[int, int]) -> np.ndarray:
-    """Places a crop's heatmap into a zero map of the full photo (float32, 0..1)."""
+def heatmap_size(image_size: tuple[int, int], max_side: int | None) -> tuple[int, int]:
+    """(width, height) of the photo scaled down so its longer side is at most ``max_side``."""
     width, height = image_size
+    scale = min(1.0, max_side / max(width, height)) if max_side else 1.0
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def map_to_image(cam: np.ndarray, box: Box | None, image_size: tuple[int, int],
+                 max_side: int | None = None) -> np.ndarray:
+    """Places a crop's heatmap into a zero map of the photo (float32, 0..1), at most ``max_side``."""
+    width, height = heatmap_size(image_size, max_side)
+    if box is not None and (width, height) != image_size:
+        sx, sy = width / image_size[0], height / image_size[1]
+        x0, y0 = min(int(box[0] * sx), width - 1), min(int(box[1] * sy), height - 1)
+        box = (x0, y0, max(x0 + 1, round(box[2] * sx)), max(y0 + 1, round(box[3] * sy)))
     if box is None:
         return np.clip(cv2.resize(cam, (width, height), interpolation=cv2.INTER_LINEAR), 0, 1)
     x0, y0, x1, y1 = box

@@ -22,8 +22,9 @@ def tiny_model(tmp_path, settings, db):
 
 
 def lesion_upload(size=(320, 240)):
+    width, height = size
     image = Image.new("RGB", size, (214, 170, 140))
-    ImageDraw.Draw(image).ellipse((100, 70, 200, 170), fill=(140, 60, 60))
+    ImageDraw.Draw(image).ellipse((width * 0.3, height * 0.3, width * 0.6, height * 0.7), fill=(140, 60, 60))
     buffer = io.BytesIO()
     image.save(buffer, "JPEG")
     return SimpleUploadedFile("lesion.jpg", buffer.getvalue(), "image/jpeg")
@@ -108,3 +109,11 @@ def test_case_flag_follows_each_photos_latest_prediction(tiny_model, appointment
     analysis.refresh_case_flag(case)
     case = Case.objects.get(pk=case.pk)
     assert not case.flagged and case.max_probability == pytest.approx(0.4)
+
+
+def test_large_photo_keeps_full_size_roi_and_a_screen_size_overlay(tiny_model, appointment, patient, private_storage, enqueued):
+    photo = accept_photo(appointment.case, patient, lesion_upload(size=(2560, 1920)), "trunk", roi=(800, 600, 1600, 1400))
+    (prediction,) = analysis.analyse_photos([photo.pk])
+    assert prediction.roi == (800, 600, 1600, 1400)  # full-photo pixels, as the patient drew it
+    with prediction.heatmap.open("rb") as heatmap:
+        assert Image.open(heatmap).size == (analysis.HEATMAP_MAX_SIDE, analysis.HEATMAP_MAX_SIDE * 3 // 4)

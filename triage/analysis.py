@@ -23,6 +23,9 @@ MIN_MEAN_LUMINANCE = 20
 MAX_MEAN_LUMINANCE = 245
 MIN_LUMINANCE_STD = 4.0
 MAX_MODELS_IN_MEMORY = 2
+# The model crops from the full photo; the stored heatmap overlay is capped at this longer side
+# (on a 12 MP phone photo a full-size overlay cost ~10x the model and shows nothing more on screen).
+HEATMAP_MAX_SIDE = 1280
 
 _models_by_version = {}
 
@@ -135,7 +138,7 @@ def analyse_photos(photo_ids, requested_by_id=None):
     if not readable:
         return []
 
-    analyses = model.analyse_batch(images, [photo.roi for photo, _ in readable])
+    analyses = model.analyse_batch(images, [photo.roi for photo, _ in readable], heatmap_max_side=HEATMAP_MAX_SIDE)
     predictions = []
     for (photo, read_ms), image, analysis in zip(readable, images, analyses):
         render_started = time.perf_counter()
@@ -149,9 +152,17 @@ def analyse_photos(photo_ids, requested_by_id=None):
 
 
 def ml_overlay(image, analysis):
+    """The heatmap blended over the photo at the heatmap's resolution, with the ROI drawn."""
     import ml
 
-    return ml.heatmap_overlay(image, analysis.heatmap, roi=analysis.roi)
+    height, width = analysis.heatmap.shape
+    if image.size != (width, height):
+        scale = width / image.width
+        image = image.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        roi = None if analysis.roi is None else tuple(round(value * scale) for value in analysis.roi)
+    else:
+        roi = analysis.roi
+    return ml.heatmap_overlay(image, analysis.heatmap, roi=roi)
 
 
 def record_prediction(photo, model_version, analysis, heatmap_jpeg, timings_ms, requested_by_id=None):

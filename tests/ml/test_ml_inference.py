@@ -128,3 +128,15 @@ def test_configure_threads():
 def test_architecture_registry():
     assert ml.ARCHITECTURES["densenet121"].target_layer == "features.norm5"
     assert {"densenet121", "efficientnet_lite0"} <= set(ml.ARCHITECTURES)
+
+
+def test_heatmap_max_side_scales_the_heatmap_not_the_crop(model, photo):
+    image = photo(400, 300, seed=5)
+    roi = (100, 60, 300, 260)
+    full = model.analyse(image, roi=roi)
+    capped = model.analyse(image, roi=roi, heatmap_max_side=200)
+    assert capped.probability == pytest.approx(full.probability, abs=1e-6)  # the model saw the same crop
+    assert capped.roi == full.roi == roi
+    assert capped.heatmap.shape == (150, 200)
+    assert capped.heatmap[:, :50].max() == 0 and capped.heatmap[:, 150:].max() == 0  # zero outside the box
+    assert np.abs(capped.heatmap - full.heatmap[::2, ::2]).mean() < 0.05
