@@ -5,6 +5,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 WIDTH, HEIGHT = 1024, 768
+PHONE_SIZE = (4032, 3024)  # a 12 MP phone camera photo, what patients actually upload
 JPEG_QUALITY = 92  # what triage.images.normalise_photo stores
 
 
@@ -34,3 +35,8 @@ def jpeg_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
     return buffer.getvalue()
+
+
+def phone_sized(image: Image.Image) -> Image.Image:
+    """The photo scaled up to a phone camera's 12 MP, for the worker's decode and render costs."""
+    return image.resize(PHONE_SIZE, Image.Resampling.BICUBIC)

@@ -79,7 +79,7 @@ def run(args, var_dir: Path, report) -> None:
     import ml
     from bench import model as model_bench
     from bench import worker
-    from bench.photos import make_photos
+    from bench.photos import make_photos, phone_sized
 
     threads = settings.WORKER_TORCH_THREADS  # what each Celery pool process uses
     torch.set_num_threads(threads)
@@ -92,7 +92,7 @@ def run(args, var_dir: Path, report) -> None:
     photos, boxes = make_photos(8)
     per_image = model_bench.measure(model, checkpoint, photos, boxes, reps, warmup, report)
     model_bench.floor(model, per_image["forward_b8"], args.quick, report)
-    worker.breakdown(model, photos, reps=reps, warmup=warmup, report=report)
+    worker.breakdown(model, [phone_sized(photo) for photo in photos[:2]], reps=reps, warmup=warmup, report=report)
     probe = worker.probe(checkpoint, threads, report)
     if args.skip_stack:
         worker.rss_figures(probe, "fresh-process probe, --skip-stack", report)

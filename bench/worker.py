@@ -16,19 +16,20 @@ OUTSIDE = ("decode", "quality", "overlay", "encode")
 
 def one_photo(model, data: bytes) -> tuple[dict[str, float], dict[str, float]]:
     """What ``triage.analysis.analyse_photos`` does for one photo, minus the database; stage ms."""
-    from triage.analysis import _encode_jpeg, ml_overlay, photo_quality_problem
+    from triage.analysis import HEATMAP_MAX_SIDE, _encode_jpeg, ml_overlay, photo_quality_problem, screen_copy
 
     stamps = [time.perf_counter()]
     with Image.open(io.BytesIO(data)) as handle:
         handle.load()
         image = handle.convert("RGB")
+    screen = screen_copy(image)
     stamps.append(time.perf_counter())
-    if photo_quality_problem(image):
+    if photo_quality_problem(screen):
         raise RuntimeError("synthetic photo rejected by the quality check")
     stamps.append(time.perf_counter())
-    analysis = model.analyse_batch([image], [None])[0]
+    analysis = model.analyse_batch([image], [None], heatmap_max_side=HEATMAP_MAX_SIDE)[0]
     stamps.append(time.perf_counter())
-    overlay = ml_overlay(image, analysis)
+    overlay = ml_overlay(screen, analysis, image.width)
     stamps.append(time.perf_counter())
     _encode_jpeg(overlay)
     stamps.append(time.perf_counter())

@@ -129,20 +129,21 @@ def analyse_photos(photo_ids, requested_by_id=None):
             image = Image.open(handle)
             image.load()
         image = image.convert("RGB")
-        problem = photo_quality_problem(image)
+        screen = screen_copy(image)
+        problem = photo_quality_problem(screen)
         if problem:
             _set_status(photo, Photo.Status.REJECTED, problem)
             continue
-        readable.append((photo, (time.perf_counter() - read_started) * 1000))
+        readable.append((photo, screen, (time.perf_counter() - read_started) * 1000))
         images.append(image)
     if not readable:
         return []
 
-    analyses = model.analyse_batch(images, [photo.roi for photo, _ in readable], heatmap_max_side=HEATMAP_MAX_SIDE)
+    analyses = model.analyse_batch(images, [photo.roi for photo, _, _ in readable], heatmap_max_side=HEATMAP_MAX_SIDE)
     predictions = []
-    for (photo, read_ms), image, analysis in zip(readable, images, analyses):
+    for (photo, screen, read_ms), image, analysis in zip(readable, images, analyses):
         render_started = time.perf_counter()
-        overlay = _encode_jpeg(ml_overlay(image, analysis))
+        overlay = _encode_jpeg(ml_overlay(screen, analysis, image.width))
         timings = dict(analysis.timings_ms)
         timings.update(read=read_ms, render=(time.perf_counter() - render_started) * 1000, model_load=load_ms)
         predictions.append(
@@ -151,18 +152,23 @@ def analyse_photos(photo_ids, requested_by_id=None):
     return predictions
 
 
-def ml_overlay(image, analysis):
-    """The heatmap blended over the photo at the heatmap's resolution, with the ROI drawn."""
+def screen_copy(image):
+    """The photo shrunk by a whole factor to about HEATMAP_MAX_SIDE (fast box filter), for the
+    quality check and the overlay; the model still gets the full photo."""
+    factor = -(-max(image.size) // HEATMAP_MAX_SIDE)
+    return image.reduce(factor) if factor > 1 else image
+
+
+def ml_overlay(screen, analysis, full_width):
+    """The heatmap blended over the screen copy of the photo, with the ROI (full-photo pixels) drawn."""
     import ml
 
     height, width = analysis.heatmap.shape
-    if image.size != (width, height):
-        scale = width / image.width
-        image = image.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=2.0)
-        roi = None if analysis.roi is None else tuple(round(value * scale) for value in analysis.roi)
-    else:
-        roi = analysis.roi
-    return ml.heatmap_overlay(image, analysis.heatmap, roi=roi)
+    if screen.size != (width, height):
+        screen = screen.resize((width, height), Image.Resampling.BILINEAR)
+    scale = width / full_width
+    roi = None if analysis.roi is None else tuple(round(value * scale) for value in analysis.roi)
+    return ml.heatmap_overlay(screen, analysis.heatmap, roi=roi)
 
 
 def record_prediction(photo, model_version, analysis, heatmap_jpeg, timings_ms, requested_by_id=None):
