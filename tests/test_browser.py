@@ -57,6 +57,17 @@ def log_in(page, live_server, user):
     page.wait_for_load_state()
 
 
+def drag_box(page, canvas, start, end):
+    """Drag with the mouse across the ROI canvas, from and to fractions (x, y) of its size."""
+    expect(canvas).to_be_visible()
+    canvas.scroll_into_view_if_needed()  # mouse coordinates are the viewport's
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * start[0], box["y"] + box["height"] * start[1])
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * end[0], box["y"] + box["height"] * end[1], steps=8)
+    page.mouse.up()
+
+
 def test_patient_books_uploads_with_a_box_and_sees_status_change(
     page, live_server, patient, slot, private_storage, make_image_bytes, enqueued, tmp_path
 ):
@@ -74,14 +85,7 @@ def test_patient_books_uploads_with_a_box_and_sees_status_change(
     photo_path = tmp_path / "hand.jpg"
     photo_path.write_bytes(make_image_bytes(size=(800, 600), color=(205, 160, 130)))
     page.set_input_files("input[name=photos]", str(photo_path))
-    canvas = page.locator("#roi-editor canvas")
-    expect(canvas).to_be_visible()
-    canvas.scroll_into_view_if_needed()  # mouse coordinates are the viewport's
-    box = canvas.bounding_box()
-    page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.25)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.7, steps=8)
-    page.mouse.up()
+    drag_box(page, page.locator("#roi-editor canvas"), (0.25, 0.25), (0.6, 0.7))
     page.select_option("select[name=body_site]", "hands")
     page.check("input[name=consent_confirm]")
     page.screenshot(path=SCREENSHOTS / "patient-upload-box.png", full_page=True)
@@ -188,14 +192,7 @@ def test_clinician_redraws_the_box_and_requests_a_new_analysis(page, live_server
     log_in(page, live_server, clinician)
     page.goto(live_server.url + reverse("staff-case", kwargs={"case_id": photo.case_id}))
     page.click("summary:has-text('Redraw the box')")
-    canvas = page.locator(f"#roi-editor-{photo.pk} canvas")
-    expect(canvas).to_be_visible()
-    canvas.scroll_into_view_if_needed()  # mouse coordinates are the viewport's
-    box = canvas.bounding_box()
-    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.25)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.9, box["y"] + box["height"] * 0.9, steps=6)
-    page.mouse.up()
+    drag_box(page, page.locator(f"#roi-editor-{photo.pk} canvas"), (0.5, 0.25), (0.9, 0.9))
     page.screenshot(path=SCREENSHOTS / "clinician-redraw.png", full_page=True)
     page.click("button:has-text('Analyse again')")
     page.wait_for_load_state()

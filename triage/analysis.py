@@ -5,6 +5,7 @@ active model once per process (see `triage.tasks`).
 """
 import io
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -155,7 +156,7 @@ def analyse_photos(photo_ids, requested_by_id=None):
 def screen_copy(image):
     """The photo shrunk by a whole factor to about HEATMAP_MAX_SIDE (fast box filter), for the
     quality check and the overlay; the model still gets the full photo."""
-    factor = -(-max(image.size) // HEATMAP_MAX_SIDE)
+    factor = math.ceil(max(image.size) / HEATMAP_MAX_SIDE)
     return image.reduce(factor) if factor > 1 else image
 
 
