@@ -2,34 +2,23 @@
 from __future__ import annotations
 
 import numpy as np
+from sklearn import metrics as sklearn_metrics
 
 METRIC_NAMES = ("auc", "accuracy", "precision", "recall", "f1", "sensitivity", "specificity")
 
 
 def roc_auc(labels, scores) -> float:
-    """Area under the ROC curve (Mann-Whitney, ties count 1/2); NaN if only one class present."""
-    labels, scores = np.asarray(labels), np.asarray(scores, dtype=float)
-    pos, neg = scores[labels == 1], scores[labels == 0]
-    if len(pos) == 0 or len(neg) == 0:
+    """Area under the ROC curve (ties count 1/2); NaN if only one class is present, as can happen
+    in a bootstrap resample, where scikit-learn would raise."""
+    labels = np.asarray(labels)
+    if len(np.unique(labels)) < 2:
         return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores))
-    sorted_scores = scores[order]
-    # average ranks over ties
-    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
-    for start, count in zip(first, counts):
-        ranks[order[start:start + count]] = start + (count + 1) / 2
-    return float((ranks[labels == 1].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+    return float(sklearn_metrics.roc_auc_score(labels, np.asarray(scores, dtype=float)))
 
 
 def binary_metrics(labels, scores, threshold: float) -> dict[str, float]:
     """AUC and the confusion-matrix metrics at ``score >= threshold``; recall == sensitivity."""
-    labels = np.asarray(labels).astype(int)
-    predicted = (np.asarray(scores) >= threshold).astype(int)
-    tp = int(((predicted == 1) & (labels == 1)).sum())
-    tn = int(((predicted == 0) & (labels == 0)).sum())
-    fp = int(((predicted == 1) & (labels == 0)).sum())
-    fn = int(((predicted == 0) & (labels == 1)).sum())
+    (tn, fp), (fn, tp) = confusion(labels, scores, threshold).tolist()
 
     def ratio(a, b):
         return a / b if b else float("nan")
@@ -83,11 +72,9 @@ def bootstrap_ci(labels, scores, threshold: float, groups=None, n_boot: int = 20
 
 def roc_curve(labels, scores) -> tuple[np.ndarray, np.ndarray]:
     """(false positive rate, true positive rate) over all thresholds."""
-    labels, scores = np.asarray(labels), np.asarray(scores, dtype=float)
-    thresholds = np.r_[np.inf, np.unique(scores)[::-1]]
-    tpr = [(scores[labels == 1] >= t).mean() for t in thresholds]
-    fpr = [(scores[labels == 0] >= t).mean() for t in thresholds]
-    return np.array(fpr), np.array(tpr)
+    fpr, tpr, _ = sklearn_metrics.roc_curve(np.asarray(labels), np.asarray(scores, dtype=float),
+                                            drop_intermediate=False)
+    return fpr, tpr
 
 
 def mean_sd(per_fold: list[dict[str, float]]) -> dict[str, dict[str, float]]:

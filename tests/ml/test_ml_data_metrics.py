@@ -21,6 +21,7 @@ def test_auc_and_metrics_known_values():
     rng = np.random.default_rng(0)
     y, s = rng.integers(0, 2, 200), rng.random(200)
     assert roc_auc(y, s) == pytest.approx(roc_auc_score(y, s))
+    assert np.isnan(roc_auc([1, 1, 1], [0.2, 0.5, 0.9]))  # one class, as in some bootstrap resamples
 
 
 def test_threshold_for_sensitivity():
