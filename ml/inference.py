@@ -25,6 +25,8 @@ class Analysis:
     roi: Box | None                     # box the model looked at, full-photo pixels (None = whole photo)
     roi_source: str                     # "given" | "auto" | "none"
     timings_ms: dict[str, float] = field(default_factory=dict)
+    assessable: bool = True             # False: the photo cannot be judged (see ``reason``)
+    reason: str = ""                    # machine code why not assessable ("" when assessable)
 
 
 def _ms(start: float) -> float:
