@@ -11,7 +11,7 @@ def main(checkpoint: str, threads: int) -> dict:
     start = time.perf_counter()
     import ml
     import torch
-    torch.set_num_threads(threads)
+    ml.configure_threads(threads)
     imported = time.perf_counter()
     model = ml.load(checkpoint)
     loaded = time.perf_counter()

@@ -82,7 +82,7 @@ def run(args, var_dir: Path, report) -> None:
     from bench.photos import make_photos, phone_sized
 
     threads = settings.WORKER_TORCH_THREADS  # what each Celery pool process uses
-    torch.set_num_threads(threads)
+    ml.configure_threads(threads)
     checkpoint, chosen = choose_checkpoint(args, var_dir)
     model = ml.load(checkpoint)
     reps, warmup = (1, 0) if args.quick else (20, 3)

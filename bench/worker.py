@@ -16,22 +16,23 @@ OUTSIDE = ("decode", "quality", "overlay", "encode")
 
 def one_photo(model, data: bytes) -> tuple[dict[str, float], dict[str, float]]:
     """What ``triage.analysis.analyse_photos`` does for one photo, minus the database; stage ms."""
-    from triage.analysis import HEATMAP_MAX_SIDE, _encode_jpeg, ml_overlay, photo_quality_problem, screen_copy
+    import ml
+    from triage.analysis import HEATMAP_JPEG_QUALITY, HEATMAP_MAX_SIDE
+    from triage.images import encode_jpeg, photo_quality_problem
 
     stamps = [time.perf_counter()]
     with Image.open(io.BytesIO(data)) as handle:
         handle.load()
         image = handle.convert("RGB")
-    screen = screen_copy(image)
     stamps.append(time.perf_counter())
-    if photo_quality_problem(screen):
+    if photo_quality_problem(image):
         raise RuntimeError("synthetic photo rejected by the quality check")
     stamps.append(time.perf_counter())
     analysis = model.analyse_batch([image], [None], heatmap_max_side=HEATMAP_MAX_SIDE)[0]
     stamps.append(time.perf_counter())
-    overlay = ml_overlay(screen, analysis, image.width)
+    overlay = ml.overlay(image, analysis)
     stamps.append(time.perf_counter())
-    _encode_jpeg(overlay)
+    encode_jpeg(overlay, quality=HEATMAP_JPEG_QUALITY)
     stamps.append(time.perf_counter())
     stages = {name: (b - a) * 1000 for name, a, b in zip(STAGES, stamps, stamps[1:])}
     return stages, analysis.timings_ms

@@ -6,7 +6,7 @@
 from . import testing
 from .architectures import ARCHITECTURES, ArchSpec, LesionNet
 from .checkpoint import CheckpointError
-from .inference import Analysis, LesionModel, configure_threads, heatmap_overlay, load
+from .inference import Analysis, LesionModel, configure_threads, display_copy, heatmap_overlay, load, overlay
 
 __all__ = ["ARCHITECTURES", "Analysis", "ArchSpec", "CheckpointError", "LesionModel", "LesionNet",
-           "configure_threads", "heatmap_overlay", "load", "testing"]
+           "configure_threads", "display_copy", "heatmap_overlay", "load", "overlay", "testing"]

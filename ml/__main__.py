@@ -14,6 +14,7 @@ import torch
 
 from .architectures import InitError
 from .checkpoint import CheckpointError
+from .inference import configure_threads
 
 
 def log(message: str) -> None:
@@ -192,10 +193,10 @@ def _finite_or_null(value):
 
 def cmd_evaluate(args) -> None:
     from .data import discover
-    from .evaluation import evaluation_report, plot_roc, roi_iou_summary, score_samples, write_details
+    from .evaluation import (evaluation_report, plot_calibration, plot_roc, roi_iou_summary, score_samples,
+                             write_details)
     from .inference import load
 
-    torch.set_num_threads(args.threads)
     model = load(args.model)
     samples = discover(args.data, args.csv, tuple(model.metadata["class_names"]))
     if args.roi == "boxes" and not any(s.box for s in samples):
@@ -210,6 +211,8 @@ def cmd_evaluate(args) -> None:
     args.json.write_text(json.dumps(_finite_or_null(report), indent=1, allow_nan=False))
     roc_path = args.roc or args.json.with_suffix(".roc.png")
     plot_roc([(f"roi={args.roi}", labels, scores)], roc_path, f"{model.version} on {args.data.name}")
+    calibration_path = args.json.with_suffix(".calibration.png")
+    plot_calibration(labels, scores, calibration_path, f"{model.version} on {args.data.name}")
     if args.details:
         write_details(args.details, samples, scores, used)
     log(f"\nEvaluation ({len(samples)} images, threshold {model.threshold:.4f}, roi={args.roi}, "
@@ -221,7 +224,7 @@ def cmd_evaluate(args) -> None:
     if overlap:
         log(f"  automatic ROI vs true boxes: mean IoU {overlap['mean_iou']:.3f}, median "
             f"{overlap['median_iou']:.3f}, IoU>=0.5 for {overlap['iou_at_least_0.5']:.1%} of {overlap['n']}")
-    log(f"wrote {args.json} and {roc_path}")
+    log(f"wrote {args.json}, {roc_path} and {calibration_path}")
 
 
 def cmd_scenes(args) -> None:
@@ -282,7 +285,7 @@ def main(argv=None) -> None:
 
     args = parser.parse_args(argv)
     if hasattr(args, "threads"):
-        torch.set_num_threads(args.threads)
+        configure_threads(args.threads)
     try:
         args.func(args)
     except (InitError, CheckpointError) as error:

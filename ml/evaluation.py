@@ -8,7 +8,7 @@ import numpy as np
 
 from .data import Sample
 from .inference import LesionModel
-from .metrics import binary_metrics, bootstrap_ci, roc_auc, roc_curve
+from .metrics import binary_metrics, bootstrap_ci
 from .preprocess import load_image
 from .roi import clamp_box, iou
 
@@ -62,18 +62,24 @@ def write_details(path: Path, samples: list[Sample], scores, used) -> None:
                              " ".join(map(str, s.box)) if s.box else "", overlap])
 
 
-def plot_roc(curves: list[tuple[str, np.ndarray, np.ndarray]], path: Path, title: str) -> None:
-    """``curves``: (label, y_true, scores) per curve."""
+def _pyplot():
     import matplotlib
+
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
+    return plt
+
+
+def plot_roc(curves: list[tuple[str, np.ndarray, np.ndarray]], path: Path, title: str) -> None:
+    """``curves``: (label, y_true, scores) per curve, drawn by scikit-learn's RocCurveDisplay."""
+    from sklearn.metrics import RocCurveDisplay
+
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 5))
     for label, y, s in curves:
-        fpr, tpr = roc_curve(y, s)
-        ax.plot(fpr, tpr, label=f"{label} (AUC {roc_auc(y, s):.3f})")
-    ax.plot([0, 1], [0, 1], "k--", linewidth=0.8)
-    ax.set(xlabel="1 - specificity", ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.01))
+        RocCurveDisplay.from_predictions(y, s, name=label, ax=ax, plot_chance_level=label == curves[-1][0])
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity")
     ax.set_title(title, fontsize=9)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
@@ -82,17 +88,26 @@ def plot_roc(curves: list[tuple[str, np.ndarray, np.ndarray]], path: Path, title
 
 
 def plot_confusion(matrix: np.ndarray, class_names, path: Path, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    """The confusion matrix (rows true, columns predicted) by scikit-learn's ConfusionMatrixDisplay."""
+    from sklearn.metrics import ConfusionMatrixDisplay
 
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4, 4))
-    ax.imshow(matrix, cmap="Blues")
-    for (i, j), value in np.ndenumerate(matrix):
-        ax.text(j, i, str(value), ha="center", va="center",
-                color="white" if value > matrix.max() / 2 else "black")
-    ax.set_xticks([0, 1], [f"pred {c}" for c in class_names])
-    ax.set_yticks([0, 1], [f"true {c}" for c in class_names])
+    ConfusionMatrixDisplay(matrix, display_labels=list(class_names)).plot(ax=ax, cmap="Blues", colorbar=False)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_calibration(labels: np.ndarray, scores: np.ndarray, path: Path, title: str, n_bins: int = 10) -> None:
+    """Reliability diagram (predicted probability against observed share of mpox) by scikit-learn's
+    CalibrationDisplay; quantile bins, so each point holds about the same number of photos."""
+    from sklearn.calibration import CalibrationDisplay
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    CalibrationDisplay.from_predictions(labels, scores, n_bins=n_bins, strategy="quantile", ax=ax, name="model")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -141,8 +141,8 @@ def load(checkpoint_path: str | Path, auto_roi: bool = True, warmup: bool = True
 
 def heatmap_overlay(image: Image.Image, heatmap: np.ndarray, roi: Box | None = None,
                     image_weight: float = 0.5) -> Image.Image:
-    """Jet-coloured heatmap blended over the photo (as pytorch-grad-cam's ``show_cam_on_image``),
-    with the ROI box drawn when given. Returns an RGB image."""
+    """Jet-coloured heatmap blended over a photo of the heatmap's size (as pytorch-grad-cam's
+    ``show_cam_on_image``), with the ROI box drawn when given. Returns an RGB image."""
     rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
     if heatmap.shape != rgb.shape[:2]:
         raise ValueError(f"heatmap shape {heatmap.shape} != image shape {rgb.shape[:2]}")
@@ -154,6 +154,31 @@ def heatmap_overlay(image: Image.Image, heatmap: np.ndarray, roi: Box | None = N
         line = max(2, min(overlay.size) // 150)
         ImageDraw.Draw(overlay).rectangle(list(roi), outline=(255, 255, 255), width=line)
     return overlay
+
+
+def display_copy(image: Image.Image, max_side: int | None) -> Image.Image:
+    """The photo at display size (longer side at most ``max_side``, the heatmap's size): a fast
+    integer box-filter reduce first, then an exact resize. The one place that sizes for display."""
+    size = heatmap_size(image.size, max_side)
+    if size == image.size:
+        return image
+    factor = min(image.width // size[0], image.height // size[1])
+    small = image.reduce(factor) if factor > 1 else image
+    return small if small.size == size else small.resize(size, Image.Resampling.BILINEAR)
+
+
+def overlay(image: Image.Image, analysis: Analysis) -> Image.Image:
+    """The analysis's heatmap over the full-size photo it came from, with the ROI it used, at the
+    heatmap's (display) size. Owns resizing the photo and scaling the box."""
+    height, width = analysis.heatmap.shape
+    screen = display_copy(image.convert("RGB"), max(width, height))
+    if screen.size != (width, height):
+        screen = screen.resize((width, height), Image.Resampling.BILINEAR)
+    roi = None
+    if analysis.roi is not None:
+        scale = width / image.width
+        roi = tuple(round(value * scale) for value in analysis.roi)
+    return heatmap_overlay(screen, analysis.heatmap, roi=roi)
 
 
 def configure_threads(n: int) -> None:

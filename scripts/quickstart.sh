@@ -8,6 +8,7 @@ bash scripts/install.sh
 export DEBUG=${DEBUG:-1}
 PORT=${PORT:-8000}
 PY=.venv/bin/python
+mkdir -p "${PORTAL_VAR_DIR:-var}"  # SQLite file, broker folders, private media
 
 $PY manage.py migrate --noinput
 $PY manage.py register_models
@@ -22,7 +23,7 @@ cat <<MSG
   Portal:        http://127.0.0.1:$PORT/
   Staff queue:   http://127.0.0.1:$PORT/staff/
   Django admin:  http://127.0.0.1:$PORT/admin/
-  Demo logins are printed above by seed_demo.
+  Demo logins are printed above by seed_demo. Ctrl+C stops the portal and its worker.
 
 MSG
 $PY manage.py runserver "127.0.0.1:$PORT"

@@ -10,21 +10,28 @@ analysis requests instead of sending them to Celery; `photo` is one accepted upl
 import io
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from django.contrib.auth.models import Group, User
-from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import transaction
 from django.utils import timezone
 from PIL import Image
 
 from portal.booking.models import Clinic, Slot
 from portal.booking.services import book_appointment
-from triage.models import Case, ModelVersion, Photo, Prediction, RoiSource
+from triage.models import ModelVersion, Photo
 from triage.permissions import CLINICIANS_GROUP
+from triage.analysis import record_prediction
 from triage.services import accept_photo
 
 PASSWORD = "correct-horse-battery-staple"
+
+
+def pytest_configure(config):
+    """The tests' own var directory (tests/settings.py) exists before SQLite or a broker needs it."""
+    from django.conf import settings
+
+    settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
 @pytest.fixture(autouse=True)
@@ -135,23 +142,21 @@ def make_upload(make_image_bytes):
 
 @pytest.fixture
 def enqueued(monkeypatch):
-    """Analysis requests as a list of (photo_id, requested_by_id), recorded on commit like
-    the real `enqueue_analysis` sends them; nothing reaches Celery."""
+    """Analysis requests as a list of (photo_id, requested_by_id), recorded where the real
+    `enqueue_analysis` would send them to Celery (after commit); nothing reaches a broker."""
     calls = []
 
-    def record(photos, requested_by=None):
-        photos = [photos] if isinstance(photos, Photo) else list(photos)
-        requested_by_id = requested_by.pk if requested_by else None
-        transaction.on_commit(lambda: calls.extend((photo.pk, requested_by_id) for photo in photos))
+    def record(photo_ids, requested_by_id=None):
+        calls.extend((photo_id, requested_by_id) for photo_id in photo_ids)
 
-    monkeypatch.setattr("triage.tasks.enqueue_analysis", record)
+    monkeypatch.setattr("triage.tasks.analyse_photos_task.delay", record)
     return calls
 
 
 @pytest.fixture
 def photo(appointment, patient, private_storage, make_upload, enqueued):
     """One 200×120 photo uploaded by `patient` for `appointment`, without a box."""
-    return accept_photo(appointment.case, patient, make_upload(), Photo.BodySite.HANDS)
+    return accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=make_upload(), body_site=Photo.BodySite.HANDS)
 
 
 @pytest.fixture
@@ -162,14 +167,24 @@ def model_version(db):
 
 
 @pytest.fixture
-def prediction(photo, model_version, make_image_bytes):
-    """A flagged analysis of `photo` with a small PNG heatmap; the case is flagged as the worker would."""
-    prediction = Prediction(
-        photo=photo, model_version=model_version, probability=0.83, threshold=0.5, flagged=True,
-        roi_x0=20, roi_y0=10, roi_x1=120, roi_y1=90, roi_source=RoiSource.AUTO,
-    )
-    prediction.heatmap.save("heatmap.png", ContentFile(make_image_bytes(size=(64, 64), fmt="PNG")), save=False)
-    prediction.save()
-    Photo.objects.filter(pk=photo.pk).update(status=Photo.Status.ANALYSED)
-    Case.objects.filter(pk=photo.case_id).update(flagged=True, max_probability=0.83)
-    return prediction
+def record_result(model_version, make_image_bytes):
+    """record_result(photo, probability) -> Prediction by `model_version` (threshold 0.5) with an
+    automatic box, recorded by the worker's own `record_prediction` (which flags the case)."""
+    from ml import Analysis
+
+    def record(photo, probability):
+        result = Analysis(
+            probability=probability, heatmap=np.zeros((8, 8), np.float32), roi=(20, 10, 120, 90), roi_source="auto"
+        )
+        return record_prediction(
+            photo=photo, model_version=model_version, analysis=result,
+            heatmap_jpeg=make_image_bytes(size=(64, 64)), timings_ms={},
+        )
+
+    return record
+
+
+@pytest.fixture
+def prediction(photo, record_result):
+    """A flagged analysis of `photo` (0.83 against threshold 0.5)."""
+    return record_result(photo, 0.83)

@@ -7,7 +7,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image, ImageDraw
 
 import ml.testing
-from triage import analysis
+from triage import analysis, images, registry
 from triage.models import Case, ModelVersion, Photo, Prediction, RoiSource
 from triage.services import accept_photo
 
@@ -17,7 +17,7 @@ def tiny_model(tmp_path, settings, db):
     """A random 64-px DenseNet-121 checkpoint, registered and active; threshold 0.5."""
     settings.MODEL_DIR = tmp_path
     ml.testing.make_random_checkpoint(tmp_path / "tiny.pt", input_size=64, threshold=0.5, version="tiny-1")
-    (model_version,) = analysis.register_checkpoints()
+    (model_version,) = registry.register_checkpoints()
     return model_version
 
 
@@ -33,11 +33,11 @@ def lesion_upload(size=(320, 240)):
 def test_first_registered_checkpoint_becomes_active_and_registering_again_is_a_no_op(tiny_model):
     assert tiny_model.is_active and tiny_model.architecture == "densenet121"
     assert ModelVersion.objects.get().threshold == 0.5
-    assert analysis.register_checkpoints() == []
+    assert registry.register_checkpoints() == []
 
 
 def test_without_a_model_photos_wait_and_get_no_score(appointment, patient, private_storage, enqueued):
-    photo = accept_photo(appointment.case, patient, lesion_upload(), "trunk")
+    photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=lesion_upload(), body_site="trunk")
     assert analysis.analyse_photos([photo.pk]) == []
     photo.refresh_from_db()
     assert photo.status == Photo.Status.NO_MODEL
@@ -45,7 +45,7 @@ def test_without_a_model_photos_wait_and_get_no_score(appointment, patient, priv
 
 
 def test_analysis_stores_a_prediction_once_and_a_rerun_skips_it(tiny_model, appointment, patient, private_storage, enqueued):
-    photo = accept_photo(appointment.case, patient, lesion_upload(), "trunk", roi=(90, 60, 210, 180))
+    photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=lesion_upload(), body_site="trunk", roi=(90, 60, 210, 180))
     (prediction,) = analysis.analyse_photos([photo.pk])
     photo.refresh_from_db()
     assert photo.status == Photo.Status.ANALYSED and photo.attempts == 1
@@ -63,7 +63,7 @@ def test_analysis_stores_a_prediction_once_and_a_rerun_skips_it(tiny_model, appo
 def test_unreadable_photos_are_rejected_with_a_reason(tiny_model, appointment, patient, private_storage, enqueued):
     buffer = io.BytesIO()
     Image.new("RGB", (320, 240), (5, 5, 5)).save(buffer, "JPEG")
-    photo = accept_photo(appointment.case, patient, SimpleUploadedFile("dark.jpg", buffer.getvalue(), "image/jpeg"), "trunk")
+    photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=SimpleUploadedFile("dark.jpg", buffer.getvalue(), "image/jpeg"), body_site="trunk")
     assert analysis.analyse_photos([photo.pk]) == []
     photo.refresh_from_db()
     assert photo.status == Photo.Status.REJECTED
@@ -80,7 +80,7 @@ def test_photo_quality_problem(colour, problem):
         ImageDraw.Draw(image).ellipse((100, 100, 200, 200), fill=(90, 40, 40))
     else:
         image = Image.new("RGB", (300, 300), colour)
-    found = analysis.photo_quality_problem(image)
+    found = images.photo_quality_problem(image)
     assert (found is None) if problem is None else (problem in found)
 
 
@@ -95,8 +95,8 @@ def make_prediction(photo, model_version, probability):
 
 
 def test_case_flag_follows_each_photos_latest_prediction(tiny_model, appointment, patient, private_storage, enqueued):
-    first = accept_photo(appointment.case, patient, lesion_upload(), "trunk")
-    second = accept_photo(appointment.case, patient, lesion_upload(), "hands")
+    first = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=lesion_upload(), body_site="trunk")
+    second = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=lesion_upload(), body_site="hands")
     case = appointment.case
 
     make_prediction(first, tiny_model, 0.2)
@@ -112,7 +112,7 @@ def test_case_flag_follows_each_photos_latest_prediction(tiny_model, appointment
 
 
 def test_large_photo_keeps_full_size_roi_and_a_screen_size_overlay(tiny_model, appointment, patient, private_storage, enqueued):
-    photo = accept_photo(appointment.case, patient, lesion_upload(size=(2560, 1920)), "trunk", roi=(800, 600, 1600, 1400))
+    photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=lesion_upload(size=(2560, 1920)), body_site="trunk", roi=(800, 600, 1600, 1400))
     (prediction,) = analysis.analyse_photos([photo.pk])
     assert prediction.roi == (800, 600, 1600, 1400)  # full-photo pixels, as the patient drew it
     with prediction.heatmap.open("rb") as heatmap:

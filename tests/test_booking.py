@@ -11,7 +11,7 @@ from django.utils import timezone
 from portal.booking.models import Appointment, Slot
 from portal.booking.selectors import open_slots_by_day
 from portal.booking.services import SLOT_TAKEN, book_appointment, cancel_appointment
-from triage.models import Case
+from triage.models import Case, Outcome
 from triage.permissions import is_clinician
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +26,7 @@ def test_booking_creates_appointment_and_its_case(patient, slot):
 
     assert appointment.status == Appointment.Status.BOOKED
     assert appointment.consent_research is True
-    assert Case.objects.get(appointment=appointment).outcome == Case.Outcome.PENDING
+    assert Case.objects.get(appointment=appointment).outcome == Outcome.PENDING
     assert len(appointment.reference) == 8
 
 

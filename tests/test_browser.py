@@ -14,14 +14,15 @@ from playwright.sync_api import expect, sync_playwright
 
 from tests.conftest import PASSWORD
 from portal.booking.models import Appointment
-from triage.analysis import analyse_photos, register_checkpoints
+from triage.analysis import analyse_photos
+from triage.registry import register_checkpoints
 from triage.models import AuditEvent, Case, Decision, Photo
 from triage.services import accept_photo
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "out" / "screenshots"
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +176,7 @@ def test_shipped_model_result_on_the_clinician_case_page(page, live_server, clin
     photo_path = tmp_path / "synthetic.jpg"
     synthetic_skin_photo(photo_path)
     upload = SimpleUploadedFile("synthetic.jpg", photo_path.read_bytes(), "image/jpeg")
-    photo = accept_photo(appointment.case, patient, upload, "trunk")
+    photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=upload, body_site="trunk")
     (prediction,) = analyse_photos([photo.pk])
     assert prediction.model_version == model_version and prediction.roi_source in {"auto", "none"}
 

@@ -4,22 +4,27 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from portal.booking.services import book_appointment
-from triage.models import AuditEvent, Case, Decision, Photo
+from portal.booking.services import book_appointment, cancel_appointment
+from triage.models import AuditEvent, Case, Decision, Outcome, Photo
+from triage.registry import activate_model_version
 from triage.selectors import case_queue
-from triage.services import accept_photo, activate_model_version, record_decision
+from triage.services import accept_photo, record_decision
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def case_with_photo(make_slot, other_patient, private_storage, enqueued, make_upload):
-    """case_with_photo(hours_from_now, max_probability=None, flagged=False) -> Case with one photo."""
+def case_with_photo(make_slot, other_patient, private_storage, enqueued, make_upload, record_result):
+    """case_with_photo(hours_from_now, probability=None) -> Case with one photo, analysed when a
+    probability is given (flagged at 0.5 or more)."""
 
-    def make(hours_from_now, max_probability=None, flagged=False):
+    def make(hours_from_now, probability=None):
         appointment = book_appointment(patient=other_patient, slot=make_slot(hours_from_now), consent_care=True)
-        accept_photo(appointment.case, other_patient, make_upload(), Photo.BodySite.TRUNK)
-        Case.objects.filter(pk=appointment.case.pk).update(max_probability=max_probability, flagged=flagged)
+        photo = accept_photo(
+            case=appointment.case, uploaded_by=other_patient, uploaded_file=make_upload(), body_site=Photo.BodySite.TRUNK
+        )
+        if probability is not None:
+            record_result(photo, probability)
         return appointment.case
 
     return make
@@ -27,11 +32,11 @@ def case_with_photo(make_slot, other_patient, private_storage, enqueued, make_up
 
 def test_queue_puts_flagged_undecided_first_then_score_then_time(case_with_photo, clinician):
     soon_unscored = case_with_photo(2)
-    later_low = case_with_photo(30, max_probability=0.2)
-    flagged = case_with_photo(50, max_probability=0.9, flagged=True)
-    flagged_decided = case_with_photo(3, max_probability=0.95, flagged=True)
-    record_decision(flagged_decided, clinician, Decision.Outcome.SUSPECTED, Decision.Action.TELEHEALTH)
-    case_with_photo(1).appointment.slot.appointments.update(status="cancelled")
+    later_low = case_with_photo(30, probability=0.2)
+    flagged = case_with_photo(50, probability=0.9)
+    flagged_decided = case_with_photo(3, probability=0.95)
+    record_decision(case=flagged_decided, clinician=clinician, outcome=Outcome.SUSPECTED, action=Decision.Action.TELEHEALTH)
+    cancel_appointment(appointment=case_with_photo(1).appointment)
 
     assert list(case_queue()) == [flagged, flagged_decided, later_low, soon_unscored]
     assert list(case_queue(queue_filter="flagged")) == [flagged, flagged_decided]
@@ -81,7 +86,7 @@ def test_decision_form_records_the_decision(client, clinician, appointment):
 
     assert response.status_code == 302
     appointment.case.refresh_from_db()
-    assert appointment.case.outcome == Case.Outcome.NOT_SUSPECTED
+    assert appointment.case.outcome == Outcome.NOT_SUSPECTED
     assert appointment.case.decisions.get().note == "Folliculitis."
 
 
@@ -114,11 +119,27 @@ def test_activating_a_model_version_deactivates_the_others(model_version):
 
 def test_recording_a_decision_updates_the_case(clinician, appointment):
     decision = record_decision(
-        appointment.case, clinician, Decision.Outcome.SUSPECTED, Decision.Action.ISOLATION_ROOM, "Vesicles, fever."
+        case=appointment.case, clinician=clinician, outcome=Outcome.SUSPECTED,
+        action=Decision.Action.ISOLATION_ROOM, note="Vesicles, fever.",
     )
 
     appointment.case.refresh_from_db()
-    assert appointment.case.outcome == Decision.Outcome.SUSPECTED
+    assert appointment.case.outcome == Outcome.SUSPECTED
     assert decision.clinician == clinician
 
 
+
+
+def test_model_card_page_shows_the_active_models_card(client, clinician, patient, model_version, tmp_path):
+    client.force_login(clinician)
+    assert "installed without a model card" in client.get(reverse("staff-model-card")).content.decode()
+
+    (tmp_path / "MODEL_CARD.md").write_text("# Model card\nTrained on 227 public web images.", encoding="utf-8")
+    model_version.checkpoint_path = str(tmp_path / "model.pt")
+    model_version.save()
+    page = client.get(reverse("staff-model-card")).content.decode()
+    assert "Trained on 227 public web images." in page and model_version.version in page
+    assert reverse("staff-model-card") in client.get(reverse("staff-queue")).content.decode()
+
+    client.force_login(patient)
+    assert client.get(reverse("staff-model-card")).status_code == 403

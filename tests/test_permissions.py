@@ -89,7 +89,7 @@ def test_clinician_reaches_dashboard_photo_and_heatmap(client, clinician, predic
     assert client.get(reverse("staff-case", args=[prediction.photo.case_id])).status_code == 200
     assert client.get(reverse("photo-image", args=[prediction.photo_id])).status_code == 200
     heatmap = client.get(reverse("prediction-heatmap", args=[prediction.photo_id, prediction.pk]))
-    assert heatmap.status_code == 200 and heatmap["Content-Type"] == "image/png"
+    assert heatmap.status_code == 200 and heatmap["Content-Type"] == "image/jpeg"
 
 
 def test_every_photo_access_attempt_is_audited(client, patient, other_patient, clinician, prediction):

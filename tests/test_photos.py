@@ -19,7 +19,7 @@ def upload_to(appointment, patient, private_storage, enqueued):
 
     def upload(files, roi=None):
         files = files if isinstance(files, list) else [files]
-        return accept_photos(appointment.case, patient, files, Photo.BodySite.HANDS, roi=roi)
+        return accept_photos(case=appointment.case, uploaded_by=patient, uploaded_files=files, body_site=Photo.BodySite.HANDS, roi=roi)
 
     return upload
 
@@ -53,7 +53,7 @@ def test_accepted_photo_is_stored_privately_under_a_random_name(upload_to, make_
 def test_analysis_is_queued_only_after_commit(appointment, patient, private_storage, make_upload, enqueued,
                                               django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        photo = accept_photo(appointment.case, patient, make_upload(), Photo.BodySite.FACE)
+        photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=make_upload(), body_site=Photo.BodySite.FACE)
         assert enqueued == []
 
     assert enqueued == [(photo.pk, None)]
@@ -160,7 +160,7 @@ def test_status_endpoint_shows_status_but_never_scores(client, patient, appointm
     response = client.get(reverse("appointment-photo-status", args=[appointment.reference]))
 
     assert response.json() == {
-        "photos": [{"id": prediction.photo_id, "status": "analysed", "label": "Analysed", "detail": ""}]
+        "photos": [{"id": prediction.photo_id, "status": "analysed", "label": "Analysed", "detail": "", "settled": True}]
     }
     assert response["Cache-Control"] == "private, no-store"
 
@@ -170,7 +170,7 @@ def test_reanalysis_keeps_old_predictions_and_queues_with_clinician_box(
 ):
     photo = prediction.photo
     with django_capture_on_commit_callbacks(execute=True):
-        request_reanalysis(photo, clinician, roi=(0, 0, 100, 100))
+        request_reanalysis(photo=photo, clinician=clinician, roi=(0, 0, 100, 100))
 
     photo.refresh_from_db()
     assert (photo.roi, photo.roi_source, photo.status) == ((0, 0, 100, 100), RoiSource.CLINICIAN, Photo.Status.RECEIVED)

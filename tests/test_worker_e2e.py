@@ -22,14 +22,14 @@ from PIL import Image, ImageDraw
 
 import ml.testing
 from portal.celery import app as celery_app
-from triage.analysis import register_checkpoints
+from triage.registry import register_checkpoints
 from triage.models import Case, Photo
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER_START_TIMEOUT = 120
 ANALYSIS_TIMEOUT = 180
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def database_url_for_tests():
@@ -253,8 +253,9 @@ def test_upload_while_redis_is_down_is_analysed_after_it_restarts(appointment, p
          "import io; from django.core.files.uploadedfile import SimpleUploadedFile; from tests.test_worker_e2e import lesion_photo_jpeg;"
          "from django.contrib.auth.models import User; from triage.models import Case; from triage.services import accept_photo;"
          "buffer = lesion_photo_jpeg();"
-         f"photo = accept_photo(Case.objects.get(pk={appointment.case.pk}), User.objects.get(pk={patient.pk}),"
-         "SimpleUploadedFile('lesion.jpg', buffer.getvalue(), 'image/jpeg'), 'trunk'); print('stored', photo.pk)"],
+         f"photo = accept_photo(case=Case.objects.get(pk={appointment.case.pk}), uploaded_by=User.objects.get(pk={patient.pk}),"
+         "uploaded_file=SimpleUploadedFile('lesion.jpg', buffer.getvalue(), 'image/jpeg'), body_site='trunk');"
+         "print('stored', photo.pk)"],
         cwd=ROOT, env=stack_env(own_redis.url), capture_output=True, text=True, timeout=120,
     )
     assert upload.returncode == 0, upload.stderr[-3000:]

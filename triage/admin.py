@@ -3,7 +3,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from triage.models import AuditEvent, Case, Decision, ModelVersion, Photo, Prediction
-from triage.services import activate_model_version
+from triage.registry import activate_model_version
 
 
 class NoAddAdminMixin:

@@ -25,15 +25,26 @@ class ModelVersion(models.Model):
         return self.version + (" (active)" if self.is_active else "")
 
 
-class Case(models.Model):
-    """The clinical unit a clinician decides on: one per appointment."""
+class Outcome(models.TextChoices):
+    """A case's outcome: pending until a clinician records a decision, then the decision's outcome."""
 
-    class Outcome(models.TextChoices):
-        PENDING = "pending", "Awaiting review"
-        SUSPECTED = "suspected", "Suspected mpox"
-        NOT_SUSPECTED = "not_suspected", "Not suspected"
+    PENDING = "pending", "Awaiting review"
+    SUSPECTED = "suspected", "Suspected mpox"
+    NOT_SUSPECTED = "not_suspected", "Not suspected"
+
+
+DECISION_OUTCOMES = [(value, label) for value, label in Outcome.choices if value != Outcome.PENDING]
+
+
+class Case(models.Model):
+    """The clinical unit a clinician decides on: one per appointment.
+
+    Triage knows the appointment only through this relation (booking calls triage, never the
+    reverse); booking closes the case when the appointment is cancelled.
+    """
 
     appointment = models.OneToOneField("booking.Appointment", on_delete=models.PROTECT, related_name="case")
+    is_open = models.BooleanField(default=True, db_index=True, help_text="Closed when the appointment is cancelled.")
     flagged = models.BooleanField(default=False, db_index=True, help_text="Any photo's latest prediction ≥ its threshold.")
     max_probability = models.FloatField(null=True, blank=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.PENDING, db_index=True)
@@ -90,6 +101,10 @@ class Photo(RoiBox):
         REJECTED = "rejected", "Rejected"
         FAILED = "failed", "Failed"
 
+    WAITING_STATUSES = (Status.RECEIVED, Status.ANALYSING, Status.NO_MODEL)
+    # The patient is told why (status_detail) only for these.
+    PROBLEM_STATUSES = (Status.REJECTED, Status.FAILED)
+
     class BodySite(models.TextChoices):
         GENITAL = "genital", "Genital area"
         PERIANAL = "perianal", "Perianal area"
@@ -120,6 +135,16 @@ class Photo(RoiBox):
     def __str__(self):
         return f"Photo {self.pk} of case {self.case_id}"
 
+    @property
+    def is_settled(self):
+        """No further status change will come without someone acting."""
+        return self.status not in self.WAITING_STATUSES
+
+    @property
+    def patient_message(self):
+        """What the patient is told beside the status: the reason, for a photo to take again."""
+        return self.status_detail if self.status in self.PROBLEM_STATUSES else ""
+
 
 class Prediction(RoiBox):
     """One analysis of one photo by one model version. Never edited: a re-run adds a new row."""
@@ -147,10 +172,6 @@ class Prediction(RoiBox):
 
 
 class Decision(models.Model):
-    class Outcome(models.TextChoices):
-        SUSPECTED = "suspected", "Suspected mpox"
-        NOT_SUSPECTED = "not_suspected", "Not suspected"
-
     class Action(models.TextChoices):
         ISOLATION_ROOM = "isolation_room", "Isolation room, PPE-ready staff"
         TELEHEALTH = "telehealth", "Telehealth appointment"
@@ -158,7 +179,7 @@ class Decision(models.Model):
 
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="decisions")
     clinician = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    outcome = models.CharField(max_length=16, choices=DECISION_OUTCOMES)
     action = models.CharField(max_length=16, choices=Action.choices)
     note = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -1,33 +1,31 @@
-"""Reads for the triage domain: the clinician queue, case pages, photo access."""
+"""Reads for the triage domain: the clinician queue, case pages, photo access, model cards."""
+from pathlib import Path
+
 from django.db.models import Count, F, IntegerField, Prefetch, Q, Value, When
 from django.db.models import Case as CaseWhen
 
-from portal.booking.models import Appointment
-from triage.models import Case, Decision, Photo, Prediction
+from triage.models import Case, Decision, Outcome, Photo, Prediction
 
 QUEUE_FILTERS = {
     "flagged": Q(flagged=True),
-    "undecided": Q(outcome=Case.Outcome.PENDING),
+    "undecided": Q(outcome=Outcome.PENDING),
     "all": Q(),
 }
-WAITING_STATUSES = [Photo.Status.RECEIVED, Photo.Status.ANALYSING, Photo.Status.NO_MODEL]
-PROBLEM_STATUSES = [Photo.Status.REJECTED, Photo.Status.FAILED]
 
 
 def case_queue(*, queue_filter="all"):
     """Cases with photos: flagged-and-undecided first, then highest probability, then soonest appointment."""
     attention_first = CaseWhen(
-        When(flagged=True, outcome=Case.Outcome.PENDING, then=Value(0)), default=Value(1), output_field=IntegerField()
+        When(flagged=True, outcome=Outcome.PENDING, then=Value(0)), default=Value(1), output_field=IntegerField()
     )
     return (
-        Case.objects.filter(QUEUE_FILTERS[queue_filter])
-        .exclude(appointment__status=Appointment.Status.CANCELLED)
+        Case.objects.filter(QUEUE_FILTERS[queue_filter], is_open=True)
         .select_related("appointment__slot__clinic", "appointment__patient")
         .annotate(
             photo_count=Count("photos"),
             photos_analysed=Count("photos", filter=Q(photos__status=Photo.Status.ANALYSED)),
-            photos_waiting=Count("photos", filter=Q(photos__status__in=WAITING_STATUSES)),
-            photos_problem=Count("photos", filter=Q(photos__status__in=PROBLEM_STATUSES)),
+            photos_waiting=Count("photos", filter=Q(photos__status__in=Photo.WAITING_STATUSES)),
+            photos_problem=Count("photos", filter=Q(photos__status__in=Photo.PROBLEM_STATUSES)),
             attention=attention_first,
         )
         .filter(photo_count__gt=0)
@@ -59,3 +57,13 @@ def photo_for_access(photo_id):
 def prediction_for_access(photo_id, prediction_id):
     return Prediction.objects.select_related("photo__case__appointment").filter(pk=prediction_id, photo_id=photo_id).first()
 
+
+def patient_case(*, patient, reference):
+    """The case of `patient`'s own appointment with this booking reference, or None."""
+    return Case.objects.filter(appointment__reference=reference, appointment__patient=patient).first()
+
+
+def model_card_text(model_version):
+    """The model card shipped beside a version's checkpoint (MODEL_CARD.md), or None."""
+    card = Path(model_version.checkpoint_path).with_name("MODEL_CARD.md")
+    return card.read_text(encoding="utf-8") if card.is_file() else None

@@ -7,19 +7,26 @@ from django.db import transaction
 
 from triage import tasks
 from triage.images import normalise_photo, validate_roi
-from triage.models import AuditEvent, Case, Decision, ModelVersion, Photo, RoiSource
+from triage.models import AuditEvent, Case, Decision, Photo, RoiSource
 
 
-def create_case(appointment) -> Case:
+def create_case(*, appointment) -> Case:
     return Case.objects.create(appointment=appointment)
 
 
-def accept_photo(case, uploaded_by, uploaded_file, body_site, roi=None) -> Photo:
+def close_case(*, case) -> Case:
+    """The appointment was cancelled: the case leaves the clinicians' queue."""
+    case.is_open = False
+    case.save(update_fields=["is_open", "updated_at"])
+    return case
+
+
+def accept_photo(*, case, uploaded_by, uploaded_file, body_site, roi=None) -> Photo:
     """Store one photo (see accept_photos)."""
-    return accept_photos(case, uploaded_by, [uploaded_file], body_site, roi=roi)[0]
+    return accept_photos(case=case, uploaded_by=uploaded_by, uploaded_files=[uploaded_file], body_site=body_site, roi=roi)[0]
 
 
-def accept_photos(case, uploaded_by, uploaded_files, body_site, roi=None) -> list[Photo]:
+def accept_photos(*, case, uploaded_by, uploaded_files, body_site, roi=None) -> list[Photo]:
     """Validate every file, then store all of them or none, and queue them for analysis.
 
     `roi` (x0, y0, x1, y1 in upright-photo pixels) is only accepted with a single file;
@@ -70,7 +77,7 @@ def accept_photos(case, uploaded_by, uploaded_files, body_site, roi=None) -> lis
 
 
 @transaction.atomic
-def request_reanalysis(photo, clinician, roi=None) -> Photo:
+def request_reanalysis(*, photo, clinician, roi=None) -> Photo:
     """Queue a new analysis; a new box replaces the old one. Earlier predictions are kept."""
     box = validate_roi(roi, photo.width, photo.height)
     if box:
@@ -78,30 +85,21 @@ def request_reanalysis(photo, clinician, roi=None) -> Photo:
     photo.status = Photo.Status.RECEIVED
     photo.status_detail = ""
     photo.save()
-    audit(clinician, "request_reanalysis", photo, roi=photo.roi, roi_source=photo.roi_source)
-    tasks.enqueue_analysis(photo, requested_by=clinician)  # sends once the transaction commits
+    audit(actor=clinician, action="request_reanalysis", obj=photo, roi=photo.roi, roi_source=photo.roi_source)
+    tasks.enqueue_analysis([photo], requested_by=clinician)  # sends once the transaction commits
     return photo
 
 
 @transaction.atomic
-def record_decision(case, clinician, outcome, action, note="") -> Decision:
+def record_decision(*, case, clinician, outcome, action, note="") -> Decision:
     decision = Decision.objects.create(case=case, clinician=clinician, outcome=outcome, action=action, note=note)
     case.outcome = outcome
     case.save(update_fields=["outcome", "updated_at"])
-    audit(clinician, "record_decision", case, outcome=outcome, decision_action=action)
+    audit(actor=clinician, action="record_decision", obj=case, outcome=outcome, decision_action=action)
     return decision
 
 
-@transaction.atomic
-def activate_model_version(model_version) -> ModelVersion:
-    """Make this the one active model (the others are deactivated first: one_active_model)."""
-    ModelVersion.objects.filter(is_active=True).exclude(pk=model_version.pk).update(is_active=False)
-    ModelVersion.objects.filter(pk=model_version.pk).update(is_active=True)
-    model_version.is_active = True
-    return model_version
-
-
-def audit(actor, action, obj, allowed=True, request=None, **detail) -> AuditEvent:
+def audit(*, actor, action, obj, allowed=True, request=None, **detail) -> AuditEvent:
     """Record who did or tried to do what. `obj` may be None when the object does not exist."""
     return AuditEvent.objects.create(
         actor=actor if actor is not None and actor.is_authenticated else None,

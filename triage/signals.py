@@ -7,16 +7,19 @@ from triage.services import audit
 
 @receiver(user_logged_in)
 def audit_login(sender, request, user, **_):
-    audit(user, "login", user, request=request)
+    audit(actor=user, action="login", obj=user, request=request)
 
 
 @receiver(user_logged_out)
 def audit_logout(sender, request, user, **_):
     if user is not None:
-        audit(user, "logout", user, request=request)
+        audit(actor=user, action="logout", obj=user, request=request)
 
 
 @receiver(user_login_failed)
 def audit_failed_login(sender, credentials, request=None, **_):
     # Django has already masked the password in `credentials`; keep only the user name tried.
-    audit(None, "login_failed", None, allowed=False, request=request, username=credentials.get("username", ""))
+    audit(
+        actor=None, action="login_failed", obj=None, allowed=False, request=request,
+        username=credentials.get("username", ""),
+    )

@@ -1,4 +1,14 @@
-"""Celery tasks: thin wrappers that take ids, reload state and call `triage.analysis`."""
+"""Celery tasks: thin wrappers that take ids, reload state and call `triage.analysis`.
+
+Delivery (settings, one place for every task): JSON only, acknowledged late and rejected when the
+worker is lost, so a task whose worker dies is delivered again; tasks are idempotent (a re-run
+skips photos already analysed).
+
+Retry policy (one, for every error but the time limit): a failed analysis is retried up to
+ANALYSIS_MAX_RETRIES times with exponential backoff (ANALYSIS_RETRY_BACKOFF_SECONDS × 2^n); then its
+photos are marked failed with a reason the clinician sees. A database outage outlasting the retries
+leaves the photos analysing; `requeue_stalled_photos` picks them up.
+"""
 import logging
 from datetime import timedelta
 
@@ -6,15 +16,13 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_init, worker_process_init, worker_ready
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connections, transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
-from . import analysis
-from .models import Photo
+from triage import analysis, registry
+from triage.models import Photo
 
 logger = logging.getLogger(__name__)
-
-RETRYABLE_ERRORS = (OperationalError, InterfaceError)
 
 
 @worker_init.connect
@@ -30,12 +38,12 @@ def prepare_worker_process(**_):
     Without this, CPU PyTorch in a forked child can hang, and N children each using
     every core oversubscribe the machine.
     """
-    import torch
+    import ml
 
-    torch.set_num_threads(settings.WORKER_TORCH_THREADS)
+    ml.configure_threads(settings.WORKER_TORCH_THREADS)
     connections.close_all()
     try:
-        model_version = analysis.preload_active_model()
+        model_version = registry.preload_active_model()
     except Exception:  # a broken checkpoint must not stop the worker; tasks will report it
         logger.exception("Could not preload the active model")
     else:
@@ -47,32 +55,25 @@ def requeue_on_worker_start(**_):
     requeue_stalled_photos.delay()
 
 
-@shared_task(
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=RETRYABLE_ERRORS,
-    retry_backoff=5,
-    max_retries=5,
-)
+@shared_task(bind=True)
 def analyse_photos_task(self, photo_ids, requested_by_id=None):
     """Analyse a batch of photos of one case. Re-running it skips photos already analysed."""
     try:
         analysis.analyse_photos(photo_ids, requested_by_id=requested_by_id)
     except SoftTimeLimitExceeded:
-        analysis.mark_failed(photo_ids, "The analysis took too long. It will be retried automatically.")
-        raise
-    except RETRYABLE_ERRORS:
+        analysis.mark_failed(photo_ids, "The analysis took too long. A clinician can run it again.")
         raise
     except Exception as exc:
-        logger.exception("Analysis of photos %s failed", photo_ids)
-        if self.request.retries < 2:
-            raise self.retry(exc=exc, countdown=10)
+        if self.request.retries < settings.ANALYSIS_MAX_RETRIES:
+            countdown = settings.ANALYSIS_RETRY_BACKOFF_SECONDS * 2**self.request.retries
+            logger.warning("Analysis of photos %s failed (%r); retry in %s s", photo_ids, exc, countdown)
+            raise self.retry(exc=exc, countdown=countdown)
+        logger.exception("Analysis of photos %s failed for good", photo_ids)
         analysis.mark_failed(photo_ids, f"The analysis failed ({type(exc).__name__}). Staff have been told.")
         raise
 
 
-@shared_task(acks_late=True)
+@shared_task
 def requeue_stalled_photos():
     """Re-enqueue photos whose task was lost (broker restarted, worker killed, no model then)."""
     now = timezone.now()
@@ -81,7 +82,7 @@ def requeue_stalled_photos():
     stalled = Photo.objects.filter(status=Photo.Status.RECEIVED, updated_at__lt=received_before) | Photo.objects.filter(
         status=Photo.Status.ANALYSING, updated_at__lt=analysing_before
     )
-    if analysis.active_model_version() is not None:
+    if registry.active_model_version() is not None:
         stalled = stalled | Photo.objects.filter(status=Photo.Status.NO_MODEL)
     photos = list(stalled.order_by("case_id", "pk"))
     for case_photos in _by_case(photos):
@@ -95,7 +96,7 @@ def enqueue_analysis(photos, requested_by=None):
     If the broker is unreachable the photos stay RECEIVED and `requeue_stalled_photos`
     picks them up later; the patient's upload is never lost.
     """
-    photos = [photos] if isinstance(photos, Photo) else list(photos)
+    photos = list(photos)
     requested_by_id = requested_by.pk if requested_by is not None else None
 
     def send():

@@ -1,11 +1,17 @@
 from django.urls import path
 
-from triage import views
+from triage import patient_views, views
 
 urlpatterns = [
+    path(
+        "appointments/<str:reference>/photos/status/",
+        patient_views.PhotoStatusView.as_view(),
+        name="appointment-photo-status",
+    ),
     path("photos/<int:photo_id>/image/", views.photo_image, name="photo-image"),
     path("photos/<int:photo_id>/heatmap/<int:prediction_id>/", views.prediction_heatmap, name="prediction-heatmap"),
     path("staff/", views.queue, name="staff-queue"),
+    path("staff/model-card/", views.model_card, name="staff-model-card"),
     path("staff/cases/<int:case_id>/", views.case_detail, name="staff-case"),
     path("staff/cases/<int:case_id>/decision/", views.decide, name="staff-decide"),
     path("staff/cases/<int:case_id>/photos/<int:photo_id>/reanalyse/", views.reanalyse, name="staff-reanalyse"),

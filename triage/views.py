@@ -10,7 +10,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from triage.forms import DecisionForm, RoiForm
 from triage.permissions import can_view_photo, clinician_required, is_clinician
-from triage.selectors import QUEUE_FILTERS, case_for_review, case_queue, photo_for_access, prediction_for_access
+from triage.registry import active_model_version
+from triage.selectors import (
+    QUEUE_FILTERS, case_for_review, case_queue, model_card_text, photo_for_access, prediction_for_access,
+)
 from triage.services import audit, record_decision, request_reanalysis
 
 
@@ -19,7 +22,7 @@ def photo_image(request, photo_id):
     """The normalised photo, for its patient or a clinician. Every attempt is audited."""
     photo = photo_for_access(photo_id)
     allowed = photo is not None and can_view_photo(request.user, photo)
-    audit(request.user, "view_photo", photo, allowed=allowed, request=request, photo_id=photo_id)
+    audit(actor=request.user, action="view_photo", obj=photo, allowed=allowed, request=request, photo_id=photo_id)
     if not allowed:
         return _deny(request)
     return _private_file_response(photo.image)
@@ -31,7 +34,7 @@ def prediction_heatmap(request, photo_id, prediction_id):
     prediction = prediction_for_access(photo_id, prediction_id)
     allowed = prediction is not None and is_clinician(request.user)
     audit(
-        request.user, "view_heatmap", prediction, allowed=allowed, request=request,
+        actor=request.user, action="view_heatmap", obj=prediction, allowed=allowed, request=request,
         photo_id=photo_id, prediction_id=prediction_id,
     )
     if not allowed:
@@ -52,9 +55,17 @@ def queue(request):
 
 
 @clinician_required
+def model_card(request):
+    """The active model's card (MODEL_CARD.md beside its checkpoint): what its scores mean and where they fail."""
+    model_version = active_model_version()
+    card = model_card_text(model_version) if model_version is not None else None
+    return render(request, "triage/model_card.html", {"model_version": model_version, "card": card})
+
+
+@clinician_required
 def case_detail(request, case_id):
     case = _case_or_404(case_id)
-    audit(request.user, "view_case", case, request=request)
+    audit(actor=request.user, action="view_case", obj=case, request=request)
     return render(request, "triage/case.html", _case_context(case, DecisionForm()))
 
 
@@ -65,7 +76,7 @@ def decide(request, case_id):
     form = DecisionForm(request.POST)
     if not form.is_valid():
         return render(request, "triage/case.html", _case_context(case, form), status=400)
-    record_decision(case, request.user, **form.cleaned_data)
+    record_decision(case=case, clinician=request.user, **form.cleaned_data)
     messages.success(request, "Decision recorded.")
     return redirect("staff-case", case_id=case.pk)
 
@@ -81,7 +92,7 @@ def reanalyse(request, case_id, photo_id):
     try:
         if not form.is_valid():
             raise ValidationError("The box could not be read. Please draw it again.")
-        request_reanalysis(photo, request.user, roi=form.roi)
+        request_reanalysis(photo=photo, clinician=request.user, roi=form.roi)
     except ValidationError as error:
         messages.error(request, error.messages[0])
     else:
@@ -110,7 +121,10 @@ def _case_context(case, decision_form):
             "roi_source": shown.get_roi_source_display(),
             "editor_id": f"roi-editor-{photo.pk}",
         })
-    return {"case": case, "appointment": case.appointment, "photos": photos, "decision_form": decision_form}
+    return {
+        "case": case, "appointment": case.appointment, "photos": photos, "decision_form": decision_form,
+        "roi_form": RoiForm(),
+    }
 
 
 def _roi_style(roi, width, height):

@@ -5,8 +5,6 @@ from django.utils import timezone
 
 from portal.booking.models import Slot
 from portal.booking.selectors import bookable_slots
-from triage.forms import RoiForm
-from triage.models import Photo
 
 
 class SignupForm(UserCreationForm):
@@ -52,33 +50,3 @@ class BookingForm(forms.Form):
         if onset and onset > timezone.localdate():
             raise forms.ValidationError("This date is in the future.")
         return onset
-
-
-class MultipleFileInput(forms.ClearableFileInput):
-    allow_multiple_selected = True
-
-
-class MultipleImageField(forms.FileField):
-    """A file field that accepts several files and returns them as a list."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "image/*"}))
-        super().__init__(*args, **kwargs)
-
-    def clean(self, data, initial=None):
-        files = list(data) if isinstance(data, (list, tuple)) else [data]
-        clean_one = super().clean
-        return [clean_one(item, initial) for item in files or [None]]  # [None] raises "required"
-
-
-class PhotoUploadForm(RoiForm):
-    photos = MultipleImageField(
-        label="Photos",
-        help_text="JPEG or PNG. You can choose several photos; draw a box only when sending one.",
-        error_messages={"required": "Please choose at least one photo."},
-    )
-    body_site = forms.ChoiceField(label="Where on the body?", choices=[("", "Choose…"), *Photo.BodySite.choices])
-    consent_confirm = forms.BooleanField(
-        label="I confirm these photos can be analysed and viewed by clinic staff for this visit.",
-        error_messages={"required": "Please confirm your consent before sending photos."},
-    )

@@ -4,7 +4,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from portal.booking.models import Appointment, Slot
-from triage.services import create_case
+from triage.services import close_case, create_case
 
 SLOT_TAKEN = "That slot was just taken — please choose another."
 SLOT_PAST = "That slot has already started — please choose another."
@@ -33,7 +33,7 @@ def book_appointment(
                 consent_care=True,
                 consent_research=consent_research,
             )
-            create_case(appointment)
+            create_case(appointment=appointment)
     except IntegrityError:
         raise ValidationError(SLOT_TAKEN, code="slot_taken")
     return appointment
@@ -43,6 +43,8 @@ def cancel_appointment(*, appointment) -> Appointment:
     """Cancel a future booking; the slot becomes bookable again."""
     if appointment.status != Appointment.Status.BOOKED or appointment.slot.starts_at <= timezone.now():
         raise ValidationError("Only upcoming appointments can be cancelled.", code="not_cancellable")
-    appointment.status = Appointment.Status.CANCELLED
-    appointment.save(update_fields=["status"])
+    with transaction.atomic():
+        appointment.status = Appointment.Status.CANCELLED
+        appointment.save(update_fields=["status"])
+        close_case(case=appointment.case)
     return appointment

@@ -8,5 +8,4 @@ urlpatterns = [
     path("book/", views.book, name="book"),
     path("appointments/<str:reference>/", views.appointment_detail, name="appointment"),
     path("appointments/<str:reference>/cancel/", views.cancel, name="appointment-cancel"),
-    path("appointments/<str:reference>/photos/status/", views.PhotoStatusView.as_view(), name="appointment-photo-status"),
 ]

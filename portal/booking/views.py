@@ -5,14 +5,12 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
-from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from portal.booking.forms import BookingForm, PhotoUploadForm, SignupForm
+from portal.booking.forms import BookingForm, SignupForm
 from portal.booking.selectors import open_slots_by_day, patient_appointments
 from portal.booking.services import book_appointment, cancel_appointment
+from triage.forms import PhotoUploadForm
 from triage.permissions import is_clinician
-from triage.serializers import PatientPhotoStatusSerializer
 from triage.services import accept_photos
 
 
@@ -60,10 +58,10 @@ def appointment_detail(request, reference):
     if request.method == "POST" and form.is_valid():
         try:
             photos = accept_photos(
-                appointment.case,
-                request.user,
-                form.cleaned_data["photos"],
-                form.cleaned_data["body_site"],
+                case=appointment.case,
+                uploaded_by=request.user,
+                uploaded_files=form.cleaned_data["photos"],
+                body_site=form.cleaned_data["body_site"],
                 roi=form.roi,
             )
         except ValidationError as error:
@@ -89,15 +87,6 @@ def cancel(request, reference):
     else:
         messages.success(request, f"Appointment {reference} is cancelled.")
     return redirect("home")
-
-
-class PhotoStatusView(APIView):
-    """Polled by static/js/photo-status.js. Status only: no scores for patients."""
-
-    def get(self, request, reference):
-        appointment = _own_appointment(request, reference)
-        photos = PatientPhotoStatusSerializer(appointment.case.photos.all(), many=True).data
-        return Response({"photos": photos}, headers={"Cache-Control": "private, no-store"})
 
 
 def _own_appointment(request, reference):

@@ -4,7 +4,6 @@
 
   var POLL_MS = 3000;
   var RETRY_MS = 10000;
-  var SETTLED = ["analysed", "rejected", "failed"];
   var list = document.getElementById("photo-list");
   if (!list) return;
 
@@ -13,9 +12,7 @@
   }
 
   function anyUnsettled() {
-    return badges().some(function (badge) {
-      return !SETTLED.some(function (status) { return badge.classList.contains("status-" + status); });
-    });
+    return badges().some(function (badge) { return badge.dataset.settled !== "true"; });
   }
 
   function update(photos) {
@@ -25,6 +22,7 @@
       var text = photo.detail ? photo.label + ": " + photo.detail : photo.label;
       if (badge.textContent !== text) badge.textContent = text;
       badge.className = "badge status-" + photo.status;
+      badge.dataset.settled = photo.settled ? "true" : "false";
     });
   }
 

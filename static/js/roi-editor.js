@@ -5,11 +5,11 @@
 (function () {
   "use strict";
 
-  var MIN_SIDE = 8; // the server drops smaller boxes too
   var MAX_HEIGHT_RATIO = 0.7; // of the viewport
 
   function setUp(editor) {
     var form = editor.closest("form");
+    var minSide = Number(editor.dataset.minSide); // the server's rule (triage.images.MIN_ROI_SIDE)
     var canvas = editor.querySelector(".roi-canvas");
     var readout = editor.querySelector(".roi-readout");
     var inputs = ["roi_x0", "roi_y0", "roi_x1", "roi_y1"].map(function (name) {
@@ -104,7 +104,7 @@
       if (!dragStart) return;
       box = boxFrom(dragStart, toImagePoint(event));
       dragStart = null;
-      if (box.x1 - box.x0 < MIN_SIDE || box.y1 - box.y0 < MIN_SIDE) box = null;
+      if (box.x1 - box.x0 < minSide || box.y1 - box.y0 < minSide) box = null;
       commit();
       draw();
     }

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand
 
-from triage.analysis import active_model_version, register_checkpoints
-from triage.tasks import enqueue_analysis
 from triage.models import Photo
+from triage.registry import active_model_version, register_checkpoints
+from triage.tasks import enqueue_analysis
 
 
 class Command(BaseCommand):

@@ -1,0 +1,16 @@
+"""Test settings: the portal's settings with a var directory of the tests' own, so a test run and
+the quickstart can share a checkout (separate SQLite files, broker folders and private media)."""
+import os
+from pathlib import Path
+
+os.environ.setdefault("PORTAL_VAR_DIR", str(Path(__file__).resolve().parent.parent / "var" / "test"))
+os.environ.setdefault("PORTAL_ALLOW_INSECURE_KEY", "1")
+
+from portal.settings import *  # noqa: E402,F403
+from portal.settings import DATABASES, STORAGES, VAR_DIR  # noqa: E402
+
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not memory, so a Celery worker started by an end-to-end test sees the test data.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
+# Pages render without `collectstatic`; the production storage is tested with DEBUG=0 in the browser tests.
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}

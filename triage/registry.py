@@ -1,0 +1,78 @@
+"""The model registry: which checkpoints are installed, which one is active, and the
+per-process cache of loaded models.
+
+Imports `ml` (and so torch) lazily: the web process registers and activates versions from
+checkpoint metadata, but only a worker process ever keeps a model in memory.
+"""
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+from triage.models import ModelVersion
+
+MAX_MODELS_IN_MEMORY = 2
+
+_models_by_version = {}
+
+
+def register_checkpoints(directory=None) -> list[ModelVersion]:
+    """Register every checkpoint in `directory` (default settings.MODEL_DIR) as a model version.
+
+    Returns the versions newly registered. If no version is active yet, the newest
+    registered one becomes active, so a fresh install serves its shipped model.
+    """
+    import ml
+
+    directory = Path(directory or settings.MODEL_DIR)
+    registered = []
+    for path in sorted(directory.glob("*.pt")):
+        metadata = ml.load(path, warmup=False).metadata
+        model_version, created = ModelVersion.objects.get_or_create(
+            version=metadata["version"],
+            defaults={
+                "architecture": metadata["arch"],
+                "checkpoint_path": str(path.resolve()),
+                "threshold": metadata["threshold"],
+                "operating_point": str(metadata.get("operating_point", ""))[:200],
+                "metadata": metadata,
+            },
+        )
+        if created:
+            registered.append(model_version)
+    if registered and active_model_version() is None:
+        activate_model_version(registered[-1])
+    return registered
+
+
+@transaction.atomic
+def activate_model_version(model_version) -> ModelVersion:
+    """Make this the one active model (the others are deactivated first: one_active_model)."""
+    ModelVersion.objects.filter(is_active=True).exclude(pk=model_version.pk).update(is_active=False)
+    ModelVersion.objects.filter(pk=model_version.pk).update(is_active=True)
+    model_version.is_active = True
+    return model_version
+
+
+def active_model_version() -> ModelVersion | None:
+    return ModelVersion.objects.filter(is_active=True).first()
+
+
+def loaded_model(model_version):
+    """The `ml.LesionModel` for a version, loaded once per process and kept for later tasks."""
+    import ml
+
+    model = _models_by_version.get(model_version.version)
+    if model is None:
+        while len(_models_by_version) >= MAX_MODELS_IN_MEMORY:
+            _models_by_version.pop(next(iter(_models_by_version)))
+        model = ml.load(model_version.checkpoint_path)
+        _models_by_version[model_version.version] = model
+    return model
+
+
+def preload_active_model() -> ModelVersion | None:
+    model_version = active_model_version()
+    if model_version is not None:
+        loaded_model(model_version)
+    return model_version
