@@ -71,7 +71,7 @@ def _pyplot():
     return plt
 
 
-def plot_roc(curves: list[tuple[str, np.ndarray, np.ndarray]], path: Path, title: str) -> None:
+def plot_roc(curves: list[tuple[str, np.ndarray, np.ndarray]], path, title: str) -> None:
     """``curves``: (label, y_true, scores) per curve, drawn by scikit-learn's RocCurveDisplay."""
     from sklearn.metrics import RocCurveDisplay
 
@@ -100,7 +100,7 @@ def plot_confusion(matrix: np.ndarray, class_names, path: Path, title: str) -> N
     plt.close(fig)
 
 
-def plot_calibration(labels: np.ndarray, scores: np.ndarray, path: Path, title: str, n_bins: int = 10) -> None:
+def plot_calibration(labels: np.ndarray, scores: np.ndarray, path, title: str, n_bins: int = 10) -> None:
     """Reliability diagram (predicted probability against observed share of mpox) by scikit-learn's
     CalibrationDisplay; quantile bins, so each point holds about the same number of photos."""
     from sklearn.calibration import CalibrationDisplay
@@ -109,6 +109,24 @@ def plot_calibration(labels: np.ndarray, scores: np.ndarray, path: Path, title: 
     fig, ax = plt.subplots(figsize=(5, 5))
     CalibrationDisplay.from_predictions(labels, scores, n_bins=n_bins, strategy="quantile", ax=ax, name="model")
     ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_score_distribution(groups: list[tuple[str, np.ndarray]], threshold: float, path, title: str,
+                            bins: int = 20) -> None:
+    """Histograms of the scores of each group (e.g. lab-positive, lab-negative) on [0, 1], with the
+    decision threshold as a vertical line."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    edges = np.linspace(0, 1, bins + 1)
+    for label, scores in groups:
+        ax.hist(np.asarray(scores, dtype=float), bins=edges, alpha=0.6, label=f"{label} (n={len(scores)})")
+    ax.axvline(threshold, color="black", linestyle="--", linewidth=1, label=f"threshold {threshold:.3f}")
+    ax.set(xlabel="model score", ylabel="cases", xlim=(0, 1))
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -82,3 +82,66 @@ def mean_sd(per_fold: list[dict[str, float]]) -> dict[str, dict[str, float]]:
                    "sd": float(np.nanstd([f[name] for f in per_fold], ddof=1))
                    if len(per_fold) > 1 else 0.0}
             for name in per_fold[0]}
+
+
+def wilson_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a proportion (sound at small n and at 0 % or 100 %); NaNs when n == 0."""
+    from scipy.stats import norm
+
+    if n == 0:
+        return float("nan"), float("nan")
+    z = float(norm.ppf(1 - (1 - level) / 2))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def proportion(successes: int, n: int, level: float = 0.95) -> dict:
+    """``{"value", "ci95", "successes", "n"}`` with the Wilson interval; value NaN when n == 0."""
+    return {"value": successes / n if n else float("nan"), "ci95": list(wilson_ci(successes, n, level)),
+            "successes": int(successes), "n": int(n)}
+
+
+def diagnostic_table(labels, predicted) -> dict:
+    """Counts and sensitivity, specificity, PPV and NPV (Wilson 95 % CIs) of yes/no calls."""
+    labels, predicted = np.asarray(labels).astype(bool), np.asarray(predicted).astype(bool)
+    tp, fp = int((labels & predicted).sum()), int((~labels & predicted).sum())
+    fn, tn = int((labels & ~predicted).sum()), int((~labels & ~predicted).sum())
+    return {"n": tp + fp + fn + tn, "tp": tp, "fp": fp, "fn": fn, "tn": tn,
+            "sensitivity": proportion(tp, tp + fn), "specificity": proportion(tn, tn + fp),
+            "ppv": proportion(tp, tp + fp), "npv": proportion(tn, tn + fn)}
+
+
+def paired_auc_difference(labels, scores_a, scores_b, n_boot: int = 2000, seed: int = 0,
+                          level: float = 0.95) -> dict:
+    """AUC(b) - AUC(a) on the same cases, with a percentile bootstrap CI over resampled cases
+    (both models resampled together, so the pairing is kept)."""
+    labels = np.asarray(labels)
+    scores_a, scores_b = np.asarray(scores_a, dtype=float), np.asarray(scores_b, dtype=float)
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(labels), len(labels))
+        draws.append(roc_auc(labels[idx], scores_b[idx]) - roc_auc(labels[idx], scores_a[idx]))
+    draws = np.array(draws)
+    alpha = (1 - level) / 2
+    finite = draws[np.isfinite(draws)]
+    ci = [float(np.quantile(finite, alpha)), float(np.quantile(finite, 1 - alpha))] if len(finite) else [float("nan")] * 2
+    return {"auc_a": roc_auc(labels, scores_a), "auc_b": roc_auc(labels, scores_b),
+            "difference": roc_auc(labels, scores_b) - roc_auc(labels, scores_a), "ci95": ci, "n_boot": n_boot}
+
+
+def calibration_bins(labels, scores, n_bins: int) -> list[dict]:
+    """Equal-count (quantile) bins as scikit-learn's CalibrationDisplay draws them with
+    ``strategy="quantile"``: per non-empty bin the mean score, the observed share positive and n."""
+    labels, scores = np.asarray(labels).astype(float), np.asarray(scores, dtype=float)
+    edges = np.percentile(scores, np.linspace(0, 100, n_bins + 1))
+    bin_ids = np.searchsorted(edges[1:-1], scores)
+    rows = []
+    for b in range(n_bins):
+        members = bin_ids == b
+        if members.any():
+            rows.append({"mean_score": float(scores[members].mean()), "observed": float(labels[members].mean()),
+                         "n": int(members.sum())})
+    return rows

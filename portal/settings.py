@@ -197,3 +197,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# Live model performance (triage.performance): figures are drawn from this many lab-confirmed cases;
+# a challenger is promoted only with this many shared confirmed cases and no loss of sensitivity;
+# the history + image model is fitted from this many.
+PERFORMANCE_MIN_CONFIRMED_CASES = env.int("PERFORMANCE_MIN_CONFIRMED_CASES", default=20)
+PROMOTION_MIN_CONFIRMED_CASES = env.int("PROMOTION_MIN_CONFIRMED_CASES", default=30)
+HISTORY_MODEL_MIN_CONFIRMED_CASES = env.int("HISTORY_MODEL_MIN_CONFIRMED_CASES", default=40)
+PERFORMANCE_BOOTSTRAP_SAMPLES = env.int("PERFORMANCE_BOOTSTRAP_SAMPLES", default=2000)

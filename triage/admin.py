@@ -1,9 +1,15 @@
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from triage.models import AuditEvent, Case, Decision, ModelVersion, Photo, Prediction
-from triage.registry import activate_model_version
+from triage import performance
+from triage.models import (
+    AuditEvent, Case, Decision, FinalDiagnosis, LabResult, ModelPromotion, ModelVersion, Photo, Prediction,
+)
+from triage.registry import active_model_version
+from triage.services import make_challenger, promote_model_version
 
 
 class NoAddAdminMixin:
@@ -80,14 +86,21 @@ class PhotoAdmin(NoAddAdminMixin, admin.ModelAdmin):
 
 @admin.register(Prediction)
 class PredictionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["photo", "model_version", "probability", "threshold", "flagged", "roi_source", "created_at"]
-    list_filter = ["flagged", "model_version", "roi_source"]
+    """Every prediction, the challenger's shadow ones included (filter by role)."""
+
+    list_display = ["photo", "model_version", "role", "probability", "threshold", "flagged", "roi_source", "created_at"]
+    list_filter = ["role", "flagged", "model_version", "roi_source"]
     list_select_related = ["model_version", "photo"]
     exclude = ["heatmap"]  # a stored file has no public URL; shown through the protected view instead
     readonly_fields = ["heatmap_image"]
 
+    def get_queryset(self, request):
+        return Prediction.all_roles.select_related("model_version", "photo")
+
     @admin.display(description="Heatmap")
     def heatmap_image(self, prediction):
+        if not prediction.heatmap:
+            return "None (shadow prediction)"
         return format_html(
             '<img src="{}" alt="Heatmap of prediction {}" style="max-height:240px">',
             reverse("prediction-heatmap", args=[prediction.photo_id, prediction.pk]),
@@ -97,24 +110,101 @@ class PredictionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(NoAddAdminMixin, admin.ModelAdmin):
-    """Versions come from `manage.py register_models` and describe their checkpoint: read-only here,
-    except for choosing which one is active."""
+    """Versions come from `manage.py register_models` / `register_challenger` and describe their
+    checkpoint: read-only here. A version runs in shadow as the challenger, and becomes active only by
+    promotion, which checks the evidence on confirmed cases and records who and why."""
 
-    list_display = ["version", "architecture", "threshold", "operating_point", "is_active", "installed_at"]
-    list_filter = ["is_active", "architecture"]
+    list_display = ["version", "architecture", "threshold", "status_label", "live_sensitivity", "installed_at"]
+    list_filter = ["is_active", "is_challenger", "architecture"]
     readonly_fields = [
         "version", "architecture", "checkpoint_path", "threshold", "operating_point", "metadata", "is_active",
-        "installed_at",
+        "is_challenger", "installed_at",
     ]
-    actions = ["make_active"]
+    actions = ["make_challenger", "promote"]
 
-    @admin.action(description="Make active (the only model used for new analyses)")
-    def make_active(self, request, queryset):
+    def changelist_view(self, request, extra_context=None):
+        active = active_model_version()
+        if active is not None:
+            alert = performance.model_performance(active).figures["alert"]
+            if alert:
+                self.message_user(request, alert, messages.WARNING)
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="Status")
+    def status_label(self, model_version):
+        return model_version.status.label
+
+    @admin.display(description="Live sensitivity (lab-confirmed)")
+    def live_sensitivity(self, model_version):
+        figures = performance.model_performance(model_version).figures
+        sensitivity = figures["at_threshold"]["sensitivity"]
+        if not sensitivity["n"]:
+            return "—"
+        low, high = sensitivity["ci95"]
+        text = f"{sensitivity['value']:.0%} ({low:.0%}–{high:.0%}, n={sensitivity['n']})"
+        return format_html('<strong style="color:#b00020">{} below model card</strong>', text) if figures["alert"] else text
+
+    @admin.action(description="Make challenger (runs in shadow on every new photo)")
+    def make_challenger(self, request, queryset):
         if queryset.count() != 1:
-            self.message_user(request, "Choose exactly one model version to make active.", messages.ERROR)
+            self.message_user(request, "Choose exactly one model version.", messages.ERROR)
             return
-        model_version = activate_model_version(queryset.get())
-        self.message_user(request, f"{model_version.version} is now the active model.", messages.SUCCESS)
+        try:
+            model_version = make_challenger(model_version=queryset.get(), actor=request.user)
+        except ValueError as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return
+        self.message_user(request, f"{model_version.version} now runs in shadow as the challenger.", messages.SUCCESS)
+
+    @admin.action(description="Promote the challenger to active (checks the evidence, asks why)")
+    def promote(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Choose exactly one model version to promote.", messages.ERROR)
+            return None
+        model_version = queryset.get()
+        if "apply" in request.POST:
+            try:
+                promote_model_version(
+                    model_version=model_version, promoted_by=request.user, reason=request.POST.get("reason", ""),
+                    request=request,
+                )
+            except ValidationError as error:
+                self.message_user(request, f"Promotion refused: {error.messages[0]}", messages.ERROR)
+                return None
+            self.message_user(request, f"{model_version.version} is now the active model.", messages.SUCCESS)
+            return None
+        active = active_model_version()
+        comparison = (
+            performance.compare_models(active, model_version).figures
+            if active is not None and model_version.is_challenger else None
+        )
+        return TemplateResponse(request, "admin/triage/modelversion/promote.html", {
+            **self.admin_site.each_context(request), "title": f"Promote {model_version.version}",
+            "model_version": model_version, "active": active, "comparison": comparison, "opts": self.model._meta,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        })
+
+
+@admin.register(ModelPromotion)
+class ModelPromotionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["created_at", "model_version", "replaced", "promoted_by", "reason"]
+    list_select_related = ["model_version", "replaced", "promoted_by"]
+
+
+@admin.register(LabResult)
+class LabResultAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Entered and corrected on the staff case pages (corrections add rows); read-only here."""
+
+    list_display = ["case", "result", "result_date", "entered_by", "created_at", "note"]
+    list_filter = ["result", "created_at"]
+    search_fields = ["case__appointment__reference"]
+
+
+@admin.register(FinalDiagnosis)
+class FinalDiagnosisAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["case", "diagnosis", "entered_by", "created_at", "note"]
+    list_filter = ["diagnosis", "created_at"]
+    search_fields = ["case__appointment__reference"]
 
 
 @admin.register(Decision)

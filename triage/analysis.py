@@ -54,9 +54,8 @@ def analyse_photos(photo_ids, requested_by_id=None):
     if not readable:
         return []
 
-    analyses = model.analyse_batch(
-        [image for _, image, _ in readable], [photo.roi for photo, _, _ in readable], heatmap_max_side=HEATMAP_MAX_SIDE
-    )
+    images = [image for _, image, _ in readable]
+    analyses = model.analyse_batch(images, [photo.roi for photo, _, _ in readable], heatmap_max_side=HEATMAP_MAX_SIDE)
     predictions = []
     for (photo, image, read_ms), analysis in zip(readable, analyses):
         render_started = time.perf_counter()
@@ -69,7 +68,55 @@ def analyse_photos(photo_ids, requested_by_id=None):
                 timings_ms=timings, requested_by_id=requested_by_id,
             )
         )
+    run_challenger_in_shadow(predictions, images, requested_by_id=requested_by_id)
     return predictions
+
+
+def _shadow_roi_source(active_prediction, analysis):
+    if analysis.roi_source == "given":
+        return active_prediction.roi_source
+    return RoiSource.AUTO if analysis.roi_source == "auto" else RoiSource.NONE
+
+
+# Shadow heatmaps are never shown, so the challenger's Grad-CAM is kept tiny and not stored.
+SHADOW_HEATMAP_MAX_SIDE = 32
+
+
+def run_challenger_in_shadow(active_predictions, images, requested_by_id=None):
+    """Score the same decoded photos with the challenger, if one is registered, after the active
+    model's results are stored (so patients and clinicians never wait for it).
+
+    The challenger sees the box the active model used, so the two are compared on the same crop.
+    Its predictions (role challenger) never flag a case and are hidden from staff and patient
+    pages (`Prediction.objects`). A failing challenger is logged and never fails the analysis.
+    """
+    challenger = registry.challenger_model_version()
+    if challenger is None:
+        return []
+    try:
+        started = time.perf_counter()
+        model = registry.loaded_model(challenger)
+        load_ms = (time.perf_counter() - started) * 1000
+        analyses = model.analyse_batch(
+            images, [prediction.roi for prediction in active_predictions], heatmap_max_side=SHADOW_HEATMAP_MAX_SIDE
+        )
+        with transaction.atomic():
+            return [
+                Prediction.all_roles.create(
+                    photo=active.photo, model_version=challenger, role=Prediction.Role.CHALLENGER,
+                    probability=float(analysis.probability), threshold=challenger.threshold,
+                    flagged=float(analysis.probability) >= challenger.threshold,
+                    roi=analysis.roi, roi_source=_shadow_roi_source(active, analysis),
+                    timings_ms={**{key: round(float(value), 2) for key, value in analysis.timings_ms.items()},
+                                "model_load": round(load_ms, 2)},
+                    requested_by_id=requested_by_id,
+                )
+                for active, analysis in zip(active_predictions, analyses)
+            ]
+    except Exception:
+        logger.exception("Challenger %s failed on photos %s; the active model's results stand",
+                         challenger.version, [prediction.photo_id for prediction in active_predictions])
+        return []
 
 
 def read_photo(photo) -> Image.Image:

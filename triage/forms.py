@@ -1,7 +1,7 @@
 from django import forms
 
 from triage.images import MIN_ROI_SIDE
-from triage.models import DECISION_OUTCOMES, Decision, Photo
+from triage.models import DECISION_OUTCOMES, Decision, FinalDiagnosis, LabResult, Photo
 
 
 class RoiForm(forms.Form):
@@ -54,3 +54,59 @@ class DecisionForm(forms.Form):
     outcome = forms.ChoiceField(choices=DECISION_OUTCOMES, widget=forms.RadioSelect)
     action = forms.ChoiceField(choices=Decision.Action.choices, widget=forms.RadioSelect)
     note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}), max_length=4000)
+
+
+class GroundTruthForm(forms.Form):
+    """Lab result and final diagnosis of a case; a blank choice keeps what is recorded."""
+
+    result = forms.ChoiceField(
+        label="Mpox PCR", required=False, choices=[("", "Keep as recorded"), *LabResult.Result.choices],
+    )
+    result_date = forms.DateField(
+        label="Date of result", required=False, widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    diagnosis = forms.ChoiceField(
+        label="Final diagnosis", required=False, choices=[("", "Keep as recorded"), *FinalDiagnosis.Diagnosis.choices],
+    )
+    note = forms.CharField(
+        label="Reason for a correction", required=False, max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}), help_text="Needed when you change a recorded value.",
+    )
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("result") and not data.get("diagnosis"):
+            raise forms.ValidationError("Choose a lab result, a final diagnosis, or both.")
+        return data
+
+    def service_arguments(self):
+        data = self.cleaned_data
+        return {
+            "result": data["result"] or None, "result_date": data["result_date"],
+            "diagnosis": data["diagnosis"] or None, "note": data["note"],
+        }
+
+
+class PerformanceFilterForm(forms.Form):
+    """Date range (appointment dates, inclusive) and clinic site for the performance pages."""
+
+    start = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    clinic = forms.TypedChoiceField(label="Clinic site", required=False, coerce=int, empty_value=None)
+
+    def __init__(self, *args, clinics=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["clinic"].choices = [("", "All sites"), *clinics]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("start") and data.get("end") and data["start"] > data["end"]:
+            raise forms.ValidationError("The start date is after the end date.")
+        return data
+
+    @property
+    def filters(self):
+        """Keyword arguments for triage.performance (empty when the form is invalid)."""
+        if not self.is_valid():
+            return {}
+        return {"start": self.cleaned_data["start"], "end": self.cleaned_data["end"], "clinic_id": self.cleaned_data["clinic"]}

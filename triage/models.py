@@ -4,7 +4,13 @@ from django.db.models import Q
 
 
 class ModelVersion(models.Model):
-    """An installed classifier checkpoint. Exactly one is active at a time."""
+    """An installed classifier checkpoint. Exactly one is active at a time; at most one is the
+    challenger, which runs in shadow on every new photo until it is promoted or retired."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active (flags cases)"
+        CHALLENGER = "challenger", "Challenger (shadow only)"
+        RETIRED = "retired", "Retired (not run)"
 
     version = models.CharField(max_length=120, unique=True)
     architecture = models.CharField(max_length=60)
@@ -13,16 +19,50 @@ class ModelVersion(models.Model):
     operating_point = models.CharField(max_length=200, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     is_active = models.BooleanField(default=False)
+    is_challenger = models.BooleanField(default=False, help_text="Runs in shadow: predictions stored, never shown or used to flag.")
     installed_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-installed_at"]
         constraints = [
-            models.UniqueConstraint(fields=["is_active"], condition=Q(is_active=True), name="one_active_model")
+            models.UniqueConstraint(fields=["is_active"], condition=Q(is_active=True), name="one_active_model"),
+            models.UniqueConstraint(fields=["is_challenger"], condition=Q(is_challenger=True), name="one_challenger_model"),
+            models.CheckConstraint(condition=~Q(is_active=True, is_challenger=True), name="active_is_not_challenger"),
         ]
 
     def __str__(self):
-        return self.version + (" (active)" if self.is_active else "")
+        return self.version + ("" if self.status == self.Status.RETIRED else f" ({self.status})")
+
+    @property
+    def status(self):
+        if self.is_active:
+            return self.Status.ACTIVE
+        return self.Status.CHALLENGER if self.is_challenger else self.Status.RETIRED
+
+    @property
+    def operating_sensitivity(self):
+        """The sensitivity the model card promises at the threshold (cross-validated mean), or None."""
+        try:
+            return float(self.metadata["cv_metrics"]["at_threshold"]["sensitivity"]["mean"])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+class ModelPromotion(models.Model):
+    """Who made which version the active model, replacing which, why, and on what evidence."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="promotions")
+    replaced = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    promoted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField()
+    evidence = models.JSONField(default=dict, help_text="The comparison figures the promotion was allowed on.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.model_version.version} promoted {self.created_at:%Y-%m-%d %H:%M}"
 
 
 class Outcome(models.TextChoices):
@@ -146,22 +186,38 @@ class Photo(RoiBox):
         return self.status_detail if self.status in self.PROBLEM_STATUSES else ""
 
 
+class CountingPredictionManager(models.Manager):
+    """Only the active model's predictions: what flags cases and what staff and patients see.
+    Shadow predictions of a challenger are reached through `Prediction.all_roles` alone."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(role=Prediction.Role.ACTIVE)
+
+
 class Prediction(RoiBox):
     """One analysis of one photo by one model version. Never edited: a re-run adds a new row."""
+
+    class Role(models.TextChoices):
+        ACTIVE = "active", "Active model"
+        CHALLENGER = "challenger", "Challenger (shadow)"
 
     photo = models.ForeignKey(Photo, on_delete=models.PROTECT, related_name="predictions")
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="predictions")
     probability = models.FloatField()
     threshold = models.FloatField()
     flagged = models.BooleanField()
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.ACTIVE, db_index=True)
     roi_source = models.CharField(max_length=16, choices=RoiSource.choices)
-    heatmap = models.FileField(upload_to=heatmap_upload_path)
+    heatmap = models.FileField(upload_to=heatmap_upload_path, blank=True, help_text="Empty for shadow predictions.")
     timings_ms = models.JSONField(default=dict)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
         help_text="Clinician who asked for a re-run; empty for the analysis at upload.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CountingPredictionManager()
+    all_roles = models.Manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -189,6 +245,69 @@ class Decision(models.Model):
 
     def __str__(self):
         return f"{self.get_outcome_display()} for case {self.case_id}"
+
+
+class LabResult(models.Model):
+    """A laboratory mpox PCR result for a case. Never edited: a correction adds a row, and the
+    newest row is the current result (`current_lab_results`)."""
+
+    class Result(models.TextChoices):
+        POSITIVE = "positive", "Mpox PCR positive"
+        NEGATIVE = "negative", "Mpox PCR negative"
+        NOT_TESTED = "not_tested", "Not tested"
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="lab_results")
+    result = models.CharField(max_length=16, choices=Result.choices)
+    result_date = models.DateField(null=True, blank=True, help_text="Date of the result; empty when not tested.")
+    entered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    note = models.TextField(blank=True, help_text="Why a correction was made.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.get_result_display()} for case {self.case_id}"
+
+
+class FinalDiagnosis(models.Model):
+    """The final clinical diagnosis of a case; corrections add rows, the newest is current."""
+
+    class Diagnosis(models.TextChoices):
+        MPOX = "mpox", "Mpox"
+        HERPES = "herpes", "Herpes"
+        SYPHILIS = "syphilis", "Syphilis"
+        MOLLUSCUM = "molluscum", "Molluscum contagiosum"
+        WARTS = "warts", "Warts"
+        FOLLICULITIS = "folliculitis", "Folliculitis / dermatosis"
+        HEALTHY = "healthy", "Healthy skin"
+        OTHER = "other", "Other"
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="final_diagnoses")
+    diagnosis = models.CharField(max_length=16, choices=Diagnosis.choices)
+    entered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    note = models.TextField(blank=True, help_text="Why a correction was made.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "final diagnoses"
+
+    def __str__(self):
+        return f"{self.get_diagnosis_display()} for case {self.case_id}"
+
+
+def is_mpox(lab_result, diagnosis):
+    """The training label of a case: the lab result when it is positive or negative, else the final
+    diagnosis; None when neither says, or when a negative PCR contradicts a diagnosis of mpox."""
+    if lab_result in (LabResult.Result.POSITIVE, LabResult.Result.NEGATIVE):
+        positive = lab_result == LabResult.Result.POSITIVE
+        if not positive and diagnosis == FinalDiagnosis.Diagnosis.MPOX:
+            return None
+        return positive
+    if diagnosis:
+        return diagnosis == FinalDiagnosis.Diagnosis.MPOX
+    return None
 
 
 class AuditEvent(models.Model):

@@ -22,22 +22,10 @@ def register_checkpoints(directory=None) -> list[ModelVersion]:
     Returns the versions newly registered. If no version is active yet, the newest
     registered one becomes active, so a fresh install serves its shipped model.
     """
-    import ml
-
     directory = Path(directory or settings.MODEL_DIR)
     registered = []
     for path in sorted(directory.glob("*.pt")):
-        metadata = ml.load(path, warmup=False).metadata
-        model_version, created = ModelVersion.objects.get_or_create(
-            version=metadata["version"],
-            defaults={
-                "architecture": metadata["arch"],
-                "checkpoint_path": str(path.resolve()),
-                "threshold": metadata["threshold"],
-                "operating_point": str(metadata.get("operating_point", ""))[:200],
-                "metadata": metadata,
-            },
-        )
+        model_version, created = register_checkpoint(path)
         if created:
             registered.append(model_version)
     if registered and active_model_version() is None:
@@ -45,17 +33,53 @@ def register_checkpoints(directory=None) -> list[ModelVersion]:
     return registered
 
 
+def register_checkpoint(path) -> tuple[ModelVersion, bool]:
+    """(version, created) for one checkpoint file, described by its own metadata."""
+    import ml
+
+    path = Path(path)
+    metadata = ml.load(path, warmup=False).metadata
+    return ModelVersion.objects.get_or_create(
+        version=metadata["version"],
+        defaults={
+            "architecture": metadata["arch"],
+            "checkpoint_path": str(path.resolve()),
+            "threshold": metadata["threshold"],
+            "operating_point": str(metadata.get("operating_point", ""))[:200],
+            "metadata": metadata,
+        },
+    )
+
+
 @transaction.atomic
 def activate_model_version(model_version) -> ModelVersion:
-    """Make this the one active model (the others are deactivated first: one_active_model)."""
+    """Make this the one active model (the others are deactivated first: one_active_model).
+
+    Admins do this through `services.promote_model_version`, which checks the evidence first; this
+    is the bare switch (a fresh install's first model, tests)."""
     ModelVersion.objects.filter(is_active=True).exclude(pk=model_version.pk).update(is_active=False)
-    ModelVersion.objects.filter(pk=model_version.pk).update(is_active=True)
-    model_version.is_active = True
+    ModelVersion.objects.filter(pk=model_version.pk).update(is_active=True, is_challenger=False)
+    model_version.is_active, model_version.is_challenger = True, False
+    return model_version
+
+
+@transaction.atomic
+def make_challenger(model_version) -> ModelVersion:
+    """Run this version in shadow on every new photo; a previous challenger is retired."""
+    if model_version.is_active:
+        raise ValueError(f"{model_version.version} is the active model; it cannot also be its challenger.")
+    ModelVersion.objects.filter(is_challenger=True).exclude(pk=model_version.pk).update(is_challenger=False)
+    ModelVersion.objects.filter(pk=model_version.pk).update(is_challenger=True)
+    model_version.is_challenger = True
     return model_version
 
 
 def active_model_version() -> ModelVersion | None:
     return ModelVersion.objects.filter(is_active=True).first()
+
+
+def challenger_model_version() -> ModelVersion | None:
+    return ModelVersion.objects.filter(is_challenger=True).first()
 
 
 def loaded_model(model_version):

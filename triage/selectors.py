@@ -1,10 +1,10 @@
 """Reads for the triage domain: the clinician queue, case pages, photo access, model cards."""
 from pathlib import Path
 
-from django.db.models import Count, F, IntegerField, Prefetch, Q, Value, When
+from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, Subquery, Value, When
 from django.db.models import Case as CaseWhen
 
-from triage.models import Case, Decision, Outcome, Photo, Prediction
+from triage.models import Case, Decision, FinalDiagnosis, LabResult, ModelVersion, Outcome, Photo, Prediction
 
 QUEUE_FILTERS = {
     "flagged": Q(flagged=True),
@@ -67,3 +67,82 @@ def model_card_text(model_version):
     """The model card shipped beside a version's checkpoint (MODEL_CARD.md), or None."""
     card = Path(model_version.checkpoint_path).with_name("MODEL_CARD.md")
     return card.read_text(encoding="utf-8") if card.is_file() else None
+
+
+def cases_with_ground_truth(*, start=None, end=None, clinic_id=None):
+    """Cases annotated with their current (newest) `lab_result` and `final_diagnosis`, optionally
+    limited to appointments from `start` to `end` (dates, inclusive) at one clinic site."""
+    newest_lab = LabResult.objects.filter(case=OuterRef("pk")).order_by("-created_at", "-id")
+    newest_diagnosis = FinalDiagnosis.objects.filter(case=OuterRef("pk")).order_by("-created_at", "-id")
+    cases = Case.objects.annotate(
+        lab_result=Subquery(newest_lab.values("result")[:1]),
+        final_diagnosis=Subquery(newest_diagnosis.values("diagnosis")[:1]),
+    )
+    if start is not None:
+        cases = cases.filter(appointment__slot__starts_at__date__gte=start)
+    if end is not None:
+        cases = cases.filter(appointment__slot__starts_at__date__lte=end)
+    if clinic_id is not None:
+        cases = cases.filter(appointment__slot__clinic_id=clinic_id)
+    return cases
+
+
+def lab_confirmed_cases(**filters):
+    """Cases whose current lab result is mpox PCR positive or negative (see cases_with_ground_truth)."""
+    return cases_with_ground_truth(**filters).filter(
+        lab_result__in=[LabResult.Result.POSITIVE, LabResult.Result.NEGATIVE]
+    )
+
+
+def clinic_sites():
+    """(id, name) of every clinic site that has a case, for the performance filters."""
+    return list(
+        Case.objects.values_list("appointment__slot__clinic_id", "appointment__slot__clinic__name")
+        .distinct().order_by("appointment__slot__clinic__name")
+    )
+
+
+def latest_predictions_by_case(*, model_version, case_ids):
+    """{case_id: [the newest prediction by `model_version` of each of the case's photos]}, in
+    either role: a version's own record counts whether it ran as challenger or as the active model."""
+    by_photo = {}
+    predictions = Prediction.all_roles.filter(model_version=model_version, photo__case_id__in=case_ids).select_related("photo")
+    for prediction in predictions.order_by("photo_id", "-created_at", "-id"):
+        by_photo.setdefault(prediction.photo_id, prediction)
+    by_case = {}
+    for prediction in by_photo.values():
+        by_case.setdefault(prediction.photo.case_id, []).append(prediction)
+    return by_case
+
+
+def ground_truth_history(case):
+    """The case's lab results and final diagnoses, newest first (the first of each is current)."""
+    return {
+        "lab_results": list(case.lab_results.select_related("entered_by")),
+        "final_diagnoses": list(case.final_diagnoses.select_related("entered_by")),
+    }
+
+
+def exportable_photos():
+    """Analysed photos of appointments whose patient currently opts in to research, with the
+    case's current lab result and diagnosis; the caller keeps those with a training label."""
+    truth = cases_with_ground_truth().filter(pk=OuterRef("case_id"))
+    return (
+        Photo.objects.filter(case__appointment__consent_research=True, status=Photo.Status.ANALYSED)
+        .annotate(
+            lab_result=Subquery(truth.values("lab_result")[:1]),
+            final_diagnosis=Subquery(truth.values("final_diagnosis")[:1]),
+            patient_id=F("case__appointment__patient_id"),
+        )
+        .filter(Q(lab_result__isnull=False) | Q(final_diagnosis__isnull=False))
+        .prefetch_related(Prefetch("predictions", to_attr="prediction_history"))
+        .order_by("pk")
+    )
+
+
+def model_versions_to_measure():
+    """The active model, the challenger, then retired versions that made predictions (newest first)."""
+    versions = ModelVersion.objects.filter(
+        Q(predictions__isnull=False) | Q(is_active=True) | Q(is_challenger=True)
+    ).distinct()
+    return sorted(versions, key=lambda version: (not version.is_active, not version.is_challenger, -version.pk))

@@ -1,13 +1,20 @@
-"""Writes for the triage domain: cases, photos, decisions, model versions, audit trail."""
+"""Writes for the triage domain: cases, photos, decisions, ground truth, model versions, training
+exports, audit trail."""
+import csv
 import uuid
+from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.utils.crypto import salted_hmac
 
-from triage import tasks
+from triage import performance, registry, tasks
 from triage.images import normalise_photo, validate_roi
-from triage.models import AuditEvent, Case, Decision, Photo, RoiSource
+from triage.models import (
+    AuditEvent, Case, Decision, FinalDiagnosis, LabResult, ModelPromotion, Photo, RoiSource, is_mpox,
+)
+from triage.selectors import exportable_photos
 
 
 def create_case(*, appointment) -> Case:
@@ -97,6 +104,136 @@ def record_decision(*, case, clinician, outcome, action, note="") -> Decision:
     case.save(update_fields=["outcome", "updated_at"])
     audit(actor=clinician, action="record_decision", obj=case, outcome=outcome, decision_action=action)
     return decision
+
+
+@transaction.atomic
+def record_ground_truth(*, case, entered_by, result=None, result_date=None, diagnosis=None, note="") -> list:
+    """Record the lab result and/or final diagnosis of a case. Only a value that differs from the
+    current one adds a row (the old rows stay: that is the correction history); changing a value
+    already recorded needs a note saying why. Returns the rows added."""
+    current_lab = case.lab_results.first()
+    current_diagnosis = case.final_diagnoses.first()
+    if result in (LabResult.Result.POSITIVE, LabResult.Result.NEGATIVE) and result_date is None:
+        raise ValidationError("Please give the date of the lab result.", code="result_date")
+    if result == LabResult.Result.NOT_TESTED:
+        result_date = None
+    lab_changes = result is not None and (
+        current_lab is None or (current_lab.result, current_lab.result_date) != (result, result_date)
+    )
+    diagnosis_changes = diagnosis is not None and (current_diagnosis is None or current_diagnosis.diagnosis != diagnosis)
+    if not (lab_changes or diagnosis_changes):
+        raise ValidationError("Nothing changed: the lab result and diagnosis are already recorded as given.", code="unchanged")
+    corrects = (lab_changes and current_lab is not None) or (diagnosis_changes and current_diagnosis is not None)
+    if corrects and not note.strip():
+        raise ValidationError("Please say why you are correcting the recorded result.", code="note")
+    added = []
+    if lab_changes:
+        added.append(LabResult.objects.create(case=case, result=result, result_date=result_date, entered_by=entered_by, note=note))
+        audit(actor=entered_by, action="record_lab_result", obj=case, result=result,
+              result_date=result_date.isoformat() if result_date else None,
+              corrects=current_lab.result if current_lab else None)
+    if diagnosis_changes:
+        added.append(FinalDiagnosis.objects.create(case=case, diagnosis=diagnosis, entered_by=entered_by, note=note))
+        audit(actor=entered_by, action="record_final_diagnosis", obj=case, diagnosis=diagnosis,
+              corrects=current_diagnosis.diagnosis if current_diagnosis else None)
+    return added
+
+
+def register_challenger(*, checkpoint_path, actor=None):
+    """Register a trained checkpoint and make it the challenger (see `registry.make_challenger`)."""
+    model_version, _ = registry.register_checkpoint(checkpoint_path)
+    registry.make_challenger(model_version)
+    audit(actor=actor, action="register_challenger", obj=model_version, checkpoint=str(checkpoint_path))
+    return model_version
+
+
+def make_challenger(*, model_version, actor):
+    registry.make_challenger(model_version)
+    audit(actor=actor, action="make_challenger", obj=model_version)
+    return model_version
+
+
+@transaction.atomic
+def promote_model_version(*, model_version, promoted_by, reason, request=None) -> ModelPromotion:
+    """Make the challenger the active model, on evidence: refused (ValidationError, audited) unless it
+    has enough confirmed cases shared with the active model and flags no fewer of their mpox cases."""
+    active = registry.active_model_version()
+    refusal = None
+    comparison = None
+    if not reason.strip():
+        refusal = "Please say why this model is being promoted."
+    elif not model_version.is_challenger:
+        refusal = f"{model_version.version} is not the challenger: register it as challenger so it is measured first."
+    elif active is not None:
+        comparison = performance.compare_models(active, model_version).figures
+        refusal = comparison["promotion_refusal"]
+    if refusal:
+        audit(actor=promoted_by, action="promote_model", obj=model_version, allowed=False, request=request, refusal=refusal)
+        raise ValidationError(refusal, code="promotion_refused")
+    evidence = performance.json_ready({k: v for k, v in comparison.items() if k != "challenger_scores"}) if comparison else {}
+    promotion = ModelPromotion.objects.create(
+        model_version=model_version, replaced=active, promoted_by=promoted_by, reason=reason, evidence=evidence,
+    )
+    registry.activate_model_version(model_version)
+    audit(actor=promoted_by, action="promote_model", obj=model_version, request=request,
+          replaced=active.version if active else None, reason=reason)
+    return promotion
+
+
+def export_training_set(*, out_dir, actor=None, operator="") -> dict:
+    """Write the consented, labelled photos as an `ml` dataset: `mpox/`, `non_mpox/<diagnosis>/` and
+    `dataset.csv` (pseudonymous patient id, lesion box). Only photos whose patient currently opts in
+    to research and whose case has a lab result or final diagnosis; no names, emails or references.
+    `out_dir` must be new or empty, so a withdrawn patient's photos never linger from an earlier export.
+    Audited. Returns a summary."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise ValidationError(f"{out_dir} is not empty: export into a new folder.", code="not_empty")
+    rows, unlabelled = [], 0
+    for photo in exportable_photos():
+        label = is_mpox(photo.lab_result, photo.final_diagnosis)
+        if label is None:  # not tested and no diagnosis, or a negative PCR against a diagnosis of mpox
+            unlabelled += 1
+            continue
+        folder = "mpox" if label else f"non_mpox/{photo.final_diagnosis or 'unspecified'}"
+        patient = _pseudonym("patient", photo.patient_id)
+        relative = f"{folder}/{patient}_{_pseudonym('photo', photo.pk)}.jpg"
+        target = out_dir / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with photo.image.open("rb") as source:
+            target.write_bytes(source.read())
+        box, box_source = _training_box(photo)
+        rows.append([relative, patient, *(box or ("", "", "", "")), box_source,
+                     "lab" if photo.lab_result in (LabResult.Result.POSITIVE, LabResult.Result.NEGATIVE) else "diagnosis"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "dataset.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "patient_id", "x0", "y0", "x1", "y1", "box_source", "label_source"])
+        writer.writerows(rows)
+    summary = {
+        "photos": len(rows),
+        "mpox": sum(row[0].startswith("mpox/") for row in rows),
+        "patients": len({row[1] for row in rows}),
+        "skipped_without_label": unlabelled,
+    }
+    audit(actor=actor, action="export_training_set", obj=None, out_dir=str(out_dir.resolve()), operator=operator,
+          **summary)
+    return summary
+
+
+def _pseudonym(kind, pk) -> str:
+    """Stable across exports (so patient-grouped splits hold), meaningless without SECRET_KEY."""
+    return salted_hmac(f"triage.export.{kind}", str(pk)).hexdigest()[:12]
+
+
+def _training_box(photo):
+    """The box drawn by the patient or a clinician, else the automatic box the active model used."""
+    if photo.roi is not None:
+        return photo.roi, photo.roi_source
+    latest = photo.prediction_history[0] if photo.prediction_history else None
+    if latest is not None and latest.roi is not None:
+        return latest.roi, latest.roi_source
+    return None, RoiSource.NONE
 
 
 def audit(*, actor, action, obj, allowed=True, request=None, **detail) -> AuditEvent:

@@ -13,6 +13,9 @@ urlpatterns = [
     path("staff/", views.queue, name="staff-queue"),
     path("staff/model-card/", views.model_card, name="staff-model-card"),
     path("staff/cases/<int:case_id>/", views.case_detail, name="staff-case"),
+    path("staff/cases/<int:case_id>/lab-result/", views.lab_result, name="staff-lab-result"),
+    path("staff/performance/", views.model_performance, name="staff-performance"),
+    path("staff/performance/comparison/", views.model_comparison, name="staff-comparison"),
     path("staff/cases/<int:case_id>/decision/", views.decide, name="staff-decide"),
     path("staff/cases/<int:case_id>/photos/<int:photo_id>/reanalyse/", views.reanalyse, name="staff-reanalyse"),
 ]

@@ -1,6 +1,7 @@
 """Protected media and the clinician dashboard."""
 import mimetypes
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
@@ -8,13 +9,15 @@ from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from triage.forms import DecisionForm, RoiForm
+from triage import charts, performance
+from triage.forms import DecisionForm, GroundTruthForm, PerformanceFilterForm, RoiForm
 from triage.permissions import can_view_photo, clinician_required, is_clinician
-from triage.registry import active_model_version
+from triage.registry import active_model_version, challenger_model_version
 from triage.selectors import (
-    QUEUE_FILTERS, case_for_review, case_queue, model_card_text, photo_for_access, prediction_for_access,
+    QUEUE_FILTERS, case_for_review, case_queue, clinic_sites, ground_truth_history, model_card_text,
+    model_versions_to_measure, photo_for_access, prediction_for_access,
 )
-from triage.services import audit, record_decision, request_reanalysis
+from triage.services import audit, record_decision, record_ground_truth, request_reanalysis
 
 
 @require_GET
@@ -98,6 +101,80 @@ def reanalyse(request, case_id, photo_id):
     else:
         messages.success(request, f"Photo {photo.pk} queued for a new analysis. Earlier results are kept below.")
     return redirect("staff-case", case_id=case.pk)
+
+
+@clinician_required
+def lab_result(request, case_id):
+    """Record or correct a case's lab result and final diagnosis; the history stays visible."""
+    case = _case_or_404(case_id)
+    form = GroundTruthForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            record_ground_truth(case=case, entered_by=request.user, **form.service_arguments())
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, "Lab result and diagnosis saved.")
+            return redirect("staff-lab-result", case_id=case.pk)
+    elif request.method != "POST":
+        audit(actor=request.user, action="view_ground_truth", obj=case, request=request)
+    status = 400 if form.errors else 200
+    return render(request, "triage/lab_result.html", {"case": case, "form": form, **ground_truth_history(case)}, status=status)
+
+
+@clinician_required
+def model_performance(request):
+    """Live performance of each model version on lab-confirmed cases, with plots and tables."""
+    form = PerformanceFilterForm(request.GET or None, clinics=clinic_sites())
+    versions = model_versions_to_measure()
+    selected = request.GET.get("version")
+    if selected:
+        versions = [version for version in versions if version.version == selected]
+    reports = []
+    if not form.is_bound or form.is_valid():
+        for model_version in versions:
+            report = performance.model_performance(model_version, **form.filters)
+            reports.append({"version": model_version, "figures": report.figures, "charts": _charts(model_version, report)})
+    active = active_model_version()
+    history = performance.history_model(active, **form.filters) if active and (not form.is_bound or form.is_valid()) else None
+    audit(actor=request.user, action="view_model_performance", obj=None, request=request, filters=request.GET.dict())
+    return render(request, "triage/performance.html", {
+        "form": form, "reports": reports, "history": history, "history_features": performance.HISTORY_FEATURES,
+        "min_cases": settings.PERFORMANCE_MIN_CONFIRMED_CASES,
+    })
+
+
+@clinician_required
+def model_comparison(request):
+    """Active model vs challenger on the same confirmed cases; promotion itself is an admin action."""
+    form = PerformanceFilterForm(request.GET or None, clinics=clinic_sites())
+    active, challenger = active_model_version(), challenger_model_version()
+    comparison = chart = None
+    if active and challenger and (not form.is_bound or form.is_valid()):
+        result = performance.compare_models(active, challenger, **form.filters)
+        comparison = result.figures
+        if result.labels.any() and not result.labels.all():
+            chart = charts.roc_chart(
+                [(f"active {active.version}", result.labels, result.scores),
+                 (f"challenger {challenger.version}", result.labels, comparison["challenger_scores"])],
+                title=f"Same {comparison['paired_cases']} lab-confirmed cases",
+            )
+    audit(actor=request.user, action="view_model_comparison", obj=None, request=request, filters=request.GET.dict())
+    return render(request, "triage/comparison.html", {
+        "form": form, "active": active, "challenger": challenger, "comparison": comparison, "roc_chart": chart,
+    })
+
+
+def _charts(model_version, report):
+    if not report.figures["enough"]:
+        return None
+    labels, scores = report.labels, report.scores
+    title = f"{model_version.version}: {len(labels)} lab-confirmed cases"
+    return {
+        "roc": charts.roc_chart([(model_version.version, labels, scores)], title=title),
+        "calibration": charts.calibration_chart(labels, scores, n_bins=performance.calibration_bin_count(len(labels)), title=title),
+        "distribution": charts.score_distribution_chart(labels, scores, model_version.threshold, title=title),
+    }
 
 
 def _case_or_404(case_id):
