@@ -153,30 +153,31 @@ def make_challenger(*, model_version, actor):
     return model_version
 
 
-@transaction.atomic
 def promote_model_version(*, model_version, promoted_by, reason, request=None) -> ModelPromotion:
     """Make the challenger the active model, on evidence: refused (ValidationError, audited) unless it
     has enough confirmed cases shared with the active model and flags no fewer of their mpox cases."""
     active = registry.active_model_version()
-    refusal = None
     comparison = None
     if not reason.strip():
         refusal = "Please say why this model is being promoted."
     elif not model_version.is_challenger:
         refusal = f"{model_version.version} is not the challenger: register it as challenger so it is measured first."
-    elif active is not None:
+    elif active is None:
+        refusal = None
+    else:
         comparison = performance.compare_models(active, model_version).figures
         refusal = comparison["promotion_refusal"]
     if refusal:
         audit(actor=promoted_by, action="promote_model", obj=model_version, allowed=False, request=request, refusal=refusal)
         raise ValidationError(refusal, code="promotion_refused")
     evidence = performance.json_ready({k: v for k, v in comparison.items() if k != "challenger_scores"}) if comparison else {}
-    promotion = ModelPromotion.objects.create(
-        model_version=model_version, replaced=active, promoted_by=promoted_by, reason=reason, evidence=evidence,
-    )
-    registry.activate_model_version(model_version)
-    audit(actor=promoted_by, action="promote_model", obj=model_version, request=request,
-          replaced=active.version if active else None, reason=reason)
+    with transaction.atomic():
+        promotion = ModelPromotion.objects.create(
+            model_version=model_version, replaced=active, promoted_by=promoted_by, reason=reason, evidence=evidence,
+        )
+        registry.activate_model_version(model_version)
+        audit(actor=promoted_by, action="promote_model", obj=model_version, request=request,
+              replaced=active.version if active else None, reason=reason)
     return promotion
 
 

@@ -107,7 +107,7 @@ def reanalyse(request, case_id, photo_id):
 def lab_result(request, case_id):
     """Record or correct a case's lab result and final diagnosis; the history stays visible."""
     case = _case_or_404(case_id)
-    form = GroundTruthForm(request.POST or None)
+    form = GroundTruthForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             record_ground_truth(case=case, entered_by=request.user, **form.service_arguments())
