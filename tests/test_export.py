@@ -1,0 +1,94 @@
+"""Consented training export: only research opt-ins with a label, the ml layout, no identities, audited."""
+import csv
+
+import pytest
+from django.core.management import CommandError, call_command
+from PIL import Image
+
+from ml.data import discover
+from portal.booking.models import Appointment
+from tests.clinic_history import book_past_case, record_score
+from triage.models import AuditEvent, FinalDiagnosis, LabResult
+from triage.services import record_ground_truth
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def consented_history(patient, other_patient, clinician, clinic, model_version, private_storage, enqueued, make_image_bytes):
+    """Six cases: (patient, research opt-in, lab result, diagnosis)."""
+    rows = [
+        (patient, True, LabResult.Result.POSITIVE, None),                               # mpox/
+        (other_patient, True, LabResult.Result.NEGATIVE, FinalDiagnosis.Diagnosis.HERPES),  # non_mpox/herpes/
+        (other_patient, True, None, FinalDiagnosis.Diagnosis.SYPHILIS),                # non_mpox/syphilis/ (no PCR)
+        (other_patient, False, LabResult.Result.POSITIVE, None),                        # no research opt-in
+        (patient, True, LabResult.Result.NOT_TESTED, None),                             # no label
+        (patient, True, None, None),                                                    # nothing recorded
+    ]
+    photos = []
+    for index, (owner, research, lab, diagnosis) in enumerate(rows):
+        case, photo = book_past_case(patient=owner, clinic=clinic, days_ago=5, consent_research=research, seed=index)
+        record_score(photo, model_version, 0.5, make_image_bytes(size=(64, 64)))
+        record_ground_truth(case=case, entered_by=clinician, result=lab, result_date=case.appointment.slot.starts_at.date(),
+                            diagnosis=diagnosis) if lab or diagnosis else None
+        photos.append(photo)
+    return photos
+
+
+def read_rows(out):
+    with open(out / "dataset.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_exports_only_consented_labelled_photos_in_the_ml_layout(consented_history, tmp_path, patient, other_patient, capsys):
+    out = tmp_path / "export"
+    call_command("export_training_set", "--out", str(out), "--by", "clinician")
+    assert "Exported 3 photos (1 mpox) of 2 patients" in capsys.readouterr().out
+
+    rows = read_rows(out)
+    folders = sorted(row["path"].rsplit("/", 1)[0] for row in rows)
+    assert folders == ["mpox", "non_mpox/herpes", "non_mpox/syphilis"]
+    assert [row["label_source"] for row in sorted(rows, key=lambda r: r["path"])] == ["lab", "lab", "diagnosis"]
+    # Automatic boxes from the active model's prediction (20, 10, 120, 90), source "auto".
+    assert {(row["x0"], row["y0"], row["x1"], row["y1"], row["box_source"]) for row in rows} == {("20", "10", "120", "90", "auto")}
+    patient_ids = {row["patient_id"] for row in rows}
+    assert len(patient_ids) == 2 and all(len(pid) == 12 for pid in patient_ids)
+
+    # Pseudonymous: no user names, emails, ids or booking references anywhere in the export.
+    text = " ".join(value for row in rows for value in row.values()) + " ".join(
+        str(path.relative_to(out)) for path in out.rglob("*"))
+    identities = [patient.username, other_patient.username, patient.email, other_patient.email,
+                  *Appointment.objects.values_list("reference", flat=True)]
+    assert not [identity for identity in identities if identity in text]
+
+    # The ml package reads it as a dataset: labels from the folders, patients from the CSV.
+    samples = discover(out)
+    assert sorted(sample.label for sample in samples) == [0, 0, 1]
+    assert {sample.patient_id for sample in samples} == patient_ids
+    assert all(Image.open(sample.path).size == (160, 120) for sample in samples)
+
+    event = AuditEvent.objects.get(action="export_training_set")
+    assert event.actor.username == "clinician" and event.detail["photos"] == 3 and event.detail["skipped_without_label"] == 1
+
+
+def test_withdrawn_consent_removes_photos_from_later_exports(consented_history, tmp_path):
+    call_command("export_training_set", "--out", str(tmp_path / "first"))
+    assert len(read_rows(tmp_path / "first")) == 3
+    Appointment.objects.filter(case__photos=consented_history[1]).update(consent_research=False)
+    call_command("export_training_set", "--out", str(tmp_path / "second"))
+    rows = read_rows(tmp_path / "second")
+    assert sorted(row["path"].rsplit("/", 1)[0] for row in rows) == ["mpox", "non_mpox/syphilis"]
+    assert AuditEvent.objects.filter(action="export_training_set").count() == 2
+
+
+def test_export_refuses_a_folder_that_is_not_empty(consented_history, tmp_path):
+    (tmp_path / "old.jpg").write_bytes(b"x")
+    with pytest.raises(CommandError, match="is not empty"):
+        call_command("export_training_set", "--out", str(tmp_path))
+    assert not AuditEvent.objects.filter(action="export_training_set").exists()
+
+
+def test_patient_ids_are_stable_across_exports(consented_history, tmp_path):
+    call_command("export_training_set", "--out", str(tmp_path / "a"))
+    call_command("export_training_set", "--out", str(tmp_path / "b"))
+    assert [r["patient_id"] for r in read_rows(tmp_path / "a")] == [r["patient_id"] for r in read_rows(tmp_path / "b")]
