@@ -185,3 +185,16 @@ def test_history_features_read_the_questionnaire_defensively(history):
     assert features == [0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 3.0, 1.0]
     case.appointment.questionnaire = "not a dict"
     assert performance.history_features(case, 0.5)[1:5] == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_seed_demo_history_fills_the_performance_and_comparison_pages(private_storage, enqueued, client):
+    call_command("seed_demo", stdout=None)
+    active, challenger = ModelVersion.objects.get(is_active=True), ModelVersion.objects.get(is_challenger=True)
+    figures = performance.model_performance(active).figures
+    assert figures["enough"] and figures["positives"] >= 5 and figures["negatives"] >= 20
+    assert 0.75 < figures["auc"] < 0.99  # invented scores drawn to look like a useful model
+    from django.contrib.auth.models import User
+    client.force_login(User.objects.get(username="clinician"))
+    assert client.get(reverse("staff-performance")).content.decode().count("data:image/png") >= 3
+    comparison = client.get(reverse("staff-comparison")).content.decode()
+    assert challenger.version in comparison and "shared confirmed cases" in comparison

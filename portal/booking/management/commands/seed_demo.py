@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from portal.booking.demo_history import seed_history
 from portal.booking.models import Clinic, Slot
 from triage.permissions import CLINICIANS_GROUP
 
@@ -22,9 +23,11 @@ ACCOUNTS = {  # role: (default username, default password)
 
 
 class Command(BaseCommand):
-    help = "Create the clinicians group, a demo clinic with two weeks of slots, and demo accounts."
+    help = ("Create the clinicians group, a demo clinic with two weeks of slots, demo accounts and a synthetic "
+            "four-week history (decisions, lab results, model scores) for the performance pages.")
 
     def add_arguments(self, parser):
+        parser.add_argument("--no-history", action="store_true", help="Skip the synthetic past appointments.")
         for role, (username, password) in ACCOUNTS.items():
             env = f"DEMO_{role.upper()}"
             parser.add_argument(f"--{role}-username", default=os.environ.get(f"{env}_USERNAME", username))
@@ -42,6 +45,10 @@ class Command(BaseCommand):
         admin = self._account(options, "admin", is_staff=True, is_superuser=True)
 
         self.stdout.write(f"{clinic.name}: {created_slots} new slots.")
+        if not options["no_history"]:
+            cases = seed_history(clinic=clinic, clinician=clinician, log=self.stdout.write)
+            if cases:
+                self.stdout.write(f"Synthetic history: {cases} past cases with decisions, lab results and scores (invented data).")
         for role, user in (("patient", patient), ("clinician", clinician), ("admin", admin)):
             self.stdout.write(f"  {role:<10} {user.username} / {options[f'{role}_password']}")
 
