@@ -38,14 +38,17 @@ def test_audit_events_are_read_only(admin_client, prediction):
     assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
 
 
-def test_make_active_action(admin_client, model_version):
+def test_make_challenger_action_runs_a_version_in_shadow_without_activating_it(admin_client, model_version):
+    """Activation is by promotion only (tests/test_challenger.py), after the version ran as challenger."""
     other = ModelVersion.objects.create(version="v2", architecture="tiny", checkpoint_path="/x.pt", threshold=0.5)
 
     admin_client.post(reverse("admin:triage_modelversion_changelist"), {
-        "action": "make_active", "_selected_action": [other.pk],
+        "action": "make_challenger", "_selected_action": [other.pk],
     })
 
-    assert ModelVersion.objects.get(is_active=True) == other
+    assert ModelVersion.objects.get(is_challenger=True) == other
+    assert ModelVersion.objects.get(is_active=True) == model_version
+    assert AuditEvent.objects.filter(action="make_challenger", object_id=str(other.pk)).exists()
 
 
 def test_case_and_photo_pages_load(admin_client, prediction):
