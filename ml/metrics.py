@@ -113,23 +113,33 @@ def diagnostic_table(labels, predicted) -> dict:
             "ppv": proportion(tp, tp + fp), "npv": proportion(tn, tn + fn)}
 
 
+def _resampled_aucs(labels: np.ndarray, scores: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """AUC of every resample (rows of ``idx``) at once, by the rank-sum (Mann-Whitney) identity with
+    average ranks for ties, which equals scikit-learn's AUC; NaN where a resample has one class."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(scores[idx], axis=1)
+    positive = labels[idx].astype(bool)
+    n_pos = positive.sum(axis=1)
+    n_neg = idx.shape[1] - n_pos
+    with np.errstate(invalid="ignore", divide="ignore"):
+        aucs = ((ranks * positive).sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    return np.where((n_pos > 0) & (n_neg > 0), aucs, np.nan)
+
+
 def paired_auc_difference(labels, scores_a, scores_b, n_boot: int = 2000, seed: int = 0,
                           level: float = 0.95) -> dict:
     """AUC(b) - AUC(a) on the same cases, with a percentile bootstrap CI over resampled cases
     (both models resampled together, so the pairing is kept)."""
-    labels = np.asarray(labels)
+    labels = np.asarray(labels).astype(int)
     scores_a, scores_b = np.asarray(scores_a, dtype=float), np.asarray(scores_b, dtype=float)
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(labels), len(labels))
-        draws.append(roc_auc(labels[idx], scores_b[idx]) - roc_auc(labels[idx], scores_a[idx]))
-    draws = np.array(draws)
-    alpha = (1 - level) / 2
+    idx = np.random.default_rng(seed).integers(0, len(labels), (n_boot, len(labels)))
+    draws = _resampled_aucs(labels, scores_b, idx) - _resampled_aucs(labels, scores_a, idx)
     finite = draws[np.isfinite(draws)]
+    alpha = (1 - level) / 2
     ci = [float(np.quantile(finite, alpha)), float(np.quantile(finite, 1 - alpha))] if len(finite) else [float("nan")] * 2
-    return {"auc_a": roc_auc(labels, scores_a), "auc_b": roc_auc(labels, scores_b),
-            "difference": roc_auc(labels, scores_b) - roc_auc(labels, scores_a), "ci95": ci, "n_boot": n_boot}
+    auc_a, auc_b = roc_auc(labels, scores_a), roc_auc(labels, scores_b)
+    return {"auc_a": auc_a, "auc_b": auc_b, "difference": auc_b - auc_a, "ci95": ci, "n_boot": n_boot}
 
 
 def calibration_bins(labels, scores, n_bins: int) -> list[dict]:

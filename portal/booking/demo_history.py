@@ -96,12 +96,12 @@ def _case(rng, site, starts_at, patient, clinician, active, challenger):
     case = create_case(appointment=appointment)
     body_site = Photo.BodySite.GENITAL if rng.random() < (0.7 if mpox else 0.4) else Photo.BodySite.TRUNK
     photo = accept_photo(case=case, uploaded_by=patient, uploaded_file=_synthetic_photo(rng, mpox), body_site=body_site)
-    score = float(rng.beta(5, 2) if mpox else rng.beta(1.5, 5))
+    score = float(rng.beta(4, 2.5) if mpox else rng.beta(2, 5))
     image = read_photo(photo)
     analysis = _analysis(image, score)
     record_prediction(photo=photo, model_version=active, analysis=analysis, heatmap_jpeg=render_heatmap(image, analysis),
                       timings_ms={})
-    shadow = float(rng.beta(6, 1.8) if mpox else rng.beta(1.3, 6))
+    shadow = float(rng.beta(4.5, 2.2) if mpox else rng.beta(1.8, 5))
     Prediction.all_roles.create(
         photo=photo, model_version=challenger, role=Prediction.Role.CHALLENGER, probability=shadow,
         threshold=challenger.threshold, flagged=shadow >= challenger.threshold, roi=analysis.roi, roi_source="auto",

@@ -62,3 +62,14 @@ def test_score_distribution_plot_is_a_png():
     buffer = io.BytesIO()
     plot_score_distribution([("pos", np.array([0.8, 0.9])), ("neg", np.array([0.1]))], 0.5, buffer, "t")
     assert Image.open(io.BytesIO(buffer.getvalue())).format == "PNG"
+
+
+def test_resampled_aucs_equal_scikit_learns_with_ties():
+    from ml.metrics import _resampled_aucs, roc_auc
+
+    rng = np.random.default_rng(1)
+    labels = rng.random(40) < 0.4
+    scores = np.round(rng.random(40), 1)  # many ties
+    idx = rng.integers(0, 40, (50, 40))
+    expected = [roc_auc(labels[row], scores[row]) for row in idx]
+    assert _resampled_aucs(labels.astype(int), scores, idx) == pytest.approx(expected, nan_ok=True)
