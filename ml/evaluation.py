@@ -1,4 +1,5 @@
-"""Scoring a labelled folder with a checkpoint (whole photo, automatic ROI or given boxes) and plots."""
+"""Scoring a labelled folder with a checkpoint (whole photo, automatic ROI or given boxes) and plots
+(each plot helper writes a PNG to a path or a binary file object)."""
 from __future__ import annotations
 
 import csv
