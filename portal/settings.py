@@ -29,8 +29,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc files served from here: the docs pages work offline
     "axes",
     "portal.booking",
+    "portal.integrations",
     "triage",
 ]
 
@@ -184,11 +187,50 @@ SECURE_REFERRER_POLICY = "same-origin"
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 
+# Throttle counters and failed-API-key counts live in this cache: use Redis (redis://host:6379/1)
+# when several web processes run, so they share one count.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": env.int("API_PAGE_SIZE", default=50),
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {"uploads": env.str("API_UPLOAD_RATE", default="60/min")},
 }
+# Failed API keys allowed per client address in the window before it is refused (429).
+API_KEY_FAILURE_LIMIT = env.int("API_KEY_FAILURE_LIMIT", default=20)
+API_KEY_FAILURE_WINDOW_SECONDS = env.int("API_KEY_FAILURE_WINDOW_SECONDS", default=600)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Mpox photo triage API",
+    "DESCRIPTION": (
+        "Integrations (a clinic's booking system) use `Authorization: Api-Key <key>`; patients and staff "
+        "use their browser session. Decision support, not a diagnosis."
+    ),
+    "VERSION": "1.0.0",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "PREPROCESSING_HOOKS": ["portal.schema.only_public_api"],
+    "ENUM_NAME_OVERRIDES": {
+        "CaseOutcomeEnum": "triage.models.Outcome",
+        "DecisionOutcomeEnum": "triage.models.DECISION_OUTCOMES",
+        "PhotoStatusEnum": "triage.models.Photo.Status",
+        "AppointmentStatusEnum": "portal.booking.models.Appointment.Status",
+    },
+}
+
+# Webhooks (portal.integrations.tasks): each delivery is tried up to WEBHOOK_MAX_ATTEMPTS times,
+# waiting WEBHOOK_RETRY_BACKOFF_SECONDS × 2^n between attempts.
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
+WEBHOOK_RETRY_BACKOFF_SECONDS = env.float("WEBHOOK_RETRY_BACKOFF_SECONDS", default=30)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10)
 
 LOGGING = {
     "version": 1,

@@ -3,6 +3,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/v1/", include("portal.api_urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("portal.booking.urls")),
     path("", include("triage.urls")),

@@ -10,7 +10,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from PIL import Image
 
-from triage import registry
+from triage import events, registry
 from triage.images import encode_jpeg, photo_quality_problem
 from triage.models import Case, Photo, Prediction, RoiSource
 
@@ -49,6 +49,7 @@ def analyse_photos(photo_ids, requested_by_id=None):
         problem = photo_quality_problem(image)
         if problem:
             _set_status(photo, Photo.Status.REJECTED, problem)
+            events.send_on_commit(events.photo_retake_needed, case=photo.case, photo=photo)
             continue
         readable.append((photo, image, (time.perf_counter() - read_started) * 1000))
     if not readable:
@@ -159,17 +160,24 @@ def record_prediction(*, photo, model_version, analysis, heatmap_jpeg, timings_m
     return prediction
 
 
+@transaction.atomic
 def refresh_case_flag(case):
-    """A case is flagged when any photo's latest prediction reaches that prediction's threshold."""
+    """A case is flagged when any photo's latest prediction reaches that prediction's threshold.
+
+    Announces `case_flagged` (after commit) when the flag goes from off to on.
+    """
+    was_flagged = Case.objects.select_for_update().values_list("flagged", flat=True).get(pk=case.pk)
     latest = [
         photo.predictions.order_by("-created_at", "-id").first()
         for photo in case.photos.all()
     ]
     latest = [prediction for prediction in latest if prediction is not None]
+    flagged = any(prediction.flagged for prediction in latest)
     Case.objects.filter(pk=case.pk).update(
-        flagged=any(prediction.flagged for prediction in latest),
-        max_probability=max((prediction.probability for prediction in latest), default=None),
+        flagged=flagged, max_probability=max((prediction.probability for prediction in latest), default=None)
     )
+    if flagged and not was_flagged:
+        events.send_on_commit(events.case_flagged, case=case)
 
 
 def mark_failed(photo_ids, reason):

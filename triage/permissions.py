@@ -3,6 +3,7 @@ from functools import wraps
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 CLINICIANS_GROUP = "clinicians"
 
@@ -29,3 +30,19 @@ def clinician_required(view):
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+class IsClinician(BasePermission):
+    """DRF: the same rule as `clinician_required`."""
+
+    def has_permission(self, request, view):
+        return is_clinician(request.user)
+
+
+class CanManageModelVersions(BasePermission):
+    """DRF: reading model versions needs `triage.view_modelversion`, activating `triage.change_modelversion`
+    (superusers have both; grant them to other admins in Django admin)."""
+
+    def has_permission(self, request, view):
+        needed = "triage.view_modelversion" if request.method in SAFE_METHODS else "triage.change_modelversion"
+        return request.user.is_authenticated and request.user.has_perm(needed)

@@ -146,3 +146,7 @@ def model_versions_to_measure():
         Q(predictions__isnull=False) | Q(is_active=True) | Q(is_challenger=True)
     ).distinct()
     return sorted(versions, key=lambda version: (not version.is_active, not version.is_challenger, -version.pk))
+
+
+def model_versions():
+    return ModelVersion.objects.order_by("-installed_at", "-pk")

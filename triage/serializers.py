@@ -1,6 +1,12 @@
+"""JSON shapes of triage's API (`triage.api`) and of the patient's photo-status poll.
+
+Three audiences: patients (photo status, never a score), integrations acting for a clinic (photo
+status, the case's outcome and decision) and clinicians (everything, scores included).
+"""
+from django.urls import reverse
 from rest_framework import serializers
 
-from triage.models import Photo
+from triage.models import DECISION_OUTCOMES, Case, Decision, ModelVersion, Photo, Prediction
 
 
 class PatientPhotoStatusSerializer(serializers.ModelSerializer):
@@ -13,3 +19,137 @@ class PatientPhotoStatusSerializer(serializers.ModelSerializer):
     class Meta:
         model = Photo
         fields = ["id", "status", "label", "detail", "settled"]
+
+
+class PhotoStatusSerializer(PatientPhotoStatusSerializer):
+    """A photo's status for the API (patients and integrations): no score, no image."""
+
+    class Meta(PatientPhotoStatusSerializer.Meta):
+        fields = [*PatientPhotoStatusSerializer.Meta.fields, "body_site", "created_at"]
+
+
+class PhotoUploadSerializer(serializers.Serializer):
+    """One photo (multipart) with an optional lesion box in upright-photo pixels (all four or none)."""
+
+    photo = serializers.FileField(help_text="JPEG or PNG; checked by its content, metadata stripped.")
+    body_site = serializers.ChoiceField(choices=Photo.BodySite.choices)
+    roi_x0 = serializers.IntegerField(required=False, min_value=0)
+    roi_y0 = serializers.IntegerField(required=False, min_value=0)
+    roi_x1 = serializers.IntegerField(required=False, min_value=0)
+    roi_y1 = serializers.IntegerField(required=False, min_value=0)
+
+    ROI_FIELDS = ("roi_x0", "roi_y0", "roi_x1", "roi_y1")
+
+    def validate(self, attrs):
+        given = [name for name in self.ROI_FIELDS if name in attrs]
+        if given and len(given) != len(self.ROI_FIELDS):
+            raise serializers.ValidationError("Give all four box coordinates (roi_x0, roi_y0, roi_x1, roi_y1) or none.")
+        attrs["roi"] = tuple(attrs.pop(name) for name in self.ROI_FIELDS) if given else None
+        return attrs
+
+
+class DecisionSummarySerializer(serializers.ModelSerializer):
+    """A decision as the clinic's systems see it: outcome and where the patient waits (no clinician's note)."""
+
+    decided_at = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = Decision
+        fields = ["outcome", "action", "decided_at"]
+
+
+class CaseOutcomeSerializer(serializers.ModelSerializer):
+    """A case for an integration: flagged or not, its outcome and the latest decision."""
+
+    decision = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Case
+        fields = ["id", "is_open", "flagged", "outcome", "decision"]
+
+    @staticmethod
+    def latest_decision(case):
+        return case.decisions.order_by("-created_at", "-id").first()
+
+    def get_decision(self, case) -> DecisionSummarySerializer(allow_null=True):
+        decision = self.latest_decision(case)
+        return DecisionSummarySerializer(decision).data if decision is not None else None
+
+
+class DecisionSerializer(serializers.ModelSerializer):
+    clinician = serializers.CharField(source="clinician.get_username", read_only=True)
+
+    class Meta:
+        model = Decision
+        fields = ["id", "outcome", "action", "note", "clinician", "created_at"]
+        read_only_fields = ["id", "clinician", "created_at"]
+        extra_kwargs = {"outcome": {"choices": DECISION_OUTCOMES}}
+
+
+class PredictionSerializer(serializers.ModelSerializer):
+    model_version = serializers.CharField(source="model_version.version")
+    roi = serializers.ListField(child=serializers.IntegerField(), allow_null=True, min_length=4, max_length=4)
+    heatmap_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Prediction
+        fields = ["id", "probability", "threshold", "flagged", "model_version", "roi", "roi_source", "heatmap_url", "created_at"]
+
+    def get_heatmap_url(self, prediction) -> str:
+        return reverse("prediction-heatmap", args=[prediction.photo_id, prediction.pk])
+
+
+class StaffPhotoSerializer(PhotoStatusSerializer):
+    """A photo for a clinician: status, box, the protected image URL and every analysis, newest first."""
+
+    roi = serializers.ListField(child=serializers.IntegerField(), allow_null=True, min_length=4, max_length=4)
+    image_url = serializers.SerializerMethodField()
+    predictions = PredictionSerializer(source="prediction_history", many=True)
+
+    class Meta(PhotoStatusSerializer.Meta):
+        fields = [*PhotoStatusSerializer.Meta.fields, "width", "height", "roi", "roi_source", "image_url", "predictions"]
+
+    def get_image_url(self, photo) -> str:
+        return reverse("photo-image", args=[photo.pk])
+
+
+class StaffCaseSerializer(serializers.ModelSerializer):
+    """A row of the clinician queue."""
+
+    reference = serializers.CharField(source="appointment.reference")
+    clinic = serializers.CharField(source="appointment.slot.clinic.name")
+    starts_at = serializers.DateTimeField(source="appointment.slot.starts_at")
+    photo_count = serializers.IntegerField()
+    photos_analysed = serializers.IntegerField()
+    photos_waiting = serializers.IntegerField()
+    photos_problem = serializers.IntegerField()
+
+    class Meta:
+        model = Case
+        fields = [
+            "id", "reference", "clinic", "starts_at", "flagged", "max_probability", "outcome",
+            "photo_count", "photos_analysed", "photos_waiting", "photos_problem",
+        ]
+
+
+class StaffCaseDetailSerializer(serializers.ModelSerializer):
+    reference = serializers.CharField(source="appointment.reference")
+    clinic = serializers.CharField(source="appointment.slot.clinic.name")
+    starts_at = serializers.DateTimeField(source="appointment.slot.starts_at")
+    symptoms = serializers.CharField(source="appointment.symptoms")
+    lesion_onset = serializers.DateField(source="appointment.lesion_onset", allow_null=True)
+    photos = StaffPhotoSerializer(many=True)
+    decisions = DecisionSerializer(many=True)
+
+    class Meta:
+        model = Case
+        fields = [
+            "id", "reference", "clinic", "starts_at", "symptoms", "lesion_onset", "is_open", "flagged",
+            "max_probability", "outcome", "photos", "decisions",
+        ]
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ModelVersion
+        fields = ["id", "version", "architecture", "threshold", "operating_point", "is_active", "installed_at"]

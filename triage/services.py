@@ -9,7 +9,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils.crypto import salted_hmac
 
-from triage import performance, registry, tasks
+from triage import events, performance, registry, tasks
 from triage.images import normalise_photo, validate_roi
 from triage.models import (
     AuditEvent, Case, Decision, FinalDiagnosis, LabResult, ModelPromotion, Photo, RoiSource, is_mpox,
@@ -103,6 +103,7 @@ def record_decision(*, case, clinician, outcome, action, note="") -> Decision:
     case.outcome = outcome
     case.save(update_fields=["outcome", "updated_at"])
     audit(actor=clinician, action="record_decision", obj=case, outcome=outcome, decision_action=action)
+    events.send_on_commit(events.case_decided, case=case, decision=decision)
     return decision
 
 

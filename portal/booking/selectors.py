@@ -15,15 +15,15 @@ def bookable_slots():
     return Slot.objects.filter(starts_at__gt=timezone.now()).select_related("clinic")
 
 
+def free_slots(slots):
+    """Those of `slots` nobody holds a live booking for, in time order."""
+    return slots.exclude(appointments__status__in=LIVE_STATUSES).order_by("starts_at", "clinic__name", "pk")
+
+
 def open_slots_by_day(*, days=14):
     """Free future slots within `days`, as [(local date, [slots])] in time order."""
     now = timezone.now()
-    slots = (
-        bookable_slots()
-        .filter(starts_at__lt=now + timedelta(days=days))
-        .exclude(appointments__status__in=LIVE_STATUSES)
-        .order_by("starts_at", "clinic__name")
-    )
+    slots = free_slots(bookable_slots().filter(starts_at__lt=now + timedelta(days=days)))
     return [(day, list(day_slots)) for day, day_slots in groupby(slots, key=lambda s: timezone.localdate(s.starts_at))]
 
 

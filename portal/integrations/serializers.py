@@ -1,0 +1,46 @@
+"""JSON shapes of the integration API (a clinic's booking system)."""
+from rest_framework import serializers
+
+from portal.booking.models import Slot
+from portal.integrations.models import EXTERNAL_ID_VALIDATOR, ExternalAppointment, ExternalPatient
+from triage.serializers import CaseOutcomeSerializer
+
+
+class SlotSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Slot
+        fields = ["id", "starts_at", "duration_minutes"]
+
+
+class PatientSerializer(serializers.ModelSerializer):
+    external_id = serializers.CharField(max_length=64, validators=[EXTERNAL_ID_VALIDATOR])
+    email = serializers.EmailField(source="user.email", required=False, allow_blank=True)
+
+    class Meta:
+        model = ExternalPatient
+        fields = ["external_id", "email", "created_at"]
+        read_only_fields = ["created_at"]
+
+
+class AppointmentSerializer(serializers.ModelSerializer):
+    """An appointment by the booking system's id, with its triage case (outcome and decision, no scores)."""
+
+    patient_external_id = serializers.CharField(source="appointment.patient.external_patient.external_id")
+    reference = serializers.CharField(source="appointment.reference", help_text="The portal's booking reference.")
+    status = serializers.CharField(source="appointment.status")
+    slot = SlotSerializer(source="appointment.slot")
+    case = CaseOutcomeSerializer(source="appointment.case")
+
+    class Meta:
+        model = ExternalAppointment
+        fields = ["external_id", "patient_external_id", "reference", "status", "slot", "case", "created_at"]
+
+
+class BookingRequestSerializer(serializers.Serializer):
+    external_id = serializers.CharField(max_length=64, validators=[EXTERNAL_ID_VALIDATOR])
+    patient_external_id = serializers.CharField(max_length=64, validators=[EXTERNAL_ID_VALIDATOR])
+    slot = serializers.IntegerField(min_value=1, help_text="A free slot's id (GET slots/).")
+    consent_care = serializers.BooleanField(help_text="The patient agreed that staff may analyse and view the photos.")
+    consent_research = serializers.BooleanField(default=False)
+    symptoms = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="")
+    lesion_onset = serializers.DateField(required=False, allow_null=True, default=None)

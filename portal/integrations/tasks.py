@@ -1,0 +1,31 @@
+"""Celery: webhook deliveries.
+
+Retry policy: a delivery that gets no 2xx answer is tried again after WEBHOOK_RETRY_BACKOFF_SECONDS
+× 2^n, up to WEBHOOK_MAX_ATTEMPTS attempts in all; then it is marked failed (admin can redeliver).
+The task is idempotent: a delivery already delivered is not sent again.
+"""
+import logging
+
+from celery import shared_task
+from django.conf import settings
+
+from portal.integrations.delivery import attempt_delivery, give_up
+from portal.integrations.models import WebhookDelivery
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(bind=True, max_retries=None)
+def deliver_webhook_task(self, delivery_id):
+    delivery = WebhookDelivery.objects.select_related("endpoint").filter(pk=delivery_id).first()
+    if delivery is None or delivery.status != WebhookDelivery.Status.PENDING:
+        return
+    if attempt_delivery(delivery):
+        return
+    if self.request.retries + 1 >= settings.WEBHOOK_MAX_ATTEMPTS:
+        logger.warning("Webhook delivery %s failed for good (%s)", delivery_id, delivery.last_error)
+        give_up(delivery)
+        return
+    countdown = settings.WEBHOOK_RETRY_BACKOFF_SECONDS * 2**self.request.retries
+    logger.info("Webhook delivery %s failed (%s); retry in %s s", delivery_id, delivery.last_error, countdown)
+    raise self.retry(countdown=countdown)

@@ -1,0 +1,232 @@
+"""The integration API: a clinic's booking system with an API key books, uploads and polls."""
+import pytest
+from django.urls import reverse
+
+from portal.integrations.models import ApiKey, ExternalAppointment, IdempotencyRecord
+from portal.integrations.services import revoke_api_key
+from triage.api import UploadRateThrottle
+from triage.models import AuditEvent, Photo
+from triage.services import record_decision
+
+pytestmark = pytest.mark.django_db
+
+
+def register(client, external_id="P-1", **extra):
+    return client.post(reverse("api-patients"), {"external_id": external_id, **extra}, format="json")
+
+
+def book(client, slot, external_id="A-1", patient_external_id="P-1", headers=None, **extra):
+    body = {"external_id": external_id, "patient_external_id": patient_external_id, "slot": slot.pk,
+            "consent_care": True, **extra}
+    return client.post(reverse("api-appointments"), body, format="json", headers=headers or {})
+
+
+@pytest.fixture
+def booked(key_client, slot):
+    """Patient P-1 registered and appointment A-1 booked through the API."""
+    assert register(key_client).status_code == 201
+    response = book(key_client, slot)
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def upload(client, make_upload, external_id="A-1", headers=None, **fields):
+    data = {"photo": make_upload(), "body_site": "hands", **fields}
+    return client.post(reverse("api-appointment-photos", args=[external_id]), data, format="multipart", headers=headers or {})
+
+
+# --- keys ---------------------------------------------------------------------------------------
+
+def test_a_key_is_stored_only_as_a_prefix_and_a_hash(api_key):
+    key, full_key = api_key
+    prefix, secret = full_key.split(".")
+    stored = ApiKey.objects.get(pk=key.pk)
+    assert stored.prefix == prefix
+    assert secret not in stored.hashed_secret and len(stored.hashed_secret) == 64
+    assert not stored.user.has_usable_password() and not stored.user.is_staff
+
+
+def test_no_key_is_401_with_the_scheme_named(db):
+    from rest_framework.test import APIClient
+
+    response = APIClient().get(reverse("api-slots"))
+    assert response.status_code in (401, 403)
+    response = APIClient(headers={"Authorization": "Api-Key nope"}).get(reverse("api-slots"))
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Api-Key"
+
+
+def test_wrong_and_revoked_keys_are_refused_and_audited(api_key, key_client, admin_user):
+    key, full_key = api_key
+    prefix = full_key.split(".")[0]
+    from rest_framework.test import APIClient
+
+    wrong = APIClient(headers={"Authorization": f"Api-Key {prefix}.not-the-secret"})
+    assert wrong.get(reverse("api-slots")).status_code == 401
+    assert AuditEvent.objects.filter(action="api_key_failed", allowed=False).count() == 1
+
+    assert key_client.get(reverse("api-slots")).status_code == 200
+    key.refresh_from_db()
+    assert key.last_used_at is not None
+
+    revoke_api_key(api_key=key, revoked_by=admin_user)
+    assert key_client.get(reverse("api-slots")).status_code == 401
+
+
+def test_repeated_bad_keys_from_one_address_are_throttled(api_key, key_client, settings):
+    settings.API_KEY_FAILURE_LIMIT = 3
+    from rest_framework.test import APIClient
+
+    guesser = APIClient(headers={"Authorization": "Api-Key abcd1234.guess"})
+    assert [guesser.get(reverse("api-slots")).status_code for _ in range(4)] == [401, 401, 401, 429]
+    # Same address: even the right key waits now, so guessing gains nothing.
+    assert key_client.get(reverse("api-slots")).status_code == 429
+
+
+# --- patients, slots and bookings ------------------------------------------------------------------
+
+def test_register_patient_then_look_it_up(key_client):
+    created = register(key_client, email="p1@example.org")
+    assert created.status_code == 201
+    assert created.json()["external_id"] == "P-1"
+    again = register(key_client)
+    assert again.status_code == 200  # the same patient, not a second one
+    looked_up = key_client.get(reverse("api-patient", args=["P-1"]))
+    assert looked_up.json()["email"] == "p1@example.org"
+    assert key_client.get(reverse("api-patient", args=["P-2"])).status_code == 404
+
+
+def test_a_bad_external_id_is_a_clear_400(key_client):
+    response = register(key_client, external_id="no spaces/please")
+    assert response.status_code == 400
+    assert "external_id" in response.json()
+
+
+def test_slots_are_the_clinics_free_ones_paginated(key_client, make_slot, other_clinic, slot):
+    second = make_slot(48)
+    from portal.booking.models import Slot
+
+    Slot.objects.create(clinic=other_clinic, starts_at=second.starts_at)
+    register(key_client)
+    book(key_client, slot)
+    body = key_client.get(reverse("api-slots")).json()
+    assert body["count"] == 1 and [row["id"] for row in body["results"]] == [second.pk]
+
+
+def test_book_creates_appointment_and_case(booked, slot):
+    assert booked["external_id"] == "A-1" and booked["patient_external_id"] == "P-1"
+    assert booked["slot"]["id"] == slot.pk
+    assert booked["case"] == {"id": booked["case"]["id"], "is_open": True, "flagged": False, "outcome": "pending", "decision": None}
+    appointment = ExternalAppointment.objects.get(external_id="A-1").appointment
+    assert appointment.case.pk == booked["case"]["id"]
+
+
+def test_booking_refusals_are_clear_and_make_nothing(key_client, slot, make_slot):
+    register(key_client)
+    no_consent = book(key_client, slot, consent_care=False)
+    assert no_consent.status_code == 400 and "consent" in str(no_consent.json()).lower()
+    assert book(key_client, slot).status_code == 201
+    taken = book(key_client, slot, external_id="A-2")
+    assert taken.status_code == 400 and "taken" in str(taken.json())
+    duplicate = book(key_client, make_slot(72), external_id="A-1")
+    assert duplicate.status_code == 400 and "already exists" in str(duplicate.json())
+    unknown = book(key_client, make_slot(96), external_id="A-3", patient_external_id="nobody")
+    assert unknown.status_code == 400 and "patient_external_id" in unknown.json()
+    assert ExternalAppointment.objects.count() == 1
+
+
+def test_another_clinics_slots_and_appointments_are_out_of_reach(booked, make_api_key, other_clinic, make_slot):
+    from portal.booking.models import Slot
+    from rest_framework.test import APIClient
+
+    _, other_key = make_api_key(other_clinic, name="Other system")
+    other = APIClient(headers={"Authorization": f"Api-Key {other_key}"})
+    assert other.get(reverse("api-appointment", args=["A-1"])).status_code == 404
+    assert other.get(reverse("api-appointment-photos", args=["A-1"])).status_code == 404
+    assert other.get(reverse("api-patient", args=["P-1"])).status_code == 404
+    assert other.get(reverse("api-appointments")).json()["count"] == 0
+    register(other, external_id="Q-1")
+    ours = make_slot(50)  # a slot at the first clinic
+    response = book(other, ours, external_id="B-1", patient_external_id="Q-1")
+    assert response.status_code == 400 and "slot" in response.json()
+    assert Slot.objects.get(pk=ours.pk).appointments.count() == 0
+
+
+def test_a_retried_booking_with_the_same_idempotency_key_books_once(key_client, slot, make_slot):
+    register(key_client)
+    first = book(key_client, slot, headers={"Idempotency-Key": "k-1"})
+    retry = book(key_client, slot, headers={"Idempotency-Key": "k-1"})
+    assert first.status_code == retry.status_code == 201
+    assert retry.json() == first.json()
+    assert retry["Idempotent-Replayed"] == "true"
+    assert ExternalAppointment.objects.count() == 1
+    different = book(key_client, make_slot(30), external_id="A-9", headers={"Idempotency-Key": "k-1"})
+    assert different.status_code == 422
+    assert ExternalAppointment.objects.count() == 1
+
+
+def test_a_failed_request_does_not_use_up_its_idempotency_key(key_client, slot):
+    register(key_client)
+    assert book(key_client, slot, consent_care=False, headers={"Idempotency-Key": "k-2"}).status_code == 400
+    assert not IdempotencyRecord.objects.exists()
+    assert book(key_client, slot, consent_care=True, headers={"Idempotency-Key": "k-2"}).status_code == 201
+
+
+# --- photos -----------------------------------------------------------------------------------------
+
+def test_upload_then_poll_photo_status(booked, key_client, make_upload, private_storage, enqueued, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(key_client, make_upload, roi_x0=10, roi_y0=10, roi_x1=110, roi_y1=90)
+    assert response.status_code == 201, response.content
+    photo = Photo.objects.get()
+    assert response.json()["id"] == photo.pk and response.json()["status"] == "received"
+    assert photo.roi == (10, 10, 110, 90)
+    assert photo.uploaded_by.api_key.name == "Booking system"  # the integration is named as the uploader
+    assert enqueued == [(photo.pk, None)]
+    listing = key_client.get(reverse("api-appointment-photos", args=["A-1"])).json()
+    assert listing["count"] == 1 and listing["results"][0]["status"] == "received"
+
+
+def test_a_retried_upload_with_the_same_idempotency_key_makes_one_photo(booked, key_client, make_upload, private_storage, enqueued, stored_files):
+    first = upload(key_client, make_upload, headers={"Idempotency-Key": "upload-1"})
+    retry = upload(key_client, make_upload, headers={"Idempotency-Key": "upload-1"})
+    assert first.status_code == retry.status_code == 201
+    assert retry.json()["id"] == first.json()["id"]
+    assert Photo.objects.count() == 1 and len(stored_files()) == 1
+    other_photo = upload(key_client, lambda: make_upload(color=(10, 20, 30)), headers={"Idempotency-Key": "upload-1"})
+    assert other_photo.status_code == 422
+    assert Photo.objects.count() == 1
+
+
+def test_bad_uploads_get_a_clear_400_and_store_nothing(booked, key_client, make_upload, private_storage, stored_files, enqueued):
+    not_image = key_client.post(
+        reverse("api-appointment-photos", args=["A-1"]),
+        {"photo": make_upload(content=b"not an image at all"), "body_site": "hands"}, format="multipart",
+    )
+    assert not_image.status_code == 400 and "photo" in not_image.json()
+    half_box = upload(key_client, make_upload, roi_x0=1, roi_y0=1)
+    assert half_box.status_code == 400 and "four" in str(half_box.json())
+    no_site = upload(key_client, make_upload, body_site="elbow")
+    assert no_site.status_code == 400 and "body_site" in no_site.json()
+    assert not Photo.objects.exists() and stored_files() == [] and enqueued == []
+
+
+def test_uploads_are_rate_limited(booked, key_client, make_upload, private_storage, enqueued, monkeypatch):
+    monkeypatch.setattr(UploadRateThrottle, "THROTTLE_RATES", {"uploads": "2/min"})
+    codes = [upload(key_client, make_upload).status_code for _ in range(3)]
+    assert codes == [201, 201, 429]
+    assert key_client.get(reverse("api-appointment-photos", args=["A-1"])).status_code == 200  # reads are not counted
+
+
+def test_the_case_shows_flag_and_decision_but_no_score(booked, key_client, make_upload, private_storage, enqueued, record_result, clinician):
+    upload(key_client, make_upload)
+    photo = Photo.objects.get()
+    record_result(photo, 0.83)
+    case_body = key_client.get(reverse("api-appointment-case", args=["A-1"])).json()
+    assert case_body["flagged"] is True and case_body["decision"] is None
+    record_decision(case=photo.case, clinician=clinician, outcome="suspected", action="isolation_room", note="private note")
+    body = key_client.get(reverse("api-appointment", args=["A-1"])).json()
+    assert body["case"]["outcome"] == "suspected"
+    assert body["case"]["decision"]["action"] == "isolation_room"
+    text = str(body) + str(key_client.get(reverse("api-appointment-photos", args=["A-1"])).json())
+    assert "0.83" not in text and "probability" not in text and "private note" not in text

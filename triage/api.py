@@ -1,0 +1,161 @@
+"""Triage's REST API (under /api/v1/): the same services, selectors and permission rules as the pages.
+
+Case-scoped endpoints (`CasePhotosView`, `CaseOutcomeView`) are bases: the portal's integration and
+patient APIs subclass them and say whose case it is (`get_case`), so triage never needs to know about
+clinics, API keys or booking references. Staff and admin endpoints are complete here.
+"""
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import SAFE_METHODS
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from triage.permissions import CanManageModelVersions, IsClinician
+from triage.registry import activate_model_version
+from triage.selectors import QUEUE_FILTERS, case_for_review, case_queue, model_versions
+from triage.serializers import (
+    CaseOutcomeSerializer, DecisionSerializer, ModelVersionSerializer, PhotoStatusSerializer,
+    PhotoUploadSerializer, StaffCaseDetailSerializer, StaffCaseSerializer,
+)
+from triage.services import accept_photo, audit, record_decision
+
+
+def api_error(error: DjangoValidationError, field="non_field_errors"):
+    """A service's plain-language refusal as a 400 with the same messages."""
+    return ValidationError({field: error.messages})
+
+
+class UploadRateThrottle(ScopedRateThrottle):
+    """Limits uploads (the `uploads` rate in REST_FRAMEWORK settings) per user; reads are not counted."""
+
+    def allow_request(self, request, view):
+        if request.method in SAFE_METHODS:
+            return True
+        return super().allow_request(request, view)
+
+
+class CaseScopedMixin:
+    """For endpoints about one case. Subclasses return the case the requester may use, or raise NotFound."""
+
+    def get_case(self):
+        raise NotImplementedError
+
+    def case(self):
+        if not hasattr(self, "_case"):
+            self._case = self.get_case()
+        return self._case
+
+
+class CasePhotosView(CaseScopedMixin, generics.ListAPIView):
+    """GET: the case's photos and their status (never a score). POST: upload one photo."""
+
+    serializer_class = PhotoStatusSerializer
+    throttle_classes = [UploadRateThrottle]
+    throttle_scope = "uploads"
+    parser_classes = [MultiPartParser, FormParser]
+
+    def get_queryset(self):
+        return self.case().photos.order_by("created_at", "pk")
+
+    @extend_schema(request=PhotoUploadSerializer, responses={201: PhotoStatusSerializer})
+    def post(self, request, *args, **kwargs):
+        case = self.case()
+        upload = PhotoUploadSerializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        data = upload.validated_data
+        try:
+            photo = accept_photo(
+                case=case, uploaded_by=request.user, uploaded_file=data["photo"], body_site=data["body_site"],
+                roi=data["roi"],
+            )
+        except DjangoValidationError as error:
+            raise api_error(error, "photo")
+        return Response(PhotoStatusSerializer(photo).data, status=status.HTTP_201_CREATED)
+
+
+class CaseOutcomeView(CaseScopedMixin, generics.RetrieveAPIView):
+    """The case's flag, outcome and latest decision."""
+
+    serializer_class = CaseOutcomeSerializer
+
+    def get_object(self):
+        return self.case()
+
+
+QUEUE_PARAMETER = OpenApiParameter(
+    "show", OpenApiTypes.STR, enum=list(QUEUE_FILTERS), default="all",
+    description="flagged: flagged cases; undecided: no decision yet; all (default).",
+)
+
+
+@extend_schema(parameters=[QUEUE_PARAMETER])
+class StaffCaseQueueView(generics.ListAPIView):
+    """The clinician queue: flagged-and-undecided first, then highest probability, then soonest."""
+
+    serializer_class = StaffCaseSerializer
+    permission_classes = [IsClinician]
+
+    def get_queryset(self):
+        queue_filter = self.request.query_params.get("show", "all")
+        if queue_filter not in QUEUE_FILTERS:
+            raise ValidationError({"show": [f"Choose one of: {', '.join(QUEUE_FILTERS)}."]})
+        return case_queue(queue_filter=queue_filter)
+
+
+class StaffCaseView(generics.RetrieveAPIView):
+    """One case with photos, every analysis (scores included) and decisions. Audited like the case page."""
+
+    serializer_class = StaffCaseDetailSerializer
+    permission_classes = [IsClinician]
+
+    def get_object(self):
+        case = case_for_review(self.kwargs["case_id"])
+        if case is None:
+            raise NotFound
+        audit(actor=self.request.user, action="view_case", obj=case, request=self.request, via="api")
+        return case
+
+
+class StaffDecisionView(APIView):
+    """Record a clinician's decision on a case."""
+
+    permission_classes = [IsClinician]
+
+    @extend_schema(request=DecisionSerializer, responses={201: DecisionSerializer})
+    def post(self, request, case_id):
+        case = case_for_review(case_id)
+        if case is None:
+            raise NotFound
+        serializer = DecisionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        decision = record_decision(case=case, clinician=request.user, **serializer.validated_data)
+        return Response(DecisionSerializer(decision).data, status=status.HTTP_201_CREATED)
+
+
+class ModelVersionListView(generics.ListAPIView):
+    """Installed model versions, newest first; exactly one is active."""
+
+    serializer_class = ModelVersionSerializer
+    permission_classes = [CanManageModelVersions]
+
+    def get_queryset(self):
+        return model_versions()
+
+
+class ModelVersionActivateView(APIView):
+    """Make this version the one used for new analyses."""
+
+    permission_classes = [CanManageModelVersions]
+
+    @extend_schema(request=None, responses={200: ModelVersionSerializer})
+    def post(self, request, model_version_id):
+        model_version = get_object_or_404(model_versions(), pk=model_version_id)
+        activate_model_version(model_version)
+        audit(actor=request.user, action="activate_model_version", obj=model_version, request=request)
+        return Response(ModelVersionSerializer(model_version).data)
