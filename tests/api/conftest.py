@@ -2,6 +2,7 @@
 HTTP receiver for webhooks on 127.0.0.1."""
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -80,7 +81,9 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append({"headers": dict(self.headers), "body": body, "json": json.loads(body)})
+                receiver.requests.append(
+                    {"headers": dict(self.headers), "body": body, "json": json.loads(body), "at": time.monotonic()}
+                )
                 code = receiver.codes.pop(0) if receiver.codes else 200
                 self.send_response(code)
                 self.send_header("Content-Length", "0")
