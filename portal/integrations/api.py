@@ -14,7 +14,7 @@ from portal.integrations import selectors
 from portal.integrations.authentication import ApiKeyAuthentication, IsIntegration
 from portal.integrations.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from portal.integrations.serializers import (
-    AppointmentSerializer, BookingRequestSerializer, PatientSerializer, SlotSerializer,
+    AppointmentSerializer, BookingRequestSerializer, PatientRequestSerializer, PatientSerializer, SlotSerializer,
 )
 from portal.integrations.services import book_external_appointment, register_patient
 from triage.api import CaseOutcomeView, CasePhotosView, api_error
@@ -49,17 +49,15 @@ class PatientListView(IntegrationView, generics.GenericAPIView):
     serializer_class = PatientSerializer
 
     @extend_schema(
-        parameters=[IDEMPOTENCY_PARAMETER], responses={200: PatientSerializer, 201: PatientSerializer},
+        parameters=[IDEMPOTENCY_PARAMETER], request=PatientRequestSerializer,
+        responses={200: PatientSerializer, 201: PatientSerializer},
         description="Register the clinic's patient under its own id; an id already registered returns that patient (200).",
     )
     @idempotent
     def post(self, request):
-        serializer = PatientSerializer(data=request.data)
+        serializer = PatientRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        patient, created = register_patient(
-            api_key=request.auth, external_id=serializer.validated_data["external_id"],
-            email=serializer.validated_data.get("user", {}).get("email", ""),
-        )
+        patient, created = register_patient(api_key=request.auth, **serializer.validated_data)
         return Response(PatientSerializer(patient).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 

@@ -12,14 +12,20 @@ class SlotSerializer(serializers.ModelSerializer):
         fields = ["id", "starts_at", "duration_minutes"]
 
 
-class PatientSerializer(serializers.ModelSerializer):
+class PatientRequestSerializer(serializers.Serializer):
     external_id = serializers.CharField(max_length=64, validators=[EXTERNAL_ID_VALIDATOR])
-    email = serializers.EmailField(source="user.email", required=False, allow_blank=True)
+    email = serializers.EmailField(required=False, default="", help_text="Optional; the portal does not email it yet.")
+
+
+class PatientSerializer(serializers.ModelSerializer):
+    email = serializers.SerializerMethodField()
 
     class Meta:
         model = ExternalPatient
         fields = ["external_id", "email", "created_at"]
-        read_only_fields = ["created_at"]
+
+    def get_email(self, patient) -> str | None:
+        return patient.user.email or None
 
 
 class AppointmentSerializer(serializers.ModelSerializer):
