@@ -1,7 +1,53 @@
-"""drf-spectacular hooks: the published schema covers /api/v1/ only (the pages' own JSON poll is internal)."""
+"""drf-spectacular hooks: the published schema covers /api/v1/ only (the pages' own JSON poll is
+internal) and documents the error answers every client must handle."""
 
 API_PREFIX = "/api/v1/"
+
+ERROR_SCHEMAS = {
+    "Error": {
+        "type": "object",
+        "properties": {"detail": {"type": "string"}},
+        "required": ["detail"],
+        "description": "Authentication, permission, not found, rate limit.",
+    },
+    "ValidationError": {
+        "type": "object",
+        "additionalProperties": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        "description": "Plain-language messages by field (`non_field_errors` for the request as a whole).",
+    },
+}
 
 
 def only_public_api(endpoints, **_):
     return [endpoint for endpoint in endpoints if endpoint[0].startswith(API_PREFIX)]
+
+
+def document_errors(result, **_):
+    """Add the error answers to each operation: 400 for writes and filters, 401 or 403 by auth, 404 with a
+    path id or a page number,
+    429 where limits apply, 422 where an Idempotency-Key may be reused wrongly."""
+    result.setdefault("components", {}).setdefault("schemas", {}).update(ERROR_SCHEMAS)
+    for path, operations in result["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            uses_key = any("ApiKeyAuth" in requirement for requirement in operation.get("security", []))
+            parameters = operation.get("parameters", [])
+            headers = {parameter["name"] for parameter in parameters if parameter["in"] == "header"}
+            query = {parameter["name"] for parameter in parameters if parameter["in"] == "query"}
+            errors = {"401" if uses_key else "403": "Not signed in, no valid API key, or not allowed."}
+            if uses_key:
+                errors["403"] = "Not allowed."
+                errors["429"] = "Too many requests (uploads) or too many bad API keys from this address."
+            if method in ("post", "put", "patch") or query - {"page"}:
+                errors["400"] = "The request was refused; nothing was changed."
+            if "{" in path or "page" in query:
+                errors["404"] = "Not found (or not yours), or no such page."
+            if "Idempotency-Key" in headers:
+                errors["422"] = "This Idempotency-Key was used for a different request."
+            for code, description in errors.items():
+                schema = "ValidationError" if code in ("400", "422") else "Error"
+                responses.setdefault(code, {
+                    "description": description,
+                    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+                })
+    return result

@@ -218,6 +218,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "PREPROCESSING_HOOKS": ["portal.schema.only_public_api"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "portal.schema.document_errors"],
     "ENUM_NAME_OVERRIDES": {
         "CaseOutcomeEnum": "triage.models.Outcome",
         "DecisionOutcomeEnum": "triage.models.DECISION_OUTCOMES",

@@ -8,3 +8,5 @@ urlpatterns = [
     path("", include("portal.booking.urls")),
     path("", include("triage.urls")),
 ]
+
+handler404 = "portal.errors.page_not_found"

@@ -58,7 +58,7 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(live_server, set
     }
     command = [
         sys.executable, "-m", "schemathesis.cli", "run", f"{live_server.url}/api/v1/schema/", "--url", live_server.url,
-        "--checks", "not_a_server_error,response_schema_conformance,content_type_conformance",
+        "--checks", "not_a_server_error,response_schema_conformance,content_type_conformance,status_code_conformance",
         "--max-examples", "8", "--seed", "1", "--workers", "1", "--generation-database", "none", "--no-color",
         "--request-timeout", "30", "--phases", "examples,coverage,fuzzing",
     ]

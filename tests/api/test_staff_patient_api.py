@@ -85,3 +85,10 @@ def test_patients_cannot_upload_through_the_api(session_client, patient, appoint
     url = reverse("api-my-appointment-photos", args=[appointment.reference])
     response = session_client(patient).post(url, {"photo": make_upload(), "body_site": "hands"}, format="multipart")
     assert response.status_code == 405
+
+
+def test_a_malformed_api_url_is_a_json_404(session_client, clinician):
+    response = session_client(clinician).get("/api/v1/staff/cases/not-a-number/")
+    assert response.status_code == 404 and response.json() == {"detail": "Not found."}
+    page = session_client(clinician).get("/no-such-page/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
