@@ -160,10 +160,16 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 4}
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5}
 ANALYSIS_REQUEUE_INTERVAL_SECONDS = env.float("ANALYSIS_REQUEUE_INTERVAL_SECONDS", default=120)
+# A retried API request with the same Idempotency-Key gets the first answer for this long.
+IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stalled-photos": {
         "task": "triage.tasks.requeue_stalled_photos",
         "schedule": ANALYSIS_REQUEUE_INTERVAL_SECONDS,
+    },
+    "purge-idempotency-records": {
+        "task": "portal.integrations.tasks.purge_idempotency_records",
+        "schedule": 3600,
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

@@ -67,12 +67,8 @@ class CaseOutcomeSerializer(serializers.ModelSerializer):
         model = Case
         fields = ["id", "is_open", "flagged", "outcome", "decision"]
 
-    @staticmethod
-    def latest_decision(case):
-        return case.decisions.order_by("-created_at", "-id").first()
-
     def get_decision(self, case) -> DecisionSummarySerializer(allow_null=True):
-        decision = self.latest_decision(case)
+        decision = next(iter(case.decisions.all()), None)  # newest first (Decision.Meta.ordering); uses a prefetch
         return DecisionSummarySerializer(decision).data if decision is not None else None
 
 

@@ -39,6 +39,8 @@ def accept_photos(*, case, uploaded_by, uploaded_files, body_site, roi=None) -> 
     `roi` (x0, y0, x1, y1 in upright-photo pixels) is only accepted with a single file;
     photos without a box are analysed with an automatic one by the worker.
     """
+    if not case.is_open:
+        raise ValidationError("This appointment was cancelled, so photos can no longer be added.", code="case_closed")
     if not uploaded_files:
         raise ValidationError("Please choose at least one photo.", code="no_files")
     if roi is not None and len(uploaded_files) != 1:

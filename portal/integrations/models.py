@@ -5,6 +5,7 @@ import secrets
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
@@ -127,6 +128,14 @@ class WebhookEndpoint(models.Model):
 
     def __str__(self):
         return f"{self.url} ({self.clinic})"
+
+    def clean(self):
+        unknown = set(self.events or []) - set(self.Event.values) if isinstance(self.events, list) else {"(not a list)"}
+        if unknown:
+            raise ValidationError(
+                {"events": f"Unknown event type(s): {', '.join(sorted(map(str, unknown)))}. "
+                 f"Choose from {', '.join(self.Event.values)}, or leave the list empty for all."}
+            )
 
     def wants(self, event_type):
         return self.is_active and (not self.events or event_type in self.events)

@@ -20,6 +20,7 @@ def clinic_appointments(*, clinic):
     return (
         ExternalAppointment.objects.filter(clinic=clinic)
         .select_related("appointment__slot__clinic", "appointment__case", "appointment__patient__external_patient")
+        .prefetch_related("appointment__case__decisions")
         .order_by("-appointment__slot__starts_at", "-pk")
     )
 

@@ -5,12 +5,14 @@ Retry policy: a delivery that gets no 2xx answer is tried again after WEBHOOK_RE
 The task is idempotent: a delivery already delivered is not sent again.
 """
 import logging
+from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
+from django.utils import timezone
 
 from portal.integrations.delivery import attempt_delivery, give_up
-from portal.integrations.models import WebhookDelivery
+from portal.integrations.models import IdempotencyRecord, WebhookDelivery
 
 logger = logging.getLogger(__name__)
 
@@ -29,3 +31,11 @@ def deliver_webhook_task(self, delivery_id):
     countdown = settings.WEBHOOK_RETRY_BACKOFF_SECONDS * 2**self.request.retries
     logger.info("Webhook delivery %s failed (%s); retry in %s s", delivery_id, delivery.last_error, countdown)
     raise self.retry(countdown=countdown)
+
+
+@shared_task
+def purge_idempotency_records():
+    """Idempotency keys are honoured for IDEMPOTENCY_KEY_TTL_HOURS (run by beat)."""
+    cutoff = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

@@ -230,3 +230,27 @@ def test_the_case_shows_flag_and_decision_but_no_score(booked, key_client, make_
     assert body["case"]["decision"]["action"] == "isolation_room"
     text = str(body) + str(key_client.get(reverse("api-appointment-photos", args=["A-1"])).json())
     assert "0.83" not in text and "probability" not in text and "private note" not in text
+
+
+def test_no_uploads_to_a_cancelled_appointment(booked, key_client, make_upload, private_storage, enqueued, stored_files):
+    from portal.booking.services import cancel_appointment
+
+    cancel_appointment(appointment=ExternalAppointment.objects.get().appointment)
+    response = upload(key_client, make_upload)
+    assert response.status_code == 400 and "cancelled" in str(response.json())
+    assert not Photo.objects.exists() and stored_files() == []
+    assert key_client.get(reverse("api-appointment", args=["A-1"])).json()["status"] == "cancelled"
+
+
+def test_idempotency_records_expire(booked, key_client, slot, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from portal.integrations.tasks import purge_idempotency_records
+
+    key_client.post(reverse("api-patients"), {"external_id": "P-2"}, format="json", headers={"Idempotency-Key": "old"})
+    key_client.post(reverse("api-patients"), {"external_id": "P-3"}, format="json", headers={"Idempotency-Key": "new"})
+    IdempotencyRecord.objects.filter(key="old").update(created_at=timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS + 1))
+    assert purge_idempotency_records() == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]

@@ -187,3 +187,11 @@ def test_admin_makes_a_key_shows_it_once_and_revokes_it(client, admin_user, clin
     client.post(reverse("admin:integrations_apikey_changelist"), {"action": "revoke", "_selected_action": [key.pk]})
     key.refresh_from_db()
     assert key.is_revoked
+
+
+def test_an_endpoint_with_an_unknown_event_is_refused(clinic):
+    from django.core.exceptions import ValidationError
+
+    endpoint = WebhookEndpoint(clinic=clinic, url="https://example.org/hook", events=["case.flagged", "case.exploded"])
+    with pytest.raises(ValidationError, match="case.exploded"):
+        endpoint.full_clean()
