@@ -167,6 +167,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "triage.tasks.requeue_stalled_photos",
         "schedule": ANALYSIS_REQUEUE_INTERVAL_SECONDS,
     },
+    "requeue-unsent-webhook-deliveries": {
+        "task": "portal.integrations.tasks.requeue_unsent_deliveries",
+        "schedule": 300,
+    },
     "purge-idempotency-records": {
         "task": "portal.integrations.tasks.purge_idempotency_records",
         "schedule": 3600,
@@ -238,6 +242,7 @@ SPECTACULAR_SETTINGS = {
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
 WEBHOOK_RETRY_BACKOFF_SECONDS = env.float("WEBHOOK_RETRY_BACKOFF_SECONDS", default=30)
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10)
+WEBHOOK_REQUEUE_AFTER_SECONDS = env.float("WEBHOOK_REQUEUE_AFTER_SECONDS", default=600)
 
 LOGGING = {
     "version": 1,

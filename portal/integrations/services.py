@@ -127,7 +127,7 @@ def _send_on_commit(deliveries):
         for delivery in deliveries:
             try:
                 tasks.deliver_webhook_task.delay(delivery.pk)
-            except Exception:  # the broker is down: the delivery stays pending in the log; admin can redeliver
+            except Exception:  # the broker is down: it stays pending; tasks.requeue_unsent_deliveries sends it later
                 logger.exception("Could not queue webhook delivery %s", delivery.pk)
 
     transaction.on_commit(send)

@@ -2,7 +2,9 @@
 
 Retry policy: a delivery that gets no 2xx answer is tried again after WEBHOOK_RETRY_BACKOFF_SECONDS
 × 2^n, up to WEBHOOK_MAX_ATTEMPTS attempts in all; then it is marked failed (admin can redeliver).
-The task is idempotent: a delivery already delivered is not sent again.
+The task is idempotent: a delivery already delivered is not sent again. Delivery is at least once
+(a receiver dedupes on `X-Triage-Delivery`): `requeue_unsent_deliveries` (beat) queues again any
+delivery never attempted WEBHOOK_REQUEUE_AFTER_SECONDS after it was made (the broker was down).
 """
 import logging
 from datetime import timedelta
@@ -39,3 +41,15 @@ def purge_idempotency_records():
     cutoff = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
     deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
     return deleted
+
+
+@shared_task
+def requeue_unsent_deliveries():
+    cutoff = timezone.now() - timedelta(seconds=settings.WEBHOOK_REQUEUE_AFTER_SECONDS)
+    unsent = list(
+        WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, attempts=0, created_at__lt=cutoff)
+        .values_list("pk", flat=True)
+    )
+    for delivery_id in unsent:
+        deliver_webhook_task.delay(delivery_id)
+    return len(unsent)

@@ -195,3 +195,21 @@ def test_an_endpoint_with_an_unknown_event_is_refused(clinic):
     endpoint = WebhookEndpoint(clinic=clinic, url="https://example.org/hook", events=["case.flagged", "case.exploded"])
     with pytest.raises(ValidationError, match="case.exploded"):
         endpoint.full_clean()
+
+
+def test_deliveries_never_sent_are_queued_again(endpoint, prediction, clinician, deliveries_sent, settings, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from portal.integrations.tasks import requeue_unsent_deliveries
+
+    with django_capture_on_commit_callbacks(execute=True):
+        record_decision(case=prediction.photo.case, clinician=clinician, outcome="not_suspected", action="standard")
+    delivery = WebhookDelivery.objects.get()
+    deliveries_sent.clear()  # as if the broker had been down
+    assert requeue_unsent_deliveries() == 0  # too recent: its task may still be on the way
+    WebhookDelivery.objects.update(created_at=timezone.now() - timedelta(seconds=settings.WEBHOOK_REQUEUE_AFTER_SECONDS + 1))
+    assert requeue_unsent_deliveries() == 1 and deliveries_sent == [delivery.pk]
+    deliver_webhook_task.apply(args=[delivery.pk])
+    assert requeue_unsent_deliveries() == 0  # attempted now: its own retries take over
