@@ -8,7 +8,7 @@ from portal.integrations import api as integration_api
 
 integration_urls = [
     path("slots/", integration_api.SlotListView.as_view(), name="api-slots"),
-    path("patients/", integration_api.PatientListView.as_view(), name="api-patients"),
+    path("patients/", integration_api.PatientRegisterView.as_view(), name="api-patients"),
     path("patients/<str:external_id>/", integration_api.PatientView.as_view(), name="api-patient"),
     path("appointments/", integration_api.AppointmentListView.as_view(), name="api-appointments"),
     path("appointments/<str:external_id>/", integration_api.AppointmentView.as_view(), name="api-appointment"),

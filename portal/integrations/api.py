@@ -9,7 +9,6 @@ from rest_framework import generics, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
-from portal.booking.models import Slot
 from portal.integrations import selectors
 from portal.integrations.authentication import ApiKeyAuthentication, IsIntegration
 from portal.integrations.idempotency import IDEMPOTENCY_PARAMETER, idempotent
@@ -45,7 +44,7 @@ class SlotListView(IntegrationView, generics.ListAPIView):
         return selectors.clinic_free_slots(clinic=self.clinic)
 
 
-class PatientListView(IntegrationView, generics.GenericAPIView):
+class PatientRegisterView(IntegrationView, generics.GenericAPIView):
     serializer_class = PatientSerializer
 
     @extend_schema(
@@ -88,7 +87,7 @@ class AppointmentListView(IntegrationView, generics.ListAPIView):
         patient = selectors.clinic_patient(clinic=self.clinic, external_id=data.pop("patient_external_id"))
         if patient is None:
             raise ValidationError({"patient_external_id": ["No patient with this external id at this clinic."]})
-        slot = Slot.objects.filter(pk=data.pop("slot"), clinic=self.clinic).first()
+        slot = selectors.clinic_slot(clinic=self.clinic, slot_id=data.pop("slot"))
         if slot is None:
             raise ValidationError({"slot": ["No slot with this id at this clinic."]})
         try:

@@ -1,5 +1,5 @@
 """Reads for integrations: keys, what a clinic's integration may see, delivery targets."""
-from portal.booking.models import Appointment
+from portal.booking.models import Appointment, Slot
 from portal.booking.selectors import bookable_slots, free_slots
 from portal.integrations.models import ApiKey, ExternalAppointment, ExternalPatient, WebhookEndpoint
 
@@ -10,6 +10,10 @@ def api_key_by_prefix(prefix):
 
 def clinic_free_slots(*, clinic):
     return free_slots(bookable_slots().filter(clinic=clinic))
+
+
+def clinic_slot(*, clinic, slot_id):
+    return Slot.objects.filter(clinic=clinic, pk=slot_id).first()
 
 
 def clinic_patient(*, clinic, external_id):
