@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from portal.integrations.models import ApiKey, WebhookDelivery, WebhookEndpoint
+from portal.integrations.models import ApiKey, ExternalAppointment, ExternalPatient, WebhookDelivery, WebhookEndpoint
 from portal.integrations.services import create_api_key, redeliver, revoke_api_key
 
 
@@ -68,3 +68,30 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         for delivery in queryset.select_related("endpoint"):
             redeliver(delivery=delivery)
         self.message_user(request, f"{queryset.count()} delivery(ies) queued again.", messages.SUCCESS)
+
+
+class ExternalIdAdmin(admin.ModelAdmin):
+    """Made only through the API; shown here to find a booking system's id."""
+
+    list_filter = ["clinic"]
+    search_fields = ["external_id"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ExternalPatient)
+class ExternalPatientAdmin(ExternalIdAdmin):
+    list_display = ["external_id", "clinic", "user", "created_by", "created_at"]
+
+
+@admin.register(ExternalAppointment)
+class ExternalAppointmentAdmin(ExternalIdAdmin):
+    list_display = ["external_id", "clinic", "appointment", "created_by", "created_at"]
+    search_fields = ["external_id", "appointment__reference"]

@@ -254,3 +254,15 @@ def test_idempotency_records_expire(booked, key_client, slot, settings):
     IdempotencyRecord.objects.filter(key="old").update(created_at=timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS + 1))
     assert purge_idempotency_records() == 1
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
+
+
+def test_integrations_admin_pages_load(booked, client, admin_user, clinic):
+    from portal.integrations.models import WebhookEndpoint
+
+    WebhookEndpoint.objects.create(clinic=clinic, url="https://example.org/hook")
+    client.force_login(admin_user)
+    for model in ["apikey", "externalpatient", "externalappointment", "webhookendpoint", "webhookdelivery"]:
+        page = client.get(reverse(f"admin:integrations_{model}_changelist"))
+        assert page.status_code == 200, model
+    assert "A-1" in client.get(reverse("admin:integrations_externalappointment_changelist")).content.decode()
+    assert client.get(reverse("admin:integrations_externalappointment_add")).status_code == 403
