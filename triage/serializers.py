@@ -6,7 +6,7 @@ status, the case's outcome and decision) and clinicians (everything, scores incl
 from django.urls import reverse
 from rest_framework import serializers
 
-from triage.models import DECISION_OUTCOMES, Case, Decision, ModelVersion, Photo, Prediction
+from triage.models import Case, Decision, ModelVersion, Photo, Prediction
 
 
 class PatientPhotoStatusSerializer(serializers.ModelSerializer):
@@ -79,7 +79,6 @@ class DecisionSerializer(serializers.ModelSerializer):
         model = Decision
         fields = ["id", "outcome", "action", "note", "clinician", "created_at"]
         read_only_fields = ["id", "clinician", "created_at"]
-        extra_kwargs = {"outcome": {"choices": DECISION_OUTCOMES}}
 
 
 class PredictionSerializer(serializers.ModelSerializer):

@@ -35,8 +35,10 @@ class _NotStored(Exception):
 
 def request_fingerprint(request) -> str:
     """Path, form fields and each file's SHA-256 (multipart boundaries differ between retries)."""
-    fields = {name: request.data.getlist(name) if hasattr(request.data, "getlist") else request.data[name]
-              for name in request.data if name not in request.FILES}
+    if hasattr(request.data, "getlist"):  # a form or multipart body
+        fields = {name: request.data.getlist(name) for name in request.data if name not in request.FILES}
+    else:  # parsed JSON, whatever its shape
+        fields = request.data
     files = {}
     for name in request.FILES:
         digests = []

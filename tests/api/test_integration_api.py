@@ -266,3 +266,8 @@ def test_integrations_admin_pages_load(booked, client, admin_user, clinic):
         assert page.status_code == 200, model
     assert "A-1" in client.get(reverse("admin:integrations_externalappointment_changelist")).content.decode()
     assert client.get(reverse("admin:integrations_externalappointment_add")).status_code == 403
+
+
+def test_an_idempotent_request_with_a_json_array_is_a_400_not_a_crash(key_client):
+    response = key_client.post(reverse("api-patients"), ["external_id"], format="json", headers={"Idempotency-Key": "arr"})
+    assert response.status_code == 400
