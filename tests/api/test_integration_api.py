@@ -271,3 +271,42 @@ def test_integrations_admin_pages_load(booked, client, admin_user, clinic):
 def test_an_idempotent_request_with_a_json_array_is_a_400_not_a_crash(key_client):
     response = key_client.post(reverse("api-patients"), ["external_id"], format="json", headers={"Idempotency-Key": "arr"})
     assert response.status_code == 400
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_retries_with_one_idempotency_key_make_one_photo(api_key, slot, make_upload, private_storage, enqueued):
+    """Two copies of an upload arrive at once (a client timed out and retried): the second waits on the
+    key's row, then replays the first answer."""
+    import threading
+
+    from django.db import connection
+    from rest_framework.test import APIClient
+
+    client = APIClient(headers={"Authorization": f"Api-Key {api_key[1]}"})
+    register(client)
+    book(client, slot)
+    content = make_upload().read()
+    barrier = threading.Barrier(2)
+    responses = []
+
+    def send():
+        try:
+            barrier.wait()
+            response = client.post(
+                reverse("api-appointment-photos", args=["A-1"]),
+                {"photo": make_upload(content=content), "body_site": "hands"}, format="multipart",
+                headers={"Idempotency-Key": "same-upload"},
+            )
+            responses.append(response)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(response.status_code for response in responses) == [201, 201]
+    assert len({response.json()["id"] for response in responses}) == 1
+    assert sorted(response.get("Idempotent-Replayed", "") for response in responses) == ["", "true"]
+    assert Photo.objects.count() == 1
