@@ -17,13 +17,13 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from triage.permissions import CanManageModelVersions, IsClinician
-from triage.registry import activate_model_version
 from triage.selectors import QUEUE_FILTERS, case_for_review, case_queue, model_versions
 from triage.serializers import (
-    CaseOutcomeSerializer, DecisionSerializer, ModelVersionSerializer, PhotoStatusSerializer,
-    PhotoUploadSerializer, StaffCaseDetailSerializer, StaffCaseSerializer,
+    CaseOutcomeSerializer, DecisionSerializer, ModelPromotionSerializer, ModelVersionSerializer,
+    PhotoStatusSerializer, PhotoUploadSerializer, PromotionRequestSerializer, StaffCaseDetailSerializer,
+    StaffCaseSerializer,
 )
-from triage.services import accept_photo, audit, record_decision
+from triage.services import accept_photo, audit, promote_model_version, record_decision
 
 
 def api_error(error: DjangoValidationError, field="non_field_errors"):
@@ -139,7 +139,7 @@ class StaffDecisionView(APIView):
 
 
 class ModelVersionListView(generics.ListAPIView):
-    """Installed model versions, newest first; exactly one is active."""
+    """Installed model versions, newest first: one active, at most one challenger (shadow), the rest retired."""
 
     serializer_class = ModelVersionSerializer
     permission_classes = [CanManageModelVersions]
@@ -148,14 +148,22 @@ class ModelVersionListView(generics.ListAPIView):
         return model_versions()
 
 
-class ModelVersionActivateView(APIView):
-    """Make this version the one used for new analyses."""
+class ModelVersionPromoteView(APIView):
+    """Promote the challenger to active, as the admin action does: a reason is required, and the
+    promotion is refused (400, audited) without enough evidence that it flags no fewer mpox cases."""
 
     permission_classes = [CanManageModelVersions]
 
-    @extend_schema(request=None, responses={200: ModelVersionSerializer})
+    @extend_schema(request=PromotionRequestSerializer, responses={201: ModelPromotionSerializer})
     def post(self, request, model_version_id):
         model_version = get_object_or_404(model_versions(), pk=model_version_id)
-        activate_model_version(model_version)
-        audit(actor=request.user, action="activate_model_version", obj=model_version, request=request)
-        return Response(ModelVersionSerializer(model_version).data)
+        body = PromotionRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            promotion = promote_model_version(
+                model_version=model_version, promoted_by=request.user, reason=body.validated_data["reason"],
+                request=request,
+            )
+        except DjangoValidationError as error:
+            raise api_error(error)
+        return Response(ModelPromotionSerializer(promotion).data, status=status.HTTP_201_CREATED)

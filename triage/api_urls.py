@@ -9,8 +9,8 @@ urlpatterns = [
     path("staff/cases/<int:case_id>/decisions/", api.StaffDecisionView.as_view(), name="api-staff-decide"),
     path("admin/model-versions/", api.ModelVersionListView.as_view(), name="api-model-versions"),
     path(
-        "admin/model-versions/<int:model_version_id>/activate/",
-        api.ModelVersionActivateView.as_view(),
-        name="api-model-version-activate",
+        "admin/model-versions/<int:model_version_id>/promote/",
+        api.ModelVersionPromoteView.as_view(),
+        name="api-model-version-promote",
     ),
 ]

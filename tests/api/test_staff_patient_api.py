@@ -54,14 +54,35 @@ def test_record_a_decision(session_client, clinician, prediction):
 def test_model_versions_need_the_model_permissions(session_client, clinician, admin_user, model_version):
     newer = ModelVersion.objects.create(version="test-model-2", architecture="tiny", checkpoint_path="/x.pt", threshold=0.4)
     assert session_client(clinician).get(reverse("api-model-versions")).status_code == 403
+    listed = session_client(admin_user).get(reverse("api-model-versions")).json()
+    assert [(row["version"], row["status"]) for row in listed["results"]] == [("test-model-2", "retired"), ("test-model-1", "active")]
+    promote = reverse("api-model-version-promote", args=[newer.pk])
+    assert session_client(clinician).post(promote, {"reason": "better"}, format="json").status_code == 403
+
+
+def test_promotion_goes_through_the_evidence_rule(session_client, admin_user, model_version):
+    """The same service as the admin action: a retired version, or no reason, is refused (and audited)."""
     admin = session_client(admin_user)
-    listed = admin.get(reverse("api-model-versions")).json()
-    assert [row["version"] for row in listed["results"]] == ["test-model-2", "test-model-1"]
-    assert session_client(clinician).post(reverse("api-model-version-activate", args=[newer.pk])).status_code == 403
-    response = admin.post(reverse("api-model-version-activate", args=[newer.pk]))
-    assert response.status_code == 200 and response.json()["is_active"] is True
-    assert list(ModelVersion.objects.filter(is_active=True)) == [newer]
-    assert AuditEvent.objects.filter(action="activate_model_version", actor=admin_user).exists()
+    retired = ModelVersion.objects.create(version="test-model-2", architecture="tiny", checkpoint_path="/x.pt", threshold=0.4)
+    refused = admin.post(reverse("api-model-version-promote", args=[retired.pk]), {"reason": "looks good"}, format="json")
+    assert refused.status_code == 400 and "not the challenger" in str(refused.json())
+    assert AuditEvent.objects.filter(action="promote_model", allowed=False, actor=admin_user).exists()
+    no_reason = admin.post(reverse("api-model-version-promote", args=[retired.pk]), {"reason": ""}, format="json")
+    assert no_reason.status_code == 400 and "reason" in no_reason.json()
+    assert list(ModelVersion.objects.filter(is_active=True)) == [model_version]
+
+
+def test_the_challenger_is_promoted_when_no_model_is_active(session_client, admin_user, db):
+    challenger = ModelVersion.objects.create(
+        version="first-model", architecture="tiny", checkpoint_path="/x.pt", threshold=0.4, is_challenger=True
+    )
+    response = session_client(admin_user).post(
+        reverse("api-model-version-promote", args=[challenger.pk]), {"reason": "First model for this clinic."}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["model_version"]["status"] == "active" and body["replaced"] is None and body["promoted_by"] == "admin"
+    assert list(ModelVersion.objects.filter(is_active=True)) == [challenger]
 
 
 def test_patients_see_their_appointments_and_photo_status_never_scores(session_client, patient, other_patient, prediction):
