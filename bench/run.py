@@ -32,6 +32,7 @@ def configure_environment(var_dir: Path, args) -> str | None:
 
     Returns the PostgreSQL admin URL when a throwaway database is to be made."""
     os.environ.update(PORTAL_VAR_DIR=str(var_dir), PORTAL_ALLOW_INSECURE_KEY="1", SECURE_COOKIES="0",
+                      SECURE_SSL_REDIRECT="0", EMAIL_URL="consolemail://",
                       DJANGO_SETTINGS_MODULE="portal.settings", LOG_LEVEL="WARNING")
     os.environ.pop("DATABASE_URL", None)
     os.environ.pop("CELERY_BROKER_URL", None)

@@ -82,10 +82,14 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-# Lock a user name from one address after repeated failures (django-axes); staff can unlock in admin.
+# Sign-in lockout (django-axes; staff can unlock in admin): a user name from one address after
+# AXES_FAILURE_LIMIT failures, and an address after AXES_ADDRESS_FAILURE_LIMIT failures whatever user
+# names it tries (higher, as a clinic's patients may share one address). See portal/lockout.py.
+AXES_HANDLER = "portal.lockout.AccountAndAddressLockout"
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_ADDRESS_FAILURE_LIMIT = env.int("AXES_ADDRESS_FAILURE_LIMIT", default=20)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.5)
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]  # the order portal.lockout relies on
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 LOGIN_URL = "login"
@@ -123,6 +127,9 @@ PHOTO_MAX_PIXELS = env.int("PHOTO_MAX_PIXELS", default=40_000_000)
 PHOTO_MIN_SIDE = env.int("PHOTO_MIN_SIDE", default=64)
 DATA_UPLOAD_MAX_MEMORY_SIZE = PHOTO_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# Photos per upload and per appointment (the photo service refuses more, with a message).
+PHOTO_MAX_FILES_PER_UPLOAD = env.int("PHOTO_MAX_FILES_PER_UPLOAD", default=10)
+PHOTO_MAX_PER_APPOINTMENT = env.int("PHOTO_MAX_PER_APPOINTMENT", default=30)
 FILE_UPLOAD_PERMISSIONS = 0o600
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 
@@ -138,8 +145,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
-CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
+# The hard limit is also the analysis lease: a photo still "analysing" this long after its run began
+# has lost its worker (no run outlives the limit), and the next sweep queues it again.
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=75)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A pool process loads the model before it reports for work; allow for a busy machine.
@@ -159,13 +168,20 @@ else:
     # above the longest task so a slow analysis is not run twice.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 4}
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5}
-ANALYSIS_REQUEUE_INTERVAL_SECONDS = env.float("ANALYSIS_REQUEUE_INTERVAL_SECONDS", default=120)
+# Recovery (triage.tasks.requeue_stalled_photos, run by beat every ANALYSIS_REQUEUE_INTERVAL_SECONDS and
+# by each worker at start-up): photos whose message never reached the broker are queued at the next
+# sweep; photos whose worker died, at start-up of that worker or once their lease
+# (CELERY_TASK_TIME_LIMIT) ends; photos queued ANALYSIS_REQUEUE_AFTER_SECONDS ago and still waiting
+# (a broker that lost its data) again. README "Recovery bounds" states what this guarantees.
+ANALYSIS_REQUEUE_INTERVAL_SECONDS = env.float("ANALYSIS_REQUEUE_INTERVAL_SECONDS", default=15)
+ANALYSIS_REQUEUE_AFTER_SECONDS = env.float("ANALYSIS_REQUEUE_AFTER_SECONDS", default=300)
 # A retried API request with the same Idempotency-Key gets the first answer for this long.
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stalled-photos": {
         "task": "triage.tasks.requeue_stalled_photos",
         "schedule": ANALYSIS_REQUEUE_INTERVAL_SECONDS,
+        "options": {"expires": ANALYSIS_REQUEUE_INTERVAL_SECONDS},  # a backlog of sweeps is pointless
     },
     "requeue-unsent-webhook-deliveries": {
         "task": "portal.integrations.tasks.requeue_unsent_deliveries",
@@ -177,7 +193,6 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-ANALYSIS_REQUEUE_AFTER_SECONDS = env.float("ANALYSIS_REQUEUE_AFTER_SECONDS", default=120)
 # One retry policy for analysis tasks (see triage.tasks): this many retries, backoff base × 2^n.
 ANALYSIS_MAX_RETRIES = env.int("ANALYSIS_MAX_RETRIES", default=3)
 ANALYSIS_RETRY_BACKOFF_SECONDS = env.float("ANALYSIS_RETRY_BACKOFF_SECONDS", default=5)
@@ -187,15 +202,32 @@ WORKER_TORCH_THREADS = env.int(
     "WORKER_TORCH_THREADS", default=max(1, (os.cpu_count() or 1) // CELERY_WORKER_CONCURRENCY)
 )
 
+# HTTPS. Secure by default when DEBUG=0 (`manage.py check --deploy` is clean); every switch can be
+# turned off from the environment, e.g. behind a proxy that already redirects, or for a plain-HTTP test.
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# The TLS-terminating proxy in front of gunicorn sets this header (and must strip it from clients).
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("SECURE_PROXY_SSL", default=not DEBUG) else None
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# Email (password resets carry sign-in links): EMAIL_URL, e.g. smtp+tls://user:pass@host:587.
+# Production refuses to start without it; the console backend (mail printed to the log) is used
+# only with DEBUG=1 or when asked for explicitly with EMAIL_URL=consolemail://.
+if "EMAIL_URL" in os.environ:
+    vars().update(env.email_url("EMAIL_URL"))
+elif DEBUG:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+else:
+    raise RuntimeError("Set EMAIL_URL (e.g. smtp+tls://user:password@mail.example.org:587) when DEBUG=0.")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
 
 # Throttle counters and failed-API-key counts live in this cache: use Redis (redis://host:6379/1)
 # when several web processes run, so they share one count.

@@ -10,3 +10,4 @@ urlpatterns = [
 ]
 
 handler404 = "portal.errors.page_not_found"
+handler500 = "portal.errors.server_error"

@@ -5,6 +5,10 @@ from pathlib import Path
 
 os.environ.setdefault("PORTAL_VAR_DIR", str(Path(__file__).resolve().parent.parent / "var" / "test"))
 os.environ.setdefault("PORTAL_ALLOW_INSECURE_KEY", "1")
+# DEBUG is 0 in tests (production behaviour) but the test client and the servers tests start speak
+# plain HTTP, and mail goes nowhere (Django's test runner swaps in its in-memory backend anyway).
+os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+os.environ.setdefault("EMAIL_URL", "consolemail://")
 
 from portal.settings import *  # noqa: E402,F403
 from portal.settings import DATABASES, STORAGES, VAR_DIR  # noqa: E402

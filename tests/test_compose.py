@@ -28,7 +28,7 @@ def run_config(env_overrides):
 
 
 def test_compose_file_is_valid_and_has_the_four_services():
-    result = run_config({"POSTGRES_PASSWORD": "example", "SECRET_KEY": "example"})
+    result = run_config({"POSTGRES_PASSWORD": "example", "SECRET_KEY": "example", "EMAIL_URL": "smtp://mail:25"})
     assert result.returncode == 0, result.stderr
     for service in ("web:", "worker:", "postgres:", "redis:"):
         assert service in result.stdout

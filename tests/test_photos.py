@@ -151,7 +151,7 @@ def test_upload_page_saves_photos_and_shows_errors(client, patient, appointment,
     refused = client.post(url, {**form, "photos": make_upload(name="c.txt", content=b"text")})
 
     assert ok.status_code == 302 and appointment.case.photos.count() == 2
-    assert refused.status_code == 200 and "c.txt: This file is not a photo" in refused.content.decode()
+    assert refused.status_code == 400 and "c.txt: This file is not a photo" in refused.content.decode()
 
 
 def test_status_endpoint_shows_status_but_never_scores(client, patient, appointment, prediction):

@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -9,7 +10,7 @@ from triage.models import (
     AuditEvent, Case, Decision, FinalDiagnosis, LabResult, ModelPromotion, ModelVersion, Photo, Prediction,
 )
 from triage.registry import active_model_version
-from triage.services import make_challenger, promote_model_version
+from triage.services import audit, make_challenger, promote_model_version
 
 
 class NoAddAdminMixin:
@@ -27,6 +28,29 @@ class ReadOnlyAdminMixin(NoAddAdminMixin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class AuditedReadsAdminMixin:
+    """Patient data: every admin list and record view is an audit event (action `admin_list_<model>`
+    with the query and the ids shown, or `admin_view_<model>` with the record)."""
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", {}).get("cl")
+        audit(
+            actor=request.user, action=f"admin_list_{self.model._meta.model_name}", obj=None, request=request,
+            query=request.GET.urlencode(), shown=[obj.pk for obj in changelist.result_list] if changelist else [],
+        )
+        return response
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, unquote(object_id))
+        audit(
+            actor=request.user, action=f"admin_view_{self.model._meta.model_name}", obj=obj, request=request,
+            allowed=obj is not None and self.has_view_or_change_permission(request, obj), object_id=object_id,
+            reference=getattr(obj, "reference", None),  # an appointment names itself; a case's rows via the case
+        )
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 def photo_thumbnail(photo):
@@ -62,22 +86,26 @@ class DecisionInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Case)
-class CaseAdmin(NoAddAdminMixin, admin.ModelAdmin):
+class CaseAdmin(AuditedReadsAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only: a case's outcome changes only through a clinician's decision (the decision service),
+    and cases are never deleted (their photos and decisions are clinical records)."""
+
     list_display = ["__str__", "flagged", "max_probability", "outcome", "updated_at"]
     list_filter = ["flagged", "outcome"]
     search_fields = ["appointment__reference"]
-    readonly_fields = ["appointment", "flagged", "max_probability", "created_at", "updated_at"]
     list_select_related = ["appointment"]
     inlines = [PhotoInline, DecisionInline]
 
 
 @admin.register(Photo)
-class PhotoAdmin(NoAddAdminMixin, admin.ModelAdmin):
+class PhotoAdmin(AuditedReadsAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only: status and box change only through the worker and the clinician's re-analysis."""
+
     list_display = ["__str__", "thumbnail", "body_site", "status", "roi_source", "created_at"]
     list_filter = ["status", "body_site", "roi_source"]
     search_fields = ["case__appointment__reference"]
     exclude = ["image"]  # a stored file has no public URL; shown through the protected view instead
-    readonly_fields = ["thumbnail", "case", "uploaded_by", "width", "height", "sha256", "attempts", "created_at"]
+    readonly_fields = ["thumbnail"]
 
     @admin.display(description="Photo")
     def thumbnail(self, photo):
@@ -85,7 +113,7 @@ class PhotoAdmin(NoAddAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Prediction)
-class PredictionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class PredictionAdmin(AuditedReadsAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Every prediction, the challenger's shadow ones included (filter by role)."""
 
     list_display = ["photo", "model_version", "role", "probability", "threshold", "flagged", "roi_source", "created_at"]
@@ -192,7 +220,7 @@ class ModelPromotionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(LabResult)
-class LabResultAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class LabResultAdmin(AuditedReadsAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Entered and corrected on the staff case pages (corrections add rows); read-only here."""
 
     list_display = ["case", "result", "result_date", "entered_by", "created_at", "note"]
@@ -201,21 +229,24 @@ class LabResultAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(FinalDiagnosis)
-class FinalDiagnosisAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class FinalDiagnosisAdmin(AuditedReadsAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["case", "diagnosis", "entered_by", "created_at", "note"]
     list_filter = ["diagnosis", "created_at"]
     search_fields = ["case__appointment__reference"]
 
 
 @admin.register(Decision)
-class DecisionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class DecisionAdmin(AuditedReadsAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["case", "clinician", "outcome", "action", "created_at"]
     list_filter = ["outcome", "action", "created_at"]
 
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["created_at", "actor", "action", "object_type", "object_id", "allowed", "ip_address"]
-    list_filter = ["action", "allowed", "created_at"]
-    search_fields = ["object_id", "actor__username"]
+    """Append-only: events can be searched and read, never edited or deleted."""
+
+    list_display = ["created_at", "actor", "action", "case_reference", "object_type", "object_id", "allowed", "ip_address"]
+    list_filter = ["action", "allowed", "object_type", "created_at"]
+    search_fields = ["case_reference", "action", "object_id", "actor__username", "ip_address"]
+    list_select_related = ["actor"]
     date_hierarchy = "created_at"

@@ -8,6 +8,7 @@ import time
 
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.utils import timezone
 from PIL import Image
 
 from triage import events, registry
@@ -22,13 +23,15 @@ HEATMAP_MAX_SIDE = 1280
 HEATMAP_JPEG_QUALITY = 88
 
 
-def analyse_photos(photo_ids, requested_by_id=None):
+def analyse_photos(photo_ids, requested_by_id=None, worker=""):
     """Analyse photos (one batch per call), skipping any already analysed.
 
-    Safe to re-run: a redelivered task finds finished photos ANALYSED and leaves them.
+    Safe to re-run: a redelivered task finds finished photos ANALYSED and leaves them, and of two
+    runs of one photo only the one that began last records a result (see `record_prediction`).
+    `worker` names the Celery worker, so that it can recover its photos if it dies.
     Returns the predictions made.
     """
-    photos = _claim_photos(photo_ids)
+    photos = _claim_photos(photo_ids, worker)
     if not photos:
         return []
     model_version = registry.active_model_version()
@@ -57,19 +60,20 @@ def analyse_photos(photo_ids, requested_by_id=None):
 
     images = [image for _, image, _ in readable]
     analyses = model.analyse_batch(images, [photo.roi for photo, _, _ in readable], heatmap_max_side=HEATMAP_MAX_SIDE)
-    predictions = []
+    predictions, recorded_images = [], []
     for (photo, image, read_ms), analysis in zip(readable, analyses):
         render_started = time.perf_counter()
         heatmap_jpeg = render_heatmap(image, analysis)
         timings = dict(analysis.timings_ms)
         timings.update(read=read_ms, render=(time.perf_counter() - render_started) * 1000, model_load=load_ms)
-        predictions.append(
-            record_prediction(
-                photo=photo, model_version=model_version, analysis=analysis, heatmap_jpeg=heatmap_jpeg,
-                timings_ms=timings, requested_by_id=requested_by_id,
-            )
+        prediction = record_prediction(
+            photo=photo, model_version=model_version, analysis=analysis, heatmap_jpeg=heatmap_jpeg,
+            timings_ms=timings, requested_by_id=requested_by_id,
         )
-    run_challenger_in_shadow(predictions, images, requested_by_id=requested_by_id)
+        if prediction is not None:  # None: a later run of this photo records instead
+            predictions.append(prediction)
+            recorded_images.append(image)
+    run_challenger_in_shadow(predictions, recorded_images, requested_by_id=requested_by_id)
     return predictions
 
 
@@ -135,9 +139,17 @@ def render_heatmap(image, analysis) -> bytes:
 
 
 def record_prediction(*, photo, model_version, analysis, heatmap_jpeg, timings_ms, requested_by_id=None):
-    """Store one prediction, mark the photo analysed and refresh its case's flag, atomically."""
+    """Store one prediction, mark the photo analysed and refresh its case's flag, atomically.
+
+    Returns None, storing nothing, when another run of this photo began after this one (a
+    redelivered or re-queued task; `photo.attempts` is this run's number): that run records instead,
+    so each analysis ends in exactly one prediction however often its task was delivered.
+    """
     roi_source = {"given": photo.roi_source, "auto": RoiSource.AUTO}.get(analysis.roi_source, RoiSource.NONE)
     with transaction.atomic():
+        if not Photo.objects.select_for_update().filter(pk=photo.pk, attempts=photo.attempts).exists():
+            logger.info("Photo %s: a later analysis run began; this run's result is dropped", photo.pk)
+            return None
         prediction = Prediction(
             photo=photo,
             model_version=model_version,
@@ -186,8 +198,8 @@ def mark_failed(photo_ids, reason):
     )
 
 
-def _claim_photos(photo_ids):
-    """Lock the photos still to analyse, mark them ANALYSING and count the attempt."""
+def _claim_photos(photo_ids, worker):
+    """Lock the photos still to analyse, mark them ANALYSING (the lease starts now) and count the attempt."""
     with transaction.atomic():
         photos = list(
             Photo.objects.select_for_update()
@@ -200,7 +212,9 @@ def _claim_photos(photo_ids):
             photo.status = Photo.Status.ANALYSING
             photo.status_detail = ""
             photo.attempts += 1
-            photo.save(update_fields=["status", "status_detail", "attempts", "updated_at"])
+            photo.analysis_started_at = timezone.now()
+            photo.analysis_worker = worker
+            photo.save(update_fields=["status", "status_detail", "attempts", "analysis_started_at", "analysis_worker", "updated_at"])
     return photos
 
 

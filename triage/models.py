@@ -165,7 +165,10 @@ class Photo(RoiBox):
     roi_source = models.CharField(max_length=16, choices=RoiSource.choices, default=RoiSource.NONE)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED, db_index=True)
     status_detail = models.CharField(max_length=300, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Analysis runs started; a run records its result only if no later one began.")
+    queued_at = models.DateTimeField(null=True, blank=True, help_text="When its analysis was last handed to the broker; empty: not queued.")
+    analysis_started_at = models.DateTimeField(null=True, blank=True, help_text="When the latest analysis run began (its lease).")
+    analysis_worker = models.CharField(max_length=200, blank=True, help_text="Celery worker of the latest run.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -311,12 +314,15 @@ def is_mpox(lab_result, diagnosis):
 
 
 class AuditEvent(models.Model):
-    """Who did or saw what, when. Written for every access to patient photos and staff case views."""
+    """Who did or saw what, when: every read of patient data and every denial. Append-only."""
 
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     action = models.CharField(max_length=60, db_index=True)
     object_type = models.CharField(max_length=60)
     object_id = models.CharField(max_length=60)
+    case_reference = models.CharField(
+        max_length=40, blank=True, db_index=True, help_text="Booking reference of the case concerned (or asked for)."
+    )
     allowed = models.BooleanField(default=True)
     detail = models.JSONField(default=dict, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)

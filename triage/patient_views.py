@@ -5,6 +5,7 @@ from rest_framework.views import APIView
 
 from triage.selectors import patient_case
 from triage.serializers import PatientPhotoStatusSerializer
+from triage.services import audit
 
 
 class PhotoStatusView(APIView):
@@ -13,6 +14,7 @@ class PhotoStatusView(APIView):
     def get(self, request, reference):
         case = patient_case(patient=request.user, reference=reference)
         if case is None:
+            audit(actor=request.user, action="view_photo_status", obj=None, allowed=False, request=request, reference=reference)
             raise Http404
         photos = PatientPhotoStatusSerializer(case.photos.all(), many=True).data
         return Response({"photos": photos}, headers={"Cache-Control": "private, no-store"})

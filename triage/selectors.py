@@ -1,8 +1,11 @@
 """Reads for the triage domain: the clinician queue, case pages, photo access, model cards."""
+from datetime import timedelta
 from pathlib import Path
 
+from django.conf import settings
 from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, Subquery, Value, When
 from django.db.models import Case as CaseWhen
+from django.utils import timezone
 
 from triage.models import Case, Decision, FinalDiagnosis, LabResult, ModelVersion, Outcome, Photo, Prediction
 
@@ -150,3 +153,27 @@ def model_versions_to_measure():
 
 def model_versions():
     return ModelVersion.objects.order_by("-installed_at", "-pk")
+
+
+def photos_to_requeue(*, worker=None):
+    """Photos whose analysis will not happen unless queued again, oldest case first:
+
+    - received but never handed to the broker (it was down), or handed over ANALYSIS_REQUEUE_AFTER_SECONDS
+      ago and still not started (a broker that lost its queue);
+    - analysing past the lease (CELERY_TASK_TIME_LIMIT, which no run outlives): their worker died;
+    - analysing by `worker`, when that worker has just started: it died while analysing them;
+    - waiting for a model, once one is active.
+    """
+    now = timezone.now()
+    lost = Q(status=Photo.Status.RECEIVED) & (
+        Q(queued_at__isnull=True) | Q(queued_at__lt=now - timedelta(seconds=settings.ANALYSIS_REQUEUE_AFTER_SECONDS))
+    )
+    abandoned = Q(status=Photo.Status.ANALYSING) & (
+        Q(analysis_started_at__lt=now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT))
+        | Q(analysis_started_at__isnull=True)  # claimed before leases were recorded
+        | (Q(analysis_worker=worker) if worker else Q(pk__in=[]))
+    )
+    stalled = lost | abandoned
+    if ModelVersion.objects.filter(is_active=True).exists():
+        stalled |= Q(status=Photo.Status.NO_MODEL)
+    return list(Photo.objects.filter(stalled).order_by("case_id", "pk"))

@@ -4,6 +4,7 @@ import csv
 import uuid
 from pathlib import Path
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -12,7 +13,7 @@ from django.utils.crypto import salted_hmac
 from triage import events, performance, registry, tasks
 from triage.images import normalise_photo, validate_roi
 from triage.models import (
-    AuditEvent, Case, Decision, FinalDiagnosis, LabResult, ModelPromotion, Photo, RoiSource, is_mpox,
+    AuditEvent, Case, Decision, FinalDiagnosis, LabResult, ModelPromotion, Photo, Prediction, RoiSource, is_mpox,
 )
 from triage.selectors import exportable_photos
 
@@ -43,6 +44,11 @@ def accept_photos(*, case, uploaded_by, uploaded_files, body_site, roi=None) -> 
         raise ValidationError("This appointment was cancelled, so photos can no longer be added.", code="case_closed")
     if not uploaded_files:
         raise ValidationError("Please choose at least one photo.", code="no_files")
+    if len(uploaded_files) > settings.PHOTO_MAX_FILES_PER_UPLOAD:
+        raise ValidationError(
+            f"Please send at most {settings.PHOTO_MAX_FILES_PER_UPLOAD} photos at a time "
+            f"(you chose {len(uploaded_files)}).", code="too_many_files",
+        )
     if roi is not None and len(uploaded_files) != 1:
         raise ValidationError("A box around the lesion can only be drawn when uploading one photo.", code="roi")
     if body_site not in Photo.BodySite.values:
@@ -61,6 +67,7 @@ def accept_photos(*, case, uploaded_by, uploaded_files, body_site, roi=None) -> 
     stored_names = []
     try:
         with transaction.atomic():
+            _refuse_past_appointment_limit(case, len(normalised))
             photos = []
             for image in normalised:
                 photo = Photo(
@@ -83,6 +90,20 @@ def accept_photos(*, case, uploaded_by, uploaded_files, body_site, roi=None) -> 
             Photo.image.field.storage.delete(name)
         raise
     return photos
+
+
+def _refuse_past_appointment_limit(case, adding):
+    """At most PHOTO_MAX_PER_APPOINTMENT photos per case; the case row is locked so that
+    uploads sent at the same time cannot pass the limit together."""
+    Case.objects.select_for_update().filter(pk=case.pk).first()
+    limit, stored = settings.PHOTO_MAX_PER_APPOINTMENT, case.photos.count()
+    if stored + adding > limit:
+        left = max(limit - stored, 0)
+        raise ValidationError(
+            f"An appointment can have up to {limit} photos and this one has {stored}. "
+            + (f"Please send at most {left} more." if left else "Please call the clinic if you need to send more."),
+            code="too_many_photos",
+        )
 
 
 @transaction.atomic
@@ -240,17 +261,28 @@ def _training_box(photo):
     return None, RoiSource.NONE
 
 
-def audit(*, actor, action, obj, allowed=True, request=None, **detail) -> AuditEvent:
-    """Record who did or tried to do what. `obj` may be None when the object does not exist."""
+def audit(*, actor, action, obj, allowed=True, request=None, reference=None, **detail) -> AuditEvent:
+    """Record who did or tried to do what. `obj` may be None when the object does not exist (or is a
+    list); `reference` is the booking reference asked for, else the one of `obj`'s case."""
     return AuditEvent.objects.create(
         actor=actor if actor is not None and actor.is_authenticated else None,
         action=action,
         object_type=obj._meta.model_name if obj is not None else "",
         object_id=str(obj.pk) if obj is not None else "",
+        case_reference=(reference if reference is not None else _case_reference(obj))[:40],
         allowed=allowed,
         detail=detail,
         ip_address=request.META.get("REMOTE_ADDR") if request is not None else None,
     )
+
+
+def _case_reference(obj):
+    """The booking reference of the case `obj` belongs to ("" for a user, a list, nothing)."""
+    if isinstance(obj, Prediction):
+        obj = obj.photo
+    if isinstance(obj, (Photo, Decision, LabResult, FinalDiagnosis)):
+        obj = obj.case
+    return obj.appointment.reference if isinstance(obj, Case) else ""
 
 
 def _set_roi(photo, box, source):

@@ -8,9 +8,12 @@ Retry policy (one, for every error but the time limit): a failed analysis is ret
 ANALYSIS_MAX_RETRIES times with exponential backoff (ANALYSIS_RETRY_BACKOFF_SECONDS × 2^n); then its
 photos are marked failed with a reason the clinician sees. A database outage outlasting the retries
 leaves the photos analysing; `requeue_stalled_photos` picks them up.
+
+Recovery: `requeue_stalled_photos` (beat, every ANALYSIS_REQUEUE_INTERVAL_SECONDS, and each worker at
+start-up) queues again what a broker outage or a dead worker left behind; `selectors.photos_to_requeue`
+says which photos those are.
 """
 import logging
-from datetime import timedelta
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
@@ -19,7 +22,7 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
-from triage import analysis, registry
+from triage import analysis, registry, selectors
 from triage.models import Photo
 
 logger = logging.getLogger(__name__)
@@ -51,15 +54,16 @@ def prepare_worker_process(**_):
 
 
 @worker_ready.connect
-def requeue_on_worker_start(**_):
-    requeue_stalled_photos.delay()
+def requeue_on_worker_start(sender, **_):
+    """A worker restarted after being killed queues again, at once, what it was analysing then."""
+    requeue_stalled_photos.delay(worker=sender.hostname)
 
 
 @shared_task(bind=True)
 def analyse_photos_task(self, photo_ids, requested_by_id=None):
     """Analyse a batch of photos of one case. Re-running it skips photos already analysed."""
     try:
-        analysis.analyse_photos(photo_ids, requested_by_id=requested_by_id)
+        analysis.analyse_photos(photo_ids, requested_by_id=requested_by_id, worker=self.request.hostname)
     except SoftTimeLimitExceeded:
         analysis.mark_failed(photo_ids, "The analysis took too long. A clinician can run it again.")
         raise
@@ -74,39 +78,39 @@ def analyse_photos_task(self, photo_ids, requested_by_id=None):
 
 
 @shared_task
-def requeue_stalled_photos():
-    """Re-enqueue photos whose task was lost (broker restarted, worker killed, no model then)."""
-    now = timezone.now()
-    received_before = now - timedelta(seconds=settings.ANALYSIS_REQUEUE_AFTER_SECONDS)
-    analysing_before = now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT * 2)
-    stalled = Photo.objects.filter(status=Photo.Status.RECEIVED, updated_at__lt=received_before) | Photo.objects.filter(
-        status=Photo.Status.ANALYSING, updated_at__lt=analysing_before
+def requeue_stalled_photos(worker=None):
+    """Queue again the photos whose analysis was lost; `worker`: one just started (see the selector)."""
+    photos = selectors.photos_to_requeue(worker=worker)
+    Photo.objects.filter(pk__in=[photo.pk for photo in photos]).update(
+        status=Photo.Status.RECEIVED, status_detail="", queued_at=timezone.now()
     )
-    if registry.active_model_version() is not None:
-        stalled = stalled | Photo.objects.filter(status=Photo.Status.NO_MODEL)
-    photos = list(stalled.order_by("case_id", "pk"))
-    for case_photos in _by_case(photos):
-        analyse_photos_task.delay([photo.pk for photo in case_photos])
+    _send(photos)
     return len(photos)
 
 
 def enqueue_analysis(photos, requested_by=None):
     """Queue analysis once the current transaction commits: one task per case, all its photos in one batch.
 
-    If the broker is unreachable the photos stay RECEIVED and `requeue_stalled_photos`
-    picks them up later; the patient's upload is never lost.
+    If the broker is unreachable the photos stay RECEIVED, marked not queued, and the next
+    `requeue_stalled_photos` sweep queues them; the patient's upload is never lost.
     """
     photos = list(photos)
     requested_by_id = requested_by.pk if requested_by is not None else None
+    Photo.objects.filter(pk__in=[photo.pk for photo in photos]).update(queued_at=timezone.now())
+    transaction.on_commit(lambda: _send(photos, requested_by_id))
 
-    def send():
-        for case_photos in _by_case(photos):
+
+def _send(photos, requested_by_id=None):
+    for case_photos in _by_case(photos):
+        photo_ids = [photo.pk for photo in case_photos]
+        try:
+            analyse_photos_task.delay(photo_ids, requested_by_id)
+        except Exception:
+            logger.exception("Could not queue analysis of photos %s; the next sweep will", photo_ids)
             try:
-                analyse_photos_task.delay([photo.pk for photo in case_photos], requested_by_id)
-            except Exception:
-                logger.exception("Could not queue analysis of photos %s; they will be re-queued", case_photos)
-
-    transaction.on_commit(send)
+                Photo.objects.filter(pk__in=photo_ids, status=Photo.Status.RECEIVED).update(queued_at=None)
+            except Exception:  # the database is down too: ANALYSIS_REQUEUE_AFTER_SECONDS bounds the wait
+                logger.exception("Could not mark photos %s as not queued", photo_ids)
 
 
 def _by_case(photos):

@@ -50,10 +50,11 @@ def queue(request):
     queue_filter = request.GET.get("show", "all")
     if queue_filter not in QUEUE_FILTERS:
         queue_filter = "all"
+    cases = list(case_queue(queue_filter=queue_filter))
+    audit(actor=request.user, action="view_queue", obj=None, request=request, queue_filter=queue_filter,
+          shown=[case.pk for case in cases])
     return render(
-        request,
-        "triage/queue.html",
-        {"cases": case_queue(queue_filter=queue_filter), "queue_filter": queue_filter, "filters": QUEUE_FILTERS},
+        request, "triage/queue.html", {"cases": cases, "queue_filter": queue_filter, "filters": QUEUE_FILTERS},
     )
 
 

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from portal.booking.models import Appointment, Clinic, Slot
+from triage.admin import AuditedReadsAdminMixin
 
 
 @admin.register(Clinic)
@@ -30,7 +31,7 @@ class SlotAdmin(admin.ModelAdmin):
 
 
 @admin.register(Appointment)
-class AppointmentAdmin(admin.ModelAdmin):
+class AppointmentAdmin(AuditedReadsAdminMixin, admin.ModelAdmin):
     list_display = ["reference", "patient", "slot", "status", "consent_research"]
     list_filter = ["status", "consent_research", "slot__clinic"]
     search_fields = ["reference", "patient__username", "patient__email"]

@@ -3,7 +3,8 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from portal.booking.forms import BookingForm, SignupForm
@@ -11,7 +12,7 @@ from portal.booking.selectors import open_slots_by_day, patient_appointments
 from portal.booking.services import book_appointment, cancel_appointment
 from triage.forms import PhotoUploadForm
 from triage.permissions import is_clinician
-from triage.services import accept_photos
+from triage.services import accept_photos, audit
 
 
 def signup(request):
@@ -69,10 +70,12 @@ def appointment_detail(request, reference):
         else:
             messages.success(request, f"Thank you: {len(photos)} photo(s) received.")
             return redirect("appointment", reference=reference)
+    # A POST that reaches this point was refused; the form says why, the status lets scripts tell.
     return render(
         request,
         "booking/appointment.html",
         {"appointment": appointment, "form": form, "photos": appointment.case.photos.all()},
+        status=400 if request.method == "POST" else 200,
     )
 
 
@@ -90,5 +93,9 @@ def cancel(request, reference):
 
 
 def _own_appointment(request, reference):
-    """The signed-in patient's appointment; anyone else's is a 404, never a 403."""
-    return get_object_or_404(patient_appointments(patient=request.user), reference=reference)
+    """The signed-in patient's appointment; anyone else's (or none) is an audited denial and a 404, never a 403."""
+    appointment = patient_appointments(patient=request.user).filter(reference=reference).first()
+    if appointment is None:
+        audit(actor=request.user, action="view_appointment", obj=None, allowed=False, request=request, reference=reference)
+        raise Http404
+    return appointment
