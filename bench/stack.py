@@ -54,8 +54,10 @@ def _postgres(admin_url: str, sql: str) -> None:
 class Stack:
     """The portal's processes, run from ``var_dir`` with the settings already in os.environ."""
 
-    def __init__(self, var_dir: Path, model_dir: Path, postgres_admin_url: str | None, database: str | None):
+    def __init__(self, var_dir: Path, model_dir: Path, postgres_admin_url: str | None, database: str | None,
+                 web_workers: int = 1, web_threads: int = 1):
         self.var_dir, self.model_dir = var_dir, model_dir
+        self.web_workers, self.web_threads = web_workers, web_threads
         self.postgres_admin_url, self.database = postgres_admin_url, database
         self.processes: dict[str, subprocess.Popen] = {}
         self.port = free_port()
@@ -72,7 +74,8 @@ class Stack:
                                "--without-gossip", "--without-mingle",
                                "--hostname", f"bench-{os.getpid()}@127.0.0.1"])
         self._spawn("web", [sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind",
-                            f"127.0.0.1:{self.port}", "--workers", "1", "--timeout", "60"])
+                            f"127.0.0.1:{self.port}", "--workers", str(self.web_workers),
+                            "--threads", str(self.web_threads), "--timeout", "60"])
         self._wait_for_port()
         self._wait_for_log("worker", " ready.")
 
@@ -154,58 +157,72 @@ def _stop_group(process: subprocess.Popen) -> None:
             continue
 
 
+def new_patient_session() -> dict:
+    """A patient with a booked appointment and a signed-in session, made in this process's database:
+    {"reference", "cookie", "csrf"} for HTTP requests as that patient."""
+    from django.contrib.auth.models import User
+    from django.test import Client
+    from django.utils import timezone
+
+    from portal.booking.models import Clinic, Slot
+    from portal.booking.services import book_appointment
+
+    user = User.objects.create_user(f"bench-{uuid.uuid4().hex[:8]}")
+    slot = Slot.objects.create(clinic=Clinic.objects.create(name="Bench clinic"),
+                               starts_at=timezone.now() + timezone.timedelta(days=2))
+    appointment = book_appointment(patient=user, slot=slot, consent_care=True, symptoms="bench")
+    client = Client()
+    client.force_login(user)  # a real session row, read by gunicorn like a login form's
+    csrf = uuid.uuid4().hex  # 32 characters: an unmasked CSRF secret Django accepts
+    return {"reference": appointment.reference, "csrf": csrf,
+            "cookie": f"sessionid={client.cookies['sessionid'].value}; csrftoken={csrf}"}
+
+
 class Patient:
     """A signed-in patient with one booked appointment, uploading through the HTTP view."""
 
-    def __init__(self, port: int):
-        from django.contrib.auth.models import User
-        from django.test import Client
-        from django.utils import timezone
-
-        from portal.booking.models import Clinic, Slot
-        from portal.booking.services import book_appointment
-
-        user = User.objects.create_user(f"bench-{uuid.uuid4().hex[:8]}")
-        slot = Slot.objects.create(clinic=Clinic.objects.create(name="Bench clinic"),
-                                   starts_at=timezone.now() + timezone.timedelta(days=2))
-        self.appointment = book_appointment(patient=user, slot=slot, consent_care=True, symptoms="bench")
-        client = Client()
-        client.force_login(user)  # a real session row, read by gunicorn like a login form's
-        self.csrf = uuid.uuid4().hex  # 32 characters: an unmasked CSRF secret Django accepts
-        self.cookie = f"sessionid={client.cookies['sessionid'].value}; csrftoken={self.csrf}"
+    def __init__(self, port: int, session: dict | None = None):
+        session = session or new_patient_session()
+        self.reference, self.cookie, self.csrf = session["reference"], session["cookie"], session["csrf"]
         self.port = port
         self.last_photo_id = 0
+
+    def post(self, blobs: list[bytes], timeout: float = 60) -> tuple[int, bytes]:
+        """POSTs photos in one upload; returns (HTTP status, body)."""
+        body, content_type = _multipart({"body_site": "trunk", "consent_confirm": "on",
+                                         "csrfmiddlewaretoken": self.csrf}, "photos", blobs)
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            connection.request("POST", f"/appointments/{self.reference}/", body,
+                               {"Content-Type": content_type, "Cookie": self.cookie})
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
 
     def upload(self, data: bytes) -> tuple[int, float]:
         """POSTs one photo; returns (photo id, monotonic time the response arrived)."""
         from triage.models import Photo
 
-        body, content_type = _multipart({"body_site": "trunk", "consent_confirm": "on",
-                                         "csrfmiddlewaretoken": self.csrf}, "photos", "photo.jpg", data)
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        try:
-            connection.request("POST", f"/appointments/{self.appointment.reference}/", body,
-                               {"Content-Type": content_type, "Cookie": self.cookie})
-            response = connection.getresponse()
-            answer = response.read()
-        finally:
-            connection.close()
+        status, answer = self.post([data])
         received = time.monotonic()
-        if response.status != 302:
-            raise RuntimeError(f"upload answered {response.status}: {answer[:300]!r}")
-        photo = Photo.objects.filter(case=self.appointment.case, pk__gt=self.last_photo_id).order_by("pk").first()
+        if status != 302:
+            raise RuntimeError(f"upload answered {status}: {answer[:300]!r}")
+        photo = (Photo.objects.filter(case__appointment__reference=self.reference, pk__gt=self.last_photo_id)
+                 .order_by("pk").first())
         if photo is None:
             raise RuntimeError("upload answered 302 but stored no photo")
         self.last_photo_id = photo.pk
         return photo.pk, received
 
 
-def _multipart(fields: dict[str, str], file_field: str, filename: str, data: bytes) -> tuple[bytes, str]:
+def _multipart(fields: dict[str, str], file_field: str, blobs: list[bytes]) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
     parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
              for name, value in fields.items()]
-    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; '
-                 f'filename="{filename}"\r\nContent-Type: image/jpeg\r\n\r\n'.encode() + data + b"\r\n")
+    for number, data in enumerate(blobs):
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; '
+                     f'filename="photo-{number}.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'.encode() + data + b"\r\n")
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
@@ -257,7 +274,7 @@ def upload_figures(stack: Stack, photos: list, count: int, interval_s: float, re
     report.add("upload_result_p50_ms", "upload -> result latency p50", _percentile(latencies, 50), "ms", note=note)
     report.add("upload_result_p95_ms", "upload -> result latency p95", _percentile(latencies, 95), "ms")
     report.add("upload_result_count", "  uploads measured", float(len(latencies)), "")
-    _worker_figures(stack, Prediction.objects.filter(photo__case=patient.appointment.case), report)
+    _worker_figures(stack, Prediction.objects.filter(photo__case__appointment__reference=patient.reference), report)
     rss_figures(stack.worker_child_memory(), "Celery pool child", report)
 
 
