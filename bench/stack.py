@@ -200,6 +200,16 @@ class Patient:
         finally:
             connection.close()
 
+    def get(self, timeout: float = 60) -> tuple[int, bytes]:
+        """GETs the appointment page; returns (HTTP status, body)."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            connection.request("GET", f"/appointments/{self.reference}/", headers={"Cookie": self.cookie})
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
     def upload(self, data: bytes) -> tuple[int, float]:
         """POSTs one photo; returns (photo id, monotonic time the response arrived)."""
         from triage.models import Photo
