@@ -1,6 +1,9 @@
 """Site-wide error pages. Under /api/ a client gets JSON (`{"detail": ...}`) even when no API view
 was reached, e.g. for a malformed id in the URL; everywhere else HTML pages.
 
+Every 403 (a signed-in user on a page their role does not allow, e.g. a patient on a staff page) is
+an audited denial.
+
 A database outage (PostgreSQL restarting, a dropped connection) is the one server error a patient
 can do something about: wait and try again. It answers 503 with a Retry-After header and a plain
 page; any other uncaught error keeps a 500. Neither shows a traceback, and neither touches the
@@ -14,6 +17,7 @@ from django.template.loader import render_to_string
 from django.views import defaults
 
 from portal.schema import API_PREFIX
+from triage.services import audit
 
 DATABASE_ERRORS = (OperationalError, InterfaceError)
 RETRY_AFTER_SECONDS = 60
@@ -34,3 +38,9 @@ def server_error(request):
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
     return JsonResponse({"detail": "Server error."}, status=500) if api else HttpResponseServerError(render_to_string("500.html"))
+
+
+def permission_denied(request, exception):
+    """handler403: audit the denial, then Django's 403 page."""
+    audit(actor=request.user, action="denied_page", obj=None, allowed=False, request=request, path=request.path)
+    return defaults.permission_denied(request, exception)

@@ -9,5 +9,6 @@ urlpatterns = [
     path("", include("triage.urls")),
 ]
 
+handler403 = "portal.errors.permission_denied"
 handler404 = "portal.errors.page_not_found"
 handler500 = "portal.errors.server_error"

@@ -209,6 +209,13 @@ def test_staff_queue_list_is_audited(client, clinician, prediction):
     assert event.actor == clinician and event.detail["shown"] == [prediction.photo.case_id]
 
 
+def test_a_patient_on_a_staff_page_is_an_audited_denial(client, patient):
+    client.force_login(patient)
+    assert client.get(reverse("staff-queue")).status_code == 403
+    event = AuditEvent.objects.get(action="denied_page")
+    assert event.actor == patient and not event.allowed and event.detail == {"path": reverse("staff-queue")}
+
+
 def test_denied_attempts_on_another_patients_appointment_are_audited(client, other_patient, appointment):
     client.force_login(other_patient)
     client.get(reverse("appointment", args=[appointment.reference]))
