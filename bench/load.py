@@ -31,7 +31,8 @@ def parse_args(argv):
     parser.add_argument("--concurrency", type=int, default=16, help="uploads in flight at once (default 16)")
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/postgres",
                         help="PostgreSQL server; a throwaway database is made on it and dropped")
-    parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/9", help="Redis broker")
+    parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/9",
+                        help="Redis broker; this database is emptied first (a queue of the run's own)")
     parser.add_argument("--model", type=Path, help="checkpoint (default: first ml/checkpoints/*.pt)")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers (default 2)")
     parser.add_argument("--web-threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
