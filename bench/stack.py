@@ -162,13 +162,14 @@ class Patient:
         from django.test import Client
         from django.utils import timezone
 
-        from portal.booking.models import Clinic, Slot
+        from portal.booking.models import Clinic, Service, Slot
         from portal.booking.services import book_appointment
 
-        user = User.objects.create_user(f"bench-{uuid.uuid4().hex[:8]}")
+        user = User.objects.create_user(f"bench-{uuid.uuid4().hex[:8]}", f"bench-{uuid.uuid4().hex[:8]}@example.org")
         slot = Slot.objects.create(clinic=Clinic.objects.create(name="Bench clinic"),
+                                   service=Service.objects.get_or_create(name="Bench service")[0],
                                    starts_at=timezone.now() + timezone.timedelta(days=2))
-        self.appointment = book_appointment(patient=user, slot=slot, consent_care=True, symptoms="bench")
+        self.appointment = book_appointment(patient=user, slot=slot, consent_care=True)
         client = Client()
         client.force_login(user)  # a real session row, read by gunicorn like a login form's
         self.csrf = uuid.uuid4().hex  # 32 characters: an unmasked CSRF secret Django accepts
