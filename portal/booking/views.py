@@ -19,6 +19,7 @@ from django_ratelimit.decorators import ratelimit
 
 from portal.booking import accounts, signin
 from portal.booking.forms import BookingForm, EmailLinkForm, SignInForm, SignupForm, SiteServiceForm, SlotChoiceForm
+from portal.booking.models import Clinic
 from portal.booking.selectors import (
     active_services,
     can_change,
@@ -130,18 +131,24 @@ def home(request):
 
 
 def _picker(request, *, service=None):
-    """Site, service and day from the query string, with sensible defaults: the first of each."""
+    """Service, site and day from the query string. Defaults: the first service, the first site
+    that offers it, its first day with free times. A site that does not offer the chosen service
+    is swapped for one that does, with a note."""
     services = active_services() if service is None else active_services().filter(pk=service.pk)
     chooser = SiteServiceForm(request.GET or None, services=services, sites=clinics_offering(service))
-    chosen_service = chosen_site = None
-    if chooser.is_bound and chooser.is_valid():
-        chosen_service, chosen_site = chooser.cleaned_data["service"], chooser.cleaned_data["site"]
-    else:
-        chosen_service = service or services.first()
-        chosen_site = clinics_offering(chosen_service).first() if chosen_service else None
-        chooser = SiteServiceForm(
-            initial={"service": chosen_service, "site": chosen_site}, services=services, sites=clinics_offering(service)
-        )
+    valid = chooser.is_bound and chooser.is_valid()
+    chosen_service = chooser.cleaned_data["service"] if valid else (service or services.first())
+    asked_site = chooser.cleaned_data["site"] if valid else None
+    offering = clinics_offering(chosen_service) if chosen_service else Clinic.objects.none()
+    chosen_site = asked_site if asked_site in offering else offering.first()
+    note = None
+    if asked_site is not None and chosen_site != asked_site:
+        note = _("%(site)s does not offer %(service)s online; here are the times at %(other)s.") % {
+            "site": asked_site, "service": chosen_service, "other": chosen_site,
+        } if chosen_site else _("No clinic offers %(service)s online at the moment.") % {"service": chosen_service}
+    chooser = SiteServiceForm(
+        initial={"service": chosen_service, "site": chosen_site}, services=services, sites=clinics_offering(service)
+    )
     days = free_days(clinic=chosen_site, service=chosen_service) if chosen_site and chosen_service else []
     try:
         day = date.fromisoformat(request.GET.get("day", ""))
@@ -149,9 +156,10 @@ def _picker(request, *, service=None):
         day = None
     if day not in {free_day for free_day, _count in days}:
         day = days[0][0] if days else None
-    times = free_times(clinic=chosen_site, service=chosen_service, day=day) if day else []
     return {
-        "chooser": chooser, "service": chosen_service, "site": chosen_site, "days": days, "day": day, "times": times,
+        "chooser": chooser, "picker_note": note, "service": chosen_service, "site": chosen_site,
+        "days": days, "day": day,
+        "times": free_times(clinic=chosen_site, service=chosen_service, day=day) if day else [],
         "slots": free_slots(clinic=chosen_site, service=chosen_service),
     }
 
