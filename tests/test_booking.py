@@ -347,3 +347,24 @@ def test_seed_demo_is_idempotent(db, private_storage, enqueued):
     assert Service.objects.count() == 2 and Clinic.objects.count() == 2
     assert is_clinician(User.objects.get(username="clinician"))
     assert User.objects.get(username="admin").check_password("demo-admin-pass")
+
+
+def test_a_schedule_saved_in_admin_opens_its_slots(client, admin_user, clinic, service, clinician):
+    client.force_login(admin_user)
+    monday = next_weekday(0)
+
+    response = client.post(reverse("admin:booking_schedule_add"), {
+        "clinician": clinician.pk, "clinic": clinic.pk, "service": service.pk, "weekday": 0,
+        "start_time": "14:00", "end_time": "15:00", "valid_from": monday.isoformat(), "valid_until": monday.isoformat(),
+    })
+
+    assert response.status_code == 302
+    assert Slot.objects.filter(clinician=clinician, clinic=clinic, service=service).count() == 3
+
+
+def test_admin_shows_the_answers_and_the_consent_history(client, admin_user, appointment):
+    client.force_login(admin_user)
+
+    page = client.get(reverse("admin:booking_appointment_change", args=[appointment.pk])).content.decode()
+
+    assert "Have you had a fever or felt hot and shivery?" in page and RESEARCH_TEXT_VERSION in page
