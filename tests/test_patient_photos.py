@@ -52,6 +52,7 @@ def test_a_photo_to_retake_offers_a_retake_that_keeps_the_appointment(client, pa
     page = client.get(url).content.decode()
     assert f'href="?retake={photo.pk}#upload"' in page and "The photo is too dark to analyse." in page
 
+    assert client.get(url, {"retake": "not-a-number"}).status_code == 200
     retake = client.get(url, {"retake": photo.pk})
     assert "Take the photo again" in retake.content.decode()
     assert retake.context["form"]["body_site"].value() == photo.body_site

@@ -203,7 +203,8 @@ def appointment_detail(request, reference):
             messages.success(request, ngettext("Thank you: %(count)d photo received.", "Thank you: %(count)d photos received.", count)
                              % {"count": count})
             return redirect("appointment", reference=reference)
-    retake = appointment.case.photos.filter(pk=request.GET.get("retake") or None).first()
+    retake_id = request.GET.get("retake", "")
+    retake = appointment.case.photos.filter(pk=retake_id).first() if retake_id.isdigit() else None
     if retake is not None and not form.is_bound:
         form = PhotoUploadForm(initial={"body_site": retake.body_site})
     return render(
