@@ -180,7 +180,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "portal.integrations.tasks.purge_idempotency_records",
         "schedule": 3600,
     },
-    "send-appointment-reminders": {"task": "portal.booking.tasks.send_reminders_task", "schedule": 3600},
+    "send-appointment-reminders": {
+        "task": "portal.booking.tasks.send_reminders_task",
+        "schedule": env.float("BOOKING_REMINDER_INTERVAL_SECONDS", default=3600),
+    },
     "generate-slots": {"task": "portal.booking.tasks.generate_slots_task", "schedule": 6 * 3600},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
@@ -204,6 +207,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="clinic@localhost")
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)  # a hung mail server must not hang a booking
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))  # for the file-based backend
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
