@@ -230,6 +230,8 @@ SIGN_IN_RATE_LIMIT = env.str("SIGN_IN_RATE_LIMIT", default="30/15m")
 # Throttle counters, failed-API-key counts and account rate limits live in this cache: use Redis (redis://host:6379/1)
 # when several web processes run, so they share one count.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# Behind a reverse proxy, the header that holds the client's address (e.g. HTTP_X_REAL_IP); REMOTE_ADDR when unset.
+RATELIMIT_IP_META_KEY = env.str("RATELIMIT_IP_META_KEY", default=None)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
