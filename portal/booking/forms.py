@@ -27,7 +27,10 @@ class SignInForm(AuthenticationForm):
 
 
 class SignupForm(forms.Form):
-    email = forms.EmailField(label=_("Email address"), help_text=_("We only use it to contact you about your visit."))
+    email = forms.EmailField(
+        label=_("Email address"), help_text=_("We only use it to contact you about your visit."),
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
     password = forms.CharField(
         label=_("Choose a password"), widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
         help_text=_("At least 8 characters; not a common password."),
@@ -44,7 +47,7 @@ class SignupForm(forms.Form):
 
 
 class EmailLinkForm(forms.Form):
-    email = forms.EmailField(label=_("Email address"))
+    email = forms.EmailField(label=_("Email address"), widget=forms.EmailInput(attrs={"autocomplete": "email"}))
 
 
 class SiteServiceForm(forms.Form):
