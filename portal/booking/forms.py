@@ -16,10 +16,9 @@ class SignInForm(AuthenticationForm):
         super().__init__(*args, **kwargs)
         self.fields["username"].label = _("Email address or user name")
         self.fields["password"].label = _("Password")
-        self.error_messages["invalid_login"] = _(
-            "The email address and password did not match, or the account is not confirmed yet. Please try again."
-        )
-        self.error_messages["inactive"] = self.error_messages["invalid_login"]
+        refused = _("The email address and password did not match, or the account is not confirmed yet. Please try again.")
+        # A copy: AuthenticationForm.error_messages is shared by every login form (admin's too).
+        self.error_messages = {**self.error_messages, "invalid_login": refused, "inactive": refused}
 
     def clean_username(self):
         username = self.cleaned_data["username"].strip()
