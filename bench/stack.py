@@ -164,11 +164,12 @@ def new_patient_session() -> dict:
     from django.test import Client
     from django.utils import timezone
 
-    from portal.booking.models import Clinic, Slot
+    from portal.booking.models import Clinic, Service, Slot
     from portal.booking.services import book_appointment
 
-    user = User.objects.create_user(f"bench-{uuid.uuid4().hex[:8]}")
+    user = User.objects.create_user(f"bench-{uuid.uuid4().hex[:8]}", f"bench-{uuid.uuid4().hex[:8]}@example.org")
     slot = Slot.objects.create(clinic=Clinic.objects.create(name="Bench clinic"),
+                               service=Service.objects.get_or_create(name="Bench service")[0],
                                starts_at=timezone.now() + timezone.timedelta(days=2))
     appointment = book_appointment(patient=user, slot=slot, consent_care=True, symptoms="bench")
     client = Client()

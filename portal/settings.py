@@ -41,6 +41,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",  # the patient's language: switcher cookie, else the browser's
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -62,6 +63,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+                "portal.booking.context_processors.languages",
             ],
         },
     },
@@ -97,6 +100,8 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-gb"
+LANGUAGES = [("en-gb", "English"), ("es", "Español")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("TIME_ZONE", default="Europe/London")
 USE_I18N = True
 USE_TZ = True
@@ -191,6 +196,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "portal.integrations.tasks.purge_idempotency_records",
         "schedule": 3600,
     },
+    "send-appointment-reminders": {
+        "task": "portal.booking.tasks.send_reminders_task",
+        "schedule": env.float("BOOKING_REMINDER_INTERVAL_SECONDS", default=3600),
+    },
+    "generate-slots": {"task": "portal.booking.tasks.generate_slots_task", "schedule": 6 * 3600},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # One retry policy for analysis tasks (see triage.tasks): this many retries, backoff base × 2^n.
@@ -227,11 +237,27 @@ elif DEBUG:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 else:
     raise RuntimeError("Set EMAIL_URL (e.g. smtp+tls://user:password@mail.example.org:587) when DEBUG=0.")
-DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="clinic@localhost")
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)  # a hung mail server must not hang a booking
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))  # for the file-based backend
+# Links in emails point here (the booking, sign-in links, the information page).
+PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 
-# Throttle counters and failed-API-key counts live in this cache: use Redis (redis://host:6379/1)
+# Booking: how far ahead patients can book, and until when they can move or cancel online.
+BOOKING_DAYS_AHEAD = env.int("BOOKING_DAYS_AHEAD", default=21)
+BOOKING_CHANGE_CUTOFF_HOURS = env.int("BOOKING_CHANGE_CUTOFF_HOURS", default=2)
+SIGN_IN_LINK_HOURS = env.int("SIGN_IN_LINK_HOURS", default=72)
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=24 * 3600)  # also email verification links
+# Rate limits (django-ratelimit) on sign-up, password reset and sign-in links, per address and per
+# email, and on sign-in per address. They count in CACHES (below), shared through Redis in production.
+ACCOUNT_RATE_LIMIT = env.str("ACCOUNT_RATE_LIMIT", default="5/15m")
+SIGN_IN_RATE_LIMIT = env.str("SIGN_IN_RATE_LIMIT", default="30/15m")
+
+# Throttle counters, failed-API-key counts and account rate limits live in this cache: use Redis (redis://host:6379/1)
 # when several web processes run, so they share one count.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# Behind a reverse proxy, the header that holds the client's address (e.g. HTTP_X_REAL_IP); REMOTE_ADDR when unset.
+RATELIMIT_IP_META_KEY = env.str("RATELIMIT_IP_META_KEY", default=None)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],

@@ -13,7 +13,7 @@ from django.utils import timezone
 from PIL import Image
 
 from ml import Analysis
-from portal.booking.models import Slot
+from portal.booking.models import Service, Slot
 from portal.booking.services import book_appointment
 from triage.analysis import record_prediction
 from triage.models import Decision, LabResult, Outcome, Photo, Prediction
@@ -48,7 +48,8 @@ def jpeg_upload(seed):
 def book_past_case(*, patient, clinic, days_ago, consent_research=False, seed=0, body_site=Photo.BodySite.GENITAL):
     """A case whose appointment was `days_ago` days ago, with one uploaded photo."""
     starts_at = timezone.now().replace(microsecond=0) + timedelta(days=1, minutes=seed)
-    slot = Slot.objects.create(clinic=clinic, starts_at=starts_at)
+    slot = Slot.objects.create(clinic=clinic, service=Service.objects.get_or_create(name="Skin lesion review")[0],
+                               starts_at=starts_at)
     appointment = book_appointment(patient=patient, slot=slot, consent_care=True, consent_research=consent_research)
     Slot.objects.filter(pk=slot.pk).update(starts_at=timezone.now() - timedelta(days=days_ago, minutes=seed))
     photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=jpeg_upload(seed), body_site=body_site)

@@ -1,8 +1,8 @@
 """Shared fixtures for the portal's tests (unit, end-to-end and browser).
 
 Users: `patient`, `other_patient`, `clinician` (staff + "clinicians" group), `admin_user` (superuser).
-Every user's password is `PASSWORD`. Booking: `clinic`, `slot` (tomorrow), `appointment`
-(booked by `patient`, with its case). Photos: `private_storage` points default storage at
+Every user's password is `PASSWORD`. Booking: `clinic`, `service`, `slot` (tomorrow), `appointment`
+(booked by `patient`, with its case and consents). Photos: `private_storage` points default storage at
 tmp_path; `make_image_bytes` / `make_upload` build images with Pillow; `enqueued` records
 analysis requests instead of sending them to Celery; `photo` is one accepted upload;
 `model_version` + `prediction` are what the worker would have recorded (flagged, 0.83).
@@ -17,7 +17,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from PIL import Image
 
-from portal.booking.models import Clinic, Slot
+from portal.booking.models import Clinic, Service, Slot
 from portal.booking.services import book_appointment
 from triage.models import ModelVersion, Photo
 from triage.permissions import CLINICIANS_GROUP
@@ -25,6 +25,12 @@ from triage.analysis import record_prediction
 from triage.services import accept_photo
 
 PASSWORD = "correct-horse-battery-staple"
+# A complete questionnaire (keys: portal/booking/questionnaire.py).
+QUESTIONNAIRE_ANSWERS = {
+    "version": 1, "onset_date": "2026-11-20", "fever": "yes", "swollen_lymph_nodes": "unsure",
+    "lesion_sites": ["hands", "genital"], "lesion_count": "2_5", "pain_itch": "both", "close_contact": "yes",
+    "travel": "no", "travel_where": "", "vaccination": "none", "notes": "Two blisters on the hand.",
+}
 
 
 def pytest_configure(config):
@@ -72,13 +78,28 @@ def clinic(db):
     return Clinic.objects.create(name="Test Clinic", address="1 Test Street")
 
 
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Rate limits (django-ratelimit) count in the cache: each test starts from zero."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
-def make_slot(clinic):
-    """make_slot(hours_from_now=24) -> Slot at that clinic."""
+def service(db):
+    return Service.objects.create(name="Skin lesion review", duration_minutes=20)
+
+
+@pytest.fixture
+def make_slot(clinic, service):
+    """make_slot(hours_from_now=24) -> Slot at that clinic for that service (no named clinician)."""
 
     def make(hours_from_now=24):
         starts_at = timezone.now().replace(microsecond=0) + timedelta(hours=hours_from_now)
-        return Slot.objects.create(clinic=clinic, starts_at=starts_at)
+        return Slot.objects.create(clinic=clinic, service=service, starts_at=starts_at)
 
     return make
 
@@ -91,7 +112,7 @@ def slot(make_slot):
 @pytest.fixture
 def appointment(patient, slot):
     """`patient`'s booking of `slot`, made through the booking service (so it has a case)."""
-    return book_appointment(patient=patient, slot=slot, consent_care=True, symptoms="Two blisters on the hand.")
+    return book_appointment(patient=patient, slot=slot, consent_care=True, questionnaire=QUESTIONNAIRE_ANSWERS)
 
 
 @pytest.fixture

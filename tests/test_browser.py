@@ -13,7 +13,6 @@ from PIL import Image, ImageDraw, ImageFilter
 from playwright.sync_api import expect, sync_playwright
 
 from tests.conftest import PASSWORD
-from portal.booking.models import Appointment
 from triage.analysis import analyse_photos
 from triage.registry import register_checkpoints
 from triage.models import AuditEvent, Case, Decision, Photo
@@ -54,7 +53,7 @@ def log_in(page, live_server, user):
     page.goto(live_server.url + reverse("login"))
     page.fill("input[name=username]", user.username)
     page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    page.click("main button[type=submit]")
     page.wait_for_load_state()
 
 
@@ -69,18 +68,12 @@ def drag_box(page, canvas, start, end):
     page.mouse.up()
 
 
-def test_patient_books_uploads_with_a_box_and_sees_status_change(
-    page, live_server, patient, slot, private_storage, make_image_bytes, enqueued, tmp_path
+def test_patient_uploads_with_a_box_and_sees_status_change(
+    page, live_server, patient, appointment, private_storage, make_image_bytes, enqueued, tmp_path
 ):
+    """Booking itself is driven in tests/test_patient_journey.py."""
     log_in(page, live_server, patient)
-    page.goto(live_server.url + reverse("book"))
-    page.check(f"input[name=slot][value='{slot.pk}']")
-    page.fill("textarea[name=symptoms]", "Three painful blisters on the hand since Monday.")
-    page.check("input[name=consent_care]")
-    page.screenshot(path=SCREENSHOTS / "patient-book.png", full_page=True)
-    page.click("button:has-text('Book this appointment')")
-
-    appointment = Appointment.objects.get(patient=patient)
+    page.goto(live_server.url + reverse("appointment", kwargs={"reference": appointment.reference}))
     expect(page.locator(".ref").first).to_have_text(appointment.reference)
 
     photo_path = tmp_path / "hand.jpg"
@@ -90,7 +83,7 @@ def test_patient_books_uploads_with_a_box_and_sees_status_change(
     page.select_option("select[name=body_site]", "hands")
     page.check("input[name=consent_confirm]")
     page.screenshot(path=SCREENSHOTS / "patient-upload-box.png", full_page=True)
-    page.click("button:has-text('Send photos')")
+    page.click("button:has-text('Send photos')")  # sent by static/js/photo-upload.js, then the page reloads
 
     expect(page.locator(".photo-item")).to_have_count(1)
     photo = Photo.objects.get(case__appointment=appointment)
@@ -118,7 +111,8 @@ def test_upload_of_a_non_image_shows_a_clear_error_and_saves_nothing(
     page.select_option("select[name=body_site]", "trunk")
     page.check("input[name=consent_confirm]")
     page.click("button:has-text('Send photos')")
-    expect(page.locator(".errorlist, .alert, .field-error").first).to_contain_text("notes.jpg")
+    # The upload script shows the server's reason beside the file's progress bar.
+    expect(page.locator(".upload-progress .failed")).to_contain_text("notes.jpg: This file is not a photo we can read")
     page.screenshot(path=SCREENSHOTS / "patient-upload-error.png", full_page=True)
     assert not Photo.objects.exists()
     assert stored_files() == []

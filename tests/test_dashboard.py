@@ -36,7 +36,7 @@ def test_queue_puts_flagged_undecided_first_then_score_then_time(case_with_photo
     flagged = case_with_photo(50, probability=0.9)
     flagged_decided = case_with_photo(3, probability=0.95)
     record_decision(case=flagged_decided, clinician=clinician, outcome=Outcome.SUSPECTED, action=Decision.Action.TELEHEALTH)
-    cancel_appointment(appointment=case_with_photo(1).appointment)
+    cancel_appointment(appointment=case_with_photo(5).appointment)  # cancellable: before the cut-off
 
     assert list(case_queue()) == [flagged, flagged_decided, later_low, soon_unscored]
     assert list(case_queue(queue_filter="flagged")) == [flagged, flagged_decided]

@@ -178,9 +178,9 @@ def test_history_and_image_model_is_fitted_once_enough_cases_exist(settings, his
 
 def test_history_features_read_the_questionnaire_defensively(history):
     case = history[0]
-    case.appointment.questionnaire = {"contact_with_case": "yes", "fever": True, "vaccinated": "no",
-                                      "lesion_sites": ["mouth", "hands"], "unknown": 3}
-    case.appointment.lesion_onset = case.appointment.slot.starts_at.date() - timedelta(days=3)
+    onset = case.appointment.slot.starts_at.date() - timedelta(days=3)
+    case.appointment.questionnaire = {"close_contact": "yes", "fever": "yes", "vaccination": "none",
+                                      "lesion_sites": ["mouth", "hands"], "onset_date": onset.isoformat(), "unknown": 3}
     features = performance.history_features(case, 0.5)
     assert features == [0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 3.0, 1.0]
     case.appointment.questionnaire = "not a dict"

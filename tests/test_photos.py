@@ -127,7 +127,7 @@ def test_one_bad_file_saves_none_and_names_it(upload_to, make_upload, stored_fil
     with pytest.raises(ValidationError) as refused:
         upload_to(files)
 
-    assert refused.value.messages == ["broken.jpg: This file is not a photo we can read. Please upload a JPEG or PNG."]
+    assert refused.value.messages == ["broken.jpg: This file is not a photo we can read. Please upload a JPEG, PNG or HEIC photo."]
     assert not Photo.objects.exists() and stored_files() == []
 
 

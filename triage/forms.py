@@ -1,4 +1,5 @@
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from triage.images import MIN_ROI_SIDE
 from triage.models import DECISION_OUTCOMES, Decision, FinalDiagnosis, LabResult, Photo
@@ -28,7 +29,8 @@ class MultipleImageField(forms.FileField):
     """A file field that accepts several files and returns them as a list."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "image/*"}))
+        # capture: phones open the back camera; .heic/.heif: iPhone photos where a browser does not map them to image/*
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "image/*,.heic,.heif", "capture": "environment"}))
         super().__init__(*args, **kwargs)
 
     def clean(self, data, initial=None):
@@ -39,14 +41,14 @@ class MultipleImageField(forms.FileField):
 
 class PhotoUploadForm(RoiForm):
     photos = MultipleImageField(
-        label="Photos",
-        help_text="JPEG or PNG. You can choose several photos; draw a box only when sending one.",
-        error_messages={"required": "Please choose at least one photo."},
+        label=_("Take or choose photos"),
+        help_text=_("JPEG, PNG or HEIC (iPhone). You can send several photos; draw a box only when sending one."),
+        error_messages={"required": _("Please choose at least one photo.")},
     )
-    body_site = forms.ChoiceField(label="Where on the body?", choices=[("", "Choose…"), *Photo.BodySite.choices])
+    body_site = forms.ChoiceField(label=_("Where on the body?"), choices=[("", _("Choose…")), *Photo.BodySite.choices])
     consent_confirm = forms.BooleanField(
-        label="I confirm these photos can be analysed and viewed by clinic staff for this visit.",
-        error_messages={"required": "Please confirm your consent before sending photos."},
+        label=_("I confirm these photos can be analysed and viewed by clinic staff for this visit."),
+        error_messages={"required": _("Please confirm your consent before sending photos.")},
     )
 
 

@@ -12,9 +12,12 @@ import numpy as np
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from pi_heif import register_heif_opener
 
+# iPhones save HEIC. pi-heif is pillow-heif's decode-only build (libheif + libde265, no GPL encoder).
+register_heif_opener()
 # Only these decoders ever see an upload (fewer parsers, smaller attack surface).
-ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP")
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF")
 # A truncated file is refused, never silently padded with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -27,7 +30,7 @@ MAX_MEAN_LUMINANCE = 245
 MIN_LUMINANCE_STD = 4.0
 QUALITY_CHECK_SIDE = 512
 
-NOT_AN_IMAGE = "This file is not a photo we can read. Please upload a JPEG or PNG."
+NOT_AN_IMAGE = "This file is not a photo we can read. Please upload a JPEG, PNG or HEIC photo."
 DAMAGED = "This photo seems to be damaged or only partly uploaded. Please take or choose it again."
 EMPTY = "This file is empty. Please choose a photo."
 

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 
 class ModelVersion(models.Model):
@@ -134,26 +135,26 @@ class RoiBox(models.Model):
 
 class Photo(RoiBox):
     class Status(models.TextChoices):
-        RECEIVED = "received", "Received"
-        ANALYSING = "analysing", "Analysing"
-        ANALYSED = "analysed", "Analysed"
-        NO_MODEL = "no_model", "Waiting: no model installed"
-        REJECTED = "rejected", "Rejected"
-        FAILED = "failed", "Failed"
+        RECEIVED = "received", _("Received")
+        ANALYSING = "analysing", _("Analysing")
+        ANALYSED = "analysed", _("Analysed")
+        NO_MODEL = "no_model", _("Waiting: no model installed")
+        REJECTED = "rejected", _("Rejected")
+        FAILED = "failed", _("Failed")
 
     WAITING_STATUSES = (Status.RECEIVED, Status.ANALYSING, Status.NO_MODEL)
     # The patient is told why (status_detail) only for these.
     PROBLEM_STATUSES = (Status.REJECTED, Status.FAILED)
 
-    class BodySite(models.TextChoices):
-        GENITAL = "genital", "Genital area"
-        PERIANAL = "perianal", "Perianal area"
-        MOUTH = "mouth", "Mouth or lips"
-        FACE = "face", "Face"
-        HANDS = "hands", "Hands or arms"
-        TRUNK = "trunk", "Chest, back or abdomen"
-        LEGS = "legs", "Legs or feet"
-        OTHER = "other", "Somewhere else"
+    class BodySite(models.TextChoices):  # patients see these labels (translated)
+        GENITAL = "genital", _("Genital area")
+        PERIANAL = "perianal", _("Perianal area")
+        MOUTH = "mouth", _("Mouth or lips")
+        FACE = "face", _("Face")
+        HANDS = "hands", _("Hands or arms")
+        TRUNK = "trunk", _("Chest, back or abdomen")
+        LEGS = "legs", _("Legs or feet")
+        OTHER = "other", _("Somewhere else")
 
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="photos")
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")

@@ -9,6 +9,7 @@ cases in the queue. Reads only: nothing here writes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 import numpy as np
 from django.conf import settings
@@ -190,19 +191,29 @@ def promotion_refusal(comparison) -> str | None:
     return None
 
 
-# History + image model. Questionnaire keys read (missing or unknown answers count as "no"):
-#   contact_with_case, fever, swollen_lymph_nodes, vaccinated: yes/no (True/False, "yes"/"no");
-#   lesion_sites: list of body sites (Photo.BodySite values).
-# Also used: Appointment.lesion_onset (onset within 7 days of the appointment) and the photos' body sites.
-HISTORY_BOOLEAN_KEYS = ("contact_with_case", "fever", "swollen_lymph_nodes", "vaccinated")
+# History + image model. Questionnaire keys read (Appointment.questionnaire, documented in
+# portal/booking/questionnaire.py; missing or unknown answers count as "no"):
+#   close_contact, fever, swollen_lymph_nodes: "yes" / "no" / "unsure";
+#   vaccination: "one_dose" or "two_doses" count as vaccinated;
+#   lesion_sites: list of body sites (Photo.BodySite values), with the photos' body sites;
+#   onset_date: ISO date, within 7 days of the appointment.
+HISTORY_BOOLEAN_KEYS = ("close_contact", "fever", "swollen_lymph_nodes")
+VACCINATED_ANSWERS = {"one_dose", "two_doses"}
 ANOGENITAL_SITES = {Photo.BodySite.GENITAL, Photo.BodySite.PERIANAL}
 RECENT_ONSET_DAYS = 7
-HISTORY_FEATURES = ("image score (log-odds)", *HISTORY_BOOLEAN_KEYS, "anogenital lesion", "lesion sites",
+HISTORY_FEATURES = ("image score (log-odds)", *HISTORY_BOOLEAN_KEYS, "vaccinated", "anogenital lesion", "lesion sites",
                     "onset within 7 days")
 
 
 def _yes(value) -> bool:
     return value is True or (isinstance(value, str) and value.strip().lower() in {"yes", "y", "true", "1"}) or value == 1
+
+
+def _onset(value):
+    try:
+        return date.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def history_features(case, image_score) -> list[float]:
@@ -212,11 +223,12 @@ def history_features(case, image_score) -> list[float]:
     reported_sites = answers.get("lesion_sites")
     sites = {str(site) for site in reported_sites} if isinstance(reported_sites, (list, tuple)) else set()
     sites |= {photo.body_site for photo in case.photos.all()}
-    onset, visit = appointment.lesion_onset, appointment.slot.starts_at.date()
+    onset, visit = _onset(answers.get("onset_date")), appointment.slot.starts_at.date()
     recent = onset is not None and 0 <= (visit - onset).days <= RECENT_ONSET_DAYS
     return [
         float(image_logit([image_score])[0]),
         *(float(_yes(answers.get(key))) for key in HISTORY_BOOLEAN_KEYS),
+        float(answers.get("vaccination") in VACCINATED_ANSWERS),
         float(bool(sites & ANOGENITAL_SITES)),
         float(len(sites)),
         float(recent),

@@ -1,42 +1,87 @@
 from django.contrib import admin
+from django.utils.html import format_html_join
 
-from portal.booking.models import Appointment, Clinic, Slot
+from portal.booking.models import Appointment, Clinic, ConsentRecord, PatientInformation, Schedule, Service, Slot
+from portal.booking.services import generate_slots
 from triage.admin import AuditedReadsAdminMixin
 
 
-@admin.register(Clinic)
-class ClinicAdmin(admin.ModelAdmin):
-    list_display = ["name", "address"]
-    search_fields = ["name"]
-
-
-class AppointmentInline(admin.TabularInline):
-    model = Appointment
-    fields = ["reference", "patient", "status", "consent_care", "consent_research"]
-    readonly_fields = ["reference", "patient", "consent_care", "consent_research"]
+class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
 
     def has_add_permission(self, request, obj=None):
-        return False  # bookings are made through the booking service
+        return False  # made by the booking services only
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Clinic)
+class ClinicAdmin(admin.ModelAdmin):
+    list_display = ["name", "address", "phone"]
+    search_fields = ["name"]
+
+
+@admin.register(Service)
+class ServiceAdmin(admin.ModelAdmin):
+    list_display = ["name", "duration_minutes", "is_active"]
+    list_filter = ["is_active"]
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    list_display = ["clinician", "clinic", "service", "weekday", "start_time", "end_time", "valid_from", "valid_until"]
+    list_filter = ["clinic", "service", "weekday"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        created = generate_slots()
+        self.message_user(request, f"{created} new slots made from the schedules.")
+
+
+class AppointmentInline(ReadOnlyInline):
+    model = Appointment
+    fields = ["reference", "patient", "status", "consent_care", "consent_research"]
+    readonly_fields = fields
 
 
 @admin.register(Slot)
 class SlotAdmin(admin.ModelAdmin):
-    list_display = ["starts_at", "clinic", "duration_minutes"]
-    list_filter = ["clinic", "starts_at"]
+    list_display = ["starts_at", "clinic", "service", "clinician", "duration_minutes"]
+    list_filter = ["clinic", "service", "starts_at"]
     date_hierarchy = "starts_at"
     inlines = [AppointmentInline]
+
+
+class ConsentRecordInline(ReadOnlyInline):
+    model = ConsentRecord
+    fields = ["kind", "given", "text_version", "recorded_by", "recorded_at"]
+    readonly_fields = fields
+    show_change_link = False
 
 
 @admin.register(Appointment)
 class AppointmentAdmin(AuditedReadsAdminMixin, admin.ModelAdmin):
     list_display = ["reference", "patient", "slot", "status", "consent_research"]
-    list_filter = ["status", "consent_research", "slot__clinic"]
+    list_filter = ["status", "consent_research", "slot__clinic", "slot__service"]
     search_fields = ["reference", "patient__username", "patient__email"]
-    readonly_fields = ["reference", "patient", "slot", "consent_care", "consent_research", "created_at"]
-    list_select_related = ["patient", "slot__clinic"]
+    fields = ["reference", "patient", "slot", "status", "answers", "consent_care", "consent_research", "language",
+              "reminder_sent_at", "created_at"]
+    readonly_fields = ["reference", "patient", "slot", "answers", "consent_care", "consent_research", "language",
+                       "reminder_sent_at", "created_at"]
+    list_select_related = ["patient", "slot__clinic", "slot__service"]
+    inlines = [ConsentRecordInline]
+
+    @admin.display(description="Questionnaire")
+    def answers(self, obj):
+        return format_html_join("", "<p><strong>{}</strong><br>{}</p>", obj.questionnaire_answers())
 
     def has_add_permission(self, request):
         return False  # bookings are made through the booking service
+
+
+@admin.register(PatientInformation)
+class PatientInformationAdmin(admin.ModelAdmin):
+    list_display = ["title", "language", "updated_at"]

@@ -14,7 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from PIL import Image, ImageDraw
 
-from portal.booking.models import Appointment, Clinic, Slot
+from portal.booking.models import Appointment, Clinic, Service, Slot
 from triage import registry
 from triage.analysis import read_photo, record_prediction, render_heatmap
 from triage.models import Decision, FinalDiagnosis, LabResult, ModelVersion, Outcome, Photo, Prediction
@@ -86,12 +86,14 @@ def _patient(index):
 
 def _case(rng, site, starts_at, patient, clinician, active, challenger):
     mpox = bool(rng.random() < MPOX_SHARE)
-    slot = Slot.objects.create(clinic=site, starts_at=starts_at)
+    service, _ = Service.objects.get_or_create(name="Skin lesion review")
+    slot = Slot.objects.create(clinic=site, service=service, starts_at=starts_at)
     # The booking service refuses past slots by design; a past visit is written directly.
+    onset = starts_at.date() - timedelta(days=int(rng.integers(1, 15)))
     appointment = Appointment.objects.create(
         patient=patient, slot=slot, status=Appointment.Status.ATTENDED, consent_care=True,
-        consent_research=bool(rng.random() < 0.6), symptoms="Synthetic demo history.",
-        lesion_onset=starts_at.date() - timedelta(days=int(rng.integers(1, 15))),
+        consent_research=bool(rng.random() < 0.6),
+        questionnaire={"version": 1, "onset_date": onset.isoformat(), "notes": "Synthetic demo history."},
     )
     case = create_case(appointment=appointment)
     body_site = Photo.BodySite.GENITAL if rng.random() < (0.7 if mpox else 0.4) else Photo.BodySite.TRUNK

@@ -1,50 +1,175 @@
-"""Writes for booking: appointments are made and cancelled only here."""
+"""Writes for booking: slots, appointments and consents are made and changed only here."""
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from portal.booking.models import Appointment, Slot
+from portal.booking import emails
+from portal.booking.consent import CARE_TEXT_VERSION, RESEARCH_TEXT_VERSION
+from portal.booking.models import Appointment, ConsentRecord, Schedule, Slot
+from portal.booking.selectors import can_change
 from triage.services import close_case, create_case
 
-SLOT_TAKEN = "That slot was just taken — please choose another."
-SLOT_PAST = "That slot has already started — please choose another."
+
+def slot_taken_message():
+    return _("That time was just taken — please choose another.")
+
+
+def generate_slots(*, days_ahead=None, today=None) -> int:
+    """Make the slots of every schedule for the coming days; returns how many were new.
+
+    Idempotent: a clinician has one slot per start time (`one_slot_per_clinician_time`), so
+    running it again, or after a schedule changed, only adds what is missing.
+    """
+    days_ahead = settings.BOOKING_DAYS_AHEAD if days_ahead is None else days_ahead
+    today = today or timezone.localdate()
+    now = timezone.now()
+    last_day = today + timedelta(days=days_ahead)
+    schedules = Schedule.objects.filter(service__is_active=True, valid_from__lte=last_day).exclude(
+        valid_until__lt=today
+    ).select_related("service")
+    new_slots = []
+    for schedule in schedules:
+        length = timedelta(minutes=schedule.service.duration_minutes)
+        day = max(today, schedule.valid_from)
+        while day <= min(last_day, schedule.valid_until or last_day):
+            if day.weekday() == schedule.weekday:
+                start = timezone.make_aware(datetime.combine(day, schedule.start_time))
+                end = timezone.make_aware(datetime.combine(day, schedule.end_time))
+                while start + length <= end:
+                    if start > now:
+                        new_slots.append(Slot(
+                            clinic_id=schedule.clinic_id, service_id=schedule.service_id,
+                            clinician_id=schedule.clinician_id, starts_at=start,
+                            duration_minutes=schedule.service.duration_minutes,
+                        ))
+                    start += length
+            day += timedelta(days=1)
+    before = Slot.objects.count()
+    Slot.objects.bulk_create(new_slots, ignore_conflicts=True)
+    return Slot.objects.count() - before
 
 
 def book_appointment(
-    *, patient, slot, consent_care, consent_research=False, symptoms="", lesion_onset=None
+    *, patient, slot, consent_care, consent_research=False, questionnaire=None, language="en"
 ) -> Appointment:
-    """Book a slot and open its triage case in one transaction.
+    """Book a slot, open its triage case and record the consents, in one transaction.
 
-    The slot row is locked so concurrent bookings queue up; the partial unique
-    constraint `one_live_booking_per_slot` is what finally refuses a double booking.
+    The slot row is locked so concurrent bookings queue up; the partial unique constraint
+    `one_live_booking_per_slot` is what finally refuses a double booking. The confirmation
+    email goes out once the booking is committed.
     """
     if not consent_care:
-        raise ValidationError("We need your consent to use your photos for this visit.", code="consent")
+        raise ValidationError(_("We need your consent to use your answers and photos for this visit."), code="consent")
     try:
         with transaction.atomic():
-            slot = Slot.objects.select_for_update().get(pk=slot.pk)
-            if slot.starts_at <= timezone.now():
-                raise ValidationError(SLOT_PAST, code="slot_past")
+            slot = _lock_future_slot(slot)
             appointment = Appointment.objects.create(
                 patient=patient,
                 slot=slot,
-                symptoms=symptoms,
-                lesion_onset=lesion_onset,
+                questionnaire=questionnaire or {},
                 consent_care=True,
                 consent_research=consent_research,
+                language=language,
+            )
+            ConsentRecord.objects.create(
+                appointment=appointment, kind=ConsentRecord.Kind.CARE, given=True,
+                text_version=CARE_TEXT_VERSION, recorded_by=patient,
+            )
+            ConsentRecord.objects.create(
+                appointment=appointment, kind=ConsentRecord.Kind.RESEARCH, given=consent_research,
+                text_version=RESEARCH_TEXT_VERSION, recorded_by=patient,
             )
             create_case(appointment=appointment)
+            emails.send_on_commit(appointment=appointment, kind=emails.BOOKED)
     except IntegrityError:
-        raise ValidationError(SLOT_TAKEN, code="slot_taken")
+        raise ValidationError(slot_taken_message(), code="slot_taken")
+    return appointment
+
+
+def reschedule_appointment(*, appointment, slot) -> Appointment:
+    """Move a booking to another free slot; the case, answers and photos stay with it."""
+    _check_changeable(appointment)
+    if slot.service_id != appointment.slot.service_id:
+        raise ValidationError(_("Please choose a time for the same service."), code="other_service")
+    try:
+        with transaction.atomic():
+            slot = _lock_future_slot(slot)
+            appointment.slot = slot
+            appointment.reminder_sent_at = None
+            appointment.save(update_fields=["slot", "reminder_sent_at"])
+            emails.send_on_commit(appointment=appointment, kind=emails.RESCHEDULED)
+    except IntegrityError:
+        appointment.refresh_from_db()
+        raise ValidationError(slot_taken_message(), code="slot_taken")
     return appointment
 
 
 def cancel_appointment(*, appointment) -> Appointment:
-    """Cancel a future booking; the slot becomes bookable again."""
-    if appointment.status != Appointment.Status.BOOKED or appointment.slot.starts_at <= timezone.now():
-        raise ValidationError("Only upcoming appointments can be cancelled.", code="not_cancellable")
+    """Cancel a booking up to the cut-off; the slot becomes bookable again and the case closes."""
+    _check_changeable(appointment)
     with transaction.atomic():
         appointment.status = Appointment.Status.CANCELLED
         appointment.save(update_fields=["status"])
         close_case(case=appointment.case)
+        emails.send_on_commit(appointment=appointment, kind=emails.CANCELLED)
     return appointment
+
+
+def set_research_consent(*, appointment, given, actor) -> Appointment:
+    """Opt in to or withdraw from research use; the current state and a dated record of the change."""
+    with transaction.atomic():
+        appointment.consent_research = given
+        appointment.save(update_fields=["consent_research"])
+        ConsentRecord.objects.create(
+            appointment=appointment, kind=ConsentRecord.Kind.RESEARCH, given=given,
+            text_version=RESEARCH_TEXT_VERSION, recorded_by=actor,
+        )
+    return appointment
+
+
+def send_due_reminders(*, now=None) -> int:
+    """Email every booked patient whose appointment is tomorrow (local date), once each."""
+    now = now or timezone.now()
+    tomorrow = timezone.localdate(now) + timedelta(days=1)
+    start = timezone.make_aware(datetime.combine(tomorrow, datetime.min.time()))
+    due = Appointment.objects.filter(
+        status=Appointment.Status.BOOKED, reminder_sent_at__isnull=True,
+        slot__starts_at__gte=start, slot__starts_at__lt=start + timedelta(days=1),
+    )
+    sent = 0
+    for appointment_id in due.values_list("pk", flat=True):
+        with transaction.atomic():
+            # Claim the row so two beat runs (or workers) never send the same reminder twice.
+            appointment = (
+                Appointment.objects.select_for_update(skip_locked=True)
+                .filter(pk=appointment_id, reminder_sent_at__isnull=True).select_related("slot__clinic", "patient")
+                .first()
+            )
+            if appointment is None:
+                continue
+            appointment.reminder_sent_at = now
+            appointment.save(update_fields=["reminder_sent_at"])
+            emails.send_on_commit(appointment=appointment, kind=emails.REMINDER)
+            sent += 1
+    return sent
+
+
+def _lock_future_slot(slot):
+    slot = Slot.objects.select_for_update().get(pk=slot.pk)
+    if slot.starts_at <= timezone.now():
+        raise ValidationError(_("That time has already started — please choose another."), code="slot_past")
+    return slot
+
+
+def _check_changeable(appointment):
+    if not can_change(appointment):
+        hours = settings.BOOKING_CHANGE_CUTOFF_HOURS
+        raise ValidationError(
+            _("Appointments can be changed or cancelled online until %(hours)s hours before they start. "
+              "Please call the clinic.") % {"hours": hours},
+            code="past_cutoff",
+        )

@@ -1,6 +1,6 @@
 """Reads for integrations: keys, what a clinic's integration may see, delivery targets."""
 from portal.booking.models import Appointment, Slot
-from portal.booking.selectors import bookable_slots, free_slots
+from portal.booking.selectors import free_slots
 from portal.integrations.models import ApiKey, ExternalAppointment, ExternalPatient, WebhookEndpoint
 
 
@@ -9,7 +9,7 @@ def api_key_by_prefix(prefix):
 
 
 def clinic_free_slots(*, clinic):
-    return free_slots(bookable_slots().filter(clinic=clinic))
+    return free_slots(clinic=clinic)
 
 
 def clinic_slot(*, clinic, slot_id):

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from portal.booking.questionnaire import QUESTIONNAIRE_VERSION
 from portal.booking.services import book_appointment
 from portal.integrations import selectors, tasks
 from portal.integrations.models import (
@@ -79,7 +80,8 @@ def book_external_appointment(
         with transaction.atomic():
             appointment = book_appointment(
                 patient=patient.user, slot=slot, consent_care=consent_care, consent_research=consent_research,
-                symptoms=symptoms, lesion_onset=lesion_onset,
+                questionnaire={"version": QUESTIONNAIRE_VERSION, "notes": symptoms,
+                               "onset_date": lesion_onset.isoformat() if lesion_onset else None},
             )
             external = ExternalAppointment.objects.create(
                 clinic=clinic, external_id=external_id, appointment=appointment, created_by=api_key

@@ -23,6 +23,8 @@
       if (badge.textContent !== text) badge.textContent = text;
       badge.className = "badge status-" + photo.status;
       badge.dataset.settled = photo.settled ? "true" : "false";
+      var retake = list.querySelector('[data-retake="' + photo.id + '"]');
+      if (retake) retake.hidden = !photo.detail; // a reason to give means a photo to take again
     });
   }
 

@@ -106,7 +106,7 @@ def test_slots_are_the_clinics_free_ones_paginated(key_client, make_slot, other_
     second = make_slot(48)
     from portal.booking.models import Slot
 
-    Slot.objects.create(clinic=other_clinic, starts_at=second.starts_at)
+    Slot.objects.create(clinic=other_clinic, service=second.service, starts_at=second.starts_at)
     register(key_client)
     book(key_client, slot)
     body = key_client.get(reverse("api-slots")).json()

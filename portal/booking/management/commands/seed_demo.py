@@ -1,20 +1,26 @@
 """Demo data for local use and tests. Idempotent; never run automatically."""
 import os
-from datetime import datetime, time, timedelta
+from datetime import time
 
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from portal.booking.demo_history import seed_history
-from portal.booking.models import Clinic, Slot
+from portal.booking.demo_history import SECOND_SITE, seed_history
+from portal.booking.models import Clinic, Schedule, Service
+from portal.booking.services import generate_slots
 from triage.permissions import CLINICIANS_GROUP
 
+# Two sites, two services, and the demo clinician's week: (site, service, start, end), Monday to Friday.
 DEMO_CLINIC = "Demo Sexual Health Clinic"
-DAYS_AHEAD = 14
-DAY_START, DAY_END = time(9, 0), time(17, 0)
-SLOT_MINUTES = 20
+DEMO_SITES = {DEMO_CLINIC: "1 Example Street", SECOND_SITE: "2 River Road"}
+DEMO_SERVICES = {"Sexual health check": 20, "Skin lesion review": 20}
+DEMO_WEEK = [
+    ("Demo Sexual Health Clinic", "Sexual health check", time(9, 0), time(12, 0)),
+    ("Demo Sexual Health Clinic", "Skin lesion review", time(13, 0), time(15, 0)),
+    (SECOND_SITE, "Skin lesion review", time(15, 0), time(17, 0)),
+]
 ACCOUNTS = {  # role: (default username, default password)
     "patient": ("patient", "demo-patient-pass"),
     "clinician": ("clinician", "demo-clinician-pass"),
@@ -23,8 +29,8 @@ ACCOUNTS = {  # role: (default username, default password)
 
 
 class Command(BaseCommand):
-    help = ("Create the clinicians group, a demo clinic with two weeks of slots, demo accounts and a synthetic "
-            "four-week history (decisions, lab results, model scores) for the performance pages.")
+    help = ("Create the clinicians group, demo sites, services and a clinician's schedule (and its slots), demo "
+            "accounts and a synthetic four-week history (decisions, lab results, model scores) for the performance pages.")
 
     def add_arguments(self, parser):
         parser.add_argument("--no-history", action="store_true", help="Skip the synthetic past appointments.")
@@ -36,39 +42,30 @@ class Command(BaseCommand):
     @transaction.atomic
     def handle(self, *args, **options):
         clinicians, _ = Group.objects.get_or_create(name=CLINICIANS_GROUP)
-        clinic, _ = Clinic.objects.get_or_create(name=DEMO_CLINIC, defaults={"address": "1 Example Street"})
-        created_slots = self._create_slots(clinic)
-
         patient = self._account(options, "patient")
         clinician = self._account(options, "clinician", is_staff=True)
         clinician.groups.add(clinicians)
         admin = self._account(options, "admin", is_staff=True, is_superuser=True)
 
-        self.stdout.write(f"{clinic.name}: {created_slots} new slots.")
+        sites = {name: Clinic.objects.get_or_create(name=name, defaults={"address": address})[0]
+                 for name, address in DEMO_SITES.items()}
+        services = {name: Service.objects.get_or_create(name=name, defaults={"duration_minutes": minutes})[0]
+                    for name, minutes in DEMO_SERVICES.items()}
+        for site, service, start, end in DEMO_WEEK:
+            for weekday in range(5):
+                Schedule.objects.get_or_create(
+                    clinician=clinician, clinic=sites[site], service=services[service], weekday=weekday,
+                    start_time=start, end_time=end, defaults={"valid_from": timezone.localdate()},
+                )
+        created_slots = generate_slots()
+
+        self.stdout.write(f"{len(sites)} sites, {len(services)} services: {created_slots} new slots.")
         if not options["no_history"]:
-            cases = seed_history(clinic=clinic, clinician=clinician, log=self.stdout.write)
+            cases = seed_history(clinic=sites[DEMO_CLINIC], clinician=clinician, log=self.stdout.write)
             if cases:
                 self.stdout.write(f"Synthetic history: {cases} past cases with decisions, lab results and scores (invented data).")
         for role, user in (("patient", patient), ("clinician", clinician), ("admin", admin)):
             self.stdout.write(f"  {role:<10} {user.username} / {options[f'{role}_password']}")
-
-    def _create_slots(self, clinic):
-        today = timezone.localdate()
-        now = timezone.now()
-        slots = []
-        for offset in range(DAYS_AHEAD):
-            day = today + timedelta(days=offset)
-            if day.weekday() >= 5:
-                continue
-            start = timezone.make_aware(datetime.combine(day, DAY_START))
-            end = timezone.make_aware(datetime.combine(day, DAY_END))
-            while start < end:
-                if start > now:
-                    slots.append(Slot(clinic=clinic, starts_at=start, duration_minutes=SLOT_MINUTES))
-                start += timedelta(minutes=SLOT_MINUTES)
-        before = clinic.slots.count()
-        Slot.objects.bulk_create(slots, ignore_conflicts=True)
-        return clinic.slots.count() - before
 
     def _account(self, options, role, **flags):
         """Create or update the account so its password and flags match the arguments."""
