@@ -82,6 +82,20 @@ def test_discover_nested_folders_and_csv(tmp_path, class_folder):
     assert discover(tmp_path, tmp_path / "copy.csv") == again
 
 
+def test_not_assessable_photos_count_as_sent_to_a_clinician_not_as_missed():
+    from ml.metrics import binary_metrics, triage_calls
+
+    labels = np.array([1, 1, 1, 0, 0, 0])
+    scores = np.array([0.9, 0.1, 0.1, 0.9, 0.1, 0.9])
+    assessable = np.array([True, True, False, True, True, False])
+    # mpox: flagged, missed, not assessable (caught); non-mpox: flagged, clear, not assessable (not flagged)
+    assert triage_calls(labels, scores, 0.5, assessable).tolist() == [1, 0, 1, 1, 0, 0]
+    m = binary_metrics(labels, scores, 0.5, assessable)
+    assert m["sensitivity"] == pytest.approx(2 / 3) and m["specificity"] == pytest.approx(2 / 3)
+    assert m["auc"] == binary_metrics(labels[assessable], scores[assessable], 0.5)["auc"] == 0.5
+    assert binary_metrics(labels, scores, 0.5) == binary_metrics(labels, scores, 0.5, np.ones(6, bool))
+
+
 def test_discover_needs_class_folders(tmp_path):
     (tmp_path / "mpox").mkdir()
     with pytest.raises(FileNotFoundError, match="non_mpox"):
