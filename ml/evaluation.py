@@ -12,7 +12,7 @@ from .data import FolderScan, Sample
 from .inference import LesionModel
 from .metrics import binary_metrics, bootstrap_ci
 from .preprocess import load_image
-from .roi import clamp_box, iou
+from .boxes import clamp_box, iou
 
 ROI_MODES = ("none", "auto", "boxes")
 # The evaluation never shows heatmaps: keep them (and their cost) small.

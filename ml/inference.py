@@ -14,8 +14,10 @@ from PIL import Image, ImageDraw
 from .architectures import LesionNet
 from .checkpoint import build_network, read_checkpoint
 from .gradcam import fast_gradcam
-from .preprocess import Box, crop_resize, to_batch
-from .roi import activation_energy, box_from_cam, clamp_box
+from .boxes import Box
+from .preprocess import crop_resize, to_batch
+from .boxes import clamp_box
+from .roi import activation_energy, box_from_cam
 
 
 @dataclass

@@ -9,7 +9,7 @@ import pi_heif
 import torch
 from PIL import Image, ImageOps
 
-Box = tuple[int, int, int, int]
+from .boxes import Box
 
 # HEIC/HEIF (phone cameras) for Pillow: pi-heif is pillow-heif's decode-only build (LGPL; the
 # pillow-heif wheels bundle the GPL x265 encoder, which reading never needs).

@@ -4,7 +4,8 @@ from sklearn.metrics import roc_auc_score
 
 from ml.data import discover, grouped_folds, grouped_holdout, patient_id_from_name, write_csv
 from ml.metrics import binary_metrics, bootstrap_ci, roc_auc, threshold_for_sensitivity
-from ml.roi import box_from_cam, clamp_box, iou
+from ml.boxes import box_from_tap, clamp_box, iou
+from ml.roi import box_from_cam
 from ml.scenes import build_scenes
 from pathlib import Path
 
@@ -114,6 +115,28 @@ def test_box_geometry():
     assert 0 <= x0 <= 120 and 150 <= x1 <= 200 and 0 <= y0 <= 25 and 40 <= y1 <= 100
     assert x1 - x0 == y1 - y0  # made square
     assert box_from_cam(np.zeros((7, 7)), (50, 50)) is None
+
+
+def test_a_tap_stands_for_a_square_box_sized_from_the_photo():
+    from ml.boxes import TAP_BOX_FRACTION, TAP_BOX_MIN_SIDE
+
+    side = round(TAP_BOX_FRACTION * 3000)
+    assert box_from_tap(2000, 1500, (4000, 3000)) == (2000 - side // 2, 1500 - side // 2,
+                                                      2000 - side // 2 + side, 1500 - side // 2 + side)
+    assert box_from_tap(5, 2990, (4000, 3000)) == (0, 3000 - side, side, 3000)   # shifted inside
+    assert box_from_tap(100, 100, (200, 150)) == (68, 68, 132, 132)              # at least the minimum side
+    assert TAP_BOX_MIN_SIDE == 64 and box_from_tap(10, 10, (40, 30)) == (0, 0, 30, 30)  # at most the photo
+    for outside in [(-1, 10), (10, -1), (4000, 10), (10, 3000)]:
+        with pytest.raises(ValueError, match="outside"):
+            box_from_tap(*outside, (4000, 3000))
+
+
+def test_box_geometry_imports_without_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, ml.boxes; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_scenes_keep_true_box(tmp_path, class_folder):
