@@ -63,6 +63,7 @@ def appointment_detail(request, reference):
                 uploaded_files=form.cleaned_data["photos"],
                 body_site=form.cleaned_data["body_site"],
                 roi=form.roi,
+                tap=form.tap,
             )
         except ValidationError as error:
             form.add_error(None, error)
