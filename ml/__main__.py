@@ -250,7 +250,14 @@ def cmd_scenes(args) -> None:
     from .scenes import build_scenes
 
     build_scenes(args.data, args.out, seed=args.seed, csv_path=args.csv, per_image=args.per_image,
-                 exclude_trained_by=args.exclude_trained_by, log=log)
+                 exclude_trained_by=args.exclude_trained_by, log=log, hard=args.hard)
+
+
+def cmd_roi_study(args) -> None:
+    from .inference import load
+    from .roi_study import run_study
+
+    run_study(load(args.model), args.data, args.out, args.tune_seed, args.eval_seed, log)
 
 
 def main(argv=None) -> None:
@@ -301,7 +308,19 @@ def main(argv=None) -> None:
     scenes.add_argument("--per-image", type=int, default=1, help="scenes per source image")
     scenes.add_argument("--exclude-trained-by", type=Path,
                         help="checkpoint: skip images of the patients it was trained on")
+    scenes.add_argument("--hard", action="store_true", help="realistic distractors: fingers and gloves, "
+                        "hair, printed fabric, several lesions, jewellery, shadows, a dark object")
     scenes.set_defaults(func=cmd_scenes)
+
+    study = sub.add_parser("roi-study", help="IoU and AUC of whole photo / automatic ROI before and after / "
+                           "tap / true box on hard scenes (tuned on one seed, reported on another)")
+    study.add_argument("--model", required=True, type=Path)
+    study.add_argument("--data", required=True, type=Path, help="lesion crops: folder with mpox/ and non_mpox/")
+    study.add_argument("--out", required=True, type=Path, help="scene sets (reused when present) and the report")
+    study.add_argument("--tune-seed", type=int, default=1)
+    study.add_argument("--eval-seed", type=int, default=2)
+    study.add_argument("--threads", type=int, default=2)
+    study.set_defaults(func=cmd_roi_study)
 
     args = parser.parse_args(argv)
     if hasattr(args, "threads"):

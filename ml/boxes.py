@@ -4,6 +4,8 @@ Plain Python (no torch): the portal's web process imports this without loading t
 """
 from __future__ import annotations
 
+import math
+
 Box = tuple[int, int, int, int]     # (x0, y0, x1, y1), full-photo pixels, x1/y1 exclusive
 
 # A tap on the lesion becomes a square of this share of the photo's shorter side, centred on the
@@ -42,12 +44,14 @@ def grow(lo: float, hi: float, length: float, extent: float) -> tuple[float, flo
 
 
 def square_box(x0: float, y0: float, x1: float, y1: float, image_size: tuple[int, int]) -> Box:
-    """The box grown to a square (as far as the image allows), kept inside the image."""
+    """The box grown to a square (as far as the image allows) of at least 1 px, kept inside the
+    image, with its edges rounded outwards to whole pixels."""
     width, height = image_size
-    side = max(x1 - x0, y1 - y0)
-    x0, x1 = grow(x0, x1, side, width)
-    y0, y1 = grow(y0, y1, side, height)
-    return clamp_box((x0, y0, x1, y1), image_size)
+    side = math.ceil(max(x1 - x0, y1 - y0, 1.0) - 1e-9)
+    x0, _ = grow(x0, x1, side, width)
+    y0, _ = grow(y0, y1, side, height)
+    x0, y0 = math.floor(x0), math.floor(y0)
+    return clamp_box((x0, y0, x0 + min(side, width), y0 + min(side, height)), image_size)
 
 
 def box_from_tap(x: float, y: float, image_size: tuple[int, int],

@@ -90,6 +90,18 @@ def bootstrap_ci(labels, scores, threshold: float, groups=None, n_boot: int = 20
             if np.isfinite(v).any() else [float("nan"), float("nan")] for name, v in draws.items()}
 
 
+def grouped_bootstrap(statistic, groups, n_boot: int = 2000, seed: int = 0,
+                      level: float = 0.95) -> list[float]:
+    """Percentile CI of ``statistic(indices)`` over resamples of whole groups (patients)."""
+    unique, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    members = [np.flatnonzero(inverse == g) for g in range(len(unique))]
+    rng = np.random.default_rng(seed)
+    draws = np.array([statistic(np.concatenate([members[g] for g in rng.integers(0, len(unique), len(unique))]))
+                      for _ in range(n_boot)], dtype=float)
+    alpha = (1 - level) / 2
+    return [float(np.nanquantile(draws, alpha)), float(np.nanquantile(draws, 1 - alpha))]
+
+
 def roc_curve(labels, scores) -> tuple[np.ndarray, np.ndarray]:
     """(false positive rate, true positive rate) over all thresholds."""
     fpr, tpr, _ = sklearn_metrics.roc_curve(np.asarray(labels), np.asarray(scores, dtype=float),

@@ -1,24 +1,112 @@
 """The automatic lesion ROI.
 
-The automatic ROI is a box around the strongest region of the network's class-agnostic activation
-energy (sum over channels of the activated target-layer features, upsampled). On the synthetic
-scenes it localised lesions better than Grad-CAM of the predicted class (mean IoU 0.60 vs 0.42 on
-folds 0-1, see MODEL_CARD.md) and it needs a plain forward only.
+The automatic ROI is a box around the strongest region of a locating map. The map starts from the
+network's class-agnostic activation energy (sum over channels of the activated target-layer
+features of the whole photo, upsampled): on plain synthetic scenes it localised lesions better than
+Grad-CAM of the predicted class (mean IoU 0.60 vs 0.42, see MODEL_CARD.md) and needs a plain
+forward only. But the energy is high on anything salient (a glove, a ring, a dark object in a
+corner), so :func:`locating_map` weighs it with cues of where a lesion can be: near skin colour
+(gloves, fabric, metal and dark objects are not skin; lesions inside skin are kept by closing the
+mask), colour contrast with the surrounding skin, and distance from the photo's border.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from .architectures import LesionNet
-from .gradcam import scale_cam
 from .boxes import Box, grow, square_box
+from .gradcam import scale_cam
 
-# Chosen by measuring IoU on synthetic scenes (see MODEL_CARD.md, "ROI").
+# Used by box_from_cam's defaults (see MODEL_CARD.md, "ROI").
 CAM_THRESHOLD = 0.5
 BOX_MARGIN = 0.0
 MIN_SIDE_FRACTION = 0.2
+# Skin in YCrCb (Chai and Ngan 1999): wide enough for Fitzpatrick I-VI at any exposure.
+SKIN_CR = (133, 180)
+SKIN_CB = (77, 135)
+
+
+@dataclass(frozen=True)
+class RoiParams:
+    """How the automatic ROI weighs the activation energy (0 switches a cue off)."""
+    locate_size: int = 224          # side of the whole-photo locating pass
+    threshold: float = CAM_THRESHOLD
+    min_side_fraction: float = MIN_SIDE_FRACTION
+    skin: float = 0.0               # exponent on the near-skin mask
+    contrast: float = 0.0           # exponent on colour contrast with the surrounding skin
+    border: float = 0.0             # share of the side over which the border fades the map out
+
+
+# The method of issue 4: activation energy alone.
+ENERGY_ONLY = RoiParams()
+# The shipped method, chosen on the tuning set of hard scenes (MODEL_CARD.md, "ROI").
+AUTO_ROI = RoiParams(locate_size=224, threshold=0.5, skin=1.0, contrast=0.5, border=0.1)
+
+
+def near_skin(rgb: np.ndarray) -> np.ndarray:
+    """0..1 map: skin colour, closed and hole-filled so lesions inside skin count as skin too."""
+    ycrcb = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)
+    cr, cb = ycrcb[..., 1], ycrcb[..., 2]
+    skin = ((cr >= SKIN_CR[0]) & (cr <= SKIN_CR[1]) & (cb >= SKIN_CB[0]) & (cb <= SKIN_CB[1])).astype(np.uint8)
+    side = max(3, min(rgb.shape[:2]) // 8) | 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
+    closed = cv2.morphologyEx(skin, cv2.MORPH_CLOSE, kernel)
+    return cv2.GaussianBlur(closed.astype(np.float32), (side, side), 0)
+
+
+def skin_contrast(rgb: np.ndarray) -> np.ndarray:
+    """0..1 map: colour distance (CIELAB) of each pixel from the median skin around it."""
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
+    side = max(3, min(rgb.shape[:2]) // 4) | 1
+    surround = cv2.blur(cv2.medianBlur(cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB), 5), (side, side)).astype(np.float32)
+    distance = np.linalg.norm(lab - surround, axis=-1)
+    distance = cv2.GaussianBlur(distance, (0, 0), max(1.0, min(rgb.shape[:2]) / 64))
+    return distance / (distance.max() + 1e-6)
+
+
+def border_window(shape: tuple[int, int], fade: float) -> np.ndarray:
+    """1 inside, falling linearly to 0 at the edge over ``fade`` of each side."""
+    height, width = shape
+    ramp_y = np.clip((np.minimum(np.arange(height), height - 1 - np.arange(height)) + 0.5) / (fade * height), 0, 1)
+    ramp_x = np.clip((np.minimum(np.arange(width), width - 1 - np.arange(width)) + 0.5) / (fade * width), 0, 1)
+    return np.outer(ramp_y, ramp_x).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Cues:
+    """The image cues at the activation map's resolution (None: not needed by the params)."""
+    skin: np.ndarray | None
+    contrast: np.ndarray | None
+
+
+def image_cues(image: Image.Image, shape: tuple[int, int], params: RoiParams) -> Cues:
+    if not (params.skin or params.contrast):
+        return Cues(None, None)
+    rgb = np.asarray(image.convert("RGB").resize(shape[::-1], Image.Resampling.BILINEAR))
+    return Cues(near_skin(rgb) if params.skin else None, skin_contrast(rgb) if params.contrast else None)
+
+
+def weigh(energy: np.ndarray, cues: Cues, params: RoiParams) -> np.ndarray:
+    """The activation ``energy`` weighed by the cues that ``params`` switches on."""
+    result = energy.astype(np.float32)
+    if params.skin:
+        result = result * cues.skin ** params.skin
+    if params.contrast:
+        result = result * (0.05 + cues.contrast) ** params.contrast
+    if params.border:
+        result = result * border_window(result.shape, params.border)
+    return result
+
+
+def locating_map(energy: np.ndarray, image: Image.Image, params: RoiParams) -> np.ndarray:
+    """The activation ``energy`` (0..1, square, spanning ``image``) weighed by the cues that
+    ``params`` switches on; same shape as ``energy``."""
+    return weigh(energy, image_cues(image, energy.shape, params), params)
 
 
 def box_from_cam(cam: np.ndarray, image_size: tuple[int, int], threshold: float = CAM_THRESHOLD,

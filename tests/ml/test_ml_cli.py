@@ -167,3 +167,23 @@ def test_cli_reports_a_bad_checkpoint_as_a_one_line_error(tmp_path, class_folder
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
     assert error.startswith("error: ") and "garbage.pt" in error
+
+
+def test_roi_study_tunes_on_one_seed_and_reports_on_another(tmp_path, class_folder):
+    data = tmp_path / "data"
+    class_folder(data, n_patients=3, per_patient=1, size=40)
+    checkpoint = ml.testing.make_random_checkpoint(tmp_path / "m.pt", arch="efficientnet_lite0", input_size=32)
+    out = tmp_path / "study"
+    main(["roi-study", "--model", str(checkpoint), "--data", str(data), "--out", str(out),
+          "--tune-seed", "5", "--eval-seed", "6"])
+    report = json.loads((out / "roi_study.json").read_text())
+    assert (out / "tune-seed5" / "dataset.csv").is_file() and (out / "eval-seed6" / "dataset.csv").is_file()
+    assert (out / "tune-seed5" / "dataset.csv").read_text() != (out / "eval-seed6" / "dataset.csv").read_text()
+    evaluation = report["evaluation"]
+    assert set(evaluation) == {"none", "auto_energy_only", "auto", "tap", "true_box", "auto_change"}
+    assert evaluation["true_box"]["mean_iou"] == 1.0 and report["n_eval"] == 6
+    for mode in ("none", "auto", "tap"):
+        low, high = evaluation[mode]["mean_iou_ci95"]
+        assert 0 <= low <= evaluation[mode]["mean_iou"] <= high <= 1
+    assert set(report["tuning"]["tap_fraction_mean_iou"]) == {str(f) for f in ml.roi_study.TAP_FRACTIONS}
+    assert "| simulated patient tap |" in (out / "roi_study.md").read_text()

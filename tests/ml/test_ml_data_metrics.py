@@ -167,3 +167,50 @@ def test_training_images_are_cropped_to_csv_boxes(tmp_path, class_folder):
     assert boxed.size == whole.size == (16, 16)
     expected = load_image(path).crop((0, 0, 20, 10)).resize((16, 16), resample=2, reducing_gap=3.0)
     assert np.array_equal(np.asarray(boxed), np.asarray(expected))
+
+
+def test_hard_scenes_are_reproducible_and_keep_the_true_box(tmp_path, class_folder):
+    from PIL import Image
+
+    from ml.scenes import HARD_AREA_FRACTION
+
+    source = tmp_path / "src"
+    class_folder(source, n_patients=2, per_patient=1, size=32)
+    first = build_scenes(source, tmp_path / "a", seed=3, hard=True, log=lambda *_: None)
+    again = build_scenes(source, tmp_path / "b", seed=3, hard=True, log=lambda *_: None)
+    assert [s.box for s in first] == [s.box for s in again]
+    assert all(a.path.read_bytes() == b.path.read_bytes() for a, b in zip(first, again))
+    assert discover(tmp_path / "a") == first
+    for scene in first:
+        x0, y0, x1, y1 = scene.box
+        width, height = Image.open(scene.path).size
+        assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
+        assert HARD_AREA_FRACTION[0] * 0.9 <= (x1 - x0) * (y1 - y0) / (width * height) <= HARD_AREA_FRACTION[1]
+
+
+def test_auto_roi_weighing_prefers_a_lesion_on_skin_to_a_glove_and_the_border():
+    """The activation energy peaks on a blue glove (as salient objects do); skin colour, contrast
+    with the surrounding skin and distance from the border move the box to the lesion."""
+    from PIL import Image
+
+    from ml.roi import AUTO_ROI, ENERGY_ONLY, border_window, locating_map, near_skin
+
+    rgb = np.zeros((224, 224, 3), dtype=np.uint8)
+    rgb[:] = (205, 150, 112)                      # skin
+    rgb[20:200, 0:50] = (70, 110, 205)            # a blue glove along the left edge
+    yy, xx = np.mgrid[0:224, 0:224]
+    lesion = (yy - 120) ** 2 + (xx - 150) ** 2 < 15 ** 2
+    rgb[lesion] = (180, 60, 60)                   # a red lesion on the skin
+    image = Image.fromarray(rgb)
+    skin = near_skin(rgb)
+    assert skin[120, 150] > 0.9 and skin[100, 10] < 0.1   # the lesion counts as skin, the glove does not
+    window = border_window((224, 224), 0.1)
+    assert window[0, 100] < 0.05 and window[112, 112] == 1.0
+
+    energy = np.zeros((224, 224), dtype=np.float32)
+    energy[80:140, 5:45] = 1.0                    # strongest on the glove
+    energy[105:135, 135:165] = 0.6                # weaker on the lesion
+    before = box_from_cam(locating_map(energy, image, ENERGY_ONLY), (224, 224))
+    after = box_from_cam(locating_map(energy, image, AUTO_ROI), (224, 224), AUTO_ROI.threshold)
+    assert before[0] < 45 and iou(before, (135, 105, 165, 135)) == 0
+    assert after[0] <= 135 and after[2] >= 165 and after[1] <= 105 and after[3] >= 135
