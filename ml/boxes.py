@@ -10,7 +10,7 @@ Box = tuple[int, int, int, int]     # (x0, y0, x1, y1), full-photo pixels, x1/y1
 
 # A tap on the lesion becomes a square of this share of the photo's shorter side, centred on the
 # tap and shifted to stay inside the photo; chosen on the tuning scene set (MODEL_CARD.md, "ROI").
-TAP_BOX_FRACTION = 0.35
+TAP_BOX_FRACTION = 0.4
 # ... but never smaller than this many pixels (unless the photo itself is smaller).
 TAP_BOX_MIN_SIDE = 64
 
