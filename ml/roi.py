@@ -49,7 +49,9 @@ AUTO_ROI = RoiParams(locate_size=320, threshold=0.5, skin=2.0, contrast=0.0, bor
 
 
 def near_skin(rgb: np.ndarray) -> np.ndarray:
-    """0..1 map: skin colour, closed and hole-filled so lesions inside skin count as skin too."""
+    """0..1 map: skin colour, morphologically closed (kernel 1/8 of the shorter side) so that
+    lesions narrower than that inside skin count as skin too; a wider patch of non-skin colour
+    (a large red or dark area) stays down-weighted, a known limit (MODEL_CARD.md, "ROI")."""
     ycrcb = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)
     cr, cb = ycrcb[..., 1], ycrcb[..., 2]
     skin = ((cr >= SKIN_CR[0]) & (cr <= SKIN_CR[1]) & (cb >= SKIN_CB[0]) & (cb <= SKIN_CB[1])).astype(np.uint8)

@@ -199,8 +199,8 @@ def test_auto_roi_weighing_prefers_a_lesion_on_skin_to_a_glove_and_the_border():
     rgb[:] = (205, 150, 112)                      # skin
     rgb[20:200, 0:50] = (70, 110, 205)            # a blue glove along the left edge
     yy, xx = np.mgrid[0:224, 0:224]
-    lesion = (yy - 120) ** 2 + (xx - 150) ** 2 < 15 ** 2
-    rgb[lesion] = (180, 60, 60)                   # a red lesion on the skin
+    lesion = (yy - 120) ** 2 + (xx - 150) ** 2 < 10 ** 2
+    rgb[lesion] = (180, 60, 60)                   # a red lesion on the skin (narrower than the closing)
     image = Image.fromarray(rgb)
     skin = near_skin(rgb)
     assert skin[120, 150] > 0.9 and skin[100, 10] < 0.1   # the lesion counts as skin, the glove does not
