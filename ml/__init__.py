@@ -2,11 +2,27 @@
 
     model = ml.load(path)            # ml.LesionModel
     analysis = model.analyse(image, roi=None)
-"""
-from . import testing
-from .architectures import ARCHITECTURES, ArchSpec, LesionNet
-from .checkpoint import CheckpointError
-from .inference import Analysis, LesionModel, configure_threads, display_copy, heatmap_overlay, load, overlay
 
-__all__ = ["ARCHITECTURES", "Analysis", "ArchSpec", "CheckpointError", "LesionModel", "LesionNet",
-           "configure_threads", "display_copy", "heatmap_overlay", "load", "overlay", "testing"]
+The names below load on first use, so ``ml.boxes`` (plain geometry) imports without torch.
+"""
+from importlib import import_module
+
+_EXPORTS = {
+    "ARCHITECTURES": "architectures", "ArchSpec": "architectures", "LesionNet": "architectures",
+    "CheckpointError": "checkpoint",
+    "Analysis": "inference", "LesionModel": "inference", "configure_threads": "inference",
+    "display_copy": "inference", "heatmap_overlay": "inference", "load": "inference", "overlay": "inference",
+}
+__all__ = sorted([*_EXPORTS, "testing"])
+
+
+def __getattr__(name):
+    """``ml.load`` etc. and submodules such as ``ml.testing``, imported when first used."""
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    try:
+        return import_module(f".{name}", __name__)
+    except ModuleNotFoundError as error:
+        if error.name != f"{__name__}.{name}":
+            raise
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None

@@ -63,10 +63,13 @@ def _config(args):
 
 
 def _load_dataset(args, config):
-    from .data import discover
+    from .data import scan
     from .training import load_images
 
-    samples = discover(args.data, args.csv)
+    folder = scan(args.data, args.csv)
+    for skipped in folder.skipped:
+        log(f"skipped {skipped.path.relative_to(args.data)}: {skipped.reason}")
+    samples = folder.samples
     n_pos = sum(s.label for s in samples)
     patients = len({s.patient_id for s in samples})
     log(f"dataset {args.data}: {len(samples)} images ({n_pos} mpox, {len(samples) - n_pos} non_mpox), "
@@ -192,46 +195,69 @@ def _finite_or_null(value):
 
 
 def cmd_evaluate(args) -> None:
-    from .data import discover
-    from .evaluation import (evaluation_report, plot_calibration, plot_roc, roi_iou_summary, score_samples,
-                             write_details)
+    from .data import scan
+    from .evaluation import (COUNTING_RULE, evaluation_report, plot_calibration, plot_roc, roi_iou_summary,
+                             score_samples, write_details)
     from .inference import load
 
-    model = load(args.model)
-    samples = discover(args.data, args.csv, tuple(model.metadata["class_names"]))
+    model = load(args.model, auto_roi=args.roi == "auto")
+    class_names = tuple(model.metadata["class_names"])
+    folder = scan(args.data, args.csv, class_names)
+    samples = folder.samples
     if args.roi == "boxes" and not any(s.box for s in samples):
         sys.exit(f"--roi boxes: no boxes found (give a CSV with x0,y0,x1,y1 columns: --csv or {args.data}/dataset.csv)")
-    log(f"evaluating {model.version} on {len(samples)} images of {args.data} (roi={args.roi})")
+    log(f"evaluating {model.version} on {args.data} (roi={args.roi}): {folder.n_files} files, "
+        f"{len(samples)} read, {len(folder.skipped)} skipped")
+    for skipped in folder.skipped:
+        log(f"  skipped {skipped.path.relative_to(args.data)}: {skipped.reason}")
     start = time.perf_counter()
-    scores, used = score_samples(model, samples, args.roi, log)
-    labels = np.array([s.label for s in samples])
-    report = evaluation_report(labels, scores, model.threshold,
-                               groups=[s.patient_id for s in samples], seed=args.seed)
+    scored = score_samples(model, samples, args.roi, log)
+    report = evaluation_report(folder, args.data, scored, model.threshold, class_names, seed=args.seed)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(_finite_or_null(report), indent=1, allow_nan=False))
     roc_path = args.roc or args.json.with_suffix(".roc.png")
-    plot_roc([(f"roi={args.roi}", labels, scores)], roc_path, f"{model.version} on {args.data.name}")
+    labels = np.array([s.label for s in samples])
+    judged = scored.assessable
+    plotted = len(set(labels[judged].tolist())) == 2   # ROC and calibration need both classes among assessable photos
     calibration_path = args.json.with_suffix(".calibration.png")
-    plot_calibration(labels, scores, calibration_path, f"{model.version} on {args.data.name}")
+    if plotted:
+        title = f"{model.version} on {args.data.name}"
+        plot_roc([(f"roi={args.roi}, assessable photos", labels[judged], scored.scores[judged])], roc_path, title)
+        plot_calibration(labels[judged], scored.scores[judged], calibration_path, title)
     if args.details:
-        write_details(args.details, samples, scores, used)
-    log(f"\nEvaluation ({len(samples)} images, threshold {model.threshold:.4f}, roi={args.roi}, "
-        f"{time.perf_counter() - start:.0f} s); 95% CI: patient-level bootstrap")
+        write_details(args.details, folder, args.data, scored, class_names)
+    na = report["not_assessable"]
+    log(f"\nEvaluation ({len(samples)} of {folder.n_files} files read, threshold {model.threshold:.4f}, "
+        f"roi={args.roi}, {time.perf_counter() - start:.0f} s); 95% CI: patient-level bootstrap")
+    log(f"  not assessable: {na['count']} of {na['n']} ({na['share']:.1%}); "
+        + ", ".join(f"{name} {v['count']}/{v['n']}" for name, v in na["by_class"].items()))
+    log(f"  counting: {COUNTING_RULE}")
     for name in ("auc", "accuracy", "precision", "recall", "f1", "sensitivity", "specificity"):
         low, high = report["ci95"][name]
         log(f"  {name:12s} {report[name]:.3f}  [{low:.3f}, {high:.3f}]")
-    overlap = roi_iou_summary(samples, used) if args.roi == "auto" else None
+    log("  share flagged (assessable and score >= threshold) per folder:")
+    for name, rate in report["flag_rate_by_class"].items():
+        log(f"    {name:24s} {rate['flagged']:4d} / {rate['n']:4d}  {rate['share']:.1%}")
+    overlap = roi_iou_summary(samples, scored.used) if args.roi == "auto" else None
     if overlap:
         log(f"  automatic ROI vs true boxes: mean IoU {overlap['mean_iou']:.3f}, median "
             f"{overlap['median_iou']:.3f}, IoU>=0.5 for {overlap['iou_at_least_0.5']:.1%} of {overlap['n']}")
-    log(f"wrote {args.json}, {roc_path} and {calibration_path}")
+    log(f"wrote {args.json}" + (f", {roc_path}, {calibration_path}" if plotted else "")
+        + (f", {args.details}" if args.details else ""))
 
 
 def cmd_scenes(args) -> None:
     from .scenes import build_scenes
 
     build_scenes(args.data, args.out, seed=args.seed, csv_path=args.csv, per_image=args.per_image,
-                 exclude_trained_by=args.exclude_trained_by, log=log)
+                 exclude_trained_by=args.exclude_trained_by, log=log, hard=args.hard)
+
+
+def cmd_roi_study(args) -> None:
+    from .inference import load
+    from .roi_study import run_study
+
+    run_study(load(args.model), args.data, args.out, args.tune_seed, args.eval_seed, log)
 
 
 def main(argv=None) -> None:
@@ -268,7 +294,8 @@ def main(argv=None) -> None:
                     "without a box), or the CSV boxes (--roi none suits pre-cropped lesion photos)")
     ev.add_argument("--csv", type=Path, help="patient ids / boxes CSV (default DATA/dataset.csv)")
     ev.add_argument("--roc", type=Path, help="ROC PNG (default JSON path with .roc.png)")
-    ev.add_argument("--details", type=Path, help="optional per-image CSV")
+    ev.add_argument("--details", type=Path, help="optional CSV, one row per file: "
+                    "path,label,score,assessable,reason (then patient_id,roi,true_box,iou)")
     ev.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     ev.add_argument("--threads", type=int, default=2)
     ev.set_defaults(func=cmd_evaluate)
@@ -281,7 +308,19 @@ def main(argv=None) -> None:
     scenes.add_argument("--per-image", type=int, default=1, help="scenes per source image")
     scenes.add_argument("--exclude-trained-by", type=Path,
                         help="checkpoint: skip images of the patients it was trained on")
+    scenes.add_argument("--hard", action="store_true", help="realistic distractors: fingers and gloves, "
+                        "hair, printed fabric, several lesions, jewellery, shadows, a dark object")
     scenes.set_defaults(func=cmd_scenes)
+
+    study = sub.add_parser("roi-study", help="IoU and AUC of whole photo / automatic ROI before and after / "
+                           "tap / true box on hard scenes (tuned on one seed, reported on another)")
+    study.add_argument("--model", required=True, type=Path)
+    study.add_argument("--data", required=True, type=Path, help="lesion crops: folder with mpox/ and non_mpox/")
+    study.add_argument("--out", required=True, type=Path, help="scene sets (reused when present) and the report")
+    study.add_argument("--tune-seed", type=int, default=1)
+    study.add_argument("--eval-seed", type=int, default=2)
+    study.add_argument("--threads", type=int, default=2)
+    study.set_defaults(func=cmd_roi_study)
 
     args = parser.parse_args(argv)
     if hasattr(args, "threads"):

@@ -1,5 +1,9 @@
 """Datasets as folders: ``DIR/<class>/**/image`` plus an optional CSV of patient ids and ROI boxes.
 
+Every file under a class folder is read by its content, whatever its name (``.jfif``, ``.jpe``,
+upper case, no extension, HEIC/HEIF): :func:`scan` returns the images and, with the reason, every
+file that is not one. ``train``, ``cv``, ``evaluate`` and ``scenes`` all read folders with it.
+
 CSV (default ``DIR/dataset.csv``, or ``--csv``): header ``path,patient_id,x0,y0,x1,y1``; ``path``
 relative to DIR (e.g. ``mpox/a/M01_01.jpg``); ``patient_id`` may be empty; the four box columns
 (original-image pixels after EXIF orientation, x1/y1 exclusive) may be empty or absent. Images the
@@ -13,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from .checkpoint import CLASS_NAMES
-from .preprocess import Box
+from .preprocess import Box, open_image
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 CSV_NAME = "dataset.csv"
 CSV_COLUMNS = ("path", "patient_id", "x0", "y0", "x1", "y1")
 
@@ -28,6 +32,36 @@ class Sample:
     label: int              # index into class names; 1 = positive (mpox)
     patient_id: str
     box: Box | None = None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True)
+class FolderScan:
+    samples: list[Sample]       # the files that decode as images
+    skipped: list[Skipped]      # every other file under the class folders, with the reason
+    n_files: int                # all files under the class folders (samples + skipped)
+
+
+def unreadable_reason(path: Path) -> str:
+    """"" when ``path`` decodes as an image (by content, any name), else why not."""
+    if path.stat().st_size == 0:
+        return "empty file"
+    try:
+        with open_image(path) as image:
+            image.draft("RGB", (64, 64))    # JPEG: decode at 1/8 scale; still reads every byte
+            image.load()
+    except UnidentifiedImageError:
+        return "not an image: content matches no image format this installation reads"
+    except Image.DecompressionBombError as error:
+        return f"too many pixels: {error}"
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        return f"damaged image: {error}"
+    return ""
 
 
 def patient_id_from_name(path: Path) -> str:
@@ -59,25 +93,37 @@ def write_csv(csv_path: Path, data_dir: Path, samples: list[Sample]) -> None:
                              *(s.box if s.box else ("", "", "", ""))])
 
 
-def discover(data_dir: str | Path, csv_path: str | Path | None = None,
-             class_names: tuple[str, ...] = CLASS_NAMES) -> list[Sample]:
-    """All images under ``data_dir/<class>/`` (recursively), labelled by class folder."""
+def scan(data_dir: str | Path, csv_path: str | Path | None = None,
+         class_names: tuple[str, ...] = CLASS_NAMES) -> FolderScan:
+    """Every file under ``data_dir/<class>/`` (recursively), labelled by class folder and read by
+    content: images become samples, anything else is listed as skipped with the reason."""
     data_dir = Path(data_dir)
     csv_path = Path(csv_path) if csv_path else data_dir / CSV_NAME
     listed = read_csv(csv_path, data_dir) if csv_path.is_file() else {}
-    samples = []
+    samples, skipped, n_files = [], [], 0
     for label, name in enumerate(class_names):
         folder = data_dir / name
         if not folder.is_dir():
             raise FileNotFoundError(f"{data_dir} needs one subfolder per class: missing {name}/ "
                                     f"(expected {', '.join(class_names)})")
-        for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
-                           and p.is_file()):
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.resolve() != csv_path.resolve()):
+            n_files += 1
+            reason = unreadable_reason(path)
+            if reason:
+                skipped.append(Skipped(path, reason))
+                continue
             patient, box = listed.get(path.resolve(), (None, None))
             samples.append(Sample(path, label, patient or patient_id_from_name(path), box))
     if not samples:
-        raise FileNotFoundError(f"no images found under {data_dir}/{{{','.join(class_names)}}}")
-    return samples
+        raise FileNotFoundError(f"no readable images under {data_dir}/{{{','.join(class_names)}}} "
+                                f"({n_files} files, none an image)")
+    return FolderScan(samples, skipped, n_files)
+
+
+def discover(data_dir: str | Path, csv_path: str | Path | None = None,
+             class_names: tuple[str, ...] = CLASS_NAMES) -> list[Sample]:
+    """The images of :func:`scan` (for callers that only need those)."""
+    return scan(data_dir, csv_path, class_names).samples
 
 
 def grouped_folds(labels, groups, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:

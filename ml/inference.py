@@ -14,8 +14,10 @@ from PIL import Image, ImageDraw
 from .architectures import LesionNet
 from .checkpoint import build_network, read_checkpoint
 from .gradcam import fast_gradcam
-from .preprocess import Box, crop_resize, to_batch
-from .roi import activation_energy, box_from_cam, clamp_box
+from .boxes import Box
+from .preprocess import crop_resize, to_batch
+from .boxes import clamp_box
+from .roi import AUTO_ROI, RoiParams, activation_energy, box_from_cam, locating_map
 
 
 @dataclass
@@ -52,14 +54,21 @@ class LesionModel:
     threshold = property(lambda self: float(self.metadata["threshold"]))
     input_size = property(lambda self: int(self.metadata["input_size"]))
 
-    def _batch(self, images: Sequence[Image.Image], rois: Sequence[Box | None]) -> torch.Tensor:
-        crops = [crop_resize(im, roi, self.input_size) for im, roi in zip(images, rois)]
+    def _batch(self, images: Sequence[Image.Image], rois: Sequence[Box | None],
+               size: int | None = None) -> torch.Tensor:
+        crops = [crop_resize(im, roi, size or self.input_size) for im, roi in zip(images, rois)]
         return to_batch(crops, self.metadata["mean"], self.metadata["std"])
 
-    def auto_rois(self, images: Sequence[Image.Image]) -> list[Box | None]:
-        """Automatic ROI per photo (None where the activation map is empty); see :mod:`ml.roi`."""
-        maps = activation_energy(self.net, self._batch(images, [None] * len(images)))
-        return [box_from_cam(m, im.size) for m, im in zip(maps, images)]
+    def activation_maps(self, images: Sequence[Image.Image], size: int | None = None) -> np.ndarray:
+        """The whole photos' activation energy (B, size, size), 0..1; see :mod:`ml.roi`."""
+        return activation_energy(self.net, self._batch(images, [None] * len(images), size))
+
+    def auto_rois(self, images: Sequence[Image.Image], params: RoiParams = AUTO_ROI) -> list[Box | None]:
+        """Automatic ROI per photo (None where the locating map is empty); see :mod:`ml.roi`."""
+        maps = self.activation_maps(images, params.locate_size)
+        return [box_from_cam(locating_map(m, im, params), im.size, params.threshold,
+                             min_side_fraction=params.min_side_fraction)
+                for m, im in zip(maps, images)]
 
     def analyse_batch(self, images: Sequence[Image.Image], rois: Sequence[Box | None] | None = None,
                       heatmap_max_side: int | None = None) -> list[Analysis]:

@@ -16,16 +16,31 @@ def roc_auc(labels, scores) -> float:
     return float(sklearn_metrics.roc_auc_score(labels, np.asarray(scores, dtype=float)))
 
 
-def binary_metrics(labels, scores, threshold: float) -> dict[str, float]:
-    """AUC and the confusion-matrix metrics at ``score >= threshold``; recall == sensitivity."""
-    (tn, fp), (fn, tp) = confusion(labels, scores, threshold).tolist()
+def triage_calls(labels, scores, threshold: float, assessable=None) -> np.ndarray:
+    """1 where a photo counts as a positive call. An assessable photo is a positive call when its
+    score reaches the threshold. A not-assessable photo flags nothing but goes to a clinician with
+    a retake request: an mpox one counts as caught (not missed), any other one as not flagged."""
+    labels = np.asarray(labels).astype(int)
+    calls = (np.asarray(scores, dtype=float) >= threshold).astype(int)
+    if assessable is None:
+        return calls
+    assessable = np.asarray(assessable, dtype=bool)
+    return np.where(assessable, calls, labels)
+
+
+def binary_metrics(labels, scores, threshold: float, assessable=None) -> dict[str, float]:
+    """AUC (over assessable photos) and the confusion-matrix metrics of :func:`triage_calls`;
+    recall == sensitivity. ``assessable`` None = all assessable."""
+    labels = np.asarray(labels).astype(int)
+    (tn, fp), (fn, tp) = confusion_of_calls(labels, triage_calls(labels, scores, threshold, assessable)).tolist()
+    judged = np.ones(len(labels), dtype=bool) if assessable is None else np.asarray(assessable, dtype=bool)
 
     def ratio(a, b):
         return a / b if b else float("nan")
 
     precision, recall = ratio(tp, tp + fp), ratio(tp, tp + fn)
     return {
-        "auc": roc_auc(labels, scores),
+        "auc": roc_auc(labels[judged], np.asarray(scores, dtype=float)[judged]),
         "accuracy": ratio(tp + tn, len(labels)),
         "precision": precision,
         "recall": recall,
@@ -36,9 +51,13 @@ def binary_metrics(labels, scores, threshold: float) -> dict[str, float]:
 
 
 def confusion(labels, scores, threshold: float) -> np.ndarray:
-    """[[tn, fp], [fn, tp]]."""
-    labels = np.asarray(labels).astype(int)
-    predicted = (np.asarray(scores) >= threshold).astype(int)
+    """[[tn, fp], [fn, tp]] at ``score >= threshold``."""
+    return confusion_of_calls(labels, np.asarray(scores) >= threshold)
+
+
+def confusion_of_calls(labels, calls) -> np.ndarray:
+    """[[tn, fp], [fn, tp]] of 0/1 ``calls``."""
+    labels, predicted = np.asarray(labels).astype(int), np.asarray(calls).astype(int)
     return np.array([[((labels == t) & (predicted == p)).sum() for p in (0, 1)] for t in (0, 1)])
 
 
@@ -53,9 +72,10 @@ def threshold_for_sensitivity(labels, scores, target: float = 0.95) -> float:
 
 
 def bootstrap_ci(labels, scores, threshold: float, groups=None, n_boot: int = 2000,
-                 seed: int = 0, level: float = 0.95) -> dict[str, list[float]]:
+                 seed: int = 0, level: float = 0.95, assessable=None) -> dict[str, list[float]]:
     """Percentile bootstrap CIs for every metric; resamples whole patients when ``groups`` given."""
     labels, scores = np.asarray(labels), np.asarray(scores, dtype=float)
+    assessable = np.ones(len(labels), dtype=bool) if assessable is None else np.asarray(assessable, dtype=bool)
     groups = np.asarray(groups) if groups is not None else np.arange(len(labels))
     unique, inverse = np.unique(groups, return_inverse=True)
     members = [np.flatnonzero(inverse == g) for g in range(len(unique))]
@@ -63,11 +83,23 @@ def bootstrap_ci(labels, scores, threshold: float, groups=None, n_boot: int = 20
     draws = {name: [] for name in METRIC_NAMES}
     for _ in range(n_boot):
         idx = np.concatenate([members[g] for g in rng.integers(0, len(unique), len(unique))])
-        for name, value in binary_metrics(labels[idx], scores[idx], threshold).items():
+        for name, value in binary_metrics(labels[idx], scores[idx], threshold, assessable[idx]).items():
             draws[name].append(value)
     alpha = (1 - level) / 2
     return {name: [float(np.nanquantile(v, alpha)), float(np.nanquantile(v, 1 - alpha))]
             if np.isfinite(v).any() else [float("nan"), float("nan")] for name, v in draws.items()}
+
+
+def grouped_bootstrap(statistic, groups, n_boot: int = 2000, seed: int = 0,
+                      level: float = 0.95) -> list[float]:
+    """Percentile CI of ``statistic(indices)`` over resamples of whole groups (patients)."""
+    unique, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    members = [np.flatnonzero(inverse == g) for g in range(len(unique))]
+    rng = np.random.default_rng(seed)
+    draws = np.array([statistic(np.concatenate([members[g] for g in rng.integers(0, len(unique), len(unique))]))
+                      for _ in range(n_boot)], dtype=float)
+    alpha = (1 - level) / 2
+    return [float(np.nanquantile(draws, alpha)), float(np.nanquantile(draws, 1 - alpha))]
 
 
 def roc_curve(labels, scores) -> tuple[np.ndarray, np.ndarray]:

@@ -5,15 +5,25 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pi_heif
 import torch
 from PIL import Image, ImageOps
 
-Box = tuple[int, int, int, int]
+from .boxes import Box
+
+# HEIC/HEIF (phone cameras) for Pillow: pi-heif is pillow-heif's decode-only build (LGPL; the
+# pillow-heif wheels bundle the GPL x265 encoder, which reading never needs).
+pi_heif.register_heif_opener()
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """Opens an image file by its content (the file name and extension play no part)."""
+    return Image.open(path)
 
 
 def load_image(path: str | Path) -> Image.Image:
-    """Opens any PIL-readable image, applies its EXIF orientation and converts to RGB."""
-    with Image.open(path) as im:
+    """Decodes any image Pillow reads (HEIC too), applies its EXIF orientation, converts to RGB."""
+    with open_image(path) as im:
         return ImageOps.exif_transpose(im).convert("RGB")
 
 

@@ -100,6 +100,51 @@ def test_patient_uploads_with_a_box_and_sees_status_change(
     page.screenshot(path=SCREENSHOTS / "patient-appointment.png", full_page=True)
 
 
+def test_patient_taps_the_lesion_on_a_phone(
+    browser, live_server, patient, appointment, private_storage, make_image_bytes, enqueued, tmp_path
+):
+    """One tap at phone width: the server's box for that tap is shown, then stored as a tap."""
+    from ml.boxes import box_from_tap
+
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                                  device_scale_factor=2)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        log_in(page, live_server, patient)
+        page.goto(live_server.url + reverse("appointment", kwargs={"reference": appointment.reference}))
+        photo_path = tmp_path / "arm.jpg"
+        photo_path.write_bytes(make_image_bytes(size=(1200, 900), color=(190, 140, 110)))
+        page.set_input_files("input[name=photos]", str(photo_path))
+        canvas = page.locator("#roi-editor canvas")
+        expect(canvas).to_be_visible()
+        canvas.scroll_into_view_if_needed()
+        bounds = canvas.bounding_box()
+        assert bounds["width"] <= 390  # the photo fits the phone's width
+        page.touchscreen.tap(bounds["x"] + bounds["width"] * 0.7, bounds["y"] + bounds["height"] * 0.3)
+
+        readout = page.locator("#roi-editor .roi-readout")
+        expect(readout).to_contain_text("the analysis will look at the square shown")
+        expected = box_from_tap(840, 270, (1200, 900))
+        side = expected[2] - expected[0]
+        expect(readout).to_contain_text(f"{side} × {side} pixels")
+        assert page.input_value("input[name=roi_x0]") == ""  # only the tap is sent
+        tap = (int(page.input_value("input[name=tap_x]")), int(page.input_value("input[name=tap_y]")))
+        assert tap == pytest.approx((840, 270), abs=6)
+        page.select_option("select[name=body_site]", "hands")
+        page.check("input[name=consent_confirm]")
+        page.locator("#roi-editor").screenshot(path=SCREENSHOTS / "patient-upload-tap-phone.png")
+        page.screenshot(path=SCREENSHOTS / "patient-upload-tap-phone-page.png", full_page=True)
+        page.click("button:has-text('Send photos')")
+
+        expect(page.locator(".photo-item")).to_have_count(1)
+        photo = Photo.objects.get(case=appointment.case)
+        assert photo.roi_source == "patient_tap"
+        assert photo.roi == box_from_tap(*tap, (1200, 900))
+    finally:
+        context.close()
+
+
 def test_upload_of_a_non_image_shows_a_clear_error_and_saves_nothing(
     page, live_server, patient, appointment, private_storage, stored_files, tmp_path
 ):
@@ -186,8 +231,10 @@ def test_clinician_redraws_the_box_and_requests_a_new_analysis(page, live_server
     photo = prediction.photo  # 200×120, analysed with an automatic box
     log_in(page, live_server, clinician)
     page.goto(live_server.url + reverse("staff-case", kwargs={"case_id": photo.case_id}))
-    page.click("summary:has-text('Redraw the box')")
-    drag_box(page, page.locator(f"#roi-editor-{photo.pk} canvas"), (0.5, 0.25), (0.9, 0.9))
+    page.click("summary:has-text('redraw the box')")
+    canvas = page.locator(f"#roi-editor-{photo.pk} canvas")
+    page.click(f"#roi-editor-{photo.pk} .roi-clear")  # then draw afresh (a drag inside a box moves it)
+    drag_box(page, canvas, (0.5, 0.25), (0.9, 0.9))
     page.screenshot(path=SCREENSHOTS / "clinician-redraw.png", full_page=True)
     page.click("button:has-text('Analyse again')")
     page.wait_for_load_state()
@@ -197,3 +244,18 @@ def test_clinician_redraws_the_box_and_requests_a_new_analysis(page, live_server
     assert photo.roi == pytest.approx((100, 30, 180, 108), abs=6)
     assert enqueued[-1] == (photo.pk, clinician.pk)  # after the upload's own request
     assert photo.predictions.count() == 1  # the earlier analysis is kept; the worker adds the new one
+
+
+def test_clinician_moves_the_box_by_dragging_inside_it(page, live_server, clinician, prediction, enqueued):
+    photo = prediction.photo  # 200×120 with the box (20, 10, 120, 90)
+    log_in(page, live_server, clinician)
+    page.goto(live_server.url + reverse("staff-case", kwargs={"case_id": photo.case_id}))
+    page.click("summary:has-text('redraw the box')")
+    # from the box's centre (70, 50) to (130, 60): moved 60 right, 10 down, same size
+    drag_box(page, page.locator(f"#roi-editor-{photo.pk} canvas"), (0.35, 50 / 120), (0.65, 60 / 120))
+    page.click("button:has-text('Analyse again')")
+    page.wait_for_load_state()
+
+    photo.refresh_from_db()
+    assert photo.roi_source == "clinician"
+    assert photo.roi == pytest.approx((80, 20, 180, 100), abs=4)

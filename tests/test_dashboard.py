@@ -105,6 +105,24 @@ def test_reanalyse_view_queues_with_the_new_box(client, clinician, prediction, e
     assert enqueued[-1] == (photo.pk, clinician.pk)
 
 
+def test_reanalyse_view_takes_a_tap_and_explains_a_bad_box(client, clinician, prediction, enqueued,
+                                                           django_capture_on_commit_callbacks):
+    from ml.boxes import box_from_tap
+
+    photo = prediction.photo
+    client.force_login(clinician)
+    url = reverse("staff-reanalyse", args=[photo.case_id, photo.pk])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url, {"tap_x": 30, "tap_y": 40})
+    refused = client.post(url, {"roi_x0": -5, "roi_y0": 5, "roi_x1": 105, "roi_y1": 85}, follow=True)
+
+    photo.refresh_from_db()
+    assert photo.roi == box_from_tap(30, 40, (photo.width, photo.height)) and photo.roi_source == "clinician"
+    assert "lies outside the photo" in refused.content.decode()
+    assert photo.roi == box_from_tap(30, 40, (photo.width, photo.height))
+
+
 def test_activating_a_model_version_deactivates_the_others(model_version):
     newer = model_version.__class__.objects.create(
         version="test-model-2", architecture="tiny", checkpoint_path="/nonexistent/2.pt", threshold=0.4

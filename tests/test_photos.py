@@ -15,11 +15,12 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def upload_to(appointment, patient, private_storage, enqueued):
-    """upload_to(file_or_files, roi=None) -> photos, through the service, as `patient`."""
+    """upload_to(file_or_files, roi=None, tap=None) -> photos, through the service, as `patient`."""
 
-    def upload(files, roi=None):
+    def upload(files, roi=None, tap=None):
         files = files if isinstance(files, list) else [files]
-        return accept_photos(case=appointment.case, uploaded_by=patient, uploaded_files=files, body_site=Photo.BodySite.HANDS, roi=roi)
+        return accept_photos(case=appointment.case, uploaded_by=patient, uploaded_files=files,
+                             body_site=Photo.BodySite.HANDS, roi=roi, tap=tap)
 
     return upload
 
@@ -107,12 +108,35 @@ def test_metadata_is_stripped_and_orientation_applied(upload_to, make_upload):
         assert "exif" not in image.info and "icc_profile" not in image.info
 
 
-def test_patient_box_is_kept_and_tiny_boxes_are_dropped(upload_to, make_upload):
+def test_patient_box_is_kept_and_a_tiny_box_is_refused_not_dropped(upload_to, make_upload, stored_files):
     boxed, = upload_to(make_upload(size=(300, 200)), roi=(10, 20, 110, 120))
-    tiny, = upload_to(make_upload(size=(300, 200)), roi=(10, 20, 15, 120))
-
     assert (boxed.roi, boxed.roi_source) == ((10, 20, 110, 120), RoiSource.PATIENT)
-    assert (tiny.roi, tiny.roi_source) == (None, RoiSource.NONE)
+
+    with pytest.raises(ValidationError, match="too small"):
+        upload_to(make_upload(size=(300, 200)), roi=(10, 20, 15, 120))
+    assert Photo.objects.count() == 1 and len(stored_files()) == 1
+
+
+def test_patient_tap_becomes_a_box_sized_from_the_photo(upload_to, make_upload):
+    from ml.boxes import box_from_tap
+
+    tapped, = upload_to(make_upload(size=(800, 600)), tap=(700, 100))
+
+    assert tapped.roi == box_from_tap(700, 100, (800, 600)) and tapped.roi_source == RoiSource.PATIENT_TAP
+    x0, y0, x1, y1 = tapped.roi
+    assert x1 - x0 == y1 - y0 and x1 <= 800 and y0 >= 0 and x0 <= 700 < x1 and y0 <= 100 < y1
+
+
+@pytest.mark.parametrize("mark", [{"tap": (300, 10)}, {"tap": (-1, 10)}, {"roi": (0, 0, 50, 50), "tap": (5, 5)}])
+def test_bad_taps_are_refused(upload_to, make_upload, stored_files, mark):
+    with pytest.raises(ValidationError):
+        upload_to(make_upload(size=(300, 200)), **mark)
+    assert not Photo.objects.exists() and stored_files() == []
+
+
+def test_a_mark_needs_a_single_photo(upload_to, make_upload):
+    with pytest.raises(ValidationError, match="only be marked when uploading one photo"):
+        upload_to([make_upload(), make_upload()], tap=(10, 10))
 
 
 def test_box_outside_the_photo_is_refused(upload_to, make_upload, stored_files):
@@ -152,6 +176,52 @@ def test_upload_page_saves_photos_and_shows_errors(client, patient, appointment,
 
     assert ok.status_code == 302 and appointment.case.photos.count() == 2
     assert refused.status_code == 400 and "c.txt: This file is not a photo" in refused.content.decode()
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"roi_x0": -5, "roi_y0": 10, "roi_x1": 100, "roi_y1": 100}, "lies outside the photo"),
+    ({"roi_x0": 10, "roi_y0": 10}, "could not be read"),
+    ({"roi_x0": "abc", "roi_y0": 10, "roi_x1": 100, "roi_y1": 100}, "could not be read"),
+    ({"tap_x": 5000, "tap_y": 10}, "tapped lies outside the photo"),
+    ({"tap_x": 10}, "could not be read"),
+    ({"tap_x": 10, "tap_y": 10, "roi_x0": 10, "roi_y0": 10, "roi_x1": 100, "roi_y1": 100}, "not both"),
+])
+def test_upload_page_shows_why_a_mark_is_refused(client, patient, appointment, private_storage, enqueued,
+                                                 make_upload, stored_files, fields, message):
+    client.force_login(patient)
+    url = reverse("appointment", args=[appointment.reference])
+    response = client.post(url, {"body_site": "hands", "consent_confirm": "on", "photos": make_upload(), **fields})
+
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not Photo.objects.exists() and stored_files() == []
+
+
+def test_upload_page_stores_a_tap(client, patient, appointment, private_storage, enqueued, make_upload):
+    client.force_login(patient)
+    url = reverse("appointment", args=[appointment.reference])
+    response = client.post(url, {"body_site": "hands", "consent_confirm": "on", "photos": make_upload(),
+                                 "tap_x": 20, "tap_y": 30})
+
+    assert response.status_code == 302
+    photo = Photo.objects.get()
+    assert photo.roi_source == RoiSource.PATIENT_TAP and photo.roi is not None
+
+
+def test_tap_box_endpoint_returns_the_servers_box(client, patient):
+    from ml.boxes import box_from_tap
+
+    url = reverse("roi-tap-box")
+    assert client.get(url, {"x": 10, "y": 10, "width": 400, "height": 300}).status_code == 302  # signed in only
+    client.force_login(patient)
+
+    ok = client.get(url, {"x": 390, "y": 150, "width": 400, "height": 300})
+    outside = client.get(url, {"x": 400, "y": 150, "width": 400, "height": 300})
+    garbled = client.get(url, {"x": "a", "y": 150, "width": 400, "height": 300})
+
+    assert ok.json() == {"box": list(box_from_tap(390, 150, (400, 300)))}
+    assert outside.status_code == 400 and "outside the photo" in outside.json()["error"]
+    assert garbled.status_code == 400 and "whole numbers" in garbled.json()["error"]
 
 
 def test_status_endpoint_shows_status_but_never_scores(client, patient, appointment, prediction):

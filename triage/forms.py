@@ -5,20 +5,47 @@ from triage.images import MIN_ROI_SIDE
 from triage.models import DECISION_OUTCOMES, Decision, FinalDiagnosis, LabResult, Photo
 
 
+BOX_FIELDS = ("roi_x0", "roi_y0", "roi_x1", "roi_y1")
+TAP_FIELDS = ("tap_x", "tap_y")
+UNREADABLE_MARK = "The position marked on the photo could not be read. Please tap the lesion or draw the box again."
+
+
 class RoiForm(forms.Form):
-    """Hidden inputs filled by static/js/roi-editor.js (upright-photo pixel coordinates)."""
+    """Hidden inputs filled by static/js/roi-editor.js (upright-photo pixel coordinates): a drawn
+    box (roi_*) or a tap on the lesion (tap_*), or neither. Whether they lie inside the photo is
+    checked against the photo itself (triage.images); every error here is a non-field error, so
+    the page shows it (hidden inputs have no place to show their own)."""
 
-    min_roi_side = MIN_ROI_SIDE  # handed to the editor, which drops smaller boxes as the server does
+    min_roi_side = MIN_ROI_SIDE  # handed to the editor: a smaller drag counts as a tap there
 
-    roi_x0 = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
-    roi_y0 = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
-    roi_x1 = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
-    roi_y1 = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+    roi_x0 = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    roi_y0 = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    roi_x1 = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    roi_y1 = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    tap_x = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    tap_y = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+    def clean(self):
+        cleaned = super().clean()
+        if any(name in self.errors for name in BOX_FIELDS + TAP_FIELDS):
+            raise forms.ValidationError(UNREADABLE_MARK, code="roi")
+        given_box = [cleaned.get(name) is not None for name in BOX_FIELDS]
+        given_tap = [cleaned.get(name) is not None for name in TAP_FIELDS]
+        if any(given_box) and not all(given_box) or any(given_tap) and not all(given_tap):
+            raise forms.ValidationError(UNREADABLE_MARK, code="roi")
+        if all(given_box) and all(given_tap):
+            raise forms.ValidationError("Please either tap the lesion or draw a box, not both.", code="roi")
+        return cleaned
 
     @property
     def roi(self):
-        box = tuple(self.cleaned_data.get(name) for name in ("roi_x0", "roi_y0", "roi_x1", "roi_y1"))
+        box = tuple(self.cleaned_data.get(name) for name in BOX_FIELDS)
         return None if None in box else box
+
+    @property
+    def tap(self):
+        point = tuple(self.cleaned_data.get(name) for name in TAP_FIELDS)
+        return None if None in point else point
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -42,7 +69,7 @@ class MultipleImageField(forms.FileField):
 class PhotoUploadForm(RoiForm):
     photos = MultipleImageField(
         label=_("Take or choose photos"),
-        help_text=_("JPEG, PNG or HEIC (iPhone). You can send several photos; draw a box only when sending one."),
+        help_text=_("JPEG, PNG or HEIC (iPhone). You can send several photos; mark the lesion only when sending one."),
         error_messages={"required": _("Please choose at least one photo.")},
     )
     body_site = forms.ChoiceField(label=_("Where on the body?"), choices=[("", _("Choose…")), *Photo.BodySite.choices])

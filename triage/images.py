@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from ml.boxes import box_from_tap
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from pi_heif import register_heif_opener
 
@@ -22,7 +23,8 @@ ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF")
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 JPEG_QUALITY = 92
-# A box smaller than this (pixels of the photo) was not meant; the ROI editor gets it from here.
+# A box smaller than this (pixels of the photo) is refused; the ROI editor gets it from here and
+# takes a smaller drag for a tap.
 MIN_ROI_SIDE = 8
 # Photos so dark, bright or flat that no model can read them are sent back to the patient.
 MIN_MEAN_LUMINANCE = 20
@@ -98,7 +100,7 @@ def photo_quality_problem(image):
 
 
 def validate_roi(roi, width, height):
-    """Return the box as a tuple of ints, or None when absent or too small to be meant.
+    """Return the box as a tuple of ints, or None when absent.
 
     Coordinates are pixels of the upright (EXIF-oriented) photo: (x0, y0, x1, y1).
     """
@@ -108,8 +110,21 @@ def validate_roi(roi, width, height):
     if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
         raise ValidationError("The box drawn around the lesion lies outside the photo. Please draw it again.", code="roi")
     if x1 - x0 < MIN_ROI_SIDE or y1 - y0 < MIN_ROI_SIDE:
-        return None
+        raise ValidationError(
+            "The box drawn around the lesion is too small to use. Please tap the lesion or draw a larger box.",
+            code="roi",
+        )
     return (x0, y0, x1, y1)
+
+
+def box_for_tap(tap, width, height):
+    """The box a tap (x, y) on the lesion stands for (rule: ml.boxes.box_from_tap), or None."""
+    if tap is None:
+        return None
+    try:
+        return box_from_tap(int(tap[0]), int(tap[1]), (width, height))
+    except ValueError:
+        raise ValidationError("The place tapped lies outside the photo. Please tap the lesion again.", code="roi")
 
 
 def _check_byte_size(size):

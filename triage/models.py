@@ -105,7 +105,8 @@ def heatmap_upload_path(prediction, filename):
 
 
 class RoiSource(models.TextChoices):
-    PATIENT = "patient", "Drawn by patient"
+    PATIENT = "patient", "Box drawn by patient"
+    PATIENT_TAP = "patient_tap", "Tapped by patient"
     CLINICIAN = "clinician", "Drawn by clinician"
     AUTO = "auto", "Automatic"
     NONE = "none", "Whole photo"

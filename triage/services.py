@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils.crypto import salted_hmac
 
 from triage import events, performance, registry, tasks
-from triage.images import normalise_photo, validate_roi
+from triage.images import box_for_tap, normalise_photo, validate_roi
 from triage.models import (
     AuditEvent, Case, Decision, FinalDiagnosis, LabResult, ModelPromotion, Photo, Prediction, RoiSource, is_mpox,
 )
@@ -29,16 +29,19 @@ def close_case(*, case) -> Case:
     return case
 
 
-def accept_photo(*, case, uploaded_by, uploaded_file, body_site, roi=None) -> Photo:
+def accept_photo(*, case, uploaded_by, uploaded_file, body_site, roi=None, tap=None) -> Photo:
     """Store one photo (see accept_photos)."""
-    return accept_photos(case=case, uploaded_by=uploaded_by, uploaded_files=[uploaded_file], body_site=body_site, roi=roi)[0]
+    return accept_photos(
+        case=case, uploaded_by=uploaded_by, uploaded_files=[uploaded_file], body_site=body_site, roi=roi, tap=tap,
+    )[0]
 
 
-def accept_photos(*, case, uploaded_by, uploaded_files, body_site, roi=None) -> list[Photo]:
+def accept_photos(*, case, uploaded_by, uploaded_files, body_site, roi=None, tap=None) -> list[Photo]:
     """Validate every file, then store all of them or none, and queue them for analysis.
 
-    `roi` (x0, y0, x1, y1 in upright-photo pixels) is only accepted with a single file;
-    photos without a box are analysed with an automatic one by the worker.
+    The patient may mark the lesion on a single photo: `roi` a drawn box (x0, y0, x1, y1) or `tap`
+    a point (x, y) that becomes a box sized from the photo, both in upright-photo pixels. Photos
+    without a mark are analysed with an automatic box by the worker.
     """
     if not case.is_open:
         raise ValidationError("This appointment was cancelled, so photos can no longer be added.", code="case_closed")
@@ -49,8 +52,10 @@ def accept_photos(*, case, uploaded_by, uploaded_files, body_site, roi=None) -> 
             f"Please send at most {settings.PHOTO_MAX_FILES_PER_UPLOAD} photos at a time "
             f"(you chose {len(uploaded_files)}).", code="too_many_files",
         )
-    if roi is not None and len(uploaded_files) != 1:
-        raise ValidationError("A box around the lesion can only be drawn when uploading one photo.", code="roi")
+    if roi is not None and tap is not None:
+        raise ValidationError("Please either tap the lesion or draw a box, not both.", code="roi")
+    if (roi is not None or tap is not None) and len(uploaded_files) != 1:
+        raise ValidationError("The lesion can only be marked when uploading one photo.", code="roi")
     if body_site not in Photo.BodySite.values:
         raise ValidationError("Please choose where on the body the photo was taken.", code="body_site")
 
@@ -62,7 +67,10 @@ def accept_photos(*, case, uploaded_by, uploaded_files, body_site, roi=None) -> 
             errors.append(ValidationError(f"{uploaded_file.name}: {error.messages[0]}", code=error.code))
     if errors:
         raise ValidationError(errors)
-    box = validate_roi(roi, normalised[0].width, normalised[0].height)
+    size = (normalised[0].width, normalised[0].height)
+    box, source = validate_roi(roi, *size), RoiSource.PATIENT
+    if tap is not None:
+        box, source = box_for_tap(tap, *size), RoiSource.PATIENT_TAP
 
     stored_names = []
     try:
@@ -79,7 +87,7 @@ def accept_photos(*, case, uploaded_by, uploaded_files, body_site, roi=None) -> 
                     sha256=image.sha256,
                 )
                 if box:
-                    _set_roi(photo, box, RoiSource.PATIENT)
+                    _set_roi(photo, box, source)
                 photo.image.save(f"{uuid.uuid4().hex}.jpg", ContentFile(image.content), save=False)
                 stored_names.append(photo.image.name)
                 photo.save()
@@ -107,9 +115,12 @@ def _refuse_past_appointment_limit(case, adding):
 
 
 @transaction.atomic
-def request_reanalysis(*, photo, clinician, roi=None) -> Photo:
-    """Queue a new analysis; a new box replaces the old one. Earlier predictions are kept."""
-    box = validate_roi(roi, photo.width, photo.height)
+def request_reanalysis(*, photo, clinician, roi=None, tap=None) -> Photo:
+    """Queue a new analysis; a new box (drawn, or from a tap) replaces the old one. Earlier
+    predictions are kept."""
+    if roi is not None and tap is not None:
+        raise ValidationError("Please either tap the lesion or draw a box, not both.", code="roi")
+    box = validate_roi(roi, photo.width, photo.height) or box_for_tap(tap, photo.width, photo.height)
     if box:
         _set_roi(photo, box, RoiSource.CLINICIAN)
     photo.status = Photo.Status.RECEIVED

@@ -10,6 +10,7 @@ urlpatterns = [
     ),
     path("photos/<int:photo_id>/image/", views.photo_image, name="photo-image"),
     path("photos/<int:photo_id>/heatmap/<int:prediction_id>/", views.prediction_heatmap, name="prediction-heatmap"),
+    path("roi/tap-box/", views.roi_tap_box, name="roi-tap-box"),
     path("staff/", views.queue, name="staff-queue"),
     path("staff/model-card/", views.model_card, name="staff-model-card"),
     path("staff/cases/<int:case_id>/", views.case_detail, name="staff-case"),

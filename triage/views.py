@@ -3,14 +3,16 @@ import mimetypes
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from triage import charts, performance
 from triage.forms import DecisionForm, GroundTruthForm, PerformanceFilterForm, RoiForm
+from triage.images import box_for_tap
 from triage.permissions import can_view_photo, clinician_required, is_clinician
 from triage.registry import active_model_version, challenger_model_version
 from triage.selectors import (
@@ -43,6 +45,23 @@ def prediction_heatmap(request, photo_id, prediction_id):
     if not allowed:
         return _deny(request)
     return _private_file_response(prediction.heatmap)
+
+
+@require_GET
+@login_required
+def roi_tap_box(request):
+    """The box a tap on the lesion stands for, so the ROI editor can show it before anything is
+    sent (`?x=&y=&width=&height=`, upright-photo pixels). Computes only; no photo is involved."""
+    try:
+        x, y, width, height = (int(request.GET[name]) for name in ("x", "y", "width", "height"))
+        if width < 1 or height < 1:
+            raise ValueError
+        box = box_for_tap((x, y), width, height)
+    except (KeyError, ValueError):
+        return JsonResponse({"error": "Give whole numbers x, y, width and height."}, status=400)
+    except ValidationError as error:
+        return JsonResponse({"error": error.messages[0]}, status=400)
+    return JsonResponse({"box": list(box)})
 
 
 @clinician_required
@@ -95,8 +114,8 @@ def reanalyse(request, case_id, photo_id):
     form = RoiForm(request.POST)
     try:
         if not form.is_valid():
-            raise ValidationError("The box could not be read. Please draw it again.")
-        request_reanalysis(photo=photo, clinician=request.user, roi=form.roi)
+            raise ValidationError(form.non_field_errors())
+        request_reanalysis(photo=photo, clinician=request.user, roi=form.roi, tap=form.tap)
     except ValidationError as error:
         messages.error(request, error.messages[0])
     else:
@@ -195,6 +214,7 @@ def _case_context(case, decision_form):
             "photo": photo,
             "latest": latest,
             "history": photo.prediction_history,
+            "shown": shown,  # the editor starts from this box too, so the clinician can move it
             "roi_style": _roi_style(shown.roi, photo.width, photo.height),
             "roi_source": shown.get_roi_source_display(),
             "editor_id": f"roi-editor-{photo.pk}",

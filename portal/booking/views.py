@@ -231,6 +231,7 @@ def _accept_upload(request, appointment, form):
             uploaded_files=form.cleaned_data["photos"],
             body_site=form.cleaned_data["body_site"],
             roi=form.roi,
+            tap=form.tap,
         )
     except ValidationError as error:
         form.add_error(None, error)

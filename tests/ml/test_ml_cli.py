@@ -1,7 +1,10 @@
+import csv
 import json
 
+import pillow_heif
 import pytest
 import torch
+import numpy as np
 from PIL import Image
 
 import ml
@@ -10,7 +13,9 @@ from ml.data import discover, write_csv
 from ml.metrics import METRIC_NAMES
 
 EVALUATE_KEYS = {"auc", "accuracy", "precision", "recall", "f1", "sensitivity", "specificity",
-                 "threshold", "n", "ci95"}
+                 "threshold", "n", "ci95",
+                 "n_files", "n_read", "skipped", "not_assessable", "flag_rate_by_class",
+                 "assessable_only", "counting_rule"}
 
 
 @pytest.mark.parametrize("roi", ["none", "auto", "boxes"])
@@ -27,10 +32,70 @@ def test_evaluate_cli_writes_exact_json(tmp_path, class_folder, roi):
           "--roi", roi, "--details", str(tmp_path / "details.csv")])
     report = json.loads(out.read_text())
     assert set(report) == EVALUATE_KEYS
-    assert report["n"] == 8 and report["threshold"] == pytest.approx(0.4)
+    assert report["n"] == report["n_read"] == report["n_files"] == 8 and report["skipped"] == []
+    assert report["threshold"] == pytest.approx(0.4)
     assert set(report["ci95"]) == set(METRIC_NAMES)
     assert all(len(v) == 2 for v in report["ci95"].values())
     assert out.with_suffix(".roc.png").is_file()
+
+
+def _lesion_like(seed: int, size: int = 48) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8))
+
+
+def test_evaluate_reads_by_content_and_lists_what_it_skips(tmp_path, capsys):
+    """Photos named as Windows, phones and browsers name them are read by content; non-images are
+    listed with the reason, counted in the JSON and the details CSV, never silently dropped."""
+    data = tmp_path / "data"
+    for folder in ("mpox", "non_mpox/healthy", "non_mpox/chickenpox"):
+        (data / folder).mkdir(parents=True)
+    _lesion_like(0).save(data / "mpox" / "M1_01.jfif", format="JPEG")
+    _lesion_like(1).save(data / "mpox" / "M2_01.JPE", format="JPEG")
+    _lesion_like(2).save(data / "mpox" / "M3_01", format="PNG")                # no extension
+    pillow_heif.from_pillow(_lesion_like(3)).save(data / "mpox" / "M4_01.HEIC", quality=90)
+    _lesion_like(4).save(data / "non_mpox" / "healthy" / "H1_01.JPG", format="JPEG")
+    _lesion_like(5).save(data / "non_mpox" / "healthy" / "H2_01.webp", format="WEBP")
+    _lesion_like(6).save(data / "non_mpox" / "chickenpox" / "C1_01.jpg", format="JPEG")
+    (data / "non_mpox" / "healthy" / "notes.jpg").write_text("not a photo at all")
+    (data / "non_mpox" / "chickenpox" / "empty.png").write_bytes(b"")
+    truncated = (data / "mpox" / "M1_01.jfif").read_bytes()
+    (data / "mpox" / "M5_01.jpeg").write_bytes(truncated[: len(truncated) // 2])
+
+    checkpoint = ml.testing.make_random_checkpoint(tmp_path / "m.pt", arch="efficientnet_lite0",
+                                                   input_size=32, threshold=0.0)  # flags everything
+    out, details = tmp_path / "eval.json", tmp_path / "details.csv"
+    main(["evaluate", "--model", str(checkpoint), "--data", str(data), "--json", str(out),
+          "--roi", "none", "--details", str(details)])
+    report = json.loads(out.read_text())
+    assert (report["n_files"], report["n_read"], report["n"]) == (10, 7, 7)
+    reasons = {s["path"]: s["reason"] for s in report["skipped"]}
+    assert set(reasons) == {"non_mpox/healthy/notes.jpg", "non_mpox/chickenpox/empty.png", "mpox/M5_01.jpeg"}
+    assert reasons["non_mpox/chickenpox/empty.png"] == "empty file"
+    assert reasons["non_mpox/healthy/notes.jpg"].startswith("not an image")
+    assert reasons["mpox/M5_01.jpeg"].startswith("damaged image")
+    assert report["flag_rate_by_class"] == {
+        "mpox": {"n": 4, "flagged": 4, "share": 1.0},
+        "non_mpox": {"n": 3, "flagged": 3, "share": 1.0},
+        "non_mpox/chickenpox": {"n": 1, "flagged": 1, "share": 1.0},
+        "non_mpox/healthy": {"n": 2, "flagged": 2, "share": 1.0},
+    }
+    assert report["not_assessable"]["count"] == 0 and report["not_assessable"]["share"] == 0.0
+    assert set(report["not_assessable"]["by_class"]) == {"mpox", "non_mpox"}
+    assert report["sensitivity"] == 1.0 and report["specificity"] == 0.0
+
+    printed = capsys.readouterr().out
+    for path in reasons:
+        assert f"skipped {path}: " in printed
+    assert "not-assessable one as sent to a clinician" in printed
+
+    rows = list(csv.DictReader(details.open()))
+    assert list(rows[0])[:5] == ["path", "label", "score", "assessable", "reason"]
+    assert len(rows) == 10
+    by_path = {row["path"]: row for row in rows}
+    assert by_path["mpox/M4_01.HEIC"]["label"] == "mpox" and by_path["mpox/M4_01.HEIC"]["assessable"] == "1"
+    assert by_path["non_mpox/healthy/notes.jpg"]["reason"].startswith("not read: not an image")
+    assert by_path["non_mpox/healthy/notes.jpg"]["score"] == ""
 
 
 def test_train_cli_produces_loadable_checkpoint(tmp_path, class_folder):
@@ -102,3 +167,23 @@ def test_cli_reports_a_bad_checkpoint_as_a_one_line_error(tmp_path, class_folder
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
     assert error.startswith("error: ") and "garbage.pt" in error
+
+
+def test_roi_study_tunes_on_one_seed_and_reports_on_another(tmp_path, class_folder):
+    data = tmp_path / "data"
+    class_folder(data, n_patients=3, per_patient=1, size=40)
+    checkpoint = ml.testing.make_random_checkpoint(tmp_path / "m.pt", arch="efficientnet_lite0", input_size=32)
+    out = tmp_path / "study"
+    main(["roi-study", "--model", str(checkpoint), "--data", str(data), "--out", str(out),
+          "--tune-seed", "5", "--eval-seed", "6"])
+    report = json.loads((out / "roi_study.json").read_text())
+    assert (out / "tune-seed5" / "dataset.csv").is_file() and (out / "eval-seed6" / "dataset.csv").is_file()
+    assert (out / "tune-seed5" / "dataset.csv").read_text() != (out / "eval-seed6" / "dataset.csv").read_text()
+    evaluation = report["evaluation"]
+    assert set(evaluation) == {"none", "auto_energy_only", "auto", "tap", "true_box", "auto_change"}
+    assert evaluation["true_box"]["mean_iou"] == 1.0 and report["n_eval"] == 6
+    for mode in ("none", "auto", "tap"):
+        low, high = evaluation[mode]["mean_iou_ci95"]
+        assert 0 <= low <= evaluation[mode]["mean_iou"] <= high <= 1
+    assert set(report["tuning"]["tap_fraction_mean_iou"]) == {str(f) for f in ml.roi_study.TAP_FRACTIONS}
+    assert "| simulated patient tap |" in (out / "roi_study.md").read_text()
