@@ -71,7 +71,7 @@ class Stack:
         self._manage("register_models", "--dir", str(self.model_dir))
         self._spawn("worker", [sys.executable, "-m", "celery", "-A", "portal", "worker",
                                "--concurrency", "1", "--pool", "prefork", "--loglevel", "INFO",
-                               "--without-gossip", "--without-mingle",
+                               "--without-gossip", "--without-mingle", "--queues", "inference,default",
                                "--hostname", f"bench-{os.getpid()}@127.0.0.1"])
         self._spawn("web", [sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind",
                             f"127.0.0.1:{self.port}", "--workers", str(self.web_workers),

@@ -38,6 +38,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every log line of a request carries its id, and probes are answered before host
+    # validation or an SSL redirect could refuse a load balancer's plain-HTTP check.
+    "portal.observability.RequestIdMiddleware",
+    "portal.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -172,6 +176,11 @@ else:
     # Redis redelivers an unacknowledged task after visibility_timeout: keep it well
     # above the longest task so a slow analysis is not run twice.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 4}
+# Queues: the model runs only on workers that consume INFERENCE_QUEUE (many cores, much memory);
+# everything else (re-queueing, retention, e-mail, webhooks) goes to the light default queue.
+INFERENCE_QUEUE = "inference"
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {"triage.tasks.analyse_photos_task": {"queue": INFERENCE_QUEUE}}
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5}
 # Recovery (triage.tasks.requeue_stalled_photos, run by beat every ANALYSIS_REQUEUE_INTERVAL_SECONDS and
 # by each worker at start-up): photos whose message never reached the broker are queued at the next
@@ -302,11 +311,68 @@ WEBHOOK_RETRY_BACKOFF_SECONDS = env.float("WEBHOOK_RETRY_BACKOFF_SECONDS", defau
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10)
 WEBHOOK_REQUEUE_AFTER_SECONDS = env.float("WEBHOOK_REQUEUE_AFTER_SECONDS", default=600)
 
+# ---------------------------------------------------------------------------------------------
+# Object storage. With AWS_STORAGE_BUCKET_NAME set, photos and heatmaps live in that S3-compatible
+# bucket (django-storages); otherwise in PRIVATE_MEDIA_ROOT. The bucket must be private: the
+# server reads objects with its own keys (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, read by
+# django-storages from the environment) and the permission-checked views stream them. Any URL the
+# storage generates is signed and expires after AWS_QUERYSTRING_EXPIRE seconds.
+AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+if AWS_STORAGE_BUCKET_NAME:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("AWS_S3_REGION_NAME", default="") or None,
+            "addressing_style": env.str("AWS_S3_ADDRESSING_STYLE", default="") or None,
+            "location": env.str("AWS_LOCATION", default=""),
+            "default_acl": None,  # objects inherit the bucket's (private) policy
+            "querystring_auth": True,
+            "signature_version": "s3v4",
+            "querystring_expire": env.int("AWS_QUERYSTRING_EXPIRE", default=60),
+            "file_overwrite": False,
+        },
+    }
+
+# ---------------------------------------------------------------------------------------------
+# Worker operations: each worker's main process records a heartbeat row this often; admins see
+# workers silent for 3 periods as stale. Heartbeats and retention live in triage.housekeeping.
+WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=30)
+CELERY_IMPORTS = ["triage.housekeeping"]
+# The worker's log lines go through LOGGING below (JSON when asked), not Celery's own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# ---------------------------------------------------------------------------------------------
+# Data retention: photo and heatmap files older than this are deleted by a beat task (0 keeps
+# them). Decisions, predictions' scores, lab results and the audit trail stay.
+PHOTO_RETENTION_DAYS = env.int("PHOTO_RETENTION_DAYS", default=90)
+RETENTION_SWEEP_INTERVAL_SECONDS = env.float("RETENTION_SWEEP_INTERVAL_SECONDS", default=3600)
+if PHOTO_RETENTION_DAYS:
+    CELERY_BEAT_SCHEDULE["delete-expired-photo-files"] = {
+        "task": "triage.housekeeping.delete_expired_photo_files",
+        "schedule": RETENTION_SWEEP_INTERVAL_SECONDS,
+    }
+
+# ---------------------------------------------------------------------------------------------
+# Logs: LOG_FORMAT=json writes one JSON object per line (for a log collector); every line of a
+# request, and of the Celery task it queued, carries the same request_id.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "portal.observability.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(process)d %(request_id)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"},
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
@@ -317,3 +383,22 @@ PERFORMANCE_MIN_CONFIRMED_CASES = env.int("PERFORMANCE_MIN_CONFIRMED_CASES", def
 PROMOTION_MIN_CONFIRMED_CASES = env.int("PROMOTION_MIN_CONFIRMED_CASES", default=30)
 HISTORY_MODEL_MIN_CONFIRMED_CASES = env.int("HISTORY_MODEL_MIN_CONFIRMED_CASES", default=40)
 PERFORMANCE_BOOTSTRAP_SAMPLES = env.int("PERFORMANCE_BOOTSTRAP_SAMPLES", default=2000)
+
+# Error reporting: set SENTRY_DSN (Sentry or a compatible service such as GlitchTip) to send
+# unhandled errors and error logs from web and workers. No personal data, request bodies or
+# local variables are sent: they could hold patient details.
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    import sentry_sdk
+    from sentry_sdk.integrations.celery import CeleryIntegration
+    from sentry_sdk.integrations.django import DjangoIntegration
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        environment=env.str("SENTRY_ENVIRONMENT", default="production"),
+        integrations=[DjangoIntegration(), CeleryIntegration()],
+        send_default_pii=False,
+        include_local_variables=False,
+        max_request_body_size="never",
+        traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
+    )

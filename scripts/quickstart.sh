@@ -11,10 +11,12 @@ PY=.venv/bin/python
 mkdir -p "${PORTAL_VAR_DIR:-var}"  # SQLite file, broker folders, private media
 
 $PY manage.py migrate --noinput
+$PY manage.py prepare_storage
 $PY manage.py register_models
 $PY manage.py seed_demo
 
-$PY -m celery -A portal worker --beat --loglevel INFO --concurrency "${CELERY_WORKER_CONCURRENCY:-1}" &
+# One worker for both queues here; production runs inference and light workers apart (README).
+$PY -m celery -A portal worker --beat --queues inference,default --loglevel INFO &
 worker=$!
 trap 'kill $worker 2>/dev/null; wait $worker 2>/dev/null' EXIT INT TERM
 

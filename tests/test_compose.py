@@ -1,13 +1,19 @@
-"""docker-compose.yml is validated by Docker's own parser (no engine needed)."""
+"""docker-compose.yml is validated by Docker's own parser (no engine needed), and its shape checked:
+which services run what, on which queue, after which others, with which volumes."""
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
+SECRETS = {"POSTGRES_PASSWORD": "example-pg", "SECRET_KEY": "example-key", "S3_ACCESS_KEY": "example-access",
+           "S3_SECRET_KEY": "example-secret", "EMAIL_URL": "smtp+tls://user:pass@mail.example.org:587"}
+
+pytestmark = pytest.mark.slow
 
 
 def compose_command():
@@ -27,16 +33,63 @@ def run_config(env_overrides):
     )
 
 
-def test_compose_file_is_valid_and_has_the_four_services():
-    result = run_config({"POSTGRES_PASSWORD": "example", "SECRET_KEY": "example", "EMAIL_URL": "smtp://mail:25"})
+@pytest.fixture(scope="module")
+def config():
+    result = run_config(SECRETS)
     assert result.returncode == 0, result.stderr
-    for service in ("web:", "worker:", "postgres:", "redis:"):
-        assert service in result.stdout
-    assert "redis://redis:6379/0" in result.stdout
-    assert "postgres://portal:example@postgres:5432/portal" in result.stdout
+    return yaml.safe_load(result.stdout)
 
 
-def test_compose_refuses_to_start_without_secrets():
-    result = run_config({})
+def test_the_stack_has_every_service_with_a_healthcheck_where_it_serves(config):
+    services = config["services"]
+    assert set(services) == {"migrate", "web", "worker-inference", "worker-light", "beat", "postgres", "redis",
+                             "seaweedfs"}
+    for name in ("worker-inference", "worker-light", "postgres", "redis", "seaweedfs"):
+        assert services[name]["healthcheck"]["test"], name
+    assert "inspect ping" in " ".join(services["worker-inference"]["healthcheck"]["test"])
+    assert services["web"]["ports"]
+
+
+def test_model_work_and_light_work_run_on_separate_queues(config):
+    services = config["services"]
+    inference = services["worker-inference"]["command"]
+    light = services["worker-light"]["command"]
+    assert inference[inference.index("--queues") + 1] == "inference"
+    assert light[light.index("--queues") + 1] == "default"
+    assert services["worker-inference"]["environment"]["WORKER_TORCH_THREADS"]
+    assert services["worker-inference"]["environment"]["CELERY_WORKER_CONCURRENCY"]
+    assert services["beat"]["command"][3] == "beat"
+
+
+def test_migrations_run_first_and_services_wait_for_what_they_need(config):
+    services = config["services"]
+    assert "migrate --noinput" in services["migrate"]["command"][-1]
+    assert "prepare_storage" in services["migrate"]["command"][-1]
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["migrate"]["depends_on"]["seaweedfs"]["condition"] == "service_healthy"
+    for name in ("web", "worker-inference", "worker-light", "beat"):
+        assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully", name
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy", name
+
+
+def test_secrets_and_storage_come_from_the_environment_and_data_lives_in_named_volumes(config):
+    env = config["services"]["web"]["environment"]
+    assert env["DATABASE_URL"] == "postgres://portal:example-pg@postgres:5432/portal"
+    assert env["CELERY_BROKER_URL"] == "redis://redis:6379/0"
+    assert env["AWS_STORAGE_BUCKET_NAME"] and env["AWS_S3_ENDPOINT_URL"] == "http://seaweedfs:8333"
+    assert env["AWS_ACCESS_KEY_ID"] == "example-access" and env["SECRET_KEY"] == "example-key"
+    assert set(config["volumes"]) == {"postgres-data", "redis-data", "object-data"}
+    assert "ports" not in config["services"]["seaweedfs"]  # the bucket is reachable only by the portal
+
+
+@pytest.mark.parametrize("missing", sorted(SECRETS))
+def test_compose_refuses_to_start_without_each_secret(missing):
+    result = run_config({key: value for key, value in SECRETS.items() if key != missing})
     assert result.returncode != 0
-    assert "SECRET_KEY" in result.stderr or "POSTGRES_PASSWORD" in result.stderr
+    assert missing in result.stderr
+
+
+def test_env_example_names_every_required_secret():
+    example = (ROOT / ".env.example").read_text()
+    for name in SECRETS:
+        assert f"\n{name}=" in example

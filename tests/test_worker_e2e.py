@@ -27,6 +27,7 @@ from triage.models import Case, Photo
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER_START_TIMEOUT = 120
+ALL_QUEUES = f"{settings.INFERENCE_QUEUE},{settings.CELERY_TASK_DEFAULT_QUEUE}"
 ANALYSIS_TIMEOUT = 180
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -67,7 +68,8 @@ def stack_env(broker_url, **extra):
 
 @pytest.fixture
 def start_worker(tmp_path, installed_model, private_storage):
-    """start_worker(broker_url, *celery_args, **env) -> a real `celery worker` process (prefork, one child)."""
+    """start_worker(broker_url, *celery_args, **env) -> a real `celery worker` process (prefork, one child),
+    on every queue unless `--queues` is among the arguments."""
     processes = []
 
     def start(broker_url, *celery_args, **env):
@@ -76,7 +78,8 @@ def start_worker(tmp_path, installed_model, private_storage):
             process = subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "prefork", "--concurrency", "1",
                  "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-                 "--hostname", f"e2e-{os.getpid()}-{len(processes)}@%h", *celery_args],
+                 "--hostname", f"e2e-{os.getpid()}-{len(processes)}@%h", *celery_args,
+                 *([] if "--queues" in celery_args else ["--queues", ALL_QUEUES])],
                 cwd=ROOT, env=stack_env(broker_url, **env), stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )

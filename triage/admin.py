@@ -1,5 +1,8 @@
+import logging
+
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -7,10 +10,14 @@ from django.utils.html import format_html
 
 from triage import performance
 from triage.models import (
-    AuditEvent, Case, Decision, FinalDiagnosis, LabResult, ModelPromotion, ModelVersion, Photo, Prediction,
+    AuditEvent, Case, Decision, FileDeletionReason, FinalDiagnosis, LabResult, ModelPromotion, ModelVersion, Photo,
+    Prediction, WorkerHeartbeat,
 )
 from triage.registry import active_model_version
-from triage.services import audit, make_challenger, promote_model_version
+from triage.selectors import oldest_waiting_photo, queue_lengths
+from triage.services import audit, delete_photo_files, make_challenger, promote_model_version
+
+logger = logging.getLogger(__name__)
 
 
 class NoAddAdminMixin:
@@ -55,6 +62,8 @@ class AuditedReadsAdminMixin:
 
 def photo_thumbnail(photo):
     """Served through the permission-checked, audited view; never a public URL."""
+    if photo.files_deleted_at is not None:
+        return f"Deleted {photo.files_deleted_at:%d %b %Y}"
     return format_html(
         '<img src="{}" alt="Photo {}" style="max-height:80px;max-width:120px">',
         reverse("photo-image", args=[photo.pk]),
@@ -95,6 +104,26 @@ class CaseAdmin(AuditedReadsAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["appointment__reference"]
     list_select_related = ["appointment"]
     inlines = [PhotoInline, DecisionInline]
+    actions = ["delete_photo_files_on_request"]
+
+    @admin.action(description="Delete photos and heatmaps (patient's request)", permissions=["change"])
+    def delete_photo_files_on_request(self, request, queryset):
+        """Asks for confirmation first; then deletes the files (rows, scores and decisions stay), audited."""
+        photos = Photo.objects.filter(case__in=queryset, files_deleted_at__isnull=True).order_by("pk")
+        if request.POST.get("confirmed") != "yes":
+            return TemplateResponse(request, "admin/triage/case/confirm_photo_file_deletion.html", {
+                **self.admin_site.each_context(request),
+                "title": "Delete photos and heatmaps?",
+                "opts": self.model._meta,
+                "cases": queryset,
+                "photo_count": photos.count(),
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            })
+        deleted = delete_photo_files(
+            photos=photos, reason=FileDeletionReason.PATIENT_REQUEST, actor=request.user, request=request
+        )
+        self.message_user(request, f"Deleted the files of {deleted} photos. Scores, decisions and the audit trail are kept.",
+                          messages.SUCCESS)
 
 
 @admin.register(Photo)
@@ -105,7 +134,10 @@ class PhotoAdmin(AuditedReadsAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["status", "body_site", "roi_source"]
     search_fields = ["case__appointment__reference"]
     exclude = ["image"]  # a stored file has no public URL; shown through the protected view instead
-    readonly_fields = ["thumbnail"]
+    readonly_fields = [
+        "thumbnail", "case", "uploaded_by", "width", "height", "sha256", "attempts", "files_deleted_at",
+        "files_deleted_reason", "created_at",
+    ]
 
     @admin.display(description="Photo")
     def thumbnail(self, photo):
@@ -250,3 +282,27 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["case_reference", "action", "object_id", "actor__username", "ip_address"]
     list_select_related = ["actor"]
     date_hierarchy = "created_at"
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Workers and their last heartbeat; the page header shows queue lengths and the oldest waiting photo."""
+
+    list_display = ["hostname", "worker_state", "queues", "concurrency", "pid", "started_at", "last_seen_at"]
+    list_filter = ["queues"]
+
+    @admin.display(description="State")
+    def worker_state(self, heartbeat):
+        return heartbeat.state
+
+    def changelist_view(self, request, extra_context=None):
+        try:
+            lengths = queue_lengths()
+        except Exception:
+            logger.exception("Could not read queue lengths from the broker")
+            lengths = None
+        return super().changelist_view(request, extra_context={
+            **(extra_context or {}),
+            "queue_lengths": lengths,
+            "oldest_waiting_photo": oldest_waiting_photo(),
+        })

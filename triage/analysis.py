@@ -204,7 +204,7 @@ def _claim_photos(photo_ids, worker):
         photos = list(
             Photo.objects.select_for_update()
             .select_related("case")
-            .filter(pk__in=photo_ids)
+            .filter(pk__in=photo_ids, files_deleted_at__isnull=True)
             .exclude(status__in=[Photo.Status.ANALYSED, Photo.Status.REJECTED])
             .order_by("pk")
         )

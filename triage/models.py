@@ -1,7 +1,10 @@
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils import timezone
 
 
 class ModelVersion(models.Model):
@@ -134,6 +137,11 @@ class RoiBox(models.Model):
         self.roi_x0, self.roi_y0, self.roi_x1, self.roi_y1 = box if box is not None else (None, None, None, None)
 
 
+class FileDeletionReason(models.TextChoices):
+    RETENTION = "retention", "Retention period ended"
+    PATIENT_REQUEST = "patient_request", "Patient asked for deletion"
+
+
 class Photo(RoiBox):
     class Status(models.TextChoices):
         RECEIVED = "received", _("Received")
@@ -160,7 +168,10 @@ class Photo(RoiBox):
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="photos")
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     body_site = models.CharField(max_length=16, choices=BodySite.choices)
-    image = models.FileField(upload_to=photo_upload_path, help_text="Normalised JPEG: orientation applied, metadata stripped.")
+    image = models.FileField(
+        upload_to=photo_upload_path, blank=True,
+        help_text="Normalised JPEG: orientation applied, metadata stripped. Empty once the file is deleted.",
+    )
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     sha256 = models.CharField(max_length=64)
@@ -171,6 +182,10 @@ class Photo(RoiBox):
     queued_at = models.DateTimeField(null=True, blank=True, help_text="When its analysis was last handed to the broker; empty: not queued.")
     analysis_started_at = models.DateTimeField(null=True, blank=True, help_text="When the latest analysis run began (its lease).")
     analysis_worker = models.CharField(max_length=200, blank=True, help_text="Celery worker of the latest run.")
+    files_deleted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the photo and its heatmaps were deleted; the row and its scores stay.",
+    )
+    files_deleted_reason = models.CharField(max_length=20, choices=FileDeletionReason.choices, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -213,7 +228,9 @@ class Prediction(RoiBox):
     flagged = models.BooleanField()
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.ACTIVE, db_index=True)
     roi_source = models.CharField(max_length=16, choices=RoiSource.choices)
-    heatmap = models.FileField(upload_to=heatmap_upload_path, blank=True, help_text="Empty for shadow predictions.")
+    heatmap = models.FileField(
+        upload_to=heatmap_upload_path, blank=True, help_text="Empty for shadow predictions, and once the file is deleted."
+    )
     timings_ms = models.JSONField(default=dict)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
@@ -335,3 +352,31 @@ class AuditEvent(models.Model):
 
     def __str__(self):
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.object_type}:{self.object_id}"
+
+
+class WorkerHeartbeat(models.Model):
+    """The last sign of life of one Celery worker (its main process), written every
+    WORKER_HEARTBEAT_SECONDS; what admins look at to see which workers are up."""
+
+    hostname = models.CharField(max_length=200, unique=True)
+    queues = models.CharField(max_length=200)
+    pid = models.PositiveIntegerField()
+    concurrency = models.PositiveSmallIntegerField()
+    started_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField(db_index=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["hostname"]
+
+    def __str__(self):
+        return self.hostname
+
+    @property
+    def state(self):
+        """"stopped" (warm shutdown), "stale" (silent for three heartbeat periods) or "up"."""
+        if self.stopped_at is not None:
+            return "stopped"
+        if self.last_seen_at < timezone.now() - timedelta(seconds=3 * settings.WORKER_HEARTBEAT_SECONDS):
+            return "stale"
+        return "up"

@@ -4,12 +4,16 @@ per-process cache of loaded models.
 Imports `ml` (and so torch) lazily: the web process registers and activates versions from
 checkpoint metadata, but only a worker process ever keeps a model in memory.
 """
+import logging
+import os
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
 
 from triage.models import ModelVersion
+
+logger = logging.getLogger(__name__)
 
 MAX_MODELS_IN_MEMORY = 2
 
@@ -92,6 +96,7 @@ def loaded_model(model_version):
             _models_by_version.pop(next(iter(_models_by_version)))
         model = ml.load(model_version.checkpoint_path)
         _models_by_version[model_version.version] = model
+        logger.info("Loaded model %s in process %d", model_version.version, os.getpid())
     return model
 
 

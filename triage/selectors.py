@@ -1,11 +1,14 @@
-"""Reads for the triage domain: the clinician queue, case pages, photo access, model cards."""
+"""Reads for the triage domain: the clinician queue, case pages, photo access, model cards,
+and what admins see of the running system (queues, waiting photos, retention)."""
 from datetime import timedelta
 from pathlib import Path
 
+from celery import current_app
 from django.conf import settings
-from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, Subquery, Value, When
 from django.db.models import Case as CaseWhen
+from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, Subquery, Value, When
 from django.utils import timezone
+from kombu.exceptions import ChannelError
 
 from triage.models import Case, Decision, FinalDiagnosis, LabResult, ModelVersion, Outcome, Photo, Prediction
 
@@ -127,11 +130,13 @@ def ground_truth_history(case):
 
 
 def exportable_photos():
-    """Analysed photos of appointments whose patient currently opts in to research, with the
-    case's current lab result and diagnosis; the caller keeps those with a training label."""
+    """Analysed photos (files not deleted) of appointments whose patient currently opts in to research,
+    with the case's current lab result and diagnosis; the caller keeps those with a training label."""
     truth = cases_with_ground_truth().filter(pk=OuterRef("case_id"))
     return (
-        Photo.objects.filter(case__appointment__consent_research=True, status=Photo.Status.ANALYSED)
+        Photo.objects.filter(
+            case__appointment__consent_research=True, status=Photo.Status.ANALYSED, files_deleted_at__isnull=True
+        )
         .annotate(
             lab_result=Subquery(truth.values("lab_result")[:1]),
             final_diagnosis=Subquery(truth.values("final_diagnosis")[:1]),
@@ -176,4 +181,39 @@ def photos_to_requeue(*, worker=None):
     stalled = lost | abandoned
     if ModelVersion.objects.filter(is_active=True).exists():
         stalled |= Q(status=Photo.Status.NO_MODEL)
-    return list(Photo.objects.filter(stalled).order_by("case_id", "pk"))
+    return list(Photo.objects.filter(stalled, files_deleted_at__isnull=True).order_by("case_id", "pk"))
+
+
+# ---- Operations (admin's workers page) ----
+
+def queue_lengths():
+    """{queue name: messages waiting} for the inference and default queues, read from the broker."""
+    names = [settings.INFERENCE_QUEUE, settings.CELERY_TASK_DEFAULT_QUEUE]
+    lengths = {}
+    with current_app.connection_for_read() as broker:
+        for name in names:
+            channel = broker.channel()
+            try:
+                lengths[name] = channel.queue_declare(queue=name, passive=True).message_count
+            except ChannelError:  # never declared or emptied and removed (Redis): nothing waits
+                lengths[name] = 0
+            finally:
+                channel.close()
+    return lengths
+
+
+def oldest_waiting_photo():
+    """The photo that has waited longest for an analysis (received, analysing or no model), or None."""
+    return (
+        Photo.objects.filter(status__in=Photo.WAITING_STATUSES, files_deleted_at__isnull=True)
+        .order_by("created_at", "pk")
+        .first()
+    )
+
+
+def photos_past_retention():
+    """Photos whose files are older than PHOTO_RETENTION_DAYS and not yet deleted (none when 0)."""
+    if not settings.PHOTO_RETENTION_DAYS:
+        return Photo.objects.none()
+    cutoff = timezone.now() - timedelta(days=settings.PHOTO_RETENTION_DAYS)
+    return Photo.objects.filter(created_at__lt=cutoff, files_deleted_at__isnull=True).order_by("pk")

@@ -8,12 +8,14 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from triage import events, performance, registry, tasks
 from triage.images import box_for_tap, normalise_photo, validate_roi
 from triage.models import (
-    AuditEvent, Case, Decision, FinalDiagnosis, LabResult, ModelPromotion, Photo, Prediction, RoiSource, is_mpox,
+    AuditEvent, Case, Decision, FinalDiagnosis, LabResult, ModelPromotion, Photo, Prediction, RoiSource,
+    WorkerHeartbeat, is_mpox,
 )
 from triage.selectors import exportable_photos
 
@@ -294,6 +296,45 @@ def _case_reference(obj):
     if isinstance(obj, (Photo, Decision, LabResult, FinalDiagnosis)):
         obj = obj.case
     return obj.appointment.reference if isinstance(obj, Case) else ""
+
+
+def delete_photo_files(*, photos, reason, actor=None, request=None) -> int:
+    """Delete the stored photo and heatmap files of `photos`; rows, scores, decisions and the audit
+    trail stay, and each photo records when and why. Returns how many photos had files deleted.
+
+    Files go first, then the row is marked: if marking fails, the next run deletes again
+    (deleting a missing file is a no-op), so no file outlives a photo marked deleted.
+    """
+    deleted = 0
+    for photo in photos:
+        if photo.files_deleted_at is not None:
+            continue
+        predictions = list(photo.predictions.exclude(heatmap=""))
+        for field_file in [photo.image, *(prediction.heatmap for prediction in predictions)]:
+            if field_file.name:
+                field_file.storage.delete(field_file.name)
+        with transaction.atomic():
+            photo.predictions.update(heatmap="")
+            Photo.objects.filter(pk=photo.pk).update(
+                image="", files_deleted_at=timezone.now(), files_deleted_reason=reason, updated_at=timezone.now()
+            )
+            audit(actor=actor, action="delete_photo_files", obj=photo, request=request, reason=reason,
+                  heatmaps=len(predictions))
+        deleted += 1
+    return deleted
+
+
+def record_worker_heartbeat(*, hostname, queues, pid, concurrency, stopped=False) -> WorkerHeartbeat:
+    """Upsert this worker's row: a new start time when its pid changes, stopped at a warm shutdown."""
+    now = timezone.now()
+    heartbeat = WorkerHeartbeat.objects.filter(hostname=hostname).first() or WorkerHeartbeat(hostname=hostname)
+    if heartbeat.pid != pid:
+        heartbeat.started_at = now
+    heartbeat.queues, heartbeat.pid, heartbeat.concurrency = ",".join(queues), pid, concurrency
+    heartbeat.last_seen_at = now
+    heartbeat.stopped_at = now if stopped else None
+    heartbeat.save()
+    return heartbeat
 
 
 def _set_roi(photo, box, source):

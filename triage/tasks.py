@@ -28,19 +28,29 @@ from triage.models import Photo
 logger = logging.getLogger(__name__)
 
 
+# Whether this worker consumes the inference queue; set in the main process before the pool forks.
+_serves_inference = False
+
+
 @worker_init.connect
-def import_ml_before_forking(**_):
-    """Import torch once in the parent so each pool process starts in seconds, not tens of seconds."""
-    import ml  # noqa: F401
+def import_ml_before_forking(sender, **_):
+    """On inference workers, import torch once in the parent so each pool process starts in
+    seconds, not tens of seconds. Light workers never import it (hundreds of MB less)."""
+    global _serves_inference
+    _serves_inference = settings.INFERENCE_QUEUE in sender.app.amqp.queues.consume_from
+    if _serves_inference:
+        import ml  # noqa: F401
 
 
 @worker_process_init.connect
 def prepare_worker_process(**_):
-    """Each forked pool process sets its own torch threads and loads the model once.
+    """Each forked pool process of an inference worker sets its own torch threads and loads the model once.
 
     Without this, CPU PyTorch in a forked child can hang, and N children each using
     every core oversubscribe the machine.
     """
+    if not _serves_inference:
+        return
     import ml
 
     ml.configure_threads(settings.WORKER_TORCH_THREADS)

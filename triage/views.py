@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -30,7 +30,7 @@ def photo_image(request, photo_id):
     audit(actor=request.user, action="view_photo", obj=photo, allowed=allowed, request=request, photo_id=photo_id)
     if not allowed:
         return _deny(request)
-    return _private_file_response(photo.image)
+    return _private_file_response(photo.image, photo)
 
 
 @require_GET
@@ -44,7 +44,7 @@ def prediction_heatmap(request, photo_id, prediction_id):
     )
     if not allowed:
         return _deny(request)
-    return _private_file_response(prediction.heatmap)
+    return _private_file_response(prediction.heatmap, prediction.photo)
 
 
 @require_GET
@@ -236,7 +236,13 @@ def _roi_style(roi, width, height):
     )
 
 
-def _private_file_response(field_file):
+def _private_file_response(field_file, photo):
+    """Streams the file from private storage (local folder or bucket), never via a public URL."""
+    if photo.files_deleted_at is not None:
+        return HttpResponse(
+            f"This file was deleted on {photo.files_deleted_at:%d %b %Y} ({photo.get_files_deleted_reason_display().lower()}).",
+            status=410, content_type="text/plain; charset=utf-8",
+        )
     content_type = mimetypes.guess_type(field_file.name)[0] or "application/octet-stream"
     response = FileResponse(field_file.open("rb"), content_type=content_type)
     response["Cache-Control"] = "private, no-store"
