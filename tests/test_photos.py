@@ -192,7 +192,7 @@ def test_upload_page_shows_why_a_mark_is_refused(client, patient, appointment, p
     url = reverse("appointment", args=[appointment.reference])
     response = client.post(url, {"body_site": "hands", "consent_confirm": "on", "photos": make_upload(), **fields})
 
-    assert response.status_code == 200
+    assert response.status_code == 400  # refused uploads answer 400 (the form says why)
     assert message in response.content.decode()
     assert not Photo.objects.exists() and stored_files() == []
 
