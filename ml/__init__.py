@@ -6,7 +6,8 @@
 from . import testing
 from .architectures import ARCHITECTURES, ArchSpec, LesionNet
 from .checkpoint import CheckpointError
-from .inference import Analysis, LesionModel, configure_threads, display_copy, heatmap_overlay, load, overlay
+from .inference import (Analysis, LesionModel, Score, configure_threads, display_copy, heatmap_overlay,
+                        load, overlay)
 
-__all__ = ["ARCHITECTURES", "Analysis", "ArchSpec", "CheckpointError", "LesionModel", "LesionNet",
+__all__ = ["ARCHITECTURES", "Analysis", "ArchSpec", "CheckpointError", "LesionModel", "LesionNet", "Score",
            "configure_threads", "display_copy", "heatmap_overlay", "load", "overlay", "testing"]
