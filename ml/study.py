@@ -533,7 +533,9 @@ def _ship(path: Path, cache, labels, groups, samples, data: Path, ship: str, rep
         cv_metrics={"folds": report["folds"], "method": ship,
                     "clean_oof_auc": report["methods"][ship]["clean"],
                     "shifted_pooled_oof_auc": report["methods"][ship]["shifted_pooled"],
-                    "at_threshold": clean},
+                    # same shape as `ml cv` reports ({"mean": ...} per metric): the portal reads it
+                    "at_threshold": {name: {"mean": clean[name], "ci95": clean[f"{name}_ci95"]}
+                                     for name in ("sensitivity", "specificity")}},
         calibration={"method": "platt", "a": report["calibration"]["a"], "b": report["calibration"]["b"],
                      "fitted_on": "out-of-fold logits of the patient-grouped CV"},
         assessment=rule, head={"method": ship, "C": c},
