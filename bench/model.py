@@ -78,6 +78,8 @@ def measure(model: ml.LesionModel, checkpoint, photos, boxes, reps: int, warmup:
     """Adds the model figures to ``report``; returns the raw per-image milliseconds."""
     naive_net = load_naive_net(checkpoint)
     naive_layer = ml.ARCHITECTURES[model.arch].target_module(naive_net)
+    # The same network and calibration without the assessability rule: what the check costs.
+    unjudged = ml.LesionModel(model.net, model.metadata, auto_roi=model.auto_roi, assessor=None)
     per_image = {}
     for batch in BATCHES:
         x = model_input(model, photos, boxes, batch)
@@ -86,6 +88,7 @@ def measure(model: ml.LesionModel, checkpoint, photos, boxes, reps: int, warmup:
             "forward_contiguous": lambda: plain_forward(naive_net, x.contiguous()),
             "fast_gradcam": lambda: fast_gradcam(model.net, x),
             "analyse_roi": lambda: model.analyse_batch(photos[:batch], boxes[:batch]),
+            "analyse_roi_unjudged": lambda: unjudged.analyse_batch(photos[:batch], boxes[:batch]),
             "analyse_auto_roi": lambda: model.analyse_batch(photos[:batch], [None] * batch),
             "naive_gradcam": lambda: naive_gradcam(naive_net, naive_layer, x.contiguous()),
         }
@@ -103,13 +106,15 @@ def _add_model_figures(report, ms: dict) -> None:
                    ms[f"forward_contiguous_b{batch}"], "ms/img")
         report.add(f"images_per_s_b{batch}", f"plain forward throughput, batch {batch}", 1000 / forward, "img/s")
         for name, label, target in (("fast_gradcam", "ml fast_gradcam on the tensor (no pre/post)", None),
-                                    ("analyse_roi", "prediction + Grad-CAM, given ROI", 1.2),
+                                    ("analyse_roi", "prediction + Grad-CAM + assessability, given ROI", 1.2),
                                     ("analyse_auto_roi", "prediction + Grad-CAM, auto ROI", 1.2),
                                     ("naive_gradcam", "naive: forward + pytorch-grad-cam", None)):
             value = ms[f"{name}_b{batch}"]
             report.add(f"{name}_ms_b{batch}", f"{label}, batch {batch}", value, "ms/img")
             report.add(f"{name}_ratio_b{batch}", f"  ratio to plain forward, batch {batch}", value / forward, "x",
                        target)
+        report.add(f"assessment_ratio_b{batch}", f"  given ROI with / without the assessability check, batch {batch}",
+                   ms[f"analyse_roi_b{batch}"] / ms[f"analyse_roi_unjudged_b{batch}"], "x")
         report.add(f"analyse_images_per_s_b{batch}", f"worker model path throughput, batch {batch} (auto ROI)",
                    1000 / ms[f"analyse_auto_roi_b{batch}"], "img/s")
 

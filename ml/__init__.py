@@ -10,7 +10,7 @@ from importlib import import_module
 _EXPORTS = {
     "ARCHITECTURES": "architectures", "ArchSpec": "architectures", "LesionNet": "architectures",
     "CheckpointError": "checkpoint",
-    "Analysis": "inference", "LesionModel": "inference", "configure_threads": "inference",
+    "Analysis": "inference", "LesionModel": "inference", "Score": "inference", "configure_threads": "inference",
     "display_copy": "inference", "heatmap_overlay": "inference", "load": "inference", "overlay": "inference",
 }
 __all__ = sorted([*_EXPORTS, "testing"])

@@ -1,4 +1,4 @@
-"""Command line: ``python -m ml {train,cv,evaluate,scenes} ...`` (see ``--help`` of each)."""
+"""Command line: ``python -m ml {train,cv,evaluate,scenes,study,negatives} ...`` (see ``--help`` of each)."""
 from __future__ import annotations
 
 import argparse
@@ -260,6 +260,32 @@ def cmd_roi_study(args) -> None:
     run_study(load(args.model), args.data, args.out, args.tune_seed, args.eval_seed, log)
 
 
+def cmd_study(args) -> None:
+    from .study import run_study
+
+    run_study(args.data, args.out, args.ship, args.checkpoint, args.cache_dir, args.folds, args.seed,
+              args.views, args.target_sensitivity, args.bootstrap, not args.skip_finetune, log)
+
+
+def cmd_negatives(args) -> None:
+    from .negatives import build_negatives, score_negatives
+
+    if not args.score_only:
+        build_negatives(args.out, seed=args.seed, per_category=args.per_category, log=log)
+    if args.model:
+        from .inference import load
+
+        report = score_negatives(load(args.model), args.out)
+        json_path = args.json or args.out / "scores.json"
+        json_path.write_text(json.dumps(report, indent=1))
+        log("category | n | flagged [95% CI] | not assessable [95% CI] | reasons")
+        for name, r in report.items():
+            log(f"{name} | {r['n']} | {r['flagged_share']:.0%} [{r['flagged_ci95'][0]:.0%}, "
+                f"{r['flagged_ci95'][1]:.0%}] | {r['not_assessable_share']:.0%} "
+                f"[{r['not_assessable_ci95'][0]:.0%}, {r['not_assessable_ci95'][1]:.0%}] | {r['reasons']}")
+        log(f"wrote {json_path}")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m ml", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -321,6 +347,36 @@ def main(argv=None) -> None:
     study.add_argument("--eval-seed", type=int, default=2)
     study.add_argument("--threads", type=int, default=2)
     study.set_defaults(func=cmd_roi_study)
+
+    from .study import METHODS
+
+    study = sub.add_parser("study", help="compare classifiers (patient-grouped CV + shifted copies), "
+                           "calibrate, fit the assessability rule, optionally write the checkpoint")
+    study.add_argument("--data", required=True, type=Path)
+    study.add_argument("--out", required=True, type=Path, help="folder for study.json and oof.npz")
+    study.add_argument("--ship", default="logistic+aug", choices=sorted(METHODS),
+                       help="method fitted on all images for --checkpoint")
+    study.add_argument("--checkpoint", type=Path, help="write the shipped checkpoint here")
+    study.add_argument("--cache-dir", type=Path, default=Path("var/ml-cache"))
+    study.add_argument("--folds", type=int, default=5)
+    study.add_argument("--seed", type=int, default=0)
+    study.add_argument("--views", type=int, default=4, help="augmented views per image and kind")
+    study.add_argument("--target-sensitivity", type=float, default=0.95)
+    study.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
+    study.add_argument("--skip-finetune", action="store_true", help="leave out the fine-tuned network")
+    study.add_argument("--threads", type=int, default=2)
+    study.set_defaults(func=cmd_study)
+
+    negatives = sub.add_parser("negatives", help="render the negatives set (photos that must not be "
+                               "flagged); with --model, score it through the portal's path")
+    negatives.add_argument("--out", required=True, type=Path)
+    negatives.add_argument("--seed", type=int, default=0)
+    negatives.add_argument("--per-category", type=int, default=24)
+    negatives.add_argument("--model", type=Path, help="checkpoint: report share flagged / not assessable")
+    negatives.add_argument("--json", type=Path, help="score report path (default OUT/scores.json)")
+    negatives.add_argument("--score-only", action="store_true", help="score an existing OUT, render nothing")
+    negatives.add_argument("--threads", type=int, default=2)
+    negatives.set_defaults(func=cmd_negatives)
 
     args = parser.parse_args(argv)
     if hasattr(args, "threads"):

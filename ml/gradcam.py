@@ -24,9 +24,11 @@ def scale_cam(cam: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarra
     return np.float32(cam)
 
 
-def fast_gradcam(net: LesionNet, x: torch.Tensor, target: str = "positive"
-                 ) -> tuple[torch.Tensor, np.ndarray]:
-    """Returns (logits (B,), cams (B, H, W) float32 0..1 at the input resolution).
+def fast_gradcam(net: LesionNet, x: torch.Tensor, target: str = "positive", with_pooled: bool = False
+                 ) -> tuple[torch.Tensor, np.ndarray] | tuple[torch.Tensor, np.ndarray, torch.Tensor]:
+    """Returns (logits (B,), cams (B, H, W) float32 0..1 at the input resolution), and with
+    ``with_pooled`` also the pooled features (B, D) of the same pass (the head's input; the
+    assessability check's OOD distance uses them, so it costs no extra forward).
 
     ``target="positive"`` explains the positive-class logit; ``"predicted"`` explains the predicted
     class (the logit times its sign), which also localises lesions the model calls negative.
@@ -35,11 +37,14 @@ def fast_gradcam(net: LesionNet, x: torch.Tensor, target: str = "positive"
         activation = net.features(x)
     with torch.inference_mode(False), torch.enable_grad():
         activation = activation.clone().requires_grad_(True)  # a normal (non-inference) leaf
-        logits = net.head(activation)[:, 0]
+        pooled = net.pooled(activation)
+        logits = net.head.fc(net.head.dropout(pooled))[:, 0]
         objective = logits if target == "positive" else logits * torch.sign(logits.detach())
         (grad,) = torch.autograd.grad(objective.sum(), activation)
     weights = grad.mean(dim=(2, 3), keepdim=True)
     cams = torch.relu((weights * activation.detach()).sum(dim=1)).numpy()
     height, width = x.shape[-2:]
     scaled = np.stack([scale_cam(scale_cam(cam, (width, height))) for cam in cams])
+    if with_pooled:
+        return logits.detach(), scaled, pooled.detach()
     return logits.detach(), scaled

@@ -12,11 +12,11 @@ import torch
 from PIL import Image, ImageDraw
 
 from .architectures import LesionNet
+from .assessment import Assessor
 from .checkpoint import build_network, read_checkpoint
+from .boxes import Box, clamp_box
 from .gradcam import fast_gradcam
-from .boxes import Box
 from .preprocess import crop_resize, to_batch
-from .boxes import clamp_box
 from .roi import AUTO_ROI, RoiParams, activation_energy, box_from_cam, locating_map
 
 
@@ -31,6 +31,14 @@ class Analysis:
     reason: str = ""                    # machine code why not assessable ("" when assessable)
 
 
+@dataclass(frozen=True)
+class Score:
+    """What :meth:`LesionModel.predict` gives per photo (no heatmap)."""
+    probability: float
+    assessable: bool
+    reason: str
+
+
 def _ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
 
@@ -40,14 +48,21 @@ class LesionModel:
 
     ``auto_roi``: photos analysed without a box get an automatic lesion ROI (two passes: the whole
     photo's activation energy gives the box, the second pass classifies and explains the crop).
+    ``assessor``: the checkpoint's assessability rule (None: every crop is assessable).
+    The probability is the checkpoint's calibration (``metadata["calibration"]``: Platt ``a``,
+    ``b``) applied to the logit; the heatmap explains the logit (the same map, as ``a`` > 0).
     """
 
-    def __init__(self, net: LesionNet, metadata: dict, auto_roi: bool = True):
+    def __init__(self, net: LesionNet, metadata: dict, auto_roi: bool = True,
+                 assessor: Assessor | None = None):
         self.net = net.eval().to(memory_format=torch.channels_last)
         for param in self.net.parameters():
             param.requires_grad_(False)
         self.metadata = metadata
         self.auto_roi = auto_roi
+        self.assessor = assessor
+        calibration = metadata.get("calibration") or {}
+        self._platt = (float(calibration.get("a", 1.0)), float(calibration.get("b", 0.0)))
 
     version = property(lambda self: self.metadata["version"])
     arch = property(lambda self: self.metadata["arch"])
@@ -56,8 +71,21 @@ class LesionModel:
 
     def _batch(self, images: Sequence[Image.Image], rois: Sequence[Box | None],
                size: int | None = None) -> torch.Tensor:
+        return self._crops_and_batch(images, rois, size)[1]
+
+    def _crops_and_batch(self, images: Sequence[Image.Image], rois: Sequence[Box | None],
+                         size: int | None = None) -> tuple[list[np.ndarray], torch.Tensor]:
         crops = [crop_resize(im, roi, size or self.input_size) for im, roi in zip(images, rois)]
-        return to_batch(crops, self.metadata["mean"], self.metadata["std"])
+        return ([np.asarray(c) for c in crops],
+                to_batch(crops, self.metadata["mean"], self.metadata["std"]))
+
+    def probability(self, logits: torch.Tensor) -> np.ndarray:
+        """Calibrated P(positive) from logits."""
+        a, b = self._platt
+        return torch.sigmoid(a * logits + b).numpy()
+
+    def _reasons(self, crops: list[np.ndarray], pooled: torch.Tensor) -> list[str]:
+        return self.assessor.reasons(crops, pooled) if self.assessor else [""] * len(crops)
 
     def activation_maps(self, images: Sequence[Image.Image], size: int | None = None) -> np.ndarray:
         """The whole photos' activation energy (B, size, size), 0..1; see :mod:`ml.roi`."""
@@ -92,25 +120,35 @@ class LesionModel:
         roi_ms = _ms(start)
 
         model_start = time.perf_counter()
-        logits, cams = fast_gradcam(self.net, self._batch(images, boxes))
-        probabilities = torch.sigmoid(logits).tolist()
+        crops, x = self._crops_and_batch(images, boxes)
+        logits, cams, pooled = fast_gradcam(self.net, x, with_pooled=True)
+        probabilities = self.probability(logits).tolist()
+        reasons = self._reasons(crops, pooled)
         model_ms = _ms(model_start)
 
         heatmap_start = time.perf_counter()
         heatmaps = [map_to_image(cam, box, im.size, heatmap_max_side) for cam, box, im in zip(cams, boxes, images)]
         timings = {"roi": roi_ms, "model": model_ms, "heatmap": _ms(heatmap_start),
                    "total": _ms(start), "batch_size": float(len(images))}
-        return [Analysis(p, h, b, s, dict(timings))
-                for p, h, b, s in zip(probabilities, heatmaps, boxes, sources)]
+        return [Analysis(p, h, b, s, dict(timings), assessable=not reason, reason=reason)
+                for p, h, b, s, reason in zip(probabilities, heatmaps, boxes, sources, reasons)]
 
     def analyse(self, image: Image.Image, roi: Box | None = None, heatmap_max_side: int | None = None) -> Analysis:
         return self.analyse_batch([image], [roi], heatmap_max_side)[0]
 
-    def predict_proba(self, images: Sequence[Image.Image], rois: Sequence[Box | None]) -> np.ndarray:
-        """Probabilities only (plain forward, used by evaluation); ``rois`` entries may be None."""
+    def predict(self, images: Sequence[Image.Image], rois: Sequence[Box | None]) -> list[Score]:
+        """Probability and assessability without the heatmap (one plain forward; for evaluation).
+        ``rois`` entries may be None (whole photo; no automatic ROI here)."""
+        crops, x = self._crops_and_batch([im.convert("RGB") for im in images], rois)
         with torch.inference_mode():
-            logits = self.net(self._batch(images, rois))[:, 0]
-        return torch.sigmoid(logits).numpy()
+            pooled = self.net.pooled(self.net.features(x))
+            logits = self.net.head.fc(pooled)[:, 0]
+        reasons = self._reasons(crops, pooled)
+        return [Score(float(p), not reason, reason) for p, reason in zip(self.probability(logits), reasons)]
+
+    def predict_proba(self, images: Sequence[Image.Image], rois: Sequence[Box | None]) -> np.ndarray:
+        """Probabilities only (as :meth:`predict`); ``rois`` entries may be None."""
+        return np.array([score.probability for score in self.predict(images, rois)])
 
 
 def heatmap_size(image_size: tuple[int, int], max_side: int | None) -> tuple[int, int]:
@@ -142,7 +180,8 @@ def load(checkpoint_path: str | Path, auto_roi: bool = True, warmup: bool = True
     ``warmup`` runs one small analysis so the first real request does not pay the one-off
     start-up cost of the kernels (about a second on this machine)."""
     metadata, state = read_checkpoint(checkpoint_path)
-    model = LesionModel(build_network(metadata, state), metadata, auto_roi=auto_roi)
+    model = LesionModel(build_network(metadata, state), metadata, auto_roi=auto_roi,
+                        assessor=Assessor.from_checkpoint(metadata, state))
     if warmup:
         model.analyse(Image.new("RGB", (model.input_size, model.input_size), (128, 128, 128)))
     return model

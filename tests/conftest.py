@@ -189,13 +189,15 @@ def model_version(db):
 
 @pytest.fixture
 def record_result(model_version, make_image_bytes):
-    """record_result(photo, probability) -> Prediction by `model_version` (threshold 0.5) with an
-    automatic box, recorded by the worker's own `record_prediction` (which flags the case)."""
+    """record_result(photo, probability, reason="") -> Prediction by `model_version` (threshold 0.5)
+    with an automatic box, recorded by the worker's own `record_prediction` (which flags the case);
+    a `reason` makes the photo not assessable."""
     from ml import Analysis
 
-    def record(photo, probability):
+    def record(photo, probability, reason=""):
         result = Analysis(
-            probability=probability, heatmap=np.zeros((8, 8), np.float32), roi=(20, 10, 120, 90), roi_source="auto"
+            probability=probability, heatmap=np.zeros((8, 8), np.float32), roi=(20, 10, 120, 90), roi_source="auto",
+            assessable=not reason, reason=reason,
         )
         return record_prediction(
             photo=photo, model_version=model_version, analysis=result,

@@ -65,3 +65,13 @@ def test_service_made_rows_cannot_be_added_in_admin(admin_client, model):
 def test_model_version_fields_are_read_only_except_activation(admin_client, model_version):
     page = admin_client.get(reverse("admin:triage_modelversion_change", args=[model_version.pk])).content.decode()
     assert 'name="threshold"' not in page and 'name="checkpoint_path"' not in page
+
+
+def test_prediction_admin_shows_the_outcome_and_why_a_photo_was_not_assessable(admin_client, photo, record_result):
+    judged_out = record_result(photo, 0.9, reason="not_skin")
+
+    listing = admin_client.get(reverse("admin:triage_prediction_changelist"), {"outcome": "not_assessable"})
+    detail = admin_client.get(reverse("admin:triage_prediction_change", args=[judged_out.pk]))
+
+    assert "Not assessable" in listing.content.decode() and "not_skin" in listing.content.decode()
+    assert "Not a skin photo" in detail.content.decode()

@@ -1,14 +1,16 @@
-"""The worker's pipeline in-process: registry, quality check, idempotent analysis, flagging rule."""
+"""The worker's pipeline in-process: registry, three outcomes, idempotent analysis, flagging rule."""
 import io
 
+import numpy as np
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
-from PIL import Image, ImageDraw
+from django.urls import reverse
+from PIL import Image, ImageDraw, ImageFilter
 
 import ml.testing
-from triage import analysis, images, registry
-from triage.models import Case, ModelVersion, Photo, Prediction, RoiSource
+from triage import analysis, registry
+from triage.models import Case, ModelVersion, Photo, PhotoOutcome, Prediction, RoiSource, reason_for_patient
 from triage.services import accept_photo
 
 
@@ -21,13 +23,36 @@ def tiny_model(tmp_path, settings, db):
     return model_version
 
 
-def lesion_upload(size=(320, 240)):
+def lesion_image(size=(320, 240), seed=0):
+    """Textured skin with a dark red spot."""
     width, height = size
-    image = Image.new("RGB", size, (214, 170, 140))
+    rng = np.random.default_rng(seed)
+    skin = np.array([214, 170, 140], dtype=np.float32) + rng.normal(0, 10, size=(height, width, 3))
+    image = Image.fromarray(np.clip(skin, 0, 255).astype(np.uint8))
     ImageDraw.Draw(image).ellipse((width * 0.3, height * 0.3, width * 0.6, height * 0.7), fill=(140, 60, 60))
+    return image
+
+
+def upload(image, name="lesion.jpg"):
     buffer = io.BytesIO()
-    image.save(buffer, "JPEG")
-    return SimpleUploadedFile("lesion.jpg", buffer.getvalue(), "image/jpeg")
+    image.save(buffer, "JPEG", quality=92)
+    return SimpleUploadedFile(name, buffer.getvalue(), "image/jpeg")
+
+
+def lesion_upload(size=(320, 240)):
+    return upload(lesion_image(size))
+
+
+@pytest.fixture
+def judging_model(tmp_path, settings, db):
+    """A random checkpoint with an assessability rule fitted on sharp lesion photos; threshold 0,
+    so every assessable photo is suspected and only assessability decides."""
+    settings.MODEL_DIR = tmp_path
+    examples = [lesion_image(seed=seed) for seed in range(6)]
+    ml.testing.make_random_checkpoint(tmp_path / "judge.pt", arch="efficientnet_lite0", input_size=64,
+                                      threshold=0.0, version="judge-1", assessable_examples=examples)
+    (model_version,) = registry.register_checkpoints()
+    return model_version
 
 
 def test_first_registered_checkpoint_becomes_active_and_registering_again_is_a_no_op(tiny_model):
@@ -60,34 +85,46 @@ def test_analysis_stores_a_prediction_once_and_a_rerun_skips_it(tiny_model, appo
     assert Prediction.objects.count() == 1
 
 
-def test_unreadable_photos_are_rejected_with_a_reason(tiny_model, appointment, patient, private_storage, enqueued):
-    buffer = io.BytesIO()
-    Image.new("RGB", (320, 240), (5, 5, 5)).save(buffer, "JPEG")
-    photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=SimpleUploadedFile("dark.jpg", buffer.getvalue(), "image/jpeg"), body_site="trunk")
-    assert analysis.analyse_photos([photo.pk]) == []
+def test_a_dark_photo_is_not_assessable_and_the_patient_is_asked_to_retake_it(
+        tiny_model, appointment, patient, private_storage, enqueued):
+    dark = upload(Image.new("RGB", (320, 240), (5, 5, 5)), "dark.jpg")
+    photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=dark, body_site="trunk")
+    (prediction,) = analysis.analyse_photos([photo.pk])
     photo.refresh_from_db()
-    assert photo.status == Photo.Status.REJECTED
-    assert "too dark" in photo.status_detail
+    assert (prediction.assessable, prediction.reason) == (False, "too_dark")
+    assert prediction.outcome == PhotoOutcome.NOT_ASSESSABLE and not prediction.flagged
+    assert photo.status == Photo.Status.REJECTED and "too dark" in photo.status_detail
+    assert analysis.analyse_photos([photo.pk]) == []  # settled: a redelivered task leaves it
 
 
-@pytest.mark.parametrize(
-    ("colour", "problem"),
-    [((3, 3, 3), "too dark"), ((252, 252, 252), "too bright"), ((120, 120, 120), "blank"), (None, None)],
-)
-def test_photo_quality_problem(colour, problem):
-    if colour is None:
-        image = Image.new("RGB", (300, 300), (200, 150, 130))
-        ImageDraw.Draw(image).ellipse((100, 100, 200, 200), fill=(90, 40, 40))
-    else:
-        image = Image.new("RGB", (300, 300), colour)
-    found = images.photo_quality_problem(image)
-    assert (found is None) if problem is None else (problem in found)
+def test_a_heavily_blurred_photo_is_not_assessable_and_never_flags_the_case(
+        judging_model, appointment, patient, private_storage, enqueued, client):
+    blurred_image = lesion_image(seed=11).filter(ImageFilter.GaussianBlur(8))
+    blurred = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=upload(blurred_image), body_site="trunk", roi=(0, 0, 320, 240))
+    (judged,) = analysis.analyse_photos([blurred.pk])
+    assert judged.outcome == PhotoOutcome.NOT_ASSESSABLE and judged.reason == "blurred"
+    assert judged.probability >= judged.threshold      # it has a score, but the score is not used
+    case = Case.objects.get(pk=appointment.case.pk)
+    assert not case.flagged and case.max_probability is None
+
+    sharp = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=upload(lesion_image(seed=10)), body_site="trunk", roi=(0, 0, 320, 240))
+    (suspected,) = analysis.analyse_photos([sharp.pk])
+    assert suspected.outcome == PhotoOutcome.SUSPECTED
+    case.refresh_from_db()
+    assert case.flagged and case.max_probability == pytest.approx(suspected.probability)
+
+    client.force_login(patient)
+    statuses = client.get(reverse("appointment-photo-status", args=[appointment.reference])).json()["photos"]
+    blurred_status = next(p for p in statuses if p["id"] == blurred.pk)
+    assert blurred_status["label"] == "Please take it again"
+    assert blurred_status["detail"] == reason_for_patient("blurred") and "blurred" in blurred_status["detail"]
+    assert "probability" not in str(statuses)
 
 
-def make_prediction(photo, model_version, probability):
+def make_prediction(photo, model_version, probability, assessable=True):
     prediction = Prediction(
         photo=photo, model_version=model_version, probability=probability, threshold=model_version.threshold,
-        flagged=probability >= model_version.threshold, roi_source=RoiSource.NONE,
+        assessable=assessable, reason="" if assessable else "no_lesion", roi_source=RoiSource.NONE,
     )
     prediction.heatmap.save("h.jpg", ContentFile(b"x"), save=False)
     prediction.save()
@@ -109,6 +146,24 @@ def test_case_flag_follows_each_photos_latest_prediction(tiny_model, appointment
     analysis.refresh_case_flag(case)
     case = Case.objects.get(pk=case.pk)
     assert not case.flagged and case.max_probability == pytest.approx(0.4)
+
+    make_prediction(second, tiny_model, 0.95, assessable=False)  # the model cannot judge the photo
+    analysis.refresh_case_flag(case)
+    case = Case.objects.get(pk=case.pk)
+    assert not case.flagged and case.max_probability == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize(
+    ("probability", "assessable", "outcome"),
+    [(0.5, True, PhotoOutcome.SUSPECTED), (0.49, True, PhotoOutcome.NOT_SUSPECTED),
+     (0.99, False, PhotoOutcome.NOT_ASSESSABLE)],
+)
+def test_prediction_outcome_follows_score_threshold_and_assessability(
+        tiny_model, appointment, patient, private_storage, enqueued, probability, assessable, outcome):
+    photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=lesion_upload(), body_site="trunk")
+    prediction = make_prediction(photo, tiny_model, probability, assessable)
+    assert prediction.outcome == outcome and prediction.flagged == (outcome == PhotoOutcome.SUSPECTED)
+    assert bool(prediction.reason_for_clinician) == (not assessable)
 
 
 def test_large_photo_keeps_full_size_roi_and_a_screen_size_overlay(tiny_model, appointment, patient, private_storage, enqueued):

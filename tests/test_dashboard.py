@@ -18,13 +18,13 @@ def case_with_photo(make_slot, other_patient, private_storage, enqueued, make_up
     """case_with_photo(hours_from_now, probability=None) -> Case with one photo, analysed when a
     probability is given (flagged at 0.5 or more)."""
 
-    def make(hours_from_now, probability=None):
+    def make(hours_from_now, probability=None, reason=""):
         appointment = book_appointment(patient=other_patient, slot=make_slot(hours_from_now), consent_care=True)
         photo = accept_photo(
             case=appointment.case, uploaded_by=other_patient, uploaded_file=make_upload(), body_site=Photo.BodySite.TRUNK
         )
         if probability is not None:
-            record_result(photo, probability)
+            record_result(photo, probability, reason)
         return appointment.case
 
     return make
@@ -41,6 +41,27 @@ def test_queue_puts_flagged_undecided_first_then_score_then_time(case_with_photo
     assert list(case_queue()) == [flagged, flagged_decided, later_low, soon_unscored]
     assert list(case_queue(queue_filter="flagged")) == [flagged, flagged_decided]
     assert list(case_queue(queue_filter="undecided")) == [flagged, later_low, soon_unscored]
+
+
+def test_queue_shows_each_photos_outcome_and_not_assessable_photos_never_flag(case_with_photo, clinician, client):
+    judged_out = case_with_photo(4, probability=0.97, reason="no_lesion")
+    suspected = case_with_photo(5, probability=0.7)
+    assert list(case_queue(queue_filter="flagged")) == [suspected]
+    judged_out.refresh_from_db()
+    assert not judged_out.flagged and judged_out.max_probability is None
+
+    client.force_login(clinician)
+    page = client.get(reverse("staff-queue")).content.decode()
+    assert "1 not assessable" in page and "1 suspected mpox" in page
+    assert "97%" not in page  # an unusable score is no case's highest score
+
+
+def test_case_page_explains_a_photo_that_is_not_assessable(case_with_photo, clinician, client):
+    case = case_with_photo(4, probability=0.97, reason="blurred")
+    client.force_login(clinician)
+    page = client.get(reverse("staff-case", args=[case.pk])).content.decode()
+    assert "Not assessable" in page and "Blurred:" in page
+    assert "not used: the photo is not assessable" in page and "Above threshold" not in page
 
 
 def test_cases_without_photos_are_not_queued(appointment):

@@ -148,11 +148,11 @@ class PhotoAdmin(AuditedReadsAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 class PredictionAdmin(AuditedReadsAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Every prediction, the challenger's shadow ones included (filter by role)."""
 
-    list_display = ["photo", "model_version", "role", "probability", "threshold", "flagged", "roi_source", "created_at"]
-    list_filter = ["role", "flagged", "model_version", "roi_source"]
+    list_display = ["photo", "model_version", "role", "outcome", "reason", "probability", "threshold", "roi_source", "created_at"]
+    list_filter = ["role", "outcome", "reason", "model_version", "roi_source"]
     list_select_related = ["model_version", "photo"]
     exclude = ["heatmap"]  # a stored file has no public URL; shown through the protected view instead
-    readonly_fields = ["heatmap_image"]
+    readonly_fields = ["heatmap_image", "reason_for_clinician"]
 
     def get_queryset(self, request):
         return Prediction.all_roles.select_related("model_version", "photo")

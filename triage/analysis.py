@@ -12,7 +12,7 @@ from django.utils import timezone
 from PIL import Image
 
 from triage import events, registry
-from triage.images import encode_jpeg, photo_quality_problem
+from triage.images import encode_jpeg
 from triage.models import Case, Photo, Prediction, RoiSource
 
 logger = logging.getLogger(__name__)
@@ -26,8 +26,10 @@ HEATMAP_JPEG_QUALITY = 88
 def analyse_photos(photo_ids, requested_by_id=None, worker=""):
     """Analyse photos (one batch per call), skipping any already analysed.
 
-    Safe to re-run: a redelivered task finds finished photos ANALYSED and leaves them, and of two
-    runs of one photo only the one that began last records a result (see `record_prediction`).
+    The model judges each photo assessable or not (quality, lesion in view) in the same pass that
+    scores it; a photo it cannot judge gets a prediction too, and the patient is asked to retake it.
+    Safe to re-run: a redelivered task finds finished photos ANALYSED or REJECTED and leaves them, and
+    of two runs of one photo only the one that began last records a result (see `record_prediction`).
     `worker` names the Celery worker, so that it can recover its photos if it dies.
     Returns the predictions made.
     """
@@ -48,15 +50,7 @@ def analyse_photos(photo_ids, requested_by_id=None, worker=""):
     readable = []
     for photo in photos:
         read_started = time.perf_counter()
-        image = read_photo(photo)
-        problem = photo_quality_problem(image)
-        if problem:
-            _set_status(photo, Photo.Status.REJECTED, problem)
-            events.send_on_commit(events.photo_retake_needed, case=photo.case, photo=photo)
-            continue
-        readable.append((photo, image, (time.perf_counter() - read_started) * 1000))
-    if not readable:
-        return []
+        readable.append((photo, read_photo(photo), (time.perf_counter() - read_started) * 1000))
 
     images = [image for _, image, _ in readable]
     analyses = model.analyse_batch(images, [photo.roi for photo, _, _ in readable], heatmap_max_side=HEATMAP_MAX_SIDE)
@@ -110,7 +104,7 @@ def run_challenger_in_shadow(active_predictions, images, requested_by_id=None):
                 Prediction.all_roles.create(
                     photo=active.photo, model_version=challenger, role=Prediction.Role.CHALLENGER,
                     probability=float(analysis.probability), threshold=challenger.threshold,
-                    flagged=float(analysis.probability) >= challenger.threshold,
+                    assessable=bool(analysis.assessable), reason=analysis.reason,
                     roi=analysis.roi, roi_source=_shadow_roi_source(active, analysis),
                     timings_ms={**{key: round(float(value), 2) for key, value in analysis.timings_ms.items()},
                                 "model_load": round(load_ms, 2)},
@@ -139,7 +133,8 @@ def render_heatmap(image, analysis) -> bytes:
 
 
 def record_prediction(*, photo, model_version, analysis, heatmap_jpeg, timings_ms, requested_by_id=None):
-    """Store one prediction, mark the photo analysed and refresh its case's flag, atomically.
+    """Store one prediction, settle the photo and refresh its case's flag, atomically. A photo the
+    model cannot judge is marked for a retake, with the reason in the patient's words.
 
     Returns None, storing nothing, when another run of this photo began after this one (a
     redelivered or re-queued task; `photo.attempts` is this run's number): that run records instead,
@@ -155,7 +150,8 @@ def record_prediction(*, photo, model_version, analysis, heatmap_jpeg, timings_m
             model_version=model_version,
             probability=float(analysis.probability),
             threshold=model_version.threshold,
-            flagged=float(analysis.probability) >= model_version.threshold,
+            assessable=bool(analysis.assessable),
+            reason=analysis.reason,
             roi=analysis.roi,
             roi_source=roi_source,
             timings_ms={key: round(float(value), 2) for key, value in timings_ms.items()},
@@ -167,14 +163,19 @@ def record_prediction(*, photo, model_version, analysis, heatmap_jpeg, timings_m
         except Exception:
             prediction.heatmap.storage.delete(prediction.heatmap.name)
             raise
-        _set_status(photo, Photo.Status.ANALYSED, "")
+        if prediction.assessable:
+            _set_status(photo, Photo.Status.ANALYSED, "")
+        else:
+            _set_status(photo, Photo.Status.REJECTED, prediction.reason_for_patient)
+            events.send_on_commit(events.photo_retake_needed, case=photo.case, photo=photo)
         refresh_case_flag(photo.case)
     return prediction
 
 
 @transaction.atomic
 def refresh_case_flag(case):
-    """A case is flagged when any photo's latest prediction reaches that prediction's threshold.
+    """A case is flagged when any photo's latest prediction is suspected mpox. Only assessable
+    photos count: a photo the model cannot judge neither flags the case nor sets its top score.
 
     Announces `case_flagged` (after commit) when the flag goes from off to on.
     """
@@ -183,10 +184,10 @@ def refresh_case_flag(case):
         photo.predictions.order_by("-created_at", "-id").first()
         for photo in case.photos.all()
     ]
-    latest = [prediction for prediction in latest if prediction is not None]
-    flagged = any(prediction.flagged for prediction in latest)
+    assessed = [prediction for prediction in latest if prediction is not None and prediction.assessable]
+    flagged = any(prediction.flagged for prediction in assessed)
     Case.objects.filter(pk=case.pk).update(
-        flagged=flagged, max_probability=max((prediction.probability for prediction in latest), default=None)
+        flagged=flagged, max_probability=max((prediction.probability for prediction in assessed), default=None)
     )
     if flagged and not was_flagged:
         events.send_on_commit(events.case_flagged, case=case)

@@ -4,11 +4,9 @@ Every refusal is a ValidationError whose message a patient can act on.
 """
 import hashlib
 import io
-import math
 import warnings
 from dataclasses import dataclass
 
-import numpy as np
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from ml.boxes import box_from_tap
@@ -26,11 +24,6 @@ JPEG_QUALITY = 92
 # A box smaller than this (pixels of the photo) is refused; the ROI editor gets it from here and
 # takes a smaller drag for a tap.
 MIN_ROI_SIDE = 8
-# Photos so dark, bright or flat that no model can read them are sent back to the patient.
-MIN_MEAN_LUMINANCE = 20
-MAX_MEAN_LUMINANCE = 245
-MIN_LUMINANCE_STD = 4.0
-QUALITY_CHECK_SIDE = 512
 
 NOT_AN_IMAGE = "This file is not a photo we can read. Please upload a JPEG, PNG or HEIC photo."
 DAMAGED = "This photo seems to be damaged or only partly uploaded. Please take or choose it again."
@@ -80,23 +73,6 @@ def encode_jpeg(image, quality=JPEG_QUALITY) -> bytes:
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
-
-
-def photo_quality_problem(image):
-    """A reason a patient can act on when the photo cannot be analysed, or None.
-
-    Measured on a copy reduced by a whole factor to about QUALITY_CHECK_SIDE (fast box filter).
-    """
-    factor = math.ceil(max(image.size) / QUALITY_CHECK_SIDE)
-    grey = np.asarray((image.reduce(factor) if factor > 1 else image).convert("L"), dtype=np.float32)
-    mean, std = float(grey.mean()), float(grey.std())
-    if mean < MIN_MEAN_LUMINANCE:
-        return "The photo is too dark to analyse. Please take it again in good light."
-    if mean > MAX_MEAN_LUMINANCE:
-        return "The photo is too bright (overexposed) to analyse. Please take it again without flash glare."
-    if std < MIN_LUMINANCE_STD:
-        return "The photo looks blank. Please take it again with the skin area in view."
-    return None
 
 
 def validate_roi(roi, width, height):

@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils import timezone
 
 
+
 class ModelVersion(models.Model):
     """An installed classifier checkpoint. Exactly one is active at a time; at most one is the
     challenger, which runs in shadow on every new photo until it is promoted or retired."""
@@ -80,6 +81,65 @@ class Outcome(models.TextChoices):
 DECISION_OUTCOMES = [(value, label) for value, label in Outcome.choices if value != Outcome.PENDING]
 
 
+# A photo's outcome. One rule (`photo_outcome`): a photo the model cannot judge is never suspected,
+# whatever its score. The reason codes come from `ml` (ml/assessment.py); unknown codes get a
+# generic text.
+class PhotoOutcome(models.TextChoices):
+    SUSPECTED = "suspected", "Suspected mpox"
+    NOT_SUSPECTED = "not_suspected", "Not suspected"
+    NOT_ASSESSABLE = "not_assessable", "Not assessable"
+
+
+def photo_outcome(*, probability, threshold, assessable):
+    if not assessable:
+        return PhotoOutcome.NOT_ASSESSABLE
+    return PhotoOutcome.SUSPECTED if probability >= threshold else PhotoOutcome.NOT_SUSPECTED
+
+
+# code -> (what the patient is asked to do, what the clinician is told)
+REASONS = {
+    "too_dark": (
+        "The photo is too dark to judge. Please take it again in good light.",
+        "Too dark: the lesion crop is darker than almost every training photo.",
+    ),
+    "too_bright": (
+        "The photo is too bright (overexposed) to judge. Please take it again without flash glare.",
+        "Overexposed: the lesion crop is brighter than almost every training photo.",
+    ),
+    "blank": (
+        "The photo looks blank. Please take it again with the skin area in view.",
+        "Blank: almost no detail in the lesion crop.",
+    ),
+    "blurred": (
+        "The photo is blurred. Please hold the phone steady, let it focus on the spot, and take it again.",
+        "Blurred: the lesion crop has less fine detail than almost every training photo.",
+    ),
+    "not_skin": (
+        "We could not see skin in the photo. Please photograph the skin area with the spot, close up.",
+        "Not a skin photo: too little skin-coloured area in the crop.",
+    ),
+    "no_lesion": (
+        "We could not find a skin spot or sore in the photo. Please take it again close up, with the "
+        "spot in the middle, or mark the spot on the photo.",
+        "No lesion recognised: the crop is unlike the lesion photos the model learned from "
+        "(healthy skin, another object, or a lesion type it has not seen). The score is not used.",
+    ),
+}
+REASONS["out_of_distribution"] = REASONS["no_lesion"]
+GENERIC_REASON = (
+    "We could not judge this photo. Please take it again close up, in good light, with the spot in the middle.",
+    "The model could not judge this photo (reason code: {code}).",
+)
+
+
+def reason_for_patient(code):
+    return REASONS.get(code, GENERIC_REASON)[0]
+
+
+def reason_for_clinician(code):
+    return REASONS.get(code, GENERIC_REASON)[1].format(code=code)
+
+
 class Case(models.Model):
     """The clinical unit a clinician decides on: one per appointment.
 
@@ -89,7 +149,7 @@ class Case(models.Model):
 
     appointment = models.OneToOneField("booking.Appointment", on_delete=models.PROTECT, related_name="case")
     is_open = models.BooleanField(default=True, db_index=True, help_text="Closed when the appointment is cancelled.")
-    flagged = models.BooleanField(default=False, db_index=True, help_text="Any photo's latest prediction ≥ its threshold.")
+    flagged = models.BooleanField(default=False, db_index=True, help_text="Any photo's latest prediction is suspected mpox.")
     max_probability = models.FloatField(null=True, blank=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.PENDING, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -148,7 +208,8 @@ class Photo(RoiBox):
         ANALYSING = "analysing", _("Analysing")
         ANALYSED = "analysed", _("Analysed")
         NO_MODEL = "no_model", _("Waiting: no model installed")
-        REJECTED = "rejected", _("Rejected")
+        # Not assessable by the model (or unreadable): the patient is asked for a retake; status_detail says why.
+        REJECTED = "rejected", _("Please take it again")
         FAILED = "failed", _("Failed")
 
     WAITING_STATUSES = (Status.RECEIVED, Status.ANALYSING, Status.NO_MODEL)
@@ -225,7 +286,10 @@ class Prediction(RoiBox):
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="predictions")
     probability = models.FloatField()
     threshold = models.FloatField()
-    flagged = models.BooleanField()
+    assessable = models.BooleanField(default=True)
+    reason = models.CharField(max_length=40, blank=True, help_text="Why the model could not judge the photo (a code from ml).")
+    outcome = models.CharField(max_length=16, choices=PhotoOutcome.choices, editable=False)
+    flagged = models.BooleanField(editable=False, help_text="Outcome is suspected mpox.")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.ACTIVE, db_index=True)
     roi_source = models.CharField(max_length=16, choices=RoiSource.choices)
     heatmap = models.FileField(
@@ -246,7 +310,21 @@ class Prediction(RoiBox):
         get_latest_by = ["created_at", "id"]
 
     def __str__(self):
-        return f"{self.probability:.2f} by {self.model_version.version} on photo {self.photo_id}"
+        return f"{self.get_outcome_display()} ({self.probability:.2f}) by {self.model_version.version} on photo {self.photo_id}"
+
+    def save(self, *args, **kwargs):
+        # Outcome and flag always follow from score, threshold and assessability (photo_outcome).
+        self.outcome = photo_outcome(probability=self.probability, threshold=self.threshold, assessable=self.assessable)
+        self.flagged = self.outcome == PhotoOutcome.SUSPECTED
+        super().save(*args, **kwargs)
+
+    @property
+    def reason_for_patient(self):
+        return "" if self.assessable else reason_for_patient(self.reason)
+
+    @property
+    def reason_for_clinician(self):
+        return "" if self.assessable else reason_for_clinician(self.reason)
 
 
 class Decision(models.Model):

@@ -1,5 +1,6 @@
 """Reads for the triage domain: the clinician queue, case pages, photo access, model cards,
 and what admins see of the running system (queues, waiting photos, retention)."""
+from collections import Counter, defaultdict
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, Subq
 from django.utils import timezone
 from kombu.exceptions import ChannelError
 
-from triage.models import Case, Decision, FinalDiagnosis, LabResult, ModelVersion, Outcome, Photo, Prediction
+from triage.models import Case, Decision, FinalDiagnosis, LabResult, ModelVersion, Outcome, Photo, PhotoOutcome, Prediction
 
 QUEUE_FILTERS = {
     "flagged": Q(flagged=True),
@@ -29,14 +30,31 @@ def case_queue(*, queue_filter="all"):
         .select_related("appointment__slot__clinic", "appointment__patient")
         .annotate(
             photo_count=Count("photos"),
-            photos_analysed=Count("photos", filter=Q(photos__status=Photo.Status.ANALYSED)),
             photos_waiting=Count("photos", filter=Q(photos__status__in=Photo.WAITING_STATUSES)),
-            photos_problem=Count("photos", filter=Q(photos__status__in=Photo.PROBLEM_STATUSES)),
+            photos_failed=Count("photos", filter=Q(photos__status=Photo.Status.FAILED)),
             attention=attention_first,
         )
         .filter(photo_count__gt=0)
         .order_by("attention", F("max_probability").desc(nulls_last=True), "appointment__slot__starts_at", "pk")
     )
+
+
+def latest_outcome_counts(*, cases):
+    """{case id: [(outcome, number of photos whose latest prediction has it), ...]} in outcome order."""
+    latest = Prediction.objects.filter(photo=OuterRef("pk")).order_by("-created_at", "-id").values("outcome")[:1]
+    rows = (
+        Photo.objects.filter(case__in=[case.pk for case in cases])
+        .annotate(latest_outcome=Subquery(latest))
+        .values_list("case_id", "latest_outcome")
+    )
+    counts = defaultdict(Counter)
+    for case_id, outcome in rows:
+        if outcome:
+            counts[case_id][outcome] += 1
+    return {
+        case_id: [(PhotoOutcome(outcome), counter[outcome]) for outcome in PhotoOutcome.values if counter[outcome]]
+        for case_id, counter in counts.items()
+    }
 
 
 def case_for_review(case_id):

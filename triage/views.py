@@ -16,8 +16,8 @@ from triage.images import box_for_tap
 from triage.permissions import can_view_photo, clinician_required, is_clinician
 from triage.registry import active_model_version, challenger_model_version
 from triage.selectors import (
-    QUEUE_FILTERS, case_for_review, case_queue, clinic_sites, ground_truth_history, model_card_text,
-    model_versions_to_measure, photo_for_access, prediction_for_access,
+    QUEUE_FILTERS, case_for_review, case_queue, clinic_sites, ground_truth_history, latest_outcome_counts,
+    model_card_text, model_versions_to_measure, photo_for_access, prediction_for_access,
 )
 from triage.services import audit, record_decision, record_ground_truth, request_reanalysis
 
@@ -72,8 +72,10 @@ def queue(request):
     cases = list(case_queue(queue_filter=queue_filter))
     audit(actor=request.user, action="view_queue", obj=None, request=request, queue_filter=queue_filter,
           shown=[case.pk for case in cases])
+    outcomes = latest_outcome_counts(cases=cases)
+    rows = [{"case": case, "outcomes": outcomes.get(case.pk, [])} for case in cases]
     return render(
-        request, "triage/queue.html", {"cases": cases, "queue_filter": queue_filter, "filters": QUEUE_FILTERS},
+        request, "triage/queue.html", {"rows": rows, "queue_filter": queue_filter, "filters": QUEUE_FILTERS},
     )
 
 
