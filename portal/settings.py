@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and Redoc files served from here: the docs pages work offline
+    "django_htmx",
     "axes",
     "portal.booking",
     "portal.integrations",
@@ -45,6 +46,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
@@ -162,6 +164,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 3, "interval_start": 0.2, "in
 ANALYSIS_REQUEUE_INTERVAL_SECONDS = env.float("ANALYSIS_REQUEUE_INTERVAL_SECONDS", default=120)
 # A retried API request with the same Idempotency-Key gets the first answer for this long.
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
+ESCALATION_CHECK_SECONDS = env.float("ESCALATION_CHECK_SECONDS", default=300)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stalled-photos": {
         "task": "triage.tasks.requeue_stalled_photos",
@@ -174,6 +177,10 @@ CELERY_BEAT_SCHEDULE = {
     "purge-idempotency-records": {
         "task": "portal.integrations.tasks.purge_idempotency_records",
         "schedule": 3600,
+    },
+    "escalate-flagged-cases": {
+        "task": "triage.tasks.escalate_flagged_cases",
+        "schedule": ESCALATION_CHECK_SECONDS,
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
@@ -196,6 +203,24 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))  # for EMAIL_BACKEND=...filebased.EmailBackend
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="clinic@localhost")
+EMAIL_MAX_RETRIES = env.int("EMAIL_MAX_RETRIES", default=5)
+# Links in emails are absolute: the address patients and staff reach the portal at.
+SITE_URL = env.str("SITE_URL", default="http://localhost:8000")
+
+# Staff dashboard: a clinician's claim on a case runs out after this long without activity; the
+# staff badge refreshes this often; flagged cases still undecided this long before the appointment
+# are escalated (checked every ESCALATION_CHECK_SECONDS by beat).
+CASE_CLAIM_MINUTES = env.int("CASE_CLAIM_MINUTES", default=15)
+STAFF_BADGE_POLL_SECONDS = env.int("STAFF_BADGE_POLL_SECONDS", default=30)
+ESCALATE_HOURS_BEFORE = env.float("ESCALATE_HOURS_BEFORE", default=2)
+QUEUE_PAGE_SIZE = env.int("QUEUE_PAGE_SIZE", default=25)
 
 # Throttle counters and failed-API-key counts live in this cache: use Redis (redis://host:6379/1)
 # when several web processes run, so they share one count.

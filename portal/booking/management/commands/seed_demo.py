@@ -10,6 +10,7 @@ from django.utils import timezone
 from portal.booking.demo_history import seed_history
 from portal.booking.models import Clinic, Slot
 from triage.permissions import CLINICIANS_GROUP
+from triage.services import add_site_membership
 
 DEMO_CLINIC = "Demo Sexual Health Clinic"
 DAYS_AHEAD = 14
@@ -42,6 +43,7 @@ class Command(BaseCommand):
         patient = self._account(options, "patient")
         clinician = self._account(options, "clinician", is_staff=True)
         clinician.groups.add(clinicians)
+        add_site_membership(user=clinician, clinic=clinic, on_duty=True)  # clinicians see only their sites
         admin = self._account(options, "admin", is_staff=True, is_superuser=True)
 
         self.stdout.write(f"{clinic.name}: {created_slots} new slots.")
