@@ -35,7 +35,7 @@ def case_queue(*, site_ids, status="all", period="any", site=None, claimed_by=No
     """Cases with photos, most urgent first: flagged and undecided, then other undecided, then
     awaiting a retake, then decided; within each, the soonest appointment first.
 
-    Each case carries photo counts (`photo_count`, `photos_waiting`, `photos_problem`: rejected or
+    Each case carries photo counts (`photo_count`, `photos_analysed`, `photos_waiting`, `photos_problem`: rejected or
     failed, so the patient needs to retake), the first problem's reason (`quality_warning`) and the
     threshold of the top-scoring prediction (`score_threshold`).
     """
@@ -55,6 +55,7 @@ def case_queue(*, site_ids, status="all", period="any", site=None, claimed_by=No
         .select_related("appointment__slot__clinic", "appointment__patient", "claimed_by")
         .annotate(
             photo_count=Count("photos"),
+            photos_analysed=Count("photos", filter=Q(photos__status=Photo.Status.ANALYSED)),
             photos_waiting=Count("photos", filter=Q(photos__status__in=Photo.WAITING_STATUSES)),
             photos_problem=Count("photos", filter=Q(photos__status__in=Photo.PROBLEM_STATUSES)),
             quality_warning=Subquery(problem_photos.values("status_detail")[:1]),
