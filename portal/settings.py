@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and Redoc files served from here: the docs pages work offline
+    "django_htmx",
     "axes",
     "portal.booking",
     "portal.integrations",
@@ -50,6 +51,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
@@ -191,6 +193,7 @@ ANALYSIS_REQUEUE_INTERVAL_SECONDS = env.float("ANALYSIS_REQUEUE_INTERVAL_SECONDS
 ANALYSIS_REQUEUE_AFTER_SECONDS = env.float("ANALYSIS_REQUEUE_AFTER_SECONDS", default=300)
 # A retried API request with the same Idempotency-Key gets the first answer for this long.
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
+ESCALATION_CHECK_SECONDS = env.float("ESCALATION_CHECK_SECONDS", default=300)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stalled-photos": {
         "task": "triage.tasks.requeue_stalled_photos",
@@ -210,6 +213,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("BOOKING_REMINDER_INTERVAL_SECONDS", default=3600),
     },
     "generate-slots": {"task": "portal.booking.tasks.generate_slots_task", "schedule": 6 * 3600},
+    "escalate-flagged-cases": {
+        "task": "triage.tasks.escalate_flagged_cases",
+        "schedule": ESCALATION_CHECK_SECONDS,
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # One retry policy for analysis tasks (see triage.tasks): this many retries, backoff base × 2^n.
@@ -251,6 +258,15 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)  # a hung mail server must 
 EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))  # for the file-based backend
 # Links in emails point here (the booking, sign-in links, the information page).
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
+EMAIL_MAX_RETRIES = env.int("EMAIL_MAX_RETRIES", default=5)
+
+# Staff dashboard: a clinician's claim on a case runs out after this long without activity; the
+# staff badge refreshes this often; flagged cases still undecided this long before the appointment
+# are escalated (checked every ESCALATION_CHECK_SECONDS by beat).
+CASE_CLAIM_MINUTES = env.int("CASE_CLAIM_MINUTES", default=15)
+STAFF_BADGE_POLL_SECONDS = env.int("STAFF_BADGE_POLL_SECONDS", default=30)
+ESCALATE_HOURS_BEFORE = env.float("ESCALATE_HOURS_BEFORE", default=2)
+QUEUE_PAGE_SIZE = env.int("QUEUE_PAGE_SIZE", default=25)
 
 # Booking: how far ahead patients can book, and until when they can move or cancel online.
 BOOKING_DAYS_AHEAD = env.int("BOOKING_DAYS_AHEAD", default=21)

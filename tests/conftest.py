@@ -1,6 +1,7 @@
 """Shared fixtures for the portal's tests (unit, end-to-end and browser).
 
-Users: `patient`, `other_patient`, `clinician` (staff + "clinicians" group), `admin_user` (superuser).
+Users: `patient`, `other_patient`, `clinician` ("clinicians" group, member of `clinic`), `admin_user`
+(superuser); `make_staff(username, group, clinics=(), on_duty=False)` for other roles and sites.
 Every user's password is `PASSWORD`. Booking: `clinic`, `service`, `slot` (tomorrow), `appointment`
 (booked by `patient`, with its case and consents). Photos: `private_storage` points default storage at
 tmp_path; `make_image_bytes` / `make_upload` build images with Pillow; `enqueued` records
@@ -12,6 +13,7 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
+from django.apps import apps
 from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
@@ -20,9 +22,9 @@ from PIL import Image
 from portal.booking.models import Clinic, Service, Slot
 from portal.booking.services import book_appointment
 from triage.models import ModelVersion, Photo
-from triage.permissions import CLINICIANS_GROUP
+from triage.permissions import CLINICIANS_GROUP, install_roles
 from triage.analysis import record_prediction
-from triage.services import accept_photo
+from triage.services import accept_photo, add_site_membership
 
 PASSWORD = "correct-horse-battery-staple"
 # A complete questionnaire (keys: portal/booking/questionnaire.py).
@@ -61,10 +63,25 @@ def other_patient(db):
 
 
 @pytest.fixture
-def clinician(db):
-    user = _user("clinician", is_staff=True)
-    user.groups.add(Group.objects.get_or_create(name=CLINICIANS_GROUP)[0])
-    return user
+def make_staff(db):
+    """make_staff(username, group, clinics=(), on_duty=False) -> a staff user in that role group,
+    member of those clinic sites. The groups come from the roles migration; a transactional test's
+    flush removes them, so they are installed again here."""
+    install_roles(apps)
+
+    def make(username, group, clinics=(), on_duty=False):
+        user = _user(username, is_staff=True)
+        user.groups.add(Group.objects.get(name=group))
+        for clinic in clinics:
+            add_site_membership(user=user, clinic=clinic, on_duty=on_duty)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def clinician(make_staff, clinic):
+    return make_staff("clinician", CLINICIANS_GROUP, clinics=[clinic], on_duty=True)
 
 
 @pytest.fixture
@@ -172,6 +189,19 @@ def enqueued(monkeypatch):
 
     monkeypatch.setattr("triage.tasks.analyse_photos_task.delay", record)
     return calls
+
+
+@pytest.fixture
+def celery_eager():
+    """Tasks sent with .delay() run at once in this process: the real task code, without a broker
+    (tests/test_worker_e2e.py covers the same tasks through a real worker)."""
+    from portal.celery import app
+
+    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
+    # The app reads Django settings with the CELERY_ namespace, so its keys carry the prefix.
+    app.conf.CELERY_TASK_ALWAYS_EAGER = app.conf.CELERY_TASK_EAGER_PROPAGATES = True
+    yield
+    app.conf.CELERY_TASK_ALWAYS_EAGER, app.conf.CELERY_TASK_EAGER_PROPAGATES = previous
 
 
 @pytest.fixture

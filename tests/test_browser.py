@@ -174,7 +174,7 @@ def test_clinician_reviews_a_flagged_case_and_records_a_decision(page, live_serv
     page.goto(live_server.url + reverse("staff-case", kwargs={"case_id": case.pk}))
     expect(page.locator(".score").first).to_contain_text("83%")
     expect(page.locator(".roi-box").first).to_be_visible()
-    for image in page.locator(".photo-pair img").all():
+    for image in page.locator(".photo-trio img").all():
         assert image.evaluate("img => img.complete && img.naturalWidth > 0"), "an image failed to load"
     page.screenshot(path=SCREENSHOTS / "clinician-case.png", full_page=True)
 
@@ -222,7 +222,7 @@ def test_shipped_model_result_on_the_clinician_case_page(page, live_server, clin
     log_in(page, live_server, clinician)
     page.goto(live_server.url + reverse("staff-case", kwargs={"case_id": appointment.case.pk}))
     expect(page.locator(".score").first).to_contain_text(f"{round(prediction.probability * 100)}%")
-    for image in page.locator(".photo-pair img").all():
+    for image in page.locator(".photo-trio img").all():
         assert image.evaluate("img => img.complete && img.naturalWidth > 0"), "an image failed to load"
     page.locator(".photo-review").first.screenshot(path=SCREENSHOTS / "clinician-case-shipped-model.png")
 

@@ -42,7 +42,7 @@ def test_challenger_scores_every_new_photo_in_shadow(active_and_challenger, appo
     appointment.case.refresh_from_db()
     assert not appointment.case.flagged  # only the active model flags
     assert list(Prediction.objects.all()) == [prediction]  # hidden from staff and patient pages
-    review = case_for_review(appointment.case.pk)
+    review = case_for_review(appointment.case.pk, site_ids=None)
     assert [p.pk for p in review.photos.get().prediction_history] == [prediction.pk]
 
 

@@ -272,3 +272,38 @@ def test_upload_while_redis_is_down_is_analysed_after_it_restarts(appointment, p
         ANALYSIS_TIMEOUT, "the photo to be re-queued and analysed", worker.log_path,
     )
     assert Photo.objects.get(pk=photo.pk).predictions.count() == 1
+
+
+def test_a_real_worker_emails_on_duty_staff_about_a_flagged_case_and_the_patient_about_the_decision(
+    client, patient, clinician, appointment, start_worker, tmp_path
+):
+    """Flag → `case_flagged` → email task, all inside the worker; the decision's email task is sent
+    by the web side after commit and run by the worker. Emails land in files (filebased backend)."""
+    mail_dir = tmp_path / "mail"
+    celery_app.control.purge()
+    worker = start_worker(
+        settings.CELERY_BROKER_URL,
+        EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend", EMAIL_FILE_PATH=str(mail_dir),
+    )
+
+    def mail_to(address):
+        files = sorted(mail_dir.glob("*.log")) if mail_dir.exists() else []
+        return [text for text in (path.read_text() for path in files) if f"To: {address}" in text]
+
+    client.force_login(patient)
+    client.post(
+        reverse("appointment", kwargs={"reference": appointment.reference}),
+        {"photos": [lesion_photo_jpeg()], "body_site": "genital", "consent_confirm": "on"},
+    )
+    wait_for(lambda: mail_to(clinician.email), ANALYSIS_TIMEOUT, "the flagged-case email", worker.log_path)
+    (staff_mail,) = mail_to(clinician.email)
+    assert appointment.reference in staff_mail and reverse("staff-case", args=[appointment.case.pk]) in staff_mail
+
+    client.force_login(clinician)
+    response = client.post(reverse("staff-decide", args=[appointment.case.pk]), {
+        "outcome": "suspected", "action": "telehealth", "patient_instructions": "We will call you at 17:50.",
+    })
+    assert response.status_code == 302
+    wait_for(lambda: mail_to(patient.email), 60, "the patient's decision email", worker.log_path)
+    (patient_mail,) = mail_to(patient.email)
+    assert "We will call you at 17:50." in patient_mail and "%" not in patient_mail.split("\n\n", 1)[1]

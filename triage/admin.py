@@ -11,7 +11,7 @@ from django.utils.html import format_html
 from triage import performance
 from triage.models import (
     AuditEvent, Case, Decision, FileDeletionReason, FinalDiagnosis, LabResult, ModelPromotion, ModelVersion, Photo,
-    Prediction, WorkerHeartbeat,
+    Prediction, SiteMembership, WorkerHeartbeat,
 )
 from triage.registry import active_model_version
 from triage.selectors import oldest_waiting_photo, queue_lengths
@@ -89,7 +89,7 @@ class PhotoInline(admin.TabularInline):
 
 class DecisionInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Decision
-    fields = ["created_at", "clinician", "outcome", "action", "note"]
+    fields = ["created_at", "clinician", "outcome", "action", "patient_instructions", "note", "countersigned_by"]
     readonly_fields = fields
     extra = 0
 
@@ -102,6 +102,11 @@ class CaseAdmin(AuditedReadsAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["__str__", "flagged", "max_probability", "outcome", "updated_at"]
     list_filter = ["flagged", "outcome"]
     search_fields = ["appointment__reference"]
+    # The outcome changes only through a clinician's decision on the case page.
+    readonly_fields = [
+        "appointment", "flagged", "max_probability", "outcome", "queued_at", "claimed_by", "claimed_until",
+        "escalated_at", "created_at", "updated_at",
+    ]
     list_select_related = ["appointment"]
     inlines = [PhotoInline, DecisionInline]
     actions = ["delete_photo_files_on_request"]
@@ -269,8 +274,19 @@ class FinalDiagnosisAdmin(AuditedReadsAdminMixin, ReadOnlyAdminMixin, admin.Mode
 
 @admin.register(Decision)
 class DecisionAdmin(AuditedReadsAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["case", "clinician", "outcome", "action", "created_at"]
+    list_display = ["case", "clinician", "outcome", "action", "countersigned_by", "created_at"]
     list_filter = ["outcome", "action", "created_at"]
+
+
+@admin.register(SiteMembership)
+class SiteMembershipAdmin(admin.ModelAdmin):
+    """Which staff work at which clinic site (they see only those cases) and who is on duty there."""
+
+    list_display = ["user", "clinic", "on_duty"]
+    list_editable = ["on_duty"]
+    list_filter = ["clinic", "on_duty"]
+    search_fields = ["user__username", "user__first_name", "user__last_name", "clinic__name"]
+    autocomplete_fields = ["user"]
 
 
 @admin.register(AuditEvent)

@@ -16,8 +16,8 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from triage.permissions import CanManageModelVersions, IsClinician
-from triage.selectors import QUEUE_FILTERS, case_for_review, case_queue, model_versions
+from triage.permissions import CanManageModelVersions, IsClinician, staff_site_ids
+from triage.selectors import QUEUE_STATUSES, case_for_review, case_queue, model_versions
 from triage.serializers import (
     CaseOutcomeSerializer, DecisionSerializer, ModelPromotionSerializer, ModelVersionSerializer,
     PhotoStatusSerializer, PhotoUploadSerializer, PromotionRequestSerializer, StaffCaseDetailSerializer,
@@ -89,23 +89,23 @@ class CaseOutcomeView(CaseScopedMixin, generics.RetrieveAPIView):
 
 
 QUEUE_PARAMETER = OpenApiParameter(
-    "show", OpenApiTypes.STR, enum=list(QUEUE_FILTERS), default="all",
-    description="flagged: flagged cases; undecided: no decision yet; all (default).",
+    "show", OpenApiTypes.STR, enum=list(QUEUE_STATUSES), default="all",
+    description="flagged; undecided: no decision yet; decided; retake: a new photo was requested; all (default).",
 )
 
 
 @extend_schema(parameters=[QUEUE_PARAMETER])
 class StaffCaseQueueView(generics.ListAPIView):
-    """The clinician queue: flagged-and-undecided first, then highest probability, then soonest."""
+    """The clinician's queue at their sites, in the staff page's order (see `selectors.case_queue`)."""
 
     serializer_class = StaffCaseSerializer
     permission_classes = [IsClinician]
 
     def get_queryset(self):
         queue_filter = self.request.query_params.get("show", "all")
-        if queue_filter not in QUEUE_FILTERS:
-            raise ValidationError({"show": [f"Choose one of: {', '.join(QUEUE_FILTERS)}."]})
-        return case_queue(queue_filter=queue_filter)
+        if queue_filter not in QUEUE_STATUSES:
+            raise ValidationError({"show": [f"Choose one of: {', '.join(QUEUE_STATUSES)}."]})
+        return case_queue(site_ids=staff_site_ids(self.request.user), status=queue_filter)
 
 
 class StaffCaseView(generics.RetrieveAPIView):
@@ -115,7 +115,7 @@ class StaffCaseView(generics.RetrieveAPIView):
     permission_classes = [IsClinician]
 
     def get_object(self):
-        case = case_for_review(self.kwargs["case_id"])
+        case = case_for_review(self.kwargs["case_id"], site_ids=staff_site_ids(self.request.user))
         if case is None:
             raise NotFound
         audit(actor=self.request.user, action="view_case", obj=case, request=self.request, via="api")
@@ -129,12 +129,15 @@ class StaffDecisionView(APIView):
 
     @extend_schema(request=DecisionSerializer, responses={201: DecisionSerializer})
     def post(self, request, case_id):
-        case = case_for_review(case_id)
+        case = case_for_review(case_id, site_ids=staff_site_ids(request.user))
         if case is None:
             raise NotFound
         serializer = DecisionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        decision = record_decision(case=case, clinician=request.user, **serializer.validated_data)
+        try:
+            decision = record_decision(case=case, clinician=request.user, **serializer.validated_data)
+        except DjangoValidationError as error:  # an inconsistent outcome + action, a claim, a cancelled visit
+            raise ValidationError(error.message_dict if hasattr(error, "error_dict") else {"non_field_errors": error.messages})
         return Response(DecisionSerializer(decision).data, status=status.HTTP_201_CREATED)
 
 

@@ -3,6 +3,7 @@ from django.utils.translation import gettext_lazy as _
 
 from triage.images import MIN_ROI_SIDE
 from triage.models import DECISION_OUTCOMES, Decision, FinalDiagnosis, LabResult, Photo
+from triage.selectors import QUEUE_PERIODS, QUEUE_STATUSES
 
 
 BOX_FIELDS = ("roi_x0", "roi_y0", "roi_x1", "roi_y1")
@@ -80,9 +81,65 @@ class PhotoUploadForm(RoiForm):
 
 
 class DecisionForm(forms.Form):
+    """Outcome, then an action that fits it (Decision.ACTIONS_FOR_OUTCOME, also enforced by the service)."""
+
     outcome = forms.ChoiceField(choices=DECISION_OUTCOMES, widget=forms.RadioSelect)
-    action = forms.ChoiceField(choices=Decision.Action.choices, widget=forms.RadioSelect)
-    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}), max_length=4000)
+    action = forms.ChoiceField(
+        choices=Decision.Action.choices, widget=forms.RadioSelect, required=False,
+        help_text="Suspected mpox: isolation room, telehealth or PPE. Not suspected: standard waiting room. "
+                  "New photo: no action.",
+    )
+    patient_instructions = forms.CharField(
+        label="Message to the patient", required=False, max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Shown to the patient and emailed. Required when asking for a new photo: say why. "
+                  "Left empty, the patient gets the standard text for the action.",
+    )
+    note = forms.CharField(
+        label="Note for staff", required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+    @property
+    def actions_for_outcome(self):
+        """The allowed pairs, for the page's script that offers only fitting actions."""
+        return {outcome: list(actions) for outcome, actions in Decision.ACTIONS_FOR_OUTCOME.items()}
+
+    def clean(self):
+        cleaned = super().clean()
+        if "outcome" in cleaned:
+            problems = Decision.problems(
+                outcome=cleaned["outcome"], action=cleaned.get("action", ""),
+                patient_instructions=cleaned.get("patient_instructions", ""),
+            )
+            for field, message in problems.items():
+                self.add_error(field, message)
+        return cleaned
+
+
+class QueueFilterForm(forms.Form):
+    """The queue's filters, from the query string; anything unreadable falls back to the default."""
+
+    status = forms.ChoiceField(choices=[(key, label) for key, (label, _) in QUEUE_STATUSES.items()], required=False)
+    period = forms.ChoiceField(label="When", choices=list(QUEUE_PERIODS.items()), required=False)
+    site = forms.TypedChoiceField(label="Site", coerce=int, required=False, empty_value=None)
+    mine = forms.BooleanField(label="Assigned to me", required=False)
+    q = forms.CharField(label="Search", required=False, max_length=100,
+                        widget=forms.TextInput(attrs={"placeholder": "Reference or patient name", "type": "search"}))
+
+    def __init__(self, data, *, sites):
+        super().__init__(data)
+        self.fields["site"].choices = [("", "All my sites"), *sites]
+
+    def filters(self):
+        """Keyword arguments for `selectors.case_queue` (defaults where a value did not validate)."""
+        data = self.cleaned_data if self.is_valid() else {}
+        return {
+            "status": data.get("status") or "all",
+            "period": data.get("period") or "any",
+            "site": data.get("site"),
+            "mine": bool(data.get("mine")),
+            "search": (data.get("q") or "").strip(),
+        }
 
 
 class GroundTruthForm(forms.Form):

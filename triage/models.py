@@ -71,14 +71,22 @@ class ModelPromotion(models.Model):
 
 
 class Outcome(models.TextChoices):
-    """A case's outcome: pending until a clinician records a decision, then the decision's outcome."""
+    """A case's outcome: pending until a clinician records a decision, then the decision's outcome.
+
+    RETAKE: the clinician asked the patient for a new photo; the patient's next upload puts the case
+    back to PENDING, so it returns to the queue.
+    """
 
     PENDING = "pending", "Awaiting review"
     SUSPECTED = "suspected", "Suspected mpox"
     NOT_SUSPECTED = "not_suspected", "Not suspected"
+    RETAKE = "retake", "New photo requested"
 
 
 DECISION_OUTCOMES = [(value, label) for value, label in Outcome.choices if value != Outcome.PENDING]
+
+# The path from a case to its clinic site, for queries (one place, so booking can reshape slots).
+CASE_CLINIC = "appointment__slot__clinic"
 
 
 # A photo's outcome. One rule (`photo_outcome`): a photo the model cannot judge is never suspected,
@@ -152,11 +160,62 @@ class Case(models.Model):
     flagged = models.BooleanField(default=False, db_index=True, help_text="Any photo's latest prediction is suspected mpox.")
     max_probability = models.FloatField(null=True, blank=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.PENDING, db_index=True)
+    queued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the case last entered the queue: first photo, or a retake."
+    )
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The clinician working on the case, until claimed_until.",
+    )
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(
+        null=True, blank=True, help_text="When on-duty staff were told it is still undecided close to the appointment."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    class Meta:
+        permissions = [
+            ("review_cases", "Can see the triage queue and case pages"),
+            ("decide_cases", "Can claim cases and record or countersign decisions"),
+            ("export_decisions", "Can download a day's decisions as CSV"),
+            ("see_all_sites", "Sees the cases of every clinic site"),
+        ]
+
     def __str__(self):
         return f"Case {self.pk} ({self.appointment.reference})"
+
+    @property
+    def clinic(self):
+        return self.appointment.slot.clinic
+
+    @property
+    def clinic_id(self):
+        return self.appointment.slot.clinic_id
+
+    @property
+    def claim_holder(self):
+        """The clinician whose claim on the case is still running, or None."""
+        if self.claimed_by_id and self.claimed_until and self.claimed_until > timezone.now():
+            return self.claimed_by
+        return None
+
+
+class SiteMembership(models.Model):
+    """A staff member works at a clinic site; clinicians see only their sites' cases.
+
+    On-duty members get the emails about flagged and escalated cases of that site.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="site_memberships")
+    clinic = models.ForeignKey("booking.Clinic", on_delete=models.CASCADE, related_name="staff_memberships")
+    on_duty = models.BooleanField(default=False, help_text="Receives flagged-case and escalation emails for this site.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "clinic"], name="one_membership_per_site")]
+
+    def __str__(self):
+        return f"{self.user} at {self.clinic}" + (" (on duty)" if self.on_duty else "")
 
 
 def photo_upload_path(photo, filename):
@@ -330,14 +389,38 @@ class Prediction(RoiBox):
 class Decision(models.Model):
     class Action(models.TextChoices):
         ISOLATION_ROOM = "isolation_room", "Isolation room, PPE-ready staff"
-        TELEHEALTH = "telehealth", "Telehealth appointment"
+        TELEHEALTH = "telehealth", "Telehealth instead of the visit"
+        KEEP_WITH_PPE = "keep_with_ppe", "Keep the appointment, staff in PPE"
         STANDARD = "standard", "Standard waiting room"
+
+    # The only consistent outcome + action pairs (the service and the form both check them here).
+    ACTIONS_FOR_OUTCOME = {
+        Outcome.SUSPECTED: (Action.ISOLATION_ROOM, Action.TELEHEALTH, Action.KEEP_WITH_PPE),
+        Outcome.NOT_SUSPECTED: (Action.STANDARD,),
+        Outcome.RETAKE: (),
+    }
+    # What the patient is told when the clinician writes no instructions of their own.
+    DEFAULT_PATIENT_MESSAGES = {
+        Action.ISOLATION_ROOM: "Please come to your appointment as booked. Tell reception your booking reference "
+                               "on arrival: you will be seen in a separate room.",
+        Action.TELEHEALTH: "Please do not come to the clinic: your appointment will be a video or phone call "
+                           "at the booked time.",
+        Action.KEEP_WITH_PPE: "Please come to your appointment as booked and cover any sores with clothing.",
+        Action.STANDARD: "Please come to your appointment as booked.",
+    }
 
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="decisions")
     clinician = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     outcome = models.CharField(max_length=16, choices=DECISION_OUTCOMES)
-    action = models.CharField(max_length=16, choices=Action.choices)
-    note = models.TextField(blank=True)
+    action = models.CharField(max_length=16, choices=Action.choices, blank=True, help_text="Empty for a retake request.")
+    note = models.TextField(blank=True, help_text="For staff only.")
+    patient_instructions = models.TextField(
+        blank=True, help_text="What the patient is told; for a retake request, why a new photo is needed."
+    )
+    countersigned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    countersigned_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -345,6 +428,28 @@ class Decision(models.Model):
 
     def __str__(self):
         return f"{self.get_outcome_display()} for case {self.case_id}"
+
+    @classmethod
+    def problems(cls, *, outcome, action, patient_instructions):
+        """{field: message} for an inconsistent decision, empty when it may be recorded. The one
+        check behind both the decision form and `record_decision`."""
+        if outcome not in cls.ACTIONS_FOR_OUTCOME:
+            return {"outcome": "Choose an outcome."}
+        problems = {}
+        allowed = cls.ACTIONS_FOR_OUTCOME[outcome]
+        if allowed and action not in allowed:
+            labels = ", ".join(cls.Action(value).label for value in allowed)
+            problems["action"] = f"With “{Outcome(outcome).label}”, choose one of: {labels}."
+        elif not allowed and action:
+            problems["action"] = f"“{Outcome(outcome).label}” takes no action: clear the action."
+        if outcome == Outcome.RETAKE and not patient_instructions.strip():
+            problems["patient_instructions"] = "Tell the patient why a new photo is needed."
+        return problems
+
+    @property
+    def patient_message(self):
+        """What the patient is told about this decision (never a score)."""
+        return self.patient_instructions or self.DEFAULT_PATIENT_MESSAGES.get(self.action, "")
 
 
 class LabResult(models.Model):

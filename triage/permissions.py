@@ -1,28 +1,118 @@
-"""Who may see what. Clinicians are staff users in the "clinicians" group (or superusers)."""
+"""Who may see what: roles are Django groups with permissions (made by a data migration from
+ROLE_PERMISSIONS), and clinicians see only the cases of the clinic sites they belong to."""
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
+from triage.models import SiteMembership
+
+PATIENTS_GROUP = "patients"
 CLINICIANS_GROUP = "clinicians"
+CLINIC_LEADS_GROUP = "clinic leads"
+AUDITORS_GROUP = "auditors"
+ADMINS_GROUP = "admins"
+
+REVIEW = "triage.review_cases"
+DECIDE = "triage.decide_cases"
+EXPORT = "triage.export_decisions"
+ALL_SITES = "triage.see_all_sites"
+
+_READ_RECORDS = [
+    "triage.view_case", "triage.view_photo", "triage.view_prediction", "triage.view_decision",
+    "triage.view_auditevent", "triage.view_modelversion", "triage.view_sitemembership",
+    "triage.view_labresult", "triage.view_finaldiagnosis", "triage.view_modelpromotion",
+]
+# "app_label.codename" per group; ALL means every permission there is.
+ALL = "*"
+ROLE_PERMISSIONS = {
+    PATIENTS_GROUP: [],
+    CLINICIANS_GROUP: [REVIEW, DECIDE],
+    CLINIC_LEADS_GROUP: [REVIEW, DECIDE, EXPORT],
+    AUDITORS_GROUP: [REVIEW, ALL_SITES, *_READ_RECORDS],  # read-only: sees everything, decides nothing
+    ADMINS_GROUP: [ALL],
+}
+
+
+def install_roles(apps):
+    """Create the role groups with their permissions; `apps` is a migration's app registry or
+    django.apps.apps. Safe to run again (groups get exactly the listed permissions)."""
+    from django.contrib.auth.management import create_permissions
+
+    for app_config in apps.get_app_configs():  # a data migration runs before post_migrate makes them
+        app_config.models_module = True
+        create_permissions(app_config, verbosity=0)
+        app_config.models_module = None
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for name, perms in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        if perms == [ALL]:
+            group.permissions.set(Permission.objects.all())
+            continue
+        wanted = [perm.split(".", 1) for perm in perms]
+        group.permissions.set(
+            [Permission.objects.get(content_type__app_label=app, codename=codename) for app, codename in wanted]
+        )
+
+
+def can_review(user):
+    """Staff pages (queue, case pages): clinicians, clinic leads, auditors, admins."""
+    return user.is_authenticated and user.is_active and user.has_perm(REVIEW)
 
 
 def is_clinician(user):
-    if not (user.is_authenticated and user.is_active):
+    """May claim cases and record decisions (clinicians, clinic leads, admins)."""
+    return can_review(user) and user.has_perm(DECIDE)
+
+
+def can_export(user):
+    return can_review(user) and user.has_perm(EXPORT)
+
+
+def sees_all_sites(user):
+    return user.has_perm(ALL_SITES)
+
+
+def staff_site_ids(user):
+    """The clinic sites whose cases `user` sees; None means every site."""
+    if sees_all_sites(user):
+        return None
+    return set(SiteMembership.objects.filter(user=user).values_list("clinic_id", flat=True))
+
+
+def can_view_case(user, case):
+    if not can_review(user):
         return False
-    return user.is_superuser or (user.is_staff and user.groups.filter(name=CLINICIANS_GROUP).exists())
+    site_ids = staff_site_ids(user)
+    return site_ids is None or case.clinic_id in site_ids
 
 
 def can_view_photo(user, photo):
-    """The patient whose appointment it is, or a clinician."""
-    return user.is_authenticated and (photo.case.appointment.patient_id == user.pk or is_clinician(user))
+    """The patient whose appointment it is, or staff of the case's site."""
+    return user.is_authenticated and (
+        photo.case.appointment.patient_id == user.pk or can_view_case(user, photo.case)
+    )
+
+
+def staff_required(view):
+    """Anonymous users go to the login page; signed-in users without the review permission get 403."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not can_review(request.user):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 def clinician_required(view):
-    """Anonymous users go to the login page; signed-in non-clinicians get 403."""
+    """As staff_required, and the user may record decisions."""
 
-    @login_required
+    @staff_required
     @wraps(view)
     def wrapper(request, *args, **kwargs):
         if not is_clinician(request.user):

@@ -1,42 +1,86 @@
-"""Reads for the triage domain: the clinician queue, case pages, photo access, model cards,
-and what admins see of the running system (queues, waiting photos, retention)."""
+"""Reads for the triage domain: the clinician queue, case pages, photo access, notifications,
+exports, model cards, and what admins see of the running system (queues, waiting photos,
+retention). Staff reads take `site_ids` (the clinic sites the user works at; None: every site),
+computed by `triage.permissions.staff_site_ids`."""
 from collections import Counter, defaultdict
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 
 from celery import current_app
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db.models import Case as CaseWhen
 from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, Subquery, Value, When
 from django.utils import timezone
 from kombu.exceptions import ChannelError
 
-from triage.models import Case, Decision, FinalDiagnosis, LabResult, ModelVersion, Outcome, Photo, PhotoOutcome, Prediction
+from triage.models import (
+    CASE_CLINIC, Case, Decision, FinalDiagnosis, LabResult, ModelVersion, Outcome, Photo, PhotoOutcome, Prediction,
+)
 
-QUEUE_FILTERS = {
-    "flagged": Q(flagged=True),
-    "undecided": Q(outcome=Outcome.PENDING),
-    "all": Q(),
+STARTS_AT = "appointment__slot__starts_at"
+
+QUEUE_STATUSES = {
+    "all": ("All", Q()),
+    "flagged": ("Flagged", Q(flagged=True)),
+    "undecided": ("Undecided", Q(outcome=Outcome.PENDING)),
+    "decided": ("Decided", Q(outcome__in=[Outcome.SUSPECTED, Outcome.NOT_SUSPECTED])),
+    "retake": ("Awaiting retake", Q(outcome=Outcome.RETAKE)),
 }
+QUEUE_PERIODS = {"any": "Any day", "today": "Today", "week": "Next 7 days"}
 
 
-def case_queue(*, queue_filter="all"):
-    """Cases with photos: flagged-and-undecided first, then highest probability, then soonest appointment."""
-    attention_first = CaseWhen(
-        When(flagged=True, outcome=Outcome.PENDING, then=Value(0)), default=Value(1), output_field=IntegerField()
+def staff_cases(*, site_ids, open_only=True):
+    """Cases of these sites (None: every site); only open ones (appointment not cancelled) unless told."""
+    cases = Case.objects.filter(is_open=True) if open_only else Case.objects.all()
+    return cases if site_ids is None else cases.filter(**{f"{CASE_CLINIC}__in": site_ids})
+
+
+def case_queue(*, site_ids, status="all", period="any", site=None, claimed_by=None, search="", now=None):
+    """Cases with photos, most urgent first: flagged and undecided, then other undecided, then
+    awaiting a retake, then decided; within each, the soonest appointment first.
+
+    Each case carries photo counts (`photo_count`, `photos_analysed`, `photos_waiting`, `photos_problem`: rejected or
+    failed, so the patient needs to retake), the first problem's reason (`quality_warning`) and the
+    threshold of the top-scoring prediction (`score_threshold`).
+    """
+    now = now or timezone.now()
+    urgency = CaseWhen(
+        When(flagged=True, outcome=Outcome.PENDING, then=Value(0)),
+        When(outcome=Outcome.PENDING, then=Value(1)),
+        When(outcome=Outcome.RETAKE, then=Value(2)),
+        default=Value(3),
+        output_field=IntegerField(),
     )
-    return (
-        Case.objects.filter(QUEUE_FILTERS[queue_filter], is_open=True)
-        .select_related("appointment__slot__clinic", "appointment__patient")
+    problem_photos = Photo.objects.filter(case=OuterRef("pk"), status__in=Photo.PROBLEM_STATUSES).order_by("-created_at")
+    top_prediction = Prediction.objects.filter(photo__case=OuterRef("pk"), probability=OuterRef("max_probability"))
+    cases = (
+        staff_cases(site_ids=site_ids)
+        .filter(QUEUE_STATUSES[status][1], _period_filter(period, now))
+        .select_related("appointment__slot__clinic", "appointment__patient", "claimed_by")
         .annotate(
             photo_count=Count("photos"),
             photos_waiting=Count("photos", filter=Q(photos__status__in=Photo.WAITING_STATUSES)),
-            photos_failed=Count("photos", filter=Q(photos__status=Photo.Status.FAILED)),
-            attention=attention_first,
+            photos_problem=Count("photos", filter=Q(photos__status__in=Photo.PROBLEM_STATUSES)),
+            quality_warning=Subquery(problem_photos.values("status_detail")[:1]),
+            score_threshold=Subquery(top_prediction.order_by("-created_at").values("threshold")[:1]),
+            urgency=urgency,
         )
         .filter(photo_count__gt=0)
-        .order_by("attention", F("max_probability").desc(nulls_last=True), "appointment__slot__starts_at", "pk")
     )
+    if site is not None:
+        cases = cases.filter(**{CASE_CLINIC: site})
+    if claimed_by is not None:
+        cases = cases.filter(claimed_by=claimed_by, claimed_until__gt=now)
+    for term in search.split():
+        cases = cases.filter(
+            Q(appointment__reference__icontains=term)
+            | Q(appointment__patient__first_name__icontains=term)
+            | Q(appointment__patient__last_name__icontains=term)
+            | Q(appointment__patient__username__icontains=term)
+            | Q(appointment__patient__email__icontains=term)
+        )
+    return cases.order_by("urgency", STARTS_AT, "pk")
 
 
 def latest_outcome_counts(*, cases):
@@ -57,29 +101,102 @@ def latest_outcome_counts(*, cases):
     }
 
 
-def case_for_review(case_id):
-    """A case with its photos (each with `prediction_history`, newest first) and decisions."""
+def flagged_undecided_count(*, site_ids):
+    """The number on every staff page: flagged cases nobody has decided yet."""
+    return staff_cases(site_ids=site_ids).filter(flagged=True, outcome=Outcome.PENDING).count()
+
+
+def queue_sites(*, site_ids):
+    """(id, name) of the sites with open cases that these staff see, for the site filter."""
+    rows = staff_cases(site_ids=site_ids).values_list(f"{CASE_CLINIC}__id", f"{CASE_CLINIC}__name").distinct()
+    return sorted(rows, key=lambda row: row[1])
+
+
+def _period_filter(period, now):
+    if period == "any":
+        return Q()
+    start = timezone.make_aware(datetime.combine(timezone.localdate(now), time.min))
+    end = start + timedelta(days=1 if period == "today" else 7)
+    return Q(**{f"{STARTS_AT}__gte": start, f"{STARTS_AT}__lt": end})
+
+
+def case_for_review(case_id, *, site_ids):
+    """A case these staff may see (cancelled ones too, for the record), with its photos (each with
+    `prediction_history`, newest first) and decisions (newest first), or None."""
     predictions = Prediction.objects.select_related("model_version", "requested_by")
     return (
-        Case.objects.select_related("appointment__slot__clinic", "appointment__patient")
+        staff_cases(site_ids=site_ids, open_only=False)
+        .select_related("appointment__slot__clinic", "appointment__patient", "claimed_by")
         .prefetch_related(
             Prefetch("photos", queryset=Photo.objects.prefetch_related(
                 Prefetch("predictions", queryset=predictions, to_attr="prediction_history")
             )),
-            Prefetch("decisions", queryset=Decision.objects.select_related("clinician")),
+            Prefetch("decisions", queryset=Decision.objects.select_related("clinician", "countersigned_by")),
         )
         .filter(pk=case_id)
         .first()
     )
 
 
+def current_patient_decision(*, case):
+    """The decision the patient should act on now: the latest one, unless the case is back in
+    review (a retake was sent, so the request is done) or has none. Never carries a score."""
+    if case.outcome == Outcome.PENDING:
+        return None
+    return case.decisions.order_by("-created_at", "-id").first()
+
+
+def decisions_on_day(*, day, site_ids):
+    """Decisions recorded on a local calendar day at these sites, oldest first (for the CSV export)."""
+    start = timezone.make_aware(datetime.combine(day, time.min))
+    decisions = Decision.objects.filter(created_at__gte=start, created_at__lt=start + timedelta(days=1))
+    if site_ids is not None:
+        decisions = decisions.filter(**{f"case__{CASE_CLINIC}__in": site_ids})
+    return decisions.select_related(
+        "case__appointment__slot__clinic", "clinician", "countersigned_by"
+    ).order_by("created_at", "id")
+
+
+def cases_due_for_escalation(*, now, within):
+    """Open, flagged, undecided cases not yet escalated whose appointment starts within `within`."""
+    return (
+        Case.objects.filter(
+            is_open=True, flagged=True, outcome=Outcome.PENDING, escalated_at__isnull=True,
+            **{f"{STARTS_AT}__gt": now, f"{STARTS_AT}__lte": now + within},
+        )
+        .select_related("appointment__slot__clinic")
+        .order_by(STARTS_AT)
+    )
+
+
+def on_duty_staff(clinic_id):
+    """Active staff on duty at a site who may decide cases."""
+    return _deciders().filter(site_memberships__clinic_id=clinic_id, site_memberships__on_duty=True).distinct()
+
+
+def clinic_leads(clinic_id):
+    """Active members of a site who may export its decisions (clinic leads)."""
+    leads = _with_permission("export_decisions").filter(site_memberships__clinic_id=clinic_id)
+    return leads.distinct()
+
+
+def _deciders():
+    return _with_permission("decide_cases")
+
+
+def _with_permission(codename):
+    perm = Q(groups__permissions__codename=codename, groups__permissions__content_type__app_label="triage")
+    direct = Q(user_permissions__codename=codename, user_permissions__content_type__app_label="triage")
+    return get_user_model().objects.filter(Q(is_active=True) & (perm | direct | Q(is_superuser=True)))
+
+
 def photo_for_access(photo_id):
     """The photo with what a permission check needs, or None."""
-    return Photo.objects.select_related("case__appointment").filter(pk=photo_id).first()
+    return Photo.objects.select_related("case__appointment__slot").filter(pk=photo_id).first()
 
 
 def prediction_for_access(photo_id, prediction_id):
-    return Prediction.objects.select_related("photo__case__appointment").filter(pk=prediction_id, photo_id=photo_id).first()
+    return Prediction.objects.select_related("photo__case__appointment__slot").filter(pk=prediction_id, photo_id=photo_id).first()
 
 
 def patient_case(*, patient, reference):

@@ -77,7 +77,7 @@ class DecisionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Decision
-        fields = ["id", "outcome", "action", "note", "clinician", "created_at"]
+        fields = ["id", "outcome", "action", "note", "patient_instructions", "clinician", "created_at"]
         read_only_fields = ["id", "clinician", "created_at"]
 
 

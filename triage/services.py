@@ -2,6 +2,7 @@
 exports, audit trail."""
 import csv
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -14,8 +15,8 @@ from django.utils.crypto import salted_hmac
 from triage import events, performance, registry, tasks
 from triage.images import box_for_tap, normalise_photo, validate_roi
 from triage.models import (
-    AuditEvent, Case, Decision, FinalDiagnosis, LabResult, ModelPromotion, Photo, Prediction, RoiSource,
-    WorkerHeartbeat, is_mpox,
+    AuditEvent, Case, Decision, FinalDiagnosis, LabResult, ModelPromotion, Outcome, Photo, Prediction, RoiSource,
+    SiteMembership, WorkerHeartbeat, is_mpox,
 )
 from triage.selectors import exportable_photos
 
@@ -29,6 +30,12 @@ def close_case(*, case) -> Case:
     case.is_open = False
     case.save(update_fields=["is_open", "updated_at"])
     return case
+
+
+def add_site_membership(*, user, clinic, on_duty=False) -> SiteMembership:
+    """`user` works at `clinic` (sees its cases; on duty: gets its flagged-case emails). Idempotent."""
+    membership, _ = SiteMembership.objects.update_or_create(user=user, clinic=clinic, defaults={"on_duty": on_duty})
+    return membership
 
 
 def accept_photo(*, case, uploaded_by, uploaded_file, body_site, roi=None, tap=None) -> Photo:
@@ -94,6 +101,7 @@ def accept_photos(*, case, uploaded_by, uploaded_files, body_site, roi=None, tap
                 stored_names.append(photo.image.name)
                 photo.save()
                 photos.append(photo)
+            _queue_for_review(case)
             tasks.enqueue_analysis(photos)  # sends once the transaction commits
     except Exception:
         for name in stored_names:
@@ -134,13 +142,72 @@ def request_reanalysis(*, photo, clinician, roi=None, tap=None) -> Photo:
 
 
 @transaction.atomic
-def record_decision(*, case, clinician, outcome, action, note="") -> Decision:
-    decision = Decision.objects.create(case=case, clinician=clinician, outcome=outcome, action=action, note=note)
+def record_decision(*, case, clinician, outcome, action="", note="", patient_instructions="") -> Decision:
+    """Record a clinician's decision; the patient is emailed what they are told once it commits.
+
+    Only the pairs in Decision.ACTIONS_FOR_OUTCOME are accepted. A retake request needs the reason
+    (`patient_instructions`, shown to the patient) and puts the case out of the queue until the
+    patient uploads again. Refused while another clinician holds the case.
+    """
+    problems = Decision.problems(outcome=outcome, action=action, patient_instructions=patient_instructions)
+    if problems:
+        raise ValidationError(problems)
+    case = Case.objects.select_for_update().get(pk=case.pk)
+    if not case.is_open:
+        raise ValidationError("The appointment was cancelled: there is nothing to decide.", code="closed")
+    _check_not_claimed_by_another(case, clinician)
+    decision = Decision.objects.create(
+        case=case, clinician=clinician, outcome=outcome, action=action, note=note,
+        patient_instructions=patient_instructions.strip(),
+    )
     case.outcome = outcome
-    case.save(update_fields=["outcome", "updated_at"])
+    case.claimed_by, case.claimed_until = None, None
+    case.save(update_fields=["outcome", "claimed_by", "claimed_until", "updated_at"])
     audit(actor=clinician, action="record_decision", obj=case, outcome=outcome, decision_action=action)
     events.send_on_commit(events.case_decided, case=case, decision=decision)
+    tasks.email_patient_decision_on_commit(decision)
     return decision
+
+
+@transaction.atomic
+def countersign_decision(*, decision, clinician) -> Decision:
+    """A second clinician confirms a decision (once; never its author)."""
+    decision = Decision.objects.select_for_update().get(pk=decision.pk)
+    if decision.clinician_id == clinician.pk:
+        raise ValidationError("A decision is countersigned by a second clinician, not its author.", code="own")
+    if decision.countersigned_by_id is not None:
+        raise ValidationError(f"Already countersigned by {decision.countersigned_by}.", code="countersigned")
+    decision.countersigned_by = clinician
+    decision.countersigned_at = timezone.now()
+    decision.save(update_fields=["countersigned_by", "countersigned_at"])
+    audit(actor=clinician, action="countersign_decision", obj=decision.case, decision_id=decision.pk)
+    return decision
+
+
+@transaction.atomic
+def claim_case(*, case, clinician, take_over=False) -> Case:
+    """Mark `clinician` as working on the case for CASE_CLAIM_MINUTES (renewed on each call).
+
+    Another clinician's running claim is respected unless `take_over` (which is audited). Updates
+    and returns the `case` passed in.
+    """
+    holder = Case.objects.select_for_update().get(pk=case.pk).claim_holder
+    if holder is not None and holder.pk != clinician.pk:
+        if not take_over:
+            raise ValidationError(f"{holder} is working on this case.", code="claimed")
+        audit(actor=clinician, action="take_over_case", obj=case, previous_holder=holder.pk)
+    case.claimed_by = clinician
+    case.claimed_until = timezone.now() + timedelta(minutes=settings.CASE_CLAIM_MINUTES)
+    Case.objects.filter(pk=case.pk).update(claimed_by=case.claimed_by, claimed_until=case.claimed_until)
+    return case
+
+
+@transaction.atomic
+def release_case(*, case, clinician) -> Case:
+    """Give up one's own claim (another clinician's claim is left alone). Returns the case, refreshed."""
+    Case.objects.filter(pk=case.pk, claimed_by=clinician).update(claimed_by=None, claimed_until=None)
+    case.refresh_from_db(fields=["claimed_by", "claimed_until"])
+    return case
 
 
 @transaction.atomic
@@ -335,6 +402,22 @@ def record_worker_heartbeat(*, hostname, queues, pid, concurrency, stopped=False
     heartbeat.stopped_at = now if stopped else None
     heartbeat.save()
     return heartbeat
+
+
+def _queue_for_review(case):
+    """New photos put the case in the queue: the first ones, or a retake the clinician asked for."""
+    case = Case.objects.select_for_update().get(pk=case.pk)
+    if case.queued_at is None or case.outcome == Outcome.RETAKE:
+        case.queued_at = timezone.now()
+        if case.outcome == Outcome.RETAKE:
+            case.outcome = Outcome.PENDING
+        case.save(update_fields=["queued_at", "outcome", "updated_at"])
+
+
+def _check_not_claimed_by_another(case, clinician):
+    holder = case.claim_holder
+    if holder is not None and holder.pk != clinician.pk:
+        raise ValidationError(f"{holder} is working on this case; take it over first.", code="claimed")
 
 
 def _set_roi(photo, box, source):

@@ -1,8 +1,16 @@
-"""Sign-ins, sign-outs and failed sign-ins go into the audit log beside photo and case access."""
+"""Receivers: sign-ins, sign-outs and failed sign-ins go into the audit log beside photo and case
+access; a newly flagged case is emailed to the on-duty staff of its site."""
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
+from triage import tasks
+from triage.events import case_flagged
 from triage.services import audit
+
+
+@receiver(case_flagged)
+def email_staff_about_flagged_case(sender, case, **_):
+    tasks.email_flagged_case(case.pk)
 
 
 @receiver(user_logged_in)

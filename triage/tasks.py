@@ -4,7 +4,10 @@ Delivery (settings, one place for every task): JSON only, acknowledged late and 
 worker is lost, so a task whose worker dies is delivered again; tasks are idempotent (a re-run
 skips photos already analysed).
 
-Retry policy (one, for every error but the time limit): a failed analysis is retried up to
+Emails (flagged cases, escalations, decisions to patients) retry on connection errors
+(OSError, which includes SMTP errors) with exponential backoff, EMAIL_MAX_RETRIES times.
+
+Analysis retry policy (one, for every error but the time limit): a failed analysis is retried up to
 ANALYSIS_MAX_RETRIES times with exponential backoff (ANALYSIS_RETRY_BACKOFF_SECONDS × 2^n); then its
 photos are marked failed with a reason the clinician sees. A database outage outlasting the retries
 leaves the photos analysing; `requeue_stalled_photos` picks them up.
@@ -22,7 +25,7 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
-from triage import analysis, registry, selectors
+from triage import analysis, notifications, registry, selectors
 from triage.models import Photo
 
 logger = logging.getLogger(__name__)
@@ -96,6 +99,44 @@ def requeue_stalled_photos(worker=None):
     )
     _send(photos)
     return len(photos)
+
+
+EMAIL_TASK_OPTIONS = dict(autoretry_for=(OSError,), retry_backoff=30, max_retries=settings.EMAIL_MAX_RETRIES)
+
+
+@shared_task(**EMAIL_TASK_OPTIONS)
+def email_flagged_case_task(case_id):
+    return notifications.email_flagged_case(case_id)
+
+
+@shared_task(**EMAIL_TASK_OPTIONS)
+def email_patient_decision_task(decision_id):
+    return notifications.email_patient_decision(decision_id)
+
+
+@shared_task
+def escalate_flagged_cases():
+    """Run by beat: flagged cases still undecided shortly before the appointment are escalated."""
+    return notifications.escalate_due_cases()
+
+
+def email_patient_decision_on_commit(decision):
+    decision_id = decision.pk
+    transaction.on_commit(lambda: _send_task(email_patient_decision_task, decision_id))
+
+
+def email_flagged_case(case_id):
+    """Queue the on-duty staff email (called after the flag was committed)."""
+    _send_task(email_flagged_case_task, case_id)
+
+
+def _send_task(task, *args):
+    """A broker outage must not undo the write that triggered the email; it is logged instead
+    (a flagged case left undecided is still escalated by beat)."""
+    try:
+        task.delay(*args)
+    except Exception:
+        logger.exception("Could not queue %s%s", task.name, args)
 
 
 def enqueue_analysis(photos, requested_by=None):

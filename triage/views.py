@@ -1,33 +1,46 @@
-"""Protected media and the clinician dashboard."""
+"""Protected media and the staff dashboard: queue, case page, decisions, claims, export."""
+import csv
 import mimetypes
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_POST
 
 from triage import charts, performance
-from triage.forms import DecisionForm, GroundTruthForm, PerformanceFilterForm, RoiForm
+from triage.forms import DecisionForm, GroundTruthForm, PerformanceFilterForm, QueueFilterForm, RoiForm
 from triage.images import box_for_tap
-from triage.permissions import can_view_photo, clinician_required, is_clinician
+from triage.models import Outcome
+from triage.permissions import (
+    can_export, can_view_case, can_view_photo, clinician_required, is_clinician, staff_required, staff_site_ids,
+)
 from triage.registry import active_model_version, challenger_model_version
 from triage.selectors import (
-    QUEUE_FILTERS, case_for_review, case_queue, clinic_sites, ground_truth_history, latest_outcome_counts,
-    model_card_text, model_versions_to_measure, photo_for_access, prediction_for_access,
+    case_for_review, case_queue, clinic_sites, decisions_on_day, ground_truth_history, latest_outcome_counts,
+    model_card_text,
+    model_versions_to_measure, photo_for_access, prediction_for_access, queue_sites,
 )
-from triage.services import audit, record_decision, record_ground_truth, request_reanalysis
+from triage.services import (
+    audit, claim_case, countersign_decision, record_decision, record_ground_truth, release_case, request_reanalysis,
+)
 
 
 @require_GET
 def photo_image(request, photo_id):
-    """The normalised photo, for its patient or a clinician. Every attempt is audited."""
+    """The normalised photo, for its patient or staff of its site. Every attempt is audited."""
     photo = photo_for_access(photo_id)
     allowed = photo is not None and can_view_photo(request.user, photo)
-    audit(actor=request.user, action="view_photo", obj=photo, allowed=allowed, request=request, photo_id=photo_id)
+    audit(
+        actor=request.user, action="view_photo", obj=photo, allowed=allowed, request=request, photo_id=photo_id,
+        case_id=photo.case_id if photo else None,
+    )
     if not allowed:
         return _deny(request)
     return _private_file_response(photo.image, photo)
@@ -35,12 +48,12 @@ def photo_image(request, photo_id):
 
 @require_GET
 def prediction_heatmap(request, photo_id, prediction_id):
-    """A prediction's heatmap: clinical output, so clinicians only."""
+    """A prediction's heatmap: clinical output, so staff of the case's site only."""
     prediction = prediction_for_access(photo_id, prediction_id)
-    allowed = prediction is not None and is_clinician(request.user)
+    allowed = prediction is not None and can_view_case(request.user, prediction.photo.case)
     audit(
         actor=request.user, action="view_heatmap", obj=prediction, allowed=allowed, request=request,
-        photo_id=photo_id, prediction_id=prediction_id,
+        photo_id=photo_id, prediction_id=prediction_id, case_id=prediction.photo.case_id if prediction else None,
     )
     if not allowed:
         return _deny(request)
@@ -64,22 +77,40 @@ def roi_tap_box(request):
     return JsonResponse({"box": list(box)})
 
 
-@clinician_required
+@staff_required
 def queue(request):
-    queue_filter = request.GET.get("show", "all")
-    if queue_filter not in QUEUE_FILTERS:
-        queue_filter = "all"
-    cases = list(case_queue(queue_filter=queue_filter))
-    audit(actor=request.user, action="view_queue", obj=None, request=request, queue_filter=queue_filter,
-          shown=[case.pk for case in cases])
-    outcomes = latest_outcome_counts(cases=cases)
-    rows = [{"case": case, "outcomes": outcomes.get(case.pk, [])} for case in cases]
-    return render(
-        request, "triage/queue.html", {"rows": rows, "queue_filter": queue_filter, "filters": QUEUE_FILTERS},
+    site_ids = staff_site_ids(request.user)
+    form = QueueFilterForm(request.GET, sites=queue_sites(site_ids=site_ids))
+    filters = form.filters()
+    cases = case_queue(
+        site_ids=site_ids, status=filters["status"], period=filters["period"], site=filters["site"],
+        claimed_by=request.user if filters["mine"] else None, search=filters["search"],
     )
+    page = Paginator(cases, settings.QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    outcomes = latest_outcome_counts(cases=page.object_list)
+    for case in page.object_list:
+        case.photo_outcomes = outcomes.get(case.pk, [])
+    audit(actor=request.user, action="view_queue", obj=None, request=request, filters=filters,
+          shown=[case.pk for case in page.object_list])
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "triage/queue.html", {
+        "page": page, "form": form, "filters": filters, "query": query.urlencode(), "now": timezone.now(),
+    })
 
 
-@clinician_required
+@staff_required
+@require_GET
+def flagged_badge(request):
+    """The header's count of undecided flagged cases, re-fetched by htmx polling on every staff page."""
+    if not request.htmx:
+        return redirect("staff-queue")
+    response = render(request, "triage/flagged_badge_response.html")
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@staff_required
 def model_card(request):
     """The active model's card (MODEL_CARD.md beside its checkpoint): what its scores mean and where they fail."""
     model_version = active_model_version()
@@ -87,29 +118,75 @@ def model_card(request):
     return render(request, "triage/model_card.html", {"model_version": model_version, "card": card})
 
 
-@clinician_required
+@staff_required
 def case_detail(request, case_id):
-    case = _case_or_404(case_id)
+    """The case page. A clinician opening an undecided case nobody holds claims it; their running
+    claim is renewed."""
+    case = _case_or_404(request, case_id)
     audit(actor=request.user, action="view_case", obj=case, request=request)
-    return render(request, "triage/case.html", _case_context(case, DecisionForm()))
+    if is_clinician(request.user) and case.is_open and case.outcome == Outcome.PENDING:
+        try:
+            claim_case(case=case, clinician=request.user)
+        except ValidationError:
+            pass  # another clinician holds it: the page says who, and offers to take it over
+    return render(request, "triage/case.html", _case_context(request, case, DecisionForm()))
 
 
 @clinician_required
 @require_POST
 def decide(request, case_id):
-    case = _case_or_404(case_id)
+    case = _case_or_404(request, case_id)
     form = DecisionForm(request.POST)
-    if not form.is_valid():
-        return render(request, "triage/case.html", _case_context(case, form), status=400)
-    record_decision(case=case, clinician=request.user, **form.cleaned_data)
-    messages.success(request, "Decision recorded.")
+    if form.is_valid():
+        try:
+            record_decision(case=case, clinician=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, "Decision recorded. The patient has been sent the instructions.")
+            return redirect("staff-case", case_id=case.pk)
+    return render(request, "triage/case.html", _case_context(request, case, form), status=400)
+
+
+@clinician_required
+@require_POST
+def claim(request, case_id):
+    """Take over a case another clinician holds (their claim has not run out)."""
+    case = _case_or_404(request, case_id)
+    claim_case(case=case, clinician=request.user, take_over=True)
+    messages.success(request, "You are now working on this case.")
+    return redirect("staff-case", case_id=case.pk)
+
+
+@clinician_required
+@require_POST
+def release(request, case_id):
+    case = _case_or_404(request, case_id)
+    release_case(case=case, clinician=request.user)
+    messages.success(request, f"Case {case.appointment.reference} released for another clinician.")
+    return redirect("staff-queue")
+
+
+@clinician_required
+@require_POST
+def countersign(request, case_id, decision_id):
+    case = _case_or_404(request, case_id)
+    decision = next((decision for decision in case.decisions.all() if decision.pk == decision_id), None)
+    if decision is None:
+        raise Http404
+    try:
+        countersign_decision(decision=decision, clinician=request.user)
+    except ValidationError as error:
+        messages.error(request, error.messages[0])
+    else:
+        messages.success(request, "Decision countersigned.")
     return redirect("staff-case", case_id=case.pk)
 
 
 @clinician_required
 @require_POST
 def reanalyse(request, case_id, photo_id):
-    case = _case_or_404(case_id)
+    case = _case_or_404(request, case_id)
     photo = next((photo for photo in case.photos.all() if photo.pk == photo_id), None)
     if photo is None:
         raise Http404
@@ -128,7 +205,7 @@ def reanalyse(request, case_id, photo_id):
 @clinician_required
 def lab_result(request, case_id):
     """Record or correct a case's lab result and final diagnosis; the history stays visible."""
-    case = _case_or_404(case_id)
+    case = _case_or_404(request, case_id)
     form = GroundTruthForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -199,14 +276,59 @@ def _charts(model_version, report):
     }
 
 
-def _case_or_404(case_id):
-    case = case_for_review(case_id)
+CSV_COLUMNS = [
+    "decided_at", "reference", "site", "appointment", "outcome", "action", "clinician", "countersigned_by",
+    "countersigned_at", "patient_instructions", "note",
+]
+
+
+@staff_required
+@require_GET
+def export_decisions(request):
+    """A day's decisions at the lead's sites as CSV (`?day=YYYY-MM-DD`, default today). Audited."""
+    if not can_export(request.user):
+        raise PermissionDenied
+    day = parse_date(request.GET.get("day", "")) if request.GET.get("day") else timezone.localdate()
+    if day is None:
+        return HttpResponse("day must be a date written YYYY-MM-DD.", status=400, content_type="text/plain")
+    site_ids = staff_site_ids(request.user)
+    decisions = decisions_on_day(day=day, site_ids=site_ids)
+    audit(actor=request.user, action="export_decisions", obj=None, request=request, day=day.isoformat())
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="decisions-{day.isoformat()}.csv"'
+    response["Cache-Control"] = "private, no-store"
+    writer = csv.writer(response)
+    writer.writerow(CSV_COLUMNS)
+    for decision in decisions:
+        appointment = decision.case.appointment
+        writer.writerow([_csv_safe(value) for value in [
+            _local(decision.created_at), appointment.reference, appointment.slot.clinic.name,
+            _local(appointment.slot.starts_at), decision.get_outcome_display(), decision.get_action_display(),
+            decision.clinician.get_username(), decision.countersigned_by.get_username() if decision.countersigned_by else "",
+            _local(decision.countersigned_at), decision.patient_instructions, decision.note,
+        ]])
+    return response
+
+
+def _csv_safe(value):
+    """Free text starting with = + - @ would run as a formula in a spreadsheet: quote it."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _local(moment):
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M") if moment else ""
+
+
+def _case_or_404(request, case_id):
+    """The case if it exists at a site the user works at; otherwise 404 (never a hint it exists)."""
+    case = case_for_review(case_id, site_ids=staff_site_ids(request.user))
     if case is None:
         raise Http404
     return case
 
 
-def _case_context(case, decision_form):
+def _case_context(request, case, decision_form):
     photos = []
     for photo in case.photos.all():
         latest = photo.prediction_history[0] if photo.prediction_history else None
@@ -218,12 +340,29 @@ def _case_context(case, decision_form):
             "history": photo.prediction_history,
             "shown": shown,  # the editor starts from this box too, so the clinician can move it
             "roi_style": _roi_style(shown.roi, photo.width, photo.height),
+            "crop": _crop_styles(shown.roi, photo.width, photo.height),
             "roi_source": shown.get_roi_source_display(),
             "editor_id": f"roi-editor-{photo.pk}",
         })
+    holder = case.claim_holder
     return {
         "case": case, "appointment": case.appointment, "photos": photos, "decision_form": decision_form,
-        "roi_form": RoiForm(),
+        "roi_form": RoiForm(), "can_decide": case.is_open and is_clinician(request.user),
+        "claim_holder": holder, "held_by_other": holder is not None and holder.pk != request.user.pk,
+        "ground_truth_form": GroundTruthForm(), **ground_truth_history(case),
+    }
+
+
+def _crop_styles(roi, width, height):
+    """CSS showing only the box of the photo: the frame has the box's shape, the photo is scaled and
+    shifted so the box fills it. None without a box."""
+    if roi is None:
+        return None
+    x0, y0, x1, y1 = roi
+    box_w, box_h = x1 - x0, y1 - y0
+    return {
+        "frame": f"aspect-ratio:{box_w}/{box_h}",
+        "image": f"width:{100 * width / box_w:.2f}%;left:{100 * -x0 / box_w:.2f}%;top:{100 * -y0 / box_h:.2f}%",
     }
 
 

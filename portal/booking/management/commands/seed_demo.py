@@ -11,6 +11,7 @@ from portal.booking.demo_history import SECOND_SITE, seed_history
 from portal.booking.models import Clinic, Schedule, Service
 from portal.booking.services import generate_slots
 from triage.permissions import CLINICIANS_GROUP
+from triage.services import add_site_membership
 
 # Two sites, two services, and the demo clinician's week: (site, service, start, end), Monday to Friday.
 DEMO_CLINIC = "Demo Sexual Health Clinic"
@@ -45,6 +46,7 @@ class Command(BaseCommand):
         patient = self._account(options, "patient")
         clinician = self._account(options, "clinician", is_staff=True)
         clinician.groups.add(clinicians)
+        add_site_membership(user=clinician, clinic=clinic, on_duty=True)  # clinicians see only their sites
         admin = self._account(options, "admin", is_staff=True, is_superuser=True)
 
         sites = {name: Clinic.objects.get_or_create(name=name, defaults={"address": address})[0]
