@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
-from portal.booking.models import Clinic, Slot
+from portal.booking.models import Clinic, Service, Slot
 from portal.booking.services import book_appointment, cancel_appointment
 from triage.models import AuditEvent, Case, Decision, Outcome, Photo
 from triage.permissions import AUDITORS_GROUP, CLINIC_LEADS_GROUP, CLINICIANS_GROUP, PATIENTS_GROUP, can_view_case
@@ -22,6 +22,12 @@ from triage.services import (
 
 pytestmark = pytest.mark.django_db
 
+
+
+def slot_at(clinic, starts_at):
+    """A slot at another site (the `service` fixture's service, made once)."""
+    service = Service.objects.get_or_create(name="Skin lesion review", defaults={"duration_minutes": 20})[0]
+    return Slot.objects.create(clinic=clinic, service=service, starts_at=starts_at)
 
 @pytest.fixture
 def case_with_photo(make_slot, other_patient, private_storage, enqueued, make_upload, record_result):
@@ -76,7 +82,7 @@ def test_queue_filters_by_day_site_claim_and_search(case_with_photo, clinician, 
     today = case_with_photo(min(0.5, hours_to_midnight / 2)) if hours_to_midnight > 0.2 else None
     in_three_days = case_with_photo(72)
     in_ten_days = case_with_photo(240)
-    north = case_with_photo(0, slot=Slot.objects.create(clinic=other_clinic, starts_at=now + timedelta(hours=100)))
+    north = case_with_photo(0, slot=slot_at(other_clinic, now + timedelta(hours=100)))
     claim_case(case=in_three_days, clinician=clinician)
     other_patient.first_name, other_patient.last_name = "Ada", "Lovelace"
     other_patient.save()
@@ -97,7 +103,7 @@ def test_queue_filters_by_day_site_claim_and_search(case_with_photo, clinician, 
 def test_queue_shows_each_photos_outcome_and_not_assessable_photos_never_flag(case_with_photo, clinician, client):
     judged_out = case_with_photo(4, probability=0.97, reason="no_lesion")
     suspected = case_with_photo(5, probability=0.7)
-    assert list(case_queue(queue_filter="flagged")) == [suspected]
+    assert list(case_queue(site_ids=None, status="flagged")) == [suspected]
     judged_out.refresh_from_db()
     assert not judged_out.flagged and judged_out.max_probability is None
 
@@ -167,7 +173,7 @@ def test_badge_counts_undecided_flagged_cases_of_my_sites_and_is_polled_with_htm
     decided = case_with_photo(6, probability=0.9)
     decide(decided, clinician)
     case_with_photo(7, probability=0.1)
-    case_with_photo(0, probability=0.9, slot=Slot.objects.create(clinic=other_clinic, starts_at=timezone.now() + timedelta(hours=9)))
+    case_with_photo(0, probability=0.9, slot=slot_at(other_clinic, timezone.now() + timedelta(hours=9)))
     client.force_login(clinician)
 
     assert flagged_undecided_count(site_ids={decided.clinic_id}) == 1
@@ -389,8 +395,7 @@ def test_roles_are_groups_with_permissions(make_staff, clinic):
 
 
 def test_clinicians_see_only_their_sites_cases_and_photos(client, clinician, case_with_photo, other_clinic, make_staff):
-    north = case_with_photo(0, probability=0.9, slot=Slot.objects.create(
-        clinic=other_clinic, starts_at=timezone.now() + timedelta(hours=5)))
+    north = case_with_photo(0, probability=0.9, slot=slot_at(other_clinic, timezone.now() + timedelta(hours=5)))
     mine = case_with_photo(6, probability=0.9)
     photo = north.photos.get()
     prediction = photo.predictions.get()
@@ -451,8 +456,7 @@ def test_patients_get_403_on_staff_pages(client, patient, prediction):
 def test_clinic_lead_downloads_the_days_decisions_as_csv(client, clinician, case_with_photo, make_staff, clinic, other_clinic):
     case = case_with_photo(5, probability=0.9)
     decide(case, clinician, note="=HYPERLINK(\"http://evil\")", patient_instructions="Entrance B.")
-    north = case_with_photo(0, probability=0.9, slot=Slot.objects.create(
-        clinic=other_clinic, starts_at=timezone.now() + timedelta(hours=5)))
+    north = case_with_photo(0, probability=0.9, slot=slot_at(other_clinic, timezone.now() + timedelta(hours=5)))
     decide(north, make_staff("north-clinician", CLINICIANS_GROUP, clinics=[other_clinic]))
     lead = make_staff("lead", CLINIC_LEADS_GROUP, clinics=[clinic])
     client.force_login(lead)

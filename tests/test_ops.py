@@ -251,6 +251,17 @@ def test_which_photos_are_queued_again(appointment, patient, private_storage, en
     assert selectors.photos_to_requeue(worker="b@h") == []  # queued again now: not picked twice
 
 
+def switch_broker(app, url):
+    """Point the Celery app back at a broker after a test closed its pool: kombu's shared pools are
+    emptied (a closed pool left in them would refuse every later test's use) and made anew."""
+    from kombu import pools
+
+    app.conf.broker_url = url
+    pools.reset()
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
 def test_an_upload_while_the_broker_is_down_is_stored_and_marked_not_queued(
     appointment, patient, private_storage, make_upload, settings, django_capture_on_commit_callbacks
 ):
@@ -263,8 +274,7 @@ def test_an_upload_while_the_broker_is_down_is_stored_and_marked_not_queued(
         with django_capture_on_commit_callbacks(execute=True):
             (photo,) = accept_photos(case=appointment.case, uploaded_by=patient, body_site="hands", uploaded_files=[make_upload()])
     finally:
-        app.conf.broker_url = settings.CELERY_BROKER_URL
-        app.pool.force_close_all()
+        switch_broker(app, settings.CELERY_BROKER_URL)
     photo.refresh_from_db()
     assert photo.status == Photo.Status.RECEIVED and photo.queued_at is None
     assert default_storage.exists(photo.image.name)

@@ -111,7 +111,12 @@ class CaseAdmin(AuditedReadsAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     inlines = [PhotoInline, DecisionInline]
     actions = ["delete_photo_files_on_request"]
 
-    @admin.action(description="Delete photos and heatmaps (patient's request)", permissions=["change"])
+    def has_delete_photo_files_permission(self, request):
+        """Deleting a patient's photos on request: whoever may delete photos (the rows, scores and
+        decisions stay), although the case itself is read-only here."""
+        return request.user.has_perm("triage.delete_photo")
+
+    @admin.action(description="Delete photos and heatmaps (patient's request)", permissions=["delete_photo_files"])
     def delete_photo_files_on_request(self, request, queryset):
         """Asks for confirmation first; then deletes the files (rows, scores and decisions stay), audited."""
         photos = Photo.objects.filter(case__in=queryset, files_deleted_at__isnull=True).order_by("pk")

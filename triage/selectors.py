@@ -60,6 +60,7 @@ def case_queue(*, site_ids, status="all", period="any", site=None, claimed_by=No
         .select_related("appointment__slot__clinic", "appointment__patient", "claimed_by")
         .annotate(
             photo_count=Count("photos"),
+            photos_analysed=Count("photos", filter=Q(photos__status=Photo.Status.ANALYSED)),
             photos_waiting=Count("photos", filter=Q(photos__status__in=Photo.WAITING_STATUSES)),
             photos_problem=Count("photos", filter=Q(photos__status__in=Photo.PROBLEM_STATUSES)),
             quality_warning=Subquery(problem_photos.values("status_detail")[:1]),

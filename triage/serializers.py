@@ -24,8 +24,16 @@ class PatientPhotoStatusSerializer(serializers.ModelSerializer):
 class PhotoStatusSerializer(PatientPhotoStatusSerializer):
     """A photo's status for the API (patients and integrations): no score, no image."""
 
+    assessable = serializers.SerializerMethodField()
+
     class Meta(PatientPhotoStatusSerializer.Meta):
-        fields = [*PatientPhotoStatusSerializer.Meta.fields, "body_site", "created_at"]
+        fields = [*PatientPhotoStatusSerializer.Meta.fields, "assessable", "body_site", "created_at"]
+
+    def get_assessable(self, photo) -> bool | None:
+        """Whether the model could judge the photo (False: a retake was asked for, `detail` says why);
+        null until it has been analysed."""
+        latest = photo.predictions.first()
+        return None if latest is None else latest.assessable
 
 
 class PhotoUploadSerializer(serializers.Serializer):
@@ -55,7 +63,7 @@ class DecisionSummarySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Decision
-        fields = ["outcome", "action", "decided_at"]
+        fields = ["outcome", "action", "patient_instructions", "decided_at"]
 
 
 class CaseOutcomeSerializer(serializers.ModelSerializer):
@@ -88,7 +96,10 @@ class PredictionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Prediction
-        fields = ["id", "probability", "threshold", "flagged", "model_version", "roi", "roi_source", "heatmap_url", "created_at"]
+        fields = [
+            "id", "probability", "threshold", "flagged", "assessable", "reason", "outcome", "model_version", "roi",
+            "roi_source", "heatmap_url", "created_at",
+        ]
 
     def get_heatmap_url(self, prediction) -> str:
         return reverse("prediction-heatmap", args=[prediction.photo_id, prediction.pk])

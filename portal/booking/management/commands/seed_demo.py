@@ -46,7 +46,6 @@ class Command(BaseCommand):
         patient = self._account(options, "patient")
         clinician = self._account(options, "clinician", is_staff=True)
         clinician.groups.add(clinicians)
-        add_site_membership(user=clinician, clinic=clinic, on_duty=True)  # clinicians see only their sites
         admin = self._account(options, "admin", is_staff=True, is_superuser=True)
 
         sites = {name: Clinic.objects.get_or_create(name=name, defaults={"address": address})[0]
@@ -60,6 +59,8 @@ class Command(BaseCommand):
                     start_time=start, end_time=end, defaults={"valid_from": timezone.localdate()},
                 )
         created_slots = generate_slots()
+        for site in sites.values():  # clinicians see only the cases of their sites
+            add_site_membership(user=clinician, clinic=site, on_duty=True)
 
         self.stdout.write(f"{len(sites)} sites, {len(services)} services: {created_slots} new slots.")
         if not options["no_history"]:
