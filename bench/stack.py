@@ -171,7 +171,7 @@ def new_patient_session() -> dict:
     slot = Slot.objects.create(clinic=Clinic.objects.create(name="Bench clinic"),
                                service=Service.objects.get_or_create(name="Bench service")[0],
                                starts_at=timezone.now() + timezone.timedelta(days=2))
-    appointment = book_appointment(patient=user, slot=slot, consent_care=True, symptoms="bench")
+    appointment = book_appointment(patient=user, slot=slot, consent_care=True, questionnaire={"notes": "bench"})
     client = Client()
     client.force_login(user)  # a real session row, read by gunicorn like a login form's
     csrf = uuid.uuid4().hex  # 32 characters: an unmasked CSRF secret Django accepts

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import environ
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -183,6 +184,9 @@ else:
 INFERENCE_QUEUE = "inference"
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"triage.tasks.analyse_photos_task": {"queue": INFERENCE_QUEUE}}
+# Both queues declared: a worker started without --queues (the quickstart, a one-machine install)
+# consumes both; `--queues inference` or `--queues default` picks one.
+CELERY_TASK_QUEUES = [Queue(INFERENCE_QUEUE), Queue(CELERY_TASK_DEFAULT_QUEUE)]
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5}
 # Recovery (triage.tasks.requeue_stalled_photos, run by beat every ANALYSIS_REQUEUE_INTERVAL_SECONDS and
 # by each worker at start-up): photos whose message never reached the broker are queued at the next

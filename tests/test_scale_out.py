@@ -32,7 +32,7 @@ def upload_cases(patient, make_slot, count, hours_from_now):
     photos = []
     for offset in range(count):
         appointment = book_appointment(patient=patient, slot=make_slot(hours_from_now + offset), consent_care=True,
-                                       symptoms="A blister.")
+                                       questionnaire={"notes": "A blister."})
         upload = SimpleUploadedFile("lesion.jpg", lesion_photo_jpeg().getvalue(), "image/jpeg")
         photos.append(accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=upload,
                                    body_site=Photo.BodySite.HANDS))

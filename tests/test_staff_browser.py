@@ -55,7 +55,7 @@ def test_a_clinician_asks_for_a_new_photo_and_the_retake_comes_back_to_the_queue
     other_patient.first_name, other_patient.last_name = "Sam", "Sample"
     other_patient.save()
     appointment = book_appointment(patient=patient, slot=make_slot(5), consent_care=True,
-                                   symptoms="Painful blisters on the chest since Monday; mild fever.")
+                                   questionnaire={"notes": "Painful blisters on the chest since Monday; mild fever."})
     first_photo = tmp_path / "first.jpg"
     synthetic_skin_photo(first_photo, seed=3)
     analyse_photos([upload(appointment.case, patient, first_photo, "first.jpg").pk])
