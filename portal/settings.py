@@ -259,7 +259,6 @@ else:
     raise RuntimeError("Set EMAIL_URL (e.g. smtp+tls://user:password@mail.example.org:587) when DEBUG=0.")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="clinic@localhost")
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)  # a hung mail server must not hang a booking
-EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))  # for the file-based backend
 # Links in emails point here (the booking, sign-in links, the information page).
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 EMAIL_MAX_RETRIES = env.int("EMAIL_MAX_RETRIES", default=5)

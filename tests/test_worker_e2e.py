@@ -283,7 +283,7 @@ def test_a_real_worker_emails_on_duty_staff_about_a_flagged_case_and_the_patient
     celery_app.control.purge()
     worker = start_worker(
         settings.CELERY_BROKER_URL,
-        EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend", EMAIL_FILE_PATH=str(mail_dir),
+        EMAIL_URL=f"filemail:///{mail_dir}",  # the URL path keeps the leading slash
     )
 
     def mail_to(address):
