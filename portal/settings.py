@@ -319,6 +319,7 @@ SPECTACULAR_SETTINGS = {
         "CaseOutcomeEnum": "triage.models.Outcome",
         "DecisionOutcomeEnum": "triage.models.DECISION_OUTCOMES",
         "PhotoStatusEnum": "triage.models.Photo.Status",
+        "PhotoReasonEnum": "triage.models.PhotoReason",
         "AppointmentStatusEnum": "portal.booking.models.Appointment.Status",
     },
 }

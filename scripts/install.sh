@@ -15,9 +15,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "$want" > "$stamp"
 fi
 
-# System packages for the browser tests and the compose check (Debian). Needs root.
+# System packages for the browser tests, the compose check and the translation check (Debian). Needs root.
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium fonts-dejavu-core)
+command -v xgettext >/dev/null 2>&1 || missing+=(gettext)
 command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || missing+=(docker-compose)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -25,6 +26,6 @@ if [ ${#missing[@]} -gt 0 ]; then
         apt-get update -qq
         apt-get install -y -qq "${missing[@]}" >/dev/null
     else
-        echo "Note: install ${missing[*]} (Debian packages) for the browser and compose tests." >&2
+        echo "Note: install ${missing[*]} (Debian packages) for the browser, compose and translation tests." >&2
     fi
 fi

@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 import ml.testing
 from triage import analysis, registry
-from triage.models import Case, ModelVersion, Photo, PhotoOutcome, Prediction, RoiSource, reason_for_patient
+from triage.models import Case, ModelVersion, Photo, PhotoOutcome, PhotoReason, Prediction, RoiSource, reason_for_patient
 from triage.services import accept_photo
 
 
@@ -93,7 +93,8 @@ def test_a_dark_photo_is_not_assessable_and_the_patient_is_asked_to_retake_it(
     photo.refresh_from_db()
     assert (prediction.assessable, prediction.reason) == (False, "too_dark")
     assert prediction.outcome == PhotoOutcome.NOT_ASSESSABLE and not prediction.flagged
-    assert photo.status == Photo.Status.REJECTED and "too dark" in photo.status_detail
+    assert (photo.status, photo.status_reason) == (Photo.Status.REJECTED, PhotoReason.TOO_DARK)
+    assert "too dark" in photo.patient_message and photo.status_detail == ""
     assert analysis.analyse_photos([photo.pk]) == []  # settled: a redelivered task leaves it
 
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from portal.booking.models import Clinic, Service, Slot
 from portal.booking.services import book_appointment, cancel_appointment
-from triage.models import AuditEvent, Case, Decision, Outcome, Photo
+from triage.models import AuditEvent, Case, Decision, Outcome, Photo, PhotoReason
 from triage.permissions import AUDITORS_GROUP, CLINIC_LEADS_GROUP, CLINICIANS_GROUP, PATIENTS_GROUP, can_view_case
 from triage.registry import activate_model_version
 from triage.selectors import case_queue, flagged_undecided_count
@@ -129,7 +129,7 @@ def test_queue_page_shows_score_threshold_photos_warnings_and_claims(client, cli
     case = prediction.photo.case
     Photo.objects.create(
         case=case, uploaded_by=case.appointment.patient, body_site="hands", width=10, height=10, sha256="0" * 64,
-        status=Photo.Status.REJECTED, status_detail="The photo is too dark.", image="photos/x.jpg",
+        status=Photo.Status.REJECTED, status_reason=PhotoReason.TOO_DARK, image="photos/x.jpg",
     )
     colleague = make_staff("colleague", CLINICIANS_GROUP, clinics=[clinic])
     claim_case(case=case, clinician=colleague)
@@ -139,7 +139,7 @@ def test_queue_page_shows_score_threshold_photos_warnings_and_claims(client, cli
 
     assert case.appointment.reference in page and case.appointment.patient.email in page
     assert "83%" in page and "threshold 50%" in page
-    assert "1 needs a retake" in page and "The photo is too dark." in page
+    assert "1 needs a retake" in page and "Too dark" in page
     assert "colleague" in page  # who has it open
     assert 'id="flagged-badge"' in page and '<span class="count">1</span>' in page
 

@@ -151,7 +151,7 @@ def test_upload_analysis_and_heatmap_viewing_through_private_storage(
     wait_for(lambda: Photo.objects.get(pk=photo.pk).status in {Photo.Status.ANALYSED, Photo.Status.FAILED},
              ANALYSIS_TIMEOUT, "the worker to analyse the photo", worker.log_path)
     photo.refresh_from_db()
-    assert photo.status == Photo.Status.ANALYSED, photo.status_detail
+    assert photo.status == Photo.Status.ANALYSED, photo.staff_message
     prediction = photo.predictions.get()
 
     # Both files are in the storage under test (the worker wrote the heatmap there).

@@ -7,7 +7,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image
 
-from triage.models import Photo
+from triage.models import Photo, PhotoReason
 from triage.services import accept_photo
 
 pytestmark = pytest.mark.django_db
@@ -45,12 +45,12 @@ def test_upload_answers_json_for_the_progress_bars(client, patient, appointment,
 
 
 def test_a_photo_to_retake_offers_a_retake_that_keeps_the_appointment(client, patient, photo):
-    Photo.objects.filter(pk=photo.pk).update(status=Photo.Status.REJECTED, status_detail="The photo is too dark to analyse.")
+    Photo.objects.filter(pk=photo.pk).update(status=Photo.Status.REJECTED, status_reason=PhotoReason.TOO_DARK)
     client.force_login(patient)
     url = reverse("appointment", args=[photo.case.appointment.reference])
 
     page = client.get(url).content.decode()
-    assert f'href="?retake={photo.pk}#upload"' in page and "The photo is too dark to analyse." in page
+    assert f'href="?retake={photo.pk}#upload"' in page and "The photo is too dark to judge." in page
 
     assert client.get(url, {"retake": "not-a-number"}).status_code == 200
     retake = client.get(url, {"retake": photo.pk})

@@ -146,7 +146,7 @@ def test_upload_is_analysed_by_a_real_worker_and_reaches_the_clinician_queue(
         ANALYSIS_TIMEOUT, "the worker to analyse the photo", celery_worker_process.log_path,
     )
     photo.refresh_from_db()
-    assert photo.status == Photo.Status.ANALYSED, photo.status_detail
+    assert photo.status == Photo.Status.ANALYSED, photo.staff_message
     prediction = photo.predictions.get()
     assert 0.0 <= prediction.probability <= 1.0
     assert prediction.model_version.version == "test-random"

@@ -73,7 +73,7 @@ def photo_thumbnail(photo):
 
 class PhotoInline(admin.TabularInline):
     model = Photo
-    fields = ["thumbnail", "body_site", "status", "status_detail", "roi_source", "created_at"]
+    fields = ["thumbnail", "body_site", "status", "status_reason", "status_detail", "roi_source", "created_at"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -141,7 +141,7 @@ class PhotoAdmin(AuditedReadsAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: status and box change only through the worker and the clinician's re-analysis."""
 
     list_display = ["__str__", "thumbnail", "body_site", "status", "roi_source", "created_at"]
-    list_filter = ["status", "body_site", "roi_source"]
+    list_filter = ["status", "status_reason", "body_site", "roi_source"]
     search_fields = ["case__appointment__reference"]
     exclude = ["image"]  # a stored file has no public URL; shown through the protected view instead
     readonly_fields = [

@@ -13,7 +13,7 @@ from PIL import Image
 
 from triage import events, registry
 from triage.images import encode_jpeg
-from triage.models import Case, Photo, Prediction, RoiSource
+from triage.models import Case, Photo, PhotoReason, Prediction, RoiSource
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +38,7 @@ def analyse_photos(photo_ids, requested_by_id=None, worker=""):
         return []
     model_version = registry.active_model_version()
     if model_version is None:
-        Photo.objects.filter(pk__in=[p.pk for p in photos]).update(
-            status=Photo.Status.NO_MODEL, status_detail="No model is installed yet; the photo will be analysed once one is."
-        )
+        Photo.objects.filter(pk__in=[p.pk for p in photos]).update(status=Photo.Status.NO_MODEL)
         return []
 
     started = time.perf_counter()
@@ -134,7 +132,7 @@ def render_heatmap(image, analysis) -> bytes:
 
 def record_prediction(*, photo, model_version, analysis, heatmap_jpeg, timings_ms, requested_by_id=None):
     """Store one prediction, settle the photo and refresh its case's flag, atomically. A photo the
-    model cannot judge is marked for a retake, with the reason in the patient's words.
+    model cannot judge is marked for a retake, with the model's reason.
 
     Returns None, storing nothing, when another run of this photo began after this one (a
     redelivered or re-queued task; `photo.attempts` is this run's number): that run records instead,
@@ -164,9 +162,9 @@ def record_prediction(*, photo, model_version, analysis, heatmap_jpeg, timings_m
             prediction.heatmap.storage.delete(prediction.heatmap.name)
             raise
         if prediction.assessable:
-            _set_status(photo, Photo.Status.ANALYSED, "")
+            _set_status(photo, Photo.Status.ANALYSED)
         else:
-            _set_status(photo, Photo.Status.REJECTED, prediction.reason_for_patient)
+            _set_status(photo, Photo.Status.REJECTED, PhotoReason.from_model(prediction.reason))
             events.send_on_commit(events.photo_retake_needed, case=photo.case, photo=photo)
         refresh_case_flag(photo.case)
     return prediction
@@ -193,9 +191,10 @@ def refresh_case_flag(case):
         events.send_on_commit(events.case_flagged, case=case)
 
 
-def mark_failed(photo_ids, reason):
+def mark_failed(photo_ids, reason, detail=""):
+    """`reason`: PhotoReason.TIMED_OUT or FAILED; `detail`: the technical cause, for staff only."""
     Photo.objects.filter(pk__in=photo_ids).exclude(status=Photo.Status.ANALYSED).update(
-        status=Photo.Status.FAILED, status_detail=reason[:300]
+        status=Photo.Status.FAILED, status_reason=reason, status_detail=detail[:300]
     )
 
 
@@ -211,15 +210,18 @@ def _claim_photos(photo_ids, worker):
         )
         for photo in photos:
             photo.status = Photo.Status.ANALYSING
-            photo.status_detail = ""
+            photo.status_reason = photo.status_detail = ""
             photo.attempts += 1
             photo.analysis_started_at = timezone.now()
             photo.analysis_worker = worker
-            photo.save(update_fields=["status", "status_detail", "attempts", "analysis_started_at", "analysis_worker", "updated_at"])
+            photo.save(update_fields=[
+                "status", "status_reason", "status_detail", "attempts", "analysis_started_at", "analysis_worker", "updated_at",
+            ])
     return photos
 
 
-def _set_status(photo, status, detail):
+def _set_status(photo, status, reason=""):
     photo.status = status
-    photo.status_detail = detail
-    photo.save(update_fields=["status", "status_detail", "updated_at"])
+    photo.status_reason = reason
+    photo.status_detail = ""
+    photo.save(update_fields=["status", "status_reason", "status_detail", "updated_at"])

@@ -8,7 +8,7 @@ from triage.selectors import QUEUE_PERIODS, QUEUE_STATUSES
 
 BOX_FIELDS = ("roi_x0", "roi_y0", "roi_x1", "roi_y1")
 TAP_FIELDS = ("tap_x", "tap_y")
-UNREADABLE_MARK = "The position marked on the photo could not be read. Please tap the lesion or draw the box again."
+UNREADABLE_MARK = _("The position marked on the photo could not be read. Please tap the lesion or draw the box again.")
 
 
 class RoiForm(forms.Form):
@@ -35,7 +35,7 @@ class RoiForm(forms.Form):
         if any(given_box) and not all(given_box) or any(given_tap) and not all(given_tap):
             raise forms.ValidationError(UNREADABLE_MARK, code="roi")
         if all(given_box) and all(given_tap):
-            raise forms.ValidationError("Please either tap the lesion or draw a box, not both.", code="roi")
+            raise forms.ValidationError(_("Please either tap the lesion or draw a box, not both."), code="roi")
         return cleaned
 
     @property

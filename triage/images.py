@@ -1,6 +1,6 @@
 """Checking and normalising uploaded photos (Pillow and NumPy): no database, no storage.
 
-Every refusal is a ValidationError whose message a patient can act on.
+Every refusal is a ValidationError whose message a patient can act on, in the active language.
 """
 import hashlib
 import io
@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from ml.boxes import box_from_tap
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from pi_heif import register_heif_opener
@@ -25,9 +27,9 @@ JPEG_QUALITY = 92
 # takes a smaller drag for a tap.
 MIN_ROI_SIDE = 8
 
-NOT_AN_IMAGE = "This file is not a photo we can read. Please upload a JPEG, PNG or HEIC photo."
-DAMAGED = "This photo seems to be damaged or only partly uploaded. Please take or choose it again."
-EMPTY = "This file is empty. Please choose a photo."
+NOT_AN_IMAGE = gettext_lazy("This file is not a photo we can read. Please upload a JPEG, PNG or HEIC photo.")
+DAMAGED = gettext_lazy("This photo seems to be damaged or only partly uploaded. Please take or choose it again.")
+EMPTY = gettext_lazy("This file is empty. Please choose a photo.")
 
 
 @dataclass(frozen=True)
@@ -84,10 +86,10 @@ def validate_roi(roi, width, height):
         return None
     x0, y0, x1, y1 = (int(value) for value in roi)
     if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
-        raise ValidationError("The box drawn around the lesion lies outside the photo. Please draw it again.", code="roi")
+        raise ValidationError(_("The box drawn around the lesion lies outside the photo. Please draw it again."), code="roi")
     if x1 - x0 < MIN_ROI_SIDE or y1 - y0 < MIN_ROI_SIDE:
         raise ValidationError(
-            "The box drawn around the lesion is too small to use. Please tap the lesion or draw a larger box.",
+            _("The box drawn around the lesion is too small to use. Please tap the lesion or draw a larger box."),
             code="roi",
         )
     return (x0, y0, x1, y1)
@@ -100,7 +102,7 @@ def box_for_tap(tap, width, height):
     try:
         return box_from_tap(int(tap[0]), int(tap[1]), (width, height))
     except ValueError:
-        raise ValidationError("The place tapped lies outside the photo. Please tap the lesion again.", code="roi")
+        raise ValidationError(_("The place tapped lies outside the photo. Please tap the lesion again."), code="roi")
 
 
 def _check_byte_size(size):
@@ -109,8 +111,8 @@ def _check_byte_size(size):
     if size > settings.PHOTO_MAX_BYTES:
         limit_mb = settings.PHOTO_MAX_BYTES // (1024 * 1024)
         raise ValidationError(
-            f"This photo is larger than {limit_mb} MB. Please upload a smaller photo, "
-            "for example by choosing a lower resolution in your camera settings.",
+            _("This photo is larger than %(limit)s MB. Please upload a smaller photo, "
+              "for example by choosing a lower resolution in your camera settings.") % {"limit": limit_mb},
             code="too_large",
         )
 
@@ -120,16 +122,17 @@ def _check_dimensions(width, height):
         raise ValidationError(_too_many_pixels_message(), code="too_many_pixels")
     if min(width, height) < settings.PHOTO_MIN_SIDE:
         raise ValidationError(
-            f"This photo is too small ({width}×{height} pixels). Please upload a photo "
-            f"at least {settings.PHOTO_MIN_SIDE} pixels wide and high.",
+            _("This photo is too small (%(width)s×%(height)s pixels). Please upload a photo "
+              "at least %(side)s pixels wide and high.") % {"width": width, "height": height, "side": settings.PHOTO_MIN_SIDE},
             code="too_small",
         )
 
 
 def _too_many_pixels_message():
     megapixels = settings.PHOTO_MAX_PIXELS // 1_000_000
-    limit = f"{megapixels} megapixels" if megapixels else f"{settings.PHOTO_MAX_PIXELS} pixels"
-    return f"This photo has too many pixels (more than {limit}). Please upload a smaller photo."
+    limit = _("%(count)s megapixels") % {"count": megapixels} if megapixels else _("%(count)s pixels") % {
+        "count": settings.PHOTO_MAX_PIXELS}
+    return _("This photo has too many pixels (more than %(limit)s). Please upload a smaller photo.") % {"limit": limit}
 
 
 def _upright_rgb(image):

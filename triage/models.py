@@ -104,48 +104,84 @@ def photo_outcome(*, probability, threshold, assessable):
     return PhotoOutcome.SUSPECTED if probability >= threshold else PhotoOutcome.NOT_SUSPECTED
 
 
-# code -> (what the patient is asked to do, what the clinician is told)
-REASONS = {
-    "too_dark": (
-        "The photo is too dark to judge. Please take it again in good light.",
+class PhotoReason(models.TextChoices):
+    """Why a photo must be taken again (the model could not judge it) or why its analysis failed.
+
+    Stored as a code (`Photo.status_reason`) and put into words only when shown (`reason_for_patient`,
+    `reason_for_clinician`), so each reader gets their own language. The first six are the
+    assessability codes of `ml` (ml/assessment.py); a code `ml` adds later reads as NOT_ASSESSABLE
+    until it gets words here.
+    """
+
+    TOO_DARK = "too_dark", "Too dark"
+    TOO_BRIGHT = "too_bright", "Too bright"
+    BLANK = "blank", "Blank"
+    BLURRED = "blurred", "Blurred"
+    NOT_SKIN = "not_skin", "Not skin"
+    NO_LESION = "no_lesion", "No lesion recognised"
+    NOT_ASSESSABLE = "not_assessable", "Not assessable"
+    TIMED_OUT = "timed_out", "Analysis timed out"
+    FAILED = "failed", "Analysis failed"
+
+    @classmethod
+    def from_model(cls, code):
+        """The reason for an assessability code from `ml`."""
+        known = code in cls.values and code not in (cls.TIMED_OUT, cls.FAILED)
+        return cls(code) if known else cls.NOT_ASSESSABLE
+
+
+# reason -> (what the patient is asked to do, in their language; what the clinician is told)
+REASON_TEXTS = {
+    PhotoReason.TOO_DARK: (
+        _("The photo is too dark to judge. Please take it again in good light."),
         "Too dark: the lesion crop is darker than almost every training photo.",
     ),
-    "too_bright": (
-        "The photo is too bright (overexposed) to judge. Please take it again without flash glare.",
+    PhotoReason.TOO_BRIGHT: (
+        _("The photo is too bright (overexposed) to judge. Please take it again without flash glare."),
         "Overexposed: the lesion crop is brighter than almost every training photo.",
     ),
-    "blank": (
-        "The photo looks blank. Please take it again with the skin area in view.",
+    PhotoReason.BLANK: (
+        _("The photo looks blank. Please take it again with the skin area in view."),
         "Blank: almost no detail in the lesion crop.",
     ),
-    "blurred": (
-        "The photo is blurred. Please hold the phone steady, let it focus on the spot, and take it again.",
+    PhotoReason.BLURRED: (
+        _("The photo is blurred. Please hold the phone steady, let it focus on the spot, and take it again."),
         "Blurred: the lesion crop has less fine detail than almost every training photo.",
     ),
-    "not_skin": (
-        "We could not see skin in the photo. Please photograph the skin area with the spot, close up.",
+    PhotoReason.NOT_SKIN: (
+        _("We could not see skin in the photo. Please photograph the skin area with the spot, close up."),
         "Not a skin photo: too little skin-coloured area in the crop.",
     ),
-    "no_lesion": (
-        "We could not find a skin spot or sore in the photo. Please take it again close up, with the "
-        "spot in the middle, or mark the spot on the photo.",
+    PhotoReason.NO_LESION: (
+        _("We could not find a skin spot or sore in the photo. Please take it again close up, with the "
+          "spot in the middle, or mark the spot on the photo."),
         "No lesion recognised: the crop is unlike the lesion photos the model learned from "
         "(healthy skin, another object, or a lesion type it has not seen). The score is not used.",
     ),
+    PhotoReason.NOT_ASSESSABLE: (
+        _("We could not judge this photo. Please take it again close up, in good light, with the spot in the middle."),
+        "The model could not judge this photo.",
+    ),
+    PhotoReason.TIMED_OUT: (
+        _("We could not check this photo in time. Please send it again; the clinic has been told."),
+        "The analysis took too long. Run it again from this page.",
+    ),
+    PhotoReason.FAILED: (
+        _("Something went wrong while checking this photo. Please send it again; the clinic has been told."),
+        "The analysis failed. Run it again from this page once the cause is fixed.",
+    ),
 }
-REASONS["out_of_distribution"] = REASONS["no_lesion"]
-GENERIC_REASON = (
-    "We could not judge this photo. Please take it again close up, in good light, with the spot in the middle.",
-    "The model could not judge this photo (reason code: {code}).",
-)
 
 
-def reason_for_patient(code):
-    return REASONS.get(code, GENERIC_REASON)[0]
+def reason_for_patient(reason):
+    """What the patient is asked to do, in the active language."""
+    return str(REASON_TEXTS[PhotoReason(reason)][0])
 
 
-def reason_for_clinician(code):
-    return REASONS.get(code, GENERIC_REASON)[1].format(code=code)
+def reason_for_clinician(reason, detail=""):
+    """What staff are told, with the technical detail of a failure when there is one."""
+    text = REASON_TEXTS[PhotoReason(reason)][1]
+    return f"{text} ({detail})" if detail else text
 
 
 class Case(models.Model):
@@ -267,12 +303,12 @@ class Photo(RoiBox):
         ANALYSING = "analysing", _("Analysing")
         ANALYSED = "analysed", _("Analysed")
         NO_MODEL = "no_model", _("Waiting: no model installed")
-        # Not assessable by the model (or unreadable): the patient is asked for a retake; status_detail says why.
+        # Not assessable by the model: the patient is asked for a retake; status_reason says why.
         REJECTED = "rejected", _("Please take it again")
         FAILED = "failed", _("Failed")
 
     WAITING_STATUSES = (Status.RECEIVED, Status.ANALYSING, Status.NO_MODEL)
-    # The patient is told why (status_detail) only for these.
+    # The patient is told why (status_reason) only for these.
     PROBLEM_STATUSES = (Status.REJECTED, Status.FAILED)
 
     class BodySite(models.TextChoices):  # patients see these labels (translated)
@@ -297,7 +333,11 @@ class Photo(RoiBox):
     sha256 = models.CharField(max_length=64)
     roi_source = models.CharField(max_length=16, choices=RoiSource.choices, default=RoiSource.NONE)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED, db_index=True)
-    status_detail = models.CharField(max_length=300, blank=True)
+    status_reason = models.CharField(
+        max_length=20, choices=PhotoReason.choices, blank=True,
+        help_text="Why it must be taken again or why its analysis failed; put into words when shown.",
+    )
+    status_detail = models.CharField(max_length=300, blank=True, help_text="Staff only: the technical cause of a failed analysis.")
     attempts = models.PositiveSmallIntegerField(default=0, help_text="Analysis runs started; a run records its result only if no later one began.")
     queued_at = models.DateTimeField(null=True, blank=True, help_text="When its analysis was last handed to the broker; empty: not queued.")
     analysis_started_at = models.DateTimeField(null=True, blank=True, help_text="When the latest analysis run began (its lease).")
@@ -322,8 +362,18 @@ class Photo(RoiBox):
 
     @property
     def patient_message(self):
-        """What the patient is told beside the status: the reason, for a photo to take again."""
-        return self.status_detail if self.status in self.PROBLEM_STATUSES else ""
+        """What the patient is told beside the status, in the active language: the reason, for a photo
+        to take again."""
+        return reason_for_patient(self.status_reason) if self._shows_reason else ""
+
+    @property
+    def staff_message(self):
+        """What staff are told of a photo to take again or a failed analysis."""
+        return reason_for_clinician(self.status_reason, self.status_detail) if self._shows_reason else ""
+
+    @property
+    def _shows_reason(self):
+        return self.status in self.PROBLEM_STATUSES and bool(self.status_reason)
 
 
 class CountingPredictionManager(models.Manager):
@@ -378,12 +428,8 @@ class Prediction(RoiBox):
         super().save(*args, **kwargs)
 
     @property
-    def reason_for_patient(self):
-        return "" if self.assessable else reason_for_patient(self.reason)
-
-    @property
     def reason_for_clinician(self):
-        return "" if self.assessable else reason_for_clinician(self.reason)
+        return "" if self.assessable else reason_for_clinician(PhotoReason.from_model(self.reason))
 
 
 class Decision(models.Model):
@@ -399,14 +445,14 @@ class Decision(models.Model):
         Outcome.NOT_SUSPECTED: (Action.STANDARD,),
         Outcome.RETAKE: (),
     }
-    # What the patient is told when the clinician writes no instructions of their own.
+    # What the patient is told (in their language) when the clinician writes no instructions of their own.
     DEFAULT_PATIENT_MESSAGES = {
-        Action.ISOLATION_ROOM: "Please come to your appointment as booked. Tell reception your booking reference "
-                               "on arrival: you will be seen in a separate room.",
-        Action.TELEHEALTH: "Please do not come to the clinic: your appointment will be a video or phone call "
-                           "at the booked time.",
-        Action.KEEP_WITH_PPE: "Please come to your appointment as booked and cover any sores with clothing.",
-        Action.STANDARD: "Please come to your appointment as booked.",
+        Action.ISOLATION_ROOM: _("Please come to your appointment as booked. Tell reception your booking reference "
+                                 "on arrival: you will be seen in a separate room."),
+        Action.TELEHEALTH: _("Please do not come to the clinic: your appointment will be a video or phone call "
+                             "at the booked time."),
+        Action.KEEP_WITH_PPE: _("Please come to your appointment as booked and cover any sores with clothing."),
+        Action.STANDARD: _("Please come to your appointment as booked."),
     }
 
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="decisions")
@@ -448,8 +494,9 @@ class Decision(models.Model):
 
     @property
     def patient_message(self):
-        """What the patient is told about this decision (never a score)."""
-        return self.patient_instructions or self.DEFAULT_PATIENT_MESSAGES.get(self.action, "")
+        """What the patient is told about this decision (never a score): the clinician's words, else the
+        standard text for the action in the active language."""
+        return self.patient_instructions or str(self.DEFAULT_PATIENT_MESSAGES.get(self.action, ""))
 
 
 class LabResult(models.Model):

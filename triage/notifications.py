@@ -8,8 +8,9 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.mail import send_mass_mail
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.formats import date_format
+from django.utils.translation import gettext as _
 
 from triage.models import Case, Decision, Outcome
 from triage.selectors import cases_due_for_escalation, clinic_leads, on_duty_staff
@@ -48,18 +49,24 @@ def escalate_due_cases(now=None):
 
 
 def email_patient_decision(decision_id):
-    """Tell the patient what the clinic decided for their visit (the instructions, never a score)."""
+    """Tell the patient what the clinic decided for their visit (the instructions, never a score), in
+    the language they booked in."""
     decision = Decision.objects.select_related("case__appointment__patient", "case__appointment__slot__clinic").get(
         pk=decision_id
     )
     appointment = decision.case.appointment
     link = _absolute(reverse("appointment", args=[appointment.reference]))
-    if decision.outcome == Outcome.RETAKE:
-        subject = f"Please send a new photo for your appointment {appointment.reference}"
-        body = f"The clinic needs a new photo before your visit on {_when(decision.case)}:\n\n{decision.patient_message}\n\nSend it here: {link}"
-    else:
-        subject = f"Your appointment {appointment.reference}: what to do"
-        body = f"The clinic has reviewed your photos for your visit on {_when(decision.case)}.\n\n{decision.patient_message}\n\nYour appointment: {link}"
+    with translation.override(appointment.language):
+        words = {"reference": appointment.reference, "when": _when(decision.case), "link": link,
+                 "message": decision.patient_message}
+        if decision.outcome == Outcome.RETAKE:
+            subject = _("Please send a new photo for your appointment %(reference)s") % words
+            body = _("The clinic needs a new photo before your visit on %(when)s:\n\n%(message)s\n\n"
+                     "Send it here: %(link)s") % words
+        else:
+            subject = _("Your appointment %(reference)s: what to do") % words
+            body = _("The clinic has reviewed your photos for your visit on %(when)s.\n\n%(message)s\n\n"
+                     "Your appointment: %(link)s") % words
     return _send(subject, body, [appointment.patient])
 
 

@@ -41,7 +41,7 @@ def case_queue(*, site_ids, status="all", period="any", site=None, claimed_by=No
     awaiting a retake, then decided; within each, the soonest appointment first.
 
     Each case carries photo counts (`photo_count`, `photos_analysed`, `photos_waiting`, `photos_problem`: rejected or
-    failed, so the patient needs to retake), the first problem's reason (`quality_warning`) and the
+    failed, so the patient needs to retake), the latest problem's reason code (`problem_reason`) and the
     threshold of the top-scoring prediction (`score_threshold`).
     """
     now = now or timezone.now()
@@ -63,7 +63,7 @@ def case_queue(*, site_ids, status="all", period="any", site=None, claimed_by=No
             photos_analysed=Count("photos", filter=Q(photos__status=Photo.Status.ANALYSED)),
             photos_waiting=Count("photos", filter=Q(photos__status__in=Photo.WAITING_STATUSES)),
             photos_problem=Count("photos", filter=Q(photos__status__in=Photo.PROBLEM_STATUSES)),
-            quality_warning=Subquery(problem_photos.values("status_detail")[:1]),
+            problem_reason=Subquery(problem_photos.values("status_reason")[:1]),
             score_threshold=Subquery(top_prediction.order_by("-created_at").values("threshold")[:1]),
             urgency=urgency,
         )

@@ -6,19 +6,25 @@ status, the case's outcome and decision) and clinicians (everything, scores incl
 from django.urls import reverse
 from rest_framework import serializers
 
-from triage.models import Case, Decision, ModelPromotion, ModelVersion, Photo, Prediction
+from triage.models import Case, Decision, ModelPromotion, ModelVersion, Photo, PhotoReason, Prediction
 
 
 class PatientPhotoStatusSerializer(serializers.ModelSerializer):
     """What a patient may know about a photo: its status, and why when it needs retaking. Never a score."""
 
     label = serializers.CharField(source="get_status_display")
-    detail = serializers.CharField(source="patient_message")
+    reason = serializers.ChoiceField(
+        source="status_reason", choices=PhotoReason.choices, allow_blank=True, read_only=True,
+        help_text="Why the photo must be taken again or could not be analysed (a stable code); empty otherwise.",
+    )
+    detail = serializers.CharField(
+        source="patient_message", help_text="The reason in words for the patient, in the request's language.",
+    )
     settled = serializers.BooleanField(source="is_settled")
 
     class Meta:
         model = Photo
-        fields = ["id", "status", "label", "detail", "settled"]
+        fields = ["id", "status", "label", "reason", "detail", "settled"]
 
 
 class PhotoStatusSerializer(PatientPhotoStatusSerializer):

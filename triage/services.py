@@ -11,6 +11,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
+from django.utils.translation import gettext
 
 from triage import events, performance, registry, tasks
 from triage.images import box_for_tap, normalise_photo, validate_roi
@@ -53,20 +54,20 @@ def accept_photos(*, case, uploaded_by, uploaded_files, body_site, roi=None, tap
     without a mark are analysed with an automatic box by the worker.
     """
     if not case.is_open:
-        raise ValidationError("This appointment was cancelled, so photos can no longer be added.", code="case_closed")
+        raise ValidationError(gettext("This appointment was cancelled, so photos can no longer be added."), code="case_closed")
     if not uploaded_files:
-        raise ValidationError("Please choose at least one photo.", code="no_files")
+        raise ValidationError(gettext("Please choose at least one photo."), code="no_files")
     if len(uploaded_files) > settings.PHOTO_MAX_FILES_PER_UPLOAD:
         raise ValidationError(
-            f"Please send at most {settings.PHOTO_MAX_FILES_PER_UPLOAD} photos at a time "
-            f"(you chose {len(uploaded_files)}).", code="too_many_files",
+            gettext("Please send at most %(limit)s photos at a time (you chose %(chosen)s).")
+            % {"limit": settings.PHOTO_MAX_FILES_PER_UPLOAD, "chosen": len(uploaded_files)}, code="too_many_files",
         )
     if roi is not None and tap is not None:
-        raise ValidationError("Please either tap the lesion or draw a box, not both.", code="roi")
+        raise ValidationError(gettext("Please either tap the lesion or draw a box, not both."), code="roi")
     if (roi is not None or tap is not None) and len(uploaded_files) != 1:
-        raise ValidationError("The lesion can only be marked when uploading one photo.", code="roi")
+        raise ValidationError(gettext("The lesion can only be marked when uploading one photo."), code="roi")
     if body_site not in Photo.BodySite.values:
-        raise ValidationError("Please choose where on the body the photo was taken.", code="body_site")
+        raise ValidationError(gettext("Please choose where on the body the photo was taken."), code="body_site")
 
     normalised, errors = [], []
     for uploaded_file in uploaded_files:
@@ -118,8 +119,10 @@ def _refuse_past_appointment_limit(case, adding):
     if stored + adding > limit:
         left = max(limit - stored, 0)
         raise ValidationError(
-            f"An appointment can have up to {limit} photos and this one has {stored}. "
-            + (f"Please send at most {left} more." if left else "Please call the clinic if you need to send more."),
+            gettext("An appointment can have up to %(limit)s photos and this one has %(stored)s.")
+            % {"limit": limit, "stored": stored} + " "
+            + (gettext("Please send at most %(left)s more.") % {"left": left} if left
+               else gettext("Please call the clinic if you need to send more.")),
             code="too_many_photos",
         )
 
@@ -129,12 +132,12 @@ def request_reanalysis(*, photo, clinician, roi=None, tap=None) -> Photo:
     """Queue a new analysis; a new box (drawn, or from a tap) replaces the old one. Earlier
     predictions are kept."""
     if roi is not None and tap is not None:
-        raise ValidationError("Please either tap the lesion or draw a box, not both.", code="roi")
+        raise ValidationError(gettext("Please either tap the lesion or draw a box, not both."), code="roi")
     box = validate_roi(roi, photo.width, photo.height) or box_for_tap(tap, photo.width, photo.height)
     if box:
         _set_roi(photo, box, RoiSource.CLINICIAN)
     photo.status = Photo.Status.RECEIVED
-    photo.status_detail = ""
+    photo.status_reason = photo.status_detail = ""
     photo.save()
     audit(actor=clinician, action="request_reanalysis", obj=photo, roi=photo.roi, roi_source=photo.roi_source)
     tasks.enqueue_analysis([photo], requested_by=clinician)  # sends once the transaction commits

@@ -26,7 +26,7 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from triage import analysis, notifications, registry, selectors
-from triage.models import Photo
+from triage.models import Photo, PhotoReason
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def analyse_photos_task(self, photo_ids, requested_by_id=None):
     try:
         analysis.analyse_photos(photo_ids, requested_by_id=requested_by_id, worker=self.request.hostname)
     except SoftTimeLimitExceeded:
-        analysis.mark_failed(photo_ids, "The analysis took too long. A clinician can run it again.")
+        analysis.mark_failed(photo_ids, PhotoReason.TIMED_OUT)
         raise
     except Exception as exc:
         if self.request.retries < settings.ANALYSIS_MAX_RETRIES:
@@ -86,7 +86,7 @@ def analyse_photos_task(self, photo_ids, requested_by_id=None):
             logger.warning("Analysis of photos %s failed (%r); retry in %s s", photo_ids, exc, countdown)
             raise self.retry(exc=exc, countdown=countdown)
         logger.exception("Analysis of photos %s failed for good", photo_ids)
-        analysis.mark_failed(photo_ids, f"The analysis failed ({type(exc).__name__}). Staff have been told.")
+        analysis.mark_failed(photo_ids, PhotoReason.FAILED, detail=f"{type(exc).__name__}: {exc}")
         raise
 
 
@@ -95,7 +95,7 @@ def requeue_stalled_photos(worker=None):
     """Queue again the photos whose analysis was lost; `worker`: one just started (see the selector)."""
     photos = selectors.photos_to_requeue(worker=worker)
     Photo.objects.filter(pk__in=[photo.pk for photo in photos]).update(
-        status=Photo.Status.RECEIVED, status_detail="", queued_at=timezone.now()
+        status=Photo.Status.RECEIVED, status_reason="", status_detail="", queued_at=timezone.now()
     )
     _send(photos)
     return len(photos)

@@ -28,5 +28,5 @@ def on_case_decided(sender, case, decision, **_):
 @receiver(events.photo_retake_needed)
 def on_photo_retake_needed(sender, case, photo, **_):
     data = _case_data(case)
-    data["photo"] = {"id": photo.pk, "status": photo.status, "detail": photo.patient_message}
+    data["photo"] = {"id": photo.pk, "status": photo.status, "reason": photo.status_reason, "detail": photo.patient_message}
     queue_event(case=case, event_type=Event.PHOTO_RETAKE_NEEDED, data=data)

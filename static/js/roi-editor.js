@@ -18,6 +18,10 @@
     var readout = editor.querySelector(".roi-readout");
     var minSide = Number(editor.dataset.minSide);
     var tapUrl = editor.dataset.tapUrl;
+    var text = editor.dataset; // translated messages: textTapBox, textDrawnBox ({width}, {height}), ...
+    function sized(message, b) {
+      return message.replace("{width}", b.x1 - b.x0).replace("{height}", b.y1 - b.y0);
+    }
     function field(name) { return form.querySelector('input[name="' + name + '"]'); }
     var boxInputs = ["roi_x0", "roi_y0", "roi_x1", "roi_y1"].map(field);
     var tapInputs = ["tap_x", "tap_y"].map(field);
@@ -91,16 +95,15 @@
       boxInputs.forEach(function (input, index) { input.value = boxValues[index]; });
       tapInputs.forEach(function (input, index) { input.value = tapValues[index]; });
       if (tap && box) {
-        readout.textContent = "Lesion marked: the analysis will look at the square shown (" +
-          (box.x1 - box.x0) + " × " + (box.y1 - box.y0) + " pixels). Tap again to move it, or drag to draw your own box.";
+        readout.textContent = sized(text.textTapBox, box);
       } else if (tap) {
-        readout.textContent = "Lesion marked.";
+        readout.textContent = text.textTapped;
       } else if (box && !edited) {
-        readout.textContent = "Current box. Drag inside it to move it, tap the lesion, or clear it and draw a new one.";
+        readout.textContent = text.textCurrentBox;
       } else if (box) {
-        readout.textContent = "Box drawn: " + (box.x1 - box.x0) + " × " + (box.y1 - box.y0) + " pixels. Drag inside it to move it.";
+        readout.textContent = sized(text.textDrawnBox, box);
       } else {
-        readout.textContent = "Nothing marked: the lesion will be looked for automatically.";
+        readout.textContent = text.textNothing;
       }
     }
 
@@ -120,13 +123,13 @@
             box = { x0: answer.box[0], y0: answer.box[1], x1: answer.box[2], y1: answer.box[3] };
             commit();
           } else {
-            readout.textContent = answer.error || "The mark could not be placed. Please tap again.";
+            readout.textContent = answer.error || text.textTapFailed;
           }
           draw();
         })
         .catch(function () {
           // Offline: the tap itself is still sent with the photo and sized by the server.
-          if (request === tapRequest && tap === point) readout.textContent = "Lesion marked (the box is shown after sending).";
+          if (request === tapRequest && tap === point) readout.textContent = text.textTapOffline;
         });
     }
 

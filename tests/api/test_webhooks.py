@@ -134,7 +134,10 @@ def test_a_rejected_photo_asks_for_a_retake(endpoint, appointment, patient, priv
     assert photo.status == "rejected"
     delivery = WebhookDelivery.objects.get()
     assert delivery.event_type == "photo.retake_needed"
-    assert delivery.payload["data"]["photo"] == {"id": photo.pk, "status": "rejected", "detail": photo.status_detail}
+    assert delivery.payload["data"]["photo"] == {
+        "id": photo.pk, "status": "rejected", "reason": photo.status_reason, "detail": photo.patient_message,
+    }
+    assert photo.status_reason == "blank" and "blank" in photo.patient_message
 
 
 def test_endpoints_get_only_their_clinics_and_chosen_events(clinic, other_clinic, receiver, prediction, clinician, deliveries_sent, django_capture_on_commit_callbacks):
