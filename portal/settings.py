@@ -217,6 +217,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("BOOKING_REMINDER_INTERVAL_SECONDS", default=3600),
     },
     "generate-slots": {"task": "portal.booking.tasks.generate_slots_task", "schedule": 6 * 3600},
+    "delete-spent-sign-in-links": {"task": "portal.booking.tasks.delete_spent_sign_in_links_task", "schedule": 3600},
     "escalate-flagged-cases": {
         "task": "triage.tasks.escalate_flagged_cases",
         "schedule": ESCALATION_CHECK_SECONDS,

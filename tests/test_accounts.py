@@ -134,6 +134,20 @@ def test_booking_email_link_leads_to_the_appointment_and_expires(client, patient
     assert client.get(stale).status_code == 400 and client.post(stale).status_code == 400
 
 
+def test_beat_deletes_used_and_expired_sign_in_links_and_keeps_usable_ones(client, patient):
+    from portal.booking.tasks import delete_spent_sign_in_links_task
+
+    used, expired, usable = (sign_in_link_path(user=patient) for _ in range(3))
+    client.post(used)
+    SignInLink.objects.filter(pk=SignInLink.objects.order_by("pk")[1].pk).update(expires_at=timezone.now())
+    client.logout()
+
+    assert delete_spent_sign_in_links_task() == 2
+    assert SignInLink.objects.count() == 1 and delete_spent_sign_in_links_task() == 0
+    assert client.post(usable)["Location"] == reverse("home")
+    assert client.post(expired).status_code == 400
+
+
 def test_a_sign_in_link_never_redirects_off_site(client, patient):
     link = sign_in_link_path(user=patient, next_url="//evil.example/")
 

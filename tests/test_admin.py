@@ -30,6 +30,17 @@ def test_predictions_are_read_only(admin_client, prediction):
     assert admin_client.get(reverse("admin:triage_prediction_delete", args=[prediction.pk])).status_code == 403
 
 
+def test_appointments_are_read_only_their_status_changes_through_the_booking_services(admin_client, appointment):
+    url = reverse("admin:booking_appointment_change", args=[appointment.pk])
+
+    page = admin_client.get(url).content.decode()
+
+    assert appointment.reference in page and 'name="_save"' not in page and 'name="status"' not in page
+    assert admin_client.post(url, {"status": "cancelled"}).status_code == 403
+    appointment.refresh_from_db()
+    assert appointment.status == "booked" and appointment.case.is_open
+
+
 def test_audit_events_are_read_only(admin_client, prediction):
     event = AuditEvent.objects.create(action="view_photo", object_type="photo", object_id="1")
 

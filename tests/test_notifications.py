@@ -97,13 +97,30 @@ def test_patient_sees_and_is_emailed_the_clinics_instructions_never_a_score(
 
     page = client.get(appointment_url).content.decode()
     assert "Instructions from the clinic" in page
-    assert Decision.DEFAULT_PATIENT_MESSAGES[Decision.Action.TELEHEALTH] in page
+    assert str(Decision.DEFAULT_PATIENT_MESSAGES[Decision.Action.TELEHEALTH]) in page
     assert "83%" not in page and "Suspected" not in page
     (email,) = mailoutbox
     assert email.to == [case.appointment.patient.email]
-    assert Decision.DEFAULT_PATIENT_MESSAGES[Decision.Action.TELEHEALTH] in email.body
+    assert str(Decision.DEFAULT_PATIENT_MESSAGES[Decision.Action.TELEHEALTH]) in email.body
     assert "83" not in email.body and "Suspected" not in email.body
     assert appointment_url in email.body
+
+
+def test_a_patient_who_booked_in_spanish_gets_the_instructions_in_spanish(
+    client, prediction, clinician, mailoutbox, celery_eager, django_capture_on_commit_callbacks
+):
+    case = prediction.photo.case
+    type(case.appointment).objects.filter(pk=case.appointment.pk).update(language="es")
+    with django_capture_on_commit_callbacks(execute=True):
+        record_decision(case=case, clinician=clinician, outcome=Outcome.SUSPECTED, action=Decision.Action.TELEHEALTH)
+    client.force_login(case.appointment.patient)
+
+    page = client.get(reverse("appointment", args=[case.appointment.reference]), HTTP_ACCEPT_LANGUAGE="es").content.decode()
+
+    assert "Instrucciones de la clínica" in page and "No venga a la clínica" in page
+    (email,) = mailoutbox
+    assert email.subject.startswith("Su cita ") and "No venga a la clínica" in email.body
+    assert "La clínica ha revisado sus fotos" in email.body
 
 
 def test_patient_asked_for_a_retake_sees_the_reason_until_they_upload_again(

@@ -3,7 +3,7 @@ from django.utils.html import format_html_join
 
 from portal.booking.models import Appointment, Clinic, ConsentRecord, PatientInformation, Schedule, Service, Slot
 from portal.booking.services import generate_slots
-from triage.admin import AuditedReadsAdminMixin
+from triage.admin import AuditedReadsAdminMixin, ReadOnlyAdminMixin
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -63,23 +63,22 @@ class ConsentRecordInline(ReadOnlyInline):
 
 
 @admin.register(Appointment)
-class AppointmentAdmin(AuditedReadsAdminMixin, admin.ModelAdmin):
+class AppointmentAdmin(AuditedReadsAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only: appointments are booked, moved and cancelled through the booking services, which
+    keep the slot, the case, the consents and the patient's emails consistent."""
+
     list_display = ["reference", "patient", "slot", "status", "consent_research"]
     list_filter = ["status", "consent_research", "slot__clinic", "slot__service"]
     search_fields = ["reference", "patient__username", "patient__email"]
     fields = ["reference", "patient", "slot", "status", "answers", "consent_care", "consent_research", "language",
               "reminder_sent_at", "created_at"]
-    readonly_fields = ["reference", "patient", "slot", "answers", "consent_care", "consent_research", "language",
-                       "reminder_sent_at", "created_at"]
+    readonly_fields = fields
     list_select_related = ["patient", "slot__clinic", "slot__service"]
     inlines = [ConsentRecordInline]
 
     @admin.display(description="Questionnaire")
     def answers(self, obj):
         return format_html_join("", "<p><strong>{}</strong><br>{}</p>", obj.questionnaire_answers())
-
-    def has_add_permission(self, request):
-        return False  # bookings are made through the booking service
 
 
 @admin.register(PatientInformation)

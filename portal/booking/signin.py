@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -49,3 +50,9 @@ def redeem(token):
     if not url_has_allowed_host_and_scheme(link.next_url, allowed_hosts=None):
         link.next_url = ""
     return link
+
+
+def delete_spent_links() -> int:
+    """Delete the links that can no longer sign anyone in (used or expired); returns how many."""
+    deleted, _ = SignInLink.objects.filter(Q(used_at__isnull=False) | Q(expires_at__lte=timezone.now())).delete()
+    return deleted

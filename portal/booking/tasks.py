@@ -1,7 +1,7 @@
 """Periodic booking work, run by `celery worker --beat` (schedule in settings.CELERY_BEAT_SCHEDULE)."""
 from celery import shared_task
 
-from portal.booking import services
+from portal.booking import services, signin
 
 
 @shared_task
@@ -14,3 +14,9 @@ def send_reminders_task():
 def generate_slots_task():
     """Extend every clinician's slots to the end of the booking window."""
     return services.generate_slots()
+
+
+@shared_task
+def delete_spent_sign_in_links_task():
+    """One-time sign-in links are kept only while they can still be used."""
+    return signin.delete_spent_links()
