@@ -153,9 +153,9 @@ class Stack:
         return [Patient(self.port, session) for session in sessions]
 
     def photos(self, patients):
-        """{photo id: (status, status_detail, file name, number of predictions)} of these patients' cases."""
+        """{photo id: (status, status_reason, file name, number of predictions)} of these patients' cases."""
         rows = self.postgres.query(
-            "SELECT p.id, p.status, p.status_detail, p.image, "
+            "SELECT p.id, p.status, p.status_reason, p.image, "
             "(SELECT count(*) FROM triage_prediction r WHERE r.photo_id = p.id) "
             "FROM triage_photo p JOIN triage_case c ON c.id = p.case_id "
             "JOIN booking_appointment a ON a.id = c.appointment_id WHERE a.reference = ANY(%s)",

@@ -3,10 +3,10 @@ desktop's size: sign up and verify, book (site, service, day, time, questions, c
 photos with guidance and progress (a huge photo is shrunk in the browser first), a live status that
 asks for a retake, consent withdrawal, the Spanish pages, and axe-core on every page.
 
-Screenshots go to docs/screenshots/ (committed, shown in the README)."""
+Screenshots go to out/screenshots/, or to docs/screenshots/ (committed, shown in the README) with
+UPDATE_SCREENSHOTS=1 (tests/screenshots.py)."""
 import io
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,10 +17,10 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from portal.booking.models import Appointment, Clinic, Service, Slot
+from tests.screenshots import screenshot_dir
 from tests.test_browser import browser  # noqa: F401  (the shared Chromium)
-from triage.models import Photo
+from triage.models import Photo, PhotoReason
 
-DOCS_SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1366, "height": 900}}
 PASSWORD = "a-long-unusual-passphrase"
 
@@ -35,6 +35,15 @@ def assert_accessible(page, name):
         for v in violations if v["impact"] in ("serious", "critical")
     ]
     assert not serious, f"{name}: {serious}"
+
+
+def full_page_screenshot(page, path):
+    """The whole page with its lazy images loaded (on a phone those below the fold are not, yet)."""
+    page.evaluate("""() => Promise.all([...document.images].map(image => {
+        image.loading = "eager";
+        return image.complete ? null : new Promise(done => { image.onload = image.onerror = done; });
+    }))""")
+    page.screenshot(path=path, full_page=True)
 
 
 def huge_photo(path):
@@ -77,11 +86,11 @@ def clinic_week(clinician):
 
 @pytest.mark.parametrize("device", list(VIEWPORTS))
 def test_patient_journey(browser, live_server, clinic_week, private_storage, enqueued, tmp_path, device):  # noqa: F811
-    DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    screenshots = screenshot_dir()
     context = browser.new_context(viewport=VIEWPORTS[device], locale="en-GB")
     page = context.new_page()
     page.set_default_timeout(15_000)
-    shot = lambda name: page.screenshot(path=DOCS_SCREENSHOTS / f"patient-{name}-{device}.png", full_page=True)  # noqa: E731
+    shot = lambda name: full_page_screenshot(page, screenshots / f"patient-{name}-{device}.png")  # noqa: E731
     email_address = f"journey-{device}@example.org"
 
     # Sign up, confirm the address from the email.
@@ -149,9 +158,7 @@ def test_patient_journey(browser, live_server, clinic_week, private_storage, enq
     # The worker finds it too dark: the status changes live and a retake is offered.
     retake = page.locator(f"[data-retake='{photo.pk}']")
     expect(retake).to_be_hidden()
-    Photo.objects.filter(pk=photo.pk).update(
-        status=Photo.Status.REJECTED, status_detail="The photo is too dark to analyse. Please take it again in good light."
-    )
+    Photo.objects.filter(pk=photo.pk).update(status=Photo.Status.REJECTED, status_reason=PhotoReason.TOO_DARK)
     expect(badge).to_contain_text("too dark", timeout=15_000)
     expect(retake).to_be_visible()
     assert "%" not in page.locator("#photo-list").inner_text()  # never a score
@@ -171,6 +178,7 @@ def test_patient_journey(browser, live_server, clinic_week, private_storage, enq
     page.get_by_label("Language").select_option("es")
     page.get_by_role("button", name="Change language").click()
     expect(page.get_by_role("heading", name="Su cita")).to_be_visible()
+    expect(badge).to_have_text("Hay que repetirla: La foto está demasiado oscura para valorarla. Hágala de nuevo con buena luz.")
     assert_accessible(page, "appointment in Spanish")
     shot("appointment-es")
     page.get_by_role("link", name="Sobre la mpox: información para pacientes").first.click()

@@ -1,22 +1,20 @@
 """The clinician's shift in a real browser (Debian's Chromium via Playwright), at phone and desktop
 widths: queue → case → request a new photo → the patient sees the reason and uploads again →
-the case is back in the queue → decision. Screenshots go to docs/screenshots/ (committed, for the
-README and for a person to look at)."""
-from pathlib import Path
-
+the case is back in the queue → decision. Screenshots go to out/screenshots/, or to docs/screenshots/
+(committed, for the README) with UPDATE_SCREENSHOTS=1 (tests/screenshots.py)."""
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from playwright.sync_api import expect
 
 from portal.booking.services import book_appointment
+from tests.screenshots import screenshot_dir
 from tests.test_browser import browser, log_in, synthetic_skin_photo  # noqa: F401  (browser is a fixture)
 from triage.analysis import analyse_photos
 from triage.models import Case, Decision, Outcome, Photo
 from triage.registry import activate_model_version, register_checkpoints
 from triage.services import accept_photo
 
-DOCS_SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1366, "height": 900}}
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -47,7 +45,7 @@ def test_a_clinician_asks_for_a_new_photo_and_the_retake_comes_back_to_the_queue
     enqueued, make_upload, record_result, tmp_path, settings,
 ):
     settings.STAFF_BADGE_POLL_SECONDS = 1
-    DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    screenshots = screenshot_dir()
     (shipped,) = register_checkpoints()
     activate_model_version(shipped)  # the shipped model scores the synthetic photos, in this process
     patient.first_name, patient.last_name = "Robin", "Example"
@@ -79,7 +77,7 @@ def test_a_clinician_asks_for_a_new_photo_and_the_retake_comes_back_to_the_queue
     expect(rows.first).to_contain_text(reference)
     expect(staff.locator("#flagged-badge .count")).to_have_text("1")
     assert_fits_the_width(staff)
-    staff.screenshot(path=DOCS_SCREENSHOTS / f"staff-queue-{viewport}.png", full_page=True)
+    staff.screenshot(path=screenshots / f"staff-queue-{viewport}.png", full_page=True)
 
     # The badge follows new flagged cases without a reload (htmx polling).
     late = book_appointment(patient=other_patient, slot=make_slot(30), consent_care=True)
@@ -102,7 +100,7 @@ def test_a_clinician_asks_for_a_new_photo_and_the_retake_comes_back_to_the_queue
     review.locator("[data-heatmap-opacity]").fill("40")
     assert review.locator(".heatmap-layer").evaluate("el => getComputedStyle(el).opacity") == "0.4"
     assert_fits_the_width(staff)
-    staff.screenshot(path=DOCS_SCREENSHOTS / f"staff-case-{viewport}.png", full_page=True)
+    staff.screenshot(path=screenshots / f"staff-case-{viewport}.png", full_page=True)
     width_before = review.locator(".zoom-stage").first.bounding_box()["width"]
     review.locator("[data-zoom]").fill("200")
     assert review.locator(".zoom-stage").first.bounding_box()["width"] == pytest.approx(2 * width_before, rel=0.02)
@@ -114,7 +112,7 @@ def test_a_clinician_asks_for_a_new_photo_and_the_retake_comes_back_to_the_queue
     reason = "The photo is a little blurred. Please take it again in daylight, holding the phone steady."
     staff.fill("textarea[name=patient_instructions]", reason)
     staff.fill("textarea[name=note]", "Cannot judge the centre of the lesions.")
-    staff.screenshot(path=DOCS_SCREENSHOTS / f"staff-decision-form-{viewport}.png", full_page=False)
+    staff.screenshot(path=screenshots / f"staff-decision-form-{viewport}.png", full_page=False)
     staff.click("button:has-text('Record decision')")
     expect(staff.locator(".message.success")).to_contain_text("Decision recorded")
     assert Case.objects.get(pk=case.pk).outcome == Outcome.RETAKE
@@ -131,7 +129,7 @@ def test_a_clinician_asks_for_a_new_photo_and_the_retake_comes_back_to_the_queue
     expect(notice).to_contain_text(reason)
     assert "%" not in notice.inner_text()
     assert_fits_the_width(patient_page)
-    patient_page.screenshot(path=DOCS_SCREENSHOTS / f"patient-retake-request-{viewport}.png", full_page=True)
+    patient_page.screenshot(path=screenshots / f"patient-retake-request-{viewport}.png", full_page=True)
     retake_path = tmp_path / "retake.jpg"
     synthetic_skin_photo(retake_path, seed=5)
     patient_page.set_input_files("input[name=photos]", str(retake_path))
@@ -147,7 +145,7 @@ def test_a_clinician_asks_for_a_new_photo_and_the_retake_comes_back_to_the_queue
     staff.goto(live_server.url + reverse("staff-queue") + "?status=undecided")
     expect(staff.locator("table.queue tbody tr").first).to_contain_text(reference)
     expect(staff.locator("table.queue tbody tr").first).to_contain_text("Awaiting review")
-    staff.screenshot(path=DOCS_SCREENSHOTS / f"staff-queue-after-retake-{viewport}.png", full_page=True)
+    staff.screenshot(path=screenshots / f"staff-queue-after-retake-{viewport}.png", full_page=True)
     staff.click(f"a:has-text('{reference}')")
     expect(staff.locator(".photo-review")).to_have_count(2)
     staff.check("input[name=outcome][value=suspected]")
@@ -161,6 +159,6 @@ def test_a_clinician_asks_for_a_new_photo_and_the_retake_comes_back_to_the_queue
 
     patient_page.goto(live_server.url + reverse("appointment", args=[reference]))
     expect(patient_page.locator("#clinic-decision")).to_contain_text("entrance B")
-    patient_page.screenshot(path=DOCS_SCREENSHOTS / f"patient-instructions-{viewport}.png", full_page=True)
+    patient_page.screenshot(path=screenshots / f"patient-instructions-{viewport}.png", full_page=True)
     staff.context.close()
     patient_page.context.close()
