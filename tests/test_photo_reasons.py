@@ -44,7 +44,7 @@ def test_the_api_gives_the_code_and_the_words(client, patient, photo):
 
 
 def test_a_failed_analysis_tells_staff_the_cause_and_the_patient_only_what_to_do(
-        client, patient, clinician, photo, settings, monkeypatch):
+        client, patient, clinician, admin_user, photo, settings, monkeypatch):
     settings.ANALYSIS_MAX_RETRIES = 0
 
     def broken(*args, **kwargs):
@@ -61,9 +61,12 @@ def test_a_failed_analysis_tells_staff_the_cause_and_the_patient_only_what_to_do
     assert "Something went wrong while checking this photo." in patient_page and "RuntimeError" not in patient_page
     client.force_login(clinician)
     case_page = client.get(reverse("staff-case", args=[photo.case_id])).content.decode()
-    assert "The analysis failed." in case_page and "RuntimeError: checkpoint file is truncated" in case_page
+    assert "The analysis failed; re-run it" in case_page and "RuntimeError: checkpoint file is truncated" in case_page
     queue = client.get(reverse("staff-queue")).content.decode()
     assert "Analysis failed" in queue
+    client.force_login(admin_user)
+    admin_page = client.get(reverse("admin:triage_photo_change", args=[photo.pk])).content.decode()
+    assert "The analysis failed; re-run it from the case page once the cause is fixed. (RuntimeError: checkpoint" in admin_page
 
 
 def test_the_migration_turns_stored_texts_into_codes(photo):

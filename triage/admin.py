@@ -145,8 +145,8 @@ class PhotoAdmin(AuditedReadsAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["case__appointment__reference"]
     exclude = ["image"]  # a stored file has no public URL; shown through the protected view instead
     readonly_fields = [
-        "thumbnail", "case", "uploaded_by", "width", "height", "sha256", "attempts", "files_deleted_at",
-        "files_deleted_reason", "created_at",
+        "thumbnail", "case", "uploaded_by", "width", "height", "sha256", "attempts", "staff_message",
+        "files_deleted_at", "files_deleted_reason", "created_at",
     ]
 
     @admin.display(description="Photo")

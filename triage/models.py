@@ -164,11 +164,11 @@ REASON_TEXTS = {
     ),
     PhotoReason.TIMED_OUT: (
         _("We could not check this photo in time. Please send it again; the clinic has been told."),
-        "The analysis took too long. Run it again from this page.",
+        "The analysis took too long; re-run it from the case page.",
     ),
     PhotoReason.FAILED: (
         _("Something went wrong while checking this photo. Please send it again; the clinic has been told."),
-        "The analysis failed. Run it again from this page once the cause is fixed.",
+        "The analysis failed; re-run it from the case page once the cause is fixed.",
     ),
 }
 
