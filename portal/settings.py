@@ -319,6 +319,8 @@ SPECTACULAR_SETTINGS = {
         "CaseOutcomeEnum": "triage.models.Outcome",
         "DecisionOutcomeEnum": "triage.models.DECISION_OUTCOMES",
         "PhotoStatusEnum": "triage.models.Photo.Status",
+        "LabResultEnum": "triage.models.LabResult.Result",
+        "FinalDiagnosisEnum": "triage.models.FinalDiagnosis.Diagnosis",
         "AppointmentStatusEnum": "portal.booking.models.Appointment.Status",
     },
 }
