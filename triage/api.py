@@ -74,7 +74,7 @@ class CasePhotosView(CaseScopedMixin, generics.ListAPIView):
                 case=case, uploaded_by=request.user, uploaded_file=data["photo"], body_site=data["body_site"],
                 roi=data["roi"], tap=data["tap"],
             )
-        except DjangoValidationError as error:  # a mark outside the photo, or both kinds, is about the request as a whole
+        except DjangoValidationError as error:  # a mark outside the photo, or both kinds: the request as a whole
             raise api_error(error, "non_field_errors" if getattr(error, "code", None) == "roi" else "photo")
         return Response(PhotoStatusSerializer(photo).data, status=status.HTTP_201_CREATED)
 

@@ -136,7 +136,8 @@ class AppointmentRescheduleView(ExternalAppointmentChangeView):
 
     @extend_schema(request=RescheduleRequestSerializer, responses={200: AppointmentSerializer})
     def post(self, request, external_id):
-        return self.change(reschedule_appointment, slot=self.requested_slot(selectors.clinic_slots(clinic=self.clinic)))
+        slot = self.requested_slot(selectors.clinic_slots(clinic=self.clinic))
+        return self.change(reschedule_appointment, slot=slot)
 
 
 class AppointmentPhotosView(IntegrationView, CasePhotosView):

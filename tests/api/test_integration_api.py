@@ -296,39 +296,46 @@ def test_an_idempotent_request_with_a_json_array_is_a_400_not_a_crash(key_client
     assert response.status_code == 400
 
 
+def at_once(send, times=2):
+    """Call `send()` from `times` threads released together (as retries racing the first request); the
+    answers in the order they came. Each thread closes its own database connection."""
+    import threading
+
+    from django.db import connection
+
+    barrier = threading.Barrier(times)
+    responses = []
+
+    def run():
+        try:
+            barrier.wait()
+            responses.append(send())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return responses
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_retries_with_one_idempotency_key_make_one_photo(api_key, slot, make_upload, private_storage, enqueued):
     """Two copies of an upload arrive at once (a client timed out and retried): the second waits on the
     key's row, then replays the first answer."""
-    import threading
-
-    from django.db import connection
     from rest_framework.test import APIClient
 
     client = APIClient(headers={"Authorization": f"Api-Key {api_key[1]}"})
     register(client)
     book(client, slot)
     content = make_upload().read()
-    barrier = threading.Barrier(2)
-    responses = []
-
-    def send():
-        try:
-            barrier.wait()
-            response = client.post(
-                reverse("api-appointment-photos", args=["A-1"]),
-                {"photo": make_upload(content=content), "body_site": "hands"}, format="multipart",
-                headers={"Idempotency-Key": "same-upload"},
-            )
-            responses.append(response)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=send) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    responses = at_once(lambda: client.post(
+        reverse("api-appointment-photos", args=["A-1"]),
+        {"photo": make_upload(content=content), "body_site": "hands"}, format="multipart",
+        headers={"Idempotency-Key": "same-upload"},
+    ))
     assert sorted(response.status_code for response in responses) == [201, 201]
     assert len({response.json()["id"] for response in responses}) == 1
     assert sorted(response.get("Idempotent-Replayed", "") for response in responses) == ["", "true"]
@@ -394,3 +401,19 @@ def test_reschedule_moves_to_a_free_slot_of_the_clinic(booked, key_client, slot,
     assert {what: response.status_code for what, response in refused.items()} == dict.fromkeys(refused, 400)
     assert "slot" in refused["another clinic's slot"].json() and "same service" in str(refused["another service"].json())
     assert ExternalAppointment.objects.get().appointment.slot == later
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_cancels_at_once_cancel_and_email_once(api_key, slot, mailoutbox):
+    """A booking system retries a cancel that is still running: the appointment row is locked, so the
+    second waits, finds it cancelled, and answers the same without a second email."""
+    from rest_framework.test import APIClient
+
+    client = APIClient(headers={"Authorization": f"Api-Key {api_key[1]}"})
+    register(client, email="p1@example.org")
+    book(client, slot)
+    mailoutbox.clear()
+    responses = at_once(lambda: cancel(client))
+    assert [response.status_code for response in responses] == [200, 200]
+    assert [response.json()["status"] for response in responses] == ["cancelled", "cancelled"]
+    assert len(mailoutbox) == 1

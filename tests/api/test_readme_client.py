@@ -57,7 +57,7 @@ def test_the_readme_python_client_books_uploads_and_polls(worker, live_server, m
     assert "'outcome': 'pending'" in result.stdout and "probability" not in result.stdout
 
 
-def test_the_readme_curl_example_books_and_uploads(live_server, make_api_key, make_slot, tmp_path, private_storage):
+def test_the_readme_curl_example_books_uploads_and_cancels(live_server, make_api_key, make_slot, tmp_path, private_storage):
     make_slot(24)
     _, full_key = make_api_key()
     Image.new("RGB", (320, 240), (214, 170, 140)).save(tmp_path / "lesion.jpg", "JPEG")
@@ -74,3 +74,6 @@ def test_the_readme_curl_example_books_and_uploads(live_server, make_api_key, ma
     photo = Photo.objects.get()
     assert photo.case.appointment.external.external_id == "APT-5001"
     assert f'"id": {photo.pk}' in result.stdout and '"status": "received"' in result.stdout
+    assert photo.roi_source == "patient_tap"
+    assert '"status": "cancelled"' in result.stdout and '"open": false' in result.stdout
+    assert photo.case.appointment.status == "cancelled" and not photo.case.is_open
