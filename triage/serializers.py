@@ -49,7 +49,7 @@ class PhotoUploadSerializer(serializers.Serializer):
     roi_y0 = serializers.IntegerField(required=False, min_value=0)
     roi_x1 = serializers.IntegerField(required=False, min_value=0)
     roi_y1 = serializers.IntegerField(required=False, min_value=0)
-    tap_x = serializers.IntegerField(required=False, min_value=0, help_text="Where the lesion was tapped; give tap_y too.")
+    tap_x = serializers.IntegerField(required=False, min_value=0, help_text="Where the lesion was tapped (with tap_y).")
     tap_y = serializers.IntegerField(required=False, min_value=0)
 
     MARKS = {"roi": ("roi_x0", "roi_y0", "roi_x1", "roi_y1"), "tap": ("tap_x", "tap_y")}

@@ -9,7 +9,7 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
-from portal.booking.selectors import bookable_slots, free_slots, patient_appointments
+from portal.booking.selectors import free_slots, patient_appointments
 from portal.booking.serializers import PatientAppointmentSerializer, PatientSlotSerializer, RescheduleRequestSerializer
 from portal.booking.services import cancel_appointment, reschedule_appointment
 from triage.api import CasePhotosView, api_error
@@ -40,7 +40,7 @@ class AppointmentChangeView(generics.GenericAPIView):
         body.is_valid(raise_exception=True)
         slot = slots.filter(pk=body.validated_data["slot"]).first()
         if slot is None:
-            raise ValidationError({"slot": ["No slot with this id here."]})
+            raise ValidationError({"slot": ["Not a slot this appointment can move to: choose one from slots/."]})
         return slot
 
 
@@ -92,7 +92,7 @@ class MyAppointmentRescheduleView(OwnAppointmentsView, AppointmentChangeView):
 
     @extend_schema(request=RescheduleRequestSerializer, responses={200: PatientAppointmentSerializer})
     def post(self, request, reference):
-        return self.change(reschedule_appointment, slot=self.requested_slot(bookable_slots()))
+        return self.change(reschedule_appointment, slot=self.requested_slot(free_slots()))
 
 
 class MyAppointmentPhotosView(PatientView, CasePhotosView):
