@@ -404,11 +404,22 @@ def test_reschedule_moves_to_a_free_slot_of_the_clinic(booked, key_client, slot,
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_cancels_at_once_cancel_and_email_once(api_key, slot, mailoutbox):
+def test_two_cancels_at_once_cancel_and_email_once(api_key, slot, mailoutbox, monkeypatch):
     """A booking system retries a cancel that is still running: the appointment row is locked, so the
     second waits, finds it cancelled, and answers the same without a second email."""
+    import time
+
     from rest_framework.test import APIClient
 
+    from portal.booking import services
+
+    close_case = services.close_case
+
+    def slow_close_case(**arguments):  # holds the first cancel's transaction open while the second arrives
+        time.sleep(0.5)
+        return close_case(**arguments)
+
+    monkeypatch.setattr(services, "close_case", slow_close_case)
     client = APIClient(headers={"Authorization": f"Api-Key {api_key[1]}"})
     register(client, email="p1@example.org")
     book(client, slot)
