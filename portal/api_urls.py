@@ -17,12 +17,32 @@ integration_urls = [
         integration_api.AppointmentPhotosView.as_view(),
         name="api-appointment-photos",
     ),
+    path(
+        "appointments/<str:external_id>/cancel/", integration_api.AppointmentCancelView.as_view(),
+        name="api-appointment-cancel",
+    ),
+    path(
+        "appointments/<str:external_id>/reschedule/", integration_api.AppointmentRescheduleView.as_view(),
+        name="api-appointment-reschedule",
+    ),
     path("appointments/<str:external_id>/case/", integration_api.AppointmentCaseView.as_view(), name="api-appointment-case"),
 ]
 
 patient_urls = [
     path("appointments/", booking_api.MyAppointmentListView.as_view(), name="api-my-appointments"),
     path("appointments/<str:reference>/", booking_api.MyAppointmentView.as_view(), name="api-my-appointment"),
+    path(
+        "appointments/<str:reference>/cancel/", booking_api.MyAppointmentCancelView.as_view(),
+        name="api-my-appointment-cancel",
+    ),
+    path(
+        "appointments/<str:reference>/slots/", booking_api.MyAppointmentSlotsView.as_view(),
+        name="api-my-appointment-slots",
+    ),
+    path(
+        "appointments/<str:reference>/reschedule/", booking_api.MyAppointmentRescheduleView.as_view(),
+        name="api-my-appointment-reschedule",
+    ),
     path(
         "appointments/<str:reference>/photos/",
         booking_api.MyAppointmentPhotosView.as_view(),

@@ -321,6 +321,8 @@ SPECTACULAR_SETTINGS = {
         "DecisionOutcomeEnum": "triage.models.DECISION_OUTCOMES",
         "PhotoStatusEnum": "triage.models.Photo.Status",
         "PhotoReasonEnum": "triage.models.PhotoReason",
+        "LabResultEnum": "triage.models.LabResult.Result",
+        "FinalDiagnosisEnum": "triage.models.FinalDiagnosis.Diagnosis",
         "AppointmentStatusEnum": "portal.booking.models.Appointment.Status",
     },
 }

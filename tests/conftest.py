@@ -7,8 +7,10 @@ Every user's password is `PASSWORD`. Booking: `clinic`, `service`, `slot` (tomor
 tmp_path; `make_image_bytes` / `make_upload` build images with Pillow; `enqueued` records
 analysis requests instead of sending them to Celery; `photo` is one accepted upload;
 `model_version` + `prediction` are what the worker would have recorded (flagged, 0.83).
+Slow tests: `start_worker(broker_url, *celery_args, **env)` runs a real Celery worker (tests/workers.py).
 """
 import io
+import os
 from datetime import timedelta
 
 import numpy as np
@@ -25,6 +27,7 @@ from triage.models import ModelVersion, Photo
 from triage.permissions import CLINICIANS_GROUP, install_roles
 from triage.analysis import record_prediction
 from triage.services import accept_photo, add_site_membership
+from tests.workers import start_worker_process, stop_process_group
 
 PASSWORD = "correct-horse-battery-staple"
 # A complete questionnaire (keys: portal/booking/questionnaire.py).
@@ -241,3 +244,21 @@ def record_result(model_version, make_image_bytes):
 def prediction(photo, record_result):
     """A flagged analysis of `photo` (0.83 against threshold 0.5)."""
     return record_result(photo, 0.83)
+
+
+@pytest.fixture
+def start_worker(tmp_path, private_storage):
+    """start_worker(broker_url, *celery_args, **env) -> a real `celery worker` process (prefork, one child)
+    sharing this test's database, storage and `settings.MODEL_DIR`, on every queue unless `--queues` is
+    among the arguments; its log is `process.log_path`. Every worker started is stopped after the test."""
+    processes = []
+
+    def start(broker_url, *celery_args, **env):
+        log_path = tmp_path / f"worker-{len(processes)}.log"
+        hostname = f"test-{os.getpid()}-{len(processes)}@%h"
+        processes.append(start_worker_process(log_path, hostname, broker_url, *celery_args, **env))
+        return processes[-1]
+
+    yield start
+    for process in processes:
+        stop_process_group(process)

@@ -29,7 +29,8 @@ import pytest
 import ml.testing
 from bench.photos import jpeg_bytes, make_photo
 from bench.stack import Patient
-from tests.test_worker_e2e import answers_ping, free_port, pool_children, stop_process_group, wait_for
+from tests.test_worker_e2e import answers_ping, free_port, pool_children
+from tests.workers import stop_process_group, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -25,9 +25,9 @@ from django.urls import reverse
 
 from portal.celery import app as celery_app
 from tests.test_worker_e2e import (  # noqa: F401 (fixtures)
-    ANALYSIS_TIMEOUT, ROOT, free_port, installed_model, lesion_photo_jpeg, stack_env, start_worker,
-    stop_process_group, wait_for,
+    ANALYSIS_TIMEOUT, free_port, installed_model, lesion_photo_jpeg,
 )
+from tests.workers import ROOT, stop_process_group, wait_for
 from triage.models import AuditEvent, Photo
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -133,7 +133,7 @@ def json_log_records(path):
 
 
 def test_upload_analysis_and_heatmap_viewing_through_private_storage(
-    client, patient, other_patient, clinician, appointment, storage, start_worker
+    client, patient, other_patient, clinician, appointment, storage, installed_model, start_worker
 ):
     celery_app.control.purge()
     worker = start_worker(settings.CELERY_BROKER_URL, LOG_FORMAT="json", **storage.worker_env)

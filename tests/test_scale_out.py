@@ -15,8 +15,9 @@ import ml.testing
 from portal.booking.services import book_appointment
 from portal.celery import app as celery_app
 from tests.test_worker_e2e import (  # noqa: F401 (fixtures)
-    ANALYSIS_TIMEOUT, installed_model, lesion_photo_jpeg, pool_children, start_worker, wait_for,
+    ANALYSIS_TIMEOUT, installed_model, lesion_photo_jpeg, pool_children,
 )
+from tests.workers import wait_for
 from triage.models import Photo, WorkerHeartbeat
 from triage.registry import activate_model_version, register_checkpoints
 from triage.services import accept_photo

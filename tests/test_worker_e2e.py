@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,7 +15,6 @@ import pytest
 import redis
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import connection
 from django.urls import reverse
 from PIL import Image, ImageDraw
 
@@ -24,22 +22,11 @@ import ml.testing
 from portal.celery import app as celery_app
 from triage.registry import register_checkpoints
 from triage.models import Case, Photo
+from tests.workers import ROOT, stack_env, stop_process_group, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
-WORKER_START_TIMEOUT = 120
-ALL_QUEUES = f"{settings.INFERENCE_QUEUE},{settings.CELERY_TASK_DEFAULT_QUEUE}"
 ANALYSIS_TIMEOUT = 180
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def database_url_for_tests():
-    """The URL of the database this test run uses, for the worker process to share it."""
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @pytest.fixture
@@ -52,71 +39,11 @@ def installed_model(tmp_path, settings):
     return model_version
 
 
-def stack_env(broker_url, **extra):
-    """Environment for a process of the stack (worker, shell) sharing this test's DB, storage and models."""
-    return {
-        **os.environ,
-        "DATABASE_URL": database_url_for_tests(),
-        "CELERY_BROKER_URL": broker_url,
-        "PRIVATE_MEDIA_ROOT": str(default_storage.location),
-        "MODEL_DIR": str(settings.MODEL_DIR),
-        "PORTAL_ALLOW_INSECURE_KEY": "1",
-        "CELERY_WORKER_CONCURRENCY": "1",
-        **extra,
-    }
-
-
 @pytest.fixture
-def start_worker(tmp_path, installed_model, private_storage):
-    """start_worker(broker_url, *celery_args, **env) -> a real `celery worker` process (prefork, one child),
-    on every queue unless `--queues` is among the arguments."""
-    processes = []
-
-    def start(broker_url, *celery_args, **env):
-        log_path = tmp_path / f"worker-{len(processes)}.log"
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "prefork", "--concurrency", "1",
-                 "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-                 "--hostname", f"e2e-{os.getpid()}-{len(processes)}@%h", *celery_args,
-                 *([] if "--queues" in celery_args else ["--queues", ALL_QUEUES])],
-                cwd=ROOT, env=stack_env(broker_url, **env), stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        process.log_path = log_path
-        processes.append(process)
-        wait_for(lambda: b"ready." in log_path.read_bytes(), WORKER_START_TIMEOUT, "worker start", log_path)
-        return process
-
-    yield start
-    for process in processes:
-        stop_process_group(process)
-
-
-@pytest.fixture
-def celery_worker_process(start_worker):
-    """A worker on the configured broker (Redis in CI), its queue emptied first."""
+def celery_worker_process(installed_model, start_worker):
+    """A worker with `installed_model` on the configured broker (Redis in CI), its queue emptied first."""
     celery_app.control.purge()
     return start_worker(settings.CELERY_BROKER_URL)
-
-
-def stop_process_group(process):
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def wait_for(condition, timeout, what, log_path=None, interval=0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(interval)
-    tail = log_path.read_text(errors="replace")[-3000:] if log_path else ""
-    pytest.fail(f"Timed out after {timeout}s waiting for {what}.\n{tail}")
 
 
 def lesion_photo_jpeg():
@@ -242,7 +169,9 @@ def own_redis(tmp_path):
     stop()
 
 
-def test_upload_while_redis_is_down_is_analysed_after_it_restarts(appointment, patient, start_worker, own_redis, tmp_path):
+def test_upload_while_redis_is_down_is_analysed_after_it_restarts(
+    appointment, patient, installed_model, start_worker, own_redis, tmp_path
+):
     """The broker is down when the photo arrives: the upload still succeeds, the photo waits as
     'received', and the worker's periodic re-queue analyses it once Redis is back."""
     worker = start_worker(
@@ -275,7 +204,7 @@ def test_upload_while_redis_is_down_is_analysed_after_it_restarts(appointment, p
 
 
 def test_a_real_worker_emails_on_duty_staff_about_a_flagged_case_and_the_patient_about_the_decision(
-    client, patient, clinician, appointment, start_worker, tmp_path
+    client, patient, clinician, appointment, installed_model, start_worker, tmp_path
 ):
     """Flag → `case_flagged` → email task, all inside the worker; the decision's email task is sent
     by the web side after commit and run by the worker. Emails land in files (filebased backend)."""

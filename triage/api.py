@@ -17,13 +17,13 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from triage.permissions import CanManageModelVersions, IsClinician, staff_site_ids
-from triage.selectors import QUEUE_STATUSES, case_for_review, case_queue, model_versions
+from triage.selectors import QUEUE_STATUSES, case_for_review, case_queue, ground_truth_history, model_versions
 from triage.serializers import (
-    CaseOutcomeSerializer, DecisionSerializer, ModelPromotionSerializer, ModelVersionSerializer,
-    PhotoStatusSerializer, PhotoUploadSerializer, PromotionRequestSerializer, StaffCaseDetailSerializer,
-    StaffCaseSerializer,
+    CaseOutcomeSerializer, DecisionSerializer, GroundTruthRequestSerializer, GroundTruthSerializer,
+    ModelPromotionSerializer, ModelVersionSerializer, PhotoStatusSerializer, PhotoUploadSerializer,
+    PromotionRequestSerializer, StaffCaseDetailSerializer, StaffCaseSerializer,
 )
-from triage.services import accept_photo, audit, promote_model_version, record_decision
+from triage.services import accept_photo, audit, promote_model_version, record_decision, record_ground_truth
 
 
 def api_error(error: DjangoValidationError, field="non_field_errors"):
@@ -72,10 +72,10 @@ class CasePhotosView(CaseScopedMixin, generics.ListAPIView):
         try:
             photo = accept_photo(
                 case=case, uploaded_by=request.user, uploaded_file=data["photo"], body_site=data["body_site"],
-                roi=data["roi"],
+                roi=data["roi"], tap=data["tap"],
             )
-        except DjangoValidationError as error:
-            raise api_error(error, "photo")
+        except DjangoValidationError as error:  # a mark outside the photo, or both kinds: the request as a whole
+            raise api_error(error, "non_field_errors" if getattr(error, "code", None) == "roi" else "photo")
         return Response(PhotoStatusSerializer(photo).data, status=status.HTTP_201_CREATED)
 
 
@@ -108,6 +108,14 @@ class StaffCaseQueueView(generics.ListAPIView):
         return case_queue(site_ids=staff_site_ids(self.request.user), status=queue_filter)
 
 
+def staff_case(request, case_id):
+    """The case if it is at one of the user's sites; otherwise 404 (never a hint that it exists)."""
+    case = case_for_review(case_id, site_ids=staff_site_ids(request.user))
+    if case is None:
+        raise NotFound
+    return case
+
+
 class StaffCaseView(generics.RetrieveAPIView):
     """One case with photos, every analysis (scores included) and decisions. Audited like the case page."""
 
@@ -115,9 +123,7 @@ class StaffCaseView(generics.RetrieveAPIView):
     permission_classes = [IsClinician]
 
     def get_object(self):
-        case = case_for_review(self.kwargs["case_id"], site_ids=staff_site_ids(self.request.user))
-        if case is None:
-            raise NotFound
+        case = staff_case(self.request, self.kwargs["case_id"])
         audit(actor=self.request.user, action="view_case", obj=case, request=self.request, via="api")
         return case
 
@@ -129,9 +135,7 @@ class StaffDecisionView(APIView):
 
     @extend_schema(request=DecisionSerializer, responses={201: DecisionSerializer})
     def post(self, request, case_id):
-        case = case_for_review(case_id, site_ids=staff_site_ids(request.user))
-        if case is None:
-            raise NotFound
+        case = staff_case(request, case_id)
         serializer = DecisionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
@@ -139,6 +143,33 @@ class StaffDecisionView(APIView):
         except DjangoValidationError as error:  # an inconsistent outcome + action, a claim, a cancelled visit
             raise ValidationError(error.message_dict if hasattr(error, "error_dict") else {"non_field_errors": error.messages})
         return Response(DecisionSerializer(decision).data, status=status.HTTP_201_CREATED)
+
+
+class StaffGroundTruthView(APIView):
+    """A case's lab result and final diagnosis with every correction, as on the staff lab-result page.
+
+    GET is audited like the page. POST records them through the same service as the page's form: a
+    value that differs from the current one adds a row (the old rows stay), a correction needs a
+    `note`, and repeating what is recorded is a 400."""
+
+    permission_classes = [IsClinician]
+
+    @extend_schema(responses={200: GroundTruthSerializer})
+    def get(self, request, case_id):
+        case = staff_case(request, case_id)
+        audit(actor=request.user, action="view_ground_truth", obj=case, request=request, via="api")
+        return Response(GroundTruthSerializer(ground_truth_history(case)).data)
+
+    @extend_schema(request=GroundTruthRequestSerializer, responses={201: GroundTruthSerializer})
+    def post(self, request, case_id):
+        case = staff_case(request, case_id)
+        body = GroundTruthRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            record_ground_truth(case=case, entered_by=request.user, **body.validated_data)
+        except DjangoValidationError as error:
+            raise api_error(error)
+        return Response(GroundTruthSerializer(ground_truth_history(case)).data, status=status.HTTP_201_CREATED)
 
 
 class ModelVersionListView(generics.ListAPIView):

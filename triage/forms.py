@@ -159,12 +159,6 @@ class GroundTruthForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}), help_text="Needed when you change a recorded value.",
     )
 
-    def clean(self):
-        data = super().clean()
-        if not data.get("result") and not data.get("diagnosis"):
-            raise forms.ValidationError("Choose a lab result, a final diagnosis, or both.")
-        return data
-
     def service_arguments(self):
         data = self.cleaned_data
         return {

@@ -6,7 +6,9 @@ status, the case's outcome and decision) and clinicians (everything, scores incl
 from django.urls import reverse
 from rest_framework import serializers
 
-from triage.models import Case, Decision, ModelPromotion, ModelVersion, Photo, PhotoReason, Prediction
+from triage.models import (
+    Case, Decision, FinalDiagnosis, LabResult, ModelPromotion, ModelVersion, Photo, PhotoReason, Prediction,
+)
 
 
 class PatientPhotoStatusSerializer(serializers.ModelSerializer):
@@ -43,7 +45,9 @@ class PhotoStatusSerializer(PatientPhotoStatusSerializer):
 
 
 class PhotoUploadSerializer(serializers.Serializer):
-    """One photo (multipart) with an optional lesion box in upright-photo pixels (all four or none)."""
+    """One photo (multipart), optionally with the lesion marked in upright-photo pixels: a box (all four
+    `roi_*`) or a tap on the lesion (`tap_x`, `tap_y`), which becomes a box sized from the photo as on
+    the patient's upload page. Whether the mark lies inside the photo is checked against the photo."""
 
     photo = serializers.FileField(help_text="JPEG or PNG; checked by its content, metadata stripped.")
     body_site = serializers.ChoiceField(choices=Photo.BodySite.choices)
@@ -51,14 +55,18 @@ class PhotoUploadSerializer(serializers.Serializer):
     roi_y0 = serializers.IntegerField(required=False, min_value=0)
     roi_x1 = serializers.IntegerField(required=False, min_value=0)
     roi_y1 = serializers.IntegerField(required=False, min_value=0)
+    tap_x = serializers.IntegerField(required=False, min_value=0, help_text="Where the lesion was tapped (with tap_y).")
+    tap_y = serializers.IntegerField(required=False, min_value=0)
 
-    ROI_FIELDS = ("roi_x0", "roi_y0", "roi_x1", "roi_y1")
+    MARKS = {"roi": ("roi_x0", "roi_y0", "roi_x1", "roi_y1"), "tap": ("tap_x", "tap_y")}
 
     def validate(self, attrs):
-        given = [name for name in self.ROI_FIELDS if name in attrs]
-        if given and len(given) != len(self.ROI_FIELDS):
-            raise serializers.ValidationError("Give all four box coordinates (roi_x0, roi_y0, roi_x1, roi_y1) or none.")
-        attrs["roi"] = tuple(attrs.pop(name) for name in self.ROI_FIELDS) if given else None
+        """Each mark becomes one tuple (`roi`, `tap`) or None; the upload service refuses both at once."""
+        for mark, names in self.MARKS.items():
+            given = [name for name in names if name in attrs]
+            if given and len(given) != len(names):
+                raise serializers.ValidationError(f"Give all of {', '.join(names)} or none of them.")
+            attrs[mark] = tuple(attrs.pop(name) for name in names) if given else None
         return attrs
 
 
@@ -159,6 +167,46 @@ class StaffCaseDetailSerializer(serializers.ModelSerializer):
             "id", "reference", "clinic", "starts_at", "symptoms", "lesion_onset", "is_open", "flagged",
             "max_probability", "outcome", "photos", "decisions",
         ]
+
+
+class LabResultSerializer(serializers.ModelSerializer):
+    entered_by = serializers.CharField(source="entered_by.get_username")
+
+    class Meta:
+        model = LabResult
+        fields = ["id", "result", "result_date", "note", "entered_by", "created_at"]
+
+
+class FinalDiagnosisSerializer(serializers.ModelSerializer):
+    entered_by = serializers.CharField(source="entered_by.get_username")
+
+    class Meta:
+        model = FinalDiagnosis
+        fields = ["id", "diagnosis", "note", "entered_by", "created_at"]
+
+
+class GroundTruthSerializer(serializers.Serializer):
+    """A case's lab results and final diagnoses, newest first: the first of each is current, the
+    others are the values it corrected (`note` says why)."""
+
+    lab_results = LabResultSerializer(many=True)
+    final_diagnoses = FinalDiagnosisSerializer(many=True)
+
+
+class GroundTruthRequestSerializer(serializers.Serializer):
+    """A lab result, a final diagnosis, or both; what is left out stays as recorded."""
+
+    result = serializers.ChoiceField(choices=LabResult.Result.choices, allow_null=True, default=None)
+    result_date = serializers.DateField(
+        allow_null=True, default=None, help_text="Needed with a positive or negative result.",
+    )
+    diagnosis = serializers.ChoiceField(
+        choices=FinalDiagnosis.Diagnosis.choices, allow_null=True, default=None,
+    )
+    note = serializers.CharField(
+        allow_blank=True, max_length=2000, default="",
+        help_text="Why; needed when this changes a recorded value.",
+    )
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):

@@ -218,6 +218,8 @@ def record_ground_truth(*, case, entered_by, result=None, result_date=None, diag
     """Record the lab result and/or final diagnosis of a case. Only a value that differs from the
     current one adds a row (the old rows stay: that is the correction history); changing a value
     already recorded needs a note saying why. Returns the rows added."""
+    if result is None and diagnosis is None:
+        raise ValidationError("Choose a lab result, a final diagnosis, or both.", code="nothing_given")
     current_lab = case.lab_results.first()
     current_diagnosis = case.final_diagnoses.first()
     if result in (LabResult.Result.POSITIVE, LabResult.Result.NEGATIVE) and result_date is None:

@@ -1,34 +1,98 @@
-"""The patient's API (browser session): their own appointments and each photo's status, never a score."""
+"""The patient's API (browser session): their own appointments and each photo's status (never a
+score), and cancelling or moving one. `AppointmentChangeView` is also the base of the integration API's cancel
+and move, so every change goes through the booking services the same way (cut-off included)."""
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.response import Response
 
-from portal.booking.selectors import patient_appointments
-from portal.booking.serializers import PatientAppointmentSerializer
-from triage.api import CasePhotosView
+from portal.booking.selectors import free_slots, patient_appointments
+from portal.booking.serializers import PatientAppointmentSerializer, PatientSlotSerializer, RescheduleRequestSerializer
+from portal.booking.services import cancel_appointment, reschedule_appointment
+from triage.api import CasePhotosView, api_error
 from triage.selectors import patient_case
 from triage.serializers import PatientPhotoStatusSerializer
+
+
+class AppointmentChangeView(generics.GenericAPIView):
+    """Cancel or move one appointment through a booking service and answer with it as it is now.
+
+    Subclasses give `get_object` (the requester's appointment, or the record wrapping it: then
+    `appointment_of` unwraps it) and the `serializer_class` that shows it."""
+
+    def appointment_of(self, obj):
+        return obj
+
+    def change(self, service, **arguments):
+        obj = self.get_object()
+        try:
+            service(appointment=self.appointment_of(obj), **arguments)
+        except DjangoValidationError as error:  # past the cut-off, the slot taken, another service
+            raise api_error(error)
+        return Response(self.get_serializer(obj).data)
+
+    def requested_slot(self, slots):
+        """The slot the body names, if it is among `slots` (those the requester may move to); else a 400."""
+        body = RescheduleRequestSerializer(data=self.request.data)
+        body.is_valid(raise_exception=True)
+        slot = slots.filter(pk=body.validated_data["slot"]).first()
+        if slot is None:
+            raise ValidationError({"slot": ["Not a slot this appointment can move to: choose one from slots/."]})
+        return slot
 
 
 class PatientView:
     authentication_classes = [SessionAuthentication]
 
 
-class MyAppointmentListView(PatientView, generics.ListAPIView):
-    serializer_class = PatientAppointmentSerializer
-
-    def get_queryset(self):
-        return patient_appointments(patient=self.request.user).prefetch_related("case__photos")
-
-
-class MyAppointmentView(PatientView, generics.RetrieveAPIView):
-    """Another patient's reference is a 404, never a 403."""
+class OwnAppointmentsView(PatientView):
+    """The signed-in patient's appointments: another patient's reference is a 404, never a 403."""
 
     serializer_class = PatientAppointmentSerializer
     lookup_field = "reference"
 
     def get_queryset(self):
         return patient_appointments(patient=self.request.user).prefetch_related("case__photos")
+
+
+class MyAppointmentListView(OwnAppointmentsView, generics.ListAPIView):
+    """The patient's appointments, latest first, with each photo's status."""
+
+
+class MyAppointmentView(OwnAppointmentsView, generics.RetrieveAPIView):
+    """One of the patient's appointments with each photo's status."""
+
+
+class MyAppointmentCancelView(OwnAppointmentsView, AppointmentChangeView):
+    """Cancel one's own appointment up to the cut-off, as the appointment page does (the case closes).
+    Cancelling it again answers 200 and changes nothing."""
+
+    @extend_schema(request=None, responses={200: PatientAppointmentSerializer})
+    def post(self, request, reference):
+        return self.change(cancel_appointment)
+
+
+class MyAppointmentSlotsView(PatientView, generics.ListAPIView):
+    """Free times the appointment can move to: the same service at any site, soonest first."""
+
+    serializer_class = PatientSlotSerializer
+
+    def get_queryset(self):
+        appointments = patient_appointments(patient=self.request.user)
+        appointment = get_object_or_404(appointments, reference=self.kwargs["reference"])
+        return free_slots(service=appointment.slot.service)
+
+
+class MyAppointmentRescheduleView(OwnAppointmentsView, AppointmentChangeView):
+    """Move one's own appointment to a free time of the same service up to the cut-off, as the
+    appointment page does; moving it to the time it has changes nothing."""
+
+    @extend_schema(request=RescheduleRequestSerializer, responses={200: PatientAppointmentSerializer})
+    def post(self, request, reference):
+        return self.change(reschedule_appointment, slot=self.requested_slot(free_slots()))
 
 
 class MyAppointmentPhotosView(PatientView, CasePhotosView):

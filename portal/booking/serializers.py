@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from portal.booking.models import Appointment
+from portal.booking.models import Appointment, Slot
 from triage.serializers import PatientPhotoStatusSerializer
 
 
@@ -14,3 +14,17 @@ class PatientAppointmentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Appointment
         fields = ["reference", "status", "clinic", "starts_at", "photos"]
+
+
+class PatientSlotSerializer(serializers.ModelSerializer):
+    clinic = serializers.CharField(source="clinic.name")
+
+    class Meta:
+        model = Slot
+        fields = ["id", "clinic", "starts_at", "duration_minutes"]
+
+
+class RescheduleRequestSerializer(serializers.Serializer):
+    slot = serializers.IntegerField(
+        min_value=1, help_text="The id of a free slot for the same service (listed by the matching `slots/`).",
+    )

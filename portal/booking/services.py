@@ -91,8 +91,11 @@ def book_appointment(
 
 
 def reschedule_appointment(*, appointment, slot) -> Appointment:
-    """Move a booking to another free slot; the case, answers and photos stay with it."""
+    """Move a booking to another free slot; the case, answers and photos stay with it. Moving it to
+    the slot it already has changes nothing (a retried request is safe)."""
     _check_changeable(appointment)
+    if slot.pk == appointment.slot_id:
+        return appointment
     if slot.service_id != appointment.slot.service_id:
         raise ValidationError(_("Please choose a time for the same service."), code="other_service")
     try:
@@ -109,9 +112,15 @@ def reschedule_appointment(*, appointment, slot) -> Appointment:
 
 
 def cancel_appointment(*, appointment) -> Appointment:
-    """Cancel a booking up to the cut-off; the slot becomes bookable again and the case closes."""
-    _check_changeable(appointment)
+    """Cancel a booking up to the cut-off; the slot becomes bookable again and the case closes.
+    Cancelling a cancelled appointment changes nothing (a retried request is safe); the row is locked
+    so two requests at once cancel (and email) once."""
     with transaction.atomic():
+        locked = Appointment.objects.select_for_update().only("status").get(pk=appointment.pk)
+        appointment.status = locked.status
+        if appointment.status == Appointment.Status.CANCELLED:
+            return appointment
+        _check_changeable(appointment)
         appointment.status = Appointment.Status.CANCELLED
         appointment.save(update_fields=["status"])
         close_case(case=appointment.case)

@@ -9,6 +9,9 @@ from rest_framework import generics, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
+from portal.booking.api import AppointmentChangeView
+from portal.booking.serializers import RescheduleRequestSerializer
+from portal.booking.services import cancel_appointment, reschedule_appointment
 from portal.integrations import selectors
 from portal.integrations.authentication import ApiKeyAuthentication, IsIntegration
 from portal.integrations.idempotency import IDEMPOTENCY_PARAMETER, idempotent
@@ -107,9 +110,39 @@ class AppointmentView(IntegrationView, generics.RetrieveAPIView):
         return self.external_appointment()
 
 
+class ExternalAppointmentChangeView(IntegrationView, AppointmentChangeView):
+    serializer_class = AppointmentSerializer
+
+    def get_object(self):
+        return self.external_appointment()
+
+    def appointment_of(self, external):
+        return external.appointment
+
+
+class AppointmentCancelView(ExternalAppointmentChangeView):
+    """Cancel the appointment up to the booking cut-off, as the patient's page does: the slot is free
+    again and the case leaves the clinicians' queue (no more uploads). Cancelling a cancelled
+    appointment answers 200 and changes nothing, so a retry is safe."""
+
+    @extend_schema(request=None, responses={200: AppointmentSerializer})
+    def post(self, request, external_id):
+        return self.change(cancel_appointment)
+
+
+class AppointmentRescheduleView(ExternalAppointmentChangeView):
+    """Move the appointment to another free slot of this clinic for the same service, up to the booking
+    cut-off; the case, answers and photos stay with it. Moving it to the slot it has changes nothing."""
+
+    @extend_schema(request=RescheduleRequestSerializer, responses={200: AppointmentSerializer})
+    def post(self, request, external_id):
+        slot = self.requested_slot(selectors.clinic_slots(clinic=self.clinic))
+        return self.change(reschedule_appointment, slot=slot)
+
+
 class AppointmentPhotosView(IntegrationView, CasePhotosView):
     """GET: the appointment's photos and their status. POST (multipart): upload one photo, optionally
-    with a lesion box; it is analysed in the background (poll GET, or listen for webhooks)."""
+    with the lesion marked (a box or a tap); it is analysed in the background (poll GET, or listen for webhooks)."""
 
     def get_case(self):
         return self.external_appointment().appointment.case

@@ -12,8 +12,12 @@ def clinic_free_slots(*, clinic):
     return free_slots(clinic=clinic)
 
 
+def clinic_slots(*, clinic):
+    return Slot.objects.filter(clinic=clinic)
+
+
 def clinic_slot(*, clinic, slot_id):
-    return Slot.objects.filter(clinic=clinic, pk=slot_id).first()
+    return clinic_slots(clinic=clinic).filter(pk=slot_id).first()
 
 
 def clinic_patient(*, clinic, external_id):

@@ -7,9 +7,11 @@ from triage.serializers import CaseOutcomeSerializer
 
 
 class SlotSerializer(serializers.ModelSerializer):
+    service = serializers.CharField(source="service.name", help_text="An appointment moves only within its service.")
+
     class Meta:
         model = Slot
-        fields = ["id", "starts_at", "duration_minutes"]
+        fields = ["id", "service", "starts_at", "duration_minutes"]
 
 
 class PatientRequestSerializer(serializers.Serializer):

@@ -205,9 +205,32 @@ def test_bad_uploads_get_a_clear_400_and_store_nothing(booked, key_client, make_
     )
     assert not_image.status_code == 400 and "photo" in not_image.json()
     half_box = upload(key_client, make_upload, roi_x0=1, roi_y0=1)
-    assert half_box.status_code == 400 and "four" in str(half_box.json())
+    assert half_box.status_code == 400 and "Give all of roi_x0, roi_y0, roi_x1, roi_y1" in str(half_box.json())
     no_site = upload(key_client, make_upload, body_site="elbow")
     assert no_site.status_code == 400 and "body_site" in no_site.json()
+    assert not Photo.objects.exists() and stored_files() == [] and enqueued == []
+
+
+def test_a_tap_becomes_the_box_the_patient_page_would_make(booked, key_client, make_upload, private_storage, enqueued):
+    """A 64 px square (the minimum side; 40 % of 120 px is less) centred on the tap in the 200×120 photo."""
+    response = upload(key_client, make_upload, tap_x=100, tap_y=60)
+    assert response.status_code == 201, response.content
+    photo = Photo.objects.get()
+    assert (photo.roi, photo.roi_source) == ((68, 28, 132, 92), "patient_tap")
+
+
+@pytest.mark.parametrize("marks, message", [
+    ({"tap_x": 100}, "Give all of tap_x, tap_y or none of them."),
+    ({"tap_x": 200, "tap_y": 60}, "The place tapped lies outside the photo."),
+    ({"tap_x": 10, "tap_y": 10, "roi_x0": 0, "roi_y0": 0, "roi_x1": 100, "roi_y1": 100}, "not both"),
+    ({"roi_x0": 0, "roi_y0": 0, "roi_x1": 300, "roi_y1": 100}, "lies outside the photo"),
+    ({"tap_x": -1, "tap_y": 5}, "greater than or equal to 0"),
+])
+def test_a_mark_that_cannot_be_used_is_a_clear_400_and_stores_nothing(
+    booked, key_client, make_upload, private_storage, stored_files, enqueued, marks, message
+):
+    response = upload(key_client, make_upload, **marks)
+    assert response.status_code == 400 and message in str(response.json()), response.json()
     assert not Photo.objects.exists() and stored_files() == [] and enqueued == []
 
 
@@ -273,40 +296,135 @@ def test_an_idempotent_request_with_a_json_array_is_a_400_not_a_crash(key_client
     assert response.status_code == 400
 
 
+def at_once(send, times=2):
+    """Call `send()` from `times` threads released together (as retries racing the first request); the
+    answers in the order they came. Each thread closes its own database connection."""
+    import threading
+
+    from django.db import connection
+
+    barrier = threading.Barrier(times)
+    responses = []
+
+    def run():
+        try:
+            barrier.wait()
+            responses.append(send())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return responses
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_retries_with_one_idempotency_key_make_one_photo(api_key, slot, make_upload, private_storage, enqueued):
     """Two copies of an upload arrive at once (a client timed out and retried): the second waits on the
     key's row, then replays the first answer."""
-    import threading
-
-    from django.db import connection
     from rest_framework.test import APIClient
 
     client = APIClient(headers={"Authorization": f"Api-Key {api_key[1]}"})
     register(client)
     book(client, slot)
     content = make_upload().read()
-    barrier = threading.Barrier(2)
-    responses = []
-
-    def send():
-        try:
-            barrier.wait()
-            response = client.post(
-                reverse("api-appointment-photos", args=["A-1"]),
-                {"photo": make_upload(content=content), "body_site": "hands"}, format="multipart",
-                headers={"Idempotency-Key": "same-upload"},
-            )
-            responses.append(response)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=send) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    responses = at_once(lambda: client.post(
+        reverse("api-appointment-photos", args=["A-1"]),
+        {"photo": make_upload(content=content), "body_site": "hands"}, format="multipart",
+        headers={"Idempotency-Key": "same-upload"},
+    ))
     assert sorted(response.status_code for response in responses) == [201, 201]
     assert len({response.json()["id"] for response in responses}) == 1
     assert sorted(response.get("Idempotent-Replayed", "") for response in responses) == ["", "true"]
     assert Photo.objects.count() == 1
+
+
+# --- cancel and move ----------------------------------------------------------------------------------
+
+def cancel(client, external_id="A-1"):
+    return client.post(reverse("api-appointment-cancel", args=[external_id]))
+
+
+def test_cancel_frees_the_slot_closes_the_case_and_is_safe_to_retry(
+    key_client, slot, mailoutbox, django_capture_on_commit_callbacks
+):
+    register(key_client, email="p1@example.org")
+    book(key_client, slot)
+    with django_capture_on_commit_callbacks(execute=True):
+        first = cancel(key_client)
+    assert first.status_code == 200, first.content
+    assert first.json()["status"] == "cancelled" and first.json()["case"]["is_open"] is False
+    assert slot.pk in [row["id"] for row in key_client.get(reverse("api-slots")).json()["results"]]
+    with django_capture_on_commit_callbacks(execute=True):
+        retry = cancel(key_client)
+    assert retry.status_code == 200 and retry.json() == first.json()
+    assert [message.subject for message in mailoutbox] == [f"Your appointment is cancelled ({first.json()['reference']})"]
+    assert not ExternalAppointment.objects.get().appointment.case.is_open
+
+
+def test_cancel_is_refused_after_the_cut_off_and_for_another_clinic(key_client, make_slot, make_api_key, other_clinic):
+    from rest_framework.test import APIClient
+
+    register(key_client)
+    assert book(key_client, make_slot(1), external_id="SOON").status_code == 201  # starts within the 2 h cut-off
+    late = cancel(key_client, "SOON")
+    assert late.status_code == 400 and "call the clinic" in str(late.json())
+    _, other_key = make_api_key(other_clinic, name="Other system")
+    assert cancel(APIClient(headers={"Authorization": f"Api-Key {other_key}"}), "SOON").status_code == 404
+    assert ExternalAppointment.objects.get().appointment.status == "booked"
+
+
+def test_reschedule_moves_to_a_free_slot_of_the_clinic(booked, key_client, slot, make_slot, other_clinic, service):
+    from portal.booking.models import Service, Slot
+
+    url = reverse("api-appointment-reschedule", args=["A-1"])
+    later = make_slot(72)
+    moved = key_client.post(url, {"slot": later.pk}, format="json")
+    assert moved.status_code == 200, moved.content
+    assert moved.json()["slot"]["id"] == later.pk and moved.json()["case"]["id"] == booked["case"]["id"]
+    again = key_client.post(url, {"slot": later.pk}, format="json")
+    assert again.status_code == 200 and again.json() == moved.json()
+    assert slot.pk in [row["id"] for row in key_client.get(reverse("api-slots")).json()["results"]]
+
+    elsewhere = Slot.objects.create(clinic=other_clinic, service=service, starts_at=later.starts_at)
+    other_service = Slot.objects.create(
+        clinic=slot.clinic, service=Service.objects.create(name="Vaccination"), starts_at=later.starts_at,
+    )
+    refused = {
+        "another clinic's slot": key_client.post(url, {"slot": elsewhere.pk}, format="json"),
+        "another service": key_client.post(url, {"slot": other_service.pk}, format="json"),
+        "no slot": key_client.post(url, {}, format="json"),
+    }
+    assert {what: response.status_code for what, response in refused.items()} == dict.fromkeys(refused, 400)
+    assert "slot" in refused["another clinic's slot"].json() and "same service" in str(refused["another service"].json())
+    assert ExternalAppointment.objects.get().appointment.slot == later
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_cancels_at_once_cancel_and_email_once(api_key, slot, mailoutbox, monkeypatch):
+    """A booking system retries a cancel that is still running: the appointment row is locked, so the
+    second waits, finds it cancelled, and answers the same without a second email."""
+    import time
+
+    from rest_framework.test import APIClient
+
+    from portal.booking import services
+
+    close_case = services.close_case
+
+    def slow_close_case(**arguments):  # holds the first cancel's transaction open while the second arrives
+        time.sleep(0.5)
+        return close_case(**arguments)
+
+    monkeypatch.setattr(services, "close_case", slow_close_case)
+    client = APIClient(headers={"Authorization": f"Api-Key {api_key[1]}"})
+    register(client, email="p1@example.org")
+    book(client, slot)
+    mailoutbox.clear()
+    responses = at_once(lambda: cancel(client))
+    assert [response.status_code for response in responses] == [200, 200]
+    assert [response.json()["status"] for response in responses] == ["cancelled", "cancelled"]
+    assert len(mailoutbox) == 1

@@ -1,6 +1,5 @@
 """The README's Python client example, run as written against a live server and a real Celery worker:
 it registers a patient, books, uploads a photo and polls until the analysis is done."""
-import io
 import os
 import re
 import subprocess
@@ -12,7 +11,7 @@ from PIL import Image, ImageDraw
 import ml.testing
 from portal.celery import app as celery_app
 from portal.integrations.models import ExternalAppointment
-from tests.test_worker_e2e import ROOT, WORKER_START_TIMEOUT, stack_env, stop_process_group, wait_for
+from tests.workers import ROOT
 from triage.models import Photo
 from triage.registry import register_checkpoints
 
@@ -27,22 +26,13 @@ def readme_python_example():
 
 
 @pytest.fixture
-def worker(tmp_path, private_storage, settings):
+def worker(tmp_path, settings, start_worker):
+    """A real worker with a tiny model (quick to analyse with), its queue emptied first."""
     settings.MODEL_DIR = tmp_path / "models"
     ml.testing.make_random_checkpoint(settings.MODEL_DIR / "tiny.pt", input_size=64, threshold=0.5, version="tiny-1")
     register_checkpoints()
     celery_app.control.purge()
-    log_path = tmp_path / "worker.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "solo", "--loglevel", "INFO",
-             "--without-gossip", "--without-mingle", "--hostname", f"readme-{os.getpid()}@%h"],
-            cwd=ROOT, env=stack_env(settings.CELERY_BROKER_URL), stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    wait_for(lambda: b"ready." in log_path.read_bytes(), WORKER_START_TIMEOUT, "worker start", log_path)
-    yield log_path
-    stop_process_group(process)
+    return start_worker(settings.CELERY_BROKER_URL)
 
 
 def test_the_readme_python_client_books_uploads_and_polls(worker, live_server, make_api_key, make_slot, tmp_path):
@@ -59,7 +49,7 @@ def test_the_readme_python_client_books_uploads_and_polls(worker, live_server, m
         timeout=180, env={**os.environ, "TRIAGE_URL": live_server.url, "TRIAGE_API_KEY": full_key},
     )
 
-    assert result.returncode == 0, result.stdout + result.stderr + worker.read_text()[-3000:]
+    assert result.returncode == 0, result.stdout + result.stderr + worker.log_path.read_text()[-3000:]
     photo = Photo.objects.get()
     assert photo.status == Photo.Status.ANALYSED
     assert ExternalAppointment.objects.get().appointment.case == photo.case
@@ -67,7 +57,7 @@ def test_the_readme_python_client_books_uploads_and_polls(worker, live_server, m
     assert "'outcome': 'pending'" in result.stdout and "probability" not in result.stdout
 
 
-def test_the_readme_curl_example_books_and_uploads(live_server, make_api_key, make_slot, tmp_path, private_storage):
+def test_the_readme_curl_example_books_uploads_and_cancels(live_server, make_api_key, make_slot, tmp_path, private_storage):
     make_slot(24)
     _, full_key = make_api_key()
     Image.new("RGB", (320, 240), (214, 170, 140)).save(tmp_path / "lesion.jpg", "JPEG")
@@ -84,3 +74,6 @@ def test_the_readme_curl_example_books_and_uploads(live_server, make_api_key, ma
     photo = Photo.objects.get()
     assert photo.case.appointment.external.external_id == "APT-5001"
     assert f'"id": {photo.pk}' in result.stdout and '"status": "received"' in result.stdout
+    assert photo.roi_source == "patient_tap"
+    assert '"status": "cancelled"' in result.stdout and '"open": false' in result.stdout
+    assert photo.case.appointment.status == "cancelled" and not photo.case.is_open

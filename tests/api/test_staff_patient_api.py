@@ -3,6 +3,7 @@ import json
 
 import pytest
 from django.urls import reverse
+from django.utils.dateparse import parse_datetime
 from rest_framework.test import APIClient
 
 from triage.models import AuditEvent, Decision, ModelVersion
@@ -49,6 +50,53 @@ def test_record_a_decision(session_client, clinician, prediction):
     pending = session_client(clinician).post(url, {"outcome": "pending", "action": "standard"}, format="json")
     assert pending.status_code == 400 and "outcome" in pending.json()
     assert Decision.objects.count() == 1
+
+
+def test_lab_result_and_diagnosis_are_recorded_and_corrected_with_history(session_client, clinician, appointment):
+    """The same service as the staff page: a correction adds a row (the old one stays) and needs a note."""
+    case = appointment.case
+    staff = session_client(clinician)
+    url = reverse("api-staff-lab-result", args=[case.pk])
+    assert staff.get(url).json() == {"lab_results": [], "final_diagnoses": []}
+    assert AuditEvent.objects.filter(action="view_ground_truth", object_id=str(case.pk), actor=clinician).exists()
+
+    first = staff.post(url, {"result": "positive", "result_date": "2026-03-02", "diagnosis": "mpox"}, format="json")
+    assert first.status_code == 201, first.content
+    (lab,) = first.json()["lab_results"]
+    assert (lab["result"], lab["result_date"], lab["entered_by"]) == ("positive", "2026-03-02", "clinician")
+    assert [row["diagnosis"] for row in first.json()["final_diagnoses"]] == ["mpox"]
+
+    refusals = {
+        "a correction without a reason": {"result": "negative", "result_date": "2026-03-04"},
+        "no date for a positive or negative result": {"result": "negative", "note": "Lab re-ran it."},
+        "nothing given": {"note": "?"},
+        "what is already recorded": {"diagnosis": "mpox"},
+        "an unknown result": {"result": "maybe"},
+    }
+    answers = {what: staff.post(url, body, format="json") for what, body in refusals.items()}
+    assert {what: answer.status_code for what, answer in answers.items()} == dict.fromkeys(refusals, 400)
+    assert "why you are correcting" in str(answers["a correction without a reason"].json())
+    assert "date" in str(answers["no date for a positive or negative result"].json())
+    assert "Choose a lab result, a final diagnosis, or both." in str(answers["nothing given"].json())
+    assert "Nothing changed" in str(answers["what is already recorded"].json())
+    assert "result" in answers["an unknown result"].json()
+
+    corrected = staff.post(url, {"result": "negative", "result_date": "2026-03-04", "note": "Lab re-ran it."}, format="json")
+    assert corrected.status_code == 201, corrected.content
+    history = staff.get(url).json()["lab_results"]
+    assert [(row["result"], row["note"]) for row in history] == [("negative", "Lab re-ran it."), ("positive", "")]
+    assert AuditEvent.objects.filter(action="record_lab_result", actor=clinician).count() == 2
+
+
+def test_lab_results_follow_the_case_pages_permissions(session_client, make_staff, other_clinic, patient, appointment):
+    url = reverse("api-staff-lab-result", args=[appointment.case.pk])
+    body = {"result": "not_tested"}
+    elsewhere = session_client(make_staff("elsewhere", "clinicians", clinics=[other_clinic]))
+    assert elsewhere.get(url).status_code == 404 and elsewhere.post(url, body, format="json").status_code == 404
+    auditor = session_client(make_staff("auditor", "auditors"))
+    assert auditor.post(url, body, format="json").status_code == 403  # reads every site, records nothing
+    assert session_client(patient).get(url).status_code == 403
+    assert not appointment.case.lab_results.exists()
 
 
 def test_model_versions_need_the_model_permissions(session_client, clinician, admin_user, model_version):
@@ -113,3 +161,45 @@ def test_a_malformed_api_url_is_a_json_404(session_client, clinician):
     assert response.status_code == 404 and response.json() == {"detail": "Not found."}
     page = session_client(clinician).get("/no-such-page/")
     assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
+
+
+def test_patients_cancel_their_own_appointment_once(session_client, patient, other_patient, appointment, make_slot):
+    url = reverse("api-my-appointment-cancel", args=[appointment.reference])
+    assert session_client(other_patient).post(url).status_code == 404
+    own = session_client(patient)
+    first = own.post(url)
+    assert first.status_code == 200 and first.json()["status"] == "cancelled"
+    assert own.post(url).json() == first.json()  # a retry changes nothing
+    appointment.case.refresh_from_db()
+    assert not appointment.case.is_open
+
+
+def test_patients_cannot_cancel_after_the_cut_off(session_client, patient, make_slot):
+    from portal.booking.services import book_appointment
+
+    soon = book_appointment(patient=patient, slot=make_slot(1), consent_care=True)
+    response = session_client(patient).post(reverse("api-my-appointment-cancel", args=[soon.reference]))
+    assert response.status_code == 400 and "call the clinic" in str(response.json())
+    soon.refresh_from_db()
+    assert soon.status == "booked" and soon.case.is_open
+
+
+def test_patients_move_their_appointment_to_a_listed_free_time(session_client, patient, other_patient, appointment, make_slot):
+    from portal.booking.models import Service, Slot
+
+    later = make_slot(48)
+    Slot.objects.create(clinic=later.clinic, service=Service.objects.create(name="Vaccination"), starts_at=later.starts_at)
+    own = session_client(patient)
+    slots = own.get(reverse("api-my-appointment-slots", args=[appointment.reference])).json()
+    assert [row["id"] for row in slots["results"]] == [later.pk]  # its own slot is taken, the other is another service
+    assert session_client(other_patient).get(reverse("api-my-appointment-slots", args=[appointment.reference])).status_code == 404
+
+    url = reverse("api-my-appointment-reschedule", args=[appointment.reference])
+    assert session_client(other_patient).post(url, {"slot": later.pk}, format="json").status_code == 404
+    moved = own.post(url, {"slot": later.pk}, format="json")
+    assert moved.status_code == 200, moved.content
+    assert parse_datetime(moved.json()["starts_at"]) == later.starts_at
+    appointment.refresh_from_db()
+    assert appointment.slot == later
+    missing = own.post(url, {"slot": 999999}, format="json")
+    assert missing.status_code == 400 and "slot" in missing.json()

@@ -1,16 +1,14 @@
 """Webhooks end to end with a real Celery worker on the configured broker: a decision recorded through
 the staff API reaches a real receiver on 127.0.0.1, signed; a 500 is retried after the backoff."""
 import hmac
-import os
-import subprocess
-import sys
+
 import pytest
 from django.urls import reverse
 
 from portal.celery import app as celery_app
 from portal.integrations.models import WebhookDelivery, WebhookEndpoint
 from portal.integrations.signing import verify
-from tests.test_worker_e2e import ROOT, WORKER_START_TIMEOUT, stack_env, stop_process_group, wait_for
+from tests.workers import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -18,19 +16,10 @@ BACKOFF_SECONDS = 1.0
 
 
 @pytest.fixture
-def webhook_worker(tmp_path, private_storage, settings):
+def webhook_worker(start_worker, settings):
+    """A real worker that retries failed deliveries after BACKOFF_SECONDS; its log path."""
     celery_app.control.purge()
-    log_path = tmp_path / "worker.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "solo", "--loglevel", "INFO",
-             "--without-gossip", "--without-mingle", "--hostname", f"webhooks-{os.getpid()}@%h"],
-            cwd=ROOT, env=stack_env(settings.CELERY_BROKER_URL, WEBHOOK_RETRY_BACKOFF_SECONDS=str(BACKOFF_SECONDS)),
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    wait_for(lambda: b"ready." in log_path.read_bytes(), WORKER_START_TIMEOUT, "worker start", log_path)
-    yield log_path
-    stop_process_group(process)
+    return start_worker(settings.CELERY_BROKER_URL, WEBHOOK_RETRY_BACKOFF_SECONDS=str(BACKOFF_SECONDS)).log_path
 
 
 def test_decision_webhook_is_signed_and_retried_by_the_worker(webhook_worker, receiver, clinic, prediction, clinician, client):
