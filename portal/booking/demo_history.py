@@ -1,6 +1,7 @@
-"""A synthetic clinic history for the demo (`seed_demo`): four weeks of past appointments at two
+"""A synthetic clinic history for the demo (`seed_demo`): six weeks of past appointments at two
 sites, questionnaire answers, a photo each, the active model's score, a challenger's shadow score,
-clinicians' decisions, lab results and final diagnoses, so the performance and comparison pages show something.
+clinicians' decisions, lab results and final diagnoses, and a history + image model fitted on the
+earlier weeks, so the performance and comparison pages show something.
 
 Everything here is invented: the photos are drawn shapes, the scores are drawn from beta
 distributions and the answers from fixed shares by lab outcome, not produced by a model or patients. Never use it to judge a model.
@@ -10,6 +11,7 @@ from datetime import datetime, time, timedelta
 
 import numpy as np
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from PIL import Image, ImageDraw
@@ -19,10 +21,12 @@ from portal.booking.questionnaire import QUESTIONNAIRE_VERSION
 from triage import registry
 from triage.analysis import read_photo, record_prediction, render_heatmap
 from triage.models import Decision, FinalDiagnosis, LabResult, ModelVersion, Outcome, Photo, Prediction
-from triage.services import accept_photo, create_case, record_decision, record_ground_truth
+from triage.services import accept_photo, create_case, record_decision, record_ground_truth, register_history_model
 
 SECOND_SITE = "Demo Riverside Clinic"
-DAYS_BACK = 28
+DAYS_BACK = 42
+# The demo history + image model is fitted on the cases before this, and measured on the later ones.
+HISTORY_FIT_DAYS_AGO = 15
 CASES_PER_DAY = 3
 MPOX_SHARE = 0.3
 PATIENTS = 24
@@ -57,6 +61,10 @@ def seed_history(*, clinic, clinician, log):
             starts_at = timezone.make_aware(datetime.combine(day, time(10 + 2 * slot_index)))
             _case(rng, site, starts_at, patients[rng.integers(PATIENTS)], clinician, active, challenger)
             created += 1
+    try:
+        register_history_model(fitted_by=clinician, end=today - timedelta(days=HISTORY_FIT_DAYS_AGO))
+    except ValidationError as error:
+        log(f"No demo history + image model: {error.messages[0]}")
     return created
 
 
