@@ -80,7 +80,7 @@ def test_refused_by_the_challengers_rule(settings, history, contact_model, admin
     # At 0.9 (z >= 2.197) only the 0.70 and 0.60 positives with contact are flagged: 2 of 4 against 3 of 4.
     HistoryModel.objects.filter(pk=contact_model.pk).update(threshold=0.9)
     contact_model.refresh_from_db()
-    with pytest.raises(ValidationError, match="worse on sensitivity: it flags 2 of 4 .* the active model 3 of 4"):
+    with pytest.raises(ValidationError, match="history-hand is worse on sensitivity: it flags 2 of 4 .* test-model-1 \\(image score alone\\) 3 of 4"):
         promote_history_model(history_model=contact_model, promoted_by=admin_user, reason="Fewer false alarms")
     assert not ModelPromotion.objects.exists() and registry.active_history_model() is None
     assert AuditEvent.objects.filter(action="promote_model", allowed=False, object_type="historymodel").count() == 2

@@ -183,11 +183,12 @@ def paired_comparison(truth, active, challenger) -> Performance:
 
 
 def promotion_refusal(comparison) -> str | None:
-    """Why the challenger may not replace the active model yet, or None when it may."""
-    needed = comparison["min_confirmed_cases"]
+    """Why the challenger (a model version, or a history + image model) may not replace what flags
+    cases now, or None when it may. The one promotion rule."""
+    needed, candidate, current = comparison["min_confirmed_cases"], comparison["challenger"], comparison["active"]
     if comparison["paired_cases"] < needed:
         return (
-            f"The challenger has {comparison['paired_cases']} lab-confirmed cases scored alongside the active model; "
+            f"{candidate} has {comparison['paired_cases']} lab-confirmed cases scored alongside {current}; "
             f"promotion needs at least {needed}."
         )
     if comparison["positives"] == 0:
@@ -196,8 +197,8 @@ def promotion_refusal(comparison) -> str | None:
     challenger = comparison["own_threshold"]["challenger"]["sensitivity"]
     if challenger["successes"] < active["successes"]:
         return (
-            f"The challenger is worse on sensitivity: it flags {challenger['successes']} of {challenger['n']} "
-            f"lab-confirmed mpox cases at its threshold, the active model {active['successes']} of {active['n']}."
+            f"{candidate} is worse on sensitivity: it flags {challenger['successes']} of {challenger['n']} "
+            f"lab-confirmed mpox cases at its threshold, {current} {active['successes']} of {active['n']}."
         )
     return None
 
