@@ -16,7 +16,8 @@ from triage.models import (
 from triage.registry import active_history_model, active_model_version
 from triage.selectors import oldest_waiting_photo, queue_lengths
 from triage.services import (
-    audit, delete_photo_files, make_challenger, promote_history_model, promote_model_version, register_history_model,
+    audit, delete_photo_files, history_model_promotion_check, make_challenger, model_version_promotion_check,
+    promote_history_model, promote_model_version, register_history_model,
 )
 
 logger = logging.getLogger(__name__)
@@ -230,15 +231,9 @@ class ModelVersionAdmin(NoAddAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Promote the challenger to active (checks the evidence, asks why)")
     def promote(self, request, queryset):
-        def comparison(model_version):
-            active = active_model_version()
-            if active is None or not model_version.is_challenger:
-                return None
-            return performance.compare_models(active, model_version).figures
-
         return promotion_action(
             self, request, queryset, promote=promote_model_version, subject_argument="model_version",
-            comparison=comparison,
+            check=model_version_promotion_check,
             replaces=lambda _: f"the active model, {getattr(active_model_version(), 'version', 'none')}",
         )
 
@@ -258,9 +253,9 @@ class ModelVersionAdmin(NoAddAdminMixin, admin.ModelAdmin):
                           messages.SUCCESS)
 
 
-def promotion_action(modeladmin, request, queryset, *, promote, subject_argument, comparison, replaces):
-    """The promote action of model versions and history models: asks why (showing the evidence the
-    service will judge), then calls `promote`, which applies the one rule and records who and why."""
+def promotion_action(modeladmin, request, queryset, *, promote, subject_argument, check, replaces):
+    """The promote action of model versions and history models: asks why, showing the service's own
+    `check` (refusal and evidence), then calls `promote`, which applies it and records who and why."""
     if queryset.count() != 1:
         modeladmin.message_user(request, "Choose exactly one version to promote.", messages.ERROR)
         return None
@@ -274,9 +269,10 @@ def promotion_action(modeladmin, request, queryset, *, promote, subject_argument
             return None
         modeladmin.message_user(request, f"{subject.version} now flags cases.", messages.SUCCESS)
         return None
+    refusal, comparison = check(subject)
     return TemplateResponse(request, "admin/triage/modelversion/promote.html", {
         **modeladmin.admin_site.each_context(request), "title": f"Promote {subject.version}",
-        "subject": subject, "replaces": replaces(subject), "comparison": comparison(subject),
+        "subject": subject, "replaces": replaces(subject), "refusal": refusal, "comparison": comparison,
         "opts": modeladmin.model._meta, "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
     })
 
@@ -312,9 +308,7 @@ class HistoryModelAdmin(NoAddAdminMixin, admin.ModelAdmin):
 
         return promotion_action(
             self, request, queryset, promote=promote_history_model, subject_argument="history_model",
-            comparison=lambda history_model: performance.compare_history_model(history_model).figures
-            if history_model.image_model.is_active else None,
-            replaces=replaces,
+            check=history_model_promotion_check, replaces=replaces,
         )
 
 

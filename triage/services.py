@@ -257,55 +257,57 @@ def make_challenger(*, model_version, actor):
     return model_version
 
 
+def model_version_promotion_check(model_version) -> tuple[str | None, dict | None]:
+    """(why promoting it would be refused, or None; the comparison figures, when measured)."""
+    if not model_version.is_challenger:
+        return f"{model_version.version} is not the challenger: register it as challenger so it is measured first.", None
+    active = registry.active_model_version()
+    if active is None:
+        return None, None
+    figures = performance.compare_models(active, model_version).figures
+    return figures["promotion_refusal"], figures
+
+
+def history_model_promotion_check(history_model) -> tuple[str | None, dict | None]:
+    """As `model_version_promotion_check`, for a history + image model against the image score alone."""
+    image_model = history_model.image_model
+    if not image_model.is_active:
+        return (f"{history_model.version} was fitted on the scores of {image_model.version}, which is not the "
+                "active model: fit one on the active model's scores."), None
+    figures = performance.compare_history_model(history_model).figures
+    return figures["promotion_refusal"], figures
+
+
 def promote_model_version(*, model_version, promoted_by, reason, request=None) -> ModelPromotion:
     """Make the challenger the active model, on evidence: refused (ValidationError, audited) unless it
     has enough confirmed cases shared with the active model and flags no fewer of their mpox cases."""
-    active = registry.active_model_version()
-
-    def comparison():
-        if not model_version.is_challenger:
-            return f"{model_version.version} is not the challenger: register it as challenger so it is measured first.", None
-        if active is None:
-            return None, None
-        figures = performance.compare_models(active, model_version).figures
-        return figures["promotion_refusal"], figures
-
     return _promote(subject=model_version, promoted_by=promoted_by, reason=reason, request=request,
-                    comparison=comparison, activate=lambda: registry.activate_model_version(model_version),
-                    model_version=model_version, replaced=active)
+                    check=model_version_promotion_check, activate=registry.activate_model_version,
+                    model_version=model_version, replaced=registry.active_model_version())
 
 
 def promote_history_model(*, history_model, promoted_by, reason, request=None) -> ModelPromotion:
     """Let a history + image model's combined score flag new cases, by the challenger's rule: refused
     (ValidationError, audited) unless, on enough confirmed cases it was not fitted on, it flags no
     fewer mpox cases than the image score alone."""
-    image_model = history_model.image_model
-
-    def comparison():
-        if not image_model.is_active:
-            return (f"{history_model.version} was fitted on the scores of {image_model.version}, which is not the "
-                    "active model: fit one on the active model's scores."), None
-        figures = performance.compare_history_model(history_model).figures
-        return figures["promotion_refusal"], figures
-
     return _promote(subject=history_model, promoted_by=promoted_by, reason=reason, request=request,
-                    comparison=comparison, activate=lambda: registry.activate_history_model(history_model),
-                    model_version=image_model, history_model=history_model,
+                    check=history_model_promotion_check, activate=registry.activate_history_model,
+                    model_version=history_model.image_model, history_model=history_model,
                     replaced_history_model=registry.active_history_model())
 
 
-def _promote(*, subject, promoted_by, reason, request, comparison, activate, **promotion) -> ModelPromotion:
-    """The one promotion procedure: a reason, then `comparison()` -> (refusal or None, figures or
+def _promote(*, subject, promoted_by, reason, request, check, activate, **promotion) -> ModelPromotion:
+    """The one promotion procedure: a reason, then `check(subject)` -> (refusal or None, figures or
     None); a refusal is audited and raised, else the promotion is recorded with its evidence and
-    `activate()` makes `subject` count."""
-    refusal, figures = ("Please say why this model is being promoted.", None) if not reason.strip() else comparison()
+    `activate(subject)` makes it count."""
+    refusal, figures = ("Please say why this model is being promoted.", None) if not reason.strip() else check(subject)
     if refusal:
         audit(actor=promoted_by, action="promote_model", obj=subject, allowed=False, request=request, refusal=refusal)
         raise ValidationError(refusal, code="promotion_refused")
     evidence = performance.json_ready({k: v for k, v in figures.items() if k != "challenger_scores"}) if figures else {}
     with transaction.atomic():
         record = ModelPromotion.objects.create(promoted_by=promoted_by, reason=reason, evidence=evidence, **promotion)
-        activate()
+        activate(subject)
         replaced = promotion.get("replaced_history_model") or promotion.get("replaced")
         audit(actor=promoted_by, action="promote_model", obj=subject, request=request,
               replaced=replaced.version if replaced else None, reason=reason)
