@@ -96,7 +96,7 @@ def test_cases_it_was_fitted_on_are_left_out_of_its_comparison(settings, history
 
 
 def test_once_promoted_its_combined_score_flags_new_cases(history, contact_model, model_version, admin_user, patient,
-                                                          clinic, make_image_bytes):
+                                                          clinic, make_image_bytes, client, clinician):
     promotion = promote_history_model(history_model=contact_model, promoted_by=admin_user, reason="Sensitivity 4/4")
     assert (promotion.history_model, promotion.model_version, promotion.promoted_by) == (contact_model, model_version, admin_user)
     assert promotion.evidence["own_threshold"]["challenger"]["sensitivity"]["successes"] == 4
@@ -115,6 +115,9 @@ def test_once_promoted_its_combined_score_flags_new_cases(history, contact_model
     assert contact_case.history_score == pytest.approx(logistic(-1 + logit(0.3) + 3))
     assert not plain_case.flagged and plain_case.history_score == pytest.approx(logistic(-1 + logit(0.6)))
     assert plain_case.max_probability == pytest.approx(0.6)  # the image score is still kept and shown
+    client.force_login(clinician)
+    page = client.get(reverse("staff-case", args=[contact_case.pk])).content.decode()
+    assert "Flag set by the history + image model history-hand: combined score 76%" in page
 
 
 def test_promoting_another_image_model_retires_it(history, contact_model, admin_user):
