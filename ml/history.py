@@ -41,3 +41,20 @@ def fit_history_model(features, labels, names: list[str], folds: int = 5, seed: 
         "oof_auc": roc_auc(labels, oof),
         "oof_probabilities": oof.tolist(),
     }
+
+
+def combined_probability(intercept: float, coefficients, features) -> float:
+    """The fitted model's probability for one feature row (features in coefficient order)."""
+    z = float(intercept) + float(np.dot(np.asarray(coefficients, dtype=float), np.asarray(features, dtype=float)))
+    return float(1 / (1 + np.exp(-z)))
+
+
+def threshold_flagging(labels, probabilities, positives_to_flag: int) -> float:
+    """The highest threshold at which `probabilities` flag at least `positives_to_flag` of the
+    positive rows (at least one): as sensitive as the score it is to replace, with the best
+    specificity that allows."""
+    labels = np.asarray(labels, dtype=bool)
+    positives = np.sort(np.asarray(probabilities, dtype=float)[labels])[::-1]
+    if len(positives) == 0:
+        raise ValueError("need at least one positive row")
+    return float(positives[min(max(positives_to_flag, 1), len(positives)) - 1])

@@ -15,7 +15,7 @@ FIGURES = (
     "forward_ms_b1", "forward_ms_b8", "images_per_s_b1", "images_per_s_b8",
     "analyse_roi_ratio_b1", "analyse_auto_roi_ratio_b1", "naive_gradcam_ratio_b1",
     "sgemm_gflops", "model_gflop", "floor_ms", "model_load_ms",
-    "worker_outside_ratio", "worker_rss_mb",
+    "worker_outside_ratio", "worker_rss_mb", "shadow_active_result_ms", "shadow_challenger_ms", "shadow_task_ratio",
 )
 
 

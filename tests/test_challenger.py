@@ -103,7 +103,7 @@ def test_promotion_is_refused_below_the_minimum_of_confirmed_cases(settings, cha
     with pytest.raises(ValidationError, match="has 11 lab-confirmed cases .* needs at least 12"):
         promote_model_version(model_version=challenger_history, promoted_by=admin_user, reason="Better AUC")
     assert ModelVersion.objects.get(is_active=True) == model_version
-    assert AuditEvent.objects.get(action="promote_model", allowed=False).detail["refusal"].startswith("The challenger has 11")
+    assert AuditEvent.objects.get(action="promote_model", allowed=False).detail["refusal"].startswith("test-challenger has 11")
 
 
 def test_promotion_is_refused_when_the_challenger_misses_more_mpox(challenger_history, model_version, admin_user):
@@ -111,7 +111,7 @@ def test_promotion_is_refused_when_the_challenger_misses_more_mpox(challenger_hi
     ModelVersion.objects.filter(pk=challenger_history.pk).update(threshold=0.75)
     challenger_history.refresh_from_db()
     # ... and at 0.75 only 0.95 and 0.80: 2 of 4 against the active model's 3 of 4.
-    with pytest.raises(ValidationError, match="worse on sensitivity: it flags 2 of 4 .* the active model 3 of 4"):
+    with pytest.raises(ValidationError, match="test-challenger is worse on sensitivity: it flags 2 of 4 .* test-model-1 3 of 4"):
         promote_model_version(model_version=challenger_history, promoted_by=admin_user, reason="Fewer false alarms")
     assert not ModelPromotion.objects.exists()
 

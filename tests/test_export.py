@@ -5,6 +5,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from PIL import Image
 
+import ml.testing
 from ml.data import discover
 from portal.booking.models import Appointment
 from tests.clinic_history import book_past_case, record_score
@@ -92,3 +93,42 @@ def test_patient_ids_are_stable_across_exports(consented_history, tmp_path):
     call_command("export_training_set", "--out", str(tmp_path / "a"))
     call_command("export_training_set", "--out", str(tmp_path / "b"))
     assert [r["patient_id"] for r in read_rows(tmp_path / "a")] == [r["patient_id"] for r in read_rows(tmp_path / "b")]
+
+
+@pytest.mark.slow
+def test_an_export_trains_a_challenger_that_runs_in_shadow(tmp_path, settings, patient, other_patient, clinician, clinic,
+                                                           private_storage, enqueued, make_image_bytes):
+    """The README's path end to end: export -> `python -m ml train` (tiny model, one epoch) ->
+    `register_challenger` -> the new checkpoint scores the next photo in shadow."""
+    from ml.__main__ import main as ml_main
+    from tests.clinic_history import jpeg_upload
+    from triage import analysis, registry
+    from triage.models import Prediction
+    from triage.services import accept_photo
+
+    settings.MODEL_DIR = tmp_path / "models"
+    settings.MODEL_DIR.mkdir()
+    ml.testing.make_random_checkpoint(settings.MODEL_DIR / "active.pt", arch="efficientnet_lite0", input_size=64,
+                                      version="tiny-active")
+    (active,) = registry.register_checkpoints()
+    for index in range(8):
+        owner = (patient, other_patient)[index % 2]
+        case, photo = book_past_case(patient=owner, clinic=clinic, days_ago=5, consent_research=True, seed=index)
+        record_score(photo, active, 0.5, make_image_bytes(size=(64, 64)))
+        record_ground_truth(case=case, entered_by=clinician, result_date=case.appointment.slot.starts_at.date(),
+                            result=LabResult.Result.POSITIVE if index < 4 else LabResult.Result.NEGATIVE,
+                            diagnosis=FinalDiagnosis.Diagnosis.MPOX if index < 4 else FinalDiagnosis.Diagnosis.WARTS)
+    export, checkpoint = tmp_path / "export", tmp_path / "challenger.pt"
+    call_command("export_training_set", "--out", str(export))
+
+    ml_main(["train", "--data", str(export), "--arch", "efficientnet_lite0", "--init", "imagenet", "--input-size", "32",
+             "--views", "1", "--epochs", "2", "--finetune-epochs", "0", "--val-fraction", "0", "--version", "clinic-1",
+             "--out", str(checkpoint)])
+    call_command("register_challenger", str(checkpoint))
+
+    assert registry.challenger_model_version().version == "clinic-1"
+    photo = accept_photo(case=book_past_case(patient=patient, clinic=clinic, days_ago=1, seed=20)[0],
+                         uploaded_by=patient, uploaded_file=jpeg_upload(21), body_site="genital")
+    analysis.analyse_photos([photo.pk])
+    shadow = Prediction.all_roles.get(photo=photo, role=Prediction.Role.CHALLENGER)
+    assert shadow.model_version.version == "clinic-1" and 0 <= shadow.probability <= 1

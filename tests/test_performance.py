@@ -25,7 +25,7 @@ from sklearn.calibration import calibration_curve
 from portal.booking.models import Clinic
 from tests.clinic_history import HISTORY, build_history
 from triage import performance
-from triage.models import AuditEvent, LabResult, ModelVersion
+from triage.models import AuditEvent, HistoryModel, LabResult, ModelVersion
 
 pytestmark = pytest.mark.django_db
 
@@ -198,3 +198,6 @@ def test_seed_demo_history_fills_the_performance_and_comparison_pages(private_st
     assert client.get(reverse("staff-performance")).content.decode().count("data:image/png") >= 3
     comparison = client.get(reverse("staff-comparison")).content.decode()
     assert challenger.version in comparison and "shared confirmed cases" in comparison
+    history_model = HistoryModel.objects.get()  # fitted on the first four weeks, measured on the rest
+    assert history_model.image_model == active and history_model.fitted_cases >= 40
+    assert f"History and image: {performance.compare_history_model(history_model).figures['paired_cases']} shared" in comparison

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from PIL import Image
 
-from triage import events, registry
+from triage import events, performance, registry
 from triage.images import encode_jpeg
 from triage.models import Case, Photo, PhotoReason, Prediction, RoiSource
 
@@ -175,6 +175,9 @@ def refresh_case_flag(case):
     """A case is flagged when any photo's latest prediction is suspected mpox. Only assessable
     photos count: a photo the model cannot judge neither flags the case nor sets its top score.
 
+    While a history + image model is active (promoted), and the photos were scored by the image
+    model it builds on, its combined probability on the top score and the answers flags the case
+    instead, and the case records which version and score did.
     Announces `case_flagged` (after commit) when the flag goes from off to on.
     """
     was_flagged = Case.objects.select_for_update().values_list("flagged", flat=True).get(pk=case.pk)
@@ -183,9 +186,16 @@ def refresh_case_flag(case):
         for photo in case.photos.all()
     ]
     assessed = [prediction for prediction in latest if prediction is not None and prediction.assessable]
+    top_score = max((prediction.probability for prediction in assessed), default=None)
     flagged = any(prediction.flagged for prediction in assessed)
+    history_model, history_score = registry.active_history_model(), None
+    if history_model is None or not assessed or any(p.model_version_id != history_model.image_model_id for p in assessed):
+        history_model = None
+    else:
+        history_score = performance.history_probability(history_model, case, top_score)
+        flagged = history_score >= history_model.threshold
     Case.objects.filter(pk=case.pk).update(
-        flagged=flagged, max_probability=max((prediction.probability for prediction in assessed), default=None)
+        flagged=flagged, max_probability=top_score, history_model=history_model, history_score=history_score,
     )
     if flagged and not was_flagged:
         events.send_on_commit(events.case_flagged, case=case)

@@ -14,9 +14,9 @@ from datetime import date
 import numpy as np
 from django.conf import settings
 
-from ml.history import fit_history_model, image_logit
+from ml.history import combined_probability, fit_history_model, image_logit, threshold_flagging
 from ml.metrics import calibration_bins, diagnostic_table, paired_auc_difference, proportion, roc_auc
-from triage.models import LabResult, Outcome, Photo, Prediction
+from triage.models import Case, LabResult, Outcome, Photo, Prediction
 from triage.selectors import lab_confirmed_cases, latest_predictions_by_case
 
 # Until Prediction records whether the model could judge the photo, every prediction counts as assessable.
@@ -140,18 +140,29 @@ def sensitivity_alert(model_version, at_threshold) -> str | None:
 
 
 def compare_models(active, challenger, *, start=None, end=None, clinic_id=None) -> Performance:
-    """Active vs challenger on the same confirmed cases (both assessed them): paired AUC difference
-    with a bootstrap CI, each model at both thresholds, and whether promotion would be allowed.
-    `labels`/`scores` hold the active model's scores; `figures["challenger_scores"]` the other's."""
+    """Active vs challenger on the same confirmed cases (both assessed them); see `paired_comparison`."""
     truth = confirmed_truth(start=start, end=end, clinic_id=clinic_id)
-    active_scores, challenger_scores = case_scores(active, list(truth)), case_scores(challenger, list(truth))
+    return paired_comparison(
+        truth, (active.version, active.threshold, case_scores(active, list(truth))),
+        (challenger.version, challenger.threshold, case_scores(challenger, list(truth))),
+    )
+
+
+def paired_comparison(truth, active, challenger) -> Performance:
+    """Two scores on the same confirmed cases (those both scored): paired AUC difference with a
+    bootstrap CI, each score at both thresholds, and whether promotion would be allowed.
+    `active` and `challenger` are (name, threshold, {case_id: score or None}). `labels`/`scores`
+    hold the active scores; `figures["challenger_scores"]` the other's."""
+    (active_name, active_threshold, active_scores) = active
+    (challenger_name, challenger_threshold, challenger_scores) = challenger
     paired = [pk for pk in truth if active_scores.get(pk) is not None and challenger_scores.get(pk) is not None]
     labels = np.array([truth[pk][0] for pk in paired], dtype=bool)
     a = np.array([active_scores[pk] for pk in paired], dtype=float)
     b = np.array([challenger_scores[pk] for pk in paired], dtype=float)
     both_outcomes = bool(labels.any() and not labels.all())
     figures = {
-        "active": active.version, "challenger": challenger.version,
+        "active": active_name, "challenger": challenger_name,
+        "active_threshold": active_threshold, "challenger_threshold": challenger_threshold,
         "paired_cases": len(paired), "positives": int(labels.sum()), "negatives": int((~labels).sum()),
         "min_confirmed_cases": settings.PROMOTION_MIN_CONFIRMED_CASES,
         "auc_difference": paired_auc_difference(labels, a, b, n_boot=settings.PERFORMANCE_BOOTSTRAP_SAMPLES)
@@ -159,11 +170,11 @@ def compare_models(active, challenger, *, start=None, end=None, clinic_id=None) 
         "thresholds": [
             {"threshold_of": name, "threshold": threshold,
              "active": diagnostic_table(labels, a >= threshold), "challenger": diagnostic_table(labels, b >= threshold)}
-            for name, threshold in (("active", active.threshold), ("challenger", challenger.threshold))
+            for name, threshold in (("active", active_threshold), ("challenger", challenger_threshold))
         ],
         "own_threshold": {
-            "active": diagnostic_table(labels, a >= active.threshold),
-            "challenger": diagnostic_table(labels, b >= challenger.threshold),
+            "active": diagnostic_table(labels, a >= active_threshold),
+            "challenger": diagnostic_table(labels, b >= challenger_threshold),
         },
         "challenger_scores": b.tolist(),
     }
@@ -172,11 +183,12 @@ def compare_models(active, challenger, *, start=None, end=None, clinic_id=None) 
 
 
 def promotion_refusal(comparison) -> str | None:
-    """Why the challenger may not replace the active model yet, or None when it may."""
-    needed = comparison["min_confirmed_cases"]
+    """Why the challenger (a model version, or a history + image model) may not replace what flags
+    cases now, or None when it may. The one promotion rule."""
+    needed, candidate, current = comparison["min_confirmed_cases"], comparison["challenger"], comparison["active"]
     if comparison["paired_cases"] < needed:
         return (
-            f"The challenger has {comparison['paired_cases']} lab-confirmed cases scored alongside the active model; "
+            f"{candidate} has {comparison['paired_cases']} lab-confirmed cases scored alongside {current}; "
             f"promotion needs at least {needed}."
         )
     if comparison["positives"] == 0:
@@ -185,8 +197,8 @@ def promotion_refusal(comparison) -> str | None:
     challenger = comparison["own_threshold"]["challenger"]["sensitivity"]
     if challenger["successes"] < active["successes"]:
         return (
-            f"The challenger is worse on sensitivity: it flags {challenger['successes']} of {challenger['n']} "
-            f"lab-confirmed mpox cases at its threshold, the active model {active['successes']} of {active['n']}."
+            f"{candidate} is worse on sensitivity: it flags {challenger['successes']} of {challenger['n']} "
+            f"lab-confirmed mpox cases at its threshold, {current} {active['successes']} of {active['n']}."
         )
     return None
 
@@ -235,9 +247,40 @@ def history_features(case, image_score) -> list[float]:
     ]
 
 
+def history_probability(history_model, case, image_score) -> float:
+    """A stored history + image model's combined probability for a case with this image score."""
+    if list(history_model.features) != list(HISTORY_FEATURES):
+        raise ValueError(f"{history_model.version} was fitted on other features than this code computes: fit it again.")
+    return combined_probability(history_model.intercept, history_model.coefficients, history_features(case, image_score))
+
+
+def history_scores(history_model, case_ids) -> dict[int, float | None]:
+    """{case_id: combined probability} on its image model's case scores; None where that has none."""
+    image_scores = case_scores(history_model.image_model, case_ids)
+    cases = Case.objects.filter(pk__in=list(image_scores)).select_related("appointment__slot").prefetch_related("photos")
+    return {
+        case.pk: None if image_scores[case.pk] is None else history_probability(history_model, case, image_scores[case.pk])
+        for case in cases
+    }
+
+
+def compare_history_model(history_model, *, start=None, end=None, clinic_id=None) -> Performance:
+    """The image score alone (as "active") vs the history + image model (as "challenger") on the
+    confirmed cases it was not fitted on, by the same paired comparison and promotion rule."""
+    truth = confirmed_truth(start=start, end=end, clinic_id=clinic_id)
+    for pk in history_model.fitted_case_ids:
+        truth.pop(pk, None)
+    image_model = history_model.image_model
+    return paired_comparison(
+        truth, (f"{image_model.version} (image score alone)", image_model.threshold, case_scores(image_model, list(truth))),
+        (history_model.version, history_model.threshold, history_scores(history_model, list(truth))),
+    )
+
+
 def history_model(model_version, *, start=None, end=None, clinic_id=None) -> dict:
     """The history + image logistic regression on `model_version`'s scores, beside the image score
-    alone on the same cases; `{"needed", "have"}` only until enough confirmed cases exist."""
+    alone on the same cases; `{"needed", "have"}` only until enough confirmed cases exist. Its
+    `threshold` flags, out of fold, as many lab-positive cases as the image score does at its own."""
     truth = confirmed_truth(start=start, end=end, clinic_id=clinic_id)
     scores = case_scores(model_version, list(truth))
     cases = (
@@ -253,7 +296,12 @@ def history_model(model_version, *, start=None, end=None, clinic_id=None) -> dic
     features = [history_features(case, scores[case.pk]) for case in cases]
     fit = fit_history_model(features, labels, list(HISTORY_FEATURES))
     image_only = np.array([scores[case.pk] for case in cases])
-    return {**fit, "needed": needed, "have": len(cases), "fitted": True, "image_only_auc": roc_auc(labels, image_only)}
+    image_flags_positives = int((image_only[labels] >= model_version.threshold).sum())
+    return {
+        **fit, "needed": needed, "have": len(cases), "fitted": True, "image_only_auc": roc_auc(labels, image_only),
+        "threshold": threshold_flagging(labels, fit["oof_probabilities"], image_flags_positives),
+        "case_ids": [case.pk for case in cases],
+    }
 
 
 def _summary(values) -> dict:

@@ -11,7 +11,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from triage.models import ModelVersion
+from triage.models import HistoryModel, ModelVersion
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,8 @@ def activate_model_version(model_version) -> ModelVersion:
     is the bare switch (a fresh install's first model, tests)."""
     ModelVersion.objects.filter(is_active=True).exclude(pk=model_version.pk).update(is_active=False)
     ModelVersion.objects.filter(pk=model_version.pk).update(is_active=True, is_challenger=False)
+    # A history + image model was fitted on its image model's scores: it cannot flag with another's.
+    HistoryModel.objects.filter(is_active=True).exclude(image_model=model_version).update(is_active=False)
     model_version.is_active, model_version.is_challenger = True, False
     return model_version
 
@@ -76,6 +78,28 @@ def make_challenger(model_version) -> ModelVersion:
     ModelVersion.objects.filter(pk=model_version.pk).update(is_challenger=True)
     model_version.is_challenger = True
     return model_version
+
+
+@transaction.atomic
+def activate_history_model(history_model) -> HistoryModel:
+    """Let this history + image model's combined score flag new cases (the bare switch: admins do
+    it through `services.promote_history_model`, which checks the evidence first)."""
+    if not history_model.image_model.is_active:
+        raise ValueError(f"{history_model.version} builds on {history_model.image_model.version}, which is not the active model.")
+    HistoryModel.objects.filter(is_active=True).exclude(pk=history_model.pk).update(is_active=False)
+    HistoryModel.objects.filter(pk=history_model.pk).update(is_active=True)
+    history_model.is_active = True
+    return history_model
+
+
+def active_history_model() -> HistoryModel | None:
+    return HistoryModel.objects.filter(is_active=True).select_related("image_model").first()
+
+
+def history_model_to_measure() -> HistoryModel | None:
+    """The active history + image model, else the newest candidate built on the active image model."""
+    return active_history_model() or HistoryModel.objects.filter(image_model__is_active=True).select_related(
+        "image_model").first()
 
 
 def active_model_version() -> ModelVersion | None:

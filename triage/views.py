@@ -21,7 +21,7 @@ from triage.models import Outcome
 from triage.permissions import (
     can_export, can_view_case, can_view_photo, clinician_required, is_clinician, staff_required, staff_site_ids,
 )
-from triage.registry import active_model_version, challenger_model_version
+from triage.registry import active_model_version, challenger_model_version, history_model_to_measure
 from triage.selectors import (
     case_for_review, case_queue, clinic_sites, decisions_on_day, ground_truth_history, latest_outcome_counts,
     model_card_text,
@@ -239,29 +239,40 @@ def model_performance(request):
     audit(actor=request.user, action="view_model_performance", obj=None, request=request, filters=request.GET.dict())
     return render(request, "triage/performance.html", {
         "form": form, "reports": reports, "history": history, "history_features": performance.HISTORY_FEATURES,
+        "history_version": history_model_to_measure(),
         "min_cases": settings.PERFORMANCE_MIN_CONFIRMED_CASES,
     })
 
 
 @clinician_required
 def model_comparison(request):
-    """Active model vs challenger on the same confirmed cases; promotion itself is an admin action."""
+    """Active model vs challenger, and the image score alone vs the history + image model, each pair
+    on the same confirmed cases; promotion itself is an admin action."""
     form = PerformanceFilterForm(request.GET or None, clinics=clinic_sites())
-    active, challenger = active_model_version(), challenger_model_version()
-    comparison = chart = None
-    if active and challenger and (not form.is_bound or form.is_valid()):
-        result = performance.compare_models(active, challenger, **form.filters)
-        comparison = result.figures
-        if result.labels.any() and not result.labels.all():
-            chart = charts.roc_chart(
-                [(f"active {active.version}", result.labels, result.scores),
-                 (f"challenger {challenger.version}", result.labels, comparison["challenger_scores"])],
-                title=f"Same {comparison['paired_cases']} lab-confirmed cases",
-            )
+    active, challenger, history_model = active_model_version(), challenger_model_version(), history_model_to_measure()
+    comparison = history_comparison = None
+    if not form.is_bound or form.is_valid():
+        if active and challenger:
+            comparison = _paired(performance.compare_models(active, challenger, **form.filters))
+        if history_model:
+            history_comparison = _paired(performance.compare_history_model(history_model, **form.filters))
     audit(actor=request.user, action="view_model_comparison", obj=None, request=request, filters=request.GET.dict())
     return render(request, "triage/comparison.html", {
-        "form": form, "active": active, "challenger": challenger, "comparison": comparison, "roc_chart": chart,
+        "form": form, "active": active, "challenger": challenger, "comparison": comparison,
+        "history_model": history_model, "history_comparison": history_comparison,
     })
+
+
+def _paired(result):
+    """A paired comparison's figures and its ROC chart (None without both lab results)."""
+    figures, chart = result.figures, None
+    if result.labels.any() and not result.labels.all():
+        chart = charts.roc_chart(
+            [(figures["active"], result.labels, result.scores),
+             (figures["challenger"], result.labels, figures["challenger_scores"])],
+            title=f"Same {figures['paired_cases']} lab-confirmed cases",
+        )
+    return {"figures": figures, "roc_chart": chart}
 
 
 def _charts(model_version, report):

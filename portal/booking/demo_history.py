@@ -1,27 +1,32 @@
-"""A synthetic clinic history for the demo (`seed_demo`): four weeks of past appointments at two
-sites, a photo each, the active model's score, a challenger's shadow score, clinicians' decisions,
-lab results and final diagnoses, so the performance and comparison pages show something.
+"""A synthetic clinic history for the demo (`seed_demo`): six weeks of past appointments at two
+sites, questionnaire answers, a photo each, the active model's score, a challenger's shadow score,
+clinicians' decisions, lab results and final diagnoses, and a history + image model fitted on the
+earlier weeks, so the performance and comparison pages show something.
 
-Everything here is invented: the photos are drawn shapes and the scores are drawn from beta
-distributions by lab outcome, not produced by a model. Never use it to judge a model.
+Everything here is invented: the photos are drawn shapes, the scores are drawn from beta
+distributions and the answers from fixed shares by lab outcome, not produced by a model or patients. Never use it to judge a model.
 """
 import io
 from datetime import datetime, time, timedelta
 
 import numpy as np
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from PIL import Image, ImageDraw
 
 from portal.booking.models import Appointment, Clinic, Service, Slot
+from portal.booking.questionnaire import QUESTIONNAIRE_VERSION
 from triage import registry
 from triage.analysis import read_photo, record_prediction, render_heatmap
 from triage.models import Decision, FinalDiagnosis, LabResult, ModelVersion, Outcome, Photo, Prediction
-from triage.services import accept_photo, create_case, record_decision, record_ground_truth
+from triage.services import accept_photo, create_case, record_decision, record_ground_truth, register_history_model
 
 SECOND_SITE = "Demo Riverside Clinic"
-DAYS_BACK = 28
+DAYS_BACK = 42
+# The demo history + image model is fitted on the cases before this, and measured on the later ones.
+HISTORY_FIT_DAYS_AGO = 15
 CASES_PER_DAY = 3
 MPOX_SHARE = 0.3
 PATIENTS = 24
@@ -56,6 +61,10 @@ def seed_history(*, clinic, clinician, log):
             starts_at = timezone.make_aware(datetime.combine(day, time(10 + 2 * slot_index)))
             _case(rng, site, starts_at, patients[rng.integers(PATIENTS)], clinician, active, challenger)
             created += 1
+    try:
+        register_history_model(fitted_by=clinician, end=today - timedelta(days=HISTORY_FIT_DAYS_AGO))
+    except ValidationError as error:
+        log(f"No demo history + image model: {error.messages[0]}")
     return created
 
 
@@ -88,15 +97,13 @@ def _case(rng, site, starts_at, patient, clinician, active, challenger):
     mpox = bool(rng.random() < MPOX_SHARE)
     service, _ = Service.objects.get_or_create(name="Skin lesion review")
     slot = Slot.objects.create(clinic=site, service=service, starts_at=starts_at)
+    body_site = Photo.BodySite.GENITAL if rng.random() < (0.7 if mpox else 0.4) else Photo.BodySite.TRUNK
     # The booking service refuses past slots by design; a past visit is written directly.
-    onset = starts_at.date() - timedelta(days=int(rng.integers(1, 15)))
     appointment = Appointment.objects.create(
         patient=patient, slot=slot, status=Appointment.Status.ATTENDED, consent_care=True,
-        consent_research=bool(rng.random() < 0.6),
-        questionnaire={"version": 1, "onset_date": onset.isoformat(), "notes": "Synthetic demo history."},
+        consent_research=bool(rng.random() < 0.6), questionnaire=_questionnaire(rng, mpox, starts_at.date(), body_site),
     )
     case = create_case(appointment=appointment)
-    body_site = Photo.BodySite.GENITAL if rng.random() < (0.7 if mpox else 0.4) else Photo.BodySite.TRUNK
     photo = accept_photo(case=case, uploaded_by=patient, uploaded_file=_synthetic_photo(rng, mpox), body_site=body_site)
     score = float(rng.beta(4, 2.5) if mpox else rng.beta(2, 5))
     image = read_photo(photo)
@@ -121,6 +128,39 @@ def _case(rng, site, starts_at, patient, clinician, active, challenger):
         result_date=starts_at.date() + timedelta(days=3) if tested else None,
         diagnosis=FinalDiagnosis.Diagnosis.MPOX if mpox else str(rng.choice(OTHER_DIAGNOSES)),
     )
+
+
+# Invented answer frequencies (mpox, other), loosely after published case series: enough for the
+# history model to find contact, fever and swollen glands informative, vaccination protective.
+ANSWER_SHARES = {
+    "fever": ({"yes": 0.6, "no": 0.3, "unsure": 0.1}, {"yes": 0.15, "no": 0.75, "unsure": 0.1}),
+    "swollen_lymph_nodes": ({"yes": 0.55, "no": 0.35, "unsure": 0.1}, {"yes": 0.15, "no": 0.75, "unsure": 0.1}),
+    "close_contact": ({"yes": 0.5, "no": 0.3, "unsure": 0.2}, {"yes": 0.05, "no": 0.8, "unsure": 0.15}),
+    "lesion_count": ({"1": 0.1, "2_5": 0.45, "6_20": 0.35, "over_20": 0.1}, {"1": 0.45, "2_5": 0.4, "6_20": 0.12, "over_20": 0.03}),
+    "pain_itch": ({"none": 0.15, "pain": 0.5, "itch": 0.1, "both": 0.25}, {"none": 0.3, "pain": 0.2, "itch": 0.4, "both": 0.1}),
+    "travel": ({"yes": 0.25, "no": 0.75}, {"yes": 0.1, "no": 0.9}),
+    "vaccination": ({"none": 0.8, "one_dose": 0.1, "two_doses": 0.02, "unsure": 0.08},
+                    {"none": 0.45, "one_dose": 0.2, "two_doses": 0.25, "unsure": 0.1}),
+}
+OTHER_LESION_SITES = [Photo.BodySite.MOUTH, Photo.BodySite.FACE, Photo.BodySite.HANDS, Photo.BodySite.TRUNK, Photo.BodySite.LEGS]
+TRAVEL_PLACES = ["Spain", "Portugal", "Germany", "Brazil", "Thailand"]
+
+
+def _questionnaire(rng, mpox, visit_day, body_site):
+    """Believable, invented answers whose frequencies differ by outcome (ANSWER_SHARES): mpox cases
+    report recent onset, contact, fever and lesions at more sites more often."""
+    answers = {"version": QUESTIONNAIRE_VERSION}
+    for key, shares in ANSWER_SHARES.items():
+        choices = shares[0] if mpox else shares[1]
+        answers[key] = str(rng.choice(list(choices), p=list(choices.values())))
+    onset_days = int(rng.integers(2, 9) if mpox else rng.integers(1, 31))
+    answers["onset_date"] = None if rng.random() < 0.1 else (visit_day - timedelta(days=onset_days)).isoformat()
+    extra_sites = rng.binomial(len(OTHER_LESION_SITES), 0.3 if mpox else 0.08)
+    sites = {str(body_site), *(str(site) for site in rng.choice(OTHER_LESION_SITES, size=extra_sites, replace=False))}
+    answers["lesion_sites"] = sorted(sites)
+    answers["travel_where"] = str(rng.choice(TRAVEL_PLACES)) if answers["travel"] == "yes" else ""
+    answers["notes"] = "Synthetic demo history."
+    return answers
 
 
 def _synthetic_photo(rng, mpox):

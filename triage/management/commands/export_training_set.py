@@ -1,9 +1,9 @@
 import getpass
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from triage.management.staff import staff_user
 from triage.services import export_training_set
 
 
@@ -16,13 +16,8 @@ class Command(BaseCommand):
         parser.add_argument("--by", help="User name of the staff member asking for the export (recorded in the audit log).")
 
     def handle(self, *args, out, by=None, **options):
-        actor = None
-        if by:
-            actor = get_user_model().objects.filter(username=by, is_staff=True).first()
-            if actor is None:
-                raise CommandError(f"No staff user {by!r}.")
         try:
-            summary = export_training_set(out_dir=out, actor=actor, operator=getpass.getuser())
+            summary = export_training_set(out_dir=out, actor=staff_user(by), operator=getpass.getuser())
         except ValidationError as error:
             raise CommandError(error.messages[0])
         self.stdout.write(

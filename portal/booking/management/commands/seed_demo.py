@@ -31,7 +31,7 @@ ACCOUNTS = {  # role: (default username, default password)
 
 class Command(BaseCommand):
     help = ("Create the clinicians group, demo sites, services and a clinician's schedule (and its slots), demo "
-            "accounts and a synthetic four-week history (decisions, lab results, model scores) for the performance pages.")
+            "accounts and a synthetic six-week history (decisions, lab results, model scores) for the performance pages.")
 
     def add_arguments(self, parser):
         parser.add_argument("--no-history", action="store_true", help="Skip the synthetic past appointments.")
