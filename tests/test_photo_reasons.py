@@ -70,7 +70,7 @@ def test_a_failed_analysis_tells_staff_the_cause_and_the_patient_only_what_to_do
 
 
 def test_the_migration_turns_stored_texts_into_codes(photo):
-    migration = importlib.import_module("triage.migrations.0010_photo_status_reason")
+    migration = importlib.import_module("triage.migrations.0011_photo_status_reason")
     stored = [
         (Photo.Status.REJECTED, "The photo is too dark to analyse. Please take it again in good light.", "too_dark", ""),
         (Photo.Status.REJECTED, "The photo is blurred. Please hold the phone steady, let it focus on the spot, and "

@@ -40,7 +40,7 @@ def reasons_from_texts(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('triage', '0009_roles'),
+        ('triage', '0010_history_model_versions'),
     ]
 
     operations = [
