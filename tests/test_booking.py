@@ -24,7 +24,7 @@ from portal.booking.services import (
 )
 from portal.booking.tasks import send_reminders_task
 from tests.conftest import QUESTIONNAIRE_ANSWERS
-from triage.models import Case, Outcome
+from triage.models import AuditEvent, Case, Outcome
 from triage.permissions import is_clinician
 
 pytestmark = pytest.mark.django_db
@@ -143,7 +143,7 @@ def test_two_patients_racing_for_the_last_slot_get_one_booking(patient, other_pa
 
 
 def test_cancelled_slot_can_be_booked_again(patient, other_patient, slot):
-    cancel_appointment(appointment=book(patient, slot))
+    cancel_appointment(appointment=book(patient, slot), actor=patient)
 
     rebooked = book(other_patient, slot)
 
@@ -165,11 +165,25 @@ def test_booking_needs_care_consent_and_a_future_slot(patient, make_slot):
 def test_reschedule_keeps_the_case_and_emails_the_new_time(photo, appointment, make_slot, django_capture_on_commit_callbacks):
     later = make_slot(72)
     with django_capture_on_commit_callbacks(execute=True):
-        reschedule_appointment(appointment=appointment, slot=later)
+        reschedule_appointment(appointment=appointment, slot=later, actor=appointment.patient)
 
     appointment.refresh_from_db()
     assert appointment.slot == later and appointment.case.photos.get() == photo
     assert "moved" in mail.outbox[-1].subject
+
+
+def test_booking_changes_are_audited_with_who_made_them(patient, slot, make_slot, clinician):
+    appointment = book(patient, slot)
+    later = make_slot(72)
+    reschedule_appointment(appointment=appointment, slot=later, actor=patient)
+    cancel_appointment(appointment=appointment, actor=clinician)
+    cancel_appointment(appointment=appointment, actor=clinician)  # already cancelled: nothing happens, nothing logged
+
+    events = AuditEvent.objects.filter(case_reference=appointment.reference).order_by("id")
+    assert [(event.action, event.actor) for event in events] == [
+        ("book_appointment", patient), ("reschedule_appointment", patient), ("cancel_appointment", clinician),
+    ]
+    assert events[1].detail["slot"] == later.pk
 
 
 def test_reschedule_to_a_taken_slot_is_refused(appointment, other_patient, make_slot):
@@ -178,7 +192,7 @@ def test_reschedule_to_a_taken_slot_is_refused(appointment, other_patient, make_
     original = appointment.slot
 
     with pytest.raises(ValidationError) as refused:
-        reschedule_appointment(appointment=appointment, slot=taken)
+        reschedule_appointment(appointment=appointment, slot=taken, actor=appointment.patient)
 
     assert refused.value.messages == [SLOT_TAKEN]
     appointment.refresh_from_db()
@@ -189,7 +203,8 @@ def test_changes_are_refused_after_the_cutoff(settings, patient, make_slot):
     settings.BOOKING_CHANGE_CUTOFF_HOURS = 2
     soon = book(patient, make_slot(1.5))
 
-    for change in (lambda: cancel_appointment(appointment=soon), lambda: reschedule_appointment(appointment=soon, slot=make_slot(48))):
+    for change in (lambda: cancel_appointment(appointment=soon, actor=patient),
+                   lambda: reschedule_appointment(appointment=soon, slot=make_slot(48), actor=patient)):
         with pytest.raises(ValidationError) as refused:
             change()
         assert refused.value.code == "past_cutoff"

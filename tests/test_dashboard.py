@@ -67,7 +67,7 @@ def test_queue_puts_flagged_undecided_first_then_other_undecided_then_retakes_th
     decide(decided, clinician, action=Decision.Action.TELEHEALTH)
     retake = case_with_photo(4, probability=0.7)
     decide(retake, clinician, outcome=Outcome.RETAKE, action="", patient_instructions="Too blurred to judge.")
-    cancel_appointment(appointment=case_with_photo(5).appointment)  # cancellable: before the cut-off
+    cancel_appointment(appointment=case_with_photo(5).appointment, actor=None)  # cancellable: before the cut-off
 
     assert list(case_queue(site_ids=None)) == [flagged_soon, flagged_late, soon_unscored, later_low, retake, decided]
     assert list(case_queue(site_ids=None, status="flagged")) == [flagged_soon, flagged_late, retake, decided]
@@ -433,7 +433,7 @@ def test_auditor_reads_every_site_but_cannot_decide_or_claim(client, prediction,
 
 def test_a_cancelled_appointments_case_stays_readable_but_cannot_be_decided(client, clinician, prediction):
     case = prediction.photo.case
-    cancel_appointment(appointment=case.appointment)
+    cancel_appointment(appointment=case.appointment, actor=None)
     client.force_login(clinician)
 
     page = client.get(reverse("staff-case", args=[case.pk])).content.decode()

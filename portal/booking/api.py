@@ -29,7 +29,7 @@ class AppointmentChangeView(generics.GenericAPIView):
     def change(self, service, **arguments):
         obj = self.get_object()
         try:
-            service(appointment=self.appointment_of(obj), **arguments)
+            service(appointment=self.appointment_of(obj), actor=self.request.user, request=self.request, **arguments)
         except DjangoValidationError as error:  # past the cut-off, the slot taken, another service
             raise api_error(error)
         return Response(self.get_serializer(obj).data)

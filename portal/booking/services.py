@@ -11,7 +11,7 @@ from portal.booking import emails
 from portal.booking.consent import CARE_TEXT_VERSION, RESEARCH_TEXT_VERSION
 from portal.booking.models import Appointment, ConsentRecord, Schedule, Slot
 from portal.booking.selectors import can_change
-from triage.services import close_case, create_case
+from triage.services import audit, close_case, create_case
 
 
 def slot_taken_message():
@@ -54,9 +54,11 @@ def generate_slots(*, days_ahead=None, today=None) -> int:
 
 
 def book_appointment(
-    *, patient, slot, consent_care, consent_research=False, questionnaire=None, language="en"
+    *, patient, slot, consent_care, consent_research=False, questionnaire=None, language="en", booked_by=None,
+    request=None,
 ) -> Appointment:
-    """Book a slot, open its triage case and record the consents, in one transaction.
+    """Book a slot, open its triage case and record the consents, in one transaction. `booked_by` is
+    who did it, for the audit log (a booking system's key user; None: the patient).
 
     The slot row is locked so concurrent bookings queue up; the partial unique constraint
     `one_live_booking_per_slot` is what finally refuses a double booking. The confirmation
@@ -83,14 +85,16 @@ def book_appointment(
                 appointment=appointment, kind=ConsentRecord.Kind.RESEARCH, given=consent_research,
                 text_version=RESEARCH_TEXT_VERSION, recorded_by=patient,
             )
-            create_case(appointment=appointment)
+            case = create_case(appointment=appointment)
+            audit(actor=booked_by or patient, action="book_appointment", obj=case, request=request,
+                  slot=slot.pk, starts_at=slot.starts_at.isoformat())
             emails.send_on_commit(appointment=appointment, kind=emails.BOOKED)
     except IntegrityError:
         raise ValidationError(slot_taken_message(), code="slot_taken")
     return appointment
 
 
-def reschedule_appointment(*, appointment, slot) -> Appointment:
+def reschedule_appointment(*, appointment, slot, actor, request=None) -> Appointment:
     """Move a booking to another free slot; the case, answers and photos stay with it. Moving it to
     the slot it already has changes nothing (a retried request is safe)."""
     _check_changeable(appointment)
@@ -104,6 +108,8 @@ def reschedule_appointment(*, appointment, slot) -> Appointment:
             appointment.slot = slot
             appointment.reminder_sent_at = None
             appointment.save(update_fields=["slot", "reminder_sent_at"])
+            audit(actor=actor, action="reschedule_appointment", obj=appointment.case, request=request,
+                  slot=slot.pk, starts_at=slot.starts_at.isoformat())
             emails.send_on_commit(appointment=appointment, kind=emails.RESCHEDULED)
     except IntegrityError:
         appointment.refresh_from_db()
@@ -111,7 +117,7 @@ def reschedule_appointment(*, appointment, slot) -> Appointment:
     return appointment
 
 
-def cancel_appointment(*, appointment) -> Appointment:
+def cancel_appointment(*, appointment, actor, request=None) -> Appointment:
     """Cancel a booking up to the cut-off; the slot becomes bookable again and the case closes.
     Cancelling a cancelled appointment changes nothing (a retried request is safe); the row is locked
     so two requests at once cancel (and email) once."""
@@ -124,6 +130,7 @@ def cancel_appointment(*, appointment) -> Appointment:
         appointment.status = Appointment.Status.CANCELLED
         appointment.save(update_fields=["status"])
         close_case(case=appointment.case)
+        audit(actor=actor, action="cancel_appointment", obj=appointment.case, request=request)
         emails.send_on_commit(appointment=appointment, kind=emails.CANCELLED)
     return appointment
 

@@ -177,6 +177,7 @@ def book(request):
                 consent_research=form.cleaned_data["consent_research"],
                 questionnaire=form.questionnaire(),
                 language=get_language(),
+                request=request,
             )
         except ValidationError as error:
             form.add_error(None, error)
@@ -249,7 +250,8 @@ def reschedule(request, reference):
     form = SlotChoiceForm(request.POST or None, slots=picker["slots"])
     if request.method == "POST" and form.is_valid():
         try:
-            reschedule_appointment(appointment=appointment, slot=form.cleaned_data["slot"])
+            reschedule_appointment(appointment=appointment, slot=form.cleaned_data["slot"], actor=request.user,
+                                   request=request)
         except ValidationError as error:
             form.add_error(None, error)
         else:
@@ -264,7 +266,7 @@ def reschedule(request, reference):
 def cancel(request, reference):
     appointment = _own_appointment(request, reference)
     try:
-        cancel_appointment(appointment=appointment)
+        cancel_appointment(appointment=appointment, actor=request.user, request=request)
     except ValidationError as error:
         messages.error(request, error.messages[0])
         return redirect("appointment", reference=reference)

@@ -94,7 +94,7 @@ class AppointmentListView(IntegrationView, generics.ListAPIView):
         if slot is None:
             raise ValidationError({"slot": ["No slot with this id at this clinic."]})
         try:
-            external = book_external_appointment(api_key=request.auth, patient=patient, slot=slot, **data)
+            external = book_external_appointment(api_key=request.auth, patient=patient, slot=slot, request=request, **data)
         except DjangoValidationError as error:
             raise api_error(error)
         external = selectors.clinic_appointment(clinic=self.clinic, external_id=external.external_id)

@@ -68,7 +68,8 @@ def register_patient(*, api_key, external_id, email="") -> tuple[ExternalPatient
 
 
 def book_external_appointment(
-    *, api_key, external_id, patient, slot, consent_care, consent_research=False, symptoms="", lesion_onset=None
+    *, api_key, external_id, patient, slot, consent_care, consent_research=False, symptoms="", lesion_onset=None,
+    request=None,
 ) -> ExternalAppointment:
     """Book `slot` (one of the key's clinic) for the clinic's `patient` under the booking system's id."""
     clinic = api_key.clinic
@@ -82,6 +83,7 @@ def book_external_appointment(
                 patient=patient.user, slot=slot, consent_care=consent_care, consent_research=consent_research,
                 questionnaire={"version": QUESTIONNAIRE_VERSION, "notes": symptoms,
                                "onset_date": lesion_onset.isoformat() if lesion_onset else None},
+                booked_by=api_key.user, request=request,
             )
             external = ExternalAppointment.objects.create(
                 clinic=clinic, external_id=external_id, appointment=appointment, created_by=api_key

@@ -258,7 +258,7 @@ def test_the_case_shows_flag_and_decision_but_no_score(booked, key_client, make_
 def test_no_uploads_to_a_cancelled_appointment(booked, key_client, make_upload, private_storage, enqueued, stored_files):
     from portal.booking.services import cancel_appointment
 
-    cancel_appointment(appointment=ExternalAppointment.objects.get().appointment)
+    cancel_appointment(appointment=ExternalAppointment.objects.get().appointment, actor=None)
     response = upload(key_client, make_upload)
     assert response.status_code == 400 and "cancelled" in str(response.json())
     assert not Photo.objects.exists() and stored_files() == []
