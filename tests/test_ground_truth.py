@@ -1,9 +1,10 @@
 """Lab results and final diagnoses: attributed, audited, corrections add rows and need a reason."""
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from django.utils import timezone
 
 from triage.models import AuditEvent, FinalDiagnosis, LabResult
 from triage.services import record_ground_truth
@@ -32,10 +33,13 @@ def test_first_entry_then_a_correction_keeps_the_history(appointment, clinician,
     ]
 
 
-def test_unchanged_values_and_missing_dates_are_refused(appointment, clinician):
+def test_unchanged_values_missing_and_future_dates_are_refused(appointment, clinician):
     case = appointment.case
     with pytest.raises(ValidationError, match="date of the lab result"):
         record_ground_truth(case=case, entered_by=clinician, result=LabResult.Result.NEGATIVE)
+    with pytest.raises(ValidationError, match="in the future"):
+        record_ground_truth(case=case, entered_by=clinician, result=LabResult.Result.NEGATIVE,
+                            result_date=timezone.localdate() + timedelta(days=1))
     record_ground_truth(case=case, entered_by=clinician, result=LabResult.Result.NOT_TESTED)
     with pytest.raises(ValidationError, match="Nothing changed"):
         record_ground_truth(case=case, entered_by=clinician, result=LabResult.Result.NOT_TESTED)

@@ -224,6 +224,8 @@ def record_ground_truth(*, case, entered_by, result=None, result_date=None, diag
     current_diagnosis = case.final_diagnoses.first()
     if result in (LabResult.Result.POSITIVE, LabResult.Result.NEGATIVE) and result_date is None:
         raise ValidationError("Please give the date of the lab result.", code="result_date")
+    if result_date is not None and result_date > timezone.localdate():
+        raise ValidationError("The lab result date is in the future: please check it.", code="result_date")
     if result == LabResult.Result.NOT_TESTED:
         result_date = None
     lab_changes = result is not None and (

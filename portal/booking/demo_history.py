@@ -125,7 +125,7 @@ def _case(rng, site, starts_at, patient, clinician, active, challenger):
     record_ground_truth(
         case=case, entered_by=clinician,
         result=(LabResult.Result.POSITIVE if mpox else LabResult.Result.NEGATIVE) if tested else LabResult.Result.NOT_TESTED,
-        result_date=starts_at.date() + timedelta(days=3) if tested else None,
+        result_date=min(starts_at.date() + timedelta(days=3), timezone.localdate()) if tested else None,
         diagnosis=FinalDiagnosis.Diagnosis.MPOX if mpox else str(rng.choice(OTHER_DIAGNOSES)),
     )
 
