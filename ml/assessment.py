@@ -10,7 +10,10 @@ and the pooled backbone features of that crop. No extra forward pass.
 - ``not_skin``: share of skin-coloured pixels (a broad YCrCb range) below the training lesions'.
 - ``no_lesion``: mean cosine distance of the crop's pooled features to their ``k`` nearest training
   lesion crops (a bank stored in the checkpoint) above the distance almost every unseen lesion
-  crop stayed within in patient-grouped cross-validation.
+  crop stayed within in patient-grouped cross-validation; or (checkpoints with a lesion check) the
+  lesion-present score, a second linear unit on the same pooled features trained to tell lesion
+  crops from crops of rendered lesion-free photos (``ml.study``), below the score almost
+  every unseen lesion crop reached.
 
 Every threshold is fitted on training data only (see :func:`fit_quality_thresholds`, the study in
 ``ml/study.py``) and stored in the checkpoint's ``assessment`` metadata. A checkpoint without it
@@ -26,6 +29,7 @@ import numpy as np
 import torch
 
 BANK_KEY = "assessment.bank"       # state-dict entry with the (N, D) L2-normalised feature bank
+LESION_KEY = "assessment.lesion_weight"   # state-dict entry with the (D,) lesion-present weights
 REASONS = ("too_dark", "too_bright", "blank", "blurred", "not_skin", "no_lesion")
 FALLBACK_RULE = {"min_brightness": 20.0, "max_brightness": 245.0, "min_contrast": 4.0}
 QUALITY_QUANTILE = 0.01             # quality limits: 1st / 99th percentile of the training crops
@@ -67,35 +71,49 @@ def knn_distance(features: torch.Tensor, bank: torch.Tensor, k: int) -> np.ndarr
     return (1 - nearest.mean(dim=1)).numpy()
 
 
+def lesion_score(features: torch.Tensor, weight: torch.Tensor, bias: float) -> np.ndarray:
+    """The lesion-present score (a logit) of each pooled feature row: ``features @ weight + bias``."""
+    return (features.float() @ weight.float() + bias).numpy()
+
+
 @dataclass(frozen=True)
 class Assessor:
     """The fitted rule. ``config`` is the checkpoint's ``assessment`` metadata."""
     config: dict
     bank: torch.Tensor | None = None
+    lesion_weight: torch.Tensor | None = None
 
     @classmethod
     def from_checkpoint(cls, metadata: dict, state: dict) -> "Assessor":
         config = metadata.get("assessment")
         if not config:
             return cls(FALLBACK_RULE)
-        if BANK_KEY not in state:
-            raise ValueError(f"the checkpoint's assessment rule needs the {BANK_KEY} state entry")
-        return cls(config, state[BANK_KEY].float())
+        needed = [BANK_KEY] + ([LESION_KEY] if "min_lesion_score" in config else [])
+        missing = [key for key in needed if key not in state]
+        if missing:
+            raise ValueError(f"the checkpoint's assessment rule needs the {', '.join(missing)} state entry")
+        lesion_weight = state[LESION_KEY].float() if LESION_KEY in state else None
+        return cls(config, state[BANK_KEY].float(), lesion_weight)
 
     def reasons(self, crops: list[np.ndarray], pooled: torch.Tensor) -> list[str]:
         """"" for an assessable crop, else the first failing check's code (order of ``REASONS``).
         A rule without a given limit skips that check."""
         distances = (knn_distance(pooled, self.bank, int(self.config["knn_k"])) if self.bank is not None
                      else [0.0] * len(crops))
-        return [self.reason(quality_measures(crop), distance) for crop, distance in zip(crops, distances)]
+        lesion_scores = (lesion_score(pooled, self.lesion_weight, float(self.config["lesion_bias"]))
+                         if self.lesion_weight is not None else [float("inf")] * len(crops))
+        return [self.reason(quality_measures(crop), distance, score)
+                for crop, distance, score in zip(crops, distances, lesion_scores)]
 
-    def reason(self, quality: dict[str, float], distance: float) -> str:
-        """The first failing check's code for these measures, or ""."""
+    def reason(self, quality: dict[str, float], distance: float, lesion: float = float("inf")) -> str:
+        """The first failing check's code for these measures (``lesion``: the lesion-present
+        score), or ""."""
         c, inf = self.config, float("inf")
         checks = (("too_dark", quality["brightness"] < c.get("min_brightness", -inf)),
                   ("too_bright", quality["brightness"] > c.get("max_brightness", inf)),
                   ("blank", quality["contrast"] < c.get("min_contrast", -inf)),
                   ("blurred", quality["sharpness"] < c.get("min_sharpness", -inf)),
                   ("not_skin", quality["skin_share"] < c.get("min_skin_share", -inf)),
-                  ("no_lesion", distance > c.get("max_knn_distance", inf)))
+                  ("no_lesion", distance > c.get("max_knn_distance", inf)
+                   or lesion < c.get("min_lesion_score", -inf)))
         return next((code for code, failed in checks if failed), "")

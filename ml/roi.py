@@ -45,7 +45,7 @@ class RoiParams:
 # The method of issue 4: activation energy alone.
 ENERGY_ONLY = RoiParams()
 # The shipped method, chosen on the tuning set of hard scenes (MODEL_CARD.md, "ROI").
-AUTO_ROI = RoiParams(locate_size=320, threshold=0.5, skin=2.0, contrast=0.0, border=0.2)
+AUTO_ROI = RoiParams(locate_size=416, threshold=0.5, skin=1.0, contrast=0.0, border=0.3)
 
 
 def near_skin(rgb: np.ndarray) -> np.ndarray:

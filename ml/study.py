@@ -16,6 +16,12 @@ patient):
 Two more copies must come out *not assessable* (they measure the assessability rule only):
 ``heavy_blur`` (Gaussian sigma 4 px at 224 px) and ``dark`` (exposure x 0.08).
 
+The lesion-present check of the assessability rule learns lesion crops against crops of
+*training* negatives: lesion-free photos rendered by ``ml.negatives`` with ``LESION_CHECK_SEED``
+(the negatives set of the model card, seed 1, is never used here), cropped as the portal crops them
+(the automatic ROI, and boxes a tap would give). It is reported out of fold for the lesion crops
+and with each render category held out in turn.
+
 Methods compared on the same folds: logistic regression on frozen features (plain views; plus
 standard augmentation; plus strong photometric + scale augmentation), each with test-time
 augmentation, an ensemble of inner-fold models, and the fine-tuned network of ``ml.training``
@@ -37,12 +43,15 @@ from PIL import Image, ImageFilter
 from torchvision.transforms import v2 as T
 
 from .architectures import LesionNet, get_arch
-from .assessment import BANK_KEY, fit_quality_thresholds, knn_distance, normalise, quality_measures
+from .assessment import (BANK_KEY, LESION_KEY, Assessor, fit_quality_thresholds, knn_distance, normalise,
+                         quality_measures)
+from .boxes import box_from_tap
 from .checkpoint import make_metadata, save_checkpoint
 from .data import discover, grouped_folds
 from .metrics import binary_metrics, roc_auc, threshold_for_sensitivity, wilson_ci
+from .negatives import RENDERERS, render
 from .preprocess import crop_resize, load_image, to_batch
-from .roi import activation_energy, box_from_cam
+from .roi import AUTO_ROI, activation_energy, box_from_cam
 from .training import TrainConfig, augmentation, build_initial_network, cross_validate
 
 ARCH = "efficientnet_lite0"
@@ -52,6 +61,14 @@ MUST_REJECT = ("heavy_blur", "dark")
 C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1)
 KNN_K = 5
 ASSESSABLE_QUANTILE = 0.98               # OOF lesion crops within the OOD distance limit
+# The lesion-present check: a logistic unit (this C, balanced classes) on the pooled features;
+# its limit lets this share of the out-of-fold lesion crops through (fixed before any result).
+LESION_CHECK_C = 0.01
+LESION_CHECK_QUANTILE = 0.99
+LESION_CHECK_QUANTILES_REPORTED = (0.95, 0.98, 0.99, 0.995)
+LESION_CHECK_SEED = 11                   # the training renders; the model card's negatives use seed 1
+LESION_CHECK_PER_CATEGORY = 24
+TAP_CROPS_PER_RENDER = 2                 # besides the automatic-ROI crop: boxes a tap would give
 
 
 # ---------------------------------------------------------------- views and shifted copies
@@ -179,6 +196,39 @@ def build_cache(samples, images: list[Image.Image], net: LesionNet, views: int, 
         cache[f"shift_{kind}"] = torch.stack([f for _, f in rows]).half()
     cache["shift_images"] = {kind: [c for c, _ in shifted[kind]] for kind in SHIFTS}
     return cache
+
+
+def rendered_negative_features(net: LesionNet, cache_dir: Path, log) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """Pooled features of the training negatives, cropped as the portal crops a photo: rows,
+    their render category, and whether the row is the automatic-ROI crop (else a tap's box)."""
+    from .inference import LesionModel
+
+    key = hashlib.sha256(json.dumps([LESION_CHECK_SEED, LESION_CHECK_PER_CATEGORY, TAP_CROPS_PER_RENDER,
+                                     str(AUTO_ROI)]).encode()).hexdigest()[:16]
+    path = cache_dir / f"lesion-negatives-{key}.pt"
+    if path.is_file():
+        saved = torch.load(path, weights_only=False)
+        return saved["features"], saved["categories"], saved["auto"]
+    locator = LesionModel(net, make_metadata(arch=ARCH, input_size=SIZE, threshold=0.5, version="backbone",
+                                             init="imagenet"))
+    rng = np.random.default_rng(LESION_CHECK_SEED)
+    crops, categories, auto = [], [], []
+    for category in RENDERERS:
+        for i in range(LESION_CHECK_PER_CATEGORY):
+            photo = render(category, rng, i)
+            boxes = locator.auto_rois([photo])
+            for _ in range(TAP_CROPS_PER_RENDER):
+                tap = (int(rng.uniform(0.1, 0.9) * photo.width), int(rng.uniform(0.1, 0.9) * photo.height))
+                boxes.append(box_from_tap(*tap, photo.size, rng.uniform(0.2, 0.5)))
+            crops += [crop_resize(photo, box, SIZE) for box in boxes]
+            categories += [category] * len(boxes)
+            auto += [True] + [False] * (len(boxes) - 1)
+        log(f"  lesion check negatives: {category}")
+    features = pooled_features(net, crops).half()
+    categories, auto = np.array(categories), np.array(auto)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    torch.save({"features": features, "categories": categories, "auto": auto}, path)
+    return features, categories, auto
 
 
 def quality_of_copies(cache: dict, images: list[Image.Image]) -> dict[str, list[dict]]:
@@ -354,6 +404,9 @@ def run_study(data: Path, out: Path, ship: str, checkpoint: Path | None, cache_d
     kinds = SHIFTS + MUST_REJECT
     oof: dict[str, dict[str, np.ndarray]] = {name: {"clean": np.zeros(n), **{k: np.zeros(n) for k in kinds}} for name in METHODS}
     knn = {"clean": np.zeros(n), **{k: np.zeros(n) for k in kinds}}
+    lesion = {"clean": np.zeros(n), **{k: np.zeros(n) for k in kinds}}
+    negatives, categories, auto_crop = rendered_negative_features(net, cache_dir, log)
+    lesion_without = {category: np.zeros(n) for category in RENDERERS}   # OOF, that category held out
     chosen_c = {name: [] for name in METHODS}
     for k, (train_idx, test_idx) in enumerate(fold_list):
         log(f"fold {k + 1}/{folds}")
@@ -373,6 +426,14 @@ def run_study(data: Path, out: Path, ship: str, checkpoint: Path | None, cache_d
         knn["clean"][test_idx] = knn_distance(cache["plain_tta"][test_idx, 0], bank, KNN_K)
         for kind in kinds:
             knn[kind][test_idx] = knn_distance(cache[f"shift_{kind}"][test_idx, 0], bank, KNN_K)
+        lesions = _rows(cache, train_idx, labels, groups, "standard")[0]
+        check = fit_lesion_check(lesions, negatives)
+        lesion["clean"][test_idx] = check.logit(cache["plain_tta"][test_idx, 0].float().numpy())
+        for kind in kinds:
+            lesion[kind][test_idx] = check.logit(cache[f"shift_{kind}"][test_idx, 0].float().numpy())
+        for category in RENDERERS:
+            lesion_without[category][test_idx] = fit_lesion_check(lesions, negatives[categories != category]).logit(
+                cache["plain_tta"][test_idx, 0].float().numpy())
 
     if finetune:
         oof["finetune"] = _finetune_oof(samples, images, labels, cache, fold_list, seed, views, cache_dir, log)
@@ -420,40 +481,51 @@ def run_study(data: Path, out: Path, ship: str, checkpoint: Path | None, cache_d
             labels[pooled_shift], _sigmoid(a * np.concatenate([oof[ship][k] for k in SHIFTS]) + b),
             threshold, groups[pooled_shift], n_boot, seed),
     }
-    report["assessment"], rule = _assessment_report(quality_of_copies(cache, images), knn, labels, groups, threshold,
+    all_lesions = _rows(cache, np.arange(n), labels, groups, "standard")[0]
+    lesion_weight, lesion_bias = fit_lesion_check(all_lesions, negatives).weights()
+    quality = quality_of_copies(cache, images)
+    report["assessment"], rule = _assessment_report(quality, knn, lesion, lesion_bias, labels, threshold,
                                                     {k: _sigmoid(a * oof[ship][k] + b) for k in kinds},
                                                     probabilities)
+    report["lesion_check"] = _lesion_check_report(rule, quality, knn, lesion, lesion_without, all_lesions,
+                                                  negatives, categories, auto_crop)
+    log(json.dumps(report["lesion_check"], indent=1))
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / "oof.npz", labels=labels, groups=groups, fold=fold_of,
              **{f"{m}__{k}": v for m in oof for k, v in oof[m].items()},  # logits
-             **{f"knn__{k}": v for k, v in knn.items()})
+             **{f"knn__{k}": v for k, v in knn.items()}, **{f"lesion__{k}": v for k, v in lesion.items()})
     if checkpoint is not None:
         report["checkpoint"] = _ship(checkpoint, cache, labels, groups, samples, data, ship, report,
-                                     rule, net, seed, log)
+                                     rule, lesion_weight, net, seed, log)
     (out / "study.json").write_text(json.dumps(report, indent=1))
     log(f"wrote {out / 'study.json'}")
     return report
 
 
-def _assessment_report(quality, knn, labels, groups, threshold, shifted_probabilities, clean_probabilities):
-    """Assessability rule fitted on the training crops (quality) and OOF distances (OOD), and how
-    it does on the shifted and must-reject copies (never used to fit it)."""
+def fit_lesion_check(lesions: np.ndarray, negatives: torch.Tensor) -> LinearHead:
+    """The lesion-present unit: lesion crops (rows of pooled features) against rendered negatives."""
+    x = np.concatenate([lesions, negatives.float().numpy()])
+    y = np.concatenate([np.ones(len(lesions)), np.zeros(len(negatives))])
+    return LinearHead(LESION_CHECK_C).fit(x, y)
+
+
+def _assessment_report(quality, knn, lesion, lesion_bias, labels, threshold, shifted_probabilities,
+                       clean_probabilities):
+    """Assessability rule fitted on the training crops (quality), OOF distances (OOD) and OOF
+    lesion-present scores, and how it does on the shifted and must-reject copies (never used to
+    fit it)."""
     limits = fit_quality_thresholds(quality["clean"])
     max_distance = float(np.quantile(knn["clean"], ASSESSABLE_QUANTILE))
+    min_lesion = float(np.quantile(lesion["clean"], 1 - LESION_CHECK_QUANTILE))
     rule = {"knn_k": KNN_K, "max_knn_distance": max_distance, **limits,
+            "lesion_bias": lesion_bias, "min_lesion_score": min_lesion,
             "fitted_on": f"quality limits: {100 * (1 - 2 * 0.01):.0f} % range of the training crops; "
                          f"OOD limit: {ASSESSABLE_QUANTILE:.0%} quantile of out-of-fold kNN distances "
-                         "of the training lesions (patient-grouped CV)"}
-    from .assessment import Assessor
-
-    assessor = Assessor(rule)
-
-    def reasons(kind):
-        return [assessor.reason(q, d) for q, d in zip(quality[kind], knn[kind])]
-
+                         "of the training lesions (patient-grouped CV); lesion-present limit: "
+                         f"{1 - LESION_CHECK_QUANTILE:.0%} quantile of their out-of-fold lesion-present "
+                         f"scores (unit fitted against ml.negatives renders, seed {LESION_CHECK_SEED})"}
     report = {"rule": rule}
-    for kind in ("clean",) + SHIFTS + MUST_REJECT:
-        found = reasons(kind)
+    for kind, found in _reasons(rule, quality, knn, lesion).items():
         assessable = np.array([not r for r in found])
         probabilities = clean_probabilities if kind == "clean" else shifted_probabilities[kind]
         entry = {"n": len(found), "assessable": int(assessable.sum()),
@@ -466,6 +538,35 @@ def _assessment_report(quality, knn, labels, groups, threshold, shifted_probabil
         entry["specificity_assessable_non_mpox"] = float(1 - flagged[~positive & assessable].mean()) if (~positive & assessable).any() else None
         report[kind] = entry
     return report, rule
+
+
+def _reasons(rule: dict, quality, knn, lesion) -> dict[str, list[str]]:
+    """Per copy kind, the rule's verdict on every OOF copy."""
+    assessor = Assessor(rule)
+    return {kind: [assessor.reason(q, d, s) for q, d, s in zip(quality[kind], knn[kind], lesion[kind])]
+            for kind in ("clean",) + SHIFTS + MUST_REJECT}
+
+
+def _lesion_check_report(rule, quality, knn, lesion, lesion_without, all_lesions, negatives, categories,
+                         auto_crop) -> dict:
+    """The lesion check's trade-off, training data only: per share of OOF lesion crops let
+    through, the lesion photos judged assessable (whole rule) and, per render category held out of
+    the unit's training, the share of that category's automatic-ROI crops that pass the check."""
+    held_out = {category: fit_lesion_check(all_lesions, negatives[categories != category]).logit(
+        negatives[(categories == category) & auto_crop].float().numpy()) for category in RENDERERS}
+    rows = []
+    for quantile in LESION_CHECK_QUANTILES_REPORTED:
+        limit = float(np.quantile(lesion["clean"], 1 - quantile))
+        found = _reasons({**rule, "min_lesion_score": limit}, quality, knn, lesion)
+        rows.append({"lesions_let_through": quantile, "min_lesion_score": limit,
+                     "assessable_share": {kind: float(np.mean([not r for r in found[kind]]))
+                                          for kind in ("clean",) + SHIFTS},
+                     "held_out_category_passes": {
+                         category: float(np.mean(scores >= np.quantile(lesion_without[category], 1 - quantile)))
+                         for category, scores in held_out.items()}})
+    return {"c": LESION_CHECK_C, "negatives_seed": LESION_CHECK_SEED,
+            "n_negative_crops": int(len(negatives)), "n_negative_renders": int(auto_crop.sum()),
+            "shipped_quantile": LESION_CHECK_QUANTILE, "tradeoff": rows}
 
 
 def _finetune_oof(samples, images, labels, cache, fold_list, seed, views, cache_dir, log) -> dict:
@@ -503,7 +604,7 @@ def _methods_table(report: dict) -> str:
 
 
 def _ship(path: Path, cache, labels, groups, samples, data: Path, ship: str, report: dict, rule: dict,
-          net: LesionNet, seed: int, log) -> dict:
+          lesion_weight: np.ndarray, net: LesionNet, seed: int, log) -> dict:
     """Fits the shipped method on all images and writes the checkpoint (weights, calibration,
     threshold, assessability rule and feature bank)."""
     aug, tta, ensemble = METHODS[ship]
@@ -522,7 +623,7 @@ def _ship(path: Path, cache, labels, groups, samples, data: Path, ship: str, rep
     n_pos = int(labels.sum())
     metadata = make_metadata(
         arch=ARCH, input_size=SIZE, init="imagenet",
-        version=f"{ARCH}-imagenet-{ship.replace('+', '-')}-msld1-{time.strftime('%Y-%m-%d')}",
+        version=f"{ARCH}-imagenet-{ship.replace('+', '-')}-lesioncheck-msld1-{time.strftime('%Y-%m-%d')}",
         threshold=point["threshold"],
         operating_point=(f"calibrated P >= {point['threshold']:.4f}: highest threshold with out-of-fold "
                          f"sensitivity >= {point['target_sensitivity']:.2f} ({report['folds']}-fold "
@@ -541,7 +642,8 @@ def _ship(path: Path, cache, labels, groups, samples, data: Path, ship: str, rep
         assessment=rule, head={"method": ship, "C": c},
         training_patients=sorted(set(groups.tolist())))
     bank = normalise(cache["plain_tta"][:, 0]).half()
-    saved = save_checkpoint(path, net, metadata, extra_state={BANK_KEY: bank})
+    saved = save_checkpoint(path, net, metadata, extra_state={
+        BANK_KEY: bank, LESION_KEY: torch.tensor(lesion_weight, dtype=torch.float32)})
     log(f"saved {saved} ({saved.stat().st_size / 1e6:.1f} MB), version {metadata['version']}")
     return {"path": str(saved), "version": metadata["version"], "C": c,
             "megabytes": round(saved.stat().st_size / 1e6, 2)}

@@ -7,9 +7,10 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 import ml
-from ml.assessment import BANK_KEY, FALLBACK_RULE, Assessor, quality_measures
+from ml.assessment import BANK_KEY, FALLBACK_RULE, LESION_KEY, Assessor, lesion_score, quality_measures
 from ml.checkpoint import read_checkpoint
 from ml.negatives import RENDERERS, build_negatives, score_negatives
+from ml.study import fit_lesion_check
 
 
 def lesion_photo(seed: int, size=(160, 120)) -> Image.Image:
@@ -56,6 +57,33 @@ def test_rule_reports_the_first_failing_check_in_order():
     assert assessor.reason({**good, "contrast": 1, "sharpness": 0}, 0.3) == "blank"
     assert assessor.reason({**good, "brightness": 10, "contrast": 1}, 0.3) == "too_dark"
     assert assessor.reason({**good, "brightness": 250}, 0.1) == "too_bright"
+
+
+def test_lesion_present_score_below_its_limit_means_no_lesion():
+    rule = {"knn_k": 1, "max_knn_distance": 0.5, "lesion_bias": -1.0, "min_lesion_score": 0.0}
+    bank = torch.nn.functional.normalize(torch.ones(1, 4), dim=1)
+    assessor = Assessor(rule, bank, lesion_weight=torch.tensor([1.0, 1.0, 0.0, 0.0]))
+    crop = np.asarray(lesion_photo(0).resize((64, 64)))
+    pooled = torch.tensor([[1.0, 1.0, 1.0, 1.0],      # score 1 >= 0: a lesion
+                           [0.2, 0.2, 1.0, 1.0]])     # score -0.6 < 0, though near the bank
+    assert assessor.reasons([crop, crop], pooled) == ["", "no_lesion"]
+    good = {"brightness": 120, "contrast": 30, "sharpness": 50, "skin_share": 0.9}
+    assert Assessor(rule).reason(good, 0.1, lesion=0.5) == ""
+    assert Assessor(rule).reason(good, 0.1, lesion=-0.6) == "no_lesion"
+    with pytest.raises(ValueError, match=LESION_KEY):
+        Assessor.from_checkpoint({"assessment": rule}, {BANK_KEY: bank})
+
+
+def test_lesion_check_stored_as_weights_scores_as_the_study_fitted_it():
+    rng = np.random.default_rng(0)
+    lesions = rng.normal(1.0, 1.0, size=(40, 16))
+    negatives = torch.tensor(rng.normal(-1.0, 1.0, size=(30, 16)), dtype=torch.float16)
+    check = fit_lesion_check(lesions, negatives)
+    weight, bias = check.weights()
+    unseen = rng.normal(0.0, 2.0, size=(6, 16))
+    stored = torch.tensor(weight, dtype=torch.float32)
+    assert lesion_score(torch.tensor(unseen), stored, bias) == pytest.approx(check.logit(unseen), abs=1e-3)
+    assert np.mean(check.logit(lesions) > 0) > 0.9 and np.mean(check.logit(negatives.float().numpy()) < 0) > 0.9
 
 
 def test_checkpoint_keeps_the_rule_and_bank_outside_the_network(assessing_checkpoint):
