@@ -264,7 +264,8 @@ def cmd_study(args) -> None:
     from .study import run_study
 
     run_study(args.data, args.out, args.ship, args.checkpoint, args.cache_dir, args.folds, args.seed,
-              args.views, args.target_sensitivity, args.bootstrap, not args.skip_finetune, log)
+              args.views, args.target_sensitivity, args.bootstrap, not args.skip_finetune, log,
+              lesion_check=args.lesion_check)
 
 
 def cmd_negatives(args) -> None:
@@ -364,6 +365,9 @@ def main(argv=None) -> None:
     study.add_argument("--target-sensitivity", type=float, default=0.95)
     study.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
     study.add_argument("--skip-finetune", action="store_true", help="leave out the fine-tuned network")
+    study.add_argument("--lesion-check", action="store_true",
+                       help="put the lesion-present check into the rule and checkpoint (always reported; "
+                       "not shipped: it separates renders from real photos, see the model card)")
     study.add_argument("--threads", type=int, default=2)
     study.set_defaults(func=cmd_study)
 

@@ -383,7 +383,10 @@ METHODS = {   # name -> (training augmentation, test-time augmentation, ensemble
 
 
 def run_study(data: Path, out: Path, ship: str, checkpoint: Path | None, cache_dir: Path, folds: int,
-              seed: int, views: int, target_sensitivity: float, n_boot: int, finetune: bool, log) -> dict:
+              seed: int, views: int, target_sensitivity: float, n_boot: int, finetune: bool, log,
+              lesion_check: bool = False) -> dict:
+    """The study; ``lesion_check`` puts the lesion-present check into the rule (and the checkpoint):
+    off by default, because it is always reported but was not shipped (model card)."""
     samples = discover(data)
     labels = np.array([s.label for s in samples])
     groups = np.array([s.patient_id for s in samples])
@@ -484,7 +487,8 @@ def run_study(data: Path, out: Path, ship: str, checkpoint: Path | None, cache_d
     all_lesions = _rows(cache, np.arange(n), labels, groups, "standard")[0]
     lesion_weight, lesion_bias = fit_lesion_check(all_lesions, negatives).weights()
     quality = quality_of_copies(cache, images)
-    report["assessment"], rule = _assessment_report(quality, knn, lesion, lesion_bias, labels, threshold,
+    report["assessment"], rule = _assessment_report(quality, knn, lesion if lesion_check else None, lesion_bias,
+                                                    labels, threshold,
                                                     {k: _sigmoid(a * oof[ship][k] + b) for k in kinds},
                                                     probabilities)
     report["lesion_check"] = _lesion_check_report(rule, quality, knn, lesion, lesion_without, all_lesions,
@@ -496,7 +500,7 @@ def run_study(data: Path, out: Path, ship: str, checkpoint: Path | None, cache_d
              **{f"knn__{k}": v for k, v in knn.items()}, **{f"lesion__{k}": v for k, v in lesion.items()})
     if checkpoint is not None:
         report["checkpoint"] = _ship(checkpoint, cache, labels, groups, samples, data, ship, report,
-                                     rule, lesion_weight, net, seed, log)
+                                     rule, lesion_weight if lesion_check else None, net, seed, log)
     (out / "study.json").write_text(json.dumps(report, indent=1))
     log(f"wrote {out / 'study.json'}")
     return report
@@ -516,14 +520,14 @@ def _assessment_report(quality, knn, lesion, lesion_bias, labels, threshold, shi
     fit it)."""
     limits = fit_quality_thresholds(quality["clean"])
     max_distance = float(np.quantile(knn["clean"], ASSESSABLE_QUANTILE))
-    min_lesion = float(np.quantile(lesion["clean"], 1 - LESION_CHECK_QUANTILE))
     rule = {"knn_k": KNN_K, "max_knn_distance": max_distance, **limits,
-            "lesion_bias": lesion_bias, "min_lesion_score": min_lesion,
             "fitted_on": f"quality limits: {100 * (1 - 2 * 0.01):.0f} % range of the training crops; "
                          f"OOD limit: {ASSESSABLE_QUANTILE:.0%} quantile of out-of-fold kNN distances "
-                         "of the training lesions (patient-grouped CV); lesion-present limit: "
-                         f"{1 - LESION_CHECK_QUANTILE:.0%} quantile of their out-of-fold lesion-present "
-                         f"scores (unit fitted against ml.negatives renders, seed {LESION_CHECK_SEED})"}
+                         "of the training lesions (patient-grouped CV)"}
+    if lesion is not None:
+        rule.update(lesion_bias=lesion_bias, min_lesion_score=float(np.quantile(lesion["clean"], 1 - LESION_CHECK_QUANTILE)))
+        rule["fitted_on"] += (f"; lesion-present limit: {1 - LESION_CHECK_QUANTILE:.0%} quantile of their out-of-fold "
+                              f"lesion-present scores (unit fitted against ml.negatives renders, seed {LESION_CHECK_SEED})")
     report = {"rule": rule}
     for kind, found in _reasons(rule, quality, knn, lesion).items():
         assessable = np.array([not r for r in found])
@@ -543,8 +547,11 @@ def _assessment_report(quality, knn, lesion, lesion_bias, labels, threshold, shi
 def _reasons(rule: dict, quality, knn, lesion) -> dict[str, list[str]]:
     """Per copy kind, the rule's verdict on every OOF copy."""
     assessor = Assessor(rule)
+    kinds = ("clean",) + SHIFTS + MUST_REJECT
+    if lesion is None:  # a rule without the lesion-present check
+        lesion = {kind: [float("inf")] * len(quality[kind]) for kind in kinds}
     return {kind: [assessor.reason(q, d, s) for q, d, s in zip(quality[kind], knn[kind], lesion[kind])]
-            for kind in ("clean",) + SHIFTS + MUST_REJECT}
+            for kind in kinds}
 
 
 def _lesion_check_report(rule, quality, knn, lesion, lesion_without, all_lesions, negatives, categories,
@@ -604,7 +611,7 @@ def _methods_table(report: dict) -> str:
 
 
 def _ship(path: Path, cache, labels, groups, samples, data: Path, ship: str, report: dict, rule: dict,
-          lesion_weight: np.ndarray, net: LesionNet, seed: int, log) -> dict:
+          lesion_weight: np.ndarray | None, net: LesionNet, seed: int, log) -> dict:
     """Fits the shipped method on all images and writes the checkpoint (weights, calibration,
     threshold, assessability rule and feature bank)."""
     aug, tta, ensemble = METHODS[ship]
@@ -623,7 +630,8 @@ def _ship(path: Path, cache, labels, groups, samples, data: Path, ship: str, rep
     n_pos = int(labels.sum())
     metadata = make_metadata(
         arch=ARCH, input_size=SIZE, init="imagenet",
-        version=f"{ARCH}-imagenet-{ship.replace('+', '-')}-lesioncheck-msld1-{time.strftime('%Y-%m-%d')}",
+        version=(f"{ARCH}-imagenet-{ship.replace('+', '-')}{'-lesioncheck' if lesion_weight is not None else ''}"
+                 f"-msld1-{time.strftime('%Y-%m-%d')}"),
         threshold=point["threshold"],
         operating_point=(f"calibrated P >= {point['threshold']:.4f}: highest threshold with out-of-fold "
                          f"sensitivity >= {point['target_sensitivity']:.2f} ({report['folds']}-fold "
@@ -642,8 +650,10 @@ def _ship(path: Path, cache, labels, groups, samples, data: Path, ship: str, rep
         assessment=rule, head={"method": ship, "C": c},
         training_patients=sorted(set(groups.tolist())))
     bank = normalise(cache["plain_tta"][:, 0]).half()
-    saved = save_checkpoint(path, net, metadata, extra_state={
-        BANK_KEY: bank, LESION_KEY: torch.tensor(lesion_weight, dtype=torch.float32)})
+    extra_state = {BANK_KEY: bank}
+    if lesion_weight is not None:
+        extra_state[LESION_KEY] = torch.tensor(lesion_weight, dtype=torch.float32)
+    saved = save_checkpoint(path, net, metadata, extra_state=extra_state)
     log(f"saved {saved} ({saved.stat().st_size / 1e6:.1f} MB), version {metadata['version']}")
     return {"path": str(saved), "version": metadata["version"], "C": c,
             "megabytes": round(saved.stat().st_size / 1e6, 2)}
