@@ -206,7 +206,7 @@ REASON_TEXTS = {
         _("We could not find a skin spot or sore in the photo. Please take it again close up, with the "
           "spot in the middle, or mark the spot on the photo."),
         "No lesion recognised: the crop is unlike the lesion photos the model learned from "
-        "(healthy skin, another object, or a lesion type it has not seen). The score is not used.",
+        "(healthy skin, another object, or a lesion type it has not seen).",
     ),
     PhotoReason.NOT_ASSESSABLE: (
         _("We could not judge this photo. Please take it again close up, in good light, with the spot in the middle."),
