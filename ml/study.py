@@ -11,7 +11,8 @@ patient):
 - ``web``: colour cast and gamma, downscaled to 35-60 %, JPEG quality 15-40, scaled back up;
 - ``phone``: perspective tilt, defocus blur, sensor noise, exposure, vignetting, JPEG 60-85;
 - ``scene``: placed in a larger synthetic scene (``ml.scenes``), JPEG 70-90, cropped again by the
-  automatic ROI, as the portal crops a photo without a box.
+  box of the backbone's activation energy at 224 px (the first automatic ROI; the portal's
+  ``AUTO_ROI`` adds skin and border weighting and a finer pass, measured by ``ml roi-study``).
 
 Two more copies must come out *not assessable* (they measure the assessability rule only):
 ``heavy_blur`` (Gaussian sigma 4 px at 224 px) and ``dark`` (exposure x 0.08).
