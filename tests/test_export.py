@@ -3,6 +3,7 @@ import csv
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 from PIL import Image
 
 import ml.testing
@@ -30,7 +31,7 @@ def consented_history(patient, other_patient, clinician, clinic, model_version, 
     for index, (owner, research, lab, diagnosis) in enumerate(rows):
         case, photo = book_past_case(patient=owner, clinic=clinic, days_ago=5, consent_research=research, seed=index)
         record_score(photo, model_version, 0.5, make_image_bytes(size=(64, 64)))
-        record_ground_truth(case=case, entered_by=clinician, result=lab, result_date=case.appointment.slot.starts_at.date(),
+        record_ground_truth(case=case, entered_by=clinician, result=lab, result_date=timezone.localdate(),
                             diagnosis=diagnosis) if lab or diagnosis else None
         photos.append(photo)
     return photos
@@ -115,7 +116,7 @@ def test_an_export_trains_a_challenger_that_runs_in_shadow(tmp_path, settings, p
         owner = (patient, other_patient)[index % 2]
         case, photo = book_past_case(patient=owner, clinic=clinic, days_ago=5, consent_research=True, seed=index)
         record_score(photo, active, 0.5, make_image_bytes(size=(64, 64)))
-        record_ground_truth(case=case, entered_by=clinician, result_date=case.appointment.slot.starts_at.date(),
+        record_ground_truth(case=case, entered_by=clinician, result_date=timezone.localdate(),
                             result=LabResult.Result.POSITIVE if index < 4 else LabResult.Result.NEGATIVE,
                             diagnosis=FinalDiagnosis.Diagnosis.MPOX if index < 4 else FinalDiagnosis.Diagnosis.WARTS)
     export, checkpoint = tmp_path / "export", tmp_path / "challenger.pt"
