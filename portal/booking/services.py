@@ -7,10 +7,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from portal.booking import emails
+from portal.booking import emails, events
 from portal.booking.consent import CARE_TEXT_VERSION, RESEARCH_TEXT_VERSION
 from portal.booking.models import Appointment, ConsentRecord, Schedule, Slot
 from portal.booking.selectors import can_change
+from triage.events import send_on_commit
 from triage.services import audit, close_case, create_case
 
 
@@ -105,12 +106,14 @@ def reschedule_appointment(*, appointment, slot, actor, request=None) -> Appoint
     try:
         with transaction.atomic():
             slot = _lock_future_slot(slot)
+            previous_starts_at = appointment.slot.starts_at
             appointment.slot = slot
             appointment.reminder_sent_at = None
             appointment.save(update_fields=["slot", "reminder_sent_at"])
             audit(actor=actor, action="reschedule_appointment", obj=appointment.case, request=request,
                   slot=slot.pk, starts_at=slot.starts_at.isoformat())
             emails.send_on_commit(appointment=appointment, kind=emails.RESCHEDULED)
+            send_on_commit(events.appointment_rescheduled, appointment=appointment, previous_starts_at=previous_starts_at)
     except IntegrityError:
         appointment.refresh_from_db()
         raise ValidationError(slot_taken_message(), code="slot_taken")
@@ -132,6 +135,7 @@ def cancel_appointment(*, appointment, actor, request=None) -> Appointment:
         close_case(case=appointment.case)
         audit(actor=actor, action="cancel_appointment", obj=appointment.case, request=request)
         emails.send_on_commit(appointment=appointment, kind=emails.CANCELLED)
+        send_on_commit(events.appointment_cancelled, appointment=appointment)
     return appointment
 
 

@@ -113,6 +113,8 @@ class WebhookEndpoint(models.Model):
         CASE_FLAGGED = "case.flagged", "A case was flagged by the model"
         CASE_DECIDED = "case.decided", "A clinician recorded a decision"
         PHOTO_RETAKE_NEEDED = "photo.retake_needed", "A photo needs to be taken again"
+        APPOINTMENT_CANCELLED = "appointment.cancelled", "An appointment was cancelled"
+        APPOINTMENT_RESCHEDULED = "appointment.rescheduled", "An appointment moved to another time"
 
     clinic = models.ForeignKey("booking.Clinic", on_delete=models.PROTECT, related_name="webhook_endpoints")
     url = models.URLField(max_length=500, help_text="HTTPS in production; receives signed JSON POSTs.")

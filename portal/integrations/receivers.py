@@ -1,6 +1,8 @@
-"""Triage's events become webhook deliveries for the clinic of the case (never a score in a payload)."""
+"""Triage's and booking's events become webhook deliveries for the clinic of the case (never a
+score in a payload)."""
 from django.dispatch import receiver
 
+from portal.booking import events as booking_events
 from portal.integrations.models import WebhookEndpoint
 from portal.integrations.services import queue_event
 from triage import events
@@ -30,3 +32,14 @@ def on_photo_retake_needed(sender, case, photo, **_):
     data = _case_data(case)
     data["photo"] = {"id": photo.pk, "status": photo.status, "reason": photo.status_reason, "detail": photo.patient_message}
     queue_event(case=case, event_type=Event.PHOTO_RETAKE_NEEDED, data=data)
+
+
+@receiver(booking_events.appointment_cancelled)
+def on_appointment_cancelled(sender, appointment, **_):
+    queue_event(case=appointment.case, event_type=Event.APPOINTMENT_CANCELLED, data={})
+
+
+@receiver(booking_events.appointment_rescheduled)
+def on_appointment_rescheduled(sender, appointment, previous_starts_at, **_):
+    queue_event(case=appointment.case, event_type=Event.APPOINTMENT_RESCHEDULED,
+                data={"previous_starts_at": previous_starts_at.isoformat()})

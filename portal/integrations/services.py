@@ -108,6 +108,8 @@ def queue_event(*, case, event_type, data) -> list[WebhookDelivery]:
                 "appointment": {
                     "reference": appointment.reference,
                     "external_id": selectors.external_appointment_id(appointment),
+                    "status": appointment.status,
+                    "starts_at": appointment.slot.starts_at.isoformat(),
                 },
                 **data,
             },

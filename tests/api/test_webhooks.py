@@ -12,6 +12,7 @@ from portal.integrations import signing
 from portal.integrations.admin import WebhookDeliveryAdmin
 from portal.integrations.models import ExternalAppointment, WebhookDelivery, WebhookEndpoint
 from portal.integrations.tasks import deliver_webhook_task
+from portal.booking.services import cancel_appointment, reschedule_appointment
 from triage.analysis import analyse_photos
 from triage.services import record_decision
 
@@ -138,6 +139,26 @@ def test_a_rejected_photo_asks_for_a_retake(endpoint, appointment, patient, priv
         "id": photo.pk, "status": "rejected", "reason": photo.status_reason, "detail": photo.patient_message,
     }
     assert photo.status_reason == "blank" and "blank" in photo.patient_message
+
+
+def test_a_patients_move_and_cancel_reach_the_booking_system(endpoint, appointment, make_slot, deliveries_sent, django_capture_on_commit_callbacks):
+    first_time, later = appointment.slot.starts_at, make_slot(72)
+    with django_capture_on_commit_callbacks(execute=True):
+        reschedule_appointment(appointment=appointment, slot=later, actor=appointment.patient)
+    with django_capture_on_commit_callbacks(execute=True):
+        cancel_appointment(appointment=appointment, actor=appointment.patient)
+    with django_capture_on_commit_callbacks(execute=True):
+        cancel_appointment(appointment=appointment, actor=appointment.patient)  # a retry: no second event
+
+    moved, cancelled = WebhookDelivery.objects.order_by("created_at", "id")
+    assert moved.event_type == "appointment.rescheduled" and cancelled.event_type == "appointment.cancelled"
+    assert moved.payload["data"]["appointment"]["starts_at"] == later.starts_at.isoformat()
+    assert moved.payload["data"]["previous_starts_at"] == first_time.isoformat()
+    assert cancelled.payload["data"]["appointment"] == {
+        "reference": appointment.reference, "external_id": None, "status": "cancelled",
+        "starts_at": later.starts_at.isoformat(),
+    }
+    assert deliveries_sent == [moved.pk, cancelled.pk]
 
 
 def test_endpoints_get_only_their_clinics_and_chosen_events(clinic, other_clinic, receiver, prediction, clinician, deliveries_sent, django_capture_on_commit_callbacks):
