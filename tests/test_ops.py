@@ -11,8 +11,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
+from portal.booking.templatetags.durations import duration_in_words
 from tests.conftest import PASSWORD
 from tests.test_analysis import lesion_upload, tiny_model  # noqa: F401 (fixture)
 from triage import analysis, selectors, tasks
@@ -136,6 +137,14 @@ def test_one_address_trying_many_user_names_is_locked_out(client, patient, setti
         client.post(reverse("login"), {"username": f"someone-{number}", "password": "guess"})
     response = client.post(reverse("login"), {"username": "patient", "password": PASSWORD})
     assert response.status_code == 429 and "_auth_user_id" not in client.session
+    assert "try again in 30 minutes" in response.content.decode()  # the cool-off in words, not 0:30:00
+
+
+def test_waiting_times_are_put_in_words():
+    assert [duration_in_words(timedelta(seconds=s)) for s in (1, 60, 90, 1800, 3600, 7200, 5400)] == [
+        "1 minute", "1 minute", "2 minutes", "30 minutes", "1 hour", "2 hours", "90 minutes"]
+    with translation.override("es"):
+        assert duration_in_words(timedelta(hours=2)) == "2 horas"
 
 
 def test_the_per_account_limit_stays_and_a_sign_in_clears_only_that_account(client, patient, other_patient, settings):
