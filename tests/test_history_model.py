@@ -56,7 +56,8 @@ def contact_model(model_version):
 
 
 def test_combined_score_is_the_stored_logistic_regression(history, contact_model):
-    scores = performance.history_scores(contact_model, [case.pk for case in history])
+    image_scores = performance.case_scores(contact_model.image_model, [case.pk for case in history])
+    scores = performance.history_scores(contact_model, image_scores)
     assert scores[history[3].pk] == pytest.approx(logistic(-1 + logit(0.3) + 3))
     assert scores[history[4].pk] == pytest.approx(logistic(-1 + logit(0.8)))
 

@@ -254,9 +254,9 @@ def history_probability(history_model, case, image_score) -> float:
     return combined_probability(history_model.intercept, history_model.coefficients, history_features(case, image_score))
 
 
-def history_scores(history_model, case_ids) -> dict[int, float | None]:
-    """{case_id: combined probability} on its image model's case scores; None where that has none."""
-    image_scores = case_scores(history_model.image_model, case_ids)
+def history_scores(history_model, image_scores) -> dict[int, float | None]:
+    """{case_id: combined probability} from {case_id: its image model's case score}; None where
+    that has none."""
     cases = Case.objects.filter(pk__in=list(image_scores)).select_related("appointment__slot").prefetch_related("photos")
     return {
         case.pk: None if image_scores[case.pk] is None else history_probability(history_model, case, image_scores[case.pk])
@@ -271,9 +271,10 @@ def compare_history_model(history_model, *, start=None, end=None, clinic_id=None
     for pk in history_model.fitted_case_ids:
         truth.pop(pk, None)
     image_model = history_model.image_model
+    image_scores = case_scores(image_model, list(truth))
     return paired_comparison(
-        truth, (f"{image_model.version} (image score alone)", image_model.threshold, case_scores(image_model, list(truth))),
-        (history_model.version, history_model.threshold, history_scores(history_model, list(truth))),
+        truth, (f"{image_model.version} (image score alone)", image_model.threshold, image_scores),
+        (history_model.version, history_model.threshold, history_scores(history_model, image_scores)),
     )
 
 
