@@ -1,13 +1,10 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from triage.images import MIN_ROI_SIDE
+from triage.images import BOX_FIELDS, MIN_ROI_SIDE, TAP_FIELDS
 from triage.models import DECISION_OUTCOMES, Decision, FinalDiagnosis, LabResult, Photo
 from triage.selectors import QUEUE_PERIODS, QUEUE_STATUSES
 
-
-BOX_FIELDS = ("roi_x0", "roi_y0", "roi_x1", "roi_y1")
-TAP_FIELDS = ("tap_x", "tap_y")
 UNREADABLE_MARK = _("The position marked on the photo could not be read. Please tap the lesion or draw the box again.")
 
 

@@ -26,6 +26,9 @@ JPEG_QUALITY = 92
 # A box smaller than this (pixels of the photo) is refused; the ROI editor gets it from here and
 # takes a smaller drag for a tap.
 MIN_ROI_SIDE = 8
+# The request fields that mark the lesion: a box, or a tap (the web form and the API).
+BOX_FIELDS = ("roi_x0", "roi_y0", "roi_x1", "roi_y1")
+TAP_FIELDS = ("tap_x", "tap_y")
 
 NOT_AN_IMAGE = gettext_lazy("This file is not a photo we can read. Please upload a JPEG, PNG or HEIC photo.")
 DAMAGED = gettext_lazy("This photo seems to be damaged or only partly uploaded. Please take or choose it again.")

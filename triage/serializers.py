@@ -6,6 +6,7 @@ status, the case's outcome and decision) and clinicians (everything, scores incl
 from django.urls import reverse
 from rest_framework import serializers
 
+from triage.images import BOX_FIELDS, TAP_FIELDS
 from triage.models import (
     Case, Decision, FinalDiagnosis, LabResult, ModelPromotion, ModelVersion, Photo, PhotoReason, Prediction,
 )
@@ -58,7 +59,7 @@ class PhotoUploadSerializer(serializers.Serializer):
     tap_x = serializers.IntegerField(required=False, min_value=0, help_text="Where the lesion was tapped (with tap_y).")
     tap_y = serializers.IntegerField(required=False, min_value=0)
 
-    MARKS = {"roi": ("roi_x0", "roi_y0", "roi_x1", "roi_y1"), "tap": ("tap_x", "tap_y")}
+    MARKS = {"roi": BOX_FIELDS, "tap": TAP_FIELDS}
 
     def validate(self, attrs):
         """Each mark becomes one tuple (`roi`, `tap`) or None; the upload service refuses both at once."""
