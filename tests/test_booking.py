@@ -262,16 +262,24 @@ def test_questionnaire_answers_read_as_labels_in_the_active_language(appointment
 
 
 def test_booking_page_shows_one_day_of_times_and_books_with_answers(client, patient, clinic, service, make_slot):
-    first, same_day, next_day = make_slot(24), make_slot(25), make_slot(48)
+    # Fixed times of day (10:00 and 11:00 tomorrow, 10:00 the day after), whatever the time the test runs.
+    tomorrow_10 = timezone.localtime().replace(hour=10, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    first, same_day, next_day = (
+        Slot.objects.create(clinic=clinic, service=service, starts_at=tomorrow_10 + offset)
+        for offset in (timedelta(0), timedelta(hours=1), timedelta(days=1))
+    )
     client.force_login(patient)
 
+    def offered(page, slot):
+        return f'name="slot" value="{slot.pk}"' in page
+
     page = client.get(reverse("book")).content.decode()
-    assert f'value="{first.pk}"' in page and f'value="{same_day.pk}"' in page and f'value="{next_day.pk}"' not in page
+    assert offered(page, first) and offered(page, same_day) and not offered(page, next_day)
 
     day = timezone.localdate(next_day.starts_at).isoformat()
     query = f"?service={service.pk}&site={clinic.pk}&day={day}"
     page = client.get(reverse("book") + query).content.decode()
-    assert f'value="{next_day.pk}"' in page and f'value="{first.pk}"' not in page
+    assert offered(page, next_day) and not offered(page, first)
 
     form = {"slot": next_day.pk, "fever": "no", "swollen_lymph_nodes": "no", "lesion_sites": ["mouth"],
             "lesion_count": "1", "pain_itch": "itch", "close_contact": "unsure", "travel": "yes",
