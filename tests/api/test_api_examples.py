@@ -3,6 +3,7 @@ server: the curl client books, uploads with a tap and cancels; then, with a real
 client registers its own patient, books, uploads and polls until the analysis is done. Running both in
 sequence proves they are independent (their own ids and Idempotency-Keys): a shared key would replay the
 first booking or refuse the second's different body with 422."""
+
 import os
 import re
 import subprocess
@@ -47,7 +48,11 @@ def test_the_curl_then_the_python_client_run_against_one_server(
 
     curl = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", api_page_example("curl-client-example", "sh")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60, env=client_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=client_env,
     )
 
     assert curl.returncode == 0, curl.stdout + curl.stderr
@@ -61,8 +66,12 @@ def test_the_curl_then_the_python_client_run_against_one_server(
     script = tmp_path / "client.py"
     script.write_text(api_page_example("python-client-example", "python"))
     python = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "lesion.jpg")], cwd=tmp_path, capture_output=True, text=True,
-        timeout=180, env=client_env,
+        [sys.executable, str(script), str(tmp_path / "lesion.jpg")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=client_env,
     )
 
     assert python.returncode == 0, python.stdout + python.stderr + worker.log_path.read_text()[-3000:]
