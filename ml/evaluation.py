@@ -17,7 +17,7 @@ from .boxes import clamp_box, iou
 ROI_MODES = ("none", "auto", "boxes")
 # The evaluation never shows heatmaps: keep them (and their cost) small.
 HEATMAP_SIDE = 32
-# How the triage counts a photo the model judged not assessable (printed and in the README).
+# How the triage counts a photo the model judged not assessable (printed and in docs/models.md).
 COUNTING_RULE = ("sensitivity counts an assessable mpox photo below the threshold as missed and a "
                  "not-assessable one as sent to a clinician (not missed); specificity counts a "
                  "not-assessable non-mpox photo as not flagged; AUC uses assessable photos only")

@@ -169,7 +169,7 @@ def hand(rng, width, height) -> np.ndarray:
     palm = min(width, height) * rng.uniform(0.22, 0.32)
     draw.ellipse([cx - palm * 0.8, cy - palm, cx + palm * 0.8, cy + palm * 0.9], fill=255)
     draw.rectangle([cx - palm * 0.5, cy + palm * 0.5, cx + palm * 0.5, height], fill=255)     # wrist
-    for i, (angle, length) in enumerate(zip(np.linspace(-0.55, 0.55, 4), (0.9, 1.05, 1.0, 0.8))):
+    for angle, length in zip(np.linspace(-0.55, 0.55, 4), (0.9, 1.05, 1.0, 0.8)):
         a = angle + rng.normal(0, 0.05) - np.pi / 2
         x0, y0 = cx + palm * 0.6 * np.sin(angle), cy - palm * 0.8
         x1, y1 = x0 + np.cos(a) * palm * length * 1.3, y0 + np.sin(a) * palm * length * 1.3

@@ -192,7 +192,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 3, "interval_start": 0.2, "in
 # by each worker at start-up): photos whose message never reached the broker are queued at the next
 # sweep; photos whose worker died, at start-up of that worker or once their lease
 # (CELERY_TASK_TIME_LIMIT) ends; photos queued ANALYSIS_REQUEUE_AFTER_SECONDS ago and still waiting
-# (a broker that lost its data) again. README "Recovery bounds" states what this guarantees.
+# (a broker that lost its data) again. docs/recovery.md states what this guarantees.
 ANALYSIS_REQUEUE_INTERVAL_SECONDS = env.float("ANALYSIS_REQUEUE_INTERVAL_SECONDS", default=15)
 ANALYSIS_REQUEUE_AFTER_SECONDS = env.float("ANALYSIS_REQUEUE_AFTER_SECONDS", default=300)
 # A retried API request with the same Idempotency-Key gets the first answer for this long.

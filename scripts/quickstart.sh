@@ -15,7 +15,7 @@ $PY manage.py prepare_storage
 $PY manage.py register_models
 $PY manage.py seed_demo
 
-# One worker for both queues here; production runs inference and light workers apart (README).
+# One worker for both queues here; production runs inference and light workers apart (docs/production.md).
 $PY -m celery -A portal worker --beat --queues inference,default --loglevel INFO &
 worker=$!
 trap 'kill $worker 2>/dev/null; wait $worker 2>/dev/null' EXIT INT TERM

@@ -373,12 +373,6 @@ def test_reanalyse_view_takes_a_tap_and_explains_a_bad_box(client, clinician, pr
     assert photo.roi == box_from_tap(30, 40, (photo.width, photo.height))
 
 
-def test_activating_a_model_version_deactivates_the_others(model_version):
-    newer = model_version.__class__.objects.create(
-        version="test-model-2", architecture="tiny", checkpoint_path="/nonexistent/2.pt", threshold=0.4
-    )
-
-
 # Roles and sites --------------------------------------------------------------------------------
 
 def test_roles_are_groups_with_permissions(make_staff, clinic):

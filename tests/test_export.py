@@ -99,7 +99,7 @@ def test_patient_ids_are_stable_across_exports(consented_history, tmp_path):
 @pytest.mark.slow
 def test_an_export_trains_a_challenger_that_runs_in_shadow(tmp_path, settings, patient, other_patient, clinician, clinic,
                                                            private_storage, enqueued, make_image_bytes):
-    """The README's path end to end: export -> `python -m ml train` (tiny model, one epoch) ->
+    """The learning loop's path end to end (docs/learning-loop.md): export -> `python -m ml train` (tiny model, one epoch) ->
     `register_challenger` -> the new checkpoint scores the next photo in shadow."""
     from ml.__main__ import main as ml_main
     from tests.clinic_history import jpeg_upload

@@ -4,7 +4,7 @@ SIGKILLed, the whole worker SIGKILLed and restarted, Redis stopped 10 s, Postgre
 photo ends analysed exactly once (or failed with a reason) within RECOVERY_BOUND_S, no request answers
 500, and every stored file has its row and every row its file.
 
-The recovery bounds are the portal's settings (README "Recovery bounds" gives the production
+The recovery bounds are the portal's settings (docs/recovery.md gives the production
 figures): the sweep (ANALYSIS_REQUEUE_INTERVAL_SECONDS) is made short here; the lease
 (CELERY_TASK_TIME_LIMIT) is made longer than RECOVERY_BOUND_S, so that the whole-worker kill can only
 be recovered in time by the restarted worker's start-up (tests/test_ops.py covers the lease rule).

@@ -3,7 +3,7 @@ desktop's size: sign up and verify, book (site, service, day, time, questions, c
 photos with guidance and progress (a huge photo is shrunk in the browser first), a live status that
 asks for a retake, consent withdrawal, the Spanish pages, and axe-core on every page.
 
-Screenshots go to out/screenshots/, or to docs/screenshots/ (committed, shown in the README) with
+Screenshots go to out/screenshots/, or to docs/screenshots/ (committed, shown in the docs site) with
 UPDATE_SCREENSHOTS=1 (tests/screenshots.py)."""
 import io
 import re

@@ -1,7 +1,7 @@
 """The clinician's shift in a real browser (Debian's Chromium via Playwright), at phone and desktop
 widths: queue → case → request a new photo → the patient sees the reason and uploads again →
 the case is back in the queue → decision. Screenshots go to out/screenshots/, or to docs/screenshots/
-(committed, for the README) with UPDATE_SCREENSHOTS=1 (tests/screenshots.py)."""
+(committed, for the docs site) with UPDATE_SCREENSHOTS=1 (tests/screenshots.py)."""
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse

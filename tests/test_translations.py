@@ -69,7 +69,7 @@ def test_the_catalogue_has_every_string_the_code_marks(tmp_path):
     fresh = po_entries(tmp_path / "locale" / "es" / "LC_MESSAGES" / "django.po")
 
     untranslated = [msgid for msgid, translation in fresh.items() if not all(translation)]
-    assert not untranslated, f"run makemessages (see README) and translate: {untranslated}"
+    assert not untranslated, f"run makemessages (see docs/patient-journey.md, Languages) and translate: {untranslated}"
 
 
 def unmarked_text(template):

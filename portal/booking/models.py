@@ -177,6 +177,9 @@ class SignInLink(models.Model):
     used_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    def __str__(self):
+        return f"Sign-in link for user {self.user_id}, made {self.created_at:%Y-%m-%d %H:%M}"  # never the token
+
 
 class PatientInformation(models.Model):
     """The clinic's page for patients about mpox, one per language; edited in admin."""

@@ -103,6 +103,9 @@ class IdempotencyRecord(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["api_key", "key"], name="one_response_per_idempotency_key")]
 
+    def __str__(self):
+        return f"Idempotency-Key {self.key}: {self.response_status}"
+
 
 def new_webhook_secret():
     return "whsec_" + secrets.token_urlsafe(32)
