@@ -6,10 +6,10 @@ from django.core import mail
 from django.core.management import call_command
 from django.db import transaction
 
-from demo.factories import ClinicFactory
+from demo.factories import AppointmentFactory, ClinicFactory, UserFactory
 from demo.history import without_after_commit_work
 from demo.management.commands.seed_demo import DEMO_CLINIC, DEMO_SITES
-from portal.booking.models import Clinic
+from portal.booking.models import Appointment, Clinic
 from portal.celery import app as celery_app
 from portal.integrations.models import WebhookDelivery, WebhookEndpoint
 from triage.models import Case, Decision, Photo
@@ -56,3 +56,13 @@ def test_a_failing_block_is_rolled_back_with_its_after_commit_work(db, django_ca
             transaction.on_commit(lambda: ran.append("inside"))
             raise RuntimeError
     assert ran == [] and not Clinic.objects.filter(name="Rolled back").exists()
+
+
+def test_an_appointment_from_the_factory_has_its_consents_and_open_case(db):
+    appointment = AppointmentFactory(patient=UserFactory(username="ana"), slot__clinic=ClinicFactory(name="North"),
+                                     consent_research=True)
+    appointment = Appointment.objects.get(pk=appointment.pk)
+    assert appointment.case.is_open and appointment.slot.clinic.name == "North"
+    assert sorted((record.kind, record.given) for record in appointment.consent_records.all()) == [
+        ("care", True), ("research", True)]
+    assert not appointment.patient.has_usable_password()  # a factory user signs in only with a given password
