@@ -7,7 +7,7 @@ Every user's password is `PASSWORD`. Booking: `clinic`, `service`, `slot` (tomor
 tmp_path; `make_image_bytes` / `make_upload` build images with Pillow; `enqueued` records
 analysis requests instead of sending them to Celery; `photo` is one accepted upload;
 `model_version` + `prediction` are what the worker would have recorded (flagged, 0.83).
-Rows are made with the factories the demo shares (demo/factories.py).
+Users, sites, services, slots and the model version come from the factories the demo shares (demo/factories.py).
 Slow tests: `start_worker(broker_url, *celery_args, **env)` runs a real Celery worker (tests/workers.py).
 """
 import io
