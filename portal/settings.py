@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "portal.booking",
     "portal.integrations",
     "triage",
+    "demo",  # seed_demo and its synthetic history; nothing else depends on it
 ]
 
 MIDDLEWARE = [

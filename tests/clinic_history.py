@@ -1,8 +1,6 @@
-"""A small synthetic clinic history for the performance, comparison and export tests.
-
-`build_history(...)` books past-dated appointments (booked through the booking service, then moved
-into the past), uploads one photo per case, records the active model's score the worker's way,
-optionally a challenger's shadow score, the clinician's decision and the lab result.
+"""A small synthetic clinic history for the performance, comparison and export tests, built with the
+demo's own steps for one past case (`demo.history`: the visit, the scores, the clinician's decision
+and the lab result), with hand-chosen values instead of drawn ones.
 """
 import io
 from datetime import timedelta
@@ -12,12 +10,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from PIL import Image
 
-from ml import Analysis
-from portal.booking.models import Service, Slot
-from portal.booking.services import book_appointment
-from triage.analysis import record_prediction
-from triage.models import Decision, LabResult, Outcome, Photo, Prediction
-from triage.services import accept_photo, record_decision, record_ground_truth
+from demo.history import past_visit, record_outcome, record_scores
+from triage.models import LabResult, Outcome, Photo
 
 # (lab result, active score, clinician outcome, challenger score), checked by hand in test_performance.
 POS, NEG = LabResult.Result.POSITIVE, LabResult.Result.NEGATIVE
@@ -35,6 +29,8 @@ HISTORY = [
     (NEG, 0.05, N, 0.05),
     (NEG, 0.45, N, 0.40),
 ]
+# The automatic box every score here was computed on (test_export reads it back).
+SCORED_BOX = (20, 10, 120, 90)
 
 
 def jpeg_upload(seed):
@@ -46,29 +42,15 @@ def jpeg_upload(seed):
 
 
 def book_past_case(*, patient, clinic, days_ago, consent_research=False, seed=0, body_site=Photo.BodySite.GENITAL):
-    """A case whose appointment was `days_ago` days ago, with one uploaded photo."""
-    starts_at = timezone.now().replace(microsecond=0) + timedelta(days=1, minutes=seed)
-    slot = Slot.objects.create(clinic=clinic, service=Service.objects.get_or_create(name="Skin lesion review")[0],
-                               starts_at=starts_at)
-    appointment = book_appointment(patient=patient, slot=slot, consent_care=True, consent_research=consent_research)
-    Slot.objects.filter(pk=slot.pk).update(starts_at=timezone.now() - timedelta(days=days_ago, minutes=seed))
-    photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=jpeg_upload(seed), body_site=body_site)
-    Photo.objects.filter(pk=photo.pk).update(status=Photo.Status.ANALYSED)
-    return appointment.case, photo
+    """A case whose appointment was `days_ago` days (and `seed` minutes) ago, with one uploaded photo."""
+    starts_at = timezone.now().replace(microsecond=0) - timedelta(days=days_ago, minutes=seed)
+    return past_visit(patient=patient, clinic=clinic, starts_at=starts_at, photo_file=jpeg_upload(seed),
+                      body_site=body_site, consent_research=consent_research)
 
 
 def record_score(photo, model_version, probability, heatmap_jpeg):
-    analysis = Analysis(probability=probability, heatmap=np.zeros((8, 8), np.float32), roi=(20, 10, 120, 90), roi_source="auto")
-    return record_prediction(photo=photo, model_version=model_version, analysis=analysis, heatmap_jpeg=heatmap_jpeg, timings_ms={})
-
-
-def record_shadow_score(photo, model_version, probability):
-    """What `analysis.run_challenger_in_shadow` stores, with a chosen probability."""
-    return Prediction.all_roles.create(
-        photo=photo, model_version=model_version, role=Prediction.Role.CHALLENGER, probability=probability,
-        threshold=model_version.threshold, flagged=probability >= model_version.threshold, roi=(20, 10, 120, 90),
-        roi_source="auto",
-    )
+    return record_scores(photo=photo, active=model_version, probability=probability, roi=SCORED_BOX,
+                         heatmap_jpeg=heatmap_jpeg)
 
 
 def build_history(*, patient, clinician, clinic, active, heatmap_jpeg, challenger=None, rows=HISTORY, days_ago=10):
@@ -76,12 +58,8 @@ def build_history(*, patient, clinician, clinic, active, heatmap_jpeg, challenge
     cases = []
     for index, (lab, score, outcome, challenger_score) in enumerate(rows):
         case, photo = book_past_case(patient=patient, clinic=clinic, days_ago=days_ago + index, seed=index)
-        record_score(photo, active, score, heatmap_jpeg)
-        if challenger is not None:
-            record_shadow_score(photo, challenger, challenger_score)
-        if outcome != Outcome.PENDING:
-            action = Decision.Action.ISOLATION_ROOM if outcome == Outcome.SUSPECTED else Decision.Action.STANDARD
-            record_decision(case=case, clinician=clinician, outcome=outcome, action=action)
-        record_ground_truth(case=case, entered_by=clinician, result=lab, result_date=timezone.localdate())
+        record_scores(photo=photo, active=active, probability=score, roi=SCORED_BOX, heatmap_jpeg=heatmap_jpeg,
+                      challenger=challenger, shadow_probability=challenger_score)
+        record_outcome(case=case, clinician=clinician, outcome=outcome, lab_result=lab, result_date=timezone.localdate())
         cases.append(case)
     return cases

@@ -7,6 +7,7 @@ Every user's password is `PASSWORD`. Booking: `clinic`, `service`, `slot` (tomor
 tmp_path; `make_image_bytes` / `make_upload` build images with Pillow; `enqueued` records
 analysis requests instead of sending them to Celery; `photo` is one accepted upload;
 `model_version` + `prediction` are what the worker would have recorded (flagged, 0.83).
+Users, sites, services, slots and the model version come from the factories the demo shares (demo/factories.py).
 Slow tests: `start_worker(broker_url, *celery_args, **env)` runs a real Celery worker (tests/workers.py).
 """
 import io
@@ -16,14 +17,14 @@ from datetime import timedelta
 import numpy as np
 import pytest
 from django.apps import apps
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from PIL import Image
 
-from portal.booking.models import Clinic, Service, Slot
+from demo.factories import ClinicFactory, ModelVersionFactory, ServiceFactory, SlotFactory, UserFactory
 from portal.booking.services import book_appointment
-from triage.models import ModelVersion, Photo
+from triage.models import Photo
 from triage.permissions import CLINICIANS_GROUP, install_roles
 from triage.analysis import record_prediction
 from triage.services import accept_photo, add_site_membership
@@ -52,7 +53,7 @@ def fast_password_hashing(settings):
 
 
 def _user(username, **flags):
-    return User.objects.create_user(username, f"{username}@example.org", PASSWORD, **flags)
+    return UserFactory(username=username, password=PASSWORD, **flags)
 
 
 @pytest.fixture
@@ -95,7 +96,7 @@ def admin_user(db):
 
 @pytest.fixture
 def clinic(db):
-    return Clinic.objects.create(name="Test Clinic", address="1 Test Street")
+    return ClinicFactory(name="Test Clinic", address="1 Test Street")
 
 
 @pytest.fixture(autouse=True)
@@ -110,7 +111,7 @@ def fresh_cache():
 
 @pytest.fixture
 def service(db):
-    return Service.objects.create(name="Skin lesion review", duration_minutes=20)
+    return ServiceFactory(name="Skin lesion review", duration_minutes=20)
 
 
 @pytest.fixture
@@ -118,8 +119,8 @@ def make_slot(clinic, service):
     """make_slot(hours_from_now=24) -> Slot at that clinic for that service (no named clinician)."""
 
     def make(hours_from_now=24):
-        starts_at = timezone.now().replace(microsecond=0) + timedelta(hours=hours_from_now)
-        return Slot.objects.create(clinic=clinic, service=service, starts_at=starts_at)
+        return SlotFactory(clinic=clinic, service=service,
+                           starts_at=timezone.now().replace(microsecond=0) + timedelta(hours=hours_from_now))
 
     return make
 
@@ -215,9 +216,7 @@ def photo(appointment, patient, private_storage, make_upload, enqueued):
 
 @pytest.fixture
 def model_version(db):
-    return ModelVersion.objects.create(
-        version="test-model-1", architecture="tiny", checkpoint_path="/nonexistent/test.pt", threshold=0.5, is_active=True
-    )
+    return ModelVersionFactory(version="test-model-1", is_active=True)
 
 
 @pytest.fixture

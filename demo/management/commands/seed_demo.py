@@ -1,14 +1,15 @@
-"""Demo data for local use and tests. Idempotent; never run automatically."""
+"""Demo data for local use and tests. Idempotent; never run automatically. Queues no work: no
+analyses, emails or webhooks (see `demo.history.without_after_commit_work`)."""
 import os
 from datetime import time
 
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
-from django.db import transaction
 from django.utils import timezone
 
-from portal.booking.demo_history import SECOND_SITE, seed_history
-from portal.booking.models import Clinic, Schedule, Service
+from demo.factories import ClinicFactory, ServiceFactory
+from demo.history import SECOND_SITE, seed_history, without_after_commit_work
+from portal.booking.models import Schedule
 from portal.booking.services import generate_slots
 from triage.permissions import CLINICIANS_GROUP
 from triage.services import add_site_membership
@@ -40,18 +41,19 @@ class Command(BaseCommand):
             parser.add_argument(f"--{role}-username", default=os.environ.get(f"{env}_USERNAME", username))
             parser.add_argument(f"--{role}-password", default=os.environ.get(f"{env}_PASSWORD", password))
 
-    @transaction.atomic
     def handle(self, *args, **options):
+        with without_after_commit_work():
+            self._seed(options)
+
+    def _seed(self, options):
         clinicians, _ = Group.objects.get_or_create(name=CLINICIANS_GROUP)
         patient = self._account(options, "patient")
         clinician = self._account(options, "clinician", is_staff=True)
         clinician.groups.add(clinicians)
         admin = self._account(options, "admin", is_staff=True, is_superuser=True)
 
-        sites = {name: Clinic.objects.get_or_create(name=name, defaults={"address": address})[0]
-                 for name, address in DEMO_SITES.items()}
-        services = {name: Service.objects.get_or_create(name=name, defaults={"duration_minutes": minutes})[0]
-                    for name, minutes in DEMO_SERVICES.items()}
+        sites = {name: ClinicFactory(name=name, address=address) for name, address in DEMO_SITES.items()}
+        services = {name: ServiceFactory(name=name, duration_minutes=minutes) for name, minutes in DEMO_SERVICES.items()}
         for site, service, start, end in DEMO_WEEK:
             for weekday in range(5):
                 Schedule.objects.get_or_create(

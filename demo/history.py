@@ -5,23 +5,31 @@ earlier weeks, so the performance and comparison pages show something.
 
 Everything here is invented: the photos are drawn shapes, the scores are drawn from beta
 distributions and the answers from fixed shares by lab outcome, not produced by a model or patients. Never use it to judge a model.
+
+The three steps of one past case (`past_visit`, `record_scores`, `record_outcome`) are shared with
+the tests, which build a small hand-checked history with them.
 """
 import io
+from contextlib import contextmanager
 from datetime import datetime, time, timedelta
 
 import numpy as np
-from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
 from django.utils import timezone
 from PIL import Image, ImageDraw
 
-from portal.booking.models import Appointment, Clinic, Service, Slot
+from demo.factories import (
+    AppointmentFactory, ClinicFactory, ModelVersionFactory, ServiceFactory, ShadowPredictionFactory, SlotFactory, UserFactory,
+)
+from ml import Analysis
+from portal.booking.models import Appointment
 from portal.booking.questionnaire import QUESTIONNAIRE_VERSION
 from triage import registry
 from triage.analysis import read_photo, record_prediction, render_heatmap
-from triage.models import Decision, FinalDiagnosis, LabResult, ModelVersion, Outcome, Photo, Prediction
-from triage.services import accept_photo, create_case, record_decision, record_ground_truth, register_history_model
+from triage.models import Decision, FinalDiagnosis, LabResult, Outcome, Photo
+from triage.services import accept_photo, record_decision, record_ground_truth, register_history_model
 
 SECOND_SITE = "Demo Riverside Clinic"
 DAYS_BACK = 42
@@ -35,9 +43,30 @@ OTHER_DIAGNOSES = [d for d in FinalDiagnosis.Diagnosis.values if d != FinalDiagn
 SEED = 7
 
 
+@contextmanager
+def without_after_commit_work():
+    """Run the block in a transaction whose after-commit callbacks are dropped instead of run.
+
+    The services queue work once their transaction commits: an analysis for each uploaded photo,
+    an email to the patient for each decision, the flagged-case email and the webhooks of each
+    event. For invented demo rows all of it is noise (emails to invented patients about past
+    visits, analyses of photos whose scores are already recorded), and it would queue ahead of
+    a new user's first real photo. The rows themselves are written exactly as the services write
+    them. Django keeps the callbacks in `connection.run_on_commit` (as its own
+    `TestCase.captureOnCommitCallbacks` reads them); those this block added are removed before
+    it commits.
+    """
+    connection = transaction.get_connection()
+    with transaction.atomic():
+        registered_before = len(connection.run_on_commit)
+        yield
+        del connection.run_on_commit[registered_before:]
+
+
 def seed_history(*, clinic, clinician, log):
-    """Create the history once (skipped when the demo sites already have past appointments)."""
-    sites = [clinic, Clinic.objects.get_or_create(name=SECOND_SITE, defaults={"address": "2 River Road"})[0]]
+    """Create the history once (skipped when the demo sites already have past appointments).
+    Run it inside `without_after_commit_work` (as `seed_demo` does), or it queues work for every case."""
+    sites = [clinic, ClinicFactory(name=SECOND_SITE, address="2 River Road")]
     if Appointment.objects.filter(slot__clinic__in=sites, slot__starts_at__lt=timezone.now()).exists():
         return 0
     active = registry.active_model_version()
@@ -49,7 +78,7 @@ def seed_history(*, clinic, clinician, log):
         return 0
     challenger = _demo_challenger(active)
     rng = np.random.default_rng(SEED)
-    patients = [_patient(index) for index in range(PATIENTS)]
+    patients = [UserFactory(username=f"demo-history-{index:02d}") for index in range(PATIENTS)]
     today = timezone.localdate()
     created = 0
     for days_ago in range(DAYS_BACK, 0, -1):
@@ -68,63 +97,74 @@ def seed_history(*, clinic, clinician, log):
     return created
 
 
+def past_visit(*, patient, clinic, starts_at, photo_file, body_site=Photo.BodySite.GENITAL, consent_research=False,
+               questionnaire=None):
+    """An attended visit at `starts_at` (in the past) with its case, consents and one uploaded photo.
+    Returns (case, photo)."""
+    slot = SlotFactory(clinic=clinic, service=ServiceFactory(), starts_at=starts_at)
+    appointment = AppointmentFactory(
+        patient=patient, slot=slot, status=Appointment.Status.ATTENDED, consent_research=consent_research,
+        questionnaire=questionnaire or {},
+    )
+    photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=photo_file, body_site=body_site)
+    return appointment.case, photo
+
+
+def record_scores(*, photo, active, probability, challenger=None, shadow_probability=None, roi=None, heatmap_jpeg=None):
+    """The active model's score recorded the worker's way (`record_prediction`: the photo is
+    analysed and the case flagged at the model's threshold), and the challenger's shadow score when
+    given. The scores are chosen, not computed: `roi` defaults to the middle of the photo, and
+    `heatmap_jpeg` to a blob over it drawn as the worker draws heatmaps. Returns the active prediction."""
+    roi = roi or (photo.width // 6, photo.height // 6, photo.width - photo.width // 6, photo.height - photo.height // 6)
+    analysis = Analysis(probability=probability, heatmap=_blob(photo.width, photo.height), roi=roi, roi_source="auto")
+    if heatmap_jpeg is None:
+        heatmap_jpeg = render_heatmap(read_photo(photo), analysis)
+    prediction = record_prediction(photo=photo, model_version=active, analysis=analysis, heatmap_jpeg=heatmap_jpeg,
+                                   timings_ms={})
+    if challenger is not None:
+        ShadowPredictionFactory(photo=photo, model_version=challenger, probability=shadow_probability, roi=roi)
+    return prediction
+
+
+def record_outcome(*, case, clinician, outcome, lab_result, result_date, diagnosis=None):
+    """The clinician's decision (none while `outcome` is pending: isolation room when suspected,
+    the standard waiting room when not), then the lab result and final diagnosis."""
+    if outcome != Outcome.PENDING:
+        action = Decision.Action.ISOLATION_ROOM if outcome == Outcome.SUSPECTED else Decision.Action.STANDARD
+        record_decision(case=case, clinician=clinician, outcome=outcome, action=action)
+    record_ground_truth(case=case, entered_by=clinician, result=lab_result, result_date=result_date, diagnosis=diagnosis)
+
+
 def _demo_challenger(active):
     """The shipped checkpoint registered a second time as the challenger, with a higher threshold,
     so the comparison page and shadow runs on new photos have something to show."""
-    challenger, _ = ModelVersion.objects.get_or_create(
-        version=CHALLENGER_VERSION,
-        defaults={
-            "architecture": active.architecture, "checkpoint_path": active.checkpoint_path,
-            "threshold": min(0.9, active.threshold * 1.5), "operating_point": "demo only", "metadata": {},
-        },
+    challenger = ModelVersionFactory(
+        version=CHALLENGER_VERSION, architecture=active.architecture, checkpoint_path=active.checkpoint_path,
+        threshold=min(0.9, active.threshold * 1.5), operating_point="demo only", metadata={},
     )
     if registry.challenger_model_version() is None:
         registry.make_challenger(challenger)
     return challenger
 
 
-def _patient(index):
-    user, created = User.objects.get_or_create(
-        username=f"demo-history-{index:02d}", defaults={"email": f"demo-history-{index:02d}@example.org"},
-    )
-    if created:
-        user.set_unusable_password()
-        user.save()
-    return user
-
-
 def _case(rng, site, starts_at, patient, clinician, active, challenger):
+    """One invented past case; the draws from `rng` keep their order, so the history is the same each time."""
     mpox = bool(rng.random() < MPOX_SHARE)
-    service, _ = Service.objects.get_or_create(name="Skin lesion review")
-    slot = Slot.objects.create(clinic=site, service=service, starts_at=starts_at)
     body_site = Photo.BodySite.GENITAL if rng.random() < (0.7 if mpox else 0.4) else Photo.BodySite.TRUNK
-    # The booking service refuses past slots by design; a past visit is written directly.
-    appointment = Appointment.objects.create(
-        patient=patient, slot=slot, status=Appointment.Status.ATTENDED, consent_care=True,
-        consent_research=bool(rng.random() < 0.6), questionnaire=_questionnaire(rng, mpox, starts_at.date(), body_site),
-    )
-    case = create_case(appointment=appointment)
-    photo = accept_photo(case=case, uploaded_by=patient, uploaded_file=_synthetic_photo(rng, mpox), body_site=body_site)
+    consent_research = bool(rng.random() < 0.6)
+    questionnaire = _questionnaire(rng, mpox, starts_at.date(), body_site)
+    case, photo = past_visit(patient=patient, clinic=site, starts_at=starts_at, photo_file=_synthetic_photo(rng, mpox),
+                             body_site=body_site, consent_research=consent_research, questionnaire=questionnaire)
     score = float(rng.beta(4, 2.5) if mpox else rng.beta(2, 5))
-    image = read_photo(photo)
-    analysis = _analysis(image, score)
-    record_prediction(photo=photo, model_version=active, analysis=analysis, heatmap_jpeg=render_heatmap(image, analysis),
-                      timings_ms={})
     shadow = float(rng.beta(4.5, 2.2) if mpox else rng.beta(1.8, 5))
-    Prediction.all_roles.create(
-        photo=photo, model_version=challenger, role=Prediction.Role.CHALLENGER, probability=shadow,
-        threshold=challenger.threshold, flagged=shadow >= challenger.threshold, roi=analysis.roi, roi_source="auto",
-    )
+    record_scores(photo=photo, active=active, probability=score, challenger=challenger, shadow_probability=shadow)
+    outcome = Outcome.PENDING
     if rng.random() < 0.9:
-        suspected = rng.random() < (0.9 if mpox else 0.2)
-        record_decision(
-            case=case, clinician=clinician, outcome=Outcome.SUSPECTED if suspected else Outcome.NOT_SUSPECTED,
-            action=Decision.Action.ISOLATION_ROOM if suspected else Decision.Action.STANDARD,
-        )
+        outcome = Outcome.SUSPECTED if rng.random() < (0.9 if mpox else 0.2) else Outcome.NOT_SUSPECTED
     tested = rng.random() < 0.85
-    record_ground_truth(
-        case=case, entered_by=clinician,
-        result=(LabResult.Result.POSITIVE if mpox else LabResult.Result.NEGATIVE) if tested else LabResult.Result.NOT_TESTED,
+    record_outcome(
+        case=case, clinician=clinician, outcome=outcome,
+        lab_result=(LabResult.Result.POSITIVE if mpox else LabResult.Result.NEGATIVE) if tested else LabResult.Result.NOT_TESTED,
         result_date=min(starts_at.date() + timedelta(days=3), timezone.localdate()) if tested else None,
         diagnosis=FinalDiagnosis.Diagnosis.MPOX if mpox else str(rng.choice(OTHER_DIAGNOSES)),
     )
@@ -175,9 +215,7 @@ def _synthetic_photo(rng, mpox):
     return SimpleUploadedFile("synthetic.jpg", buffer.getvalue(), "image/jpeg")
 
 
-def _analysis(image, score):
-    from ml import Analysis
-
-    yy, xx = np.mgrid[0:image.height, 0:image.width]
-    heatmap = np.exp(-(((xx - image.width / 2) / 50) ** 2 + ((yy - image.height / 2) / 40) ** 2)).astype(np.float32)
-    return Analysis(probability=score, heatmap=heatmap, roi=(40, 30, 200, 150), roi_source="auto")
+def _blob(width, height):
+    """A soft round heatmap over the middle of a `width` × `height` photo."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    return np.exp(-(((xx - width / 2) / 50) ** 2 + ((yy - height / 2) / 40) ** 2)).astype(np.float32)
