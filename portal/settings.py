@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "axes",
     "portal.booking",
     "portal.integrations",
+    "portal.fhir",
     "triage",
 ]
 
