@@ -236,7 +236,7 @@ def photo_upload(body):
 def lab_result(body):
     """{appointment_id, result, result_date, note} of a PCR Observation."""
     observation = resource_of_type(body, "Observation")
-    loinc = {coding.get("code") for coding in observation["code"].get("coding", []) if coding.get("system") == codes.LOINC}
+    loinc = {coding.get("code") for coding in observation.get("code", {}).get("coding", []) if coding.get("system") == codes.LOINC}
     if not loinc & codes.MPOX_PCR_LOINC_CODES:
         raise FhirInputError(f"Observation.code: use LOINC {', '.join(sorted(codes.MPOX_PCR_LOINC_CODES))} (mpox virus DNA by NAA).",
                              expression="Observation.code")
