@@ -10,7 +10,9 @@ from PIL import Image
 
 from portal.booking.models import Appointment, Service, Slot
 from portal.fhir import codes
+from portal.integrations.delivery import attempt_delivery
 from portal.integrations.models import WebhookDelivery, WebhookEndpoint
+from portal.integrations.signing import verify
 from tests.api.fhir import (
     FHIR_JSON, FhirClient, answers_resource, appointment_resource, assert_valid_fhir, media_resource, patient_resource,
     pcr_observation,
@@ -71,6 +73,14 @@ def test_no_or_a_wrong_key_is_a_401_operation_outcome(db, headers, status):
     assert response.status_code == status
     assert issue(response)["code"] == "login"
     assert response["WWW-Authenticate"] == "Api-Key"
+
+
+def test_an_address_that_keeps_sending_wrong_keys_is_throttled_with_an_operation_outcome(db, settings):
+    settings.API_KEY_FAILURE_LIMIT = 2
+    client = FhirClient("nope.nope")
+    assert [client.get("Patient").status_code for _ in range(2)] == [401, 401]
+    throttled = client.get("Patient")
+    assert throttled.status_code == 429 and issue(throttled)["code"] == "throttled" and int(throttled["Retry-After"]) > 0
 
 
 def test_errors_are_operation_outcomes_with_a_readable_issue(fhir):
@@ -389,5 +399,15 @@ def test_an_endpoint_that_chose_fhir_gets_a_bundle_of_the_resources(
     assert bundle["type"] == "collection" and bundle["id"] == str(fhir_delivery.event_id)
     assert [entry["resource"]["resourceType"] for entry in bundle["entry"]] == ["Appointment", "RiskAssessment", "DiagnosticReport"]
     assert WebhookDelivery.objects.get(endpoint=json_endpoint).payload["data"]["decision"]["outcome"] == "suspected"
-    assert fhir_endpoint.content_type == FHIR_JSON
     assert sorted(deliveries_sent) == sorted(WebhookDelivery.objects.values_list("pk", flat=True))
+
+
+def test_a_fhir_delivery_is_sent_as_signed_fhir_json(db, clinic, receiver):
+    endpoint = WebhookEndpoint.objects.create(clinic=clinic, url=receiver.url, payload_format=WebhookEndpoint.PayloadFormat.FHIR)
+    delivery = WebhookDelivery.objects.create(endpoint=endpoint, event_type="appointment.cancelled", payload={
+        "resourceType": "Bundle", "type": "collection", "entry": []})
+
+    assert attempt_delivery(delivery)
+    sent = receiver.requests[0]
+    assert sent["headers"]["Content-Type"] == FHIR_JSON and sent["json"]["resourceType"] == "Bundle"
+    assert verify(endpoint.secret, sent["headers"]["X-Triage-Signature"], sent["body"])
