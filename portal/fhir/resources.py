@@ -16,6 +16,7 @@ from portal.fhir import codes
 
 APPOINTMENT_STATUS = {"booked": "booked", "cancelled": "cancelled", "attended": "fulfilled"}
 DECISION_SUMMARY = "Decision support, not a diagnosis: a clinician reviews every case."
+CAPABILITY_DATE = "2026-12-05"  # when the CapabilityStatement last changed: update it with the handlers
 
 
 class InvalidResource(ValueError):
@@ -86,7 +87,7 @@ def event_bundle(*, event_id, event_type, created, resources) -> dict:
 def capability_statement(*, handlers, base_url, upload_limit_bytes) -> dict:
     """What this server supports, made from the handlers' own declarations (portal.fhir.api)."""
     return validated({
-        "resourceType": "CapabilityStatement", "status": "active", "date": "2026-12-05", "kind": "instance",
+        "resourceType": "CapabilityStatement", "status": "active", "date": CAPABILITY_DATE, "kind": "instance",
         "publisher": "Mpox photo triage portal",
         "description": (
             "Pre-visit mpox photo triage for a sexual-health clinic's booking system or health record. "
