@@ -49,6 +49,14 @@ class ResourceHandler:
         self.audit("read", allowed=False, resource_id=str(resource_id)[:64])
         return NotFound(f"{self.resource_type}/{resource_id} is not known at this clinic.")
 
+    def read_appointment(self, resource_id):
+        """The clinic's appointment a read names (audited), or a 404 (audited too)."""
+        external = selectors.clinic_appointment(clinic=self.clinic, appointment_id=resource_id)
+        if external is None:
+            raise self.not_found(resource_id)
+        self.audit("read", obj=external.appointment.case, resource_id=str(resource_id))
+        return external
+
     def external_appointment(self, appointment_id, *, element):
         """The clinic's appointment a write names, or a 404 (audited)."""
         external = selectors.clinic_appointment(clinic=self.clinic, appointment_id=appointment_id)
@@ -133,10 +141,7 @@ class AppointmentHandler(ResourceHandler):
     }
 
     def read(self, resource_id):
-        external = selectors.clinic_appointment(clinic=self.clinic, appointment_id=resource_id)
-        if external is None:
-            raise self.not_found(resource_id)
-        self.audit("read", obj=external.appointment.case, resource_id=str(resource_id))
+        external = self.read_appointment(resource_id)
         return resources.appointment_resource(external)
 
     def search(self, params):
@@ -181,10 +186,7 @@ class QuestionnaireResponseHandler(ResourceHandler):
     resource_type = "QuestionnaireResponse"
 
     def read(self, resource_id):
-        external = selectors.clinic_appointment(clinic=self.clinic, appointment_id=resource_id)
-        if external is None:
-            raise self.not_found(resource_id)
-        self.audit("read", obj=external.appointment.case, resource_id=str(resource_id))
+        external = self.read_appointment(resource_id)
         return resources.questionnaire_response_resource(external.appointment)
 
     def update(self, resource_id, body):
@@ -255,29 +257,16 @@ class RiskAssessmentHandler(ResourceHandler):
     resource_type = "RiskAssessment"
 
     def read(self, resource_id):
-        external = selectors.clinic_appointment(clinic=self.clinic, appointment_id=resource_id)
-        if external is None:
-            raise self.not_found(resource_id)
-        case = external.appointment.case
-        self.audit("read", obj=case, resource_id=str(resource_id))
-        report = selectors.case_report(case)
-        return resources.risk_assessment_resource(case, report["predictions"], still_analysing=report["still_analysing"])
+        case = self.read_appointment(resource_id).appointment.case
+        return resources.risk_assessment_resource(case, selectors.case_report(case))
 
 
 class DiagnosticReportHandler(ResourceHandler):
     resource_type = "DiagnosticReport"
 
     def read(self, resource_id):
-        external = selectors.clinic_appointment(clinic=self.clinic, appointment_id=resource_id)
-        if external is None:
-            raise self.not_found(resource_id)
-        case = external.appointment.case
-        self.audit("read", obj=case, resource_id=str(resource_id))
-        report = selectors.case_report(case)
-        return resources.diagnostic_report_resource(
-            case, photos=report["photos"], decision=report["decision"], lab_result=report["lab_result"],
-            diagnosis=report["diagnosis"],
-        )
+        case = self.read_appointment(resource_id).appointment.case
+        return resources.diagnostic_report_resource(case, selectors.case_report(case))
 
 
 class ObservationHandler(ResourceHandler):

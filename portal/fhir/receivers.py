@@ -30,17 +30,11 @@ def _appointment(external, report):
 
 
 def _assessment(external, report):
-    case = external.appointment.case
-    return [resources.appointment_resource(external),
-            resources.risk_assessment_resource(case, report["predictions"], still_analysing=report["still_analysing"])]
+    return [resources.appointment_resource(external), resources.risk_assessment_resource(external.appointment.case, report)]
 
 
 def _report(external, report):
-    case = external.appointment.case
-    return _assessment(external, report) + [resources.diagnostic_report_resource(
-        case, photos=report["photos"], decision=report["decision"], lab_result=report["lab_result"],
-        diagnosis=report["diagnosis"],
-    )]
+    return _assessment(external, report) + [resources.diagnostic_report_resource(external.appointment.case, report)]
 
 
 @receiver(events.case_flagged)

@@ -296,9 +296,11 @@ def model_outcome(case, predictions):
 _MODEL_OUTCOME_LABELS = {"suspected": "Suspected mpox", "not_suspected": "Not suspected", "not_assessable": "Not assessable"}
 
 
-def risk_assessment_resource(case, predictions, *, still_analysing) -> dict:
-    """The model's assessment of the case: P(mpox) and its outcome, per photo basis, the model as Device."""
+def risk_assessment_resource(case, report) -> dict:
+    """The model's assessment of the case (`report`: selectors.case_report): P(mpox) and its outcome,
+    the analysed photos as basis, the model version as Device."""
     appointment = case.appointment
+    predictions, still_analysing = report["predictions"], report["still_analysing"]
     outcome = model_outcome(case, predictions)
     resource = {
         "resourceType": "RiskAssessment", "id": str(appointment.pk),
@@ -345,10 +347,12 @@ def _differential(prediction):
     ]
 
 
-def diagnostic_report_resource(case, *, photos, decision, lab_result, diagnosis) -> dict:
-    """The case as a report: the photos, the model's RiskAssessment, the clinician's decision and what the
-    patient is told, the current lab result and the final diagnosis when they are known."""
+def diagnostic_report_resource(case, report) -> dict:
+    """The case as a report (`report`: selectors.case_report): the photos, the model's RiskAssessment, the
+    clinician's decision and what the patient is told, the current lab result and the final diagnosis."""
     appointment = case.appointment
+    photos, decision, lab_result = report["photos"], report["decision"], report["lab_result"]
+    diagnosis = report["diagnosis"]
     resource = {
         "resourceType": "DiagnosticReport", "id": str(appointment.pk),
         "status": "final" if decision is not None else ("preliminary" if photos else "registered"),

@@ -10,6 +10,7 @@ from PIL import Image
 
 from portal.booking.models import Appointment, Service, Slot
 from portal.fhir import codes
+from portal.fhir.resources import risk_assessment_resource
 from portal.integrations.delivery import attempt_delivery
 from portal.integrations.models import WebhookDelivery, WebhookEndpoint
 from portal.integrations.signing import verify
@@ -286,15 +287,14 @@ def test_a_case_the_model_cannot_judge_is_not_assessable_without_a_probability(f
 
 
 def test_the_differential_is_included_when_the_prediction_has_one(booked, private_storage, enqueued, record_result, fhir):
-    from portal.fhir.resources import risk_assessment_resource
-
     _, appointment_id = booked
     fhir.post("Media", media_resource(appointment_id))
     prediction = record_result(Photo.objects.get(), 0.7)
     prediction.differential = {"herpes": 0.2, "molluscum": 0.1}
     case = prediction.photo.case
     case.refresh_from_db()
-    assessment = assert_valid_fhir(risk_assessment_resource(case, [prediction], still_analysing=False))
+    report = {"predictions": [prediction], "still_analysing": False}
+    assessment = assert_valid_fhir(risk_assessment_resource(case, report))
     assert [(p["outcome"]["text"], p["probabilityDecimal"]) for p in assessment["prediction"][1:]] == [
         ("herpes", 0.2), ("molluscum", 0.1)]
 
