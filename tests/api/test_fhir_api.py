@@ -45,6 +45,17 @@ def booked(fhir, slot):
     return patient.fhir["id"], appointment.fhir["id"]
 
 
+@pytest.fixture
+def upload(fhir, booked, private_storage, enqueued):
+    """upload() -> the Photo made by POSTing a Media for the booked appointment."""
+
+    def post():
+        assert fhir.post("Media", media_resource(booked[1])).status_code == 201
+        return Photo.objects.latest("pk")
+
+    return post
+
+
 def issue(response):
     assert response.fhir["resourceType"] == "OperationOutcome"
     return response.fhir["issue"][0]
@@ -260,12 +271,11 @@ def jpeg_with_exif(make_image_bytes):
 
 # --- the result ---------------------------------------------------------------------------------
 
-def test_risk_assessment_gives_p_mpox_the_outcome_and_the_model_as_device(fhir, booked, private_storage, enqueued, record_result):
+def test_risk_assessment_gives_p_mpox_the_outcome_and_the_model_as_device(fhir, booked, upload, record_result):
     _, appointment_id = booked
     waiting = fhir.get(f"RiskAssessment/{appointment_id}").fhir
     assert waiting["status"] == "registered" and "prediction" not in waiting
-    fhir.post("Media", media_resource(appointment_id))
-    prediction = record_result(Photo.objects.get(), 0.83)
+    prediction = record_result(upload(), 0.83)
 
     assessment = fhir.get(f"RiskAssessment/{appointment_id}").fhir
     assert assessment["status"] == "final"
@@ -278,18 +288,15 @@ def test_risk_assessment_gives_p_mpox_the_outcome_and_the_model_as_device(fhir, 
     assert device["version"][0]["value"] == prediction.model_version.version
 
 
-def test_a_case_the_model_cannot_judge_is_not_assessable_without_a_probability(fhir, booked, private_storage, enqueued, record_result):
+def test_a_case_the_model_cannot_judge_is_not_assessable_without_a_probability(fhir, booked, upload, record_result):
     _, appointment_id = booked
-    fhir.post("Media", media_resource(appointment_id))
-    record_result(Photo.objects.get(), 0.91, reason="blurred")
+    record_result(upload(), 0.91, reason="blurred")
     mpox = fhir.get(f"RiskAssessment/{appointment_id}").fhir["prediction"][0]
     assert mpox["qualitativeRisk"]["coding"][0]["code"] == "not_assessable" and "probabilityDecimal" not in mpox
 
 
-def test_the_differential_is_included_when_the_prediction_has_one(booked, private_storage, enqueued, record_result, fhir):
-    _, appointment_id = booked
-    fhir.post("Media", media_resource(appointment_id))
-    prediction = record_result(Photo.objects.get(), 0.7)
+def test_the_differential_is_included_when_the_prediction_has_one(upload, record_result):
+    prediction = record_result(upload(), 0.7)
     prediction.differential = {"herpes": 0.2, "molluscum": 0.1}
     case = prediction.photo.case
     case.refresh_from_db()
@@ -300,11 +307,10 @@ def test_the_differential_is_included_when_the_prediction_has_one(booked, privat
 
 
 def test_diagnostic_report_bundles_photos_assessment_decision_and_instructions(
-    fhir, booked, private_storage, enqueued, record_result, clinician,
+    fhir, booked, upload, record_result, clinician,
 ):
     _, appointment_id = booked
-    fhir.post("Media", media_resource(appointment_id))
-    photo = Photo.objects.get()
+    photo = upload()
     record_result(photo, 0.83)
     preliminary = fhir.get(f"DiagnosticReport/{appointment_id}").fhir
     assert preliminary["status"] == "preliminary" and "conclusion" not in preliminary
@@ -350,11 +356,10 @@ def test_a_pcr_observation_records_the_lab_result_and_corrections_are_kept(fhir,
 # --- another clinic -----------------------------------------------------------------------------
 
 def test_another_clinics_key_sees_nothing_and_each_refusal_is_audited(
-    fhir, other_fhir, booked, private_storage, enqueued, record_result,
+    fhir, other_fhir, booked, upload, record_result,
 ):
     patient_id, appointment_id = booked
-    fhir.post("Media", media_resource(appointment_id))
-    photo = Photo.objects.get()
+    photo = upload()
     record_result(photo, 0.83)
     observation = fhir.post("Observation", pcr_observation(appointment_id)).fhir
     consent = fhir.get("Consent").fhir["entry"][0]["resource"]
@@ -382,14 +387,12 @@ def test_another_clinics_key_sees_nothing_and_each_refusal_is_audited(
 # --- notifications ------------------------------------------------------------------------------
 
 def test_an_endpoint_that_chose_fhir_gets_a_bundle_of_the_resources(
-    fhir, booked, clinic, private_storage, enqueued, record_result, clinician, deliveries_sent, django_capture_on_commit_callbacks,
+    clinic, upload, record_result, clinician, deliveries_sent, django_capture_on_commit_callbacks,
 ):
-    _, appointment_id = booked
     json_endpoint = WebhookEndpoint.objects.create(clinic=clinic, url="http://127.0.0.1:9/json", events=["case.decided"])
     fhir_endpoint = WebhookEndpoint.objects.create(clinic=clinic, url="http://127.0.0.1:9/fhir", events=["case.decided"],
                                                    payload_format=WebhookEndpoint.PayloadFormat.FHIR)
-    fhir.post("Media", media_resource(appointment_id))
-    photo = Photo.objects.get()
+    photo = upload()
     record_result(photo, 0.83)
     with django_capture_on_commit_callbacks(execute=True):
         record_decision(case=photo.case, clinician=clinician, outcome="suspected", action="isolation_room")
