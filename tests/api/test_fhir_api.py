@@ -18,6 +18,7 @@ from tests.api.fhir import (
     FHIR_JSON, FhirClient, answers_resource, appointment_resource, assert_valid_fhir, media_resource, patient_resource,
     pcr_observation,
 )
+from triage.api import UploadRateThrottle
 from triage.models import AuditEvent, LabResult, Photo
 from triage.services import record_decision
 
@@ -267,6 +268,14 @@ def jpeg_with_exif(make_image_bytes):
     image.save(buffer, "JPEG", exif=exif.tobytes())
     assert b"Exif" in buffer.getvalue()
     return buffer.getvalue()
+
+
+def test_photo_uploads_share_the_upload_rate_limit(fhir, booked, upload, monkeypatch):
+    monkeypatch.setattr(UploadRateThrottle, "THROTTLE_RATES", {"uploads": "2/min"})
+    upload(), upload()
+    limited = fhir.post("Media", media_resource(booked[1]))
+    assert limited.status_code == 429 and issue(limited)["code"] == "throttled" and Photo.objects.count() == 2
+    assert fhir.get("Patient").status_code == 200  # other requests are not counted
 
 
 # --- the result ---------------------------------------------------------------------------------
