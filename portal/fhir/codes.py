@@ -19,6 +19,7 @@ BODY_SITE_SYSTEM = f"{NAMESPACE}:body-site"
 TRIAGE_OUTCOME_SYSTEM = f"{NAMESPACE}:triage-outcome"  # the model's and the clinician's outcomes
 ACTION_SYSTEM = f"{NAMESPACE}:action"  # what the clinician decided to do with the visit
 FINAL_DIAGNOSIS_SYSTEM = f"{NAMESPACE}:final-diagnosis"
+DIFFERENTIAL_SYSTEM = f"{NAMESPACE}:differential"  # the model's own class codes
 REPORT_CODE = {"system": f"{NAMESPACE}:report", "code": "mpox-photo-triage", "display": "Mpox photo triage"}
 
 CONSENT_CARE_EXTENSION = f"{NAMESPACE}:extension:consent-care"

@@ -338,12 +338,14 @@ def _mpox_prediction(case, outcome):
 
 
 def _differential(prediction):
-    """The other diagnoses the model weighed, when its prediction carries a differential
-    ({label: probability}), as further predictions with the label as their outcome."""
+    """The diagnoses the model weighed, when its prediction carries a differential ({class code:
+    probability}), as further predictions, most likely first, coded in codes.DIFFERENTIAL_SYSTEM."""
     differential = getattr(prediction, "differential", None) or {}
     return [
-        {"outcome": {"text": str(label)}, "probabilityDecimal": round(float(probability), 4)}
-        for label, probability in sorted(differential.items(), key=lambda item: -float(item[1]))
+        {"outcome": {"coding": [{"system": codes.DIFFERENTIAL_SYSTEM, "code": str(code)}],
+                     "text": str(code).replace("_", " ")},
+         "probabilityDecimal": round(float(probability), 4)}
+        for code, probability in sorted(differential.items(), key=lambda item: -float(item[1]))
     ]
 
 

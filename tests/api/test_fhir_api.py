@@ -306,13 +306,14 @@ def test_a_case_the_model_cannot_judge_is_not_assessable_without_a_probability(f
 
 def test_the_differential_is_included_when_the_prediction_has_one(upload, record_result):
     prediction = record_result(upload(), 0.7)
-    prediction.differential = {"herpes": 0.2, "molluscum": 0.1}
+    prediction.differential = {"genital_herpes": 0.2, "syphilis": 0.1}
     case = prediction.photo.case
     case.refresh_from_db()
     report = {"predictions": [prediction], "still_analysing": False}
     assessment = assert_valid_fhir(risk_assessment_resource(case, report))
-    assert [(p["outcome"]["text"], p["probabilityDecimal"]) for p in assessment["prediction"][1:]] == [
-        ("herpes", 0.2), ("molluscum", 0.1)]
+    assert [(p["outcome"]["coding"][0]["code"], p["probabilityDecimal"]) for p in assessment["prediction"][1:]] == [
+        ("genital_herpes", 0.2), ("syphilis", 0.1)]
+    assert assessment["prediction"][1]["outcome"]["text"] == "genital herpes"
 
 
 def test_diagnostic_report_bundles_photos_assessment_decision_and_instructions(
