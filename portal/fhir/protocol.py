@@ -2,7 +2,7 @@
 integration's API key, and an OperationOutcome for every error (never an HTML page or a traceback)."""
 import logging
 
-from django.core.exceptions import RequestDataTooBig
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -18,6 +18,11 @@ from portal.integrations.authentication import KEYWORD, ApiKeyAuthentication, Is
 logger = logging.getLogger(__name__)
 
 FHIR_JSON = "application/fhir+json"
+
+
+def max_body_bytes():
+    """The largest body accepted: a photo of PHOTO_MAX_BYTES as base64 (4/3 as long), plus 1 MiB for the rest."""
+    return settings.PHOTO_MAX_BYTES * 4 // 3 + 1024 * 1024
 
 
 class FhirJsonRenderer(JSONRenderer):
@@ -73,8 +78,6 @@ def fhir_exception_handler(exc, context):
     and answered 500 without details."""
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
-    if isinstance(exc, RequestDataTooBig):
-        exc = FhirInputError("The request body is too large.", issue_type="too-costly", status_code=413)
     if isinstance(exc, DjangoValidationError):  # a booking or triage rule refused the request
         exc = FhirInputError(" ".join(exc.messages), issue_type="business-rule", status_code=422)
     if isinstance(exc, FhirInputError):
@@ -127,6 +130,13 @@ class FhirView(APIView):
         if request.authenticators and not request.successful_authenticator:
             raise exceptions.NotAuthenticated("Send the clinic's key: `Authorization: Api-Key <key>`.")
         raise exceptions.PermissionDenied(message or "This key may not do that.")
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        if length.isdigit() and int(length) > max_body_bytes():
+            raise FhirInputError(f"The request body is larger than {max_body_bytes()} bytes.", issue_type="too-costly",
+                                 status_code=413)
 
     def body(self):
         """The request body as a JSON object (a FHIR resource)."""

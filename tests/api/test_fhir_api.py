@@ -270,6 +270,13 @@ def jpeg_with_exif(make_image_bytes):
     return buffer.getvalue()
 
 
+def test_a_body_larger_than_a_photo_can_make_is_refused_before_it_is_read(fhir, booked, settings):
+    settings.PHOTO_MAX_BYTES = 3 * 1024
+    too_big = fhir.post("Media", media_resource(booked[1], data=bytes(800 * 1024)))
+    assert too_big.status_code == 413 and issue(too_big)["code"] == "too-costly"
+    assert Photo.objects.count() == 0
+
+
 def test_photo_uploads_share_the_upload_rate_limit(fhir, booked, upload, monkeypatch):
     monkeypatch.setattr(UploadRateThrottle, "THROTTLE_RATES", {"uploads": "2/min"})
     upload(), upload()
