@@ -181,6 +181,18 @@ def test_an_appointment_is_moved_and_cancelled_by_put(fhir, booked, make_slot):
     assert fhir.get("Appointment", {"status": "booked"}).fhir["total"] == 0
 
 
+def test_appointments_are_found_by_the_booking_system_id_and_by_date(fhir, booked, slot):
+    _, appointment_id = booked
+    by_id = fhir.get("Appointment", {"identifier": f"{codes.APPOINTMENT_ID_SYSTEM}|A-1"}).fhir
+    assert [entry["resource"]["id"] for entry in by_id["entry"]] == [appointment_id]
+    day = timezone.localdate(slot.starts_at)
+    assert fhir.get("Appointment", {"date": day.isoformat()}).fhir["total"] == 1
+    assert fhir.get("Appointment", {"date": f"lt{day.isoformat()}"}).fhir["total"] == 0
+    assert fhir.get("Appointment", {"identifier": "A-2"}).fhir["total"] == 0
+    wrong_system = fhir.get("Appointment", {"identifier": "urn:other|A-1"})
+    assert wrong_system.status_code == 400 and codes.APPOINTMENT_ID_SYSTEM in issue(wrong_system)["diagnostics"]
+
+
 def test_changes_after_the_cut_off_are_refused(fhir, make_slot, settings):
     settings.BOOKING_CHANGE_CUTOFF_HOURS = 48
     patient = fhir.post("Patient", patient_resource()).fhir
