@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "axes",
     "portal.booking",
     "portal.integrations",
+    "portal.fhir",
     "triage",
     "demo",  # seed_demo and its synthetic history; nothing else depends on it
 ]

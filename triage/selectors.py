@@ -257,6 +257,17 @@ def latest_predictions_by_case(*, model_version, case_ids):
     return by_case
 
 
+def case_latest_predictions(case):
+    """The newest prediction of the active model's role for each of the case's photos that has one,
+    in upload order (what flags the case: `analysis.refresh_case_flag`)."""
+    latest = []
+    for photo in case.photos.order_by("created_at", "pk"):
+        prediction = photo.predictions.select_related("model_version").order_by("-created_at", "-id").first()
+        if prediction is not None:
+            latest.append(prediction)
+    return latest
+
+
 def ground_truth_history(case):
     """The case's lab results and final diagnoses, newest first (the first of each is current)."""
     return {

@@ -72,13 +72,9 @@ def _question_field(question):
     return forms.CharField(max_length=1000, widget=forms.Textarea(attrs={"rows": 2}), **common)
 
 
-class QuestionnaireForm(forms.Form):
-    """The pre-visit questions (portal/booking/questionnaire.py) and the two consents."""
-
-    consent_care = forms.BooleanField(
-        label=CARE_TEXT, error_messages={"required": _("We need your consent to use your answers and photos for this visit.")}
-    )
-    consent_research = forms.BooleanField(label=RESEARCH_TEXT, required=False)
+class QuestionnaireAnswersForm(forms.Form):
+    """The pre-visit questions (portal/booking/questionnaire.py): one check of the answers for the
+    booking page and for answers sent by a clinic's system (FHIR QuestionnaireResponse)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -107,6 +103,15 @@ class QuestionnaireForm(forms.Form):
                 value = ""
             answers[question.key] = value
         return answers
+
+
+class QuestionnaireForm(QuestionnaireAnswersForm):
+    """The pre-visit questions and the two consents."""
+
+    consent_care = forms.BooleanField(
+        label=CARE_TEXT, error_messages={"required": _("We need your consent to use your answers and photos for this visit.")}
+    )
+    consent_research = forms.BooleanField(label=RESEARCH_TEXT, required=False)
 
 
 class SlotChoiceForm(forms.Form):

@@ -139,6 +139,17 @@ def cancel_appointment(*, appointment, actor, request=None) -> Appointment:
     return appointment
 
 
+def record_questionnaire(*, appointment, answers, actor, request=None) -> Appointment:
+    """Replace the pre-visit answers (already checked by forms.QuestionnaireAnswersForm) of a booked
+    appointment, e.g. when a clinic's system sends them after booking."""
+    if appointment.status != Appointment.Status.BOOKED:
+        raise ValidationError(_("Answers can only be sent for a booked appointment."), code="not_booked")
+    appointment.questionnaire = answers
+    appointment.save(update_fields=["questionnaire"])
+    audit(actor=actor, action="record_questionnaire", obj=appointment.case, request=request)
+    return appointment
+
+
 def set_research_consent(*, appointment, given, actor) -> Appointment:
     """Opt in to or withdraw from research use; the current state and a dated record of the change."""
     with transaction.atomic():

@@ -43,8 +43,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
-    list_display = ["url", "clinic", "events", "is_active", "created_at"]
-    list_filter = ["clinic", "is_active"]
+    list_display = ["url", "clinic", "events", "payload_format", "is_active", "created_at"]
+    list_filter = ["clinic", "is_active", "payload_format"]
 
 
 @admin.register(WebhookDelivery)

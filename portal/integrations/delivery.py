@@ -33,7 +33,7 @@ def attempt_delivery(delivery: WebhookDelivery) -> bool:
         data=body,
         method="POST",
         headers={
-            "Content-Type": "application/json",
+            "Content-Type": delivery.endpoint.content_type,
             "User-Agent": "mpox-triage-webhooks/1",
             "X-Triage-Event": delivery.event_type,
             "X-Triage-Delivery": str(delivery.event_id),

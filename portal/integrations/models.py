@@ -119,12 +119,20 @@ class WebhookEndpoint(models.Model):
         APPOINTMENT_CANCELLED = "appointment.cancelled", "An appointment was cancelled"
         APPOINTMENT_RESCHEDULED = "appointment.rescheduled", "An appointment moved to another time"
 
+    class PayloadFormat(models.TextChoices):
+        JSON = "json", "The portal's JSON event (application/json)"
+        FHIR = "fhir", "A FHIR R4 Bundle with the changed resources (application/fhir+json)"
+
     clinic = models.ForeignKey("booking.Clinic", on_delete=models.PROTECT, related_name="webhook_endpoints")
     url = models.URLField(max_length=500, help_text="HTTPS in production; receives signed JSON POSTs.")
     secret = models.CharField(
         max_length=100, default=new_webhook_secret, help_text="Signs every delivery (HMAC-SHA256); give it to the receiver."
     )
     events = models.JSONField(default=list, blank=True, help_text="Event types to send; empty means all.")
+    payload_format = models.CharField(
+        max_length=8, choices=PayloadFormat.choices, default=PayloadFormat.JSON,
+        help_text="What each delivery carries: the JSON event, or the FHIR resources it is about.",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -144,6 +152,10 @@ class WebhookEndpoint(models.Model):
 
     def wants(self, event_type):
         return self.is_active and (not self.events or event_type in self.events)
+
+    @property
+    def content_type(self):
+        return "application/fhir+json" if self.payload_format == self.PayloadFormat.FHIR else "application/json"
 
 
 class WebhookDelivery(models.Model):

@@ -43,5 +43,6 @@ def external_appointment_id(appointment: Appointment):
     return external.first()
 
 
-def endpoints_for(*, clinic, event_type):
-    return [endpoint for endpoint in WebhookEndpoint.objects.filter(clinic=clinic, is_active=True) if endpoint.wants(event_type)]
+def endpoints_for(*, clinic, event_type, payload_format=WebhookEndpoint.PayloadFormat.JSON):
+    endpoints = WebhookEndpoint.objects.filter(clinic=clinic, is_active=True, payload_format=payload_format)
+    return [endpoint for endpoint in endpoints if endpoint.wants(event_type)]

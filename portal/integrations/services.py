@@ -94,7 +94,7 @@ def book_external_appointment(
 
 
 def queue_event(*, case, event_type, data) -> list[WebhookDelivery]:
-    """Record one delivery per endpoint of the case's clinic that wants this event; send after commit."""
+    """Record one delivery per JSON endpoint of the case's clinic that wants this event; send after commit."""
     appointment = case.appointment
     endpoints = selectors.endpoints_for(clinic=appointment.slot.clinic, event_type=event_type)
     deliveries = []
@@ -114,6 +114,22 @@ def queue_event(*, case, event_type, data) -> list[WebhookDelivery]:
                 **data,
             },
         }
+        delivery.save()
+        deliveries.append(delivery)
+    _send_on_commit(deliveries)
+    return deliveries
+
+
+def queue_fhir_event(*, clinic, event_type, payload_for) -> list[WebhookDelivery]:
+    """Record one delivery per FHIR endpoint of `clinic` that wants this event; `payload_for(event_id)`
+    makes the body (portal.fhir builds it, so this app never needs to know FHIR). Sent after commit."""
+    endpoints = selectors.endpoints_for(
+        clinic=clinic, event_type=event_type, payload_format=WebhookEndpoint.PayloadFormat.FHIR
+    )
+    deliveries = []
+    for endpoint in endpoints:
+        delivery = WebhookDelivery(endpoint=endpoint, event_type=event_type)
+        delivery.payload = payload_for(delivery.event_id)
         delivery.save()
         deliveries.append(delivery)
     _send_on_commit(deliveries)
