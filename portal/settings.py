@@ -44,6 +44,8 @@ MIDDLEWARE = [
     # validation or an SSL redirect could refuse a load balancer's plain-HTTP check.
     "portal.observability.RequestIdMiddleware",
     "portal.health.HealthCheckMiddleware",
+    # A control character (a NUL) in the path or query string is a 400 before anything reads or stores it.
+    "portal.request_guard.RejectControlCharactersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -292,6 +294,12 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON bodies within DATA_UPLOAD_MAX_MEMORY_SIZE, 32 levels deep and free of control characters.
+    "DEFAULT_PARSER_CLASSES": [
+        "portal.parsers.LimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": env.int("API_PAGE_SIZE", default=50),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

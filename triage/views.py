@@ -1,6 +1,7 @@
 """Protected media and the staff dashboard: queue, case page, decisions, claims, export."""
 import csv
 import mimetypes
+import unicodedata
 
 from django.conf import settings
 from django.contrib import messages
@@ -321,10 +322,16 @@ def export_decisions(request):
     return response
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_safe(value):
-    """Free text starting with = + - @ would run as a formula in a spreadsheet: quote it."""
+    """Free text starting with = + - @ would run as a formula in a spreadsheet: quote it. Checked on the
+    text as a spreadsheet may read it: full-width forms folded (NFKC: ＝ is =) and invisible format
+    characters (zero-width spaces, joiners, direction marks) and leading spaces skipped."""
     text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    seen = "".join(char for char in unicodedata.normalize("NFKC", text) if unicodedata.category(char) != "Cf")
+    return "'" + text if seen.lstrip(" ")[:1] in FORMULA_STARTS else text
 
 
 def _local(moment):
