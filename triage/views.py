@@ -203,10 +203,16 @@ def reanalyse(request, case_id, photo_id):
     return redirect("staff-case", case_id=case.pk)
 
 
-@clinician_required
+@staff_required
 def lab_result(request, case_id):
-    """Record or correct a case's lab result and final diagnosis; the history stays visible."""
+    """A case's lab result and final diagnosis with their history, for every staff role that sees the
+    case; clinicians record or correct them here (auditors read only)."""
+    if request.method == "POST" and not is_clinician(request.user):
+        raise PermissionDenied
     case = _case_or_404(request, case_id)
+    if not is_clinician(request.user):
+        audit(actor=request.user, action="view_ground_truth", obj=case, request=request)
+        return render(request, "triage/lab_result.html", {"case": case, "form": None, **ground_truth_history(case)})
     form = GroundTruthForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
