@@ -6,7 +6,12 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from triage.models import AuditEvent
-from triage.permissions import AUDITORS_GROUP, CLINIC_LEADS_GROUP, CLINICIANS_GROUP, PATIENTS_GROUP
+from triage.permissions import (
+    AUDITORS_GROUP,
+    CLINIC_LEADS_GROUP,
+    CLINICIANS_GROUP,
+    PATIENTS_GROUP,
+)
 
 pytestmark = pytest.mark.django_db
 

@@ -154,3 +154,22 @@ def test_the_csv_formula_guard_sees_full_width_and_invisible_prefixes(text):
 @pytest.mark.parametrize("text", ["Follow-up in 2 weeks", "a = b", "", "Ana María", "1-2"])
 def test_the_csv_formula_guard_leaves_ordinary_text_alone(text):
     assert _csv_safe(text) == text
+
+
+def test_a_json_body_just_over_the_default_limit_is_refused(key_client, settings):
+    """The issue's case: 15-20 MB JSON bodies passed, although DATA_UPLOAD_MAX_MEMORY_SIZE is 16 MiB + 1 MiB."""
+    padding = "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
+    response = post_json(key_client, json.dumps({"external_id": "P-1", "padding": padding}))
+    assert response.status_code == 413
+    assert not ExternalPatient.objects.exists()
+
+
+def test_the_limited_parser_is_every_api_views_json_parser(session_client, clinician, appointment):
+    """The staff API's decision endpoint refuses a NUL in a note the same way (one parser, set as default)."""
+    response = session_client(clinician).post(
+        reverse("api-staff-decide", args=[appointment.case.pk]),
+        {"outcome": "not_suspected", "action": "standard", "note": "ok\u0000"}, format="json",
+    )
+    assert response.status_code == 400
+    assert "control character" in response.json()["detail"]
+    assert not appointment.case.decisions.exists()
