@@ -1,7 +1,9 @@
 """Everything under /api/v1/: the integration API (API keys), the patient's and staff APIs (browser
 session), the OpenAPI schema and its offline docs pages."""
+from csp.constants import UNSAFE_INLINE
+from csp.decorators import csp_update
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from portal.booking import api as booking_api
 from portal.integrations import api as integration_api
@@ -55,6 +57,17 @@ urlpatterns = [
     path("me/", include(patient_urls)),
     path("", include("triage.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="api-schema", template_name="api/redoc.html"), name="api-redoc"),
+    path(
+        "docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema", template_name="api/swagger_ui.html"),
+        name="api-docs",
+    ),
+    # Redoc's bundle injects its own <style> elements and runs its search in a blob: worker; the page
+    # shows only the public schema, so these two are relaxed for it alone.
+    path(
+        "redoc/",
+        csp_update({"style-src": [UNSAFE_INLINE], "worker-src": ["blob:"]})(
+            SpectacularRedocView.as_view(url_name="api-schema", template_name="api/redoc.html")
+        ),
+        name="api-redoc",
+    ),
 ]

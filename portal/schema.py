@@ -23,8 +23,9 @@ def only_public_api(endpoints, **_):
 
 
 def document_errors(result, **_):
-    """Add the error answers to each operation: 400 for writes and filters, 401 or 403 by auth, 404 with a
-    path id or a page number,
+    """Add the error answers to each operation: 400 everywhere (a control character in the path or query
+    string is refused before any view, portal.request_guard; for writes and filters also invalid values),
+    401 or 403 by auth, 404 with a path id or a page number, 413 for a JSON body over the upload limit,
     429 where limits apply, 422 where an Idempotency-Key may be reused wrongly."""
     result.setdefault("components", {}).setdefault("schemas", {}).update(ERROR_SCHEMAS)
     for path, operations in result["paths"].items():
@@ -38,8 +39,9 @@ def document_errors(result, **_):
             if uses_key:
                 errors["403"] = "Not allowed."
                 errors["429"] = "Too many requests (uploads) or too many bad API keys from this address."
-            if method in ("post", "put", "patch") or query - {"page"}:
-                errors["400"] = "The request was refused; nothing was changed."
+            errors["400"] = "The request was refused (a control character in the address, or invalid data); nothing was changed."
+            if "application/json" in operation.get("requestBody", {}).get("content", {}):
+                errors["413"] = "The JSON body is larger than the upload limit."
             if "{" in path or "page" in query:
                 errors["404"] = "Not found (or not yours), or no such page."
             if "Idempotency-Key" in headers:

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -34,6 +35,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI and Redoc files served from here: the docs pages work offline
     "django_htmx",
     "axes",
+    "csp",
     "portal.booking",
     "portal.integrations",
     "portal.fhir",
@@ -46,6 +48,8 @@ MIDDLEWARE = [
     # validation or an SSL redirect could refuse a load balancer's plain-HTTP check.
     "portal.observability.RequestIdMiddleware",
     "portal.health.HealthCheckMiddleware",
+    # A control character (a NUL) in the path or query string is a 400 before anything reads or stores it.
+    "portal.request_guard.RejectControlCharactersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -56,6 +60,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -250,6 +255,24 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Content-Security-Policy (django-csp): scripts, styles, fonts and requests from this site only; no
+# inline script or style anywhere (pages place boxes through the CSSOM, htmx's indicator style is off);
+# images also as data: URIs (the performance charts) and blob: URLs (the upload preview). Only the
+# Redoc page relaxes it (see portal/api_urls.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:", "blob:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 # Email (password resets carry sign-in links): EMAIL_URL, e.g. smtp+tls://user:pass@host:587.
 # Production refuses to start without it; the console backend (mail printed to the log) is used
@@ -294,6 +317,12 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON bodies within DATA_UPLOAD_MAX_MEMORY_SIZE, 32 levels deep and free of control characters.
+    "DEFAULT_PARSER_CLASSES": [
+        "portal.parsers.LimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": env.int("API_PAGE_SIZE", default=50),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -68,7 +68,7 @@ def photo_thumbnail(photo):
     if photo.files_deleted_at is not None:
         return f"Deleted {photo.files_deleted_at:%d %b %Y}"
     return format_html(
-        '<img src="{}" alt="Photo {}" style="max-height:80px;max-width:120px">',
+        '<img src="{}" alt="Photo {}" class="admin-thumbnail">',
         reverse("photo-image", args=[photo.pk]),
         photo.pk,
     )
@@ -175,7 +175,7 @@ class PredictionAdmin(AuditedReadsAdminMixin, ReadOnlyAdminMixin, admin.ModelAdm
         if not prediction.heatmap:
             return "None (shadow prediction)"
         return format_html(
-            '<img src="{}" alt="Heatmap of prediction {}" style="max-height:240px">',
+            '<img src="{}" alt="Heatmap of prediction {}" class="admin-heatmap">',
             reverse("prediction-heatmap", args=[prediction.photo_id, prediction.pk]),
             prediction.pk,
         )
@@ -215,7 +215,7 @@ class ModelVersionAdmin(NoAddAdminMixin, admin.ModelAdmin):
             return "—"
         low, high = sensitivity["ci95"]
         text = f"{sensitivity['value']:.0%} ({low:.0%}–{high:.0%}, n={sensitivity['n']})"
-        return format_html('<strong style="color:#b00020">{} below model card</strong>', text) if figures["alert"] else text
+        return format_html('<strong class="admin-alert">{} below model card</strong>', text) if figures["alert"] else text
 
     @admin.action(description="Make challenger (runs in shadow on every new photo)")
     def make_challenger(self, request, queryset):

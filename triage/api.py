@@ -16,7 +16,9 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from triage.permissions import CanManageModelVersions, IsClinician, staff_site_ids
+from triage.permissions import (
+    CanManageModelVersions, CanReview, IsClinician, ReadsAsReviewerWritesAsClinician, staff_site_ids,
+)
 from triage.selectors import QUEUE_STATUSES, case_for_review, case_queue, ground_truth_history, model_versions
 from triage.serializers import (
     CaseOutcomeSerializer, DecisionSerializer, GroundTruthRequestSerializer, GroundTruthSerializer,
@@ -96,10 +98,10 @@ QUEUE_PARAMETER = OpenApiParameter(
 
 @extend_schema(parameters=[QUEUE_PARAMETER])
 class StaffCaseQueueView(generics.ListAPIView):
-    """The clinician's queue at their sites, in the staff page's order (see `selectors.case_queue`)."""
+    """The queue at the user's sites (every site for auditors), in the staff page's order (see `selectors.case_queue`)."""
 
     serializer_class = StaffCaseSerializer
-    permission_classes = [IsClinician]
+    permission_classes = [CanReview]
 
     def get_queryset(self):
         queue_filter = self.request.query_params.get("show", "all")
@@ -120,7 +122,7 @@ class StaffCaseView(generics.RetrieveAPIView):
     """One case with photos, every analysis (scores included) and decisions. Audited like the case page."""
 
     serializer_class = StaffCaseDetailSerializer
-    permission_classes = [IsClinician]
+    permission_classes = [CanReview]
 
     def get_object(self):
         case = staff_case(self.request, self.kwargs["case_id"])
@@ -150,9 +152,9 @@ class StaffGroundTruthView(APIView):
 
     GET is audited like the page. POST records them through the same service as the page's form: a
     value that differs from the current one adds a row (the old rows stay), a correction needs a
-    `note`, and repeating what is recorded is a 400."""
+    `note`, and repeating what is recorded is a 400. Auditors read; only clinicians record."""
 
-    permission_classes = [IsClinician]
+    permission_classes = [ReadsAsReviewerWritesAsClinician]
 
     @extend_schema(responses={200: GroundTruthSerializer})
     def get(self, request, case_id):

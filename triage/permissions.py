@@ -129,6 +129,20 @@ class IsClinician(BasePermission):
         return is_clinician(request.user)
 
 
+class CanReview(BasePermission):
+    """DRF: the same rule as `staff_required` (auditors included: they read every site's cases)."""
+
+    def has_permission(self, request, view):
+        return can_review(request.user)
+
+
+class ReadsAsReviewerWritesAsClinician(BasePermission):
+    """DRF: reading needs `can_review` (auditors read), recording needs `is_clinician` (auditors decide nothing)."""
+
+    def has_permission(self, request, view):
+        return can_review(request.user) if request.method in SAFE_METHODS else is_clinician(request.user)
+
+
 class CanManageModelVersions(BasePermission):
     """DRF: reading model versions needs `triage.view_modelversion`, activating `triage.change_modelversion`
     (superusers have both; grant them to other admins in Django admin)."""

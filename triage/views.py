@@ -1,6 +1,7 @@
 """Protected media and the staff dashboard: queue, case page, decisions, claims, export."""
 import csv
 import mimetypes
+import unicodedata
 
 from django.conf import settings
 from django.contrib import messages
@@ -202,10 +203,16 @@ def reanalyse(request, case_id, photo_id):
     return redirect("staff-case", case_id=case.pk)
 
 
-@clinician_required
+@staff_required
 def lab_result(request, case_id):
-    """Record or correct a case's lab result and final diagnosis; the history stays visible."""
+    """A case's lab result and final diagnosis with their history, for every staff role that sees the
+    case; clinicians record or correct them here (auditors read only)."""
+    if request.method == "POST" and not is_clinician(request.user):
+        raise PermissionDenied
     case = _case_or_404(request, case_id)
+    if not is_clinician(request.user):
+        audit(actor=request.user, action="view_ground_truth", obj=case, request=request)
+        return render(request, "triage/lab_result.html", {"case": case, "form": None, **ground_truth_history(case)})
     form = GroundTruthForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -321,10 +328,16 @@ def export_decisions(request):
     return response
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_safe(value):
-    """Free text starting with = + - @ would run as a formula in a spreadsheet: quote it."""
+    """Free text starting with = + - @ would run as a formula in a spreadsheet: quote it. Checked on the
+    text as a spreadsheet may read it: full-width forms folded (NFKC: ＝ is =) and invisible format
+    characters (zero-width spaces, joiners, direction marks) and leading spaces skipped."""
     text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    seen = "".join(char for char in unicodedata.normalize("NFKC", text) if unicodedata.category(char) != "Cf")
+    return "'" + text if seen.lstrip(" ")[:1] in FORMULA_STARTS else text
 
 
 def _local(moment):

@@ -1,9 +1,19 @@
 """JSON shapes of the integration API (a clinic's booking system)."""
+from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from portal.booking.models import Slot
 from portal.integrations.models import EXTERNAL_ID_VALIDATOR, ExternalAppointment, ExternalPatient
 from triage.serializers import CaseOutcomeSerializer
+
+
+def _max_length(model, field_name):
+    """The column's length, so a longer value is a 400 here rather than a database error."""
+    return model._meta.get_field(field_name).max_length
+
+
+PATIENT_ID_MAX_LENGTH = _max_length(ExternalPatient, "external_id")
+APPOINTMENT_ID_MAX_LENGTH = _max_length(ExternalAppointment, "external_id")
 
 
 class SlotSerializer(serializers.ModelSerializer):
@@ -15,8 +25,11 @@ class SlotSerializer(serializers.ModelSerializer):
 
 
 class PatientRequestSerializer(serializers.Serializer):
-    external_id = serializers.CharField(max_length=64, validators=[EXTERNAL_ID_VALIDATOR])
-    email = serializers.EmailField(required=False, default="", help_text="Optional; the portal does not email it yet.")
+    external_id = serializers.CharField(max_length=PATIENT_ID_MAX_LENGTH, validators=[EXTERNAL_ID_VALIDATOR])
+    email = serializers.EmailField(
+        required=False, default="", max_length=_max_length(get_user_model(), "email"),
+        help_text="Optional; the portal does not email it yet.",
+    )
 
 
 class PatientSerializer(serializers.ModelSerializer):
@@ -45,8 +58,8 @@ class AppointmentSerializer(serializers.ModelSerializer):
 
 
 class BookingRequestSerializer(serializers.Serializer):
-    external_id = serializers.CharField(max_length=64, validators=[EXTERNAL_ID_VALIDATOR])
-    patient_external_id = serializers.CharField(max_length=64, validators=[EXTERNAL_ID_VALIDATOR])
+    external_id = serializers.CharField(max_length=APPOINTMENT_ID_MAX_LENGTH, validators=[EXTERNAL_ID_VALIDATOR])
+    patient_external_id = serializers.CharField(max_length=PATIENT_ID_MAX_LENGTH, validators=[EXTERNAL_ID_VALIDATOR])
     slot = serializers.IntegerField(min_value=1, help_text="A free slot's id (GET slots/).")
     consent_care = serializers.BooleanField(help_text="The patient agreed that staff may analyse and view the photos.")
     consent_research = serializers.BooleanField(default=False)
