@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI and Redoc files served from here: the docs pages work offline
     "django_htmx",
     "axes",
+    "core",
     "portal.booking",
     "portal.integrations",
     "triage",
@@ -42,7 +43,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: every log line of a request carries its id, and probes are answered before host
     # validation or an SSL redirect could refuse a load balancer's plain-HTTP check.
-    "portal.observability.RequestIdMiddleware",
+    "core.request_id.RequestIdMiddleware",
     "portal.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -360,9 +361,9 @@ if AWS_STORAGE_BUCKET_NAME:
 
 # ---------------------------------------------------------------------------------------------
 # Worker operations: each worker's main process records a heartbeat row this often; admins see
-# workers silent for 3 periods as stale. Heartbeats and retention live in triage.housekeeping.
+# workers silent for 3 periods as stale. Heartbeats live in core.heartbeats, the retention sweep in triage.housekeeping.
 WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=30)
-CELERY_IMPORTS = ["triage.housekeeping"]
+CELERY_IMPORTS = ["core.heartbeats", "triage.housekeeping"]
 # The worker's log lines go through LOGGING below (JSON when asked), not Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -384,7 +385,7 @@ LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "portal.observability.RequestIdFilter"}},
+    "filters": {"request_id": {"()": "core.request_id.RequestIdFilter"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
         "json": {

@@ -1,7 +1,8 @@
 import pytest
 from django.urls import reverse
 
-from triage.models import AuditEvent, ModelVersion
+from core.models import AuditEvent
+from triage.models import ModelVersion
 
 pytestmark = pytest.mark.django_db
 
@@ -14,7 +15,7 @@ def admin_client(client, admin_user):
 
 def test_changelists_load(admin_client, prediction):
     for model in ["booking/clinic", "booking/slot", "booking/appointment", "triage/case", "triage/photo",
-                  "triage/prediction", "triage/modelversion", "triage/decision", "triage/auditevent"]:
+                  "triage/prediction", "triage/modelversion", "triage/decision", "core/auditevent"]:
         assert admin_client.get(f"/admin/{model}/").status_code == 200, model
 
 
@@ -44,7 +45,7 @@ def test_appointments_are_read_only_their_status_changes_through_the_booking_ser
 def test_audit_events_are_read_only(admin_client, prediction):
     event = AuditEvent.objects.create(action="view_photo", object_type="photo", object_id="1")
 
-    page = admin_client.get(reverse("admin:triage_auditevent_change", args=[event.pk]))
+    page = admin_client.get(reverse("admin:core_auditevent_change", args=[event.pk]))
 
     assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
 

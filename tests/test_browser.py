@@ -15,7 +15,8 @@ from playwright.sync_api import expect, sync_playwright
 from tests.conftest import PASSWORD
 from triage.analysis import analyse_photos
 from triage.registry import register_checkpoints
-from triage.models import AuditEvent, Case, Decision, Photo
+from core.models import AuditEvent
+from triage.models import Case, Decision, Photo
 from triage.services import accept_photo
 
 CHROMIUM = "/usr/bin/chromium"

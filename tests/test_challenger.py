@@ -7,7 +7,8 @@ from django.urls import reverse
 import ml.testing
 from tests.clinic_history import HISTORY, build_history, jpeg_upload
 from triage import analysis, registry
-from triage.models import AuditEvent, ModelPromotion, ModelVersion, Prediction
+from core.models import AuditEvent
+from triage.models import ModelPromotion, ModelVersion, Prediction
 from triage.selectors import case_for_review
 from triage.services import accept_photo, promote_model_version, register_challenger
 

@@ -10,7 +10,8 @@ import ml.testing
 from ml.data import discover
 from portal.booking.models import Appointment
 from tests.clinic_history import book_past_case, record_score
-from triage.models import AuditEvent, FinalDiagnosis, LabResult
+from core.models import AuditEvent
+from triage.models import FinalDiagnosis, LabResult
 from triage.services import record_ground_truth
 
 pytestmark = pytest.mark.django_db

@@ -19,7 +19,8 @@ from django.urls import reverse
 
 from tests.clinic_history import book_past_case, build_history, record_score
 from triage import performance, registry
-from triage.models import AuditEvent, Case, HistoryModel, ModelPromotion, ModelVersion
+from core.models import AuditEvent
+from triage.models import Case, HistoryModel, ModelPromotion, ModelVersion
 from triage.services import promote_history_model, promote_model_version, register_history_model
 
 pytestmark = pytest.mark.django_db

@@ -28,7 +28,8 @@ from tests.test_worker_e2e import (  # noqa: F401 (fixtures)
     ANALYSIS_TIMEOUT, free_port, installed_model, lesion_photo_jpeg,
 )
 from tests.workers import ROOT, stop_process_group, wait_for
-from triage.models import AuditEvent, Photo
+from core.models import AuditEvent
+from triage.models import Photo
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

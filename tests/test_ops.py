@@ -17,7 +17,8 @@ from portal.booking.templatetags.durations import duration_in_words
 from tests.conftest import PASSWORD
 from tests.test_analysis import lesion_upload, tiny_model  # noqa: F401 (fixture)
 from triage import analysis, selectors, tasks
-from triage.models import AuditEvent, Case, Outcome, Photo, Prediction
+from core.models import AuditEvent
+from triage.models import Case, Outcome, Photo, Prediction
 from triage.services import accept_photos, record_decision
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,10 +201,10 @@ def test_audit_events_can_be_neither_edited_nor_deleted_and_are_searchable(admin
     if event is None:
         admin_client.get(reverse("admin:triage_photo_change", args=[prediction.photo_id]))
         event = AuditEvent.objects.get(action="admin_view_photo")
-    change = reverse("admin:triage_auditevent_change", args=[event.pk])
+    change = reverse("admin:core_auditevent_change", args=[event.pk])
     assert admin_client.post(change, {"action": "nothing"}).status_code == 403
-    assert admin_client.post(reverse("admin:triage_auditevent_delete", args=[event.pk]), {"post": "yes"}).status_code == 403
-    changelist = reverse("admin:triage_auditevent_changelist")
+    assert admin_client.post(reverse("admin:core_auditevent_delete", args=[event.pk]), {"post": "yes"}).status_code == 403
+    changelist = reverse("admin:core_auditevent_changelist")
     bulk_delete = admin_client.post(changelist, {"action": "delete_selected", "_selected_action": [event.pk], "post": "yes"})
     assert AuditEvent.objects.filter(pk=event.pk).exists(), bulk_delete.status_code
     found = admin_client.get(changelist, {"q": event.case_reference}).content.decode()

@@ -25,7 +25,8 @@ from sklearn.calibration import calibration_curve
 from portal.booking.models import Clinic
 from tests.clinic_history import HISTORY, build_history
 from triage import performance
-from triage.models import AuditEvent, HistoryModel, LabResult, ModelVersion
+from core.models import AuditEvent
+from triage.models import HistoryModel, LabResult, ModelVersion
 
 pytestmark = pytest.mark.django_db
 

@@ -18,7 +18,8 @@ from tests.test_worker_e2e import (  # noqa: F401 (fixtures)
     ANALYSIS_TIMEOUT, installed_model, lesion_photo_jpeg, pool_children,
 )
 from tests.workers import wait_for
-from triage.models import Photo, WorkerHeartbeat
+from core.models import WorkerHeartbeat
+from triage.models import Photo
 from triage.registry import activate_model_version, register_checkpoints
 from triage.services import accept_photo
 

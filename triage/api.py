@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from core.services import audit
 from triage.permissions import CanManageModelVersions, IsClinician, staff_site_ids
 from triage.selectors import QUEUE_STATUSES, case_for_review, case_queue, ground_truth_history, model_versions
 from triage.serializers import (
@@ -23,7 +24,7 @@ from triage.serializers import (
     ModelPromotionSerializer, ModelVersionSerializer, PhotoStatusSerializer, PhotoUploadSerializer,
     PromotionRequestSerializer, StaffCaseDetailSerializer, StaffCaseSerializer,
 )
-from triage.services import accept_photo, audit, promote_model_version, record_decision, record_ground_truth
+from triage.services import accept_photo, promote_model_version, record_decision, record_ground_truth
 
 
 def api_error(error: DjangoValidationError, field="non_field_errors"):

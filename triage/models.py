@@ -1,5 +1,3 @@
-from datetime import timedelta
-
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -277,6 +275,11 @@ class Case(models.Model):
         return f"Case {self.pk} ({self.appointment.reference})"
 
     @property
+    def audit_reference(self):
+        """The booking reference audit events of this case and its records carry (`core.services.audit`)."""
+        return self.appointment.reference
+
+    @property
     def clinic(self):
         return self.appointment.slot.clinic
 
@@ -411,6 +414,10 @@ class Photo(RoiBox):
         return f"Photo {self.pk} of case {self.case_id}"
 
     @property
+    def audit_reference(self):
+        return self.case.audit_reference
+
+    @property
     def is_settled(self):
         """No further status change will come without someone acting."""
         return self.status not in self.WAITING_STATUSES
@@ -476,6 +483,10 @@ class Prediction(RoiBox):
     def __str__(self):
         return f"{self.get_outcome_display()} ({self.probability:.2f}) by {self.model_version.version} on photo {self.photo_id}"
 
+    @property
+    def audit_reference(self):
+        return self.photo.audit_reference
+
     def save(self, *args, **kwargs):
         # Outcome and flag always follow from score, threshold and assessability (photo_outcome).
         self.outcome = photo_outcome(probability=self.probability, threshold=self.threshold, assessable=self.assessable)
@@ -530,6 +541,10 @@ class Decision(models.Model):
     def __str__(self):
         return f"{self.get_outcome_display()} for case {self.case_id}"
 
+    @property
+    def audit_reference(self):
+        return self.case.audit_reference
+
     @classmethod
     def problems(cls, *, outcome, action, patient_instructions):
         """{field: message} for an inconsistent decision, empty when it may be recorded. The one
@@ -576,6 +591,10 @@ class LabResult(models.Model):
     def __str__(self):
         return f"{self.get_result_display()} for case {self.case_id}"
 
+    @property
+    def audit_reference(self):
+        return self.case.audit_reference
+
 
 class FinalDiagnosis(models.Model):
     """The final clinical diagnosis of a case; corrections add rows, the newest is current."""
@@ -603,6 +622,10 @@ class FinalDiagnosis(models.Model):
     def __str__(self):
         return f"{self.get_diagnosis_display()} for case {self.case_id}"
 
+    @property
+    def audit_reference(self):
+        return self.case.audit_reference
+
 
 def is_mpox(lab_result, diagnosis):
     """The training label of a case: the lab result when it is positive or negative, else the final
@@ -615,53 +638,3 @@ def is_mpox(lab_result, diagnosis):
     if diagnosis:
         return diagnosis == FinalDiagnosis.Diagnosis.MPOX
     return None
-
-
-class AuditEvent(models.Model):
-    """Who did or saw what, when: every read of patient data and every denial. Append-only."""
-
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    action = models.CharField(max_length=60, db_index=True)
-    object_type = models.CharField(max_length=60)
-    object_id = models.CharField(max_length=60)
-    case_reference = models.CharField(
-        max_length=40, blank=True, db_index=True, help_text="Booking reference of the case concerned (or asked for)."
-    )
-    allowed = models.BooleanField(default=True)
-    detail = models.JSONField(default=dict, blank=True)
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-
-    def __str__(self):
-        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.object_type}:{self.object_id}"
-
-
-class WorkerHeartbeat(models.Model):
-    """The last sign of life of one Celery worker (its main process), written every
-    WORKER_HEARTBEAT_SECONDS; what admins look at to see which workers are up."""
-
-    hostname = models.CharField(max_length=200, unique=True)
-    queues = models.CharField(max_length=200)
-    pid = models.PositiveIntegerField()
-    concurrency = models.PositiveSmallIntegerField()
-    started_at = models.DateTimeField()
-    last_seen_at = models.DateTimeField(db_index=True)
-    stopped_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["hostname"]
-
-    def __str__(self):
-        return self.hostname
-
-    @property
-    def state(self):
-        """"stopped" (warm shutdown), "stale" (silent for three heartbeat periods) or "up"."""
-        if self.stopped_at is not None:
-            return "stopped"
-        if self.last_seen_at < timezone.now() - timedelta(seconds=3 * settings.WORKER_HEARTBEAT_SECONDS):
-            return "stale"
-        return "up"

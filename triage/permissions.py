@@ -21,7 +21,7 @@ ALL_SITES = "triage.see_all_sites"
 
 _READ_RECORDS = [
     "triage.view_case", "triage.view_photo", "triage.view_prediction", "triage.view_decision",
-    "triage.view_auditevent", "triage.view_modelversion", "triage.view_sitemembership",
+    "core.view_auditevent", "triage.view_modelversion", "triage.view_sitemembership",
     "triage.view_labresult", "triage.view_finaldiagnosis", "triage.view_modelpromotion",
 ]
 # "app_label.codename" per group; ALL means every permission there is.
@@ -35,18 +35,19 @@ ROLE_PERMISSIONS = {
 }
 
 
-def install_roles(apps):
-    """Create the role groups with their permissions; `apps` is a migration's app registry or
-    django.apps.apps. Safe to run again (groups get exactly the listed permissions)."""
+def install_roles(apps, roles=None):
+    """Create the role groups with their permissions (`roles`, by default ROLE_PERMISSIONS); `apps` is
+    a migration's app registry or django.apps.apps. Safe to run again (groups get exactly the listed
+    permissions)."""
     from django.contrib.auth.management import create_permissions
 
     for app_config in apps.get_app_configs():  # a data migration runs before post_migrate makes them
         app_config.models_module = True
-        create_permissions(app_config, verbosity=0)
+        create_permissions(app_config, verbosity=0, apps=apps)
         app_config.models_module = None
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
-    for name, perms in ROLE_PERMISSIONS.items():
+    for name, perms in (roles or ROLE_PERMISSIONS).items():
         group, _ = Group.objects.get_or_create(name=name)
         if perms == [ALL]:
             group.permissions.set(Permission.objects.all())

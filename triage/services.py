@@ -1,5 +1,5 @@
 """Writes for the triage domain: cases, photos, decisions, ground truth, model versions, training
-exports, audit trail."""
+exports, retention."""
 import csv
 import uuid
 from datetime import timedelta
@@ -13,11 +13,12 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext
 
+from core.services import audit
 from triage import events, performance, registry, tasks
 from triage.images import box_for_tap, normalise_photo, validate_roi
 from triage.models import (
-    AuditEvent, Case, Decision, FinalDiagnosis, HistoryModel, LabResult, ModelPromotion, Outcome, Photo, Prediction,
-    RoiSource, SiteMembership, WorkerHeartbeat, is_mpox,
+    Case, Decision, FinalDiagnosis, HistoryModel, LabResult, ModelPromotion, Outcome, Photo, Prediction,
+    RoiSource, SiteMembership, is_mpox,
 )
 from triage.selectors import exportable_photos
 
@@ -402,30 +403,6 @@ def _training_box(photo):
     return None, RoiSource.NONE
 
 
-def audit(*, actor, action, obj, allowed=True, request=None, reference=None, **detail) -> AuditEvent:
-    """Record who did or tried to do what. `obj` may be None when the object does not exist (or is a
-    list); `reference` is the booking reference asked for, else the one of `obj`'s case."""
-    return AuditEvent.objects.create(
-        actor=actor if actor is not None and actor.is_authenticated else None,
-        action=action,
-        object_type=obj._meta.model_name if obj is not None else "",
-        object_id=str(obj.pk) if obj is not None else "",
-        case_reference=(reference if reference is not None else _case_reference(obj))[:40],
-        allowed=allowed,
-        detail=detail,
-        ip_address=request.META.get("REMOTE_ADDR") if request is not None else None,
-    )
-
-
-def _case_reference(obj):
-    """The booking reference of the case `obj` belongs to ("" for a user, a list, nothing)."""
-    if isinstance(obj, Prediction):
-        obj = obj.photo
-    if isinstance(obj, (Photo, Decision, LabResult, FinalDiagnosis)):
-        obj = obj.case
-    return obj.appointment.reference if isinstance(obj, Case) else ""
-
-
 def delete_photo_files(*, photos, reason, actor=None, request=None) -> int:
     """Delete the stored photo and heatmap files of `photos`; rows, scores, decisions and the audit
     trail stay, and each photo records when and why. Returns how many photos had files deleted.
@@ -450,19 +427,6 @@ def delete_photo_files(*, photos, reason, actor=None, request=None) -> int:
                   heatmaps=len(predictions))
         deleted += 1
     return deleted
-
-
-def record_worker_heartbeat(*, hostname, queues, pid, concurrency, stopped=False) -> WorkerHeartbeat:
-    """Upsert this worker's row: a new start time when its pid changes, stopped at a warm shutdown."""
-    now = timezone.now()
-    heartbeat = WorkerHeartbeat.objects.filter(hostname=hostname).first() or WorkerHeartbeat(hostname=hostname)
-    if heartbeat.pid != pid:
-        heartbeat.started_at = now
-    heartbeat.queues, heartbeat.pid, heartbeat.concurrency = ",".join(queues), pid, concurrency
-    heartbeat.last_seen_at = now
-    heartbeat.stopped_at = now if stopped else None
-    heartbeat.save()
-    return heartbeat
 
 
 def _queue_for_review(case):

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_POST
 
+from core.services import audit
 from triage import charts, performance
 from triage.forms import DecisionForm, GroundTruthForm, PerformanceFilterForm, QueueFilterForm, RoiForm
 from triage.images import box_for_tap
@@ -28,7 +29,7 @@ from triage.selectors import (
     model_versions_to_measure, photo_for_access, prediction_for_access, queue_sites,
 )
 from triage.services import (
-    audit, claim_case, countersign_decision, record_decision, record_ground_truth, release_case, request_reanalysis,
+    claim_case, countersign_decision, record_decision, record_ground_truth, release_case, request_reanalysis,
 )
 
 

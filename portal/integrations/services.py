@@ -8,13 +8,13 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.services import audit
 from portal.booking.questionnaire import QUESTIONNAIRE_VERSION
 from portal.booking.services import book_appointment
 from portal.integrations import selectors, tasks
 from portal.integrations.models import (
     ApiKey, ExternalAppointment, ExternalPatient, WebhookDelivery, WebhookEndpoint, hash_key_secret,
 )
-from triage.services import audit
 
 logger = logging.getLogger(__name__)
 

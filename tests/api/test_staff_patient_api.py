@@ -6,7 +6,8 @@ from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from rest_framework.test import APIClient
 
-from triage.models import AuditEvent, Decision, ModelVersion
+from core.models import AuditEvent
+from triage.models import Decision, ModelVersion
 
 pytestmark = pytest.mark.django_db
 
