@@ -35,9 +35,11 @@ INSTALLED_APPS = [
     "django_htmx",
     "axes",
     "core",
+    "registry",
     "portal.booking",
     "portal.integrations",
     "triage",
+    "modelops",
 ]
 
 MIDDLEWARE = [
@@ -400,7 +402,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
-# Live model performance (triage.performance): figures are drawn from this many lab-confirmed cases;
+# Live model performance (modelops.performance): figures are drawn from this many lab-confirmed cases;
 # a challenger is promoted only with this many shared confirmed cases and no loss of sensitivity;
 # the history + image model is fitted from this many.
 PERFORMANCE_MIN_CONFIRMED_CASES = env.int("PERFORMANCE_MIN_CONFIRMED_CASES", default=20)

@@ -23,7 +23,8 @@ from PIL import Image
 
 from portal.booking.models import Clinic, Service, Slot
 from portal.booking.services import book_appointment
-from triage.models import ModelVersion, Photo
+from registry.models import ModelVersion
+from triage.models import Photo
 from triage.permissions import CLINICIANS_GROUP, install_roles
 from triage.analysis import record_prediction
 from triage.services import accept_photo, add_site_membership

@@ -14,7 +14,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from tests.conftest import PASSWORD
 from triage.analysis import analyse_photos
-from triage.registry import register_checkpoints
+from registry.versions import register_checkpoints
 from core.models import AuditEvent
 from triage.models import Case, Decision, Photo
 from triage.services import accept_photo

@@ -15,11 +15,9 @@ from portal.booking.services import book_appointment, cancel_appointment
 from core.models import AuditEvent
 from triage.models import Case, Decision, Outcome, Photo, PhotoReason
 from triage.permissions import AUDITORS_GROUP, CLINIC_LEADS_GROUP, CLINICIANS_GROUP, PATIENTS_GROUP, can_view_case
-from triage.registry import activate_model_version
+from registry.versions import activate_model_version
 from triage.selectors import case_queue, flagged_undecided_count
-from triage.services import (
-    accept_photo, claim_case, countersign_decision, record_decision, release_case,
-)
+from triage.services import accept_photo, claim_case, countersign_decision, record_decision, release_case
 
 pytestmark = pytest.mark.django_db
 

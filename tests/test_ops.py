@@ -295,7 +295,7 @@ def test_a_run_overtaken_by_a_later_one_records_nothing(tiny_model, appointment,
     (photo,) = accept_photos(case=appointment.case, uploaded_by=patient, body_site="trunk", uploaded_files=[lesion_upload()])
     (first_run,) = analysis._claim_photos([photo.pk], "w1@h")
     (prediction,) = analysis.analyse_photos([photo.pk], worker="w2@h")  # redelivered while the first still ran
-    model = analysis.registry.loaded_model(tiny_model)
+    model = analysis.versions.loaded_model(tiny_model)
     (late,) = model.analyse_batch([analysis.read_photo(first_run)], [None])
     assert analysis.record_prediction(photo=first_run, model_version=tiny_model, analysis=late,
                                       heatmap_jpeg=b"jpeg", timings_ms={}) is None

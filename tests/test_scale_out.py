@@ -20,7 +20,7 @@ from tests.test_worker_e2e import (  # noqa: F401 (fixtures)
 from tests.workers import wait_for
 from core.models import WorkerHeartbeat
 from triage.models import Photo
-from triage.registry import activate_model_version, register_checkpoints
+from registry.versions import activate_model_version, register_checkpoints
 from triage.services import accept_photo
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 
 import ml.testing
 from portal.celery import app as celery_app
-from triage.registry import register_checkpoints
+from registry.versions import register_checkpoints
 from triage.models import Case, Photo
 from tests.workers import ROOT, stack_env, stop_process_group, wait_for
 

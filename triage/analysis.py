@@ -1,7 +1,7 @@
 """Worker side of triage: photo → prediction.
 
 Imports `ml` (and so torch) lazily: the web process never needs it; a worker keeps the active
-model loaded once per process (`triage.registry`, preloaded by `triage.tasks`).
+model loaded once per process (`registry.versions`, preloaded by `triage.tasks`).
 """
 import logging
 import time
@@ -11,7 +11,8 @@ from django.db import transaction
 from django.utils import timezone
 from PIL import Image
 
-from triage import events, performance, registry
+from registry import versions
+from triage import events, history
 from triage.images import encode_jpeg
 from triage.models import Case, Photo, PhotoReason, Prediction, RoiSource
 
@@ -36,13 +37,13 @@ def analyse_photos(photo_ids, requested_by_id=None, worker=""):
     photos = _claim_photos(photo_ids, worker)
     if not photos:
         return []
-    model_version = registry.active_model_version()
+    model_version = versions.active_model_version()
     if model_version is None:
         Photo.objects.filter(pk__in=[p.pk for p in photos]).update(status=Photo.Status.NO_MODEL)
         return []
 
     started = time.perf_counter()
-    model = registry.loaded_model(model_version)
+    model = versions.loaded_model(model_version)
     load_ms = (time.perf_counter() - started) * 1000
 
     readable = []
@@ -87,12 +88,12 @@ def run_challenger_in_shadow(active_predictions, images, requested_by_id=None):
     Its predictions (role challenger) never flag a case and are hidden from staff and patient
     pages (`Prediction.objects`). A failing challenger is logged and never fails the analysis.
     """
-    challenger = registry.challenger_model_version()
+    challenger = versions.challenger_model_version()
     if challenger is None:
         return []
     try:
         started = time.perf_counter()
-        model = registry.loaded_model(challenger)
+        model = versions.loaded_model(challenger)
         load_ms = (time.perf_counter() - started) * 1000
         analyses = model.analyse_batch(
             images, [prediction.roi for prediction in active_predictions], heatmap_max_side=SHADOW_HEATMAP_MAX_SIDE
@@ -188,11 +189,11 @@ def refresh_case_flag(case):
     assessed = [prediction for prediction in latest if prediction is not None and prediction.assessable]
     top_score = max((prediction.probability for prediction in assessed), default=None)
     flagged = any(prediction.flagged for prediction in assessed)
-    history_model, history_score = registry.active_history_model(), None
+    history_model, history_score = versions.active_history_model(), None
     if history_model is None or not assessed or any(p.model_version_id != history_model.image_model_id for p in assessed):
         history_model = None
     else:
-        history_score = performance.history_probability(history_model, case, top_score)
+        history_score = history.history_probability(history_model, case, top_score)
         flagged = history_score >= history_model.threshold
     Case.objects.filter(pk=case.pk).update(
         flagged=flagged, max_probability=top_score, history_model=history_model, history_score=history_score,

@@ -4,7 +4,7 @@ from functools import wraps
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.permissions import BasePermission
 
 from triage.models import SiteMembership
 
@@ -21,8 +21,8 @@ ALL_SITES = "triage.see_all_sites"
 
 _READ_RECORDS = [
     "triage.view_case", "triage.view_photo", "triage.view_prediction", "triage.view_decision",
-    "core.view_auditevent", "triage.view_modelversion", "triage.view_sitemembership",
-    "triage.view_labresult", "triage.view_finaldiagnosis", "triage.view_modelpromotion",
+    "core.view_auditevent", "registry.view_modelversion", "triage.view_sitemembership",
+    "triage.view_labresult", "triage.view_finaldiagnosis", "registry.view_modelpromotion",
 ]
 # "app_label.codename" per group; ALL means every permission there is.
 ALL = "*"
@@ -128,12 +128,3 @@ class IsClinician(BasePermission):
 
     def has_permission(self, request, view):
         return is_clinician(request.user)
-
-
-class CanManageModelVersions(BasePermission):
-    """DRF: reading model versions needs `triage.view_modelversion`, activating `triage.change_modelversion`
-    (superusers have both; grant them to other admins in Django admin)."""
-
-    def has_permission(self, request, view):
-        needed = "triage.view_modelversion" if request.method in SAFE_METHODS else "triage.change_modelversion"
-        return request.user.is_authenticated and request.user.has_perm(needed)

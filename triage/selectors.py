@@ -4,7 +4,6 @@ retention). Staff reads take `site_ids` (the clinic sites the user works at; Non
 computed by `triage.permissions.staff_site_ids`."""
 from collections import Counter, defaultdict
 from datetime import datetime, time, timedelta
-from pathlib import Path
 
 from celery import current_app
 from django.conf import settings
@@ -14,8 +13,12 @@ from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, Subq
 from django.utils import timezone
 from kombu.exceptions import ChannelError
 
+from registry.models import ModelVersion
+
 from triage.models import (
-    CASE_CLINIC, Case, Decision, FinalDiagnosis, LabResult, ModelVersion, Outcome, Photo, PhotoOutcome, Prediction,
+
+    CASE_CLINIC, Case, Decision, FinalDiagnosis, LabResult, Outcome, Photo, PhotoOutcome, Prediction,
+
 )
 
 STARTS_AT = "appointment__slot__starts_at"
@@ -205,12 +208,6 @@ def patient_case(*, patient, reference):
     return Case.objects.filter(appointment__reference=reference, appointment__patient=patient).first()
 
 
-def model_card_text(model_version):
-    """The model card shipped beside a version's checkpoint (MODEL_CARD.md), or None."""
-    card = Path(model_version.checkpoint_path).with_name("MODEL_CARD.md")
-    return card.read_text(encoding="utf-8") if card.is_file() else None
-
-
 def cases_with_ground_truth(*, start=None, end=None, clinic_id=None):
     """Cases annotated with their current (newest) `lab_result` and `final_diagnosis`, optionally
     limited to appointments from `start` to `end` (dates, inclusive) at one clinic site."""
@@ -282,18 +279,6 @@ def exportable_photos():
         .prefetch_related(Prefetch("predictions", to_attr="prediction_history"))
         .order_by("pk")
     )
-
-
-def model_versions_to_measure():
-    """The active model, the challenger, then retired versions that made predictions (newest first)."""
-    versions = ModelVersion.objects.filter(
-        Q(predictions__isnull=False) | Q(is_active=True) | Q(is_challenger=True)
-    ).distinct()
-    return sorted(versions, key=lambda version: (not version.is_active, not version.is_challenger, -version.pk))
-
-
-def model_versions():
-    return ModelVersion.objects.order_by("-installed_at", "-pk")
 
 
 def photos_to_requeue(*, worker=None):

@@ -25,7 +25,8 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
-from triage import analysis, notifications, registry, selectors
+from registry import versions
+from triage import analysis, notifications, selectors
 from triage.models import Photo, PhotoReason
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def prepare_worker_process(**_):
     ml.configure_threads(settings.WORKER_TORCH_THREADS)
     connections.close_all()
     try:
-        model_version = registry.preload_active_model()
+        model_version = versions.preload_active_model()
     except Exception:  # a broken checkpoint must not stop the worker; tasks will report it
         logger.exception("Could not preload the active model")
     else:

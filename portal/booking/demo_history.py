@@ -18,10 +18,12 @@ from PIL import Image, ImageDraw
 
 from portal.booking.models import Appointment, Clinic, Service, Slot
 from portal.booking.questionnaire import QUESTIONNAIRE_VERSION
-from triage import registry
+from registry import versions
 from triage.analysis import read_photo, record_prediction, render_heatmap
-from triage.models import Decision, FinalDiagnosis, LabResult, ModelVersion, Outcome, Photo, Prediction
-from triage.services import accept_photo, create_case, record_decision, record_ground_truth, register_history_model
+from registry.models import ModelVersion
+from triage.models import Decision, FinalDiagnosis, LabResult, Outcome, Photo, Prediction
+from modelops.services import register_history_model
+from triage.services import accept_photo, create_case, record_decision, record_ground_truth
 
 SECOND_SITE = "Demo Riverside Clinic"
 DAYS_BACK = 42
@@ -40,10 +42,10 @@ def seed_history(*, clinic, clinician, log):
     sites = [clinic, Clinic.objects.get_or_create(name=SECOND_SITE, defaults={"address": "2 River Road"})[0]]
     if Appointment.objects.filter(slot__clinic__in=sites, slot__starts_at__lt=timezone.now()).exists():
         return 0
-    active = registry.active_model_version()
+    active = versions.active_model_version()
     if active is None:
-        registry.register_checkpoints()
-        active = registry.active_model_version()
+        versions.register_checkpoints()
+        active = versions.active_model_version()
     if active is None:
         log("No model installed: the demo history needs one (manage.py register_models).")
         return 0
@@ -78,8 +80,8 @@ def _demo_challenger(active):
             "threshold": min(0.9, active.threshold * 1.5), "operating_point": "demo only", "metadata": {},
         },
     )
-    if registry.challenger_model_version() is None:
-        registry.make_challenger(challenger)
+    if versions.challenger_model_version() is None:
+        versions.make_challenger(challenger)
     return challenger
 
 

@@ -7,7 +7,8 @@ from django.utils.dateparse import parse_datetime
 from rest_framework.test import APIClient
 
 from core.models import AuditEvent
-from triage.models import Decision, ModelVersion
+from registry.models import ModelVersion
+from triage.models import Decision
 
 pytestmark = pytest.mark.django_db
 
