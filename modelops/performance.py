@@ -200,7 +200,7 @@ def promotion_refusal(comparison) -> str | None:
 def history_scores(history_model, image_scores) -> dict[int, float | None]:
     """{case_id: combined probability} from {case_id: its image model's case score}; None where
     that has none."""
-    cases = Case.objects.filter(pk__in=list(image_scores)).select_related("appointment__slot").prefetch_related("photos")
+    cases = Case.objects.filter(pk__in=list(image_scores)).select_related(Case.booking_path("clinic")).prefetch_related("photos")
     return {
         case.pk: None if image_scores[case.pk] is None else history_probability(history_model, case, image_scores[case.pk])
         for case in cases
@@ -230,7 +230,7 @@ def history_model(model_version, *, start=None, end=None, clinic_id=None) -> dic
     cases = (
         lab_confirmed_cases(start=start, end=end, clinic_id=clinic_id)
         .filter(pk__in=[pk for pk in truth if scores.get(pk) is not None])
-        .select_related("appointment__slot").prefetch_related("photos").order_by("pk")
+        .select_related(Case.booking_path("clinic")).prefetch_related("photos").order_by("pk")
     )
     needed = settings.HISTORY_MODEL_MIN_CONFIRMED_CASES
     cases = list(cases)

@@ -1,49 +1,28 @@
 """The history + image model's features: what a case's questionnaire answers and photos say, beside
 its image score. The clinical pipeline scores new cases with them (`triage.analysis`); model
 operations fit and measure on them (`modelops.performance`)."""
-from datetime import date
-
 from ml.history import combined_probability, image_logit
 from triage.models import Photo
 
-# History + image model. Questionnaire keys read (Appointment.questionnaire, documented in
-# portal/booking/questionnaire.py; missing or unknown answers count as "no"):
-#   close_contact, fever, swollen_lymph_nodes: "yes" / "no" / "unsure";
-#   vaccination: "one_dose" or "two_doses" count as vaccinated;
-#   lesion_sites: list of body sites (Photo.BodySite values), with the photos' body sites;
-#   onset_date: ISO date, within 7 days of the appointment.
-HISTORY_BOOLEAN_KEYS = ("close_contact", "fever", "swollen_lymph_nodes")
-VACCINATED_ANSWERS = {"one_dose", "two_doses"}
+# History + image model features, from the answers booking reads for it (`Appointment.history_answers`,
+# portal/booking/questionnaire.py: missing or unknown answers count as "no") and the photos' body sites.
+HISTORY_SYMPTOMS = ("close_contact", "fever", "swollen_lymph_nodes")
 ANOGENITAL_SITES = {Photo.BodySite.GENITAL, Photo.BodySite.PERIANAL}
 RECENT_ONSET_DAYS = 7
-HISTORY_FEATURES = ("image score (log-odds)", *HISTORY_BOOLEAN_KEYS, "vaccinated", "anogenital lesion", "lesion sites",
+HISTORY_FEATURES = ("image score (log-odds)", *HISTORY_SYMPTOMS, "vaccinated", "anogenital lesion", "lesion sites",
                     "onset within 7 days")
-
-
-def _yes(value) -> bool:
-    return value is True or (isinstance(value, str) and value.strip().lower() in {"yes", "y", "true", "1"}) or value == 1
-
-
-def _onset(value):
-    try:
-        return date.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
 
 
 def history_features(case, image_score) -> list[float]:
     appointment = case.appointment
-    answers = getattr(appointment, "questionnaire", None)
-    answers = answers if isinstance(answers, dict) else {}
-    reported_sites = answers.get("lesion_sites")
-    sites = {str(site) for site in reported_sites} if isinstance(reported_sites, (list, tuple)) else set()
-    sites |= {photo.body_site for photo in case.photos.all()}
-    onset, visit = _onset(answers.get("onset_date")), appointment.slot.starts_at.date()
+    answers = appointment.history_answers()
+    sites = answers["lesion_sites"] | {photo.body_site for photo in case.photos.all()}
+    onset, visit = answers["onset_date"], appointment.starts_at.date()
     recent = onset is not None and 0 <= (visit - onset).days <= RECENT_ONSET_DAYS
     return [
         float(image_logit([image_score])[0]),
-        *(float(_yes(answers.get(key))) for key in HISTORY_BOOLEAN_KEYS),
-        float(answers.get("vaccination") in VACCINATED_ANSWERS),
+        *(float(answers[key]) for key in HISTORY_SYMPTOMS),
+        float(answers["vaccinated"]),
         float(bool(sites & ANOGENITAL_SITES)),
         float(len(sites)),
         float(recent),

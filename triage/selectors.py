@@ -1,5 +1,5 @@
 """Reads for the triage domain: the clinician queue, case pages, photo access, notifications,
-exports, model cards, and what admins see of the running system (queues, waiting photos,
+exports, and what admins see of the running system (queues, waiting photos,
 retention). Staff reads take `site_ids` (the clinic sites the user works at; None: every site),
 computed by `triage.permissions.staff_site_ids`."""
 from collections import Counter, defaultdict
@@ -14,14 +14,7 @@ from django.utils import timezone
 from kombu.exceptions import ChannelError
 
 from registry.models import ModelVersion
-
-from triage.models import (
-
-    CASE_CLINIC, Case, Decision, FinalDiagnosis, LabResult, Outcome, Photo, PhotoOutcome, Prediction,
-
-)
-
-STARTS_AT = "appointment__slot__starts_at"
+from triage.models import Case, Decision, FinalDiagnosis, LabResult, Outcome, Photo, PhotoOutcome, Prediction
 
 QUEUE_STATUSES = {
     "all": ("All", Q()),
@@ -33,10 +26,20 @@ QUEUE_STATUSES = {
 QUEUE_PERIODS = {"any": "Any day", "today": "Today", "week": "Next 7 days"}
 
 
+def _clinic(via=""):
+    """The ORM path to a case's clinic site (see `Case.booking_path`)."""
+    return Case.booking_path("clinic", via=via)
+
+
+def _starts_at(via=""):
+    """The ORM path to a case's appointment time (see `Case.booking_path`)."""
+    return Case.booking_path("starts_at", via=via)
+
+
 def staff_cases(*, site_ids, open_only=True):
     """Cases of these sites (None: every site); only open ones (appointment not cancelled) unless told."""
     cases = Case.objects.filter(is_open=True) if open_only else Case.objects.all()
-    return cases if site_ids is None else cases.filter(**{f"{CASE_CLINIC}__in": site_ids})
+    return cases if site_ids is None else cases.filter(**{f"{_clinic()}__in": site_ids})
 
 
 def case_queue(*, site_ids, status="all", period="any", site=None, claimed_by=None, search="", now=None):
@@ -60,7 +63,7 @@ def case_queue(*, site_ids, status="all", period="any", site=None, claimed_by=No
     cases = (
         staff_cases(site_ids=site_ids)
         .filter(QUEUE_STATUSES[status][1], _period_filter(period, now))
-        .select_related("appointment__slot__clinic", "appointment__patient", "claimed_by")
+        .select_related(_clinic(), "appointment__patient", "claimed_by")
         .annotate(
             photo_count=Count("photos"),
             photos_analysed=Count("photos", filter=Q(photos__status=Photo.Status.ANALYSED)),
@@ -73,7 +76,7 @@ def case_queue(*, site_ids, status="all", period="any", site=None, claimed_by=No
         .filter(photo_count__gt=0)
     )
     if site is not None:
-        cases = cases.filter(**{CASE_CLINIC: site})
+        cases = cases.filter(**{_clinic(): site})
     if claimed_by is not None:
         cases = cases.filter(claimed_by=claimed_by, claimed_until__gt=now)
     for term in search.split():
@@ -84,7 +87,7 @@ def case_queue(*, site_ids, status="all", period="any", site=None, claimed_by=No
             | Q(appointment__patient__username__icontains=term)
             | Q(appointment__patient__email__icontains=term)
         )
-    return cases.order_by("urgency", STARTS_AT, "pk")
+    return cases.order_by("urgency", _starts_at(), "pk")
 
 
 def latest_outcome_counts(*, cases):
@@ -112,7 +115,7 @@ def flagged_undecided_count(*, site_ids):
 
 def queue_sites(*, site_ids):
     """(id, name) of the sites with open cases that these staff see, for the site filter."""
-    rows = staff_cases(site_ids=site_ids).values_list(f"{CASE_CLINIC}__id", f"{CASE_CLINIC}__name").distinct()
+    rows = staff_cases(site_ids=site_ids).values_list(f"{_clinic()}__id", f"{_clinic()}__name").distinct()
     return sorted(rows, key=lambda row: row[1])
 
 
@@ -121,7 +124,7 @@ def _period_filter(period, now):
         return Q()
     start = timezone.make_aware(datetime.combine(timezone.localdate(now), time.min))
     end = start + timedelta(days=1 if period == "today" else 7)
-    return Q(**{f"{STARTS_AT}__gte": start, f"{STARTS_AT}__lt": end})
+    return Q(**{f"{_starts_at()}__gte": start, f"{_starts_at()}__lt": end})
 
 
 def case_for_review(case_id, *, site_ids):
@@ -130,7 +133,7 @@ def case_for_review(case_id, *, site_ids):
     predictions = Prediction.objects.select_related("model_version", "requested_by")
     return (
         staff_cases(site_ids=site_ids, open_only=False)
-        .select_related("appointment__slot__clinic", "appointment__patient", "claimed_by")
+        .select_related(_clinic(), "appointment__patient", "claimed_by")
         .prefetch_related(
             Prefetch("photos", queryset=Photo.objects.prefetch_related(
                 Prefetch("predictions", queryset=predictions, to_attr="prediction_history")
@@ -155,10 +158,8 @@ def decisions_on_day(*, day, site_ids):
     start = timezone.make_aware(datetime.combine(day, time.min))
     decisions = Decision.objects.filter(created_at__gte=start, created_at__lt=start + timedelta(days=1))
     if site_ids is not None:
-        decisions = decisions.filter(**{f"case__{CASE_CLINIC}__in": site_ids})
-    return decisions.select_related(
-        "case__appointment__slot__clinic", "clinician", "countersigned_by"
-    ).order_by("created_at", "id")
+        decisions = decisions.filter(**{f"{_clinic(via='case__')}__in": site_ids})
+    return decisions.select_related(_clinic(via="case__"), "clinician", "countersigned_by").order_by("created_at", "id")
 
 
 def cases_due_for_escalation(*, now, within):
@@ -166,10 +167,10 @@ def cases_due_for_escalation(*, now, within):
     return (
         Case.objects.filter(
             is_open=True, flagged=True, outcome=Outcome.PENDING, escalated_at__isnull=True,
-            **{f"{STARTS_AT}__gt": now, f"{STARTS_AT}__lte": now + within},
+            **{f"{_starts_at()}__gt": now, f"{_starts_at()}__lte": now + within},
         )
-        .select_related("appointment__slot__clinic")
-        .order_by(STARTS_AT)
+        .select_related(_clinic())
+        .order_by(_starts_at())
     )
 
 
@@ -196,11 +197,13 @@ def _with_permission(codename):
 
 def photo_for_access(photo_id):
     """The photo with what a permission check needs, or None."""
-    return Photo.objects.select_related("case__appointment__slot").filter(pk=photo_id).first()
+    return Photo.objects.select_related(_clinic(via="case__")).filter(pk=photo_id).first()
 
 
 def prediction_for_access(photo_id, prediction_id):
-    return Prediction.objects.select_related("photo__case__appointment__slot").filter(pk=prediction_id, photo_id=photo_id).first()
+    return (
+        Prediction.objects.select_related(_clinic(via="photo__case__")).filter(pk=prediction_id, photo_id=photo_id).first()
+    )
 
 
 def patient_case(*, patient, reference):
@@ -218,11 +221,11 @@ def cases_with_ground_truth(*, start=None, end=None, clinic_id=None):
         final_diagnosis=Subquery(newest_diagnosis.values("diagnosis")[:1]),
     )
     if start is not None:
-        cases = cases.filter(appointment__slot__starts_at__date__gte=start)
+        cases = cases.filter(**{f"{_starts_at()}__date__gte": start})
     if end is not None:
-        cases = cases.filter(appointment__slot__starts_at__date__lte=end)
+        cases = cases.filter(**{f"{_starts_at()}__date__lte": end})
     if clinic_id is not None:
-        cases = cases.filter(appointment__slot__clinic_id=clinic_id)
+        cases = cases.filter(**{f"{_clinic()}_id": clinic_id})
     return cases
 
 
@@ -236,8 +239,7 @@ def lab_confirmed_cases(**filters):
 def clinic_sites():
     """(id, name) of every clinic site that has a case, for the performance filters."""
     return list(
-        Case.objects.values_list("appointment__slot__clinic_id", "appointment__slot__clinic__name")
-        .distinct().order_by("appointment__slot__clinic__name")
+        Case.objects.values_list(f"{_clinic()}_id", f"{_clinic()}__name").distinct().order_by(f"{_clinic()}__name")
     )
 
 

@@ -138,8 +138,8 @@ class StaffCaseSerializer(serializers.ModelSerializer):
     """A row of the clinician queue."""
 
     reference = serializers.CharField(source="appointment.reference")
-    clinic = serializers.CharField(source="appointment.slot.clinic.name")
-    starts_at = serializers.DateTimeField(source="appointment.slot.starts_at")
+    clinic = serializers.CharField(source="appointment.clinic.name")
+    starts_at = serializers.DateTimeField(source="appointment.starts_at")
     photo_count = serializers.IntegerField()
     photos_analysed = serializers.IntegerField()
     photos_waiting = serializers.IntegerField()
@@ -155,8 +155,8 @@ class StaffCaseSerializer(serializers.ModelSerializer):
 
 class StaffCaseDetailSerializer(serializers.ModelSerializer):
     reference = serializers.CharField(source="appointment.reference")
-    clinic = serializers.CharField(source="appointment.slot.clinic.name")
-    starts_at = serializers.DateTimeField(source="appointment.slot.starts_at")
+    clinic = serializers.CharField(source="appointment.clinic.name")
+    starts_at = serializers.DateTimeField(source="appointment.starts_at")
     symptoms = serializers.CharField(source="appointment.symptoms")
     lesion_onset = serializers.DateField(source="appointment.lesion_onset", allow_null=True)
     photos = StaffPhotoSerializer(many=True)

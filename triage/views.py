@@ -237,8 +237,8 @@ def export_decisions(request):
     for decision in decisions:
         appointment = decision.case.appointment
         writer.writerow([_csv_safe(value) for value in [
-            _local(decision.created_at), appointment.reference, appointment.slot.clinic.name,
-            _local(appointment.slot.starts_at), decision.get_outcome_display(), decision.get_action_display(),
+            _local(decision.created_at), appointment.reference, appointment.clinic.name,
+            _local(appointment.starts_at), decision.get_outcome_display(), decision.get_action_display(),
             decision.clinician.get_username(), decision.countersigned_by.get_username() if decision.countersigned_by else "",
             _local(decision.countersigned_at), decision.patient_instructions, decision.note,
         ]])

@@ -1,5 +1,5 @@
 """Triage's clinical records, one module per concern; every model and rule is importable from here."""
-from triage.models.cases import CASE_CLINIC, DECISION_OUTCOMES, Case, Outcome, SiteMembership
+from triage.models.cases import DECISION_OUTCOMES, Case, Outcome, SiteMembership
 from triage.models.decisions import Decision
 from triage.models.ground_truth import FinalDiagnosis, LabResult, is_mpox
 from triage.models.photos import (
@@ -10,7 +10,7 @@ from triage.models.reasons import (
 )
 
 __all__ = [
-    "CASE_CLINIC", "DECISION_OUTCOMES", "Case", "Decision", "FileDeletionReason", "FinalDiagnosis", "LabResult",
+    "DECISION_OUTCOMES", "Case", "Decision", "FileDeletionReason", "FinalDiagnosis", "LabResult",
     "Outcome", "Photo", "PhotoOutcome", "PhotoReason", "Prediction", "REASON_TEXTS", "RoiBox", "RoiSource",
     "SiteMembership", "heatmap_upload_path", "is_mpox", "photo_outcome", "photo_upload_path", "reason_for_clinician",
     "reason_for_patient",

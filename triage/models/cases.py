@@ -19,9 +19,6 @@ class Outcome(models.TextChoices):
 
 DECISION_OUTCOMES = [(value, label) for value, label in Outcome.choices if value != Outcome.PENDING]
 
-# The path from a case to its clinic site, for queries (one place, so booking can reshape slots).
-CASE_CLINIC = "appointment__slot__clinic"
-
 
 class Case(models.Model):
     """The clinical unit a clinician decides on: one per appointment.
@@ -70,13 +67,22 @@ class Case(models.Model):
         """The booking reference audit events of this case and its records carry (`core.services.audit`)."""
         return self.appointment.reference
 
+    @classmethod
+    def booking_path(cls, name, *, via=""):
+        """The ORM path from a case (reached through `via`, e.g. "case__") to its appointment's `name`
+        ("clinic", "starts_at"), as booking publishes it in `Appointment.PATHS`. Triage sits below
+        portal and never imports booking: it reaches the appointment model through this relation, so
+        no booking table is named in triage."""
+        appointment = cls._meta.get_field("appointment").related_model
+        return f"{via}appointment__{appointment.PATHS[name]}"
+
     @property
     def clinic(self):
-        return self.appointment.slot.clinic
+        return self.appointment.clinic
 
     @property
     def clinic_id(self):
-        return self.appointment.slot.clinic_id
+        return self.appointment.clinic_id
 
     @property
     def claim_holder(self):
