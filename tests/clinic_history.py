@@ -64,7 +64,7 @@ def record_score(photo, model_version, probability, heatmap_jpeg):
 
 def record_shadow_score(photo, model_version, probability):
     """What `analysis.run_challenger_in_shadow` stores, with a chosen probability."""
-    return Prediction.all_roles.create(
+    return Prediction.objects.create(
         photo=photo, model_version=model_version, role=Prediction.Role.CHALLENGER, probability=probability,
         threshold=model_version.threshold, flagged=probability >= model_version.threshold, roi=(20, 10, 120, 90),
         roi_source="auto",

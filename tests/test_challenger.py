@@ -38,14 +38,14 @@ def test_challenger_scores_every_new_photo_in_shadow(active_and_challenger, appo
 
     (prediction,) = analysis.analyse_photos([photo.pk])
 
-    shadow = Prediction.all_roles.get(role=Prediction.Role.CHALLENGER)
+    shadow = Prediction.objects.get(role=Prediction.Role.CHALLENGER)
     assert (prediction.model_version, shadow.model_version) == (active, challenger)
     assert shadow.photo == photo and shadow.roi == prediction.roi == (20, 20, 120, 100)
     assert shadow.flagged and not prediction.flagged  # the challenger's threshold is 0
     assert not shadow.heatmap
     appointment.case.refresh_from_db()
     assert not appointment.case.flagged  # only the active model flags
-    assert list(Prediction.objects.all()) == [prediction]  # hidden from staff and patient pages
+    assert list(Prediction.objects.active().all()) == [prediction]  # hidden from staff and patient pages
     review = case_for_review(appointment.case.pk, site_ids=None)
     assert [p.pk for p in review.photos.get().prediction_history] == [prediction.pk]
 
@@ -58,7 +58,7 @@ def test_a_broken_challenger_never_costs_the_active_result(active_and_challenger
     (prediction,) = analysis.analyse_photos([photo.pk])
     photo.refresh_from_db()
     assert photo.status == photo.Status.ANALYSED and prediction.role == Prediction.Role.ACTIVE
-    assert not Prediction.all_roles.filter(role=Prediction.Role.CHALLENGER).exists()
+    assert not Prediction.objects.filter(role=Prediction.Role.CHALLENGER).exists()
 
 
 def test_the_active_model_cannot_be_its_own_challenger(model_version):

@@ -133,5 +133,5 @@ def test_an_export_trains_a_challenger_that_runs_in_shadow(tmp_path, settings, p
     photo = accept_photo(case=book_past_case(patient=patient, clinic=clinic, days_ago=1, seed=20)[0],
                          uploaded_by=patient, uploaded_file=jpeg_upload(21), body_site="genital")
     analysis.analyse_photos([photo.pk])
-    shadow = Prediction.all_roles.get(photo=photo, role=Prediction.Role.CHALLENGER)
+    shadow = Prediction.objects.get(photo=photo, role=Prediction.Role.CHALLENGER)
     assert shadow.model_version.version == "clinic-1" and 0 <= shadow.probability <= 1

@@ -153,7 +153,7 @@ def test_upload_analysis_and_heatmap_viewing_through_private_storage(
              ANALYSIS_TIMEOUT, "the worker to analyse the photo", worker.log_path)
     photo.refresh_from_db()
     assert photo.status == Photo.Status.ANALYSED, photo.staff_message
-    prediction = photo.predictions.get()
+    prediction = photo.predictions.active().get()
 
     # Both files are in the storage under test (the worker wrote the heatmap there).
     assert {photo.image.name, prediction.heatmap.name} <= storage.stored_names()

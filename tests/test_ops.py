@@ -299,7 +299,7 @@ def test_a_run_overtaken_by_a_later_one_records_nothing(tiny_model, appointment,
     (late,) = model.analyse_batch([analysis.read_photo(first_run)], [None])
     assert analysis.record_prediction(photo=first_run, model_version=tiny_model, analysis=late,
                                       heatmap_jpeg=b"jpeg", timings_ms={}) is None
-    assert list(Prediction.objects.all()) == [prediction]
+    assert list(Prediction.objects.active().all()) == [prediction]
     photo.refresh_from_db()
     assert photo.status == Photo.Status.ANALYSED and photo.attempts == 2 and photo.analysis_worker == "w2@h"
 

@@ -124,7 +124,7 @@ class PredictionAdmin(AuditedReadsAdminMixin, ReadOnlyAdminMixin, admin.ModelAdm
     readonly_fields = ["heatmap_image", "reason_for_clinician"]
 
     def get_queryset(self, request):
-        return Prediction.all_roles.select_related("model_version", "photo")
+        return Prediction.objects.select_related("model_version", "photo")
 
     @admin.display(description="Heatmap")
     def heatmap_image(self, prediction):

@@ -24,7 +24,7 @@ from triage.serializers import (
     PhotoStatusSerializer, PhotoUploadSerializer,
     StaffCaseDetailSerializer, StaffCaseSerializer,
 )
-from triage.services import accept_photo, record_decision, record_ground_truth
+from triage.services import accept_photos, record_decision, record_ground_truth
 
 
 def api_error(error: DjangoValidationError, field="non_field_errors"):
@@ -71,8 +71,8 @@ class CasePhotosView(CaseScopedMixin, generics.ListAPIView):
         upload.is_valid(raise_exception=True)
         data = upload.validated_data
         try:
-            photo = accept_photo(
-                case=case, uploaded_by=request.user, uploaded_file=data["photo"], body_site=data["body_site"],
+            (photo,) = accept_photos(
+                case=case, uploaded_by=request.user, uploaded_files=[data["photo"]], body_site=data["body_site"],
                 roi=data["roi"], tap=data["tap"],
             )
         except DjangoValidationError as error:  # a mark outside the photo, or both kinds: the request as a whole

@@ -59,7 +59,7 @@ def case_queue(*, site_ids, status="all", period="any", site=None, claimed_by=No
         output_field=IntegerField(),
     )
     problem_photos = Photo.objects.filter(case=OuterRef("pk"), status__in=Photo.PROBLEM_STATUSES).order_by("-created_at")
-    top_prediction = Prediction.objects.filter(photo__case=OuterRef("pk"), probability=OuterRef("max_probability"))
+    top_prediction = Prediction.objects.active().filter(photo__case=OuterRef("pk"), probability=OuterRef("max_probability"))
     cases = (
         staff_cases(site_ids=site_ids)
         .filter(QUEUE_STATUSES[status][1], _period_filter(period, now))
@@ -92,7 +92,7 @@ def case_queue(*, site_ids, status="all", period="any", site=None, claimed_by=No
 
 def latest_outcome_counts(*, cases):
     """{case id: [(outcome, number of photos whose latest prediction has it), ...]} in outcome order."""
-    latest = Prediction.objects.filter(photo=OuterRef("pk")).order_by("-created_at", "-id").values("outcome")[:1]
+    latest = Prediction.objects.active().filter(photo=OuterRef("pk")).order_by("-created_at", "-id").values("outcome")[:1]
     rows = (
         Photo.objects.filter(case__in=[case.pk for case in cases])
         .annotate(latest_outcome=Subquery(latest))
@@ -130,7 +130,7 @@ def _period_filter(period, now):
 def case_for_review(case_id, *, site_ids):
     """A case these staff may see (cancelled ones too, for the record), with its photos (each with
     `prediction_history`, newest first) and decisions (newest first), or None."""
-    predictions = Prediction.objects.select_related("model_version", "requested_by")
+    predictions = Prediction.objects.active().select_related("model_version", "requested_by")
     return (
         staff_cases(site_ids=site_ids, open_only=False)
         .select_related(_clinic(), "appointment__patient", "claimed_by")
@@ -201,9 +201,8 @@ def photo_for_access(photo_id):
 
 
 def prediction_for_access(photo_id, prediction_id):
-    return (
-        Prediction.objects.select_related(_clinic(via="photo__case__")).filter(pk=prediction_id, photo_id=photo_id).first()
-    )
+    predictions = Prediction.objects.active().select_related(_clinic(via="photo__case__"))
+    return predictions.filter(pk=prediction_id, photo_id=photo_id).first()
 
 
 def patient_case(*, patient, reference):
@@ -247,7 +246,7 @@ def latest_predictions_by_case(*, model_version, case_ids):
     """{case_id: [the newest prediction by `model_version` of each of the case's photos]}, in
     either role: a version's own record counts whether it ran as challenger or as the active model."""
     by_photo = {}
-    predictions = Prediction.all_roles.filter(model_version=model_version, photo__case_id__in=case_ids).select_related("photo")
+    predictions = Prediction.objects.filter(model_version=model_version, photo__case_id__in=case_ids).select_related("photo")
     for prediction in predictions.order_by("photo_id", "-created_at", "-id"):
         by_photo.setdefault(prediction.photo_id, prediction)
     by_case = {}
@@ -278,7 +277,7 @@ def exportable_photos():
             patient_id=F("case__appointment__patient_id"),
         )
         .filter(Q(lab_result__isnull=False) | Q(final_diagnosis__isnull=False))
-        .prefetch_related(Prefetch("predictions", to_attr="prediction_history"))
+        .prefetch_related(Prefetch("predictions", queryset=Prediction.objects.active(), to_attr="prediction_history"))
         .order_by("pk")
     )
 

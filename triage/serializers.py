@@ -41,7 +41,7 @@ class PhotoStatusSerializer(PatientPhotoStatusSerializer):
     def get_assessable(self, photo) -> bool | None:
         """Whether the model could judge the photo (False: a retake was asked for, `detail` says why);
         null until it has been analysed."""
-        latest = photo.predictions.first()
+        latest = photo.predictions.active().first()
         return None if latest is None else latest.assessable
 
 

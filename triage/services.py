@@ -18,6 +18,7 @@ from triage.images import box_for_tap, normalise_photo, validate_roi
 from triage.models import (
     Case, Decision, FinalDiagnosis, LabResult, Outcome, Photo, RoiSource, SiteMembership, is_mpox,
 )
+from triage.photo_status import change_status
 from triage.selectors import exportable_photos
 
 
@@ -39,14 +40,17 @@ def add_site_membership(*, user, clinic, on_duty=False) -> SiteMembership:
 
 
 def accept_photo(*, case, uploaded_by, uploaded_file, body_site, roi=None, tap=None) -> Photo:
-    """Store one photo (see accept_photos)."""
+    """Store one photo through `accept_photos` (for scripts, the demo history and tests)."""
     return accept_photos(
         case=case, uploaded_by=uploaded_by, uploaded_files=[uploaded_file], body_site=body_site, roi=roi, tap=tap,
     )[0]
 
 
 def accept_photos(*, case, uploaded_by, uploaded_files, body_site, roi=None, tap=None) -> list[Photo]:
-    """Validate every file, then store all of them or none, and queue them for analysis.
+    """The one way a photo enters: validate every file, then store all of them or none, and queue
+    them for analysis. Every upload entry point calls it: the patient's appointment page
+    (portal.booking.views) and the REST upload (triage.api.CasePhotosView, which the integration
+    API serves).
 
     The patient may mark the lesion on a single photo: `roi` a drawn box (x0, y0, x1, y1) or `tap`
     a point (x, y) that becomes a box sized from the photo, both in upright-photo pixels. Photos
@@ -135,9 +139,8 @@ def request_reanalysis(*, photo, clinician, roi=None, tap=None) -> Photo:
     box = validate_roi(roi, photo.width, photo.height) or box_for_tap(tap, photo.width, photo.height)
     if box:
         _set_roi(photo, box, RoiSource.CLINICIAN)
-    photo.status = Photo.Status.RECEIVED
-    photo.status_reason = photo.status_detail = ""
-    photo.save()
+        photo.save(update_fields=["roi_x0", "roi_y0", "roi_x1", "roi_y1", "roi_source", "updated_at"])
+    change_status(photo, Photo.Status.RECEIVED)
     audit(actor=clinician, action="request_reanalysis", obj=photo, roi=photo.roi, roi_source=photo.roi_source)
     tasks.enqueue_analysis([photo], requested_by=clinician)  # sends once the transaction commits
     return photo
@@ -316,12 +319,12 @@ def delete_photo_files(*, photos, reason, actor=None, request=None) -> int:
     for photo in photos:
         if photo.files_deleted_at is not None:
             continue
-        predictions = list(photo.predictions.exclude(heatmap=""))
+        predictions = list(photo.predictions.active().exclude(heatmap=""))
         for field_file in [photo.image, *(prediction.heatmap for prediction in predictions)]:
             if field_file.name:
                 field_file.storage.delete(field_file.name)
         with transaction.atomic():
-            photo.predictions.update(heatmap="")
+            photo.predictions.active().update(heatmap="")
             Photo.objects.filter(pk=photo.pk).update(
                 image="", files_deleted_at=timezone.now(), files_deleted_reason=reason, updated_at=timezone.now()
             )

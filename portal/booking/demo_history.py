@@ -113,7 +113,7 @@ def _case(rng, site, starts_at, patient, clinician, active, challenger):
     record_prediction(photo=photo, model_version=active, analysis=analysis, heatmap_jpeg=render_heatmap(image, analysis),
                       timings_ms={})
     shadow = float(rng.beta(4.5, 2.2) if mpox else rng.beta(1.8, 5))
-    Prediction.all_roles.create(
+    Prediction.objects.create(
         photo=photo, model_version=challenger, role=Prediction.Role.CHALLENGER, probability=shadow,
         threshold=challenger.threshold, flagged=shadow >= challenger.threshold, roi=analysis.roi, roi_source="auto",
     )

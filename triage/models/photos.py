@@ -133,12 +133,11 @@ class Photo(RoiBox):
         return self.status in self.PROBLEM_STATUSES and bool(self.status_reason)
 
 
-class CountingPredictionManager(models.Manager):
-    """Only the active model's predictions: what flags cases and what staff and patients see.
-    Shadow predictions of a challenger are reached through `Prediction.all_roles` alone."""
-
-    def get_queryset(self):
-        return super().get_queryset().filter(role=Prediction.Role.ACTIVE)
+class PredictionQuerySet(models.QuerySet):
+    def active(self):
+        """The active model's predictions: what flags cases and what staff and patients see (a
+        challenger's shadow predictions are left out)."""
+        return self.filter(role=Prediction.Role.ACTIVE)
 
 
 class Prediction(RoiBox):
@@ -168,8 +167,7 @@ class Prediction(RoiBox):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = CountingPredictionManager()
-    all_roles = models.Manager()
+    objects = PredictionQuerySet.as_manager()  # every role: ask for `.active()` where only the active model counts
 
     class Meta:
         ordering = ["-created_at", "-id"]
