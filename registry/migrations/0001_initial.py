@@ -5,20 +5,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-
-MOVED_MODELS = ["modelversion", "historymodel", "modelpromotion"]
-
-
-def move_content_types(apps, schema_editor, source="triage", target="registry"):
-    ContentType = apps.get_model("contenttypes", "ContentType")
-    for model in MOVED_MODELS:
-        if ContentType.objects.filter(app_label=source, model=model).exists():
-            ContentType.objects.filter(app_label=target, model=model).delete()
-            ContentType.objects.filter(app_label=source, model=model).update(app_label=target)
-
-
-def move_content_types_back(apps, schema_editor):
-    move_content_types(apps, schema_editor, source="registry", target="triage")
+from core.content_types import move_content_types
 
 
 class Migration(migrations.Migration):
@@ -106,5 +93,5 @@ class Migration(migrations.Migration):
             ],
             database_operations=[],
         ),
-        migrations.RunPython(move_content_types, move_content_types_back),
+        move_content_types(["modelversion", "historymodel", "modelpromotion"], source="triage", target="registry"),
     ]
