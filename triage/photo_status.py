@@ -14,17 +14,21 @@ from triage.models import Photo
 
 Status = Photo.Status
 
+# A recorded result (ANALYSED, or REJECTED with the model's reason) settles a photo from any status:
+# whether a run may record is decided by `analysis.record_prediction` (the latest run records), and
+# scripts and the demo history record results on photos they have just uploaded or already scored.
+RESULTS = {Status.ANALYSED, Status.REJECTED}
+
 # status -> the statuses it may change to.
 TRANSITIONS = {
-    # A run claims it; an earlier run may still finish after a re-analysis was asked for.
-    Status.RECEIVED: {Status.RECEIVED, Status.ANALYSING, Status.ANALYSED, Status.REJECTED, Status.FAILED},
-    # The run's result, no model to run, or a lost run queued again (RECEIVED) or claimed anew.
-    Status.ANALYSING: {Status.ANALYSING, Status.ANALYSED, Status.REJECTED, Status.FAILED, Status.NO_MODEL, Status.RECEIVED},
-    Status.NO_MODEL: {Status.ANALYSING, Status.RECEIVED, Status.FAILED},
-    Status.ANALYSED: {Status.RECEIVED},  # a clinician asks for a new analysis
-    # A failure of the task that also analysed it marks every unfinished photo of the batch FAILED.
-    Status.REJECTED: {Status.RECEIVED, Status.FAILED},
-    Status.FAILED: {Status.ANALYSING, Status.RECEIVED, Status.FAILED},
+    Status.RECEIVED: {Status.RECEIVED, Status.ANALYSING, Status.FAILED, *RESULTS},  # claimed by a run, or requeued
+    # No model to run, the run failed, or a lost run is queued again (RECEIVED) or claimed anew.
+    Status.ANALYSING: {Status.ANALYSING, Status.NO_MODEL, Status.FAILED, Status.RECEIVED, *RESULTS},
+    Status.NO_MODEL: {Status.ANALYSING, Status.RECEIVED, Status.FAILED, *RESULTS},
+    Status.ANALYSED: {Status.RECEIVED, *RESULTS},  # RECEIVED: a clinician asks for a new analysis
+    # FAILED: the task that analysed it failed for good, and marks every unfinished photo of its batch.
+    Status.REJECTED: {Status.RECEIVED, Status.FAILED, *RESULTS},
+    Status.FAILED: {Status.ANALYSING, Status.RECEIVED, Status.FAILED, *RESULTS},
 }
 
 
