@@ -119,7 +119,7 @@ def run_load(stack, args, report) -> None:
     accepted = statuses[302]
     stored = ours.count()
     unsettled = ours.filter(status__in=Photo.WAITING_STATUSES).count()
-    per_photo = Counter(Prediction.objects.filter(photo__in=ours).values_list("photo_id", flat=True))
+    per_photo = Counter(Prediction.objects.active().filter(photo__in=ours).values_list("photo_id", flat=True))
     failed = ours.filter(status__in=Photo.PROBLEM_STATUSES).count()
     media_root = Path(settings.PRIVATE_MEDIA_ROOT)
     stored_files = {str(path.relative_to(media_root)) for path in (media_root / "photos").rglob("*") if path.is_file()}

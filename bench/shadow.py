@@ -32,14 +32,15 @@ def main(checkpoint: str, threads: int, reps: int, warmup: int) -> dict:
     from bench.photos import jpeg_bytes, make_photos
     from portal.booking.models import Clinic, Service, Slot
     from portal.booking.services import book_appointment
-    from triage import analysis, registry
-    from triage.models import ModelVersion
+    from registry import versions
+    from triage import analysis
+    from registry.models import ModelVersion
     from triage.services import accept_photo
 
     ml.configure_threads(threads)
     call_command("migrate", verbosity=0)
-    active, _ = registry.register_checkpoint(checkpoint)
-    registry.activate_model_version(active)
+    active, _ = versions.register_checkpoint(checkpoint)
+    versions.activate_model_version(active)
     challenger = ModelVersion.objects.create(
         version=f"{active.version}-shadow", architecture=active.architecture, checkpoint_path=active.checkpoint_path,
         threshold=active.threshold, metadata=active.metadata,
@@ -62,7 +63,7 @@ def main(checkpoint: str, threads: int, reps: int, warmup: int) -> dict:
 
     def one_task(arm, index):
         if arm == "with":
-            registry.make_challenger(challenger)
+            versions.make_challenger(challenger)
         else:
             ModelVersion.objects.filter(pk=challenger.pk).update(is_challenger=False)
         slot = Slot.objects.create(clinic=clinic, service=service,

@@ -242,7 +242,7 @@ def _finished(photo_ids) -> dict[int, bool]:
     """Photos among ``photo_ids`` that are done: True with a Prediction, False if rejected/failed."""
     from triage.models import Photo, Prediction
 
-    done = {pk: True for pk in Prediction.objects.filter(photo_id__in=photo_ids).values_list("photo_id", flat=True)}
+    done = {pk: True for pk in Prediction.objects.active().filter(photo_id__in=photo_ids).values_list("photo_id", flat=True)}
     failed = Photo.objects.filter(pk__in=photo_ids, status__in=[Photo.Status.REJECTED, Photo.Status.FAILED])
     done.update({pk: False for pk in failed.values_list("pk", flat=True) if pk not in done})
     return done
@@ -285,7 +285,7 @@ def upload_figures(stack: Stack, photos: list, count: int, interval_s: float, re
     report.add("upload_result_p50_ms", "upload -> result latency p50", _percentile(latencies, 50), "ms", note=note)
     report.add("upload_result_p95_ms", "upload -> result latency p95", _percentile(latencies, 95), "ms")
     report.add("upload_result_count", "  uploads measured", float(len(latencies)), "")
-    _worker_figures(stack, Prediction.objects.filter(photo__case__appointment__reference=patient.reference), report)
+    _worker_figures(stack, Prediction.objects.active().filter(photo__case__appointment__reference=patient.reference), report)
     rss_figures(stack.worker_child_memory(), "Celery pool child", report)
 
 

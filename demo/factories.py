@@ -14,7 +14,8 @@ from factory.django import DjangoModelFactory, Password
 
 from portal.booking.consent import CARE_TEXT_VERSION, RESEARCH_TEXT_VERSION
 from portal.booking.models import Appointment, Clinic, ConsentRecord, Service, Slot
-from triage.models import Case, ModelVersion, Prediction, RoiSource
+from registry.models import ModelVersion
+from triage.models import Case, Prediction, RoiSource
 
 
 class UserFactory(DjangoModelFactory):

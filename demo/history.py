@@ -26,10 +26,11 @@ from demo.factories import (
 from ml import Analysis
 from portal.booking.models import Appointment
 from portal.booking.questionnaire import QUESTIONNAIRE_VERSION
-from triage import registry
+from registry import versions
 from triage.analysis import read_photo, record_prediction, render_heatmap
 from triage.models import Decision, FinalDiagnosis, LabResult, Outcome, Photo
-from triage.services import accept_photo, record_decision, record_ground_truth, register_history_model
+from modelops.services import register_history_model
+from triage.services import accept_photo, record_decision, record_ground_truth
 
 SECOND_SITE = "Demo Riverside Clinic"
 DAYS_BACK = 42
@@ -69,10 +70,10 @@ def seed_history(*, clinic, clinician, log):
     sites = [clinic, ClinicFactory(name=SECOND_SITE, address="2 River Road")]
     if Appointment.objects.filter(slot__clinic__in=sites, slot__starts_at__lt=timezone.now()).exists():
         return 0
-    active = registry.active_model_version()
+    active = versions.active_model_version()
     if active is None:
-        registry.register_checkpoints()
-        active = registry.active_model_version()
+        versions.register_checkpoints()
+        active = versions.active_model_version()
     if active is None:
         log("No model installed: the demo history needs one (manage.py register_models).")
         return 0
@@ -142,8 +143,8 @@ def _demo_challenger(active):
         version=CHALLENGER_VERSION, architecture=active.architecture, checkpoint_path=active.checkpoint_path,
         threshold=min(0.9, active.threshold * 1.5), operating_point="demo only", metadata={},
     )
-    if registry.challenger_model_version() is None:
-        registry.make_challenger(challenger)
+    if versions.challenger_model_version() is None:
+        versions.make_challenger(challenger)
     return challenger
 
 

@@ -56,6 +56,7 @@ urlpatterns = [
     path("integration/", include(integration_urls)),
     path("me/", include(patient_urls)),
     path("", include("triage.api_urls")),
+    path("", include("modelops.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(
         "docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema", template_name="api/swagger_ui.html"),

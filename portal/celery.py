@@ -4,7 +4,7 @@ from pathlib import Path
 from celery import Celery
 from celery.signals import before_task_publish, task_postrun, task_prerun
 
-from portal.observability import current_request_id, reset_request_id, set_request_id
+from core.request_id import current_request_id, reset_request_id, set_request_id
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 

@@ -16,8 +16,8 @@ from django.http import HttpResponse, HttpResponseServerError, JsonResponse
 from django.template.loader import render_to_string
 from django.views import defaults
 
+from core.services import audit
 from portal.schema import API_PREFIX
-from triage.services import audit
 
 DATABASE_ERRORS = (OperationalError, InterfaceError)
 RETRY_AFTER_SECONDS = 60

@@ -12,7 +12,7 @@ from django.core.files.storage import default_storage
 from django.db import connection
 from django.http import JsonResponse
 
-from triage.registry import active_model_version
+from registry.versions import active_model_version
 
 logger = logging.getLogger(__name__)
 

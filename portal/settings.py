@@ -36,17 +36,20 @@ INSTALLED_APPS = [
     "django_htmx",
     "axes",
     "csp",
+    "core",
+    "registry",
     "portal.booking",
     "portal.integrations",
     "portal.fhir",
     "triage",
     "demo",  # seed_demo and its synthetic history; nothing else depends on it
+    "modelops",
 ]
 
 MIDDLEWARE = [
     # First: every log line of a request carries its id, and probes are answered before host
     # validation or an SSL redirect could refuse a load balancer's plain-HTTP check.
-    "portal.observability.RequestIdMiddleware",
+    "core.request_id.RequestIdMiddleware",
     "portal.health.HealthCheckMiddleware",
     # A control character (a NUL) in the path or query string is a 400 before anything reads or stores it.
     "portal.request_guard.RejectControlCharactersMiddleware",
@@ -391,9 +394,9 @@ if AWS_STORAGE_BUCKET_NAME:
 
 # ---------------------------------------------------------------------------------------------
 # Worker operations: each worker's main process records a heartbeat row this often; admins see
-# workers silent for 3 periods as stale. Heartbeats and retention live in triage.housekeeping.
+# workers silent for 3 periods as stale. Heartbeats live in core.heartbeats, the retention sweep in triage.housekeeping.
 WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=30)
-CELERY_IMPORTS = ["triage.housekeeping"]
+CELERY_IMPORTS = ["core.heartbeats", "triage.housekeeping"]
 # The worker's log lines go through LOGGING below (JSON when asked), not Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -415,7 +418,7 @@ LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "portal.observability.RequestIdFilter"}},
+    "filters": {"request_id": {"()": "core.request_id.RequestIdFilter"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
         "json": {
@@ -430,7 +433,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
-# Live model performance (triage.performance): figures are drawn from this many lab-confirmed cases;
+# Live model performance (modelops.performance): figures are drawn from this many lab-confirmed cases;
 # a challenger is promoted only with this many shared confirmed cases and no loss of sensitivity;
 # the history + image model is fitted from this many.
 PERFORMANCE_MIN_CONFIRMED_CASES = env.int("PERFORMANCE_MIN_CONFIRMED_CASES", default=20)

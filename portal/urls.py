@@ -9,6 +9,7 @@ urlpatterns = [
     path("", include("portal.booking.urls")),  # before auth's URLs: its sign-in and reset views win
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("triage.urls")),
+    path("", include("modelops.urls")),
 ]
 
 handler403 = "portal.errors.permission_denied"

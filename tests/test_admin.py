@@ -1,7 +1,8 @@
 import pytest
 from django.urls import reverse
 
-from triage.models import AuditEvent, ModelVersion
+from core.models import AuditEvent
+from registry.models import ModelVersion
 
 pytestmark = pytest.mark.django_db
 
@@ -14,7 +15,7 @@ def admin_client(client, admin_user):
 
 def test_changelists_load(admin_client, prediction):
     for model in ["booking/clinic", "booking/slot", "booking/appointment", "triage/case", "triage/photo",
-                  "triage/prediction", "triage/modelversion", "triage/decision", "triage/auditevent"]:
+                  "triage/prediction", "registry/modelversion", "triage/decision", "core/auditevent"]:
         assert admin_client.get(f"/admin/{model}/").status_code == 200, model
 
 
@@ -44,7 +45,7 @@ def test_appointments_are_read_only_their_status_changes_through_the_booking_ser
 def test_audit_events_are_read_only(admin_client, prediction):
     event = AuditEvent.objects.create(action="view_photo", object_type="photo", object_id="1")
 
-    page = admin_client.get(reverse("admin:triage_auditevent_change", args=[event.pk]))
+    page = admin_client.get(reverse("admin:core_auditevent_change", args=[event.pk]))
 
     assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
 
@@ -53,7 +54,7 @@ def test_make_challenger_action_runs_a_version_in_shadow_without_activating_it(a
     """Activation is by promotion only (tests/test_challenger.py), after the version ran as challenger."""
     other = ModelVersion.objects.create(version="v2", architecture="tiny", checkpoint_path="/x.pt", threshold=0.5)
 
-    admin_client.post(reverse("admin:triage_modelversion_changelist"), {
+    admin_client.post(reverse("admin:registry_modelversion_changelist"), {
         "action": "make_challenger", "_selected_action": [other.pk],
     })
 
@@ -68,13 +69,13 @@ def test_case_and_photo_pages_load(admin_client, prediction):
     assert reverse("photo-image", args=[prediction.photo_id]) in page.content.decode()
 
 
-@pytest.mark.parametrize("model", ["case", "photo", "modelversion"])
+@pytest.mark.parametrize("model", ["triage_case", "triage_photo", "registry_modelversion"])
 def test_service_made_rows_cannot_be_added_in_admin(admin_client, model):
-    assert admin_client.get(reverse(f"admin:triage_{model}_add")).status_code == 403
+    assert admin_client.get(reverse(f"admin:{model}_add")).status_code == 403
 
 
 def test_model_version_fields_are_read_only_except_activation(admin_client, model_version):
-    page = admin_client.get(reverse("admin:triage_modelversion_change", args=[model_version.pk])).content.decode()
+    page = admin_client.get(reverse("admin:registry_modelversion_change", args=[model_version.pk])).content.decode()
     assert 'name="threshold"' not in page and 'name="checkpoint_path"' not in page
 
 

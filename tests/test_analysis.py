@@ -9,8 +9,10 @@ from django.urls import reverse
 from PIL import Image, ImageDraw, ImageFilter
 
 import ml.testing
-from triage import analysis, registry
-from triage.models import Case, ModelVersion, Photo, PhotoOutcome, PhotoReason, Prediction, RoiSource, reason_for_patient
+from registry import versions
+from triage import analysis
+from registry.models import ModelVersion
+from triage.models import Case, Photo, PhotoOutcome, PhotoReason, Prediction, RoiSource, reason_for_patient
 from triage.services import accept_photo
 
 
@@ -19,7 +21,7 @@ def tiny_model(tmp_path, settings, db):
     """A random 64-px DenseNet-121 checkpoint, registered and active; threshold 0.5."""
     settings.MODEL_DIR = tmp_path
     ml.testing.make_random_checkpoint(tmp_path / "tiny.pt", input_size=64, threshold=0.5, version="tiny-1")
-    (model_version,) = registry.register_checkpoints()
+    (model_version,) = versions.register_checkpoints()
     return model_version
 
 
@@ -51,14 +53,14 @@ def judging_model(tmp_path, settings, db):
     examples = [lesion_image(seed=seed) for seed in range(6)]
     ml.testing.make_random_checkpoint(tmp_path / "judge.pt", arch="efficientnet_lite0", input_size=64,
                                       threshold=0.0, version="judge-1", assessable_examples=examples)
-    (model_version,) = registry.register_checkpoints()
+    (model_version,) = versions.register_checkpoints()
     return model_version
 
 
 def test_first_registered_checkpoint_becomes_active_and_registering_again_is_a_no_op(tiny_model):
     assert tiny_model.is_active and tiny_model.architecture == "densenet121"
     assert ModelVersion.objects.get().threshold == 0.5
-    assert registry.register_checkpoints() == []
+    assert versions.register_checkpoints() == []
 
 
 def test_without_a_model_photos_wait_and_get_no_score(appointment, patient, private_storage, enqueued):
@@ -66,7 +68,7 @@ def test_without_a_model_photos_wait_and_get_no_score(appointment, patient, priv
     assert analysis.analyse_photos([photo.pk]) == []
     photo.refresh_from_db()
     assert photo.status == Photo.Status.NO_MODEL
-    assert not Prediction.objects.exists()
+    assert not Prediction.objects.active().exists()
 
 
 def test_analysis_stores_a_prediction_once_and_a_rerun_skips_it(tiny_model, appointment, patient, private_storage, enqueued):
@@ -82,7 +84,7 @@ def test_analysis_stores_a_prediction_once_and_a_rerun_skips_it(tiny_model, appo
     assert {"model", "read", "render"} <= set(prediction.timings_ms)
 
     assert analysis.analyse_photos([photo.pk]) == []  # redelivered task: nothing new
-    assert Prediction.objects.count() == 1
+    assert Prediction.objects.active().count() == 1
 
 
 def test_a_dark_photo_is_not_assessable_and_the_patient_is_asked_to_retake_it(

@@ -2,7 +2,7 @@
 from django.urls import reverse
 
 from tests.conftest import PASSWORD
-from triage.models import AuditEvent
+from core.models import AuditEvent
 
 
 def test_login_logout_and_failed_login_are_audited(client, clinician):

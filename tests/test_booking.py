@@ -24,7 +24,8 @@ from portal.booking.services import (
 )
 from portal.booking.tasks import send_reminders_task
 from tests.conftest import QUESTIONNAIRE_ANSWERS
-from triage.models import AuditEvent, Case, Outcome
+from core.models import AuditEvent
+from triage.models import Case, Outcome
 from triage.permissions import is_clinician
 
 pytestmark = pytest.mark.django_db

@@ -6,10 +6,14 @@ from django.urls import reverse
 
 import ml.testing
 from tests.clinic_history import HISTORY, build_history, jpeg_upload
-from triage import analysis, registry
-from triage.models import AuditEvent, ModelPromotion, ModelVersion, Prediction
+from registry import versions
+from triage import analysis
+from core.models import AuditEvent
+from registry.models import ModelPromotion, ModelVersion
+from triage.models import Prediction
 from triage.selectors import case_for_review
-from triage.services import accept_photo, promote_model_version, register_challenger
+from modelops.services import promote_model_version, register_challenger
+from triage.services import accept_photo
 
 pytestmark = pytest.mark.django_db
 TINY_ARCH = "efficientnet_lite0"  # the lighter of the two architectures to build and run
@@ -21,7 +25,7 @@ def active_and_challenger(tmp_path, settings):
     settings.MODEL_DIR = tmp_path / "active"
     settings.MODEL_DIR.mkdir()
     ml.testing.make_random_checkpoint(settings.MODEL_DIR / "a.pt", arch=TINY_ARCH, input_size=64, threshold=1.0, version="tiny-active")
-    (active,) = registry.register_checkpoints()
+    (active,) = versions.register_checkpoints()
     path = ml.testing.make_random_checkpoint(tmp_path / "c.pt", arch=TINY_ARCH, input_size=64, threshold=0.0, version="tiny-challenger")
     challenger = register_challenger(checkpoint_path=path)
     return active, challenger
@@ -34,32 +38,32 @@ def test_challenger_scores_every_new_photo_in_shadow(active_and_challenger, appo
 
     (prediction,) = analysis.analyse_photos([photo.pk])
 
-    shadow = Prediction.all_roles.get(role=Prediction.Role.CHALLENGER)
+    shadow = Prediction.objects.get(role=Prediction.Role.CHALLENGER)
     assert (prediction.model_version, shadow.model_version) == (active, challenger)
     assert shadow.photo == photo and shadow.roi == prediction.roi == (20, 20, 120, 100)
     assert shadow.flagged and not prediction.flagged  # the challenger's threshold is 0
     assert not shadow.heatmap
     appointment.case.refresh_from_db()
     assert not appointment.case.flagged  # only the active model flags
-    assert list(Prediction.objects.all()) == [prediction]  # hidden from staff and patient pages
+    assert list(Prediction.objects.active().all()) == [prediction]  # hidden from staff and patient pages
     review = case_for_review(appointment.case.pk, site_ids=None)
     assert [p.pk for p in review.photos.get().prediction_history] == [prediction.pk]
 
 
 def test_a_broken_challenger_never_costs_the_active_result(active_and_challenger, appointment, patient, private_storage, enqueued, monkeypatch):
     _, challenger = active_and_challenger
-    monkeypatch.setattr(registry, "_models_by_version", {})  # a fresh worker process: nothing loaded yet
+    monkeypatch.setattr(versions, "_models_by_version", {})  # a fresh worker process: nothing loaded yet
     ModelVersion.objects.filter(pk=challenger.pk).update(checkpoint_path="/nonexistent/broken.pt")
     photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=jpeg_upload(2), body_site="hands")
     (prediction,) = analysis.analyse_photos([photo.pk])
     photo.refresh_from_db()
     assert photo.status == photo.Status.ANALYSED and prediction.role == Prediction.Role.ACTIVE
-    assert not Prediction.all_roles.filter(role=Prediction.Role.CHALLENGER).exists()
+    assert not Prediction.objects.filter(role=Prediction.Role.CHALLENGER).exists()
 
 
 def test_the_active_model_cannot_be_its_own_challenger(model_version):
     with pytest.raises(ValueError):
-        registry.make_challenger(model_version)
+        versions.make_challenger(model_version)
 
 
 # Comparison and promotion on the synthetic history: the challenger's scores (tests/clinic_history.py)
@@ -79,7 +83,7 @@ def challenger_history(settings, patient, clinician, clinic, model_version, priv
 
 
 def test_comparison_on_the_same_cases(challenger_history, model_version, client, clinician):
-    from triage.performance import compare_models
+    from modelops.performance import compare_models
 
     figures = compare_models(model_version, challenger_history).figures
     assert (figures["paired_cases"], figures["positives"]) == (11, 4)
@@ -117,7 +121,7 @@ def test_promotion_is_refused_when_the_challenger_misses_more_mpox(challenger_hi
 
 
 def test_promotion_through_admin_records_who_and_why(challenger_history, model_version, admin_client, admin_user):
-    url = reverse("admin:triage_modelversion_changelist")
+    url = reverse("admin:registry_modelversion_changelist")
     form = admin_client.post(url, {"action": "promote", "_selected_action": [challenger_history.pk]})
     assert b"Why is this model being promoted?" in form.content
     admin_client.post(url, {"action": "promote", "_selected_action": [challenger_history.pk], "apply": "1",
@@ -133,7 +137,7 @@ def test_promotion_through_admin_records_who_and_why(challenger_history, model_v
 
 def test_admin_refuses_a_retired_version_and_says_why(challenger_history, model_version, admin_client):
     retired = ModelVersion.objects.create(version="old", architecture="tiny", checkpoint_path="/x.pt", threshold=0.5)
-    response = admin_client.post(reverse("admin:triage_modelversion_changelist"), {
+    response = admin_client.post(reverse("admin:registry_modelversion_changelist"), {
         "action": "promote", "_selected_action": [retired.pk], "apply": "1", "reason": "roll back"}, follow=True)
     assert "Promotion refused: old is not the challenger" in response.content.decode()
     assert ModelVersion.objects.get(is_active=True) == model_version

@@ -12,13 +12,12 @@ from django.utils import timezone
 
 from portal.booking.models import Clinic, Service, Slot
 from portal.booking.services import book_appointment, cancel_appointment
-from triage.models import AuditEvent, Case, Decision, Outcome, Photo, PhotoReason
+from core.models import AuditEvent
+from triage.models import Case, Decision, Outcome, Photo, PhotoReason
 from triage.permissions import AUDITORS_GROUP, CLINIC_LEADS_GROUP, CLINICIANS_GROUP, PATIENTS_GROUP, can_view_case
-from triage.registry import activate_model_version
+from registry.versions import activate_model_version
 from triage.selectors import case_queue, flagged_undecided_count
-from triage.services import (
-    accept_photo, claim_case, countersign_decision, record_decision, release_case,
-)
+from triage.services import accept_photo, claim_case, countersign_decision, record_decision, release_case
 
 pytestmark = pytest.mark.django_db
 
@@ -384,7 +383,7 @@ def test_roles_are_groups_with_permissions(make_staff, clinic):
     assert clinician.has_perm("triage.decide_cases") and not clinician.has_perm("triage.export_decisions")
     assert lead.has_perm("triage.export_decisions")
     assert auditor.has_perm("triage.review_cases") and not auditor.has_perm("triage.decide_cases")
-    assert auditor.has_perm("triage.view_auditevent") and auditor.has_perm("triage.see_all_sites")
+    assert auditor.has_perm("core.view_auditevent") and auditor.has_perm("triage.see_all_sites")
     assert not patient.has_perm("triage.review_cases")
 
 
@@ -392,7 +391,7 @@ def test_clinicians_see_only_their_sites_cases_and_photos(client, clinician, cas
     north = case_with_photo(0, probability=0.9, slot=slot_at(other_clinic, timezone.now() + timedelta(hours=5)))
     mine = case_with_photo(6, probability=0.9)
     photo = north.photos.get()
-    prediction = photo.predictions.get()
+    prediction = photo.predictions.active().get()
     client.force_login(clinician)
 
     assert list(case_queue(site_ids={mine.clinic_id})) == [mine]

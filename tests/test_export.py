@@ -10,7 +10,8 @@ import ml.testing
 from ml.data import discover
 from portal.booking.models import Appointment
 from tests.clinic_history import book_past_case, record_score
-from triage.models import AuditEvent, FinalDiagnosis, LabResult
+from core.models import AuditEvent
+from triage.models import FinalDiagnosis, LabResult
 from triage.services import record_ground_truth
 
 pytestmark = pytest.mark.django_db
@@ -103,7 +104,8 @@ def test_an_export_trains_a_challenger_that_runs_in_shadow(tmp_path, settings, p
     `register_challenger` -> the new checkpoint scores the next photo in shadow."""
     from ml.__main__ import main as ml_main
     from tests.clinic_history import jpeg_upload
-    from triage import analysis, registry
+    from registry import versions
+    from triage import analysis
     from triage.models import Prediction
     from triage.services import accept_photo
 
@@ -111,7 +113,7 @@ def test_an_export_trains_a_challenger_that_runs_in_shadow(tmp_path, settings, p
     settings.MODEL_DIR.mkdir()
     ml.testing.make_random_checkpoint(settings.MODEL_DIR / "active.pt", arch="efficientnet_lite0", input_size=64,
                                       version="tiny-active")
-    (active,) = registry.register_checkpoints()
+    (active,) = versions.register_checkpoints()
     for index in range(8):
         owner = (patient, other_patient)[index % 2]
         case, photo = book_past_case(patient=owner, clinic=clinic, days_ago=5, consent_research=True, seed=index)
@@ -127,9 +129,9 @@ def test_an_export_trains_a_challenger_that_runs_in_shadow(tmp_path, settings, p
              "--out", str(checkpoint)])
     call_command("register_challenger", str(checkpoint))
 
-    assert registry.challenger_model_version().version == "clinic-1"
+    assert versions.challenger_model_version().version == "clinic-1"
     photo = accept_photo(case=book_past_case(patient=patient, clinic=clinic, days_ago=1, seed=20)[0],
                          uploaded_by=patient, uploaded_file=jpeg_upload(21), body_site="genital")
     analysis.analyse_photos([photo.pk])
-    shadow = Prediction.all_roles.get(photo=photo, role=Prediction.Role.CHALLENGER)
+    shadow = Prediction.objects.get(photo=photo, role=Prediction.Role.CHALLENGER)
     assert shadow.model_version.version == "clinic-1" and 0 <= shadow.probability <= 1

@@ -6,7 +6,8 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
-from triage.models import AuditEvent, FinalDiagnosis, LabResult
+from core.models import AuditEvent
+from triage.models import FinalDiagnosis, LabResult
 from triage.services import record_ground_truth
 
 pytestmark = pytest.mark.django_db

@@ -18,9 +18,13 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from tests.clinic_history import book_past_case, build_history, record_score
-from triage import performance, registry
-from triage.models import AuditEvent, Case, HistoryModel, ModelPromotion, ModelVersion
-from triage.services import promote_history_model, promote_model_version, register_history_model
+from modelops import performance
+from registry import versions
+from triage.history import HISTORY_FEATURES
+from core.models import AuditEvent
+from registry.models import HistoryModel, ModelPromotion, ModelVersion
+from triage.models import Case
+from modelops.services import promote_history_model, promote_model_version, register_history_model
 
 pytestmark = pytest.mark.django_db
 CONTACT_CASES = (1, 2, 3, 6)
@@ -50,7 +54,7 @@ def history(settings, patient, clinician, clinic, model_version, private_storage
 @pytest.fixture
 def contact_model(model_version):
     return HistoryModel.objects.create(
-        version="history-hand", image_model=model_version, features=list(performance.HISTORY_FEATURES),
+        version="history-hand", image_model=model_version, features=list(HISTORY_FEATURES),
         coefficients=[1.0, 3.0, 0, 0, 0, 0, 0, 0], intercept=-1.0, threshold=0.5, fitted_cases=0, fitted_positives=0,
     )
 
@@ -83,7 +87,7 @@ def test_refused_by_the_challengers_rule(settings, history, contact_model, admin
     contact_model.refresh_from_db()
     with pytest.raises(ValidationError, match="history-hand is worse on sensitivity: it flags 2 of 4 .* test-model-1 \\(image score alone\\) 3 of 4"):
         promote_history_model(history_model=contact_model, promoted_by=admin_user, reason="Fewer false alarms")
-    assert not ModelPromotion.objects.exists() and registry.active_history_model() is None
+    assert not ModelPromotion.objects.exists() and versions.active_history_model() is None
     assert AuditEvent.objects.filter(action="promote_model", allowed=False, object_type="historymodel").count() == 2
 
 
@@ -101,7 +105,7 @@ def test_once_promoted_its_combined_score_flags_new_cases(history, contact_model
     promotion = promote_history_model(history_model=contact_model, promoted_by=admin_user, reason="Sensitivity 4/4")
     assert (promotion.history_model, promotion.model_version, promotion.promoted_by) == (contact_model, model_version, admin_user)
     assert promotion.evidence["own_threshold"]["challenger"]["sensitivity"]["successes"] == 4
-    assert registry.active_history_model() == contact_model
+    assert versions.active_history_model() == contact_model
 
     heatmap = make_image_bytes(size=(64, 64))
     contact_case, contact_photo = book_past_case(patient=patient, clinic=clinic, days_ago=1, seed=40)
@@ -122,12 +126,12 @@ def test_once_promoted_its_combined_score_flags_new_cases(history, contact_model
 
 
 def test_promoting_another_image_model_retires_it(history, contact_model, admin_user):
-    registry.activate_history_model(contact_model)
+    versions.activate_history_model(contact_model)
     challenger = ModelVersion.objects.create(version="next", architecture="tiny", checkpoint_path="/x.pt",
                                              threshold=0.5, is_challenger=True)
-    registry.activate_model_version(challenger)
+    versions.activate_model_version(challenger)
     contact_model.refresh_from_db()
-    assert contact_model.status == HistoryModel.Status.RETIRED and registry.active_history_model() is None
+    assert contact_model.status == HistoryModel.Status.RETIRED and versions.active_history_model() is None
     with pytest.raises(ValidationError, match="not the active model"):
         promote_history_model(history_model=contact_model, promoted_by=admin_user, reason="again")
 
@@ -141,7 +145,7 @@ def test_registered_from_the_fit_with_who_and_what(settings, history, model_vers
     call_command("register_history_model", "--by", clinician.username)
     stored = HistoryModel.objects.get()
     assert stored.coefficients == pytest.approx([row["coefficient"] for row in fit["coefficients"]])
-    assert stored.features == list(performance.HISTORY_FEATURES) and stored.intercept == pytest.approx(fit["intercept"])
+    assert stored.features == list(HISTORY_FEATURES) and stored.intercept == pytest.approx(fit["intercept"])
     assert (stored.fitted_cases, stored.fitted_positives, stored.fitted_by) == (11, 4, clinician)
     assert sorted(stored.fitted_case_ids) == sorted(case.pk for case in history)
     assert stored.status == HistoryModel.Status.CANDIDATE and not Case.objects.filter(history_model=stored).exists()
@@ -154,7 +158,7 @@ def test_registered_from_the_fit_with_who_and_what(settings, history, model_vers
 
 
 def test_admin_promotes_it_and_the_pages_show_it(history, contact_model, admin_client, admin_user, client, clinician):
-    url = reverse("admin:triage_historymodel_changelist")
+    url = reverse("admin:registry_historymodel_changelist")
     form = admin_client.post(url, {"action": "promote", "_selected_action": [contact_model.pk]}).content.decode()
     assert "Why is this model being promoted?" in form and "the image score of test-model-1 alone" in form
     admin_client.post(url, {"action": "promote", "_selected_action": [contact_model.pk], "apply": "1",

@@ -11,8 +11,9 @@ from tests.clinic_history import book_past_case, build_history
 from tests.test_browser import SCREENSHOTS, browser, log_in  # noqa: F401  (browser is a fixture)
 from tests.test_patient_journey import assert_accessible
 from tests.test_staff_browser import VIEWPORTS, assert_fits_the_width, new_page
-from triage import performance
-from triage.models import HistoryModel, LabResult, ModelVersion
+from triage.history import HISTORY_FEATURES
+from registry.models import HistoryModel, ModelVersion
+from triage.models import LabResult
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -29,7 +30,7 @@ def confirmed_history(settings, patient, clinician, clinic, model_version, priva
     build_history(patient=patient, clinician=clinician, clinic=clinic, active=model_version, challenger=challenger,
                   heatmap_jpeg=make_image_bytes(size=(64, 64)))
     HistoryModel.objects.create(
-        version="history-1 on test-model-1", image_model=model_version, features=list(performance.HISTORY_FEATURES),
+        version="history-1 on test-model-1", image_model=model_version, features=list(HISTORY_FEATURES),
         coefficients=[1.0, 3.0, 0, 0, 0, 0, 0, 0], intercept=-1.0, threshold=0.5, fitted_cases=0, fitted_positives=0,
     )
 

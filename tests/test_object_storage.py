@@ -28,7 +28,8 @@ from tests.test_worker_e2e import (  # noqa: F401 (fixtures)
     ANALYSIS_TIMEOUT, free_port, installed_model, lesion_photo_jpeg,
 )
 from tests.workers import ROOT, stop_process_group, wait_for
-from triage.models import AuditEvent, Photo
+from core.models import AuditEvent
+from triage.models import Photo
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -152,7 +153,7 @@ def test_upload_analysis_and_heatmap_viewing_through_private_storage(
              ANALYSIS_TIMEOUT, "the worker to analyse the photo", worker.log_path)
     photo.refresh_from_db()
     assert photo.status == Photo.Status.ANALYSED, photo.staff_message
-    prediction = photo.predictions.get()
+    prediction = photo.predictions.active().get()
 
     # Both files are in the storage under test (the worker wrote the heatmap there).
     assert {photo.image.name, prediction.heatmap.name} <= storage.stored_names()

@@ -8,8 +8,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from portal.celery import app as celery_app
-from triage.models import Photo, WorkerHeartbeat
-from triage.services import record_worker_heartbeat
+from core.models import WorkerHeartbeat
+from triage.models import Photo
+from core.services import record_worker_heartbeat
 from triage.tasks import analyse_photos_task
 
 
@@ -33,7 +34,7 @@ def test_admin_sees_workers_queue_lengths_and_the_oldest_waiting_photo(client, a
     Photo.objects.filter(pk=photo.pk).update(created_at=timezone.now() - timedelta(minutes=42))
 
     client.force_login(admin_user)
-    page = client.get(reverse("admin:triage_workerheartbeat_changelist")).content.decode()
+    page = client.get(reverse("admin:core_workerheartbeat_changelist")).content.decode()
     assert '<td data-queue="inference">3</td>' in page
     assert '<td data-queue="default">0</td>' in page
     assert f"Photo {photo.pk}</a>" in page and "waiting 42" in page
@@ -56,5 +57,5 @@ def test_a_restarted_worker_gets_a_new_start_time(db):
 def test_the_operations_page_says_when_the_broker_is_unreachable(client, admin_user, monkeypatch):
     monkeypatch.setattr(celery_app.conf, "broker_read_url", "redis://127.0.0.1:1/0")
     client.force_login(admin_user)
-    page = client.get(reverse("admin:triage_workerheartbeat_changelist")).content.decode()
+    page = client.get(reverse("admin:core_workerheartbeat_changelist")).content.decode()
     assert "The broker could not be reached" in page

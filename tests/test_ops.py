@@ -17,7 +17,8 @@ from portal.booking.templatetags.durations import duration_in_words
 from tests.conftest import PASSWORD
 from tests.test_analysis import lesion_upload, tiny_model  # noqa: F401 (fixture)
 from triage import analysis, selectors, tasks
-from triage.models import AuditEvent, Case, Outcome, Photo, Prediction
+from core.models import AuditEvent
+from triage.models import Case, Outcome, Photo, Prediction
 from triage.services import accept_photos, record_decision
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,10 +201,10 @@ def test_audit_events_can_be_neither_edited_nor_deleted_and_are_searchable(admin
     if event is None:
         admin_client.get(reverse("admin:triage_photo_change", args=[prediction.photo_id]))
         event = AuditEvent.objects.get(action="admin_view_photo")
-    change = reverse("admin:triage_auditevent_change", args=[event.pk])
+    change = reverse("admin:core_auditevent_change", args=[event.pk])
     assert admin_client.post(change, {"action": "nothing"}).status_code == 403
-    assert admin_client.post(reverse("admin:triage_auditevent_delete", args=[event.pk]), {"post": "yes"}).status_code == 403
-    changelist = reverse("admin:triage_auditevent_changelist")
+    assert admin_client.post(reverse("admin:core_auditevent_delete", args=[event.pk]), {"post": "yes"}).status_code == 403
+    changelist = reverse("admin:core_auditevent_changelist")
     bulk_delete = admin_client.post(changelist, {"action": "delete_selected", "_selected_action": [event.pk], "post": "yes"})
     assert AuditEvent.objects.filter(pk=event.pk).exists(), bulk_delete.status_code
     found = admin_client.get(changelist, {"q": event.case_reference}).content.decode()
@@ -294,11 +295,11 @@ def test_a_run_overtaken_by_a_later_one_records_nothing(tiny_model, appointment,
     (photo,) = accept_photos(case=appointment.case, uploaded_by=patient, body_site="trunk", uploaded_files=[lesion_upload()])
     (first_run,) = analysis._claim_photos([photo.pk], "w1@h")
     (prediction,) = analysis.analyse_photos([photo.pk], worker="w2@h")  # redelivered while the first still ran
-    model = analysis.registry.loaded_model(tiny_model)
+    model = analysis.versions.loaded_model(tiny_model)
     (late,) = model.analyse_batch([analysis.read_photo(first_run)], [None])
     assert analysis.record_prediction(photo=first_run, model_version=tiny_model, analysis=late,
                                       heatmap_jpeg=b"jpeg", timings_ms={}) is None
-    assert list(Prediction.objects.all()) == [prediction]
+    assert list(Prediction.objects.active().all()) == [prediction]
     photo.refresh_from_db()
     assert photo.status == Photo.Status.ANALYSED and photo.attempts == 2 and photo.analysis_worker == "w2@h"
 

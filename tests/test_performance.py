@@ -24,8 +24,11 @@ from sklearn.calibration import calibration_curve
 
 from portal.booking.models import Clinic
 from tests.clinic_history import HISTORY, build_history
-from triage import performance
-from triage.models import AuditEvent, HistoryModel, LabResult, ModelVersion
+from modelops import performance
+from triage.history import HISTORY_FEATURES, history_features
+from core.models import AuditEvent
+from registry.models import HistoryModel, ModelVersion
+from triage.models import LabResult
 
 pytestmark = pytest.mark.django_db
 
@@ -127,7 +130,7 @@ def test_alert_when_live_sensitivity_is_below_the_model_card_beyond_its_ci(histo
     model_version.save()
     alert = performance.model_performance(model_version).figures["alert"]
     assert "75% (3 of 4 lab-confirmed mpox cases flagged; 95% CI 30%–95%), below the 97%" in alert
-    changelist = admin_client.get(reverse("admin:triage_modelversion_changelist")).content.decode()
+    changelist = admin_client.get(reverse("admin:registry_modelversion_changelist")).content.decode()
     assert "below the 97% its model card promises" in changelist
 
 
@@ -169,7 +172,7 @@ def test_history_and_image_model_is_fitted_once_enough_cases_exist(settings, his
     settings.HISTORY_MODEL_MIN_CONFIRMED_CASES = 11
     fit = performance.history_model(model_version)
     assert fit["fitted"] and fit["n"] == 11 and fit["positives"] == 4
-    assert [row["feature"] for row in fit["coefficients"]] == list(performance.HISTORY_FEATURES)
+    assert [row["feature"] for row in fit["coefficients"]] == list(HISTORY_FEATURES)
     assert fit["image_only_auc"] == pytest.approx(22 / 28)
     # Every case had a genital photo and no questionnaire: those features are constant.
     image_coefficient = fit["coefficients"][0]["coefficient"]
@@ -181,10 +184,10 @@ def test_history_features_read_the_questionnaire_defensively(history):
     onset = case.appointment.slot.starts_at.date() - timedelta(days=3)
     case.appointment.questionnaire = {"close_contact": "yes", "fever": "yes", "vaccination": "none",
                                       "lesion_sites": ["mouth", "hands"], "onset_date": onset.isoformat(), "unknown": 3}
-    features = performance.history_features(case, 0.5)
+    features = history_features(case, 0.5)
     assert features == [0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 3.0, 1.0]
     case.appointment.questionnaire = "not a dict"
-    assert performance.history_features(case, 0.5)[1:5] == [0.0, 0.0, 0.0, 0.0]
+    assert history_features(case, 0.5)[1:5] == [0.0, 0.0, 0.0, 0.0]
 
 
 def test_seed_demo_history_fills_the_performance_and_comparison_pages(private_storage, enqueued, client):

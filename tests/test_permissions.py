@@ -1,7 +1,7 @@
 import pytest
 from django.urls import reverse
 
-from triage.models import AuditEvent
+from core.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -244,5 +244,5 @@ def test_reanalysis_keeps_old_predictions_and_queues_with_clinician_box(
 
     photo.refresh_from_db()
     assert (photo.roi, photo.roi_source, photo.status) == ((0, 0, 100, 100), RoiSource.CLINICIAN, Photo.Status.RECEIVED)
-    assert photo.predictions.get() == prediction
+    assert photo.predictions.active().get() == prediction
     assert enqueued[-1] == (photo.pk, clinician.pk)

@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from portal.celery import app as celery_app
 from triage.housekeeping import delete_expired_photo_files
-from triage.models import AuditEvent, Decision, FileDeletionReason, Outcome, Photo
+from core.models import AuditEvent
+from triage.models import Decision, FileDeletionReason, Outcome, Photo
 from triage.services import delete_photo_files, record_decision
 from triage.tasks import requeue_stalled_photos
 

@@ -5,7 +5,7 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from triage.models import AuditEvent
+from core.models import AuditEvent
 from triage.permissions import (
     AUDITORS_GROUP,
     CLINIC_LEADS_GROUP,

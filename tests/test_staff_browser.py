@@ -12,7 +12,7 @@ from tests.screenshots import screenshot_dir
 from tests.test_browser import browser, log_in, synthetic_skin_photo  # noqa: F401  (browser is a fixture)
 from triage.analysis import analyse_photos
 from triage.models import Case, Decision, Outcome, Photo
-from triage.registry import activate_model_version, register_checkpoints
+from registry.versions import activate_model_version, register_checkpoints
 from triage.services import accept_photo
 
 VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1366, "height": 900}}

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 
 import ml.testing
 from portal.celery import app as celery_app
-from triage.registry import register_checkpoints
+from registry.versions import register_checkpoints
 from triage.models import Case, Photo
 from tests.workers import ROOT, stack_env, stop_process_group, wait_for
 
@@ -74,7 +74,7 @@ def test_upload_is_analysed_by_a_real_worker_and_reaches_the_clinician_queue(
     )
     photo.refresh_from_db()
     assert photo.status == Photo.Status.ANALYSED, photo.staff_message
-    prediction = photo.predictions.get()
+    prediction = photo.predictions.active().get()
     assert 0.0 <= prediction.probability <= 1.0
     assert prediction.model_version.version == "test-random"
     assert prediction.roi_source == "auto" or prediction.roi_source == "none"
@@ -130,7 +130,7 @@ def test_a_worker_killed_mid_task_loses_nothing(client, patient, appointment, ce
     )
     assert set(pool_children(celery_worker_process.pid)).isdisjoint(killed)
     for photo in Photo.objects.filter(case=case):
-        assert photo.predictions.count() == 1
+        assert photo.predictions.active().count() == 1
     assert max(Photo.objects.filter(case=case).values_list("attempts", flat=True)) >= 2
 
 
@@ -200,7 +200,7 @@ def test_upload_while_redis_is_down_is_analysed_after_it_restarts(
         lambda: Photo.objects.get(pk=photo.pk).status == Photo.Status.ANALYSED,
         ANALYSIS_TIMEOUT, "the photo to be re-queued and analysed", worker.log_path,
     )
-    assert Photo.objects.get(pk=photo.pk).predictions.count() == 1
+    assert Photo.objects.get(pk=photo.pk).predictions.active().count() == 1
 
 
 def test_a_real_worker_emails_on_duty_staff_about_a_flagged_case_and_the_patient_about_the_decision(

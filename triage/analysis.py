@@ -1,7 +1,7 @@
 """Worker side of triage: photo → prediction.
 
 Imports `ml` (and so torch) lazily: the web process never needs it; a worker keeps the active
-model loaded once per process (`triage.registry`, preloaded by `triage.tasks`).
+model loaded once per process (`registry.versions`, preloaded by `triage.tasks`).
 """
 import logging
 import time
@@ -11,9 +11,11 @@ from django.db import transaction
 from django.utils import timezone
 from PIL import Image
 
-from triage import events, performance, registry
+from registry import versions
+from triage import events, history
 from triage.images import encode_jpeg
 from triage.models import Case, Photo, PhotoReason, Prediction, RoiSource
+from triage.photo_status import change_status
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +38,13 @@ def analyse_photos(photo_ids, requested_by_id=None, worker=""):
     photos = _claim_photos(photo_ids, worker)
     if not photos:
         return []
-    model_version = registry.active_model_version()
+    model_version = versions.active_model_version()
     if model_version is None:
-        Photo.objects.filter(pk__in=[p.pk for p in photos]).update(status=Photo.Status.NO_MODEL)
+        change_status(Photo.objects.filter(pk__in=[p.pk for p in photos]), Photo.Status.NO_MODEL)
         return []
 
     started = time.perf_counter()
-    model = registry.loaded_model(model_version)
+    model = versions.loaded_model(model_version)
     load_ms = (time.perf_counter() - started) * 1000
 
     readable = []
@@ -85,21 +87,21 @@ def run_challenger_in_shadow(active_predictions, images, requested_by_id=None):
 
     The challenger sees the box the active model used, so the two are compared on the same crop.
     Its predictions (role challenger) never flag a case and are hidden from staff and patient
-    pages (`Prediction.objects`). A failing challenger is logged and never fails the analysis.
+    pages (`Prediction.objects.active()`). A failing challenger is logged and never fails the analysis.
     """
-    challenger = registry.challenger_model_version()
+    challenger = versions.challenger_model_version()
     if challenger is None:
         return []
     try:
         started = time.perf_counter()
-        model = registry.loaded_model(challenger)
+        model = versions.loaded_model(challenger)
         load_ms = (time.perf_counter() - started) * 1000
         analyses = model.analyse_batch(
             images, [prediction.roi for prediction in active_predictions], heatmap_max_side=SHADOW_HEATMAP_MAX_SIDE
         )
         with transaction.atomic():
             return [
-                Prediction.all_roles.create(
+                Prediction.objects.create(
                     photo=active.photo, model_version=challenger, role=Prediction.Role.CHALLENGER,
                     probability=float(analysis.probability), threshold=challenger.threshold,
                     assessable=bool(analysis.assessable), reason=analysis.reason,
@@ -162,9 +164,9 @@ def record_prediction(*, photo, model_version, analysis, heatmap_jpeg, timings_m
             prediction.heatmap.storage.delete(prediction.heatmap.name)
             raise
         if prediction.assessable:
-            _set_status(photo, Photo.Status.ANALYSED)
+            change_status(photo, Photo.Status.ANALYSED)
         else:
-            _set_status(photo, Photo.Status.REJECTED, PhotoReason.from_model(prediction.reason))
+            change_status(photo, Photo.Status.REJECTED, reason=PhotoReason.from_model(prediction.reason))
             events.send_on_commit(events.photo_retake_needed, case=photo.case, photo=photo)
         refresh_case_flag(photo.case)
     return prediction
@@ -182,17 +184,17 @@ def refresh_case_flag(case):
     """
     was_flagged = Case.objects.select_for_update().values_list("flagged", flat=True).get(pk=case.pk)
     latest = [
-        photo.predictions.order_by("-created_at", "-id").first()
+        photo.predictions.active().order_by("-created_at", "-id").first()
         for photo in case.photos.all()
     ]
     assessed = [prediction for prediction in latest if prediction is not None and prediction.assessable]
     top_score = max((prediction.probability for prediction in assessed), default=None)
     flagged = any(prediction.flagged for prediction in assessed)
-    history_model, history_score = registry.active_history_model(), None
+    history_model, history_score = versions.active_history_model(), None
     if history_model is None or not assessed or any(p.model_version_id != history_model.image_model_id for p in assessed):
         history_model = None
     else:
-        history_score = performance.history_probability(history_model, case, top_score)
+        history_score = history.history_probability(history_model, case, top_score)
         flagged = history_score >= history_model.threshold
     Case.objects.filter(pk=case.pk).update(
         flagged=flagged, max_probability=top_score, history_model=history_model, history_score=history_score,
@@ -203,9 +205,7 @@ def refresh_case_flag(case):
 
 def mark_failed(photo_ids, reason, detail=""):
     """`reason`: PhotoReason.TIMED_OUT or FAILED; `detail`: the technical cause, for staff only."""
-    Photo.objects.filter(pk__in=photo_ids).exclude(status=Photo.Status.ANALYSED).update(
-        status=Photo.Status.FAILED, status_reason=reason, status_detail=detail[:300]
-    )
+    change_status(Photo.objects.filter(pk__in=photo_ids), Photo.Status.FAILED, reason=reason, detail=detail)
 
 
 def _claim_photos(photo_ids, worker):
@@ -219,19 +219,8 @@ def _claim_photos(photo_ids, worker):
             .order_by("pk")
         )
         for photo in photos:
-            photo.status = Photo.Status.ANALYSING
-            photo.status_reason = photo.status_detail = ""
-            photo.attempts += 1
-            photo.analysis_started_at = timezone.now()
-            photo.analysis_worker = worker
-            photo.save(update_fields=[
-                "status", "status_reason", "status_detail", "attempts", "analysis_started_at", "analysis_worker", "updated_at",
-            ])
+            change_status(
+                photo, Photo.Status.ANALYSING,
+                attempts=photo.attempts + 1, analysis_started_at=timezone.now(), analysis_worker=worker,
+            )
     return photos
-
-
-def _set_status(photo, status, reason=""):
-    photo.status = status
-    photo.status_reason = reason
-    photo.status_detail = ""
-    photo.save(update_fields=["status", "status_reason", "status_detail", "updated_at"])

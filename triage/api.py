@@ -2,10 +2,10 @@
 
 Case-scoped endpoints (`CasePhotosView`, `CaseOutcomeView`) are bases: the portal's integration and
 patient APIs subclass them and say whose case it is (`get_case`), so triage never needs to know about
-clinics, API keys or booking references. Staff and admin endpoints are complete here.
+clinics, API keys or booking references. Staff endpoints are complete here; the model-version
+endpoints are model operations' (`modelops.api`).
 """
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
@@ -16,16 +16,15 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from triage.permissions import (
-    CanManageModelVersions, CanReview, IsClinician, ReadsAsReviewerWritesAsClinician, staff_site_ids,
-)
-from triage.selectors import QUEUE_STATUSES, case_for_review, case_queue, ground_truth_history, model_versions
+from core.services import audit
+from triage.permissions import CanReview, IsClinician, ReadsAsReviewerWritesAsClinician, staff_site_ids
+from triage.selectors import QUEUE_STATUSES, case_for_review, case_queue, ground_truth_history
 from triage.serializers import (
     CaseOutcomeSerializer, DecisionSerializer, GroundTruthRequestSerializer, GroundTruthSerializer,
-    ModelPromotionSerializer, ModelVersionSerializer, PhotoStatusSerializer, PhotoUploadSerializer,
-    PromotionRequestSerializer, StaffCaseDetailSerializer, StaffCaseSerializer,
+    PhotoStatusSerializer, PhotoUploadSerializer,
+    StaffCaseDetailSerializer, StaffCaseSerializer,
 )
-from triage.services import accept_photo, audit, promote_model_version, record_decision, record_ground_truth
+from triage.services import accept_photos, record_decision, record_ground_truth
 
 
 def api_error(error: DjangoValidationError, field="non_field_errors"):
@@ -72,8 +71,8 @@ class CasePhotosView(CaseScopedMixin, generics.ListAPIView):
         upload.is_valid(raise_exception=True)
         data = upload.validated_data
         try:
-            photo = accept_photo(
-                case=case, uploaded_by=request.user, uploaded_file=data["photo"], body_site=data["body_site"],
+            (photo,) = accept_photos(
+                case=case, uploaded_by=request.user, uploaded_files=[data["photo"]], body_site=data["body_site"],
                 roi=data["roi"], tap=data["tap"],
             )
         except DjangoValidationError as error:  # a mark outside the photo, or both kinds: the request as a whole
@@ -172,34 +171,3 @@ class StaffGroundTruthView(APIView):
         except DjangoValidationError as error:
             raise api_error(error)
         return Response(GroundTruthSerializer(ground_truth_history(case)).data, status=status.HTTP_201_CREATED)
-
-
-class ModelVersionListView(generics.ListAPIView):
-    """Installed model versions, newest first: one active, at most one challenger (shadow), the rest retired."""
-
-    serializer_class = ModelVersionSerializer
-    permission_classes = [CanManageModelVersions]
-
-    def get_queryset(self):
-        return model_versions()
-
-
-class ModelVersionPromoteView(APIView):
-    """Promote the challenger to active, as the admin action does: a reason is required, and the
-    promotion is refused (400, audited) without enough evidence that it flags no fewer mpox cases."""
-
-    permission_classes = [CanManageModelVersions]
-
-    @extend_schema(request=PromotionRequestSerializer, responses={201: ModelPromotionSerializer})
-    def post(self, request, model_version_id):
-        model_version = get_object_or_404(model_versions(), pk=model_version_id)
-        body = PromotionRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        try:
-            promotion = promote_model_version(
-                model_version=model_version, promoted_by=request.user, reason=body.validated_data["reason"],
-                request=request,
-            )
-        except DjangoValidationError as error:
-            raise api_error(error)
-        return Response(ModelPromotionSerializer(promotion).data, status=status.HTTP_201_CREATED)

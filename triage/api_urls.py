@@ -8,10 +8,4 @@ urlpatterns = [
     path("staff/cases/<int:case_id>/", api.StaffCaseView.as_view(), name="api-staff-case"),
     path("staff/cases/<int:case_id>/decisions/", api.StaffDecisionView.as_view(), name="api-staff-decide"),
     path("staff/cases/<int:case_id>/lab-result/", api.StaffGroundTruthView.as_view(), name="api-staff-lab-result"),
-    path("admin/model-versions/", api.ModelVersionListView.as_view(), name="api-model-versions"),
-    path(
-        "admin/model-versions/<int:model_version_id>/promote/",
-        api.ModelVersionPromoteView.as_view(),
-        name="api-model-version-promote",
-    ),
 ]

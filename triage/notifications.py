@@ -18,7 +18,7 @@ from triage.selectors import cases_due_for_escalation, clinic_leads, on_duty_sta
 
 def email_flagged_case(case_id):
     """Tell the on-duty staff of the case's site that it was flagged. Returns the number of emails."""
-    case = Case.objects.select_related("appointment__slot__clinic").get(pk=case_id)
+    case = Case.objects.select_related(Case.booking_path("clinic")).get(pk=case_id)
     if case.outcome != Outcome.PENDING or not case.is_open:
         return 0  # decided or cancelled before the email went out
     subject = f"Flagged case {case.appointment.reference} at {case.clinic}"
@@ -51,7 +51,7 @@ def escalate_due_cases(now=None):
 def email_patient_decision(decision_id):
     """Tell the patient what the clinic decided for their visit (the instructions, never a score), in
     the language they booked in."""
-    decision = Decision.objects.select_related("case__appointment__patient", "case__appointment__slot__clinic").get(
+    decision = Decision.objects.select_related("case__appointment__patient", Case.booking_path("clinic", via="case__")).get(
         pk=decision_id
     )
     appointment = decision.case.appointment
@@ -77,7 +77,7 @@ def _send(subject, body, users):
 
 
 def _when(case):
-    return date_format(timezone.localtime(case.appointment.slot.starts_at), "l j F, H:i")
+    return date_format(timezone.localtime(case.appointment.starts_at), "l j F, H:i")
 
 
 def _absolute(path):

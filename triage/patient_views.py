@@ -3,9 +3,9 @@ from django.http import Http404
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.services import audit
 from triage.selectors import patient_case
 from triage.serializers import PatientPhotoStatusSerializer
-from triage.services import audit
 
 
 class PhotoStatusView(APIView):

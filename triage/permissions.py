@@ -21,8 +21,8 @@ ALL_SITES = "triage.see_all_sites"
 
 _READ_RECORDS = [
     "triage.view_case", "triage.view_photo", "triage.view_prediction", "triage.view_decision",
-    "triage.view_auditevent", "triage.view_modelversion", "triage.view_sitemembership",
-    "triage.view_labresult", "triage.view_finaldiagnosis", "triage.view_modelpromotion",
+    "core.view_auditevent", "registry.view_modelversion", "triage.view_sitemembership",
+    "triage.view_labresult", "triage.view_finaldiagnosis", "registry.view_modelpromotion",
 ]
 # "app_label.codename" per group; ALL means every permission there is.
 ALL = "*"
@@ -35,18 +35,19 @@ ROLE_PERMISSIONS = {
 }
 
 
-def install_roles(apps):
-    """Create the role groups with their permissions; `apps` is a migration's app registry or
-    django.apps.apps. Safe to run again (groups get exactly the listed permissions)."""
+def install_roles(apps, roles=None):
+    """Create the role groups with their permissions (`roles`, by default ROLE_PERMISSIONS); `apps` is
+    a migration's app registry or django.apps.apps. Safe to run again (groups get exactly the listed
+    permissions)."""
     from django.contrib.auth.management import create_permissions
 
     for app_config in apps.get_app_configs():  # a data migration runs before post_migrate makes them
         app_config.models_module = True
-        create_permissions(app_config, verbosity=0)
+        create_permissions(app_config, verbosity=0, apps=apps)
         app_config.models_module = None
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
-    for name, perms in ROLE_PERMISSIONS.items():
+    for name, perms in (roles or ROLE_PERMISSIONS).items():
         group, _ = Group.objects.get_or_create(name=name)
         if perms == [ALL]:
             group.permissions.set(Permission.objects.all())
@@ -142,11 +143,3 @@ class ReadsAsReviewerWritesAsClinician(BasePermission):
     def has_permission(self, request, view):
         return can_review(request.user) if request.method in SAFE_METHODS else is_clinician(request.user)
 
-
-class CanManageModelVersions(BasePermission):
-    """DRF: reading model versions needs `triage.view_modelversion`, activating `triage.change_modelversion`
-    (superusers have both; grant them to other admins in Django admin)."""
-
-    def has_permission(self, request, view):
-        needed = "triage.view_modelversion" if request.method in SAFE_METHODS else "triage.change_modelversion"
-        return request.user.is_authenticated and request.user.has_perm(needed)

@@ -1,10 +1,9 @@
 """Reads for the triage domain: the clinician queue, case pages, photo access, notifications,
-exports, model cards, and what admins see of the running system (queues, waiting photos,
+exports, and what admins see of the running system (queues, waiting photos,
 retention). Staff reads take `site_ids` (the clinic sites the user works at; None: every site),
 computed by `triage.permissions.staff_site_ids`."""
 from collections import Counter, defaultdict
 from datetime import datetime, time, timedelta
-from pathlib import Path
 
 from celery import current_app
 from django.conf import settings
@@ -14,11 +13,8 @@ from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, Subq
 from django.utils import timezone
 from kombu.exceptions import ChannelError
 
-from triage.models import (
-    CASE_CLINIC, Case, Decision, FinalDiagnosis, LabResult, ModelVersion, Outcome, Photo, PhotoOutcome, Prediction,
-)
-
-STARTS_AT = "appointment__slot__starts_at"
+from registry.models import ModelVersion
+from triage.models import Case, Decision, FinalDiagnosis, LabResult, Outcome, Photo, PhotoOutcome, Prediction
 
 QUEUE_STATUSES = {
     "all": ("All", Q()),
@@ -30,10 +26,20 @@ QUEUE_STATUSES = {
 QUEUE_PERIODS = {"any": "Any day", "today": "Today", "week": "Next 7 days"}
 
 
+def _clinic(via=""):
+    """The ORM path to a case's clinic site (see `Case.booking_path`)."""
+    return Case.booking_path("clinic", via=via)
+
+
+def _starts_at(via=""):
+    """The ORM path to a case's appointment time (see `Case.booking_path`)."""
+    return Case.booking_path("starts_at", via=via)
+
+
 def staff_cases(*, site_ids, open_only=True):
     """Cases of these sites (None: every site); only open ones (appointment not cancelled) unless told."""
     cases = Case.objects.filter(is_open=True) if open_only else Case.objects.all()
-    return cases if site_ids is None else cases.filter(**{f"{CASE_CLINIC}__in": site_ids})
+    return cases if site_ids is None else cases.filter(**{f"{_clinic()}__in": site_ids})
 
 
 def case_queue(*, site_ids, status="all", period="any", site=None, claimed_by=None, search="", now=None):
@@ -53,11 +59,11 @@ def case_queue(*, site_ids, status="all", period="any", site=None, claimed_by=No
         output_field=IntegerField(),
     )
     problem_photos = Photo.objects.filter(case=OuterRef("pk"), status__in=Photo.PROBLEM_STATUSES).order_by("-created_at")
-    top_prediction = Prediction.objects.filter(photo__case=OuterRef("pk"), probability=OuterRef("max_probability"))
+    top_prediction = Prediction.objects.active().filter(photo__case=OuterRef("pk"), probability=OuterRef("max_probability"))
     cases = (
         staff_cases(site_ids=site_ids)
         .filter(QUEUE_STATUSES[status][1], _period_filter(period, now))
-        .select_related("appointment__slot__clinic", "appointment__patient", "claimed_by")
+        .select_related(_clinic(), "appointment__patient", "claimed_by")
         .annotate(
             photo_count=Count("photos"),
             photos_analysed=Count("photos", filter=Q(photos__status=Photo.Status.ANALYSED)),
@@ -70,7 +76,7 @@ def case_queue(*, site_ids, status="all", period="any", site=None, claimed_by=No
         .filter(photo_count__gt=0)
     )
     if site is not None:
-        cases = cases.filter(**{CASE_CLINIC: site})
+        cases = cases.filter(**{_clinic(): site})
     if claimed_by is not None:
         cases = cases.filter(claimed_by=claimed_by, claimed_until__gt=now)
     for term in search.split():
@@ -81,12 +87,12 @@ def case_queue(*, site_ids, status="all", period="any", site=None, claimed_by=No
             | Q(appointment__patient__username__icontains=term)
             | Q(appointment__patient__email__icontains=term)
         )
-    return cases.order_by("urgency", STARTS_AT, "pk")
+    return cases.order_by("urgency", _starts_at(), "pk")
 
 
 def latest_outcome_counts(*, cases):
     """{case id: [(outcome, number of photos whose latest prediction has it), ...]} in outcome order."""
-    latest = Prediction.objects.filter(photo=OuterRef("pk")).order_by("-created_at", "-id").values("outcome")[:1]
+    latest = Prediction.objects.active().filter(photo=OuterRef("pk")).order_by("-created_at", "-id").values("outcome")[:1]
     rows = (
         Photo.objects.filter(case__in=[case.pk for case in cases])
         .annotate(latest_outcome=Subquery(latest))
@@ -109,7 +115,7 @@ def flagged_undecided_count(*, site_ids):
 
 def queue_sites(*, site_ids):
     """(id, name) of the sites with open cases that these staff see, for the site filter."""
-    rows = staff_cases(site_ids=site_ids).values_list(f"{CASE_CLINIC}__id", f"{CASE_CLINIC}__name").distinct()
+    rows = staff_cases(site_ids=site_ids).values_list(f"{_clinic()}__id", f"{_clinic()}__name").distinct()
     return sorted(rows, key=lambda row: row[1])
 
 
@@ -118,16 +124,16 @@ def _period_filter(period, now):
         return Q()
     start = timezone.make_aware(datetime.combine(timezone.localdate(now), time.min))
     end = start + timedelta(days=1 if period == "today" else 7)
-    return Q(**{f"{STARTS_AT}__gte": start, f"{STARTS_AT}__lt": end})
+    return Q(**{f"{_starts_at()}__gte": start, f"{_starts_at()}__lt": end})
 
 
 def case_for_review(case_id, *, site_ids):
     """A case these staff may see (cancelled ones too, for the record), with its photos (each with
     `prediction_history`, newest first) and decisions (newest first), or None."""
-    predictions = Prediction.objects.select_related("model_version", "requested_by")
+    predictions = Prediction.objects.active().select_related("model_version", "requested_by")
     return (
         staff_cases(site_ids=site_ids, open_only=False)
-        .select_related("appointment__slot__clinic", "appointment__patient", "claimed_by")
+        .select_related(_clinic(), "appointment__patient", "claimed_by")
         .prefetch_related(
             Prefetch("photos", queryset=Photo.objects.prefetch_related(
                 Prefetch("predictions", queryset=predictions, to_attr="prediction_history")
@@ -152,10 +158,8 @@ def decisions_on_day(*, day, site_ids):
     start = timezone.make_aware(datetime.combine(day, time.min))
     decisions = Decision.objects.filter(created_at__gte=start, created_at__lt=start + timedelta(days=1))
     if site_ids is not None:
-        decisions = decisions.filter(**{f"case__{CASE_CLINIC}__in": site_ids})
-    return decisions.select_related(
-        "case__appointment__slot__clinic", "clinician", "countersigned_by"
-    ).order_by("created_at", "id")
+        decisions = decisions.filter(**{f"{_clinic(via='case__')}__in": site_ids})
+    return decisions.select_related(_clinic(via="case__"), "clinician", "countersigned_by").order_by("created_at", "id")
 
 
 def cases_due_for_escalation(*, now, within):
@@ -163,10 +167,10 @@ def cases_due_for_escalation(*, now, within):
     return (
         Case.objects.filter(
             is_open=True, flagged=True, outcome=Outcome.PENDING, escalated_at__isnull=True,
-            **{f"{STARTS_AT}__gt": now, f"{STARTS_AT}__lte": now + within},
+            **{f"{_starts_at()}__gt": now, f"{_starts_at()}__lte": now + within},
         )
-        .select_related("appointment__slot__clinic")
-        .order_by(STARTS_AT)
+        .select_related(_clinic())
+        .order_by(_starts_at())
     )
 
 
@@ -193,22 +197,17 @@ def _with_permission(codename):
 
 def photo_for_access(photo_id):
     """The photo with what a permission check needs, or None."""
-    return Photo.objects.select_related("case__appointment__slot").filter(pk=photo_id).first()
+    return Photo.objects.select_related(_clinic(via="case__")).filter(pk=photo_id).first()
 
 
 def prediction_for_access(photo_id, prediction_id):
-    return Prediction.objects.select_related("photo__case__appointment__slot").filter(pk=prediction_id, photo_id=photo_id).first()
+    predictions = Prediction.objects.active().select_related(_clinic(via="photo__case__"))
+    return predictions.filter(pk=prediction_id, photo_id=photo_id).first()
 
 
 def patient_case(*, patient, reference):
     """The case of `patient`'s own appointment with this booking reference, or None."""
     return Case.objects.filter(appointment__reference=reference, appointment__patient=patient).first()
-
-
-def model_card_text(model_version):
-    """The model card shipped beside a version's checkpoint (MODEL_CARD.md), or None."""
-    card = Path(model_version.checkpoint_path).with_name("MODEL_CARD.md")
-    return card.read_text(encoding="utf-8") if card.is_file() else None
 
 
 def cases_with_ground_truth(*, start=None, end=None, clinic_id=None):
@@ -221,11 +220,11 @@ def cases_with_ground_truth(*, start=None, end=None, clinic_id=None):
         final_diagnosis=Subquery(newest_diagnosis.values("diagnosis")[:1]),
     )
     if start is not None:
-        cases = cases.filter(appointment__slot__starts_at__date__gte=start)
+        cases = cases.filter(**{f"{_starts_at()}__date__gte": start})
     if end is not None:
-        cases = cases.filter(appointment__slot__starts_at__date__lte=end)
+        cases = cases.filter(**{f"{_starts_at()}__date__lte": end})
     if clinic_id is not None:
-        cases = cases.filter(appointment__slot__clinic_id=clinic_id)
+        cases = cases.filter(**{f"{_clinic()}_id": clinic_id})
     return cases
 
 
@@ -239,8 +238,7 @@ def lab_confirmed_cases(**filters):
 def clinic_sites():
     """(id, name) of every clinic site that has a case, for the performance filters."""
     return list(
-        Case.objects.values_list("appointment__slot__clinic_id", "appointment__slot__clinic__name")
-        .distinct().order_by("appointment__slot__clinic__name")
+        Case.objects.values_list(f"{_clinic()}_id", f"{_clinic()}__name").distinct().order_by(f"{_clinic()}__name")
     )
 
 
@@ -248,7 +246,7 @@ def latest_predictions_by_case(*, model_version, case_ids):
     """{case_id: [the newest prediction by `model_version` of each of the case's photos]}, in
     either role: a version's own record counts whether it ran as challenger or as the active model."""
     by_photo = {}
-    predictions = Prediction.all_roles.filter(model_version=model_version, photo__case_id__in=case_ids).select_related("photo")
+    predictions = Prediction.objects.filter(model_version=model_version, photo__case_id__in=case_ids).select_related("photo")
     for prediction in predictions.order_by("photo_id", "-created_at", "-id"):
         by_photo.setdefault(prediction.photo_id, prediction)
     by_case = {}
@@ -262,7 +260,7 @@ def case_latest_predictions(case):
     in upload order (what flags the case: `analysis.refresh_case_flag`)."""
     latest = []
     for photo in case.photos.order_by("created_at", "pk"):
-        prediction = photo.predictions.select_related("model_version").order_by("-created_at", "-id").first()
+        prediction = photo.predictions.active().select_related("model_version").order_by("-created_at", "-id").first()
         if prediction is not None:
             latest.append(prediction)
     return latest
@@ -290,21 +288,9 @@ def exportable_photos():
             patient_id=F("case__appointment__patient_id"),
         )
         .filter(Q(lab_result__isnull=False) | Q(final_diagnosis__isnull=False))
-        .prefetch_related(Prefetch("predictions", to_attr="prediction_history"))
+        .prefetch_related(Prefetch("predictions", queryset=Prediction.objects.active(), to_attr="prediction_history"))
         .order_by("pk")
     )
-
-
-def model_versions_to_measure():
-    """The active model, the challenger, then retired versions that made predictions (newest first)."""
-    versions = ModelVersion.objects.filter(
-        Q(predictions__isnull=False) | Q(is_active=True) | Q(is_challenger=True)
-    ).distinct()
-    return sorted(versions, key=lambda version: (not version.is_active, not version.is_challenger, -version.pk))
-
-
-def model_versions():
-    return ModelVersion.objects.order_by("-installed_at", "-pk")
 
 
 def photos_to_requeue(*, worker=None):

@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from triage.images import BOX_FIELDS, TAP_FIELDS
 from triage.models import (
-    Case, Decision, FinalDiagnosis, LabResult, ModelPromotion, ModelVersion, Photo, PhotoReason, Prediction,
+    Case, Decision, FinalDiagnosis, LabResult, Photo, PhotoReason, Prediction,
 )
 
 
@@ -41,7 +41,7 @@ class PhotoStatusSerializer(PatientPhotoStatusSerializer):
     def get_assessable(self, photo) -> bool | None:
         """Whether the model could judge the photo (False: a retake was asked for, `detail` says why);
         null until it has been analysed."""
-        latest = photo.predictions.first()
+        latest = photo.predictions.active().first()
         return None if latest is None else latest.assessable
 
 
@@ -138,8 +138,8 @@ class StaffCaseSerializer(serializers.ModelSerializer):
     """A row of the clinician queue."""
 
     reference = serializers.CharField(source="appointment.reference")
-    clinic = serializers.CharField(source="appointment.slot.clinic.name")
-    starts_at = serializers.DateTimeField(source="appointment.slot.starts_at")
+    clinic = serializers.CharField(source="appointment.clinic.name")
+    starts_at = serializers.DateTimeField(source="appointment.starts_at")
     photo_count = serializers.IntegerField()
     photos_analysed = serializers.IntegerField()
     photos_waiting = serializers.IntegerField()
@@ -155,8 +155,8 @@ class StaffCaseSerializer(serializers.ModelSerializer):
 
 class StaffCaseDetailSerializer(serializers.ModelSerializer):
     reference = serializers.CharField(source="appointment.reference")
-    clinic = serializers.CharField(source="appointment.slot.clinic.name")
-    starts_at = serializers.DateTimeField(source="appointment.slot.starts_at")
+    clinic = serializers.CharField(source="appointment.clinic.name")
+    starts_at = serializers.DateTimeField(source="appointment.starts_at")
     symptoms = serializers.CharField(source="appointment.symptoms")
     lesion_onset = serializers.DateField(source="appointment.lesion_onset", allow_null=True)
     photos = StaffPhotoSerializer(many=True)
@@ -208,28 +208,3 @@ class GroundTruthRequestSerializer(serializers.Serializer):
         allow_blank=True, max_length=2000, default="",
         help_text="Why; needed when this changes a recorded value.",
     )
-
-
-class ModelVersionSerializer(serializers.ModelSerializer):
-    status = serializers.ChoiceField(choices=ModelVersion.Status.choices, read_only=True)
-
-    class Meta:
-        model = ModelVersion
-        fields = [
-            "id", "version", "architecture", "threshold", "operating_point", "status", "is_active", "is_challenger",
-            "installed_at",
-        ]
-
-
-class PromotionRequestSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=2000, help_text="Why this model is promoted (kept with the promotion).")
-
-
-class ModelPromotionSerializer(serializers.ModelSerializer):
-    model_version = ModelVersionSerializer()
-    replaced = serializers.CharField(source="replaced.version", allow_null=True, default=None)
-    promoted_by = serializers.CharField(source="promoted_by.get_username")
-
-    class Meta:
-        model = ModelPromotion
-        fields = ["id", "model_version", "replaced", "promoted_by", "reason", "created_at"]

@@ -1,5 +1,4 @@
-"""Writes for the triage domain: cases, photos, decisions, ground truth, model versions, training
-exports, audit trail."""
+"""Writes for the triage domain: cases, photos, decisions, ground truth, training exports, retention."""
 import csv
 import uuid
 from datetime import timedelta
@@ -13,12 +12,13 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext
 
-from triage import events, performance, registry, tasks
+from core.services import audit
+from triage import events, tasks
 from triage.images import box_for_tap, normalise_photo, validate_roi
 from triage.models import (
-    AuditEvent, Case, Decision, FinalDiagnosis, HistoryModel, LabResult, ModelPromotion, Outcome, Photo, Prediction,
-    RoiSource, SiteMembership, WorkerHeartbeat, is_mpox,
+    Case, Decision, FinalDiagnosis, LabResult, Outcome, Photo, RoiSource, SiteMembership, is_mpox,
 )
+from triage.photo_status import change_status
 from triage.selectors import exportable_photos
 
 
@@ -40,14 +40,17 @@ def add_site_membership(*, user, clinic, on_duty=False) -> SiteMembership:
 
 
 def accept_photo(*, case, uploaded_by, uploaded_file, body_site, roi=None, tap=None) -> Photo:
-    """Store one photo (see accept_photos)."""
+    """Store one photo through `accept_photos` (for scripts, the demo history and tests)."""
     return accept_photos(
         case=case, uploaded_by=uploaded_by, uploaded_files=[uploaded_file], body_site=body_site, roi=roi, tap=tap,
     )[0]
 
 
 def accept_photos(*, case, uploaded_by, uploaded_files, body_site, roi=None, tap=None) -> list[Photo]:
-    """Validate every file, then store all of them or none, and queue them for analysis.
+    """The one way a photo enters: validate every file, then store all of them or none, and queue
+    them for analysis. Every upload entry point calls it: the patient's appointment page
+    (portal.booking.views) and the REST upload (triage.api.CasePhotosView, which the integration
+    API serves).
 
     The patient may mark the lesion on a single photo: `roi` a drawn box (x0, y0, x1, y1) or `tap`
     a point (x, y) that becomes a box sized from the photo, both in upright-photo pixels. Photos
@@ -136,9 +139,8 @@ def request_reanalysis(*, photo, clinician, roi=None, tap=None) -> Photo:
     box = validate_roi(roi, photo.width, photo.height) or box_for_tap(tap, photo.width, photo.height)
     if box:
         _set_roi(photo, box, RoiSource.CLINICIAN)
-    photo.status = Photo.Status.RECEIVED
-    photo.status_reason = photo.status_detail = ""
-    photo.save()
+        photo.save(update_fields=["roi_x0", "roi_y0", "roi_x1", "roi_y1", "roi_source", "updated_at"])
+    change_status(photo, Photo.Status.RECEIVED)
     audit(actor=clinician, action="request_reanalysis", obj=photo, roi=photo.roi, roi_source=photo.roi_source)
     tasks.enqueue_analysis([photo], requested_by=clinician)  # sends once the transaction commits
     return photo
@@ -250,102 +252,6 @@ def record_ground_truth(*, case, entered_by, result=None, result_date=None, diag
     return added
 
 
-def register_challenger(*, checkpoint_path, actor=None):
-    """Register a trained checkpoint and make it the challenger (see `registry.make_challenger`)."""
-    model_version, _ = registry.register_checkpoint(checkpoint_path)
-    registry.make_challenger(model_version)
-    audit(actor=actor, action="register_challenger", obj=model_version, checkpoint=str(checkpoint_path))
-    return model_version
-
-
-def make_challenger(*, model_version, actor):
-    registry.make_challenger(model_version)
-    audit(actor=actor, action="make_challenger", obj=model_version)
-    return model_version
-
-
-def model_version_promotion_check(model_version) -> tuple[str | None, dict | None]:
-    """(why promoting it would be refused, or None; the comparison figures, when measured)."""
-    if not model_version.is_challenger:
-        return f"{model_version.version} is not the challenger: register it as challenger so it is measured first.", None
-    active = registry.active_model_version()
-    if active is None:
-        return None, None
-    figures = performance.compare_models(active, model_version).figures
-    return figures["promotion_refusal"], figures
-
-
-def history_model_promotion_check(history_model) -> tuple[str | None, dict | None]:
-    """As `model_version_promotion_check`, for a history + image model against the image score alone."""
-    image_model = history_model.image_model
-    if not image_model.is_active:
-        return (f"{history_model.version} was fitted on the scores of {image_model.version}, which is not the "
-                "active model: fit one on the active model's scores."), None
-    figures = performance.compare_history_model(history_model).figures
-    return figures["promotion_refusal"], figures
-
-
-def promote_model_version(*, model_version, promoted_by, reason, request=None) -> ModelPromotion:
-    """Make the challenger the active model, on evidence: refused (ValidationError, audited) unless it
-    has enough confirmed cases shared with the active model and flags no fewer of their mpox cases."""
-    return _promote(subject=model_version, promoted_by=promoted_by, reason=reason, request=request,
-                    check=model_version_promotion_check, activate=registry.activate_model_version,
-                    model_version=model_version, replaced=registry.active_model_version())
-
-
-def promote_history_model(*, history_model, promoted_by, reason, request=None) -> ModelPromotion:
-    """Let a history + image model's combined score flag new cases, by the challenger's rule: refused
-    (ValidationError, audited) unless, on enough confirmed cases it was not fitted on, it flags no
-    fewer mpox cases than the image score alone."""
-    return _promote(subject=history_model, promoted_by=promoted_by, reason=reason, request=request,
-                    check=history_model_promotion_check, activate=registry.activate_history_model,
-                    model_version=history_model.image_model, history_model=history_model,
-                    replaced_history_model=registry.active_history_model())
-
-
-def _promote(*, subject, promoted_by, reason, request, check, activate, **promotion) -> ModelPromotion:
-    """The one promotion procedure: a reason, then `check(subject)` -> (refusal or None, figures or
-    None); a refusal is audited and raised, else the promotion is recorded with its evidence and
-    `activate(subject)` makes it count."""
-    refusal, figures = ("Please say why this model is being promoted.", None) if not reason.strip() else check(subject)
-    if refusal:
-        audit(actor=promoted_by, action="promote_model", obj=subject, allowed=False, request=request, refusal=refusal)
-        raise ValidationError(refusal, code="promotion_refused")
-    evidence = performance.json_ready({k: v for k, v in figures.items() if k != "challenger_scores"}) if figures else {}
-    with transaction.atomic():
-        record = ModelPromotion.objects.create(promoted_by=promoted_by, reason=reason, evidence=evidence, **promotion)
-        activate(subject)
-        replaced = promotion.get("replaced_history_model") or promotion.get("replaced")
-        audit(actor=promoted_by, action="promote_model", obj=subject, request=request,
-              replaced=replaced.version if replaced else None, reason=reason)
-    return record
-
-
-def register_history_model(*, fitted_by=None, start=None, end=None, clinic_id=None) -> HistoryModel:
-    """Fit the history + image model on the active image model's lab-confirmed cases (optionally
-    filtered) and keep it as a candidate version: coefficients, features, the cases it was fitted
-    on, who and when. It flags nothing until promoted (`promote_history_model`)."""
-    image_model = registry.active_model_version()
-    if image_model is None:
-        raise ValidationError("No image model is active: there is no image score to build on.", code="no_model")
-    fit = performance.history_model(image_model, start=start, end=end, clinic_id=clinic_id)
-    if not fit["fitted"]:
-        raise ValidationError(
-            f"The history + image model needs {fit['needed']} lab-confirmed cases scored by {image_model.version} "
-            f"(at least two of each result); there are {fit['have']}.", code="too_few_cases",
-        )
-    history_model = HistoryModel.objects.create(
-        version=f"history-{HistoryModel.objects.count() + 1} on {image_model.version}"[:120], image_model=image_model,
-        features=[row["feature"] for row in fit["coefficients"]],
-        coefficients=[row["coefficient"] for row in fit["coefficients"]], intercept=fit["intercept"],
-        threshold=fit["threshold"], fitted_cases=fit["n"], fitted_positives=fit["positives"],
-        fitted_case_ids=fit["case_ids"], oof_auc=performance.json_ready(fit["oof_auc"]), fitted_by=fitted_by,
-    )
-    audit(actor=fitted_by, action="register_history_model", obj=history_model, cases=fit["n"],
-          filters={"start": start and start.isoformat(), "end": end and end.isoformat(), "clinic_id": clinic_id})
-    return history_model
-
-
 def export_training_set(*, out_dir, actor=None, operator="") -> dict:
     """Write the consented, labelled photos as an `ml` dataset: `mpox/`, `non_mpox/<diagnosis>/` and
     `dataset.csv` (pseudonymous patient id, lesion box). Only photos whose patient currently opts in
@@ -402,30 +308,6 @@ def _training_box(photo):
     return None, RoiSource.NONE
 
 
-def audit(*, actor, action, obj, allowed=True, request=None, reference=None, **detail) -> AuditEvent:
-    """Record who did or tried to do what. `obj` may be None when the object does not exist (or is a
-    list); `reference` is the booking reference asked for, else the one of `obj`'s case."""
-    return AuditEvent.objects.create(
-        actor=actor if actor is not None and actor.is_authenticated else None,
-        action=action,
-        object_type=obj._meta.model_name if obj is not None else "",
-        object_id=str(obj.pk) if obj is not None else "",
-        case_reference=(reference if reference is not None else _case_reference(obj))[:40],
-        allowed=allowed,
-        detail=detail,
-        ip_address=request.META.get("REMOTE_ADDR") if request is not None else None,
-    )
-
-
-def _case_reference(obj):
-    """The booking reference of the case `obj` belongs to ("" for a user, a list, nothing)."""
-    if isinstance(obj, Prediction):
-        obj = obj.photo
-    if isinstance(obj, (Photo, Decision, LabResult, FinalDiagnosis)):
-        obj = obj.case
-    return obj.appointment.reference if isinstance(obj, Case) else ""
-
-
 def delete_photo_files(*, photos, reason, actor=None, request=None) -> int:
     """Delete the stored photo and heatmap files of `photos`; rows, scores, decisions and the audit
     trail stay, and each photo records when and why. Returns how many photos had files deleted.
@@ -437,12 +319,12 @@ def delete_photo_files(*, photos, reason, actor=None, request=None) -> int:
     for photo in photos:
         if photo.files_deleted_at is not None:
             continue
-        predictions = list(photo.predictions.exclude(heatmap=""))
+        predictions = list(photo.predictions.active().exclude(heatmap=""))
         for field_file in [photo.image, *(prediction.heatmap for prediction in predictions)]:
             if field_file.name:
                 field_file.storage.delete(field_file.name)
         with transaction.atomic():
-            photo.predictions.update(heatmap="")
+            photo.predictions.active().update(heatmap="")
             Photo.objects.filter(pk=photo.pk).update(
                 image="", files_deleted_at=timezone.now(), files_deleted_reason=reason, updated_at=timezone.now()
             )
@@ -450,19 +332,6 @@ def delete_photo_files(*, photos, reason, actor=None, request=None) -> int:
                   heatmaps=len(predictions))
         deleted += 1
     return deleted
-
-
-def record_worker_heartbeat(*, hostname, queues, pid, concurrency, stopped=False) -> WorkerHeartbeat:
-    """Upsert this worker's row: a new start time when its pid changes, stopped at a warm shutdown."""
-    now = timezone.now()
-    heartbeat = WorkerHeartbeat.objects.filter(hostname=hostname).first() or WorkerHeartbeat(hostname=hostname)
-    if heartbeat.pid != pid:
-        heartbeat.started_at = now
-    heartbeat.queues, heartbeat.pid, heartbeat.concurrency = ",".join(queues), pid, concurrency
-    heartbeat.last_seen_at = now
-    heartbeat.stopped_at = now if stopped else None
-    heartbeat.save()
-    return heartbeat
 
 
 def _queue_for_review(case):

@@ -3,9 +3,9 @@ access; a newly flagged case is emailed to the on-duty staff of its site."""
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
+from core.services import audit
 from triage import tasks
 from triage.events import case_flagged
-from triage.services import audit
 
 
 @receiver(case_flagged)

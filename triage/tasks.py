@@ -25,8 +25,10 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
-from triage import analysis, notifications, registry, selectors
+from registry import versions
+from triage import analysis, notifications, selectors
 from triage.models import Photo, PhotoReason
+from triage.photo_status import change_status
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ def prepare_worker_process(**_):
     ml.configure_threads(settings.WORKER_TORCH_THREADS)
     connections.close_all()
     try:
-        model_version = registry.preload_active_model()
+        model_version = versions.preload_active_model()
     except Exception:  # a broken checkpoint must not stop the worker; tasks will report it
         logger.exception("Could not preload the active model")
     else:
@@ -94,9 +96,7 @@ def analyse_photos_task(self, photo_ids, requested_by_id=None):
 def requeue_stalled_photos(worker=None):
     """Queue again the photos whose analysis was lost; `worker`: one just started (see the selector)."""
     photos = selectors.photos_to_requeue(worker=worker)
-    Photo.objects.filter(pk__in=[photo.pk for photo in photos]).update(
-        status=Photo.Status.RECEIVED, status_reason="", status_detail="", queued_at=timezone.now()
-    )
+    change_status(Photo.objects.filter(pk__in=[photo.pk for photo in photos]), Photo.Status.RECEIVED, queued_at=timezone.now())
     _send(photos)
     return len(photos)
 

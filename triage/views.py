@@ -15,21 +15,19 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_POST
 
-from triage import charts, performance
-from triage.forms import DecisionForm, GroundTruthForm, PerformanceFilterForm, QueueFilterForm, RoiForm
+from core.services import audit
+from triage.forms import DecisionForm, GroundTruthForm, QueueFilterForm, RoiForm
 from triage.images import box_for_tap
 from triage.models import Outcome
 from triage.permissions import (
     can_export, can_view_case, can_view_photo, clinician_required, is_clinician, staff_required, staff_site_ids,
 )
-from triage.registry import active_model_version, challenger_model_version, history_model_to_measure
 from triage.selectors import (
-    case_for_review, case_queue, clinic_sites, decisions_on_day, ground_truth_history, latest_outcome_counts,
-    model_card_text,
-    model_versions_to_measure, photo_for_access, prediction_for_access, queue_sites,
+    case_for_review, case_queue, decisions_on_day, ground_truth_history, latest_outcome_counts,
+    photo_for_access, prediction_for_access, queue_sites,
 )
 from triage.services import (
-    audit, claim_case, countersign_decision, record_decision, record_ground_truth, release_case, request_reanalysis,
+    claim_case, countersign_decision, record_decision, record_ground_truth, release_case, request_reanalysis,
 )
 
 
@@ -109,14 +107,6 @@ def flagged_badge(request):
     response = render(request, "triage/flagged_badge_response.html")
     response["Cache-Control"] = "private, no-store"
     return response
-
-
-@staff_required
-def model_card(request):
-    """The active model's card (MODEL_CARD.md beside its checkpoint): what its scores mean and where they fail."""
-    model_version = active_model_version()
-    card = model_card_text(model_version) if model_version is not None else None
-    return render(request, "triage/model_card.html", {"model_version": model_version, "card": card})
 
 
 @staff_required
@@ -228,72 +218,6 @@ def lab_result(request, case_id):
     return render(request, "triage/lab_result.html", {"case": case, "form": form, **ground_truth_history(case)}, status=status)
 
 
-@clinician_required
-def model_performance(request):
-    """Live performance of each model version on lab-confirmed cases, with plots and tables."""
-    form = PerformanceFilterForm(request.GET or None, clinics=clinic_sites())
-    versions = model_versions_to_measure()
-    selected = request.GET.get("version")
-    if selected:
-        versions = [version for version in versions if version.version == selected]
-    reports = []
-    if not form.is_bound or form.is_valid():
-        for model_version in versions:
-            report = performance.model_performance(model_version, **form.filters)
-            reports.append({"version": model_version, "figures": report.figures, "charts": _charts(model_version, report)})
-    active = active_model_version()
-    history = performance.history_model(active, **form.filters) if active and (not form.is_bound or form.is_valid()) else None
-    audit(actor=request.user, action="view_model_performance", obj=None, request=request, filters=request.GET.dict())
-    return render(request, "triage/performance.html", {
-        "form": form, "reports": reports, "history": history, "history_features": performance.HISTORY_FEATURES,
-        "history_version": history_model_to_measure(),
-        "min_cases": settings.PERFORMANCE_MIN_CONFIRMED_CASES,
-    })
-
-
-@clinician_required
-def model_comparison(request):
-    """Active model vs challenger, and the image score alone vs the history + image model, each pair
-    on the same confirmed cases; promotion itself is an admin action."""
-    form = PerformanceFilterForm(request.GET or None, clinics=clinic_sites())
-    active, challenger, history_model = active_model_version(), challenger_model_version(), history_model_to_measure()
-    comparison = history_comparison = None
-    if not form.is_bound or form.is_valid():
-        if active and challenger:
-            comparison = _paired(performance.compare_models(active, challenger, **form.filters))
-        if history_model:
-            history_comparison = _paired(performance.compare_history_model(history_model, **form.filters))
-    audit(actor=request.user, action="view_model_comparison", obj=None, request=request, filters=request.GET.dict())
-    return render(request, "triage/comparison.html", {
-        "form": form, "active": active, "challenger": challenger, "comparison": comparison,
-        "history_model": history_model, "history_comparison": history_comparison,
-    })
-
-
-def _paired(result):
-    """A paired comparison's figures and its ROC chart (None without both lab results)."""
-    figures, chart = result.figures, None
-    if result.labels.any() and not result.labels.all():
-        chart = charts.roc_chart(
-            [(figures["active"], result.labels, result.scores),
-             (figures["challenger"], result.labels, figures["challenger_scores"])],
-            title=f"Same {figures['paired_cases']} lab-confirmed cases",
-        )
-    return {"figures": figures, "roc_chart": chart}
-
-
-def _charts(model_version, report):
-    if not report.figures["enough"]:
-        return None
-    labels, scores = report.labels, report.scores
-    title = f"{model_version.version}: {len(labels)} lab-confirmed cases"
-    return {
-        "roc": charts.roc_chart([(model_version.version, labels, scores)], title=title),
-        "calibration": charts.calibration_chart(labels, scores, n_bins=performance.calibration_bin_count(len(labels)), title=title),
-        "distribution": charts.score_distribution_chart(labels, scores, model_version.threshold, title=title),
-    }
-
-
 CSV_COLUMNS = [
     "decided_at", "reference", "site", "appointment", "outcome", "action", "clinician", "countersigned_by",
     "countersigned_at", "patient_instructions", "note",
@@ -320,8 +244,8 @@ def export_decisions(request):
     for decision in decisions:
         appointment = decision.case.appointment
         writer.writerow([_csv_safe(value) for value in [
-            _local(decision.created_at), appointment.reference, appointment.slot.clinic.name,
-            _local(appointment.slot.starts_at), decision.get_outcome_display(), decision.get_action_display(),
+            _local(decision.created_at), appointment.reference, appointment.clinic.name,
+            _local(appointment.starts_at), decision.get_outcome_display(), decision.get_action_display(),
             decision.clinician.get_username(), decision.countersigned_by.get_username() if decision.countersigned_by else "",
             _local(decision.countersigned_at), decision.patient_instructions, decision.note,
         ]])

@@ -1,9 +1,9 @@
 from django.contrib import admin
 from django.utils.html import format_html_join
 
+from core.admin import AuditedReadsAdminMixin, ReadOnlyAdminMixin
 from portal.booking.models import Appointment, Clinic, ConsentRecord, PatientInformation, Schedule, Service, Slot
 from portal.booking.services import generate_slots
-from triage.admin import AuditedReadsAdminMixin, ReadOnlyAdminMixin
 
 
 class ReadOnlyInline(admin.TabularInline):

@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from portal.booking.questionnaire import answers_as_text
+from portal.booking.questionnaire import answers_as_text, history_answers
 
 REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
@@ -129,6 +129,28 @@ class Appointment(models.Model):
 
     def __str__(self):
         return f"{self.reference} ({self.slot})"
+
+    # Where an appointment's clinic and time are kept (on its slot): the one place that says so.
+    # Triage reaches appointments through Case.appointment and never imports booking (it sits below
+    # portal); it builds its queries from these paths (`Case.booking_path`) and reads `clinic`,
+    # `starts_at` and `history_answers()` below, so reshaping slots here cannot break it silently.
+    PATHS = {"clinic": "slot__clinic", "starts_at": "slot__starts_at"}
+
+    @property
+    def clinic(self):
+        return self.slot.clinic
+
+    @property
+    def clinic_id(self):
+        return self.slot.clinic_id
+
+    @property
+    def starts_at(self):
+        return self.slot.starts_at
+
+    def history_answers(self) -> dict:
+        """The answers the history + image model reads (`questionnaire.history_answers`)."""
+        return history_answers(self.questionnaire)
 
     @property
     def symptoms(self):

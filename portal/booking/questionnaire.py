@@ -86,3 +86,33 @@ def _answer_text(question, value):
     if question.kind == "choice":
         return labels.get(value, value)
     return value
+
+
+# What the history + image model reads of the answers (`Appointment.history_answers`), read
+# defensively: a missing, unknown or malformed answer counts as "no" (or no date).
+HISTORY_SYMPTOMS = ("close_contact", "fever", "swollen_lymph_nodes")
+VACCINATED_ANSWERS = {"one_dose", "two_doses"}
+
+
+def history_answers(answers) -> dict:
+    """{"close_contact", "fever", "swollen_lymph_nodes", "vaccinated": bool; "lesion_sites": set of
+    body sites; "onset_date": date or None} from stored answers (any JSON value)."""
+    answers = answers if isinstance(answers, dict) else {}
+    sites = answers.get("lesion_sites")
+    return {
+        **{key: _yes(answers.get(key)) for key in HISTORY_SYMPTOMS},
+        "vaccinated": answers.get("vaccination") in VACCINATED_ANSWERS,
+        "lesion_sites": {str(site) for site in sites} if isinstance(sites, (list, tuple)) else set(),
+        "onset_date": _date(answers.get("onset_date")),
+    }
+
+
+def _yes(value) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().lower() in {"yes", "y", "true", "1"}) or value == 1
+
+
+def _date(value):
+    try:
+        return date.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None

@@ -7,12 +7,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core.services import audit
 from portal.booking import emails, events
 from portal.booking.consent import CARE_TEXT_VERSION, RESEARCH_TEXT_VERSION
 from portal.booking.models import Appointment, ConsentRecord, Schedule, Slot
 from portal.booking.selectors import can_change
 from triage.events import send_on_commit
-from triage.services import audit, close_case, create_case
+from triage.services import close_case, create_case
 
 
 def slot_taken_message():

@@ -17,6 +17,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 from django_ratelimit.decorators import ratelimit
 
+from core.services import audit
 from portal.booking import accounts, signin
 from portal.booking.forms import BookingForm, EmailLinkForm, SignInForm, SignupForm, SiteServiceForm, SlotChoiceForm
 from portal.booking.models import Clinic
@@ -33,7 +34,7 @@ from portal.booking.selectors import (
 from portal.booking.services import book_appointment, cancel_appointment, reschedule_appointment, set_research_consent
 from triage.forms import PhotoUploadForm
 from triage.permissions import is_clinician
-from triage.services import accept_photos, audit
+from triage.services import accept_photos
 
 ACCOUNT_RATE = settings.ACCOUNT_RATE_LIMIT
 rate_limited_by_ip = ratelimit(key="ip", rate=ACCOUNT_RATE, method="POST", block=False)

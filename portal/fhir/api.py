@@ -16,7 +16,7 @@ from portal.fhir import inputs, resources, selectors, services
 from portal.fhir.protocol import FhirInputError, FhirView
 from portal.integrations.idempotency import idempotent
 from triage.api import UploadRateThrottle
-from triage.services import audit
+from core.services import audit
 
 
 class ResourceHandler:

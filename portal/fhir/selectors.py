@@ -4,7 +4,8 @@ from portal.booking.models import Appointment, ConsentRecord
 from portal.booking.selectors import LIVE_STATUSES, free_slots
 from portal.integrations import selectors as integration_selectors
 from portal.integrations.models import ExternalPatient
-from triage.models import LabResult, ModelVersion, Photo
+from registry.models import ModelVersion
+from triage.models import LabResult, Photo
 from triage.selectors import case_latest_predictions
 
 

@@ -5,10 +5,11 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.permissions import BasePermission
 
+from core.http import client_address
+from core.services import audit
 from portal.integrations.models import ApiKey
 from portal.integrations.selectors import api_key_by_prefix
 from portal.integrations.services import record_api_key_use
-from triage.services import audit
 
 KEYWORD = "Api-Key"
 
@@ -24,7 +25,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         words = authentication.get_authorization_header(request).split()
         if not words or words[0].decode(errors="replace").lower() != KEYWORD.lower():
             return None
-        failures_key = f"api-key-failures:{request.META.get('REMOTE_ADDR', '')}"
+        failures_key = f"api-key-failures:{client_address(request) or ''}"
         if cache.get(failures_key, 0) >= settings.API_KEY_FAILURE_LIMIT:
             raise exceptions.Throttled(wait=settings.API_KEY_FAILURE_WINDOW_SECONDS)
         api_key = self._valid_key(words)

@@ -27,9 +27,11 @@ def clinic_patient(*, clinic, external_id):
 def clinic_appointments(*, clinic):
     return (
         ExternalAppointment.objects.filter(clinic=clinic)
-        .select_related("appointment__slot__clinic", "appointment__case", "appointment__patient__external_patient")
+        .select_related(
+            f"appointment__{Appointment.PATHS['clinic']}", "appointment__case", "appointment__patient__external_patient",
+        )
         .prefetch_related("appointment__case__decisions")
-        .order_by("-appointment__slot__starts_at", "-pk")
+        .order_by(f"-appointment__{Appointment.PATHS['starts_at']}", "-pk")
     )
 
 

@@ -8,13 +8,13 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.services import audit
 from portal.booking.questionnaire import QUESTIONNAIRE_VERSION
 from portal.booking.services import book_appointment
 from portal.integrations import selectors, tasks
 from portal.integrations.models import (
     ApiKey, ExternalAppointment, ExternalPatient, WebhookDelivery, WebhookEndpoint, hash_key_secret,
 )
-from triage.services import audit
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def book_external_appointment(
 def queue_event(*, case, event_type, data) -> list[WebhookDelivery]:
     """Record one delivery per JSON endpoint of the case's clinic that wants this event; send after commit."""
     appointment = case.appointment
-    endpoints = selectors.endpoints_for(clinic=appointment.slot.clinic, event_type=event_type)
+    endpoints = selectors.endpoints_for(clinic=appointment.clinic, event_type=event_type)
     deliveries = []
     for endpoint in endpoints:
         delivery = WebhookDelivery(endpoint=endpoint, event_type=event_type)
@@ -109,7 +109,7 @@ def queue_event(*, case, event_type, data) -> list[WebhookDelivery]:
                     "reference": appointment.reference,
                     "external_id": selectors.external_appointment_id(appointment),
                     "status": appointment.status,
-                    "starts_at": appointment.slot.starts_at.isoformat(),
+                    "starts_at": appointment.starts_at.isoformat(),
                 },
                 **data,
             },

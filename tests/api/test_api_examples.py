@@ -17,7 +17,7 @@ from portal.celery import app as celery_app
 from portal.integrations.models import ExternalAppointment
 from tests.workers import ROOT
 from triage.models import Photo
-from triage.registry import register_checkpoints
+from registry.versions import register_checkpoints
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

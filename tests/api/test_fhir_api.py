@@ -19,7 +19,8 @@ from tests.api.fhir import (
     pcr_observation,
 )
 from triage.api import UploadRateThrottle
-from triage.models import AuditEvent, LabResult, Photo
+from core.models import AuditEvent
+from triage.models import LabResult, Photo
 from triage.services import record_decision
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,7 @@ from portal.celery import app as celery_app
 from portal.fhir import codes
 from tests.api.fhir import answers_resource, assert_valid_fhir, lesion_jpeg
 from triage.models import Case, LabResult
-from triage.registry import register_checkpoints
+from registry.versions import register_checkpoints
 from triage.services import record_decision
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

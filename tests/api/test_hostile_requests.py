@@ -12,7 +12,7 @@ from portal.integrations import serializers as integration_serializers
 from portal.integrations.models import ExternalPatient
 from portal.parsers import JSON_MAX_DEPTH
 from triage import serializers as triage_serializers
-from triage.models import AuditEvent
+from core.models import AuditEvent
 from triage.views import _csv_safe
 
 pytestmark = pytest.mark.django_db

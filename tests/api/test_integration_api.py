@@ -5,7 +5,8 @@ from django.urls import reverse
 from portal.integrations.models import ApiKey, ExternalAppointment, IdempotencyRecord
 from portal.integrations.services import revoke_api_key
 from triage.api import UploadRateThrottle
-from triage.models import AuditEvent, Photo
+from core.models import AuditEvent
+from triage.models import Photo
 from triage.services import record_decision
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,9 @@ from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from rest_framework.test import APIClient
 
-from triage.models import AuditEvent, Decision, ModelVersion
+from core.models import AuditEvent
+from registry.models import ModelVersion
+from triage.models import Decision
 
 pytestmark = pytest.mark.django_db
 

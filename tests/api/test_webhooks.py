@@ -120,7 +120,7 @@ def test_an_unflagged_result_sends_nothing(endpoint, photo, record_result, deliv
 
 def test_a_rejected_photo_asks_for_a_retake(endpoint, appointment, patient, private_storage, make_upload, enqueued, tmp_path, settings, deliveries_sent, django_capture_on_commit_callbacks):
     import ml.testing
-    from triage.registry import register_checkpoints
+    from registry.versions import register_checkpoints
     from triage.services import accept_photo
 
     settings.MODEL_DIR = tmp_path

@@ -1,11 +1,27 @@
 from django.db import migrations
 from django.db.models import Min
 
-from triage.permissions import CLINICIANS_GROUP, install_roles
+from triage.permissions import ADMINS_GROUP, ALL, AUDITORS_GROUP, CLINIC_LEADS_GROUP, CLINICIANS_GROUP, PATIENTS_GROUP
+from triage.permissions import install_roles
+
+# The roles as they stood at this migration (the audit log was triage's then; core/0001 moves it,
+# with its permissions): frozen, so the migration means the same whatever the roles become.
+ROLES_AT_0009 = {
+    PATIENTS_GROUP: [],
+    CLINICIANS_GROUP: ["triage.review_cases", "triage.decide_cases"],
+    CLINIC_LEADS_GROUP: ["triage.review_cases", "triage.decide_cases", "triage.export_decisions"],
+    AUDITORS_GROUP: [
+        "triage.review_cases", "triage.see_all_sites", "triage.view_case", "triage.view_photo",
+        "triage.view_prediction", "triage.view_decision", "triage.view_auditevent", "triage.view_modelversion",
+        "triage.view_sitemembership", "triage.view_labresult", "triage.view_finaldiagnosis",
+        "triage.view_modelpromotion",
+    ],
+    ADMINS_GROUP: [ALL],
+}
 
 
 def create_roles(apps, schema_editor):
-    install_roles(apps)
+    install_roles(apps, roles=ROLES_AT_0009)
 
 
 def keep_existing_clinicians_seeing_every_site(apps, schema_editor):

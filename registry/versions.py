@@ -11,7 +11,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from triage.models import HistoryModel, ModelVersion
+from registry.models import HistoryModel, ModelVersion
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def register_checkpoint(path) -> tuple[ModelVersion, bool]:
 def activate_model_version(model_version) -> ModelVersion:
     """Make this the one active model (the others are deactivated first: one_active_model).
 
-    Admins do this through `services.promote_model_version`, which checks the evidence first; this
+    Admins do this through `modelops.services.promote_model_version`, which checks the evidence first; this
     is the bare switch (a fresh install's first model, tests)."""
     ModelVersion.objects.filter(is_active=True).exclude(pk=model_version.pk).update(is_active=False)
     ModelVersion.objects.filter(pk=model_version.pk).update(is_active=True, is_challenger=False)
@@ -83,7 +83,7 @@ def make_challenger(model_version) -> ModelVersion:
 @transaction.atomic
 def activate_history_model(history_model) -> HistoryModel:
     """Let this history + image model's combined score flag new cases (the bare switch: admins do
-    it through `services.promote_history_model`, which checks the evidence first)."""
+    it through `modelops.services.promote_history_model`, which checks the evidence first)."""
     if not history_model.image_model.is_active:
         raise ValueError(f"{history_model.version} builds on {history_model.image_model.version}, which is not the active model.")
     HistoryModel.objects.filter(is_active=True).exclude(pk=history_model.pk).update(is_active=False)

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
+from registry.versions import active_model_version, register_checkpoints
 from triage.models import Photo
-from triage.registry import active_model_version, register_checkpoints
 from triage.tasks import enqueue_analysis
 
 

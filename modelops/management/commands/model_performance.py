@@ -4,9 +4,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from triage import performance
-from triage.models import ModelVersion
-from triage.selectors import model_versions_to_measure
+from modelops import performance
+from modelops.selectors import model_versions_to_measure
+from registry.models import ModelVersion
 
 
 def _share(figure):

@@ -9,19 +9,15 @@ cases in the queue. Reads only: nothing here writes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
 
 import numpy as np
 from django.conf import settings
 
-from ml.history import combined_probability, fit_history_model, image_logit, threshold_flagging
+from ml.history import fit_history_model, threshold_flagging
 from ml.metrics import calibration_bins, diagnostic_table, paired_auc_difference, proportion, roc_auc
-from triage.models import Case, LabResult, Outcome, Photo, Prediction
+from triage.history import HISTORY_FEATURES, history_features, history_probability
+from triage.models import Case, LabResult, Outcome
 from triage.selectors import lab_confirmed_cases, latest_predictions_by_case
-
-# Until Prediction records whether the model could judge the photo, every prediction counts as assessable.
-PREDICTIONS_RECORD_ASSESSABILITY = any(f.name == "assessable" for f in Prediction._meta.get_fields())
-
 
 @dataclass
 class Performance:
@@ -38,7 +34,7 @@ def case_scores(model_version, case_ids) -> dict[int, float | None]:
     predictions for the case was assessable."""
     scores = {}
     for case_id, predictions in latest_predictions_by_case(model_version=model_version, case_ids=case_ids).items():
-        assessed = [p.probability for p in predictions if getattr(p, "assessable", True)]
+        assessed = [p.probability for p in predictions if p.assessable]
         scores[case_id] = max(assessed) if assessed else None
     return scores
 
@@ -74,9 +70,7 @@ def model_performance(model_version, *, start=None, end=None, clinic_id=None) ->
         "negatives": int((~labels).sum()),
         "min_confirmed_cases": settings.PERFORMANCE_MIN_CONFIRMED_CASES,
         "enough": bool(enough),
-        "not_assessable": (
-            proportion(len(scores) - len(assessed), len(scores)) if PREDICTIONS_RECORD_ASSESSABILITY else None
-        ),
+        "not_assessable": proportion(len(scores) - len(assessed), len(scores)),
         "at_threshold": at_threshold,
         "auc": roc_auc(labels, values) if enough else float("nan"),
         "calibration": calibration_bins(labels, values, calibration_bin_count(len(values))) if enough else [],
@@ -203,61 +197,10 @@ def promotion_refusal(comparison) -> str | None:
     return None
 
 
-# History + image model. Questionnaire keys read (Appointment.questionnaire, documented in
-# portal/booking/questionnaire.py; missing or unknown answers count as "no"):
-#   close_contact, fever, swollen_lymph_nodes: "yes" / "no" / "unsure";
-#   vaccination: "one_dose" or "two_doses" count as vaccinated;
-#   lesion_sites: list of body sites (Photo.BodySite values), with the photos' body sites;
-#   onset_date: ISO date, within 7 days of the appointment.
-HISTORY_BOOLEAN_KEYS = ("close_contact", "fever", "swollen_lymph_nodes")
-VACCINATED_ANSWERS = {"one_dose", "two_doses"}
-ANOGENITAL_SITES = {Photo.BodySite.GENITAL, Photo.BodySite.PERIANAL}
-RECENT_ONSET_DAYS = 7
-HISTORY_FEATURES = ("image score (log-odds)", *HISTORY_BOOLEAN_KEYS, "vaccinated", "anogenital lesion", "lesion sites",
-                    "onset within 7 days")
-
-
-def _yes(value) -> bool:
-    return value is True or (isinstance(value, str) and value.strip().lower() in {"yes", "y", "true", "1"}) or value == 1
-
-
-def _onset(value):
-    try:
-        return date.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
-
-
-def history_features(case, image_score) -> list[float]:
-    appointment = case.appointment
-    answers = getattr(appointment, "questionnaire", None)
-    answers = answers if isinstance(answers, dict) else {}
-    reported_sites = answers.get("lesion_sites")
-    sites = {str(site) for site in reported_sites} if isinstance(reported_sites, (list, tuple)) else set()
-    sites |= {photo.body_site for photo in case.photos.all()}
-    onset, visit = _onset(answers.get("onset_date")), appointment.slot.starts_at.date()
-    recent = onset is not None and 0 <= (visit - onset).days <= RECENT_ONSET_DAYS
-    return [
-        float(image_logit([image_score])[0]),
-        *(float(_yes(answers.get(key))) for key in HISTORY_BOOLEAN_KEYS),
-        float(answers.get("vaccination") in VACCINATED_ANSWERS),
-        float(bool(sites & ANOGENITAL_SITES)),
-        float(len(sites)),
-        float(recent),
-    ]
-
-
-def history_probability(history_model, case, image_score) -> float:
-    """A stored history + image model's combined probability for a case with this image score."""
-    if list(history_model.features) != list(HISTORY_FEATURES):
-        raise ValueError(f"{history_model.version} was fitted on other features than this code computes: fit it again.")
-    return combined_probability(history_model.intercept, history_model.coefficients, history_features(case, image_score))
-
-
 def history_scores(history_model, image_scores) -> dict[int, float | None]:
     """{case_id: combined probability} from {case_id: its image model's case score}; None where
     that has none."""
-    cases = Case.objects.filter(pk__in=list(image_scores)).select_related("appointment__slot").prefetch_related("photos")
+    cases = Case.objects.filter(pk__in=list(image_scores)).select_related(Case.booking_path("clinic")).prefetch_related("photos")
     return {
         case.pk: None if image_scores[case.pk] is None else history_probability(history_model, case, image_scores[case.pk])
         for case in cases
@@ -287,7 +230,7 @@ def history_model(model_version, *, start=None, end=None, clinic_id=None) -> dic
     cases = (
         lab_confirmed_cases(start=start, end=end, clinic_id=clinic_id)
         .filter(pk__in=[pk for pk in truth if scores.get(pk) is not None])
-        .select_related("appointment__slot").prefetch_related("photos").order_by("pk")
+        .select_related(Case.booking_path("clinic")).prefetch_related("photos").order_by("pk")
     )
     needed = settings.HISTORY_MODEL_MIN_CONFIRMED_CASES
     cases = list(cases)

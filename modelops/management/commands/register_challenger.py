@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from triage.services import register_challenger
+from modelops.services import register_challenger
 
 
 class Command(BaseCommand):

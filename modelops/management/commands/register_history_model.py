@@ -3,8 +3,8 @@ from datetime import date
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from modelops.services import register_history_model
 from triage.management.staff import staff_user
-from triage.services import register_history_model
 
 
 class Command(BaseCommand):

@@ -1,0 +1,60 @@
+"""A photo's status changes in one place: the table of allowed changes and the one function that
+makes them. Every write of `Photo.status` goes through `change_status` (tests/test_structure.py
+fails on one that does not).
+
+    received ─▶ analysing ─▶ analysed | rejected (reason) | failed (reason) | no_model
+        ▲            │
+        └────────────┘  re-analysis, requeue of a lost or abandoned run, a retake's new run
+
+A photo is created RECEIVED (`services.accept_photos`). Changes the table does not list are refused.
+"""
+from django.utils import timezone
+
+from triage.models import Photo
+
+Status = Photo.Status
+
+# A recorded result (ANALYSED, or REJECTED with the model's reason) settles a photo from any status:
+# whether a run may record is decided by `analysis.record_prediction` (the latest run records), and
+# scripts and the demo history record results on photos they have just uploaded or already scored.
+RESULTS = {Status.ANALYSED, Status.REJECTED}
+
+# status -> the statuses it may change to.
+TRANSITIONS = {
+    Status.RECEIVED: {Status.RECEIVED, Status.ANALYSING, Status.FAILED, *RESULTS},  # claimed by a run, or requeued
+    # No model to run, the run failed, or a lost run is queued again (RECEIVED) or claimed anew.
+    Status.ANALYSING: {Status.ANALYSING, Status.NO_MODEL, Status.FAILED, Status.RECEIVED, *RESULTS},
+    Status.NO_MODEL: {Status.ANALYSING, Status.RECEIVED, Status.FAILED, *RESULTS},
+    Status.ANALYSED: {Status.RECEIVED, *RESULTS},  # RECEIVED: a clinician asks for a new analysis
+    # FAILED: the task that analysed it failed for good, and marks every unfinished photo of its batch.
+    Status.REJECTED: {Status.RECEIVED, Status.FAILED, *RESULTS},
+    Status.FAILED: {Status.ANALYSING, Status.RECEIVED, Status.FAILED, *RESULTS},
+}
+
+
+class TransitionRefused(ValueError):
+    """A status change the table does not allow."""
+
+
+def may_change(from_status, to_status) -> bool:
+    return to_status in TRANSITIONS[from_status]
+
+
+def change_status(photos, to_status, *, reason="", detail="", **fields) -> int:
+    """Move `photos` to `to_status` with its `reason` code and the staff-only `detail` (both cleared
+    when not given), writing `fields` with it. Returns how many photos changed.
+
+    `photos` is one Photo (its current status must allow the change, else TransitionRefused; the
+    instance is updated and saved) or a queryset (the photos whose stored status allows it change;
+    the others are left as they are, in one UPDATE).
+    """
+    values = {"status": to_status, "status_reason": reason, "status_detail": detail[:300], **fields}
+    if isinstance(photos, Photo):
+        if not may_change(photos.status, to_status):
+            raise TransitionRefused(f"Photo {photos.pk}: {photos.status} cannot become {to_status}.")
+        for name, value in values.items():
+            setattr(photos, name, value)
+        photos.save(update_fields=[*values, "updated_at"])
+        return 1
+    allowed_from = [status for status, targets in TRANSITIONS.items() if to_status in targets]
+    return photos.filter(status__in=allowed_from).update(**values, updated_at=timezone.now())
