@@ -15,7 +15,7 @@ from django.utils import timezone
 from kombu.exceptions import ChannelError
 
 from triage.models import (
-    CASE_CLINIC, Case, Decision, FinalDiagnosis, LabResult, ModelVersion, Outcome, Photo, PhotoOutcome, Prediction,
+    CASE_CLINIC, AuditEvent, Case, Decision, FinalDiagnosis, LabResult, ModelVersion, Outcome, Photo, PhotoOutcome, Prediction,
 )
 
 STARTS_AT = "appointment__slot__starts_at"
@@ -145,6 +145,11 @@ def current_patient_decision(*, case):
     if case.outcome == Outcome.PENDING:
         return None
     return case.decisions.order_by("-created_at", "-id").first()
+
+
+def site_changes(*, case):
+    """The case's moves between clinic sites (audited by `services.record_site_change`), oldest first."""
+    return AuditEvent.objects.filter(case_reference=case.appointment.reference, action="change_site").order_by("created_at", "id")
 
 
 def decisions_on_day(*, day, site_ids):

@@ -33,6 +33,18 @@ def close_case(*, case) -> Case:
     return case
 
 
+def record_site_change(*, case, previous_site, actor, request=None) -> None:
+    """The case's appointment moved to another site (booking has moved it): audited, the claim of
+    the old site's clinician ends, and, when the case was already decided, the on-duty staff of the
+    new site are emailed so the decision (made for the other site) is checked, never moved silently."""
+    decision = case.decisions.order_by("-created_at", "-id").first()
+    Case.objects.filter(pk=case.pk).update(claimed_by=None, claimed_until=None)
+    audit(actor=actor, action="change_site", obj=case, request=request, from_site=previous_site.name,
+          to_site=case.appointment.slot.clinic.name, after_decision=decision is not None)
+    if decision is not None:
+        tasks.email_site_change_on_commit(case_id=case.pk, previous_site=previous_site.name, decision_id=decision.pk)
+
+
 def add_site_membership(*, user, clinic, on_duty=False) -> SiteMembership:
     """`user` works at `clinic` (sees its cases; on duty: gets its flagged-case emails). Idempotent."""
     membership, _ = SiteMembership.objects.update_or_create(user=user, clinic=clinic, defaults={"on_duty": on_duty})

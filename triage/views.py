@@ -25,7 +25,7 @@ from triage.registry import active_model_version, challenger_model_version, hist
 from triage.selectors import (
     case_for_review, case_queue, clinic_sites, decisions_on_day, ground_truth_history, latest_outcome_counts,
     model_card_text,
-    model_versions_to_measure, photo_for_access, prediction_for_access, queue_sites,
+    model_versions_to_measure, photo_for_access, prediction_for_access, queue_sites, site_changes,
 )
 from triage.services import (
     audit, claim_case, countersign_decision, record_decision, record_ground_truth, release_case, request_reanalysis,
@@ -360,7 +360,7 @@ def _case_context(request, case, decision_form):
         "case": case, "appointment": case.appointment, "photos": photos, "decision_form": decision_form,
         "roi_form": RoiForm(), "can_decide": case.is_open and is_clinician(request.user),
         "claim_holder": holder, "held_by_other": holder is not None and holder.pk != request.user.pk,
-        "ground_truth_form": GroundTruthForm(), **ground_truth_history(case),
+        "ground_truth_form": GroundTruthForm(), "site_changes": site_changes(case=case), **ground_truth_history(case),
     }
 
 

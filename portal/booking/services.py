@@ -12,7 +12,7 @@ from portal.booking.consent import CARE_TEXT_VERSION, RESEARCH_TEXT_VERSION
 from portal.booking.models import Appointment, ConsentRecord, Schedule, Slot
 from portal.booking.selectors import can_change
 from triage.events import send_on_commit
-from triage.services import audit, close_case, create_case
+from triage.services import audit, close_case, create_case, record_site_change
 
 
 def slot_taken_message():
@@ -95,14 +95,25 @@ def book_appointment(
     return appointment
 
 
-def reschedule_appointment(*, appointment, slot, actor, request=None) -> Appointment:
+def reschedule_appointment(*, appointment, slot, actor, change_site=False, request=None) -> Appointment:
     """Move a booking to another free slot; the case, answers and photos stay with it. Moving it to
-    the slot it already has changes nothing (a retried request is safe)."""
+    the slot it already has changes nothing (a retried request is safe).
+
+    A slot at another site is refused unless the move was asked for (`change_site`): the site is
+    where the clinic prepared for the patient, so it never changes as a side effect of a new time.
+    """
     _check_changeable(appointment)
     if slot.pk == appointment.slot_id:
         return appointment
     if slot.service_id != appointment.slot.service_id:
         raise ValidationError(_("Please choose a time for the same service."), code="other_service")
+    previous_site = appointment.slot.clinic
+    if slot.clinic_id != previous_site.pk and not change_site:
+        raise ValidationError(
+            _("That time is at %(site)s, but you are booked at %(booked)s. Please confirm that you want to "
+              "change clinic, or choose a time at %(booked)s.") % {"site": slot.clinic, "booked": previous_site},
+            code="other_site",
+        )
     try:
         with transaction.atomic():
             slot = _lock_future_slot(slot)
@@ -112,6 +123,8 @@ def reschedule_appointment(*, appointment, slot, actor, request=None) -> Appoint
             appointment.save(update_fields=["slot", "reminder_sent_at"])
             audit(actor=actor, action="reschedule_appointment", obj=appointment.case, request=request,
                   slot=slot.pk, starts_at=slot.starts_at.isoformat())
+            if slot.clinic_id != previous_site.pk:
+                record_site_change(case=appointment.case, previous_site=previous_site, actor=actor, request=request)
             emails.send_on_commit(appointment=appointment, kind=emails.RESCHEDULED)
             send_on_commit(events.appointment_rescheduled, appointment=appointment, previous_starts_at=previous_starts_at)
     except IntegrityError:
