@@ -107,3 +107,66 @@ def test_api_moves_to_another_site_only_when_asked(patient, appointment, other_s
     assert api.post(url, {"slot": elsewhere.pk, "change_site": True}, format="json").status_code == 200
     appointment.refresh_from_db()
     assert appointment.slot == elsewhere
+
+
+# Retakes settle, and never loop ------------------------------------------------------------------
+
+
+def _queue_case(client, clinician, case):
+    client.force_login(clinician)
+    return next(row for row in client.get(reverse("staff-queue")).context["page"].object_list if row.pk == case.pk)
+
+
+def test_a_retake_upload_settles_the_photo_it_replaces(client, patient, clinician, appointment, photo, record_result, make_upload):
+    from triage.models import Photo
+    from triage.services import accept_photo
+
+    record_result(photo, 0.2, reason="blurred")
+    assert _queue_case(client, clinician, appointment.case).photos_problem == 1
+
+    accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=make_upload(), body_site=Photo.BodySite.HANDS)
+
+    photo.refresh_from_db()
+    assert photo.status == Photo.Status.REPLACED and not photo.needs_retake and photo.patient_message == ""
+    assert _queue_case(client, clinician, appointment.case).photos_problem == 0
+    client.force_login(patient)
+    page = client.get(reverse("appointment", args=[appointment.reference])).content.decode()
+    assert "badge status-rejected" not in page and f'<p data-retake="{photo.pk}" hidden>' in page
+
+
+def test_a_final_decision_clears_every_retake_prompt(client, patient, clinician, appointment, record_result, make_upload, enqueued):
+    from triage.models import Photo
+    from triage.services import accept_photos
+
+    photos = accept_photos(case=appointment.case, uploaded_by=patient, uploaded_files=[make_upload() for _ in range(3)],
+                           body_site=Photo.BodySite.TRUNK)
+    for photo in photos:
+        record_result(photo, 0.2, reason="too_bright")
+    client.force_login(patient)
+    assert client.get(reverse("appointment", args=[appointment.reference])).content.decode().count("badge status-rejected") == 3
+
+    record_decision(case=appointment.case, clinician=clinician, outcome=Outcome.NOT_SUSPECTED, action=Decision.Action.STANDARD)
+
+    client.force_login(patient)
+    page = client.get(reverse("appointment", args=[appointment.reference])).content.decode()
+    assert "badge status-rejected" not in page
+    assert all(f'<p data-retake="{photo.pk}" hidden>' in page for photo in photos)
+    assert _queue_case(client, clinician, appointment.case).photos_problem == 0
+
+
+def test_a_second_unjudgeable_photo_goes_to_a_clinician_as_it_is(client, patient, clinician, appointment, photo, record_result, make_upload):
+    from triage.models import Photo
+    from triage.services import accept_photo
+
+    record_result(photo, 0.9, reason="too_bright")
+    retake = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=make_upload(), body_site=Photo.BodySite.HANDS)
+    record_result(retake, 0.9, reason="too_bright")
+
+    retake.refresh_from_db()
+    assert retake.status == Photo.Status.AS_IS and not retake.needs_retake
+    assert "a clinician will look at your photos as they are" in retake.patient_message
+    row = _queue_case(client, clinician, appointment.case)
+    assert row.outcome == Outcome.PENDING and row.photos_problem == 0
+    client.force_login(patient)
+    status = client.get(reverse("appointment-photo-status", args=[appointment.reference])).json()["photos"]
+    assert [(photo["status"], photo["retake_needed"]) for photo in status] == [("replaced", False), ("as_is", False)]

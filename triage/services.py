@@ -17,7 +17,7 @@ from triage import events, performance, registry, tasks
 from triage.images import box_for_tap, normalise_photo, validate_roi
 from triage.models import (
     AuditEvent, Case, Decision, FinalDiagnosis, HistoryModel, LabResult, ModelPromotion, Outcome, Photo, Prediction,
-    RoiSource, SiteMembership, WorkerHeartbeat, is_mpox,
+    RoiSource, SiteMembership, WorkerHeartbeat, is_mpox, settle_problem_photos,
 )
 from triage.selectors import exportable_photos
 
@@ -61,6 +61,7 @@ def accept_photo(*, case, uploaded_by, uploaded_file, body_site, roi=None, tap=N
 def accept_photos(*, case, uploaded_by, uploaded_files, body_site, roi=None, tap=None) -> list[Photo]:
     """Validate every file, then store all of them or none, and queue them for analysis.
 
+    New photos of a body site replace that site's photos the patient was asked to take again.
     The patient may mark the lesion on a single photo: `roi` a drawn box (x0, y0, x1, y1) or `tap`
     a point (x, y) that becomes a box sized from the photo, both in upright-photo pixels. Photos
     without a mark are analysed with an automatic box by the worker.
@@ -114,6 +115,9 @@ def accept_photos(*, case, uploaded_by, uploaded_files, body_site, roi=None, tap
                 stored_names.append(photo.image.name)
                 photo.save()
                 photos.append(photo)
+            # New photos of a body site replace the ones of that site the patient was asked to take again.
+            settle_problem_photos(case.photos.filter(body_site=body_site).exclude(pk__in=[p.pk for p in photos]),
+                                  status=Photo.Status.REPLACED)
             _queue_for_review(case)
             tasks.enqueue_analysis(photos)  # sends once the transaction commits
     except Exception:
@@ -175,6 +179,8 @@ def record_decision(*, case, clinician, outcome, action="", note="", patient_ins
         case=case, clinician=clinician, outcome=outcome, action=action, note=note,
         patient_instructions=patient_instructions.strip(),
     )
+    if outcome != Outcome.RETAKE:  # decided with the photos as they are: no retake is owed any more
+        settle_problem_photos(case.photos.all(), status=Photo.Status.AS_IS)
     case.outcome = outcome
     case.claimed_by, case.claimed_until = None, None
     case.save(update_fields=["outcome", "claimed_by", "claimed_until", "updated_at"])
