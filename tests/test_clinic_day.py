@@ -170,3 +170,26 @@ def test_a_second_unjudgeable_photo_goes_to_a_clinician_as_it_is(client, patient
     client.force_login(patient)
     status = client.get(reverse("appointment-photo-status", args=[appointment.reference])).json()["photos"]
     assert [(photo["status"], photo["retake_needed"]) for photo in status] == [("replaced", False), ("as_is", False)]
+
+
+# The flagged filter and the badge count the same cases --------------------------------------------
+
+
+def test_flagged_filter_and_badge_count_the_same_undecided_flagged_cases(
+    client, clinician, patient, appointment, prediction, make_slot, make_upload, record_result,
+):
+    from portal.booking.services import book_appointment
+    from triage.services import accept_photo
+
+    decided = book_appointment(patient=patient, slot=make_slot(30), consent_care=True).case
+    record_result(accept_photo(case=decided, uploaded_by=patient, uploaded_file=make_upload(), body_site="hands"), 0.9)
+    record_decision(case=decided, clinician=clinician, outcome=Outcome.SUSPECTED, action=Decision.Action.TELEHEALTH)
+    client.force_login(clinician)
+
+    page = client.get(reverse("staff-queue"), {"status": "flagged"})
+
+    assert [case.pk for case in page.context["page"].object_list] == [appointment.case.pk]
+    html = page.content.decode()
+    assert '<span class="count">1</span> flagged, undecided' in html
+    assert f'href="{reverse("staff-queue")}?status=flagged"' in html
+    assert '<input type="radio" name="status" value="flagged" checked> Flagged, undecided' in html

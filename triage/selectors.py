@@ -20,9 +20,12 @@ from triage.models import (
 
 STARTS_AT = "appointment__slot__starts_at"
 
+# What the staff badge counts and the "flagged" filter shows: flagged cases nobody has decided yet.
+FLAGGED_UNDECIDED = Q(flagged=True, outcome=Outcome.PENDING)
+
 QUEUE_STATUSES = {
     "all": ("All", Q()),
-    "flagged": ("Flagged", Q(flagged=True)),
+    "flagged": ("Flagged, undecided", FLAGGED_UNDECIDED),
     "undecided": ("Undecided", Q(outcome=Outcome.PENDING)),
     "decided": ("Decided", Q(outcome__in=[Outcome.SUSPECTED, Outcome.NOT_SUSPECTED])),
     "retake": ("Awaiting retake", Q(outcome=Outcome.RETAKE)),
@@ -46,7 +49,7 @@ def case_queue(*, site_ids, status="all", period="any", site=None, claimed_by=No
     """
     now = now or timezone.now()
     urgency = CaseWhen(
-        When(flagged=True, outcome=Outcome.PENDING, then=Value(0)),
+        When(FLAGGED_UNDECIDED, then=Value(0)),
         When(outcome=Outcome.PENDING, then=Value(1)),
         When(outcome=Outcome.RETAKE, then=Value(2)),
         default=Value(3),
@@ -104,7 +107,7 @@ def latest_outcome_counts(*, cases):
 
 def flagged_undecided_count(*, site_ids):
     """The number on every staff page: flagged cases nobody has decided yet."""
-    return staff_cases(site_ids=site_ids).filter(flagged=True, outcome=Outcome.PENDING).count()
+    return staff_cases(site_ids=site_ids).filter(FLAGGED_UNDECIDED).count()
 
 
 def queue_sites(*, site_ids):
