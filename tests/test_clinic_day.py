@@ -193,3 +193,20 @@ def test_flagged_filter_and_badge_count_the_same_undecided_flagged_cases(
     assert '<span class="count">1</span> flagged, undecided' in html
     assert f'href="{reverse("staff-queue")}?status=flagged"' in html
     assert '<input type="radio" name="status" value="flagged" checked> Flagged, undecided' in html
+
+
+# A cancelled appointment takes no photos and analyses none -----------------------------------------
+
+
+def test_photos_of_a_cancelled_appointment_are_not_analysed_or_requeued(patient, appointment, photo, model_version):
+    from portal.booking.services import cancel_appointment
+    from triage import analysis
+    from triage.models import Photo, Prediction
+    from triage.selectors import photos_to_requeue
+
+    cancel_appointment(appointment=appointment, actor=patient)
+    Photo.objects.filter(pk=photo.pk).update(queued_at=None)  # as if the broker had lost it
+
+    assert analysis.analyse_photos([photo.pk]) == []
+    assert not Prediction.objects.exists()
+    assert photo not in photos_to_requeue()

@@ -219,7 +219,7 @@ def _claim_photos(photo_ids, worker):
         photos = list(
             Photo.objects.select_for_update()
             .select_related("case")
-            .filter(pk__in=photo_ids, files_deleted_at__isnull=True)
+            .filter(pk__in=photo_ids, files_deleted_at__isnull=True, case__is_open=True)  # cancelled: never analysed
             .exclude(status__in=Photo.FINISHED_STATUSES)
             .order_by("pk")
         )

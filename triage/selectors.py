@@ -312,6 +312,8 @@ def photos_to_requeue(*, worker=None):
     - analysing past the lease (CELERY_TASK_TIME_LIMIT, which no run outlives): their worker died;
     - analysing by `worker`, when that worker has just started: it died while analysing them;
     - waiting for a model, once one is active.
+
+    Photos of cancelled appointments are never analysed, so never queued again.
     """
     now = timezone.now()
     lost = Q(status=Photo.Status.RECEIVED) & (
@@ -325,7 +327,7 @@ def photos_to_requeue(*, worker=None):
     stalled = lost | abandoned
     if ModelVersion.objects.filter(is_active=True).exists():
         stalled |= Q(status=Photo.Status.NO_MODEL)
-    return list(Photo.objects.filter(stalled, files_deleted_at__isnull=True).order_by("case_id", "pk"))
+    return list(Photo.objects.filter(stalled, files_deleted_at__isnull=True, case__is_open=True).order_by("case_id", "pk"))
 
 
 # ---- Operations (admin's workers page) ----

@@ -66,8 +66,8 @@ def accept_photos(*, case, uploaded_by, uploaded_files, body_site, roi=None, tap
     a point (x, y) that becomes a box sized from the photo, both in upright-photo pixels. Photos
     without a mark are analysed with an automatic box by the worker.
     """
-    if not case.is_open:
-        raise ValidationError(gettext("This appointment was cancelled, so photos can no longer be added."), code="case_closed")
+    if not case.is_open:  # checked again under the case's lock before anything is stored
+        raise _case_closed_error()
     if not uploaded_files:
         raise ValidationError(gettext("Please choose at least one photo."), code="no_files")
     if len(uploaded_files) > settings.PHOTO_MAX_FILES_PER_UPLOAD:
@@ -127,10 +127,15 @@ def accept_photos(*, case, uploaded_by, uploaded_files, body_site, roi=None, tap
     return photos
 
 
+def _case_closed_error():
+    return ValidationError(gettext("This appointment was cancelled, so photos can no longer be added."), code="case_closed")
+
+
 def _refuse_past_appointment_limit(case, adding):
-    """At most PHOTO_MAX_PER_APPOINTMENT photos per case; the case row is locked so that
-    uploads sent at the same time cannot pass the limit together."""
-    Case.objects.select_for_update().filter(pk=case.pk).first()
+    """At most PHOTO_MAX_PER_APPOINTMENT photos per case, and none once it is cancelled; the case row
+    is locked so that uploads sent at the same time (or with a cancellation) cannot pass the checks together."""
+    if not Case.objects.select_for_update().get(pk=case.pk).is_open:
+        raise _case_closed_error()
     limit, stored = settings.PHOTO_MAX_PER_APPOINTMENT, case.photos.count()
     if stored + adding > limit:
         left = max(limit - stored, 0)
