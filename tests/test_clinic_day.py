@@ -210,3 +210,23 @@ def test_photos_of_a_cancelled_appointment_are_not_analysed_or_requeued(patient,
     assert analysis.analyse_photos([photo.pk]) == []
     assert not Prediction.objects.exists()
     assert photo not in photos_to_requeue()
+
+
+def test_cancel_asks_for_confirmation_first(client, patient, appointment):
+    from portal.booking.models import Appointment
+
+    client.force_login(patient)
+    cancel_url = reverse("appointment-cancel", args=[appointment.reference])
+    page = client.get(reverse("appointment", args=[appointment.reference])).content.decode()
+    assert f'href="{cancel_url}"' in page and f'action="{cancel_url}"' not in page
+
+    confirm = client.get(cancel_url)
+    assert confirm.status_code == 200
+    html = confirm.content.decode()
+    assert "Cancel this appointment?" in html and appointment.slot.clinic.name in html and f'action="{cancel_url}"' in html
+    appointment.refresh_from_db()
+    assert appointment.status == Appointment.Status.BOOKED
+
+    client.post(cancel_url)
+    appointment.refresh_from_db()
+    assert appointment.status == Appointment.Status.CANCELLED

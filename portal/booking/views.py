@@ -265,9 +265,13 @@ def reschedule(request, reference):
 
 
 @login_required
-@require_POST
 def cancel(request, reference):
+    """GET asks "are you sure?" (what is cancelled, and that the photos will not be reviewed); POST cancels."""
     appointment = _own_appointment(request, reference)
+    if request.method != "POST":
+        if not can_change(appointment):
+            return redirect("appointment", reference=reference)
+        return render(request, "booking/cancel.html", {"appointment": appointment})
     try:
         cancel_appointment(appointment=appointment, actor=request.user, request=request)
     except ValidationError as error:
