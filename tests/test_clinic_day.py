@@ -1,6 +1,7 @@
 """Issue 23: a clinic's day without surprises (rescheduling keeps the site, retakes settle, no retake
 loop, cancelled appointments take no photos, closures, ground-truth warnings, the flagged filter)."""
-from datetime import timedelta
+from datetime import datetime, timedelta
+from unittest import mock
 
 import pytest
 from django.core import mail
@@ -230,3 +231,46 @@ def test_cancel_asks_for_confirmation_first(client, patient, appointment):
     client.post(cancel_url)
     appointment.refresh_from_db()
     assert appointment.status == Appointment.Status.CANCELLED
+
+
+# Closures and holidays per site --------------------------------------------------------------------
+
+
+def _christmas_after(today):
+    christmas = today.replace(month=12, day=25)
+    return christmas if christmas > today else christmas.replace(year=today.year + 1)
+
+
+def test_a_closed_day_gets_no_slots_and_offers_none(client, admin_user, patient, clinic, service, clinician):
+    from datetime import time
+
+    from portal.booking.models import Closure, Schedule
+    from portal.booking.selectors import free_days, free_slots
+    from portal.booking.services import generate_slots
+
+    christmas = _christmas_after(timezone.localdate())
+    today = christmas - timedelta(days=3)
+    Schedule.objects.create(clinician=clinician, clinic=clinic, service=service, weekday=christmas.weekday(),
+                            start_time=time(9, 0), end_time=time(10, 0), valid_from=today)
+    Schedule.objects.create(clinician=clinician, clinic=clinic, service=service, weekday=(christmas.weekday() + 1) % 7,
+                            start_time=time(9, 0), end_time=time(10, 0), valid_from=today)
+    generate_slots(days_ahead=5, today=today)  # slots made before the closure was entered
+    assert {timezone.localdate(slot.starts_at) for slot in Slot.objects.all()} == {christmas, christmas + timedelta(days=1)}
+
+    client.force_login(admin_user)
+    added = client.post(reverse("admin:booking_closure_add"),
+                        {"clinic": clinic.pk, "first_day": christmas.isoformat(), "last_day": christmas.isoformat(),
+                         "reason": "Christmas Day"})
+    assert added.status_code == 302, added.content.decode()[:2000]
+    closure = Closure.objects.get()
+
+    three_days_before = timezone.make_aware(datetime.combine(today, time(8)))
+    with mock.patch("django.utils.timezone.now", return_value=three_days_before):  # within the booking window
+        offered = {timezone.localdate(slot.starts_at) for slot in free_slots(clinic=clinic, service=service)}
+        days = [day for day, _count in free_days(clinic=clinic, service=service)]
+    assert christmas not in offered and christmas not in days and christmas + timedelta(days=1) in days
+
+    Slot.objects.all().delete()
+    generate_slots(days_ahead=5, today=today)
+    assert {timezone.localdate(slot.starts_at) for slot in Slot.objects.all()} == {christmas + timedelta(days=1)}
+    assert str(closure) == f"Test Clinic closed {christmas:%d %b %Y} (Christmas Day)"

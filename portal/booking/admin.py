@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.utils.html import format_html_join
 
-from portal.booking.models import Appointment, Clinic, ConsentRecord, PatientInformation, Schedule, Service, Slot
+from portal.booking.models import Appointment, Clinic, Closure, ConsentRecord, PatientInformation, Schedule, Service, Slot
 from portal.booking.services import generate_slots
 from triage.admin import AuditedReadsAdminMixin, ReadOnlyAdminMixin
 
@@ -22,6 +22,15 @@ class ReadOnlyInline(admin.TabularInline):
 class ClinicAdmin(admin.ModelAdmin):
     list_display = ["name", "address", "phone"]
     search_fields = ["name"]
+
+
+@admin.register(Closure)
+class ClosureAdmin(admin.ModelAdmin):
+    """Holidays and other closed days per site: patients are offered no times on them."""
+
+    list_display = ["clinic", "first_day", "last_day", "reason"]
+    list_filter = ["clinic"]
+    date_hierarchy = "first_day"
 
 
 @admin.register(Service)

@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 from portal.booking import emails, events
 from portal.booking.consent import CARE_TEXT_VERSION, RESEARCH_TEXT_VERSION
 from portal.booking.models import Appointment, ConsentRecord, Schedule, Slot
-from portal.booking.selectors import can_change
+from portal.booking.selectors import can_change, closed_days
 from triage.events import send_on_commit
 from triage.services import audit, close_case, create_case, record_site_change
 
@@ -23,7 +23,8 @@ def generate_slots(*, days_ahead=None, today=None) -> int:
     """Make the slots of every schedule for the coming days; returns how many were new.
 
     Idempotent: a clinician has one slot per start time (`one_slot_per_clinician_time`), so
-    running it again, or after a schedule changed, only adds what is missing.
+    running it again, or after a schedule changed, only adds what is missing. Days a site is closed
+    (`Closure`) get no slots.
     """
     days_ahead = settings.BOOKING_DAYS_AHEAD if days_ahead is None else days_ahead
     today = today or timezone.localdate()
@@ -32,12 +33,13 @@ def generate_slots(*, days_ahead=None, today=None) -> int:
     schedules = Schedule.objects.filter(service__is_active=True, valid_from__lte=last_day).exclude(
         valid_until__lt=today
     ).select_related("service")
+    closed = closed_days(clinic_ids={schedule.clinic_id for schedule in schedules}, first_day=today, last_day=last_day)
     new_slots = []
     for schedule in schedules:
         length = timedelta(minutes=schedule.service.duration_minutes)
         day = max(today, schedule.valid_from)
         while day <= min(last_day, schedule.valid_until or last_day):
-            if day.weekday() == schedule.weekday:
+            if day.weekday() == schedule.weekday and (schedule.clinic_id, day) not in closed:
                 start = timezone.make_aware(datetime.combine(day, schedule.start_time))
                 end = timezone.make_aware(datetime.combine(day, schedule.end_time))
                 while start + length <= end:
