@@ -274,3 +274,35 @@ def test_a_closed_day_gets_no_slots_and_offers_none(client, admin_user, patient,
     generate_slots(days_ahead=5, today=today)
     assert {timezone.localdate(slot.starts_at) for slot in Slot.objects.all()} == {christmas + timedelta(days=1)}
     assert str(closure) == f"Test Clinic closed {christmas:%d %b %Y} (Christmas Day)"
+
+
+# A negative PCR with a final diagnosis of mpox is confirmed, not slipped in -------------------------
+
+
+def test_negative_pcr_with_a_diagnosis_of_mpox_needs_confirmation(client, clinician, appointment, photo):
+    from rest_framework.test import APIClient
+
+    from triage.models import FinalDiagnosis, LabResult
+
+    case = appointment.case
+    today = timezone.localdate().isoformat()
+    client.force_login(clinician)
+    url = reverse("staff-lab-result", args=[case.pk])
+
+    refused = client.post(url, {"result": "negative", "result_date": today, "diagnosis": "mpox"})
+    assert refused.status_code == 400
+    assert "contradict" in refused.content.decode() and 'name="confirm_contradiction"' in refused.content.decode()
+    assert not LabResult.objects.exists() and not FinalDiagnosis.objects.exists()
+
+    client.post(url, {"result": "negative", "result_date": today, "diagnosis": "mpox", "confirm_contradiction": "on"})
+    assert case.lab_results.get().result == "negative" and case.final_diagnoses.get().diagnosis == "mpox"
+
+    api = APIClient()
+    api.force_login(clinician)
+    api_url = reverse("api-staff-lab-result", args=[case.pk])
+    answer = api.post(api_url, {"diagnosis": "herpes", "note": "Re-read"}, format="json")
+    assert answer.status_code == 201
+    answer = api.post(api_url, {"diagnosis": "mpox", "note": "Clinical picture"}, format="json")
+    assert answer.status_code == 400 and "contradict" in str(answer.json())
+    assert api.post(api_url, {"diagnosis": "mpox", "note": "Clinical picture", "confirm_contradiction": True},
+                    format="json").status_code == 201

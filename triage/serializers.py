@@ -211,6 +211,10 @@ class GroundTruthRequestSerializer(serializers.Serializer):
         allow_blank=True, max_length=2000, default="",
         help_text="Why; needed when this changes a recorded value.",
     )
+    confirm_contradiction = serializers.BooleanField(
+        default=False,
+        help_text="True to record a negative PCR together with a final diagnosis of mpox (refused with 400 otherwise).",
+    )
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):

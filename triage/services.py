@@ -236,11 +236,21 @@ def release_case(*, case, clinician) -> Case:
     return case
 
 
+CONTRADICTION_MESSAGE = (
+    "The mpox PCR is negative but the final diagnosis is mpox: these contradict each other. Model performance "
+    "counts the case as not mpox (by the PCR) and training exports leave it out. Check both; if they are right "
+    "(e.g. a false-negative swab), confirm the contradiction and save again."
+)
+
+
 @transaction.atomic
-def record_ground_truth(*, case, entered_by, result=None, result_date=None, diagnosis=None, note="") -> list:
+def record_ground_truth(
+    *, case, entered_by, result=None, result_date=None, diagnosis=None, note="", confirm_contradiction=False,
+) -> list:
     """Record the lab result and/or final diagnosis of a case. Only a value that differs from the
     current one adds a row (the old rows stay: that is the correction history); changing a value
-    already recorded needs a note saying why. Returns the rows added."""
+    already recorded needs a note saying why. A negative PCR with a final diagnosis of mpox is
+    refused (code "contradiction", saying what it means) unless `confirm_contradiction`. Returns the rows added."""
     if result is None and diagnosis is None:
         raise ValidationError("Choose a lab result, a final diagnosis, or both.", code="nothing_given")
     current_lab = case.lab_results.first()
@@ -260,16 +270,21 @@ def record_ground_truth(*, case, entered_by, result=None, result_date=None, diag
     corrects = (lab_changes and current_lab is not None) or (diagnosis_changes and current_diagnosis is not None)
     if corrects and not note.strip():
         raise ValidationError("Please say why you are correcting the recorded result.", code="note")
+    resulting_lab = result if lab_changes else (current_lab.result if current_lab else None)
+    resulting_diagnosis = diagnosis if diagnosis_changes else (current_diagnosis.diagnosis if current_diagnosis else None)
+    contradiction = resulting_lab == LabResult.Result.NEGATIVE and resulting_diagnosis == FinalDiagnosis.Diagnosis.MPOX
+    if contradiction and not confirm_contradiction:
+        raise ValidationError(CONTRADICTION_MESSAGE, code="contradiction")
     added = []
     if lab_changes:
         added.append(LabResult.objects.create(case=case, result=result, result_date=result_date, entered_by=entered_by, note=note))
         audit(actor=entered_by, action="record_lab_result", obj=case, result=result,
               result_date=result_date.isoformat() if result_date else None,
-              corrects=current_lab.result if current_lab else None)
+              corrects=current_lab.result if current_lab else None, confirmed_contradiction=contradiction)
     if diagnosis_changes:
         added.append(FinalDiagnosis.objects.create(case=case, diagnosis=diagnosis, entered_by=entered_by, note=note))
         audit(actor=entered_by, action="record_final_diagnosis", obj=case, diagnosis=diagnosis,
-              corrects=current_diagnosis.diagnosis if current_diagnosis else None)
+              corrects=current_diagnosis.diagnosis if current_diagnosis else None, confirmed_contradiction=contradiction)
     return added
 
 

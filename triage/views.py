@@ -211,7 +211,7 @@ def lab_result(request, case_id):
         try:
             record_ground_truth(case=case, entered_by=request.user, **form.service_arguments())
         except ValidationError as error:
-            form.add_error(None, error)
+            form.add_service_error(error)
         else:
             messages.success(request, "Lab result and diagnosis saved.")
             return redirect("staff-lab-result", case_id=case.pk)
