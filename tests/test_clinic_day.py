@@ -306,3 +306,21 @@ def test_negative_pcr_with_a_diagnosis_of_mpox_needs_confirmation(client, clinic
     assert answer.status_code == 400 and "contradict" in str(answer.json())
     assert api.post(api_url, {"diagnosis": "mpox", "note": "Clinical picture", "confirm_contradiction": True},
                     format="json").status_code == 201
+
+
+# Staff pages -------------------------------------------------------------------------------------
+
+
+def test_model_card_page_renders_the_markdown_without_raw_html(client, clinician, model_version, tmp_path):
+    (tmp_path / "MODEL_CARD.md").write_text(
+        "# Model card\n\n## Limits\n\n| Metric | Value |\n|---|---|\n| Sensitivity | 0.97 |\n\n"
+        "- **Not** a diagnosis\n\n<script>alert(1)</script>\n\n[bad](javascript:alert(1))\n", encoding="utf-8")
+    model_version.checkpoint_path = str(tmp_path / "model.pt")
+    model_version.save()
+    client.force_login(clinician)
+
+    page = client.get(reverse("staff-model-card")).content.decode()
+
+    assert "<h2>Limits</h2>" in page and "<td>Sensitivity</td>" in page and "<strong>Not</strong>" in page
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    assert 'href="javascript:' not in page and "<pre" not in page
