@@ -324,3 +324,17 @@ def test_model_card_page_renders_the_markdown_without_raw_html(client, clinician
     assert "<h2>Limits</h2>" in page and "<td>Sensitivity</td>" in page and "<strong>Not</strong>" in page
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
     assert 'href="javascript:' not in page and "<pre" not in page
+
+
+def test_webhook_events_are_chosen_with_checkboxes(client, admin_user, clinic):
+    from portal.integrations.models import WebhookEndpoint
+
+    client.force_login(admin_user)
+    add_url = reverse("admin:integrations_webhookendpoint_add")
+    form = client.get(add_url).content.decode()
+    assert all(f'type="checkbox" name="events" value="{event}"' in form for event in WebhookEndpoint.Event.values)
+
+    saved = client.post(add_url, {"clinic": clinic.pk, "url": "https://clinic.example.org/hooks",
+                                  "secret": "whsec_test", "events": ["case.flagged", "case.decided"], "is_active": "on"})
+    assert saved.status_code == 302, saved.content.decode()[-3000:]
+    assert WebhookEndpoint.objects.get().events == ["case.flagged", "case.decided"]
