@@ -338,3 +338,26 @@ def test_webhook_events_are_chosen_with_checkboxes(client, admin_user, clinic):
                                   "secret": "whsec_test", "events": ["case.flagged", "case.decided"], "is_active": "on"})
     assert saved.status_code == 302, saved.content.decode()[-3000:]
     assert WebhookEndpoint.objects.get().events == ["case.flagged", "case.decided"]
+
+
+def test_charts_are_drawn_once_per_data_and_long_titles_wrap(monkeypatch):
+    import numpy as np
+
+    from triage import charts
+
+    drawn = []
+
+    def fake_plot_roc(curves, path, title):
+        drawn.append(title)
+        path.write(b"png")
+
+    monkeypatch.setattr("ml.evaluation.plot_roc", fake_plot_roc)
+    labels, scores = np.array([True, False, True]), np.array([0.9, 0.2, 0.6])
+    long_title = "efficientnet_lite0-imagenet-logistic-aug-msld1-2026-11-25: 80 lab-confirmed cases"
+
+    first = charts.roc_chart([("model", labels, scores)], title=long_title)
+    assert charts.roc_chart([("model", labels, scores)], title=long_title) == first
+    assert len(drawn) == 1 and all(len(line) <= charts.TITLE_WIDTH for line in drawn[0].splitlines())
+
+    charts.roc_chart([("model", labels, np.array([0.9, 0.2, 0.7]))], title=long_title)  # new data: drawn again
+    assert len(drawn) == 2
