@@ -352,6 +352,7 @@ def _case_context(request, case, decision_form):
             "shown": shown,  # the editor starts from this box too, so the clinician can move it
             "roi_style": _roi_style(shown.roi, photo.width, photo.height),
             "crop": _crop_styles(shown.roi, photo.width, photo.height),
+            "focus": _zoom_focus(shown.roi, photo.width, photo.height),
             "roi_source": shown.get_roi_source_display(),
             "editor_id": f"roi-editor-{photo.pk}",
         })
@@ -375,6 +376,14 @@ def _crop_styles(roi, width, height):
         "frame": f"aspect-ratio:{box_w}/{box_h}",
         "image": f"width:{100 * width / box_w:.2f}%;left:{100 * -x0 / box_w:.2f}%;top:{100 * -y0 / box_h:.2f}%",
     }
+
+
+def _zoom_focus(roi, width, height):
+    """Where zooming in centres, as fractions of the photo: the box's centre, else the photo's."""
+    if roi is None:
+        return {"x": 0.5, "y": 0.5}
+    x0, y0, x1, y1 = roi
+    return {"x": f"{(x0 + x1) / 2 / width:.4f}", "y": f"{(y0 + y1) / 2 / height:.4f}"}
 
 
 def _roi_style(roi, width, height):
