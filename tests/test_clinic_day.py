@@ -361,3 +361,16 @@ def test_charts_are_drawn_once_per_data_and_long_titles_wrap(monkeypatch):
 
     charts.roc_chart([("model", labels, np.array([0.9, 0.2, 0.7]))], title=long_title)  # new data: drawn again
     assert len(drawn) == 2
+
+
+def test_an_upload_racing_a_cancellation_is_refused(patient, appointment, private_storage, enqueued, make_upload):
+    from triage.models import Case, Photo
+    from triage.services import accept_photo
+
+    loaded_before_the_cancel = Case.objects.get(pk=appointment.case.pk)
+    Case.objects.filter(pk=appointment.case.pk).update(is_open=False)  # the cancellation commits meanwhile
+
+    with pytest.raises(ValidationError) as refused:
+        accept_photo(case=loaded_before_the_cancel, uploaded_by=patient, uploaded_file=make_upload(), body_site="hands")
+    assert refused.value.code == "case_closed"
+    assert not Photo.objects.exists() and enqueued == []
