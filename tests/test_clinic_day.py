@@ -374,3 +374,14 @@ def test_an_upload_racing_a_cancellation_is_refused(patient, appointment, privat
         accept_photo(case=loaded_before_the_cancel, uploaded_by=patient, uploaded_file=make_upload(), body_site="hands")
     assert refused.value.code == "case_closed"
     assert not Photo.objects.exists() and enqueued == []
+
+
+def test_a_closure_over_booked_appointments_warns_the_admin(client, admin_user, appointment):
+    day = timezone.localdate(appointment.slot.starts_at)
+    client.force_login(admin_user)
+
+    page = client.post(reverse("admin:booking_closure_add"),
+                       {"clinic": appointment.slot.clinic_id, "first_day": day.isoformat(), "last_day": day.isoformat(),
+                        "reason": "Staff training"}, follow=True).content.decode()
+
+    assert f"1 appointment(s) are booked at Test Clinic on these days and were not moved: {appointment.reference}" in page

@@ -1,7 +1,8 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.html import format_html_join
 
 from portal.booking.models import Appointment, Clinic, Closure, ConsentRecord, PatientInformation, Schedule, Service, Slot
+from portal.booking.selectors import appointments_during
 from portal.booking.services import generate_slots
 from triage.admin import AuditedReadsAdminMixin, ReadOnlyAdminMixin
 
@@ -31,6 +32,15 @@ class ClosureAdmin(admin.ModelAdmin):
     list_display = ["clinic", "first_day", "last_day", "reason"]
     list_filter = ["clinic"]
     date_hierarchy = "first_day"
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        booked = list(appointments_during(closure=obj).values_list("reference", flat=True))
+        if booked:
+            self.message_user(request, (
+                f"{len(booked)} appointment(s) are booked at {obj.clinic} on these days and were not moved: "
+                f"{', '.join(booked)}. Contact the patients to move or cancel them."
+            ), messages.WARNING)
 
 
 @admin.register(Service)

@@ -92,3 +92,13 @@ def closed_days(*, clinic_ids, first_day, last_day):
             closed.add((closure.clinic_id, day))
             day += timedelta(days=1)
     return closed
+
+
+def appointments_during(*, closure):
+    """Booked appointments at the closure's site on its days (booked before it was entered), soonest first."""
+    tz = timezone.get_current_timezone()
+    start = timezone.make_aware(datetime.combine(closure.first_day, datetime.min.time()), tz)
+    end = timezone.make_aware(datetime.combine(closure.last_day + timedelta(days=1), datetime.min.time()), tz)
+    return Appointment.objects.filter(
+        status=Appointment.Status.BOOKED, slot__clinic_id=closure.clinic_id, slot__starts_at__gte=start, slot__starts_at__lt=end,
+    ).order_by("slot__starts_at")
