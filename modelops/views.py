@@ -79,7 +79,7 @@ def _charts(model_version, report):
     if not report.figures["enough"]:
         return None
     labels, scores = report.labels, report.scores
-    title = f"{model_version.version}: {len(labels)} lab-confirmed cases"
+    title = f"{len(labels)} lab-confirmed cases"  # the section's heading names the version
     return {
         "roc": charts.roc_chart([(model_version.version, labels, scores)], title=title),
         "calibration": charts.calibration_chart(labels, scores, n_bins=performance.calibration_bin_count(len(labels)), title=title),

@@ -1,5 +1,11 @@
 """drf-spectacular hooks: the published schema covers /api/v1/ only (the pages' own JSON poll is
-internal) and documents the error answers every client must handle."""
+internal), documents the error answers every client must handle, and is the same on every database."""
+from contextlib import contextmanager
+
+from django.apps import apps
+from django.db import connection
+from django.db.backends.base.operations import BaseDatabaseOperations
+from drf_spectacular.generators import SchemaGenerator
 
 API_PREFIX = "/api/v1/"
 
@@ -53,3 +59,33 @@ def document_errors(result, **_):
                     "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
                 })
     return result
+
+
+class PortableSchemaGenerator(SchemaGenerator):
+    """Integer bounds come from the model fields' validators, which take the running database's
+    column ranges (SQLite gives every positive integer 64 bits). The schema is generated with the
+    standard SQL ranges instead (PostgreSQL's), so docs/openapi.yaml does not depend on the database."""
+
+    def get_schema(self, *args, **kwargs):
+        with _standard_integer_ranges():
+            return super().get_schema(*args, **kwargs)
+
+
+@contextmanager
+def _standard_integer_ranges():
+    operations = connection.ops
+    operations.integer_field_range = lambda internal_type: BaseDatabaseOperations.integer_field_range(
+        operations, internal_type
+    )
+    _forget_field_validators()  # cached per field: computed again with the standard ranges
+    try:
+        yield
+    finally:
+        del operations.integer_field_range
+        _forget_field_validators()
+
+
+def _forget_field_validators():
+    for model in apps.get_models():
+        for field in model._meta.concrete_fields:
+            field.__dict__.pop("validators", None)

@@ -90,6 +90,11 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'portal.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # a connection dropped by a database restart is replaced
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # SQLite ignores select_for_update: a transaction that reads, then writes, fails with "database is
+    # locked" when another wrote meanwhile. BEGIN IMMEDIATE takes the write lock first, so concurrent
+    # writes (two cancels at once) queue up for `timeout` seconds instead, as row locks do on PostgreSQL.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -348,6 +353,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "DEFAULT_GENERATOR_CLASS": "portal.schema.PortableSchemaGenerator",
     "PREPROCESSING_HOOKS": ["portal.schema.only_public_api"],
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "portal.schema.document_errors"],
     "ENUM_NAME_OVERRIDES": {

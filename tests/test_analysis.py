@@ -109,18 +109,22 @@ def test_a_heavily_blurred_photo_is_not_assessable_and_never_flags_the_case(
     assert judged.probability >= judged.threshold      # it has a score, but the score is not used
     case = Case.objects.get(pk=appointment.case.pk)
     assert not case.flagged and case.max_probability is None
+    client.force_login(patient)
+    status_url = reverse("appointment-photo-status", args=[appointment.reference])
+    (blurred_status,) = client.get(status_url).json()["photos"]
+    assert blurred_status["label"] == "Please take it again" and blurred_status["retake_needed"]
+    assert blurred_status["detail"] == reason_for_patient("blurred") and "blurred" in blurred_status["detail"]
 
+    # The patient takes it again (same body site): the blurred photo is replaced, no longer owed.
     sharp = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=upload(lesion_image(seed=10)), body_site="trunk", roi=(0, 0, 320, 240))
     (suspected,) = analysis.analyse_photos([sharp.pk])
     assert suspected.outcome == PhotoOutcome.SUSPECTED
     case.refresh_from_db()
     assert case.flagged and case.max_probability == pytest.approx(suspected.probability)
 
-    client.force_login(patient)
-    statuses = client.get(reverse("appointment-photo-status", args=[appointment.reference])).json()["photos"]
+    statuses = client.get(status_url).json()["photos"]
     blurred_status = next(p for p in statuses if p["id"] == blurred.pk)
-    assert blurred_status["label"] == "Please take it again"
-    assert blurred_status["detail"] == reason_for_patient("blurred") and "blurred" in blurred_status["detail"]
+    assert blurred_status["label"] == "Replaced by a newer photo" and not blurred_status["retake_needed"]
     assert "probability" not in str(statuses)
 
 

@@ -57,7 +57,10 @@ def test_staff_form_records_and_shows_the_history(appointment, clinician, client
     assert response.status_code == 302
     response = client.post(url, {"result": "negative", "result_date": "2026-11-22"})
     assert response.status_code == 400 and b"Please say why you are correcting" in response.content
-    response = client.post(url, {"result": "negative", "result_date": "2026-11-22", "note": "Lab amended the report."}, follow=True)
+    corrected = {"result": "negative", "result_date": "2026-11-22", "note": "Lab amended the report."}
+    response = client.post(url, corrected)  # negative PCR against the recorded diagnosis of mpox: asked first
+    assert response.status_code == 400 and b"contradict each other" in response.content
+    response = client.post(url, {**corrected, "confirm_contradiction": "on"}, follow=True)
     page = response.content.decode()
     assert "Mpox PCR negative" in page and "All entries and corrections" in page and "Lab amended the report." in page
     assert appointment.case.lab_results.count() == 2

@@ -15,7 +15,7 @@ from registry import versions
 from triage import events, history
 from triage.images import encode_jpeg
 from triage.models import Case, Photo, PhotoReason, Prediction, RoiSource
-from triage.photo_status import change_status
+from triage.photo_status import change_status, settle_problem_photos
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def analyse_photos(photo_ids, requested_by_id=None, worker=""):
 
     The model judges each photo assessable or not (quality, lesion in view) in the same pass that
     scores it; a photo it cannot judge gets a prediction too, and the patient is asked to retake it.
-    Safe to re-run: a redelivered task finds finished photos ANALYSED or REJECTED and leaves them, and
+    Safe to re-run: a redelivered task finds finished photos (`Photo.FINISHED_STATUSES`) and leaves them, and
     of two runs of one photo only the one that began last records a result (see `record_prediction`).
     `worker` names the Celery worker, so that it can recover its photos if it dies.
     Returns the predictions made.
@@ -165,6 +165,11 @@ def record_prediction(*, photo, model_version, analysis, heatmap_jpeg, timings_m
             raise
         if prediction.assessable:
             change_status(photo, Photo.Status.ANALYSED)
+        elif photo.case.photos.filter(status=Photo.Status.REPLACED).exists():
+            # The patient already took a photo again: asking once more would loop. The case goes to
+            # the clinician with the photos as they are, and the patient is told so.
+            change_status(photo, Photo.Status.AS_IS, reason=PhotoReason.from_model(prediction.reason))
+            settle_problem_photos(photo.case.photos.all(), status=Photo.Status.AS_IS)
         else:
             change_status(photo, Photo.Status.REJECTED, reason=PhotoReason.from_model(prediction.reason))
             events.send_on_commit(events.photo_retake_needed, case=photo.case, photo=photo)
@@ -214,8 +219,8 @@ def _claim_photos(photo_ids, worker):
         photos = list(
             Photo.objects.select_for_update()
             .select_related("case")
-            .filter(pk__in=photo_ids, files_deleted_at__isnull=True)
-            .exclude(status__in=[Photo.Status.ANALYSED, Photo.Status.REJECTED])
+            .filter(pk__in=photo_ids, files_deleted_at__isnull=True, case__is_open=True)  # cancelled: never analysed
+            .exclude(status__in=Photo.FINISHED_STATUSES)
             .order_by("pk")
         )
         for photo in photos:

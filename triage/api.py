@@ -91,7 +91,7 @@ class CaseOutcomeView(CaseScopedMixin, generics.RetrieveAPIView):
 
 QUEUE_PARAMETER = OpenApiParameter(
     "show", OpenApiTypes.STR, enum=list(QUEUE_STATUSES), default="all",
-    description="flagged; undecided: no decision yet; decided; retake: a new photo was requested; all (default).",
+    description="flagged: flagged and undecided (what the staff badge counts); undecided: no decision yet; decided; retake: a new photo was requested; all (default).",
 )
 
 

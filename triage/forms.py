@@ -156,9 +156,19 @@ class GroundTruthForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}), help_text="Needed when you change a recorded value.",
     )
 
+    confirm_contradiction = forms.BooleanField(
+        label="I confirm: the PCR is negative and the final diagnosis is mpox", required=False,
+    )
+
     def service_arguments(self):
         data = self.cleaned_data
         return {
             "result": data["result"] or None, "result_date": data["result_date"],
             "diagnosis": data["diagnosis"] or None, "note": data["note"],
+            "confirm_contradiction": data["confirm_contradiction"],
         }
+
+    def add_service_error(self, error):
+        """A contradiction is shown at its confirmation box (which then appears); other refusals at the top."""
+        self.add_error("confirm_contradiction" if error.code == "contradiction" else None, error)
+

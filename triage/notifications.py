@@ -29,6 +29,21 @@ def email_flagged_case(case_id):
     return _send(subject, body, on_duty_staff(case.clinic_id))
 
 
+def email_site_change(case_id, previous_site, decision_id):
+    """Tell the on-duty staff of the case's (new) site that a decided case moved to them from
+    `previous_site`, with the decision made there. Returns the number of emails."""
+    case = Case.objects.select_related("appointment__slot__clinic").get(pk=case_id)
+    decision = Decision.objects.get(pk=decision_id)
+    subject = f"Decided case {case.appointment.reference} moved to {case.clinic}"
+    action = f" ({decision.get_action_display()})" if decision.action else ""
+    body = (
+        f"The patient moved appointment {case.appointment.reference} from {previous_site} to {case.clinic}, "
+        f"now {_when(case)}. It was decided for {previous_site}: {decision.get_outcome_display()}{action}. "
+        f"Please check that this decision suits your site:\n{_absolute(reverse('staff-case', args=[case.pk]))}"
+    )
+    return _send(subject, body, on_duty_staff(case.clinic_id))
+
+
 def escalate_due_cases(now=None):
     """Flagged cases still undecided ESCALATE_HOURS_BEFORE the appointment: email on-duty staff and
     the site's clinic leads, once per case. Returns the number of cases escalated."""

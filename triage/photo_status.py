@@ -2,9 +2,11 @@
 makes them. Every write of `Photo.status` goes through `change_status` (tests/test_structure.py
 fails on one that does not).
 
-    received ─▶ analysing ─▶ analysed | rejected (reason) | failed (reason) | no_model
+    received ─▶ analysing ─▶ analysed | rejected (reason) | failed (reason) | no_model | as_is (reason)
         ▲            │
         └────────────┘  re-analysis, requeue of a lost or abandoned run, a retake's new run
+
+    rejected | failed ─▶ replaced (a newer photo of the body site) | as_is (taken as it is)
 
 A photo is created RECEIVED (`services.accept_photos`). Changes the table does not list are refused.
 """
@@ -17,7 +19,9 @@ Status = Photo.Status
 # A recorded result (ANALYSED, or REJECTED with the model's reason) settles a photo from any status:
 # whether a run may record is decided by `analysis.record_prediction` (the latest run records), and
 # scripts and the demo history record results on photos they have just uploaded or already scored.
-RESULTS = {Status.ANALYSED, Status.REJECTED}
+RESULTS = {Status.ANALYSED, Status.REJECTED, Status.AS_IS}
+# A photo the patient owed a retake for is owed no longer (`settle_problem_photos`).
+SETTLED = {Status.REPLACED, Status.AS_IS}
 
 # status -> the statuses it may change to.
 TRANSITIONS = {
@@ -27,8 +31,11 @@ TRANSITIONS = {
     Status.NO_MODEL: {Status.ANALYSING, Status.RECEIVED, Status.FAILED, *RESULTS},
     Status.ANALYSED: {Status.RECEIVED, *RESULTS},  # RECEIVED: a clinician asks for a new analysis
     # FAILED: the task that analysed it failed for good, and marks every unfinished photo of its batch.
-    Status.REJECTED: {Status.RECEIVED, Status.FAILED, *RESULTS},
-    Status.FAILED: {Status.ANALYSING, Status.RECEIVED, Status.FAILED, *RESULTS},
+    Status.REJECTED: {Status.RECEIVED, Status.FAILED, *RESULTS, *SETTLED},
+    Status.FAILED: {Status.ANALYSING, Status.RECEIVED, Status.FAILED, *RESULTS, *SETTLED},
+    # Settled photos are analysed again only when a clinician asks (RECEIVED).
+    Status.REPLACED: {Status.RECEIVED},
+    Status.AS_IS: {Status.RECEIVED, *RESULTS},
 }
 
 
@@ -58,3 +65,11 @@ def change_status(photos, to_status, *, reason="", detail="", **fields) -> int:
         return 1
     allowed_from = [status for status, targets in TRANSITIONS.items() if to_status in targets]
     return photos.filter(status__in=allowed_from).update(**values, updated_at=timezone.now())
+
+
+def settle_problem_photos(photos, *, status) -> int:
+    """Photos (a queryset) the patient owed a retake for are owed no longer: `status` is REPLACED or
+    AS_IS; status_reason keeps why each was a problem. Returns how many changed."""
+    if status not in SETTLED:
+        raise TransitionRefused(f"{status} does not settle a photo.")
+    return photos.filter(status__in=Photo.PROBLEM_STATUSES).update(status=status, updated_at=timezone.now())

@@ -13,12 +13,16 @@ from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, Subq
 from django.utils import timezone
 from kombu.exceptions import ChannelError
 
+from core.models import AuditEvent
 from registry.models import ModelVersion
 from triage.models import Case, Decision, FinalDiagnosis, LabResult, Outcome, Photo, PhotoOutcome, Prediction
 
+# What the staff badge counts and the "flagged" filter shows: flagged cases nobody has decided yet.
+FLAGGED_UNDECIDED = Q(flagged=True, outcome=Outcome.PENDING)
+
 QUEUE_STATUSES = {
     "all": ("All", Q()),
-    "flagged": ("Flagged", Q(flagged=True)),
+    "flagged": ("Flagged, undecided", FLAGGED_UNDECIDED),
     "undecided": ("Undecided", Q(outcome=Outcome.PENDING)),
     "decided": ("Decided", Q(outcome__in=[Outcome.SUSPECTED, Outcome.NOT_SUSPECTED])),
     "retake": ("Awaiting retake", Q(outcome=Outcome.RETAKE)),
@@ -52,7 +56,7 @@ def case_queue(*, site_ids, status="all", period="any", site=None, claimed_by=No
     """
     now = now or timezone.now()
     urgency = CaseWhen(
-        When(flagged=True, outcome=Outcome.PENDING, then=Value(0)),
+        When(FLAGGED_UNDECIDED, then=Value(0)),
         When(outcome=Outcome.PENDING, then=Value(1)),
         When(outcome=Outcome.RETAKE, then=Value(2)),
         default=Value(3),
@@ -110,7 +114,7 @@ def latest_outcome_counts(*, cases):
 
 def flagged_undecided_count(*, site_ids):
     """The number on every staff page: flagged cases nobody has decided yet."""
-    return staff_cases(site_ids=site_ids).filter(flagged=True, outcome=Outcome.PENDING).count()
+    return staff_cases(site_ids=site_ids).filter(FLAGGED_UNDECIDED).count()
 
 
 def queue_sites(*, site_ids):
@@ -151,6 +155,11 @@ def current_patient_decision(*, case):
     if case.outcome == Outcome.PENDING:
         return None
     return case.decisions.order_by("-created_at", "-id").first()
+
+
+def site_changes(*, case):
+    """The case's moves between clinic sites (audited by `services.record_site_change`), oldest first."""
+    return AuditEvent.objects.filter(case_reference=case.appointment.reference, action="change_site").order_by("created_at", "id")
 
 
 def decisions_on_day(*, day, site_ids):
@@ -301,6 +310,8 @@ def photos_to_requeue(*, worker=None):
     - analysing past the lease (CELERY_TASK_TIME_LIMIT, which no run outlives): their worker died;
     - analysing by `worker`, when that worker has just started: it died while analysing them;
     - waiting for a model, once one is active.
+
+    Photos of cancelled appointments are never analysed, so never queued again.
     """
     now = timezone.now()
     lost = Q(status=Photo.Status.RECEIVED) & (
@@ -314,7 +325,7 @@ def photos_to_requeue(*, worker=None):
     stalled = lost | abandoned
     if ModelVersion.objects.filter(is_active=True).exists():
         stalled |= Q(status=Photo.Status.NO_MODEL)
-    return list(Photo.objects.filter(stalled, files_deleted_at__isnull=True).order_by("case_id", "pk"))
+    return list(Photo.objects.filter(stalled, files_deleted_at__isnull=True, case__is_open=True).order_by("case_id", "pk"))
 
 
 # ---- Operations (admin's workers page) ----

@@ -24,10 +24,13 @@ class PatientPhotoStatusSerializer(serializers.ModelSerializer):
         source="patient_message", help_text="The reason in words for the patient, in the request's language.",
     )
     settled = serializers.BooleanField(source="is_settled")
+    retake_needed = serializers.BooleanField(
+        source="needs_retake", help_text="The patient should take this photo again (`detail` says why).",
+    )
 
     class Meta:
         model = Photo
-        fields = ["id", "status", "label", "reason", "detail", "settled"]
+        fields = ["id", "status", "label", "reason", "detail", "settled", "retake_needed"]
 
 
 class PhotoStatusSerializer(PatientPhotoStatusSerializer):
@@ -208,3 +211,8 @@ class GroundTruthRequestSerializer(serializers.Serializer):
         allow_blank=True, max_length=2000, default="",
         help_text="Why; needed when this changes a recorded value.",
     )
+    confirm_contradiction = serializers.BooleanField(
+        default=False,
+        help_text="True to record a negative PCR together with a final diagnosis of mpox (refused with 400 otherwise).",
+    )
+

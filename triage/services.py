@@ -18,7 +18,7 @@ from triage.images import box_for_tap, normalise_photo, validate_roi
 from triage.models import (
     Case, Decision, FinalDiagnosis, LabResult, Outcome, Photo, RoiSource, SiteMembership, is_mpox,
 )
-from triage.photo_status import change_status
+from triage.photo_status import change_status, settle_problem_photos
 from triage.selectors import exportable_photos
 
 
@@ -31,6 +31,18 @@ def close_case(*, case) -> Case:
     case.is_open = False
     case.save(update_fields=["is_open", "updated_at"])
     return case
+
+
+def record_site_change(*, case, previous_site, actor, request=None) -> None:
+    """The case's appointment moved to another site (booking has moved it): audited, the claim of
+    the old site's clinician ends, and, when the case was already decided, the on-duty staff of the
+    new site are emailed so the decision (made for the other site) is checked, never moved silently."""
+    decision = case.decisions.order_by("-created_at", "-id").first()
+    Case.objects.filter(pk=case.pk).update(claimed_by=None, claimed_until=None)
+    audit(actor=actor, action="change_site", obj=case, request=request, from_site=previous_site.name,
+          to_site=case.appointment.slot.clinic.name, after_decision=decision is not None)
+    if decision is not None:
+        tasks.email_site_change_on_commit(case_id=case.pk, previous_site=previous_site.name, decision_id=decision.pk)
 
 
 def add_site_membership(*, user, clinic, on_duty=False) -> SiteMembership:
@@ -52,12 +64,13 @@ def accept_photos(*, case, uploaded_by, uploaded_files, body_site, roi=None, tap
     (portal.booking.views) and the REST upload (triage.api.CasePhotosView, which the integration
     API serves).
 
+    New photos of a body site replace that site's photos the patient was asked to take again.
     The patient may mark the lesion on a single photo: `roi` a drawn box (x0, y0, x1, y1) or `tap`
     a point (x, y) that becomes a box sized from the photo, both in upright-photo pixels. Photos
     without a mark are analysed with an automatic box by the worker.
     """
-    if not case.is_open:
-        raise ValidationError(gettext("This appointment was cancelled, so photos can no longer be added."), code="case_closed")
+    if not case.is_open:  # checked again under the case's lock before anything is stored
+        raise _case_closed_error()
     if not uploaded_files:
         raise ValidationError(gettext("Please choose at least one photo."), code="no_files")
     if len(uploaded_files) > settings.PHOTO_MAX_FILES_PER_UPLOAD:
@@ -105,6 +118,9 @@ def accept_photos(*, case, uploaded_by, uploaded_files, body_site, roi=None, tap
                 stored_names.append(photo.image.name)
                 photo.save()
                 photos.append(photo)
+            # New photos of a body site replace the ones of that site the patient was asked to take again.
+            settle_problem_photos(case.photos.filter(body_site=body_site).exclude(pk__in=[p.pk for p in photos]),
+                                  status=Photo.Status.REPLACED)
             _queue_for_review(case)
             tasks.enqueue_analysis(photos)  # sends once the transaction commits
     except Exception:
@@ -114,10 +130,15 @@ def accept_photos(*, case, uploaded_by, uploaded_files, body_site, roi=None, tap
     return photos
 
 
+def _case_closed_error():
+    return ValidationError(gettext("This appointment was cancelled, so photos can no longer be added."), code="case_closed")
+
+
 def _refuse_past_appointment_limit(case, adding):
-    """At most PHOTO_MAX_PER_APPOINTMENT photos per case; the case row is locked so that
-    uploads sent at the same time cannot pass the limit together."""
-    Case.objects.select_for_update().filter(pk=case.pk).first()
+    """At most PHOTO_MAX_PER_APPOINTMENT photos per case, and none once it is cancelled; the case row
+    is locked so that uploads sent at the same time (or with a cancellation) cannot pass the checks together."""
+    if not Case.objects.select_for_update().get(pk=case.pk).is_open:
+        raise _case_closed_error()
     limit, stored = settings.PHOTO_MAX_PER_APPOINTMENT, case.photos.count()
     if stored + adding > limit:
         left = max(limit - stored, 0)
@@ -165,6 +186,8 @@ def record_decision(*, case, clinician, outcome, action="", note="", patient_ins
         case=case, clinician=clinician, outcome=outcome, action=action, note=note,
         patient_instructions=patient_instructions.strip(),
     )
+    if outcome != Outcome.RETAKE:  # decided with the photos as they are: no retake is owed any more
+        settle_problem_photos(case.photos.all(), status=Photo.Status.AS_IS)
     case.outcome = outcome
     case.claimed_by, case.claimed_until = None, None
     case.save(update_fields=["outcome", "claimed_by", "claimed_until", "updated_at"])
@@ -215,11 +238,21 @@ def release_case(*, case, clinician) -> Case:
     return case
 
 
+CONTRADICTION_MESSAGE = (
+    "The mpox PCR is negative but the final diagnosis is mpox: these contradict each other. Model performance "
+    "counts the case as not mpox (by the PCR) and training exports leave it out. Check both; if they are right "
+    "(e.g. a false-negative swab), confirm the contradiction and save again."
+)
+
+
 @transaction.atomic
-def record_ground_truth(*, case, entered_by, result=None, result_date=None, diagnosis=None, note="") -> list:
+def record_ground_truth(
+    *, case, entered_by, result=None, result_date=None, diagnosis=None, note="", confirm_contradiction=False,
+) -> list:
     """Record the lab result and/or final diagnosis of a case. Only a value that differs from the
     current one adds a row (the old rows stay: that is the correction history); changing a value
-    already recorded needs a note saying why. Returns the rows added."""
+    already recorded needs a note saying why. A negative PCR with a final diagnosis of mpox is
+    refused (code "contradiction", saying what it means) unless `confirm_contradiction`. Returns the rows added."""
     if result is None and diagnosis is None:
         raise ValidationError("Choose a lab result, a final diagnosis, or both.", code="nothing_given")
     current_lab = case.lab_results.first()
@@ -239,16 +272,21 @@ def record_ground_truth(*, case, entered_by, result=None, result_date=None, diag
     corrects = (lab_changes and current_lab is not None) or (diagnosis_changes and current_diagnosis is not None)
     if corrects and not note.strip():
         raise ValidationError("Please say why you are correcting the recorded result.", code="note")
+    resulting_lab = result if lab_changes else (current_lab.result if current_lab else None)
+    resulting_diagnosis = diagnosis if diagnosis_changes else (current_diagnosis.diagnosis if current_diagnosis else None)
+    contradiction = resulting_lab == LabResult.Result.NEGATIVE and resulting_diagnosis == FinalDiagnosis.Diagnosis.MPOX
+    if contradiction and not confirm_contradiction:
+        raise ValidationError(CONTRADICTION_MESSAGE, code="contradiction")
     added = []
     if lab_changes:
         added.append(LabResult.objects.create(case=case, result=result, result_date=result_date, entered_by=entered_by, note=note))
         audit(actor=entered_by, action="record_lab_result", obj=case, result=result,
               result_date=result_date.isoformat() if result_date else None,
-              corrects=current_lab.result if current_lab else None)
+              corrects=current_lab.result if current_lab else None, confirmed_contradiction=contradiction)
     if diagnosis_changes:
         added.append(FinalDiagnosis.objects.create(case=case, diagnosis=diagnosis, entered_by=entered_by, note=note))
         audit(actor=entered_by, action="record_final_diagnosis", obj=case, diagnosis=diagnosis,
-              corrects=current_diagnosis.diagnosis if current_diagnosis else None)
+              corrects=current_diagnosis.diagnosis if current_diagnosis else None, confirmed_contradiction=contradiction)
     return added
 
 

@@ -114,6 +114,11 @@ def email_patient_decision_task(decision_id):
     return notifications.email_patient_decision(decision_id)
 
 
+@shared_task(**EMAIL_TASK_OPTIONS)
+def email_site_change_task(case_id, previous_site, decision_id):
+    return notifications.email_site_change(case_id, previous_site, decision_id)
+
+
 @shared_task
 def escalate_flagged_cases():
     """Run by beat: flagged cases still undecided shortly before the appointment are escalated."""
@@ -123,6 +128,10 @@ def escalate_flagged_cases():
 def email_patient_decision_on_commit(decision):
     decision_id = decision.pk
     transaction.on_commit(lambda: _send_task(email_patient_decision_task, decision_id))
+
+
+def email_site_change_on_commit(*, case_id, previous_site, decision_id):
+    transaction.on_commit(lambda: _send_task(email_site_change_task, case_id, previous_site, decision_id))
 
 
 def email_flagged_case(case_id):

@@ -24,7 +24,7 @@ from triage.permissions import (
 )
 from triage.selectors import (
     case_for_review, case_queue, decisions_on_day, ground_truth_history, latest_outcome_counts,
-    photo_for_access, prediction_for_access, queue_sites,
+    photo_for_access, prediction_for_access, queue_sites, site_changes,
 )
 from triage.services import (
     claim_case, countersign_decision, record_decision, record_ground_truth, release_case, request_reanalysis,
@@ -208,7 +208,7 @@ def lab_result(request, case_id):
         try:
             record_ground_truth(case=case, entered_by=request.user, **form.service_arguments())
         except ValidationError as error:
-            form.add_error(None, error)
+            form.add_service_error(error)
         else:
             messages.success(request, "Lab result and diagnosis saved.")
             return redirect("staff-lab-result", case_id=case.pk)
@@ -289,6 +289,7 @@ def _case_context(request, case, decision_form):
             "shown": shown,  # the editor starts from this box too, so the clinician can move it
             "roi_style": _roi_style(shown.roi, photo.width, photo.height),
             "crop": _crop_styles(shown.roi, photo.width, photo.height),
+            "focus": _zoom_focus(shown.roi, photo.width, photo.height),
             "roi_source": shown.get_roi_source_display(),
             "editor_id": f"roi-editor-{photo.pk}",
         })
@@ -297,7 +298,7 @@ def _case_context(request, case, decision_form):
         "case": case, "appointment": case.appointment, "photos": photos, "decision_form": decision_form,
         "roi_form": RoiForm(), "can_decide": case.is_open and is_clinician(request.user),
         "claim_holder": holder, "held_by_other": holder is not None and holder.pk != request.user.pk,
-        "ground_truth_form": GroundTruthForm(), **ground_truth_history(case),
+        "ground_truth_form": GroundTruthForm(), "site_changes": site_changes(case=case), **ground_truth_history(case),
     }
 
 
@@ -312,6 +313,14 @@ def _crop_styles(roi, width, height):
         "frame": f"aspect-ratio:{box_w}/{box_h}",
         "image": f"width:{100 * width / box_w:.2f}%;left:{100 * -x0 / box_w:.2f}%;top:{100 * -y0 / box_h:.2f}%",
     }
+
+
+def _zoom_focus(roi, width, height):
+    """Where zooming in centres, as fractions of the photo: the box's centre, else the photo's."""
+    if roi is None:
+        return {"x": 0.5, "y": 0.5}
+    x0, y0, x1, y1 = roi
+    return {"x": f"{(x0 + x1) / 2 / width:.4f}", "y": f"{(y0 + y1) / 2 / height:.4f}"}
 
 
 def _roi_style(roi, width, height):

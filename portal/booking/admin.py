@@ -1,8 +1,9 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.html import format_html_join
 
 from core.admin import AuditedReadsAdminMixin, ReadOnlyAdminMixin
-from portal.booking.models import Appointment, Clinic, ConsentRecord, PatientInformation, Schedule, Service, Slot
+from portal.booking.models import Appointment, Clinic, Closure, ConsentRecord, PatientInformation, Schedule, Service, Slot
+from portal.booking.selectors import appointments_during
 from portal.booking.services import generate_slots
 
 
@@ -22,6 +23,24 @@ class ReadOnlyInline(admin.TabularInline):
 class ClinicAdmin(admin.ModelAdmin):
     list_display = ["name", "address", "phone"]
     search_fields = ["name"]
+
+
+@admin.register(Closure)
+class ClosureAdmin(admin.ModelAdmin):
+    """Holidays and other closed days per site: patients are offered no times on them."""
+
+    list_display = ["clinic", "first_day", "last_day", "reason"]
+    list_filter = ["clinic"]
+    date_hierarchy = "first_day"
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        booked = list(appointments_during(closure=obj).values_list("reference", flat=True))
+        if booked:
+            self.message_user(request, (
+                f"{len(booked)} appointment(s) are booked at {obj.clinic} on these days and were not moved: "
+                f"{', '.join(booked)}. Contact the patients to move or cancel them."
+            ), messages.WARNING)
 
 
 @admin.register(Service)

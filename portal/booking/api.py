@@ -34,14 +34,15 @@ class AppointmentChangeView(generics.GenericAPIView):
             raise api_error(error)
         return Response(self.get_serializer(obj).data)
 
-    def requested_slot(self, slots):
-        """The slot the body names, if it is among `slots` (those the requester may move to); else a 400."""
+    def requested_move(self, slots):
+        """{"slot": the slot the body names, if it is among `slots` (those the requester may move to),
+        "change_site": whether the body asks to change site}; else a 400."""
         body = RescheduleRequestSerializer(data=self.request.data)
         body.is_valid(raise_exception=True)
         slot = slots.filter(pk=body.validated_data["slot"]).first()
         if slot is None:
             raise ValidationError({"slot": ["Not a slot this appointment can move to: choose one from slots/."]})
-        return slot
+        return {"slot": slot, "change_site": body.validated_data["change_site"]}
 
 
 class PatientView:
@@ -88,11 +89,12 @@ class MyAppointmentSlotsView(PatientView, generics.ListAPIView):
 
 class MyAppointmentRescheduleView(OwnAppointmentsView, AppointmentChangeView):
     """Move one's own appointment to a free time of the same service up to the cut-off, as the
-    appointment page does; moving it to the time it has changes nothing."""
+    appointment page does; moving it to the time it has changes nothing. A time at another site
+    needs `change_site: true`."""
 
     @extend_schema(request=RescheduleRequestSerializer, responses={200: PatientAppointmentSerializer})
     def post(self, request, reference):
-        return self.change(reschedule_appointment, slot=self.requested_slot(free_slots()))
+        return self.change(reschedule_appointment, **self.requested_move(free_slots()))
 
 
 class MyAppointmentPhotosView(PatientView, CasePhotosView):

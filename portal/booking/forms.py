@@ -129,5 +129,12 @@ class SlotChoiceForm(forms.Form):
         self.fields["slot"].queryset = slots
 
 
+class RescheduleForm(SlotChoiceForm):
+    """A new time; `change_site` says the patient chose to move to another clinic (the service refuses
+    a move to another site without it)."""
+
+    change_site = forms.BooleanField(required=False)
+
+
 class BookingForm(SlotChoiceForm, QuestionnaireForm):
     pass

@@ -78,6 +78,26 @@ class Schedule(models.Model):
         return f"{self.clinician} · {self.clinic} · {self.service} · {self.get_weekday_display()} {self.start_time:%H:%M}–{self.end_time:%H:%M}"
 
 
+class Closure(models.Model):
+    """A site is closed from `first_day` to `last_day`, both included (a public holiday, a training day):
+    no slots are made for those days, and slots made before the closure was entered are not offered."""
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="closures")
+    first_day = models.DateField()
+    last_day = models.DateField(help_text="The same as the first day for a one-day closure.")
+    reason = models.CharField(max_length=200, blank=True, help_text="E.g. “Christmas Day”; for staff.")
+
+    class Meta:
+        ordering = ["first_day", "clinic__name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(last_day__gte=models.F("first_day")), name="closure_ends_on_or_after_start"),
+        ]
+
+    def __str__(self):
+        days = f"{self.first_day:%d %b %Y}" + ("" if self.last_day == self.first_day else f"–{self.last_day:%d %b %Y}")
+        return f"{self.clinic} closed {days}" + (f" ({self.reason})" if self.reason else "")
+
+
 class Slot(models.Model):
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="slots")
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="slots")

@@ -28,3 +28,7 @@ class RescheduleRequestSerializer(serializers.Serializer):
     slot = serializers.IntegerField(
         min_value=1, help_text="The id of a free slot for the same service (listed by the matching `slots/`).",
     )
+    change_site = serializers.BooleanField(
+        default=False,
+        help_text="True to move the appointment to a slot at another clinic site; without it such a move is refused (400).",
+    )

@@ -11,9 +11,9 @@ from core.services import audit
 from portal.booking import emails, events
 from portal.booking.consent import CARE_TEXT_VERSION, RESEARCH_TEXT_VERSION
 from portal.booking.models import Appointment, ConsentRecord, Schedule, Slot
-from portal.booking.selectors import can_change
+from portal.booking.selectors import can_change, closed_days
 from triage.events import send_on_commit
-from triage.services import close_case, create_case
+from triage.services import close_case, create_case, record_site_change
 
 
 def slot_taken_message():
@@ -24,7 +24,8 @@ def generate_slots(*, days_ahead=None, today=None) -> int:
     """Make the slots of every schedule for the coming days; returns how many were new.
 
     Idempotent: a clinician has one slot per start time (`one_slot_per_clinician_time`), so
-    running it again, or after a schedule changed, only adds what is missing.
+    running it again, or after a schedule changed, only adds what is missing. Days a site is closed
+    (`Closure`) get no slots.
     """
     days_ahead = settings.BOOKING_DAYS_AHEAD if days_ahead is None else days_ahead
     today = today or timezone.localdate()
@@ -33,12 +34,13 @@ def generate_slots(*, days_ahead=None, today=None) -> int:
     schedules = Schedule.objects.filter(service__is_active=True, valid_from__lte=last_day).exclude(
         valid_until__lt=today
     ).select_related("service")
+    closed = closed_days(clinic_ids={schedule.clinic_id for schedule in schedules}, first_day=today, last_day=last_day)
     new_slots = []
     for schedule in schedules:
         length = timedelta(minutes=schedule.service.duration_minutes)
         day = max(today, schedule.valid_from)
         while day <= min(last_day, schedule.valid_until or last_day):
-            if day.weekday() == schedule.weekday:
+            if day.weekday() == schedule.weekday and (schedule.clinic_id, day) not in closed:
                 start = timezone.make_aware(datetime.combine(day, schedule.start_time))
                 end = timezone.make_aware(datetime.combine(day, schedule.end_time))
                 while start + length <= end:
@@ -96,14 +98,25 @@ def book_appointment(
     return appointment
 
 
-def reschedule_appointment(*, appointment, slot, actor, request=None) -> Appointment:
+def reschedule_appointment(*, appointment, slot, actor, change_site=False, request=None) -> Appointment:
     """Move a booking to another free slot; the case, answers and photos stay with it. Moving it to
-    the slot it already has changes nothing (a retried request is safe)."""
+    the slot it already has changes nothing (a retried request is safe).
+
+    A slot at another site is refused unless the move was asked for (`change_site`): the site is
+    where the clinic prepared for the patient, so it never changes as a side effect of a new time.
+    """
     _check_changeable(appointment)
     if slot.pk == appointment.slot_id:
         return appointment
     if slot.service_id != appointment.slot.service_id:
         raise ValidationError(_("Please choose a time for the same service."), code="other_service")
+    previous_site = appointment.slot.clinic
+    if slot.clinic_id != previous_site.pk and not change_site:
+        raise ValidationError(
+            _("That time is at %(site)s, but you are booked at %(booked)s. Please confirm that you want to "
+              "change clinic, or choose a time at %(booked)s.") % {"site": slot.clinic, "booked": previous_site},
+            code="other_site",
+        )
     try:
         with transaction.atomic():
             slot = _lock_future_slot(slot)
@@ -113,6 +126,8 @@ def reschedule_appointment(*, appointment, slot, actor, request=None) -> Appoint
             appointment.save(update_fields=["slot", "reminder_sent_at"])
             audit(actor=actor, action="reschedule_appointment", obj=appointment.case, request=request,
                   slot=slot.pk, starts_at=slot.starts_at.isoformat())
+            if slot.clinic_id != previous_site.pk:
+                record_site_change(case=appointment.case, previous_site=previous_site, actor=actor, request=request)
             emails.send_on_commit(appointment=appointment, kind=emails.RESCHEDULED)
             send_on_commit(events.appointment_rescheduled, appointment=appointment, previous_starts_at=previous_starts_at)
     except IntegrityError:

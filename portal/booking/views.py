@@ -19,7 +19,7 @@ from django_ratelimit.decorators import ratelimit
 
 from core.services import audit
 from portal.booking import accounts, signin
-from portal.booking.forms import BookingForm, EmailLinkForm, SignInForm, SignupForm, SiteServiceForm, SlotChoiceForm
+from portal.booking.forms import BookingForm, EmailLinkForm, RescheduleForm, SignInForm, SignupForm, SiteServiceForm
 from portal.booking.models import Clinic
 from portal.booking.selectors import (
     active_services,
@@ -131,17 +131,18 @@ def home(request):
     )
 
 
-def _picker(request, *, service=None):
-    """Service, site and day from the query string. Defaults: the first service, the first site
-    that offers it, its first day with free times. A site that does not offer the chosen service
-    is swapped for one that does, with a note."""
+def _picker(request, *, service=None, site=None):
+    """Service, site and day from the query string. Defaults: the first service, `site` (the booked
+    one, when changing a booking) or else the first site that offers it, its first day with free
+    times. A site that does not offer the chosen service is swapped for one that does, with a note."""
     services = active_services() if service is None else active_services().filter(pk=service.pk)
     chooser = SiteServiceForm(request.GET or None, services=services, sites=clinics_offering(service))
     valid = chooser.is_bound and chooser.is_valid()
     chosen_service = chooser.cleaned_data["service"] if valid else (service or services.first())
     asked_site = chooser.cleaned_data["site"] if valid else None
     offering = clinics_offering(chosen_service) if chosen_service else Clinic.objects.none()
-    chosen_site = asked_site if asked_site in offering else offering.first()
+    default_site = site if site is not None and site in offering else offering.first()
+    chosen_site = asked_site if asked_site in offering else default_site
     note = None
     if asked_site is not None and chosen_site != asked_site:
         note = _("%(site)s does not offer %(service)s online; here are the times at %(other)s.") % {
@@ -247,25 +248,31 @@ def reschedule(request, reference):
     if not can_change(appointment):
         messages.error(request, _("This appointment can no longer be changed online. Please call the clinic."))
         return redirect("appointment", reference=reference)
-    picker = _picker(request, service=appointment.slot.service)
-    form = SlotChoiceForm(request.POST or None, slots=picker["slots"])
+    picker = _picker(request, service=appointment.slot.service, site=appointment.slot.clinic)
+    form = RescheduleForm(request.POST or None, slots=picker["slots"])
     if request.method == "POST" and form.is_valid():
         try:
             reschedule_appointment(appointment=appointment, slot=form.cleaned_data["slot"], actor=request.user,
-                                   request=request)
+                                   change_site=form.cleaned_data["change_site"], request=request)
         except ValidationError as error:
             form.add_error(None, error)
         else:
             messages.success(request, _("Your appointment has moved. We have emailed you the new time."))
             return redirect("appointment", reference=reference)
-    return render(request, "booking/reschedule.html", {**picker, "form": form, "appointment": appointment,
-                                                       "chosen_slot": form["slot"].value()})
+    return render(request, "booking/reschedule.html", {
+        **picker, "form": form, "appointment": appointment, "chosen_slot": form["slot"].value(),
+        "changes_site": picker["site"] is not None and picker["site"] != appointment.slot.clinic,
+    }, status=400 if request.method == "POST" else 200)
 
 
 @login_required
-@require_POST
 def cancel(request, reference):
+    """GET asks "are you sure?" (what is cancelled, and that the photos will not be reviewed); POST cancels."""
     appointment = _own_appointment(request, reference)
+    if request.method != "POST":
+        if not can_change(appointment):
+            return redirect("appointment", reference=reference)
+        return render(request, "booking/cancel.html", {"appointment": appointment})
     try:
         cancel_appointment(appointment=appointment, actor=request.user, request=request)
     except ValidationError as error:

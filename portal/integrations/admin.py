@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 
 from portal.integrations.models import ApiKey, ExternalAppointment, ExternalPatient, WebhookDelivery, WebhookEndpoint
@@ -41,8 +42,23 @@ class ApiKeyAdmin(admin.ModelAdmin):
         self.message_user(request, f"{queryset.count()} key(s) revoked.", messages.SUCCESS)
 
 
+class WebhookEndpointForm(forms.ModelForm):
+    """The event types as checkboxes (stored as a JSON list); none ticked sends every event."""
+
+    url = forms.URLField(max_length=500, assume_scheme="https", help_text=WebhookEndpoint._meta.get_field("url").help_text)
+    events = forms.MultipleChoiceField(
+        choices=WebhookEndpoint.Event.choices, widget=forms.CheckboxSelectMultiple, required=False,
+        help_text="Tick none to receive every event, including types added later.",
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["clinic", "url", "secret", "events", "payload_format", "is_active"]
+
+
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
+    form = WebhookEndpointForm
     list_display = ["url", "clinic", "events", "payload_format", "is_active", "created_at"]
     list_filter = ["clinic", "is_active", "payload_format"]
 

@@ -136,8 +136,7 @@ class AppointmentRescheduleView(ExternalAppointmentChangeView):
 
     @extend_schema(request=RescheduleRequestSerializer, responses={200: AppointmentSerializer})
     def post(self, request, external_id):
-        slot = self.requested_slot(selectors.clinic_slots(clinic=self.clinic))
-        return self.change(reschedule_appointment, slot=slot)
+        return self.change(reschedule_appointment, **self.requested_move(selectors.clinic_slots(clinic=self.clinic)))
 
 
 class AppointmentPhotosView(IntegrationView, CasePhotosView):

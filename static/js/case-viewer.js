@@ -31,9 +31,17 @@ document.querySelectorAll("[data-viewer]").forEach((viewer) => {
   }
   const zoom = viewer.querySelector("[data-zoom]");
   const zoomReadout = viewer.querySelector("[data-zoom-readout]");
+  // Each view keeps its 1× size and shape; zooming scrolls it so the lesion box (data-focus-x/y,
+  // fractions of the image) stays in the middle.
   zoom.addEventListener("input", () => {
     viewer.style.setProperty("--zoom", zoom.value / 100);
     zoomReadout.textContent = `${zoom.value / 100}×`;
+    viewer.querySelectorAll(".zoom-box").forEach((box) => {
+      const focusX = parseFloat(box.dataset.focusX || "0.5");
+      const focusY = parseFloat(box.dataset.focusY || "0.5");
+      box.scrollLeft = focusX * box.scrollWidth - box.clientWidth / 2;
+      box.scrollTop = focusY * box.scrollHeight - box.clientHeight / 2;
+    });
   });
 });
 

@@ -24,7 +24,7 @@
       badge.className = "badge status-" + photo.status;
       badge.dataset.settled = photo.settled ? "true" : "false";
       var retake = list.querySelector('[data-retake="' + photo.id + '"]');
-      if (retake) retake.hidden = !photo.detail; // a reason to give means a photo to take again
+      if (retake) retake.hidden = !photo.retake_needed;
     });
   }
 

@@ -429,3 +429,12 @@ def test_two_cancels_at_once_cancel_and_email_once(api_key, slot, mailoutbox, mo
     assert [response.status_code for response in responses] == [200, 200]
     assert [response.json()["status"] for response in responses] == ["cancelled", "cancelled"]
     assert len(mailoutbox) == 1
+
+
+def test_a_photo_for_a_cancelled_appointment_is_refused_and_not_analysed(key_client, booked, make_upload, private_storage, enqueued):
+    assert cancel(key_client).status_code == 200
+
+    refused = upload(key_client, make_upload)
+
+    assert refused.status_code in (400, 409) and "cancelled" in str(refused.json())
+    assert Photo.objects.count() == 0 and enqueued == []

@@ -83,7 +83,10 @@ def test_lab_result_and_diagnosis_are_recorded_and_corrected_with_history(sessio
     assert "Nothing changed" in str(answers["what is already recorded"].json())
     assert "result" in answers["an unknown result"].json()
 
-    corrected = staff.post(url, {"result": "negative", "result_date": "2026-03-04", "note": "Lab re-ran it."}, format="json")
+    correction = {"result": "negative", "result_date": "2026-03-04", "note": "Lab re-ran it."}
+    unconfirmed = staff.post(url, correction, format="json")  # a negative PCR against the diagnosis of mpox
+    assert unconfirmed.status_code == 400 and "contradict each other" in str(unconfirmed.json())
+    corrected = staff.post(url, {**correction, "confirm_contradiction": True}, format="json")
     assert corrected.status_code == 201, corrected.content
     history = staff.get(url).json()["lab_results"]
     assert [(row["result"], row["note"]) for row in history] == [("negative", "Lab re-ran it."), ("positive", "")]

@@ -59,10 +59,18 @@ class Photo(RoiBox):
         # Not assessable by the model: the patient is asked for a retake; status_reason says why.
         REJECTED = "rejected", _("Please take it again")
         FAILED = "failed", _("Failed")
+        # A problem photo no longer owed (`photo_status.settle_problem_photos`): the patient sent a newer
+        # photo of the same body site, or a clinician takes it as it is (the case was decided, or a
+        # retake could not be judged either). status_reason keeps why it was a problem.
+        REPLACED = "replaced", _("Replaced by a newer photo")
+        AS_IS = "as_is", _("No new photo needed")
 
     WAITING_STATUSES = (Status.RECEIVED, Status.ANALYSING, Status.NO_MODEL)
-    # The patient is told why (status_reason) only for these.
+    # Still owed by the patient: asked to take it again, or to send it again. The patient is told why
+    # (status_reason) only for these.
     PROBLEM_STATUSES = (Status.REJECTED, Status.FAILED)
+    # Done with: never analysed again by a redelivered task.
+    FINISHED_STATUSES = (Status.ANALYSED, Status.REJECTED, Status.REPLACED, Status.AS_IS)
 
     class BodySite(models.TextChoices):  # patients see these labels (translated)
         GENITAL = "genital", _("Genital area")
@@ -118,9 +126,16 @@ class Photo(RoiBox):
         return self.status not in self.WAITING_STATUSES
 
     @property
+    def needs_retake(self):
+        """The patient still owes a new photo for this one."""
+        return self.status in self.PROBLEM_STATUSES
+
+    @property
     def patient_message(self):
         """What the patient is told beside the status, in the active language: the reason, for a photo
-        to take again."""
+        to take again; that none is needed, for one a clinician takes as it is."""
+        if self.status == self.Status.AS_IS:
+            return str(AS_IS_MESSAGE)
         return reason_for_patient(self.status_reason) if self._shows_reason else ""
 
     @property
@@ -131,6 +146,10 @@ class Photo(RoiBox):
     @property
     def _shows_reason(self):
         return self.status in self.PROBLEM_STATUSES and bool(self.status_reason)
+
+
+AS_IS_MESSAGE = _("We could not check this photo automatically, so a clinician will look at your photos as they "
+                  "are. You do not need to send it again.")
 
 
 class PredictionQuerySet(models.QuerySet):
