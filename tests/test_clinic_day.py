@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from portal.booking.models import Clinic, Slot
 from portal.booking.services import reschedule_appointment
-from triage.models import AuditEvent, Decision, Outcome
+from core.models import AuditEvent
+from triage.models import Decision, Outcome
 from triage.permissions import CLINICIANS_GROUP
 from triage.services import record_decision
 
@@ -335,7 +336,7 @@ def test_webhook_events_are_chosen_with_checkboxes(client, admin_user, clinic):
     assert all(f'type="checkbox" name="events" value="{event}"' in form for event in WebhookEndpoint.Event.values)
 
     saved = client.post(add_url, {"clinic": clinic.pk, "url": "https://clinic.example.org/hooks",
-                                  "secret": "whsec_test", "events": ["case.flagged", "case.decided"], "is_active": "on"})
+                                  "secret": "whsec_test", "events": ["case.flagged", "case.decided"], "payload_format": "json", "is_active": "on"})
     assert saved.status_code == 302, saved.content.decode()[-3000:]
     assert WebhookEndpoint.objects.get().events == ["case.flagged", "case.decided"]
 
@@ -343,7 +344,7 @@ def test_webhook_events_are_chosen_with_checkboxes(client, admin_user, clinic):
 def test_charts_are_drawn_once_per_data_and_long_titles_wrap(monkeypatch):
     import numpy as np
 
-    from triage import charts
+    from modelops import charts
 
     drawn = []
 

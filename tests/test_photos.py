@@ -230,7 +230,7 @@ def test_status_endpoint_shows_status_but_never_scores(client, patient, appointm
     response = client.get(reverse("appointment-photo-status", args=[appointment.reference]))
 
     assert response.json() == {
-        "photos": [{"id": prediction.photo_id, "status": "analysed", "label": "Analysed", "reason": "", "detail": "", "settled": True}]
+        "photos": [{"id": prediction.photo_id, "status": "analysed", "label": "Analysed", "reason": "", "detail": "", "settled": True, "retake_needed": False}]
     }
     assert response["Cache-Control"] == "private, no-store"
 

@@ -32,7 +32,7 @@ def email_flagged_case(case_id):
 def email_site_change(case_id, previous_site, decision_id):
     """Tell the on-duty staff of the case's (new) site that a decided case moved to them from
     `previous_site`, with the decision made there. Returns the number of emails."""
-    case = Case.objects.select_related("appointment__slot__clinic").get(pk=case_id)
+    case = Case.objects.select_related(Case.booking_path("clinic")).get(pk=case_id)
     decision = Decision.objects.get(pk=decision_id)
     subject = f"Decided case {case.appointment.reference} moved to {case.clinic}"
     action = f" ({decision.get_action_display()})" if decision.action else ""

@@ -40,7 +40,7 @@ def record_site_change(*, case, previous_site, actor, request=None) -> None:
     decision = case.decisions.order_by("-created_at", "-id").first()
     Case.objects.filter(pk=case.pk).update(claimed_by=None, claimed_until=None)
     audit(actor=actor, action="change_site", obj=case, request=request, from_site=previous_site.name,
-          to_site=case.appointment.slot.clinic.name, after_decision=decision is not None)
+          to_site=case.clinic.name, after_decision=decision is not None)
     if decision is not None:
         tasks.email_site_change_on_commit(case_id=case.pk, previous_site=previous_site.name, decision_id=decision.pk)
 
