@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     stack = None
     try:
         postgres_admin_url = configure_environment(var_dir, args)
-        os.environ["EMAIL_URL"] = "locmemmail://"  # booking emails of the made-up patients: not printed
+        os.environ["EMAIL_URL"] = "memorymail://"  # booking emails of the made-up patients: not printed
         django.setup()
         checkpoint = _checkpoint(args)
         report.info.update(command=f"python -m bench capacity {' '.join(argv or [])}".strip(),

@@ -70,7 +70,7 @@ def main(argv=None) -> int:
         var_dir.mkdir()
         args.database_url, args.broker_url = postgres.admin_url, redis_server.url
         postgres_admin_url = configure_environment(var_dir, args)
-        os.environ["EMAIL_URL"] = "locmemmail://"  # booking emails of the made-up patients: not printed
+        os.environ["EMAIL_URL"] = "memorymail://"  # booking emails of the made-up patients: not printed
         django.setup()
         checkpoint = _checkpoint(args)
         report.info.update(command=f"python -m bench hosts {' '.join(argv or [])}".strip(), model=str(checkpoint),
@@ -125,16 +125,19 @@ def run_hosts(stack, network, args, report) -> int:
     hostnames = [stack.start_worker(namespace, concurrency=args.processes, torch_threads=args.threads,
                                     netns=namespace) for namespace in network.namespaces]
     photo_ids = queue_burst(stack, hostnames, args.burst, args.burst_megapixels)
+    traffic_before = [network.traffic_bytes(number) for number in range(HOSTS)]
     started = time.monotonic()
     resume(hostnames)
     drained = wait_settled(photo_ids, timeout_s=600 + 60 * args.burst)
+    traffic = [network.traffic_bytes(number) - before for number, before in enumerate(traffic_before)]
     result = outcome(photo_ids)
     lost = args.burst - len(photo_ids) + (len(photo_ids) - result["analysed"] - result["failed"])
     drain_s = drained - started
     report.add("hosts_drain_s", f"drain {args.burst} queued uploads with {HOSTS} hosts", drain_s, "s",
                note=f"{args.burst} x {args.burst_megapixels} MP")
     report.add("hosts_photos_per_s", "  photos per second, both hosts", result["analysed"] / drain_s, "/s")
-    for letter, (namespace, hostname) in zip("ab", zip(network.namespaces, hostnames)):
+    for number, (namespace, hostname) in enumerate(zip(network.namespaces, hostnames)):
+        letter = "ab"[number]
         photos = result["by_worker"].get(hostname, 0)
         last = (Prediction.objects.filter(photo_id__in=photo_ids, photo__analysis_worker=hostname)
                 .order_by("-created_at").values_list("created_at", flat=True).first())
@@ -145,7 +148,22 @@ def run_hosts(stack, network, args, report) -> int:
                    note=f"{len(stack.task_seconds(namespace))} tasks in its log")
         report.add(f"hosts_{letter}_photos_per_s", f"  host {letter}: photos per second of the drain",
                    photos / drain_s, "/s", note="" if busy_s is None else f"first claim to last result {busy_s:.1f} s")
+        report.add(f"hosts_{letter}_network_mb", f"  host {letter}: traffic through its veth during the drain",
+                   traffic[number] / 1e6, "MB", note="database, broker and storage")
+    report.add("hosts_files_missing", "  photos or heatmaps whose file is not in storage",
+               float(missing_files(photo_ids)), "", 0, note=args.storage)
     report.add("hosts_failed", "  photos refused by the quality check or failed", float(result["failed"]), "")
     report.add("hosts_twice", "  photos analysed twice", float(result["twice"]), "", 0)
     report.add("hosts_lost", "  photos lost (uploaded, never analysed)", float(lost), "", 0)
     return result["twice"] + lost
+
+
+def missing_files(photo_ids: list[int]) -> int:
+    """Photos and active heatmaps of ``photo_ids`` whose file the shared storage does not hold."""
+    from django.core.files.storage import default_storage
+
+    from triage.models import Photo, Prediction
+
+    names = [*Photo.objects.filter(pk__in=photo_ids).values_list("image", flat=True),
+             *Prediction.objects.filter(photo_id__in=photo_ids).exclude(heatmap="").values_list("heatmap", flat=True)]
+    return sum(1 for name in names if not default_storage.exists(name))

@@ -65,6 +65,11 @@ class HostNetwork:
             _ip("link", "set", inside, "up", netns=namespace)
             _ip("link", "set", "lo", "up", netns=namespace)
 
+    def traffic_bytes(self, number: int) -> int:
+        """Bytes through host ``number``'s veth so far, both directions (read on the bridge's side)."""
+        statistics = Path(f"/sys/class/net/{self.bridge}h{number}/statistics")
+        return sum(int((statistics / name).read_text()) for name in ("rx_bytes", "tx_bytes"))
+
     def remove(self) -> list[str]:
         """Kills what still runs in the namespaces, deletes them, the veth pairs and the bridge;
         returns the errors (empty when all went)."""
@@ -161,10 +166,13 @@ class RedisServer:
         self.process = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", self.address, "--dir", str(self.root),
-             "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL, start_new_session=True)
-        _wait(self._answers, "redis-server", self.process)
+        log = self.root / "redis.log"
+        with open(log, "wb") as handle:
+            self.process = subprocess.Popen(
+                ["redis-server", "--port", str(self.port), "--bind", self.address, "--dir", str(self.root),
+                 # the bridge address is not loopback: let its clients in (nothing else reaches it)
+                 "--protected-mode", "no", "--save", "", "--appendonly", "no"], stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+        _wait(self._answers, "redis-server", self.process, log)
 
     def _answers(self) -> bool:
         import redis
