@@ -85,6 +85,8 @@ def main(argv=None) -> int:
         failures = run_hosts(stack, network, args, report)
         report.info["load_average_end"] = os.getloadavg()
     finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the clean-up short
+            signal.signal(signum, signal.SIG_IGN)
         if stack is not None:
             from django.db import connections
 

@@ -45,19 +45,19 @@ class HostNetwork:
         self.bridge = f"bb{tag}"
         self.namespaces = [f"bench-{tag}-{chr(ord('a') + i)}" for i in range(hosts)]
         self.host_addresses = [f"10.200.{self.octet}.{11 + i}" for i in range(hosts)]
-        self.made: list[tuple[str, str]] = []  # what exists, for remove(): ("bridge"|"netns", name)
+        self.made: list[tuple[str, str]] = []  # what create() made or began to, for remove(): (kind, name)
 
     def create(self) -> None:
+        self.made.append(("link", self.bridge))  # noted first: a stop between the two still removes it
         _ip("link", "add", self.bridge, "type", "bridge")
-        self.made.append(("bridge", self.bridge))
         _ip("addr", "add", f"{self.server_address}/24", "dev", self.bridge)
         _ip("link", "set", self.bridge, "up")
         for number, (namespace, address) in enumerate(zip(self.namespaces, self.host_addresses)):
             outside, inside = f"{self.bridge}h{number}", f"{self.bridge}n{number}"
-            _ip("netns", "add", namespace)
             self.made.append(("netns", namespace))
-            _ip("link", "add", outside, "type", "veth", "peer", "name", inside)
+            _ip("netns", "add", namespace)
             self.made.append(("link", outside))
+            _ip("link", "add", outside, "type", "veth", "peer", "name", inside)
             _ip("link", "set", inside, "netns", namespace)
             _ip("link", "set", outside, "master", self.bridge)
             _ip("link", "set", outside, "up")
@@ -77,6 +77,8 @@ class HostNetwork:
         for kind, name in reversed(self.made):
             try:
                 if kind == "netns":
+                    if not Path(f"/run/netns/{name}").exists():
+                        continue
                     pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True,
                                           timeout=30).stdout.split()
                     for pid in pids:
@@ -86,8 +88,7 @@ class HostNetwork:
                             pass
                     _ip("netns", "del", name)
                 else:
-                    probe = subprocess.run(["ip", "link", "show", name], capture_output=True, timeout=30)
-                    if probe.returncode == 0:  # a veth goes with its namespace's end
+                    if Path(f"/sys/class/net/{name}").exists():  # a veth may have gone with its namespace
                         _ip("link", "del", name)
             except (subprocess.SubprocessError, OSError) as error:
                 errors.append(f"{kind} {name}: {error}")
