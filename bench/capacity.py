@@ -88,7 +88,9 @@ def main(argv=None) -> int:
         checkpoint = _checkpoint(args)
         report.info.update(command=f"python -m bench capacity {' '.join(argv or [])}".strip(),
                            model=str(checkpoint), cpus=os.cpu_count(), load_average_start=os.getloadavg())
-        megapixel_costs(checkpoint, args.reps, report)
+        import ml
+
+        megapixel_costs(ml.load(checkpoint), args.reps, report)
         if not args.skip_stack:
             stack = _stack(var_dir, checkpoint, postgres_admin_url, args)
             drains = {setting: drain(stack, setting, args.burst, args.burst_megapixels, report)
@@ -133,14 +135,24 @@ def _stack(var_dir: Path, checkpoint: Path, postgres_admin_url, args):
     return stack
 
 
-def megapixel_costs(checkpoint: Path, reps: int, report) -> None:
+def megapixel_costs(model, reps: int, report) -> None:
     """Median worker-path stage times of one photo at each size, one torch thread, sizes interleaved."""
+    import torch
+
     import ml
+
+    threads = torch.get_num_threads()
+    ml.configure_threads(1)
+    try:
+        _megapixel_costs(model, reps, report)
+    finally:
+        ml.configure_threads(threads)
+
+
+def _megapixel_costs(model, reps: int, report) -> None:
     from bench.photos import jpeg_bytes, make_photo
     from bench.worker import STAGES, one_photo
 
-    ml.configure_threads(1)
-    model = ml.load(checkpoint)
     blobs = {mp: jpeg_bytes(make_photo(mp)[0].resize(size)) for mp, size in MEGAPIXEL_SIZES.items()}
     one_photo(model, blobs[1])  # warm-up: first-call allocations
     samples = {mp: [] for mp in blobs}
@@ -155,7 +167,6 @@ def megapixel_costs(checkpoint: Path, reps: int, report) -> None:
                    note=", ".join(f"{name} {value:.0f}" for name, value in stages.items()))
         for name, value in stages.items():
             report.add(f"cost_{mp}mp_{name}_ms", f"  {mp} MP: {name}", value, "ms")
-    del model
 
 
 def queue_burst(stack, hostnames: list[str], count: int, megapixels: int) -> list[int]:
