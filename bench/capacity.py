@@ -243,9 +243,11 @@ def drain(stack, setting: tuple[int, int], burst: int, megapixels: int, report) 
     hostname = stack.start_worker(name, concurrency=processes, torch_threads=threads)
     try:
         photo_ids = queue_burst(stack, [hostname], burst, megapixels)
+        cpu_before = stack.worker_cpu_seconds(name)
         started = time.monotonic()
         resume([hostname])
         drain_s = wait_settled(photo_ids, timeout_s=600 + 60 * burst) - started
+        cpu_s = stack.worker_cpu_seconds(name) - cpu_before
         rss_mb = stack.worker_total_rss_mb(name)
         child_mb = stack.worker_child_memory(name)["rss_mb"]
         task_ms = [s * 1000 for s in stack.task_seconds(name)]
@@ -253,8 +255,9 @@ def drain(stack, setting: tuple[int, int], burst: int, megapixels: int, report) 
         stack.stop_worker(name)
     result = outcome(photo_ids)
     cores = min(processes * threads, os.cpu_count() or 1)
-    figures = {"drain_s": drain_s, "photos_per_s": result["analysed"] / drain_s,
-               "core_s_per_photo": cores * drain_s / burst, "rss_mb": rss_mb, "child_rss_mb": child_mb}
+    figures = {"drain_s": drain_s, "photos_per_s": result["analysed"] / drain_s, "processes": processes,
+               "threads": threads, "core_s_per_photo": cores * drain_s / burst, "cpu_s_per_photo": cpu_s / burst,
+               "rss_mb": rss_mb, "child_rss_mb": child_mb}
     note = (f"{burst} x {megapixels} MP; {result['analysed']} analysed, {result['failed']} failed, "
             f"{result['twice']} twice; task p50 {_percentile(sorted(task_ms), 50) or 0:.0f} ms")
     report.add(f"drain_{name}_s", f"drain {burst} queued uploads, {processes} proc x {threads} thread",
@@ -262,6 +265,8 @@ def drain(stack, setting: tuple[int, int], burst: int, megapixels: int, report) 
     report.add(f"drain_{name}_photos_per_s", "  photos per second", figures["photos_per_s"], "/s")
     report.add(f"drain_{name}_core_s_per_photo", "  core-seconds per photo", figures["core_s_per_photo"], "s",
                note=f"{cores} cores busy")
+    report.add(f"drain_{name}_cpu_s_per_photo", "  worker CPU seconds per photo (measured)", figures["cpu_s_per_photo"],
+               "s", note="user + system time of the worker's processes, /proc")
     report.add(f"drain_{name}_twice", "  photos analysed twice", float(result["twice"]), "", 0)
     report.add(f"drain_{name}_rss_mb", "  worker RSS, main + pool processes", rss_mb, "MB",
                note=f"largest pool process {child_mb:.0f} MB")
@@ -300,27 +305,31 @@ def appointment_costs(stack, sizes: list[int], report) -> None:
 
 
 def derive(drains: dict, args, report) -> None:
-    """Cores and memory per daily upload volume, from the drain with the most photos per second.
+    """Cores and memory per daily upload volume, from the drains.
 
-    CPU: core-seconds per photo measured in that drain (decode, model, overlay, encode, database,
-    storage and Celery, at the burst's photo size) x uploads. Cores: the busiest hour
-    (``--peak-hour-share`` of the day) served at half the cores' capacity (HEADROOM), at least the
-    setting's own cores. Memory: that worker's resident memory (main + pool processes), plus one more
-    pool process per extra core.
+    CPU: the worker CPU seconds per photo of the setting that spends the fewest (decode, model,
+    overlay, encode, storage and database calls, Celery; measured from /proc, so other load on the
+    machine does not inflate it as it does wall time) x uploads. Cores: the busiest hour
+    (``--peak-hour-share`` of the day) served at half the cores' capacity (HEADROOM), at least one.
+    Memory: one worker, that setting's threads per process, as many pool processes as the cores
+    need: its main process plus that many pool processes as measured.
     """
-    (processes, threads), best = max(drains.items(), key=lambda item: item[1]["photos_per_s"])
-    setting_cores = min(processes * threads, os.cpu_count() or 1)
-    report.add("capacity_core_s_per_photo", f"core-seconds per photo (best drain: {processes}x{threads})",
-               best["core_s_per_photo"], "s")
-    report.add("capacity_burst_100_s", "  time to drain a burst of 100 uploads", 100 / best["photos_per_s"], "s")
+    cheapest = min(drains.values(), key=lambda figures: figures["cpu_s_per_photo"])
+    fastest = max(drains.values(), key=lambda figures: figures["photos_per_s"])
+    per_photo, threads = cheapest["cpu_s_per_photo"], cheapest["threads"]
+    main_mb = cheapest["rss_mb"] - cheapest["processes"] * cheapest["child_rss_mb"]
+    report.add("capacity_cpu_s_per_photo", "CPU seconds per photo (cheapest setting: "
+               f"{cheapest['processes']}x{threads})", per_photo, "s")
+    report.add("capacity_burst_100_s", f"  a burst of 100 with the fastest ({fastest['processes']}x"
+               f"{fastest['threads']})", 100 / fastest["photos_per_s"], "s")
     for uploads in args.uploads_per_day:
-        core_hours = uploads * best["core_s_per_photo"] / 3600
-        peak_cores = HEADROOM * uploads * args.peak_hour_share * best["core_s_per_photo"] / 3600
-        cores = max(setting_cores, math.ceil(peak_cores))
-        extra_processes = max(0, math.ceil(cores / threads) - processes)
-        memory_mb = best["rss_mb"] + extra_processes * best["child_rss_mb"]
+        core_hours = uploads * per_photo / 3600
+        peak_cores = HEADROOM * uploads * args.peak_hour_share * per_photo / 3600
+        cores = max(1, math.ceil(peak_cores))
+        processes = max(1, math.ceil(cores / threads))
         report.add(f"capacity_{uploads}_core_hours", f"{uploads} uploads/day: CPU core-hours a day", core_hours, "h",
                    note=f"{core_hours / WORKING_DAY_H:.2f} cores busy over a {WORKING_DAY_H} h day")
         report.add(f"capacity_{uploads}_cores", "  inference cores to provision", float(cores), "",
                    note=f"peak hour {args.peak_hour_share:.0%} of the day needs {peak_cores:.2f} at 50% load")
-        report.add(f"capacity_{uploads}_memory_mb", "  inference worker memory", memory_mb, "MB")
+        report.add(f"capacity_{uploads}_memory_mb", "  inference worker memory", main_mb + processes * cheapest["child_rss_mb"],
+                   "MB", note=f"{processes} pool process(es) x {threads} thread(s)")

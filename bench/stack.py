@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from bench.photos import jpeg_bytes
-from bench.procinfo import children, memory_mb
+from bench.procinfo import children, cpu_seconds, memory_mb
 from bench.worker import rss_figures
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,6 +124,11 @@ class Stack:
         if not pool:
             raise RuntimeError("Celery worker has no pool child")
         return max((memory_mb(pid) for pid in pool), key=lambda m: m["rss_mb"])
+
+    def worker_cpu_seconds(self, name: str = "worker") -> float:
+        """CPU seconds a Celery worker has used so far: its main process and every pool child."""
+        pid = self.processes[name].pid
+        return sum(cpu_seconds(process) for process in (pid, *children(pid)))
 
     def worker_total_rss_mb(self, name: str = "worker") -> float:
         """Resident MB of a Celery worker: its main process and every pool child together."""

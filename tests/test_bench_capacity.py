@@ -70,10 +70,13 @@ def test_capacity_drains_a_burst_per_worker_setting_and_sizes_a_clinic(tiny_chec
     assert figures["drain_2x1_rss_mb"]["value"] > figures["drain_1x1_rss_mb"]["value"]
     for size in (1, 2):
         assert figures[f"appointment_{size}_photos_ms"]["note"].startswith(f"1 task(s), {size} photos")
+        assert figures[f"drain_{setting}_cpu_s_per_photo"]["value"] > 0
+    assert figures["capacity_cpu_s_per_photo"]["value"] == min(
+        figures[f"drain_{setting}_cpu_s_per_photo"]["value"] for setting in ("1x1", "2x1"))
     for uploads in (1000, 5000, 20000):
         assert figures[f"capacity_{uploads}_cores"]["value"] >= 1
-        assert figures[f"capacity_{uploads}_memory_mb"]["value"] >= min(
-            figures[f"drain_{setting}_rss_mb"]["value"] for setting in ("1x1", "2x1"))
+        assert figures[f"capacity_{uploads}_memory_mb"]["value"] > 0
+    assert figures["capacity_20000_memory_mb"]["value"] >= figures["capacity_1000_memory_mb"]["value"]
     assert figures["capacity_20000_core_hours"]["value"] == pytest.approx(
         20 * figures["capacity_1000_core_hours"]["value"])
 
