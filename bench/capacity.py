@@ -224,16 +224,28 @@ def wait_settled(photo_ids: list[int], timeout_s: float) -> float:
 
 
 def outcome(photo_ids: list[int]) -> dict:
-    """Analysed, failed and twice-analysed counts, and photos per worker hostname."""
+    """How the photos settled: with a result (of which refused by the quality check, with the
+    reasons), failed, still waiting; analysed twice; photos per worker hostname."""
     from collections import Counter
 
     from triage.models import Photo, Prediction
 
     per_photo = Counter(Prediction.objects.filter(photo_id__in=photo_ids).values_list("photo_id", flat=True))
     photos = Photo.objects.filter(pk__in=photo_ids)
-    return {"analysed": len(per_photo), "failed": photos.filter(status__in=Photo.PROBLEM_STATUSES).count(),
+    refused = photos.filter(status=Photo.Status.REJECTED)
+    return {"analysed": len(per_photo), "refused": refused.count(),
+            "reasons": dict(Counter(refused.values_list("status_reason", flat=True))),
+            "failed": photos.filter(status=Photo.Status.FAILED).count(),
+            "waiting": photos.filter(status__in=Photo.WAITING_STATUSES).count(),
             "twice": sum(1 for count in per_photo.values() if count > 1) + photos.filter(attempts__gt=1).count(),
             "by_worker": Counter(photos.values_list("analysis_worker", flat=True))}
+
+
+def describe(result: dict) -> str:
+    """'20 analysed (20 refused by the quality check: blurred 20), 0 failed, 0 twice'."""
+    reasons = ", ".join(f"{reason} {count}" for reason, count in result["reasons"].items())
+    refused = f" ({result['refused']} refused by the quality check: {reasons})" if result["refused"] else ""
+    return f"{result['analysed']} analysed{refused}, {result['failed']} failed, {result['twice']} twice"
 
 
 def drain(stack, setting: tuple[int, int], burst: int, megapixels: int, report) -> dict:
@@ -258,8 +270,7 @@ def drain(stack, setting: tuple[int, int], burst: int, megapixels: int, report) 
     figures = {"drain_s": drain_s, "photos_per_s": result["analysed"] / drain_s, "processes": processes,
                "threads": threads, "core_s_per_photo": cores * drain_s / burst, "cpu_s_per_photo": cpu_s / burst,
                "rss_mb": rss_mb, "child_rss_mb": child_mb}
-    note = (f"{burst} x {megapixels} MP; {result['analysed']} analysed, {result['failed']} failed, "
-            f"{result['twice']} twice; task p50 {_percentile(sorted(task_ms), 50) or 0:.0f} ms")
+    note = f"{burst} x {megapixels} MP; {describe(result)}; task p50 {_percentile(sorted(task_ms), 50) or 0:.0f} ms"
     report.add(f"drain_{name}_s", f"drain {burst} queued uploads, {processes} proc x {threads} thread",
                drain_s, "s", note=note)
     report.add(f"drain_{name}_photos_per_s", "  photos per second", figures["photos_per_s"], "/s")

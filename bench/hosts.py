@@ -5,8 +5,8 @@ to a bridge on which this run's own PostgreSQL cluster, redis-server and, with `
 SeaweedFS S3 gateway listen (``bench.servers``): the workers' database, broker and storage traffic
 crosses an interface. gunicorn runs outside the namespaces. A burst of ``--burst`` one-photo
 uploads is queued while both workers' inference consumers are paused, then both are let go at
-once. Prints photos and photos per second per host, the drain time, and the photos analysed twice
-or lost (exit status 1 if any). Namespaces, links and servers are removed whatever happens.
+once. Prints photos and photos per second per host, the drain time, and the photos analysed twice,
+lost or failed (exit status 1 if any). Namespaces, links and servers are removed whatever happens.
 """
 import argparse
 import os
@@ -121,7 +121,7 @@ def _stack(var_dir: Path, checkpoint: Path, postgres_admin_url):
 
 def run_hosts(stack, network, args, report) -> int:
     """Starts one worker per namespace, drains a burst with both; returns photos lost + analysed twice."""
-    from bench.capacity import outcome, queue_burst, resume, wait_settled
+    from bench.capacity import describe, outcome, queue_burst, resume, wait_settled
     from triage.models import Photo, Prediction
 
     hostnames = [stack.start_worker(namespace, concurrency=args.processes, torch_threads=args.threads,
@@ -133,10 +133,10 @@ def run_hosts(stack, network, args, report) -> int:
     drained = wait_settled(photo_ids, timeout_s=600 + 60 * args.burst)
     traffic = [network.traffic_bytes(number) - before for number, before in enumerate(traffic_before)]
     result = outcome(photo_ids)
-    lost = args.burst - len(photo_ids) + (len(photo_ids) - result["analysed"] - result["failed"])
+    lost = args.burst - len(photo_ids) + result["waiting"]  # never stored, or never settled
     drain_s = drained - started
     report.add("hosts_drain_s", f"drain {args.burst} queued uploads with {HOSTS} hosts", drain_s, "s",
-               note=f"{args.burst} x {args.burst_megapixels} MP")
+               note=f"{args.burst} x {args.burst_megapixels} MP; {describe(result)}")
     report.add("hosts_photos_per_s", "  photos per second, both hosts", result["analysed"] / drain_s, "/s")
     for number, (namespace, hostname) in enumerate(zip(network.namespaces, hostnames)):
         letter = "ab"[number]
@@ -154,10 +154,10 @@ def run_hosts(stack, network, args, report) -> int:
                    traffic[number] / 1e6, "MB", note="database, broker and storage")
     report.add("hosts_files_missing", "  photos or heatmaps whose file is not in storage",
                float(missing_files(photo_ids)), "", 0, note=args.storage)
-    report.add("hosts_failed", "  photos refused by the quality check or failed", float(result["failed"]), "")
+    report.add("hosts_failed", "  photos whose analysis failed", float(result["failed"]), "", 0)
     report.add("hosts_twice", "  photos analysed twice", float(result["twice"]), "", 0)
     report.add("hosts_lost", "  photos lost (uploaded, never analysed)", float(lost), "", 0)
-    return result["twice"] + lost
+    return result["twice"] + lost + result["failed"]
 
 
 def missing_files(photo_ids: list[int]) -> int:

@@ -106,7 +106,7 @@ def test_two_hosts_in_namespaces_share_the_burst_without_analysing_a_photo_twice
     assert process.returncode == 0, output[-4000:]
     figures = json.loads(out.read_text())["figures"]
     assert figures["hosts_a_photos"]["value"] + figures["hosts_b_photos"]["value"] == 6
-    for key in ("hosts_twice", "hosts_lost", "hosts_files_missing"):
+    for key in ("hosts_twice", "hosts_lost", "hosts_failed", "hosts_files_missing"):
         assert figures[key]["value"] == 0, key
     for host in "ab":
         assert figures[f"hosts_{host}_network_mb"]["value"] > 0  # its work crossed its own interface
