@@ -23,7 +23,8 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m bench hosts", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--burst", type=int, help="queued uploads (default 100, quick 6)")
-    parser.add_argument("--burst-megapixels", type=int, default=12, help="size of the photos (default 12)")
+    parser.add_argument("--burst-megapixels", type=int, choices=(1, 4, 12, 24), default=12,
+                        help="size of the photos (default 12: a phone camera)")
     parser.add_argument("--processes", type=int, default=1, help="pool processes per host (default 1)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
     parser.add_argument("--storage", choices=("filesystem", "s3"), default="s3",
