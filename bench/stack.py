@@ -84,12 +84,12 @@ class Stack:
         self._wait_for_port()
 
     def start_worker(self, name: str = "worker", concurrency: int = 1, torch_threads: int | None = None,
-                     netns: str | None = None, env: dict | None = None) -> str:
+                     netns: str | None = None) -> str:
         """A Celery prefork worker on both queues, started inside network namespace ``netns`` if given;
         returns its hostname once it is ready and each pool process has loaded the model."""
         hostname = f"bench-{os.getpid()}-{name}@{netns or '127.0.0.1'}"
         # INFO: the readiness and 'succeeded in' lines this module reads from the worker's log.
-        worker_env = {**os.environ, "CELERY_WORKER_CONCURRENCY": str(concurrency), "LOG_LEVEL": "INFO", **(env or {})}
+        worker_env = {**os.environ, "CELERY_WORKER_CONCURRENCY": str(concurrency), "LOG_LEVEL": "INFO"}
         if torch_threads is not None:
             worker_env["WORKER_TORCH_THREADS"] = str(torch_threads)
         self._spawn(name, [*(["ip", "netns", "exec", netns] if netns else []), sys.executable, "-m", "celery",
