@@ -1,10 +1,8 @@
 import sys
+from importlib import import_module
 
-if sys.argv[1:2] == ["load"]:
-    from bench.load import main
+SUBCOMMANDS = {"load": "bench.load", "capacity": "bench.capacity", "hosts": "bench.hosts"}
 
-    raise SystemExit(main(sys.argv[2:]))
-
-from bench.run import main
-
-raise SystemExit(main())
+if sys.argv[1:2] and sys.argv[1] in SUBCOMMANDS:
+    raise SystemExit(import_module(SUBCOMMANDS[sys.argv[1]]).main(sys.argv[2:]))
+raise SystemExit(import_module("bench.run").main())

@@ -55,9 +55,8 @@ def main(argv=None) -> int:
     try:
         postgres_admin_url = configure_environment(var_dir, args)
         django.setup()
-        from django.db import connections
-
         import redis
+        from django.db import connections
 
         from bench.stack import Stack
 

@@ -9,8 +9,8 @@ import time
 
 def main(checkpoint: str, threads: int) -> dict:
     start = time.perf_counter()
+
     import ml
-    import torch
     ml.configure_threads(threads)
     imported = time.perf_counter()
     model = ml.load(checkpoint)

@@ -80,6 +80,7 @@ def run(args, var_dir: Path, report) -> None:
     import ml
     from bench import model as model_bench
     from bench import shadow, worker
+    from bench.capacity import megapixel_costs
     from bench.photos import make_photos, phone_sized
 
     threads = settings.WORKER_TORCH_THREADS  # what each Celery pool process uses
@@ -94,6 +95,7 @@ def run(args, var_dir: Path, report) -> None:
     per_image = model_bench.measure(model, checkpoint, photos, boxes, reps, warmup, report)
     model_bench.floor(model, per_image["forward_b8"], args.quick, report)
     worker.breakdown(model, [phone_sized(photo) for photo in photos[:2]], reps=reps, warmup=warmup, report=report)
+    megapixel_costs(model, max(1, reps // 4), report)
     probe = worker.probe(checkpoint, threads, report)
     shadow.measure(checkpoint, threads, reps, warmup, var_dir, report)
     if args.skip_stack:

@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from bench.photos import jpeg_bytes
-from bench.procinfo import children, memory_mb
+from bench.procinfo import children, cpu_seconds, memory_mb
 from bench.worker import rss_figures
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,20 +64,44 @@ class Stack:
         self.database_created = False
 
     def start(self) -> None:
+        self.prepare()
+        self.start_worker()
+        self.start_web()
+
+    def prepare(self) -> None:
+        """The throwaway database (if PostgreSQL), migrated, with the model registered."""
         if self.postgres_admin_url:
             _postgres(self.postgres_admin_url, f'CREATE DATABASE "{self.database}"')
             self.database_created = True
         self._manage("migrate", "--noinput")
         self._manage("register_models", "--dir", str(self.model_dir))
-        self._spawn("worker", [sys.executable, "-m", "celery", "-A", "portal", "worker",
-                               "--concurrency", "1", "--pool", "prefork", "--loglevel", "INFO",
-                               "--without-gossip", "--without-mingle", "--queues", "inference,default",
-                               "--hostname", f"bench-{os.getpid()}@127.0.0.1"])
+
+    def start_web(self) -> None:
+        """gunicorn on a free loopback port; returns once it accepts connections."""
         self._spawn("web", [sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind",
                             f"127.0.0.1:{self.port}", "--workers", str(self.web_workers),
                             "--threads", str(self.web_threads), "--timeout", "60"])
         self._wait_for_port()
-        self._wait_for_log("worker", " ready.")
+
+    def start_worker(self, name: str = "worker", concurrency: int = 1, torch_threads: int | None = None,
+                     netns: str | None = None) -> str:
+        """A Celery prefork worker on both queues, started inside network namespace ``netns`` if given;
+        returns its hostname once it is ready and each pool process has loaded the model."""
+        hostname = f"bench-{os.getpid()}-{name}@{netns or '127.0.0.1'}"
+        # INFO: the readiness and 'succeeded in' lines this module reads from the worker's log.
+        worker_env = {**os.environ, "CELERY_WORKER_CONCURRENCY": str(concurrency), "LOG_LEVEL": "INFO"}
+        if torch_threads is not None:
+            worker_env["WORKER_TORCH_THREADS"] = str(torch_threads)
+        self._spawn(name, [*(["ip", "netns", "exec", netns] if netns else []), sys.executable, "-m", "celery",
+                           "-A", "portal", "worker", "--concurrency", str(concurrency), "--pool", "prefork",
+                           "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+                           "--queues", "inference,default", "--hostname", hostname], env=worker_env)
+        self._wait_for_log(name, " ready.")
+        self._wait_for_log(name, "Worker process ready with model", count=concurrency)
+        return hostname
+
+    def stop_worker(self, name: str = "worker") -> None:
+        _stop_group(self.processes.pop(name))
 
     def stop(self) -> None:
         for process in reversed(self.processes.values()):
@@ -90,16 +114,26 @@ class Stack:
             _postgres(self.postgres_admin_url, f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
             self.database_created = False
 
-    def task_seconds(self) -> list[float]:
+    def task_seconds(self, name: str = "worker") -> list[float]:
         """Run times of the analysis tasks, from the worker's 'succeeded in' log lines."""
-        return [float(t) for t in TASK_DONE.findall(self._log("worker"))]
+        return [float(t) for t in TASK_DONE.findall(self._log(name))]
 
-    def worker_child_memory(self) -> dict[str, float]:
+    def worker_child_memory(self, name: str = "worker") -> dict[str, float]:
         """RSS of the (largest) prefork pool child of the Celery worker."""
-        pool = children(self.processes["worker"].pid)
+        pool = children(self.processes[name].pid)
         if not pool:
             raise RuntimeError("Celery worker has no pool child")
         return max((memory_mb(pid) for pid in pool), key=lambda m: m["rss_mb"])
+
+    def worker_cpu_seconds(self, name: str = "worker") -> float:
+        """CPU seconds a Celery worker has used so far: its main process and every pool child."""
+        pid = self.processes[name].pid
+        return sum(cpu_seconds(process) for process in (pid, *children(pid)))
+
+    def worker_total_rss_mb(self, name: str = "worker") -> float:
+        """Resident MB of a Celery worker: its main process and every pool child together."""
+        pid = self.processes[name].pid
+        return sum(memory_mb(process)["rss_mb"] for process in (pid, *children(pid)))
 
     def _manage(self, *args: str) -> None:
         result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, timeout=300,
@@ -107,10 +141,10 @@ class Stack:
         if result.returncode:
             raise RuntimeError(f"manage.py {args[0]} failed:\n{result.stderr[-2000:]}")
 
-    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
+    def _spawn(self, name: str, argv: list[str], env: dict | None = None) -> subprocess.Popen:
         log = open(self.var_dir / f"{name}.log", "wb")
         with log:
-            process = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            process = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
                                        start_new_session=True)
         self.processes[name] = process
         return process
@@ -134,9 +168,9 @@ class Stack:
                 time.sleep(0.2)
         raise TimeoutError(f"gunicorn did not start listening:\n{self._log('web')[-2000:]}")
 
-    def _wait_for_log(self, name: str, text: str) -> None:
+    def _wait_for_log(self, name: str, text: str, count: int = 1) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
-        while text not in self._log(name):
+        while self._log(name).count(text) < count:
             self._check_alive()
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{name} did not log {text!r}:\n{self._log(name)[-2000:]}")

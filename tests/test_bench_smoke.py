@@ -16,6 +16,7 @@ FIGURES = (
     "analyse_roi_ratio_b1", "analyse_auto_roi_ratio_b1", "naive_gradcam_ratio_b1",
     "sgemm_gflops", "model_gflop", "floor_ms", "model_load_ms",
     "worker_outside_ratio", "worker_rss_mb", "shadow_active_result_ms", "shadow_challenger_ms", "shadow_task_ratio",
+    "cost_1mp_ms", "cost_4mp_ms", "cost_12mp_ms", "cost_24mp_ms",
 )
 
 
