@@ -13,10 +13,10 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from core.services import audit
+from core.throttling import ClientAddressScopedRateThrottle
 from triage.permissions import CanReview, IsClinician, ReadsAsReviewerWritesAsClinician, staff_site_ids
 from triage.selectors import QUEUE_STATUSES, case_for_review, case_queue, ground_truth_history
 from triage.serializers import (
@@ -32,7 +32,7 @@ def api_error(error: DjangoValidationError, field="non_field_errors"):
     return ValidationError({field: error.messages})
 
 
-class UploadRateThrottle(ScopedRateThrottle):
+class UploadRateThrottle(ClientAddressScopedRateThrottle):
     """Limits uploads (the `uploads` rate in REST_FRAMEWORK settings) per user; reads are not counted."""
 
     def allow_request(self, request, view):
