@@ -337,6 +337,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": env.int("API_PAGE_SIZE", default=50),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {"uploads": env.str("API_UPLOAD_RATE", default="60/min")},
+    "EXCEPTION_HANDLER": "portal.errors.api_exception_handler",  # every 403 audited
 }
 # Failed API keys allowed in the window per client address, and per key prefix, before that address
 # (or that key) is refused with 429: one broken integration cannot lock out the others.

@@ -1,7 +1,6 @@
 """One client address (core.http.client_address) behind the TLS proxy, for every reader of it: the
 audit log, sign-in lock-outs (axes), account rate limits (django-ratelimit), DRF throttles and the
 API-key failure count. TRUSTED_PROXY_COUNT=0 trusts no X-Forwarded-For; 1 is the compose stack."""
-import pytest
 from django.core.cache import cache
 from django.test import RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
