@@ -10,9 +10,9 @@ from rest_framework.test import APIClient
 from core.models import AuditEvent
 from portal.fhir.api import HANDLERS
 from tests.api.fhir import FhirClient, appointment_resource, media_resource, patient_resource, pcr_observation
-from tests.test_dashboard import decide
-from triage.models import Photo
+from triage.models import Decision, Outcome, Photo
 from triage.permissions import CLINICIANS_GROUP
+from triage.services import record_decision
 
 pytestmark = pytest.mark.django_db
 
@@ -49,7 +49,8 @@ def world(make_api_key, make_slot, other_clinic, clinician, other_patient, make_
     assert fhir.post("Media", media_resource(appointment_id)).status_code == 201
     photo = Photo.objects.get()
     prediction = record_result(photo, 0.83)
-    decision = decide(photo.case, clinician)
+    decision = record_decision(case=photo.case, clinician=clinician, outcome=Outcome.SUSPECTED,
+                               action=Decision.Action.ISOLATION_ROOM)
     observation_id = fhir.post("Observation", pcr_observation(appointment_id)).fhir["id"]
     consent_id = fhir.get("Consent").fhir["entry"][0]["resource"]["id"]
 
