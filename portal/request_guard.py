@@ -10,12 +10,15 @@ import re
 
 from django.http import HttpResponseBadRequest, JsonResponse
 
+from portal.fhir.protocol import FHIR_JSON
+from portal.fhir.resources import operation_outcome
 from portal.schema import API_PREFIX
 
 logger = logging.getLogger(__name__)
 
 # C0 controls (NUL, tab and newline included: none belongs in a path or a query string), DEL and C1 controls.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+FHIR_PREFIX = "/fhir/"
 REFUSAL = "The address holds a control character (such as %00); remove it and try again."
 
 
@@ -42,5 +45,8 @@ class RejectControlCharactersMiddleware:
             logger.warning("Refused a request with control characters in its address: %r", request.get_full_path()[:200])
             if request.path.startswith(API_PREFIX):
                 return JsonResponse({"detail": REFUSAL}, status=400)
+            if request.path.startswith(FHIR_PREFIX):
+                outcome = operation_outcome(severity="error", code="invalid", diagnostics=REFUSAL)
+                return JsonResponse(outcome, status=400, content_type=FHIR_JSON)
             return HttpResponseBadRequest(REFUSAL, content_type="text/plain; charset=utf-8")
         return self.get_response(request)

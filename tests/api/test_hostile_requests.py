@@ -11,6 +11,7 @@ from rest_framework import serializers
 from portal.integrations import serializers as integration_serializers
 from portal.integrations.models import ExternalPatient
 from portal.parsers import JSON_MAX_DEPTH
+from modelops import serializers as modelops_serializers
 from triage import serializers as triage_serializers
 from core.models import AuditEvent
 from triage.views import _csv_safe
@@ -128,7 +129,7 @@ def test_a_json_body_over_the_upload_limit_is_refused_before_it_is_read(key_clie
 def test_every_request_serializers_text_field_has_a_length_limit():
     """Text from a request reaches a database column only within that column's length."""
     request_serializers = [
-        cls for module in (integration_serializers, triage_serializers) for name, cls in vars(module).items()
+        cls for module in (integration_serializers, triage_serializers, modelops_serializers) for name, cls in vars(module).items()
         if isinstance(cls, type) and issubclass(cls, serializers.Serializer) and name.endswith("RequestSerializer")
     ]
     assert len(request_serializers) >= 4
