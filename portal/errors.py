@@ -54,7 +54,7 @@ def permission_denied(request, exception):
 def audit_api_refusal(exc, request):
     """An API's 403 for a signed-in requester (a permission class refused) is audited like a page's."""
     refused = isinstance(exc, (PermissionDenied, exceptions.PermissionDenied))
-    if refused and request.user.is_authenticated and not denial_recorded(request):
+    if refused and request is not None and request.user.is_authenticated and not denial_recorded(request):
         record_denial(request, action="denied_api", asked_for=request.path, rule="role")
 
 
