@@ -30,7 +30,8 @@ def deny(request, *, action, asked_for, rule, status=404, obj=None, actor=None, 
 
 
 def record_denial(request, *, action, asked_for, rule, obj=None, actor=None, reference=None, **detail):
-    """The audit row of a refusal (allowed=False), once per request."""
+    """The audit row of a refusal (allowed=False); the request is marked so that the 403 handlers
+    do not write a second one."""
     who = actor if actor is not None else getattr(request, "user", None)
     audit(actor=who, action=action, obj=obj, allowed=False, request=request, reference=reference,
           asked_for=str(asked_for)[:ASKED_FOR_MAX_LENGTH], rule=rule, **detail)

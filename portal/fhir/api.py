@@ -170,7 +170,7 @@ class AppointmentHandler(ResourceHandler):
         change = inputs.appointment_change(body)
         external = selectors.clinic_appointment(clinic=self.clinic, appointment_id=resource_id)
         if external is None:
-            self.not_found(resource_id)
+            self.not_found(resource_id, interaction="write")
         external = services.change_appointment(api_key=self.api_key, external=external, request=self.request, **change)
         return resources.appointment_resource(external)
 
