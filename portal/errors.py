@@ -1,8 +1,9 @@
 """Site-wide error pages. Under /api/ a client gets JSON (`{"detail": ...}`) even when no API view
 was reached, e.g. for a malformed id in the URL; everywhere else HTML pages.
 
-Every 403 (a signed-in user on a page their role does not allow, e.g. a patient on a staff page) is
-an audited denial.
+Every 403, on a page or from the API (a signed-in user where their role does not allow, e.g. a
+patient on a staff page), is an audited denial: one that `core.access.deny` raised is audited there,
+any other here.
 
 A database outage (PostgreSQL restarting, a dropped connection) is the one server error a patient
 can do something about: wait and try again. It answers 503 with a Retry-After header and a plain
@@ -11,12 +12,15 @@ database (no session, no user) so it renders while the database is down.
 """
 import sys
 
+from django.core.exceptions import PermissionDenied
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, HttpResponseServerError, JsonResponse
 from django.template.loader import render_to_string
 from django.views import defaults
+from rest_framework import exceptions
+from rest_framework.views import exception_handler
 
-from core.services import audit
+from core.access import denial_recorded, record_denial
 from portal.schema import API_PREFIX
 
 DATABASE_ERRORS = (OperationalError, InterfaceError)
@@ -41,6 +45,20 @@ def server_error(request):
 
 
 def permission_denied(request, exception):
-    """handler403: audit the denial, then Django's 403 page."""
-    audit(actor=request.user, action="denied_page", obj=None, allowed=False, request=request, path=request.path)
+    """handler403: audit the denial (unless `deny` did), then Django's 403 page."""
+    if not denial_recorded(request):
+        record_denial(request, action="denied_page", asked_for=request.path, rule="role")
     return defaults.permission_denied(request, exception)
+
+
+def audit_api_refusal(exc, request):
+    """An API's 403 for a signed-in requester (a permission class refused) is audited like a page's."""
+    refused = isinstance(exc, (PermissionDenied, exceptions.PermissionDenied))
+    if refused and request is not None and request.user.is_authenticated and not denial_recorded(request):
+        record_denial(request, action="denied_api", asked_for=request.path, rule="role")
+
+
+def api_exception_handler(exc, context):
+    """REST_FRAMEWORK's EXCEPTION_HANDLER: DRF's answers, with every 403 audited."""
+    audit_api_refusal(exc, context["request"])
+    return exception_handler(exc, context)

@@ -117,6 +117,7 @@ AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.5)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]  # the order portal.lockout relies on
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "core.http.client_address"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -318,8 +319,14 @@ SIGN_IN_RATE_LIMIT = env.str("SIGN_IN_RATE_LIMIT", default="30/15m")
 # Throttle counters, failed-API-key counts and account rate limits live in this cache: use Redis (redis://host:6379/1)
 # when several web processes run, so they share one count.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
-# Behind a reverse proxy, the header that holds the client's address (e.g. HTTP_X_REAL_IP); REMOTE_ADDR when unset.
-RATELIMIT_IP_META_KEY = env.str("RATELIMIT_IP_META_KEY", default=None)
+# How many reverse proxies that we run stand in front of the portal (the compose stack's Caddy: 1).
+# 0 (the default) trusts no X-Forwarded-For: the client is the peer (REMOTE_ADDR). With N, the client
+# is the N-th X-Forwarded-For entry from the right. One function reads it (core.http.client_address)
+# for the audit log, API-key failures, sign-in lock-outs (axes), rate limits and DRF throttles.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise RuntimeError("TRUSTED_PROXY_COUNT is the number of proxies in front of the portal: 0 or more.")
+RATELIMIT_IP_META_KEY = "core.http.client_address"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
@@ -335,8 +342,10 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": env.int("API_PAGE_SIZE", default=50),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {"uploads": env.str("API_UPLOAD_RATE", default="60/min")},
+    "EXCEPTION_HANDLER": "portal.errors.api_exception_handler",  # every 403 audited
 }
-# Failed API keys allowed per client address in the window before it is refused (429).
+# Failed API keys allowed in the window per client address, and per key prefix, before that address
+# (or that key) is refused with 429: one broken integration cannot lock out the others.
 API_KEY_FAILURE_LIMIT = env.int("API_KEY_FAILURE_LIMIT", default=20)
 API_KEY_FAILURE_WINDOW_SECONDS = env.int("API_KEY_FAILURE_WINDOW_SECONDS", default=600)
 SPECTACULAR_SETTINGS = {

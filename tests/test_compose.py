@@ -42,12 +42,25 @@ def config():
 
 def test_the_stack_has_every_service_with_a_healthcheck_where_it_serves(config):
     services = config["services"]
-    assert set(services) == {"migrate", "web", "worker-inference", "worker-light", "beat", "postgres", "redis",
-                             "seaweedfs"}
+    assert set(services) == {"proxy", "migrate", "web", "worker-inference", "worker-light", "beat", "postgres",
+                             "redis", "seaweedfs"}
     for name in ("worker-inference", "worker-light", "postgres", "redis", "seaweedfs"):
         assert services[name]["healthcheck"]["test"], name
     assert "inspect ping" in " ".join(services["worker-inference"]["healthcheck"]["test"])
-    assert services["web"]["ports"]
+    assert services["proxy"]["ports"]
+
+
+def test_only_the_tls_proxy_is_published_and_the_portal_trusts_exactly_that_hop(config):
+    services = config["services"]
+    assert {port["target"] for port in services["proxy"]["ports"]} == {80, 443}
+    assert [name for name, service in services.items() if service.get("ports")] == ["proxy"]
+    assert str(services["web"]["environment"]["TRUSTED_PROXY_COUNT"]) == "1"
+    mounts = [volume if isinstance(volume, dict) else dict(zip(["source", "target"], volume.split(":")))
+              for volume in services["proxy"]["volumes"]]  # docker compose writes dicts, docker-compose 1.x strings
+    caddyfile = next(mount for mount in mounts if mount["target"] == "/etc/caddy/Caddyfile")
+    proxied = (ROOT / "deploy" / "Caddyfile").read_text()
+    assert Path(caddyfile["source"]) == ROOT / "deploy" / "Caddyfile" and "reverse_proxy web:8000" in proxied
+    assert "trusted_proxies" not in proxied.split("{$PORTAL_HOST", 1)[1]  # so Caddy overwrites a client's X-Forwarded-For
 
 
 def test_model_work_and_light_work_run_on_separate_queues(config):
@@ -78,7 +91,7 @@ def test_secrets_and_storage_come_from_the_environment_and_data_lives_in_named_v
     assert env["CELERY_BROKER_URL"] == "redis://redis:6379/0"
     assert env["AWS_STORAGE_BUCKET_NAME"] and env["AWS_S3_ENDPOINT_URL"] == "http://seaweedfs:8333"
     assert env["AWS_ACCESS_KEY_ID"] == "example-access" and env["SECRET_KEY"] == "example-key"
-    assert set(config["volumes"]) == {"postgres-data", "redis-data", "object-data"}
+    assert set(config["volumes"]) == {"postgres-data", "redis-data", "object-data", "caddy-data", "caddy-config"}
     assert "ports" not in config["services"]["seaweedfs"]  # the bucket is reachable only by the portal
 
 

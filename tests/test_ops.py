@@ -223,7 +223,7 @@ def test_a_patient_on_a_staff_page_is_an_audited_denial(client, patient):
     client.force_login(patient)
     assert client.get(reverse("staff-queue")).status_code == 403
     event = AuditEvent.objects.get(action="denied_page")
-    assert event.actor == patient and not event.allowed and event.detail == {"path": reverse("staff-queue")}
+    assert event.actor == patient and not event.allowed and event.detail == {"asked_for": reverse("staff-queue"), "rule": "role"}
 
 
 def test_denied_attempts_on_another_patients_appointment_are_audited(client, other_patient, appointment):

@@ -9,20 +9,26 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from core.access import deny
 from core.services import audit
+from core.throttling import ClientAddressScopedRateThrottle
 from triage.permissions import CanReview, IsClinician, ReadsAsReviewerWritesAsClinician, staff_site_ids
 from triage.selectors import QUEUE_STATUSES, case_for_review, case_queue, ground_truth_history
 from triage.serializers import (
-    CaseOutcomeSerializer, DecisionSerializer, GroundTruthRequestSerializer, GroundTruthSerializer,
-    PhotoStatusSerializer, PhotoUploadSerializer,
-    StaffCaseDetailSerializer, StaffCaseSerializer,
+    CaseOutcomeSerializer,
+    DecisionSerializer,
+    GroundTruthRequestSerializer,
+    GroundTruthSerializer,
+    PhotoStatusSerializer,
+    PhotoUploadSerializer,
+    StaffCaseDetailSerializer,
+    StaffCaseSerializer,
 )
 from triage.services import accept_photos, record_decision, record_ground_truth
 
@@ -32,7 +38,7 @@ def api_error(error: DjangoValidationError, field="non_field_errors"):
     return ValidationError({field: error.messages})
 
 
-class UploadRateThrottle(ScopedRateThrottle):
+class UploadRateThrottle(ClientAddressScopedRateThrottle):
     """Limits uploads (the `uploads` rate in REST_FRAMEWORK settings) per user; reads are not counted."""
 
     def allow_request(self, request, view):
@@ -42,7 +48,8 @@ class UploadRateThrottle(ScopedRateThrottle):
 
 
 class CaseScopedMixin:
-    """For endpoints about one case. Subclasses return the case the requester may use, or raise NotFound."""
+    """For endpoints about one case. Subclasses return the case the requester may use, or refuse through
+    `core.access.deny`."""
 
     def get_case(self):
         raise NotImplementedError
@@ -110,10 +117,10 @@ class StaffCaseQueueView(generics.ListAPIView):
 
 
 def staff_case(request, case_id):
-    """The case if it is at one of the user's sites; otherwise 404 (never a hint that it exists)."""
+    """The case if it is at one of the user's sites; otherwise an audited 404 (never a hint that it exists)."""
     case = case_for_review(case_id, site_ids=staff_site_ids(request.user))
     if case is None:
-        raise NotFound
+        deny(request, action="view_case", asked_for=f"case {case_id}", rule="staff_site", via="api")
     return case
 
 

@@ -1,9 +1,8 @@
 """Patient-facing triage endpoints: the status of their own photos (never a score)."""
-from django.http import Http404
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.services import audit
+from core.access import deny
 from triage.selectors import patient_case
 from triage.serializers import PatientPhotoStatusSerializer
 
@@ -14,7 +13,7 @@ class PhotoStatusView(APIView):
     def get(self, request, reference):
         case = patient_case(patient=request.user, reference=reference)
         if case is None:
-            audit(actor=request.user, action="view_photo_status", obj=None, allowed=False, request=request, reference=reference)
-            raise Http404
+            deny(request, action="view_photo_status", asked_for=f"appointment {reference}", rule="own_appointment",
+                 reference=reference)
         photos = PatientPhotoStatusSerializer(case.photos.all(), many=True).data
         return Response({"photos": photos}, headers={"Cache-Control": "private, no-store"})

@@ -9,25 +9,44 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.http import FileResponse, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_POST
 
+from core.access import deny, record_denial
 from core.services import audit
 from triage.forms import DecisionForm, GroundTruthForm, QueueFilterForm, RoiForm
 from triage.images import box_for_tap
 from triage.models import Outcome
 from triage.permissions import (
-    can_export, can_view_case, can_view_photo, clinician_required, is_clinician, staff_required, staff_site_ids,
+    can_export,
+    can_view_case,
+    can_view_photo,
+    clinician_required,
+    is_clinician,
+    staff_required,
+    staff_site_ids,
 )
 from triage.selectors import (
-    case_for_review, case_queue, decisions_on_day, ground_truth_history, latest_outcome_counts,
-    photo_for_access, prediction_for_access, queue_sites, site_changes,
+    case_for_review,
+    case_queue,
+    decisions_on_day,
+    ground_truth_history,
+    latest_outcome_counts,
+    photo_for_access,
+    prediction_for_access,
+    queue_sites,
+    site_changes,
 )
 from triage.services import (
-    claim_case, countersign_decision, record_decision, record_ground_truth, release_case, request_reanalysis,
+    claim_case,
+    countersign_decision,
+    record_decision,
+    record_ground_truth,
+    release_case,
+    request_reanalysis,
 )
 
 
@@ -35,13 +54,11 @@ from triage.services import (
 def photo_image(request, photo_id):
     """The normalised photo, for its patient or staff of its site. Every attempt is audited."""
     photo = photo_for_access(photo_id)
-    allowed = photo is not None and can_view_photo(request.user, photo)
-    audit(
-        actor=request.user, action="view_photo", obj=photo, allowed=allowed, request=request, photo_id=photo_id,
-        case_id=photo.case_id if photo else None,
-    )
-    if not allowed:
-        return _deny(request)
+    details = {"photo_id": photo_id, "case_id": photo.case_id if photo else None}
+    if photo is None or not can_view_photo(request.user, photo):
+        return _refuse(request, action="view_photo", asked_for=f"photo {photo_id}", rule="own_photo_or_staff_site", obj=photo,
+                       **details)
+    audit(actor=request.user, action="view_photo", obj=photo, request=request, **details)
     return _private_file_response(photo.image, photo)
 
 
@@ -49,13 +66,11 @@ def photo_image(request, photo_id):
 def prediction_heatmap(request, photo_id, prediction_id):
     """A prediction's heatmap: clinical output, so staff of the case's site only."""
     prediction = prediction_for_access(photo_id, prediction_id)
-    allowed = prediction is not None and can_view_case(request.user, prediction.photo.case)
-    audit(
-        actor=request.user, action="view_heatmap", obj=prediction, allowed=allowed, request=request,
-        photo_id=photo_id, prediction_id=prediction_id, case_id=prediction.photo.case_id if prediction else None,
-    )
-    if not allowed:
-        return _deny(request)
+    details = {"photo_id": photo_id, "prediction_id": prediction_id, "case_id": prediction.photo.case_id if prediction else None}
+    if prediction is None or not can_view_case(request.user, prediction.photo.case):
+        return _refuse(request, action="view_heatmap", asked_for=f"heatmap {prediction_id} of photo {photo_id}",
+                       rule="staff_site", obj=prediction, **details)
+    audit(actor=request.user, action="view_heatmap", obj=prediction, request=request, **details)
     return _private_file_response(prediction.heatmap, prediction.photo)
 
 
@@ -164,7 +179,8 @@ def countersign(request, case_id, decision_id):
     case = _case_or_404(request, case_id)
     decision = next((decision for decision in case.decisions.all() if decision.pk == decision_id), None)
     if decision is None:
-        raise Http404
+        deny(request, action="countersign_decision", asked_for=f"decision {decision_id} of case {case.pk}",
+             rule="decision_of_case", reference=case.audit_reference)
     try:
         countersign_decision(decision=decision, clinician=request.user)
     except ValidationError as error:
@@ -180,7 +196,8 @@ def reanalyse(request, case_id, photo_id):
     case = _case_or_404(request, case_id)
     photo = next((photo for photo in case.photos.all() if photo.pk == photo_id), None)
     if photo is None:
-        raise Http404
+        deny(request, action="reanalyse_photo", asked_for=f"photo {photo_id} of case {case.pk}", rule="photo_of_case",
+             reference=case.audit_reference)
     form = RoiForm(request.POST)
     try:
         if not form.is_valid():
@@ -269,10 +286,10 @@ def _local(moment):
 
 
 def _case_or_404(request, case_id):
-    """The case if it exists at a site the user works at; otherwise 404 (never a hint it exists)."""
+    """The case if it exists at a site the user works at; otherwise an audited 404 (never a hint it exists)."""
     case = case_for_review(case_id, site_ids=staff_site_ids(request.user))
     if case is None:
-        raise Http404
+        deny(request, action="view_case", asked_for=f"case {case_id}", rule="staff_site")
     return case
 
 
@@ -348,8 +365,9 @@ def _private_file_response(field_file, photo):
     return response
 
 
-def _deny(request):
-    """Anonymous users are sent to log in; anyone else learns nothing (404)."""
+def _refuse(request, **denial):
+    """Anonymous users are sent to log in; anyone else learns nothing (404). Both are audited."""
     if not request.user.is_authenticated:
+        record_denial(request, **denial)
         return redirect_to_login(request.get_full_path())
-    raise Http404
+    deny(request, **denial)

@@ -2,13 +2,13 @@
 score), and cancelling or moving one. `AppointmentChangeView` is also the base of the integration API's cancel
 and move, so every change goes through the booking services the same way (cut-off included)."""
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from core.access import deny
 from portal.booking.selectors import free_slots, patient_appointments
 from portal.booking.serializers import PatientAppointmentSerializer, PatientSlotSerializer, RescheduleRequestSerializer
 from portal.booking.services import cancel_appointment, reschedule_appointment
@@ -26,8 +26,12 @@ class AppointmentChangeView(generics.GenericAPIView):
     def appointment_of(self, obj):
         return obj
 
-    def change(self, service, **arguments):
+    def change(self, service, *, slots=None):
+        """Apply `service` to the requester's appointment; with `slots` (those it may move to), to the
+        slot the body names (and the site change it asks for). The appointment is looked up first, so someone else's is refused (and
+        audited) whatever the body says."""
         obj = self.get_object()
+        arguments = {} if slots is None else self.requested_move(slots)
         try:
             service(appointment=self.appointment_of(obj), actor=self.request.user, request=self.request, **arguments)
         except DjangoValidationError as error:  # past the cut-off, the slot taken, another service
@@ -46,7 +50,19 @@ class AppointmentChangeView(generics.GenericAPIView):
 
 
 class PatientView:
+    """The signed-in patient's own appointment by its reference: anyone else's (or none) is an audited
+    404, never a 403."""
+
     authentication_classes = [SessionAuthentication]
+
+    def own_appointment(self, appointments):
+        """The appointment of `appointments` (the patient's) that the URL names, or an audited 404."""
+        reference = self.kwargs["reference"]
+        appointment = appointments.filter(reference=reference).first()
+        if appointment is None:
+            deny(self.request, action="view_appointment", asked_for=f"appointment {reference}", rule="own_appointment",
+                 reference=reference, via="api")
+        return appointment
 
 
 class OwnAppointmentsView(PatientView):
@@ -57,6 +73,11 @@ class OwnAppointmentsView(PatientView):
 
     def get_queryset(self):
         return patient_appointments(patient=self.request.user).prefetch_related("case__photos")
+
+    def get_object(self):
+        appointment = self.own_appointment(self.get_queryset())
+        self.check_object_permissions(self.request, appointment)
+        return appointment
 
 
 class MyAppointmentListView(OwnAppointmentsView, generics.ListAPIView):
@@ -82,8 +103,7 @@ class MyAppointmentSlotsView(PatientView, generics.ListAPIView):
     serializer_class = PatientSlotSerializer
 
     def get_queryset(self):
-        appointments = patient_appointments(patient=self.request.user)
-        appointment = get_object_or_404(appointments, reference=self.kwargs["reference"])
+        appointment = self.own_appointment(patient_appointments(patient=self.request.user))
         return free_slots(service=appointment.slot.service)
 
 
@@ -94,7 +114,7 @@ class MyAppointmentRescheduleView(OwnAppointmentsView, AppointmentChangeView):
 
     @extend_schema(request=RescheduleRequestSerializer, responses={200: PatientAppointmentSerializer})
     def post(self, request, reference):
-        return self.change(reschedule_appointment, **self.requested_move(free_slots()))
+        return self.change(reschedule_appointment, slots=free_slots())
 
 
 class MyAppointmentPhotosView(PatientView, CasePhotosView):
@@ -104,7 +124,9 @@ class MyAppointmentPhotosView(PatientView, CasePhotosView):
     http_method_names = ["get", "head", "options"]
 
     def get_case(self):
-        case = patient_case(patient=self.request.user, reference=self.kwargs["reference"])
+        reference = self.kwargs["reference"]
+        case = patient_case(patient=self.request.user, reference=reference)
         if case is None:
-            raise NotFound
+            deny(self.request, action="view_photo_status", asked_for=f"appointment {reference}", rule="own_appointment",
+                 reference=reference, via="api")
         return case

@@ -8,16 +8,15 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.decorators import method_decorator
-from django.utils.translation import get_language
+from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 from django_ratelimit.decorators import ratelimit
 
-from core.services import audit
+from core.access import deny
 from portal.booking import accounts, signin
 from portal.booking.forms import BookingForm, EmailLinkForm, RescheduleForm, SignInForm, SignupForm, SiteServiceForm
 from portal.booking.models import Clinic
@@ -301,6 +300,6 @@ def _own_appointment(request, reference):
     """The signed-in patient's appointment; anyone else's (or none) is an audited denial and a 404, never a 403."""
     appointment = patient_appointments(patient=request.user).filter(reference=reference).first()
     if appointment is None:
-        audit(actor=request.user, action="view_appointment", obj=None, allowed=False, request=request, reference=reference)
-        raise Http404
+        deny(request, action="view_appointment", asked_for=f"appointment {reference}", rule="own_appointment",
+             reference=reference)
     return appointment

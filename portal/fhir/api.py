@@ -12,11 +12,12 @@ from rest_framework.exceptions import MethodNotAllowed, NotFound
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
+from core.access import deny
+from core.services import audit
 from portal.fhir import inputs, resources, selectors, services
 from portal.fhir.protocol import FhirInputError, FhirView
 from portal.integrations.idempotency import idempotent
 from triage.api import UploadRateThrottle
-from core.services import audit
 
 
 class ResourceHandler:
@@ -45,15 +46,20 @@ class ResourceHandler:
             audit(actor=self.api_key.user, action=f"fhir_{action}", obj=obj, allowed=allowed, request=self.request,
                   resource_type=self.resource_type, **detail)
 
-    def not_found(self, resource_id):
-        self.audit("read", allowed=False, resource_id=str(resource_id)[:64])
-        return NotFound(f"{self.resource_type}/{resource_id} is not known at this clinic.")
+    def not_found(self, resource_id, *, interaction="read", resource_type=None, element=None):
+        """Refuse a resource the key's clinic does not have (another clinic's, or none): an audited 404."""
+        resource_type = resource_type or self.resource_type
+        where = f"{element}: " if element else ""
+        details = {"element": element} if element else {}
+        deny(self.request, actor=self.api_key.user, action=f"fhir_{interaction}", asked_for=f"{resource_type}/{resource_id}",
+             rule="key_clinic", message=f"{where}{resource_type}/{resource_id} is not known at this clinic.",
+             resource_type=self.resource_type, resource_id=str(resource_id)[:64], **details)
 
     def read_appointment(self, resource_id):
         """The clinic's appointment a read names (audited), or a 404 (audited too)."""
         external = selectors.clinic_appointment(clinic=self.clinic, appointment_id=resource_id)
         if external is None:
-            raise self.not_found(resource_id)
+            self.not_found(resource_id)
         self.audit("read", obj=external.appointment.case, resource_id=str(resource_id))
         return external
 
@@ -61,8 +67,7 @@ class ResourceHandler:
         """The clinic's appointment a write names, or a 404 (audited)."""
         external = selectors.clinic_appointment(clinic=self.clinic, appointment_id=appointment_id)
         if external is None:
-            self.audit("write", allowed=False, resource_id=str(appointment_id)[:64], element=element)
-            raise NotFound(f"{element}: Appointment/{appointment_id} is not known at this clinic.")
+            self.not_found(appointment_id, interaction="write", resource_type="Appointment", element=element)
         return external
 
     def bundle(self, queryset, to_resource):
@@ -90,7 +95,7 @@ class SlotHandler(ResourceHandler):
     def read(self, resource_id):
         slot, free = selectors.clinic_slot(clinic=self.clinic, slot_id=resource_id)
         if slot is None:
-            raise NotFound(f"Slot/{resource_id} is not known at this clinic.")
+            self.not_found(resource_id)  # audited although free times are not patient data: another clinic's id
         return resources.slot_resource(slot, free=free)
 
     def search(self, params):
@@ -115,7 +120,7 @@ class PatientHandler(ResourceHandler):
     def read(self, resource_id):
         patient = selectors.clinic_patient(clinic=self.clinic, patient_id=resource_id)
         if patient is None:
-            raise self.not_found(resource_id)
+            self.not_found(resource_id)
         self.audit("read", obj=patient.user, resource_id=str(patient.pk))
         return resources.patient_resource(patient)
 
@@ -165,7 +170,7 @@ class AppointmentHandler(ResourceHandler):
         change = inputs.appointment_change(body)
         external = selectors.clinic_appointment(clinic=self.clinic, appointment_id=resource_id)
         if external is None:
-            raise self.not_found(resource_id)
+            self.not_found(resource_id, interaction="write")
         external = services.change_appointment(api_key=self.api_key, external=external, request=self.request, **change)
         return resources.appointment_resource(external)
 
@@ -203,7 +208,7 @@ class ConsentHandler(ResourceHandler):
     def read(self, resource_id):
         record = selectors.clinic_consent(clinic=self.clinic, consent_id=resource_id)
         if record is None:
-            raise self.not_found(resource_id)
+            self.not_found(resource_id)
         self.audit("read", obj=record.appointment.case, resource_id=str(record.pk))
         return resources.consent_resource(record)
 
@@ -221,7 +226,7 @@ class MediaHandler(ResourceHandler):
     def read(self, resource_id):
         photo = selectors.clinic_photo(clinic=self.clinic, photo_id=resource_id)
         if photo is None:
-            raise self.not_found(resource_id)
+            self.not_found(resource_id)
         self.audit("read", obj=photo, resource_id=str(photo.pk))
         return resources.media_resource(photo)
 
@@ -239,7 +244,7 @@ class BinaryHandler(ResourceHandler):
     def read(self, resource_id):
         photo = selectors.clinic_photo(clinic=self.clinic, photo_id=resource_id)
         if photo is None:
-            raise self.not_found(resource_id)
+            self.not_found(resource_id)
         audit(actor=self.api_key.user, action="view_photo", obj=photo, request=self.request, photo_id=photo.pk,
               case_id=photo.case_id, via="fhir")
         if photo.files_deleted_at is not None:
@@ -277,7 +282,7 @@ class ObservationHandler(ResourceHandler):
     def read(self, resource_id):
         lab_result, corrects = selectors.clinic_lab_result(clinic=self.clinic, observation_id=resource_id)
         if lab_result is None:
-            raise self.not_found(resource_id)
+            self.not_found(resource_id)
         self.audit("read", obj=lab_result, resource_id=str(lab_result.pk))
         return resources.lab_observation_resource(lab_result, corrects=corrects)
 

@@ -3,6 +3,7 @@ integration's API key, and an OperationOutcome for every error (never an HTML pa
 import logging
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -12,6 +13,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from portal.errors import audit_api_refusal
 from portal.fhir.resources import operation_outcome
 from portal.integrations.authentication import KEYWORD, ApiKeyAuthentication, IsIntegration
 
@@ -77,7 +79,10 @@ def fhir_exception_handler(exc, context):
     """Every error as an OperationOutcome: 4xx with the reason in words; anything unexpected is logged
     and answered 500 without details."""
     if isinstance(exc, Http404):
-        exc = exceptions.NotFound()
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
+    audit_api_refusal(exc, context["request"])
     if isinstance(exc, DjangoValidationError):  # a booking or triage rule refused the request
         exc = FhirInputError(" ".join(exc.messages), issue_type="business-rule", status_code=422)
     if isinstance(exc, FhirInputError):

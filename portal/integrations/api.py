@@ -1,14 +1,16 @@
 """The integration API: a clinic's booking system, authenticated with one of that clinic's API keys.
 
-Every lookup is scoped to the key's clinic: another clinic's patient, appointment or slot is a 404.
+Every lookup is scoped to the key's clinic: another clinic's patient, appointment or slot is a 404,
+audited (`core.access.deny`).
 Bookings and uploads accept `Idempotency-Key`; uploads are rate-limited (`uploads`).
 """
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from core.access import deny
 from portal.booking.api import AppointmentChangeView
 from portal.booking.serializers import RescheduleRequestSerializer
 from portal.booking.services import cancel_appointment, reschedule_appointment
@@ -16,7 +18,11 @@ from portal.integrations import selectors
 from portal.integrations.authentication import ApiKeyAuthentication, IsIntegration
 from portal.integrations.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from portal.integrations.serializers import (
-    AppointmentSerializer, BookingRequestSerializer, PatientRequestSerializer, PatientSerializer, SlotSerializer,
+    AppointmentSerializer,
+    BookingRequestSerializer,
+    PatientRequestSerializer,
+    PatientSerializer,
+    SlotSerializer,
 )
 from portal.integrations.services import book_external_appointment, register_patient
 from triage.api import CaseOutcomeView, CasePhotosView, api_error
@@ -32,9 +38,12 @@ class IntegrationView:
         return self.request.auth.clinic
 
     def external_appointment(self):
-        external = selectors.clinic_appointment(clinic=self.clinic, external_id=self.kwargs["external_id"])
+        """The key's clinic's appointment that the URL names, or an audited 404 (another clinic's, or none)."""
+        external_id = self.kwargs["external_id"]
+        external = selectors.clinic_appointment(clinic=self.clinic, external_id=external_id)
         if external is None:
-            raise NotFound("No appointment with this external id at this clinic.")
+            deny(self.request, action="view_appointment", asked_for=f"external appointment {external_id}",
+                 rule="key_clinic", message="No appointment with this external id at this clinic.", via="integration")
         return external
 
 
@@ -67,9 +76,11 @@ class PatientView(IntegrationView, generics.RetrieveAPIView):
     serializer_class = PatientSerializer
 
     def get_object(self):
-        patient = selectors.clinic_patient(clinic=self.clinic, external_id=self.kwargs["external_id"])
+        external_id = self.kwargs["external_id"]
+        patient = selectors.clinic_patient(clinic=self.clinic, external_id=external_id)
         if patient is None:
-            raise NotFound("No patient with this external id at this clinic.")
+            deny(self.request, action="view_patient", asked_for=f"external patient {external_id}", rule="key_clinic",
+                 message="No patient with this external id at this clinic.", via="integration")
         return patient
 
 
@@ -136,7 +147,7 @@ class AppointmentRescheduleView(ExternalAppointmentChangeView):
 
     @extend_schema(request=RescheduleRequestSerializer, responses={200: AppointmentSerializer})
     def post(self, request, external_id):
-        return self.change(reschedule_appointment, **self.requested_move(selectors.clinic_slots(clinic=self.clinic)))
+        return self.change(reschedule_appointment, slots=selectors.clinic_slots(clinic=self.clinic))
 
 
 class AppointmentPhotosView(IntegrationView, CasePhotosView):
