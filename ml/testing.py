@@ -33,7 +33,7 @@ def make_random_checkpoint(path: str | Path, arch: str = "densenet121", input_si
                            assessable_examples: list | None = None, calibration: dict | None = None) -> Path:
     """Tiny randomly initialised (seeded) checkpoint; predictions are meaningless.
 
-    ``assessable_examples`` (PIL images): fit an assessability rule on them as ``ml.study`` does on
+    ``assessable_examples`` (PIL images): fit an assessability rule on them as ``ml.research.study`` does on
     the training crops, with room for a handful of examples: quality limits at half their lowest
     (and 1.1 x their highest brightness), kNN bank of their features, distance limit just above
     the largest nearest-other-example distance. Without it the checkpoint has
