@@ -1,4 +1,4 @@
-"""Command line: ``python -m ml {train,cv,evaluate,scenes,study,negatives} ...`` (see ``--help`` of each)."""
+"""Command line: ``python -m ml {train,cv,evaluate,scenes,roi-study,study,sources,negatives} ...`` (see ``--help`` of each)."""
 from __future__ import annotations
 
 import argparse
@@ -268,6 +268,16 @@ def cmd_study(args) -> None:
               lesion_check=args.lesion_check)
 
 
+def cmd_sources(args) -> None:
+    from .source_study import run_sources
+    from .sources import load_features
+
+    photos, cache = load_features(args.data_root, args.arch, args.views, args.seed, args.cache_dir, log,
+                                  per_source=args.per_source)
+    run_sources(photos, cache, args.methods, args.seed, args.out, log, checkpoint=args.checkpoint,
+                ship_method=args.ship, arch=args.arch, n_boot=args.bootstrap)
+
+
 def cmd_negatives(args) -> None:
     from .negatives import build_negatives, score_negatives
 
@@ -370,6 +380,28 @@ def main(argv=None) -> None:
                        "not shipped: it separates renders from real photos, see the model card)")
     study.add_argument("--threads", type=int, default=2)
     study.set_defaults(func=cmd_study)
+
+    from .source_study import METHODS as SOURCE_METHODS
+
+    sources = sub.add_parser("sources", help="source-aware evaluation over every data source: grouped CV, "
+                             "leave-one-source-out, style invariance, the trap probe, the differential; "
+                             "optionally write the checkpoint")
+    sources.add_argument("--data-root", required=True, type=Path,
+                         help="folder with msld_v1/, healthy_abdomen/, genital_lesions/ (any may be missing)")
+    sources.add_argument("--out", required=True, type=Path, help="folder for sources.json")
+    sources.add_argument("--methods", nargs="+", default=["probe_as_is", "harmonised+aug"],
+                         choices=sorted(SOURCE_METHODS))
+    sources.add_argument("--ship", default="harmonised+aug", choices=sorted(SOURCE_METHODS),
+                         help="method fitted on every photo for --checkpoint")
+    sources.add_argument("--checkpoint", type=Path, help="write the shipped checkpoint here")
+    sources.add_argument("--arch", default="efficientnet_lite0", choices=["efficientnet_lite0"])
+    sources.add_argument("--views", type=int, default=1, help="augmented views per photo")
+    sources.add_argument("--per-source", type=int, help="at most this many photos per source (random, --seed)")
+    sources.add_argument("--cache-dir", type=Path, default=Path("var/ml-cache"))
+    sources.add_argument("--seed", type=int, default=0)
+    sources.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples per CI")
+    sources.add_argument("--threads", type=int, default=2)
+    sources.set_defaults(func=cmd_sources)
 
     negatives = sub.add_parser("negatives", help="render the negatives set (photos that must not be "
                                "flagged); with --model, score it through the portal's path")

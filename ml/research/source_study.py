@@ -35,6 +35,7 @@ FOLDS = 5
 TARGET_SENSITIVITY = 0.95
 WEIGHT_DECAY = 3e-3          # L2 on the standardised features' weights; fixed a priori, never tuned here
 N_BOOT = 1000
+_n_boot = N_BOOT             # resamples of this run (``run_sources``'s ``n_boot``)
 # The style-invariance bound, stated before any run: mean shift of P(mpox) within +-0.10 and mpox
 # caught under every look >= 0.90.
 STYLE_MEAN_SHIFT_BOUND = 0.10
@@ -140,7 +141,7 @@ def cross_validated(cache: dict, idx: np.ndarray, is_mpox: np.ndarray, groups: n
 def _auc_ci(labels, scores, groups, seed) -> dict:
     labels, scores = np.asarray(labels), np.asarray(scores)
     value = roc_auc(labels, scores)
-    ci = grouped_bootstrap(lambda i: roc_auc(labels[i], scores[i]), groups, N_BOOT, seed)
+    ci = grouped_bootstrap(lambda i: roc_auc(labels[i], scores[i]), groups, _n_boot, seed)
     return {"value": value, "ci95": ci, "n": int(len(labels))}
 
 
@@ -208,7 +209,7 @@ def style_report(run: dict, is_mpox: np.ndarray, styled: np.ndarray, groups: np.
         for name, idx in (("mpox", mpox), ("not_mpox", rest)):
             values = shift[idx]
             entry[f"mean_shift_{name}"] = {"value": float(values.mean()),
-                                           "ci95": grouped_bootstrap(lambda i: float(values[i].mean()), groups[idx], N_BOOT, seed)}
+                                           "ci95": grouped_bootstrap(lambda i: float(values[i].mean()), groups[idx], _n_boot, seed)}
         entry["abs_shift_p95"] = float(np.quantile(np.abs(shift), 0.95))
         entry["mpox_caught"] = proportion(int(caught.sum()), len(mpox))
         entry["flagged_not_mpox"] = proportion(int((run["styles"][style][rest] >= threshold).sum()), len(rest))
@@ -256,15 +257,21 @@ def trap_table(photos: list[Photo], cache: dict, method: Method, seed: int) -> d
     return table
 
 
-def run_sources(photos: list[Photo], cache: dict, methods: list[str], seed: int, out: Path, log) -> dict:
+def run_sources(photos: list[Photo], cache: dict, methods: list[str], seed: int, out: Path, log,
+                checkpoint: Path | None = None, ship_method: str = "harmonised+aug", arch: str = "efficientnet_lite0",
+                n_boot: int = N_BOOT) -> dict:
+    global _n_boot
+    _n_boot = n_boot
     report = {"folds": FOLDS, "target_sensitivity": TARGET_SENSITIVITY, "weight_decay": WEIGHT_DECAY,
-              "n_boot": N_BOOT, "sources": {s.name: int(sum(p.source == s.name for p in photos)) for s in SOURCES},
+              "n_boot": n_boot, "sources": {s.name: int(sum(p.source == s.name for p in photos)) for s in SOURCES},
               "groups": int(len({p.group for p in photos})), "methods": {}, "trap": {}}
     for name in methods:
         log(f"method {name}")
         report["methods"][name] = evaluate_method(photos, cache, METHODS[name], seed, log)
         report["trap"][name] = trap_table(photos, cache, METHODS[name], seed)
-    report["differential"] = differential_report(photos, cache, METHODS[methods[-1]], seed)
+    report["differential"] = differential_report(photos, cache, METHODS[ship_method], seed)
+    if checkpoint is not None:
+        report["checkpoint"] = ship(checkpoint, photos, cache, ship_method, arch, seed, report, log)
     out.mkdir(parents=True, exist_ok=True)
     (out / "sources.json").write_text(json.dumps(report, indent=1))
     log(summary(report))
@@ -333,4 +340,134 @@ def summary(report: dict) -> str:
     lines.append(f"\ndifferential ({', '.join(d['classes'])}): top-1 {_p(d['top1'])}, top-3 {_p(d['top3'])}")
     for c, rate in d["top1_by_class"].items():
         lines.append(f"  {c}: top-1 {_p(rate)}")
+    if "checkpoint" in report:
+        c = report["checkpoint"]
+        lines.append(f"\nshipped {c['version']}: threshold {c['threshold']:.4f}, OOF sensitivity "
+                     f"{c['oof_sensitivity']:.3f}, specificity {c['oof_specificity']:.3f}")
+        for name, entry in c["assessment"]["lesion_check_oof"].items():
+            lines.append(f"  lesion check {name}: " + (_a(entry) if name == "auc" else _p(entry)))
+        lines.append(f"  lesion photos within the kNN distance limit: {_p(c['assessment']['lesion_photos_within_distance'])}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the shipped checkpoint
+
+KNN_K = 5
+ASSESSABLE_QUANTILE = 0.98     # lesion photos within the OOD distance limit (leave-group-out distances)
+LESION_CHECK_QUANTILE = 0.01   # lesion-present score limit: 1st percentile of out-of-fold lesion scores
+LESION_FREE = ("healthy_skin",)
+
+
+def _platt(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Platt scaling (a, b) of out-of-fold logits."""
+    x = torch.as_tensor(logits, dtype=torch.float32)[:, None]
+    y = torch.as_tensor(labels.astype(int))
+    a, b = torch.ones(1, requires_grad=True), torch.zeros(1, requires_grad=True)
+    optimiser = torch.optim.LBFGS([a, b], lr=1, max_iter=100, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimiser.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(a * x[:, 0] + b, y.float())
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    return float(a.detach()), float(b.detach())
+
+
+def assessment_rule(photos: list[Photo], cache: dict, method: Method, seed: int) -> tuple[dict, dict, dict]:
+    """The assessability rule fitted on lesion photos of every source: quality limits (harmonised
+    crops), the kNN bank and its distance limit (leave-group-out distances), and the lesion-present
+    check (lesion photos against healthy skin, harmonised and augmented), its limit from out-of-fold
+    scores. Returns (rule, extra state, report)."""
+    from ..assessment import BANK_KEY, LESION_KEY, fit_quality_thresholds, normalise
+
+    groups = np.array([p.group for p in photos])
+    lesion = np.array([p.label not in LESION_FREE for p in photos])
+    lesion_idx = np.flatnonzero(lesion)
+    limits = fit_quality_thresholds([cache["quality"][i] for i in lesion_idx])
+    bank = normalise(cache["harmonised"][lesion_idx].float())
+    similarity = bank @ bank.T
+    same_group = torch.as_tensor(groups[lesion_idx][:, None] == groups[lesion_idx][None, :])
+    similarity[same_group] = -2.0
+    distances = (1 - similarity.topk(KNN_K, dim=1).values.mean(dim=1)).numpy()
+    max_distance = float(np.quantile(distances, ASSESSABLE_QUANTILE))
+
+    everyone = np.arange(len(photos))
+    oof = np.zeros(len(photos))
+    for train, test in grouped_folds(lesion.astype(int), groups, FOLDS, seed):
+        head = SoftmaxHead(2).fit(*training_rows(cache, everyone[train], lesion.astype(int), method))
+        oof[test] = head.binary_logit(cache[method.train_look][test].float().numpy())
+    min_lesion = float(np.quantile(oof[lesion_idx], LESION_CHECK_QUANTILE))
+    head = SoftmaxHead(2).fit(*training_rows(cache, everyone, lesion.astype(int), method))
+    weight, bias = head.raw_weights()
+    rule = {**limits, "knn_k": KNN_K, "max_knn_distance": max_distance, "min_lesion_score": min_lesion,
+            "lesion_bias": float(bias[1] - bias[0]),
+            "fitted_on": "harmonised lesion photos of every source (MSLD, genital lesions); lesion-present "
+                         "check against healthy abdomens"}
+    healthy = ~lesion
+    report = {"lesion_photos_within_distance": proportion(int((distances <= max_distance).sum()), len(distances)),
+              "lesion_check_oof": {
+                  "lesion_photos_passing": proportion(int((oof[lesion_idx] >= min_lesion).sum()), len(lesion_idx)),
+                  "healthy_skin_judged_no_lesion": proportion(int((oof[healthy] < min_lesion).sum()), int(healthy.sum())),
+                  "auc": _auc_ci(lesion, oof, groups, seed)}}
+    extra = {BANK_KEY: bank.half(), LESION_KEY: (weight[1] - weight[0]).float()}
+    return rule, extra, report
+
+
+def ship(path: Path, photos: list[Photo], cache: dict, method_name: str, arch: str, seed: int, report: dict, log) -> dict:
+    """Fits the shipped heads on every photo and writes the checkpoint: the mpox flag head in the
+    network (Grad-CAM explains it), Platt calibration and threshold from out-of-fold logits, the
+    differential head and the assessability rule as extra state."""
+    import time as _time
+
+    from ..checkpoint import make_metadata, save_checkpoint
+    from ..differential import BIAS_KEY, WEIGHT_KEY
+    from .sources import backbone
+
+    method = METHODS[method_name]
+    groups = np.array([p.group for p in photos])
+    is_mpox = np.array([p.label == MPOX for p in photos])
+    everyone = np.arange(len(photos))
+    run = cross_validated(cache, everyone, is_mpox, groups, method, seed)
+    a, b = _platt(run["oof"][everyone], is_mpox)
+    calibrated = sigmoid(a * run["oof"] + b)
+    threshold = threshold_for_sensitivity(is_mpox, calibrated, TARGET_SENSITIVITY)
+    sensitivity = float((calibrated[is_mpox] >= threshold).mean())
+    specificity = float((calibrated[~is_mpox] < threshold).mean())
+
+    flag = SoftmaxHead(2).fit(*training_rows(cache, everyone, is_mpox.astype(int), method))
+    weight, bias = flag.raw_weights()
+    targets = np.array([CLASSES.index(p.label) for p in photos])
+    differential = SoftmaxHead(len(CLASSES)).fit(*training_rows(cache, everyone, targets, method))
+    d_weight, d_bias = differential.raw_weights()
+    rule, extra, assessment = assessment_rule(photos, cache, method, seed)
+    net = backbone(arch)
+    with torch.no_grad():
+        net.head.fc.weight.copy_((weight[1] - weight[0]).view(1, -1))
+        net.head.fc.bias.fill_(float(bias[1] - bias[0]))
+    counts = report["sources"]
+    ind = report["methods"][method_name]["in_distribution"]
+    metadata = make_metadata(
+        arch=arch, input_size=224, init="imagenet", threshold=threshold,
+        version=f"{arch}-imagenet-{method_name.replace('+', '-')}-differential-sources6-{_time.strftime('%Y-%m-%d')}",
+        operating_point=(f"calibrated P(mpox) >= {threshold:.4f}: highest threshold with out-of-fold sensitivity >= "
+                         f"{TARGET_SENSITIVITY} ({FOLDS}-fold grouped CV over all sources); OOF sensitivity "
+                         f"{sensitivity:.3f}, specificity {specificity:.3f}"),
+        training_data=("; ".join(f"{name} {n}" for name, n in counts.items()) +
+                       ". MSLD v1 (CC BY-NC-SA 4.0), healthy abdomens (Topiwala et al. 2019, research use), "
+                       "HH-Care Genital-Patho-Dataset (research and ML development only): the model is for "
+                       "research use only, non-commercial."),
+        cv_metrics={"folds": FOLDS, "method": method_name, "in_distribution_auc": ind["auc"],
+                    "source_held_out_pooled_auc": report["methods"][method_name].get("source_held_out_pooled_auc"),
+                    "at_threshold": {"sensitivity": {"mean": sensitivity}, "specificity": {"mean": specificity}}},
+        calibration={"method": "platt", "a": a, "b": b, "fitted_on": "out-of-fold logits of the grouped CV"},
+        assessment=rule, differential={"classes": list(CLASSES), "method": method_name,
+                                       "note": "MSLD's non-mpox photos carry no finer label: chickenpox and measles are one class"},
+        head={"method": method_name, "weight_decay": WEIGHT_DECAY})
+    extra.update({WEIGHT_KEY: d_weight.float(), BIAS_KEY: d_bias.float()})
+    saved = save_checkpoint(path, net, metadata, extra_state=extra)
+    log(f"saved {saved} ({saved.stat().st_size / 1e6:.1f} MB), version {metadata['version']}, threshold {threshold:.4f}")
+    return {"path": str(saved), "version": metadata["version"], "threshold": threshold, "platt": [a, b],
+            "oof_sensitivity": sensitivity, "oof_specificity": specificity, "assessment": assessment,
+            "megabytes": round(saved.stat().st_size / 1e6, 2)}
