@@ -129,9 +129,8 @@ def cross_validated(cache: dict, idx: np.ndarray, is_mpox: np.ndarray, groups: n
         head = SoftmaxHead(2).fit(*training_rows(cache, idx[train], is_mpox.astype(int), method))
         rows = idx[test]
         oof[rows] = head.binary_logit(cache[test_look][rows].float().numpy())
-        if method.train_look == "harmonised":
-            for s in STYLES:
-                styles[s][rows] = head.binary_logit(cache[f"style_{s}"][rows].float().numpy())
+        for s in STYLES:
+            styles[s][rows] = head.binary_logit(cache[f"style_{s}"][rows].float().numpy())
         if score_also is not None and len(score_also):
             outside[score_also] += head.binary_logit(cache[test_look][score_also].float().numpy()) / FOLDS
     threshold = threshold_for_sensitivity(is_mpox[idx], oof[idx], TARGET_SENSITIVITY)
@@ -188,8 +187,7 @@ def evaluate_method(photos: list[Photo], cache: dict, method: Method, seed: int,
         pooled_scores = np.concatenate([oof[is_mpox]] + [held_out_scores[n] for n in negative_sources])
         pooled_groups = np.concatenate([groups[is_mpox]] + [groups[idx_by_source[n]] for n in negative_sources])
         report["source_held_out_pooled_auc"] = _auc_ci(pooled_labels, pooled_scores, pooled_groups, seed)
-    if method.train_look == "harmonised":
-        report["style"] = style_report(run, is_mpox, cache["styled"].numpy(), groups, threshold, seed)
+    report["style"] = style_report(run, is_mpox, cache["styled"].numpy(), groups, threshold, seed)
     return report
 
 
@@ -231,7 +229,7 @@ TRAP_SETS = {   # the issue's probe: MSLD negatives, then each new source added 
 def trap_table(photos: list[Photo], cache: dict, method: Method, seed: int) -> dict:
     """Per training set: grouped CV AUC, flag shares of healthy skin and of herpes/warts/syphilis
     (out-of-fold when in training, else scored by the fold models), and mpox caught when re-made in
-    the other looks (harmonised methods only: the proxy for mpox from a new source)."""
+    the other looks (the proxy for mpox from a new source)."""
     sources = np.array([p.source for p in photos])
     groups = np.array([p.group for p in photos])
     is_mpox = np.array([p.label == MPOX for p in photos])
@@ -249,10 +247,9 @@ def trap_table(photos: list[Photo], cache: dict, method: Method, seed: int) -> d
         row = {"grouped_cv_auc": _auc_ci(is_mpox[idx], run["oof"][idx], groups[idx], seed)}
         for label, mask in (("healthy_skin_flagged", abdomen), ("genital_flagged", genital)):
             row[label] = proportion(int((scores[mask] >= run["threshold"]).sum()), int(mask.sum()))
-        if method.train_look == "harmonised":
-            mpox = np.flatnonzero(is_mpox)
-            caught = np.concatenate([run["styles"][s][mpox] >= run["threshold"] for s in STYLES])
-            row["mpox_caught_in_other_looks"] = proportion(int(caught.sum()), len(caught))
+        mpox = np.flatnonzero(is_mpox)
+        caught = np.concatenate([run["styles"][s][mpox] >= run["threshold"] for s in STYLES])
+        row["mpox_caught_in_other_looks"] = proportion(int(caught.sum()), len(caught))
         table[name] = row
     return table
 
@@ -376,17 +373,17 @@ def _platt(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
 
 
 def assessment_rule(photos: list[Photo], cache: dict, method: Method, seed: int) -> tuple[dict, dict, dict]:
-    """The assessability rule fitted on lesion photos of every source: quality limits (harmonised
-    crops), the kNN bank and its distance limit (leave-group-out distances), and the lesion-present
-    check (lesion photos against healthy skin, harmonised and augmented), its limit from out-of-fold
-    scores. Returns (rule, extra state, report)."""
+    """The assessability rule fitted on lesion photos of every source: quality limits (measured on
+    the harmonised crops), the kNN bank (the method's look) and its distance limit (leave-group-out
+    distances), and the lesion-present check (lesion photos against healthy skin, the method's
+    training rows), its limit from out-of-fold scores. Returns (rule, extra state, report)."""
     from ..assessment import BANK_KEY, LESION_KEY, fit_quality_thresholds, normalise
 
     groups = np.array([p.group for p in photos])
     lesion = np.array([p.label not in LESION_FREE for p in photos])
     lesion_idx = np.flatnonzero(lesion)
     limits = fit_quality_thresholds([cache["quality"][i] for i in lesion_idx])
-    bank = normalise(cache["harmonised"][lesion_idx].float())
+    bank = normalise(cache[method.train_look][lesion_idx].float())
     similarity = bank @ bank.T
     same_group = torch.as_tensor(groups[lesion_idx][:, None] == groups[lesion_idx][None, :])
     similarity[same_group] = -2.0
@@ -403,8 +400,8 @@ def assessment_rule(photos: list[Photo], cache: dict, method: Method, seed: int)
     weight, bias = head.raw_weights()
     rule = {**limits, "knn_k": KNN_K, "max_knn_distance": max_distance, "min_lesion_score": min_lesion,
             "lesion_bias": float(bias[1] - bias[0]),
-            "fitted_on": "harmonised lesion photos of every source (MSLD, genital lesions); lesion-present "
-                         "check against healthy abdomens"}
+            "fitted_on": f"lesion photos of every source (MSLD, genital lesions), look {method.train_look}; "
+                         "lesion-present check against healthy abdomens"}
     healthy = ~lesion
     report = {"lesion_photos_within_distance": proportion(int((distances <= max_distance).sum()), len(distances)),
               "lesion_check_oof": {
