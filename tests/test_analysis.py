@@ -185,6 +185,7 @@ def test_the_differential_is_stored_and_staff_see_its_top_three_as_decision_supp
     photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=lesion_upload(), body_site="trunk")
     (prediction,) = analysis.analyse_photos([photo.pk])
     prediction.refresh_from_db()
+    assert prediction.assessable          # no assessability rule in this checkpoint: only luminance limits
     assert set(prediction.differential) == set(classes)
     assert sum(prediction.differential.values()) == pytest.approx(1.0, abs=1e-3)
     assert prediction.differential["mpox"] == pytest.approx(prediction.probability, abs=1e-4)
@@ -194,6 +195,9 @@ def test_the_differential_is_stored_and_staff_see_its_top_three_as_decision_supp
     client.force_login(clinician)
     page = client.get(reverse("staff-case", args=[photo.case_id])).content.decode()
     assert "Decision support" in page and all(str(name) in page for name, _ in top)
+    Prediction.objects.filter(pk=prediction.pk).update(assessable=False)
+    page = client.get(reverse("staff-case", args=[photo.case_id])).content.decode()
+    assert "Decision support" not in page      # a photo the model cannot judge shows no differential
     body = client.get(reverse("api-staff-case", args=[photo.case_id])).json()
     assert body["photos"][0]["predictions"][0]["differential"] == pytest.approx(prediction.differential)
 
