@@ -278,6 +278,26 @@ def cmd_sources(args) -> None:
                 ship_method=args.ship, arch=args.arch, n_boot=args.bootstrap)
 
 
+def cmd_sources_cam(args) -> None:
+    from ..inference import load
+    from .source_study import cam_mass
+    from .sources import read_sources
+
+    model = load(args.model, auto_roi=False)
+    photos, images = read_sources(args.data_root, log, args.per_source, args.seed)
+    report = cam_mass(model, photos, images, args.seed, args.bootstrap)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=1))
+    log(f"Grad-CAM mass of {model.version} (whole photos; border frame {report['border_area_share']:.0%} "
+        f"of the area, added caption band {report['caption_area_share']:.0%}), mean [95% CI]:")
+    for name, entry in report.items():
+        if isinstance(entry, dict):
+            b, c = entry["border_mass"], entry["caption_mass"]
+            log(f"  {name:24s} border {b['value']:.1%} [{b['ci95'][0]:.1%}, {b['ci95'][1]:.1%}]  caption "
+                f"{c['value']:.1%} [{c['ci95'][0]:.1%}, {c['ci95'][1]:.1%}]  (n={b['n']})")
+    log(f"wrote {args.json}")
+
+
 def cmd_negatives(args) -> None:
     from .negatives import build_negatives, score_negatives
 
@@ -402,6 +422,17 @@ def main(argv=None) -> None:
     sources.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples per CI")
     sources.add_argument("--threads", type=int, default=2)
     sources.set_defaults(func=cmd_sources)
+
+    cam = sub.add_parser("sources-cam", help="share of a checkpoint's Grad-CAM mass on each photo's border "
+                         "and on an added caption band, per source")
+    cam.add_argument("--data-root", required=True, type=Path)
+    cam.add_argument("--model", required=True, type=Path)
+    cam.add_argument("--json", required=True, type=Path)
+    cam.add_argument("--per-source", type=int, default=40, help="photos per source (random, --seed)")
+    cam.add_argument("--seed", type=int, default=0)
+    cam.add_argument("--bootstrap", type=int, default=1000)
+    cam.add_argument("--threads", type=int, default=2)
+    cam.set_defaults(func=cmd_sources_cam)
 
     negatives = sub.add_parser("negatives", help="render the negatives set (photos that must not be "
                                "flagged); with --model, score it through the portal's path")

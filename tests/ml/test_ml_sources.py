@@ -8,6 +8,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 import ml
+import ml.testing
 from ml.research.cli import main
 from ml.research.sources import (CLASSES, STYLES, near_duplicate_groups, perceptual_hashes, read_sources, restyle,
                                  trim_bands)
@@ -99,3 +100,17 @@ def test_sources_command_reports_held_out_sources_and_ships_a_differential_check
     assert sum(analysis.differential.values()) == pytest.approx(1.0, abs=1e-4)
     assert model.metadata["differential"]["classes"] == list(CLASSES)
     assert "research use" in model.metadata["training_data"]
+
+
+def test_sources_cam_reports_the_heatmap_share_on_borders_and_captions(tmp_path):
+    write_tree(tmp_path / "data")
+    checkpoint = ml.testing.make_random_checkpoint(tmp_path / "m.pt", arch="efficientnet_lite0", input_size=64)
+    main(["sources-cam", "--data-root", str(tmp_path / "data"), "--model", str(checkpoint),
+          "--json", str(tmp_path / "cam.json"), "--per-source", "3", "--bootstrap", "20"])
+    report = json.loads((tmp_path / "cam.json").read_text())
+    assert report["caption_area_share"] == pytest.approx(8 / 64)     # int(64 * 0.14) rows
+    for source in ("msld_mpox", "healthy_abdomen", "syphilis"):
+        for key in ("border_mass", "caption_mass"):
+            entry = report[source][key]
+            # syphilis's draw may hold the unreadable file, which is left out
+            assert 0.0 <= entry["value"] <= 1.0 and entry["n"] in ((2, 3) if source == "syphilis" else (3,))
