@@ -1,7 +1,10 @@
-"""Mpox lesion classifier: training, evaluation and the inference API (plain PyTorch, no Django).
+"""Mpox lesion classifier, plain PyTorch (no Django): the runtime the worker imports.
 
     model = ml.load(path)            # ml.LesionModel
-    analysis = model.analyse(image, roi=None)
+    analysis = model.analyse(image, roi=None)   # probability, differential, assessability, heatmap
+
+The research bench (training, studies, evaluation commands) lives in ``ml.research`` and runs as
+``python -m ml``; the runtime never imports it (an import-linter contract).
 
 The names below load on first use, so ``ml.boxes`` (plain geometry) imports without torch.
 """

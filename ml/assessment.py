@@ -12,11 +12,11 @@ and the pooled backbone features of that crop. No extra forward pass.
   lesion crops (a bank stored in the checkpoint) above the distance almost every unseen lesion
   crop stayed within in patient-grouped cross-validation; or (checkpoints with a lesion check) the
   lesion-present score, a second linear unit on the same pooled features trained to tell lesion
-  crops from crops of rendered lesion-free photos (``ml.study``), below the score almost
+  crops from crops of rendered lesion-free photos (``ml.research.study``), below the score almost
   every unseen lesion crop reached.
 
 Every threshold is fitted on training data only (see :func:`fit_quality_thresholds`, the study in
-``ml/study.py``) and stored in the checkpoint's ``assessment`` metadata. A checkpoint without it
+``ml/research/study.py``) and stored in the checkpoint's ``assessment`` metadata. A checkpoint without it
 (older ones, DenseNet-121) gets ``FALLBACK_RULE``: only the fixed luminance limits the portal used
 before (too dark, too bright, blank).
 """

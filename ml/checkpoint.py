@@ -14,9 +14,10 @@ FORMAT_TAG = "mpox-lesion-classifier/1"
 CLASS_NAMES = ("non_mpox", "mpox")
 POSITIVE_CLASS = "mpox"
 
-# State-dict entries under this prefix are not network weights (e.g. the assessability check's
-# feature bank, see ml.assessment) and are kept out of ``load_state_dict``.
-EXTRA_STATE_PREFIX = "assessment."
+# State-dict entries under these prefixes are not network weights (the assessability check's
+# feature bank, see ml.assessment; the differential head, see ml.differential) and are kept out of
+# ``load_state_dict``.
+EXTRA_STATE_PREFIXES = ("assessment.", "differential.")
 
 REQUIRED_METADATA = ("arch", "class_names", "positive_class", "input_size", "mean", "std",
                      "threshold", "operating_point", "version", "init", "training_data",
@@ -54,12 +55,12 @@ def make_metadata(*, arch: str, input_size: int, threshold: float, version: str,
 def save_checkpoint(path: str | Path, net: LesionNet, metadata: dict, half: bool = True,
                     extra_state: dict[str, torch.Tensor] | None = None) -> Path:
     """Writes ``{"format", "metadata", "state_dict"}``; floating weights stored as fp16 if ``half``.
-    ``extra_state`` keys must start with ``EXTRA_STATE_PREFIX``."""
+    ``extra_state`` keys must start with one of ``EXTRA_STATE_PREFIXES``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     extra_state = extra_state or {}
-    if any(not k.startswith(EXTRA_STATE_PREFIX) for k in extra_state):
-        raise ValueError(f"extra state keys must start with {EXTRA_STATE_PREFIX!r}")
+    if any(not k.startswith(EXTRA_STATE_PREFIXES) for k in extra_state):
+        raise ValueError(f"extra state keys must start with one of {EXTRA_STATE_PREFIXES}")
     state = {k: (v.half() if half and v.is_floating_point() else v).detach().clone().contiguous()
              for k, v in {**net.state_dict(), **extra_state}.items()}
     torch.save({"format": FORMAT_TAG, "metadata": metadata, "state_dict": state}, path)
@@ -94,7 +95,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
 def build_network(metadata: dict, state: dict[str, torch.Tensor]) -> LesionNet:
     """Randomly initialised network of the checkpoint's architecture with its weights loaded (fp32)."""
     net = get_arch(metadata["arch"]).build("none")
-    weights = {k: v for k, v in state.items() if not k.startswith(EXTRA_STATE_PREFIX)}
+    weights = {k: v for k, v in state.items() if not k.startswith(EXTRA_STATE_PREFIXES)}
     try:
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
     except RuntimeError as exc:

@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 from .architectures import LesionNet
 from .assessment import Assessor
 from .checkpoint import build_network, read_checkpoint
+from .differential import Differential
 from .boxes import Box, clamp_box
 from .gradcam import fast_gradcam
 from .preprocess import crop_resize, to_batch
@@ -29,6 +30,9 @@ class Analysis:
     timings_ms: dict[str, float] = field(default_factory=dict)
     assessable: bool = True             # False: the photo cannot be judged (see ``reason``)
     reason: str = ""                    # machine code why not assessable ("" when assessable)
+    # class -> probability over the differential diagnoses ({} for a checkpoint without one);
+    # its "mpox" entry is ``probability``
+    differential: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -49,18 +53,20 @@ class LesionModel:
     ``auto_roi``: photos analysed without a box get an automatic lesion ROI (two passes: the whole
     photo's activation energy gives the box, the second pass classifies and explains the crop).
     ``assessor``: the checkpoint's assessability rule (None: every crop is assessable).
+    ``differential``: the checkpoint's differential head (None: no differential).
     The probability is the checkpoint's calibration (``metadata["calibration"]``: Platt ``a``,
     ``b``) applied to the logit; the heatmap explains the logit (the same map, as ``a`` > 0).
     """
 
     def __init__(self, net: LesionNet, metadata: dict, auto_roi: bool = True,
-                 assessor: Assessor | None = None):
+                 assessor: Assessor | None = None, differential: Differential | None = None):
         self.net = net.eval().to(memory_format=torch.channels_last)
         for param in self.net.parameters():
             param.requires_grad_(False)
         self.metadata = metadata
         self.auto_roi = auto_roi
         self.assessor = assessor
+        self.differential = differential
         calibration = metadata.get("calibration") or {}
         self._platt = (float(calibration.get("a", 1.0)), float(calibration.get("b", 0.0)))
 
@@ -83,6 +89,11 @@ class LesionModel:
         """Calibrated P(positive) from logits."""
         a, b = self._platt
         return torch.sigmoid(a * logits + b).numpy()
+
+    def _differentials(self, pooled: torch.Tensor, probabilities) -> list[dict[str, float]]:
+        if self.differential is None:
+            return [{} for _ in probabilities]
+        return self.differential.probabilities(pooled, probabilities)
 
     def _reasons(self, crops: list[np.ndarray], pooled: torch.Tensor) -> list[str]:
         return self.assessor.reasons(crops, pooled) if self.assessor else [""] * len(crops)
@@ -124,14 +135,15 @@ class LesionModel:
         logits, cams, pooled = fast_gradcam(self.net, x, with_pooled=True)
         probabilities = self.probability(logits).tolist()
         reasons = self._reasons(crops, pooled)
+        differentials = self._differentials(pooled, probabilities)
         model_ms = _ms(model_start)
 
         heatmap_start = time.perf_counter()
         heatmaps = [map_to_image(cam, box, im.size, heatmap_max_side) for cam, box, im in zip(cams, boxes, images)]
         timings = {"roi": roi_ms, "model": model_ms, "heatmap": _ms(heatmap_start),
                    "total": _ms(start), "batch_size": float(len(images))}
-        return [Analysis(p, h, b, s, dict(timings), assessable=not reason, reason=reason)
-                for p, h, b, s, reason in zip(probabilities, heatmaps, boxes, sources, reasons)]
+        return [Analysis(p, h, b, s, dict(timings), assessable=not reason, reason=reason, differential=d)
+                for p, h, b, s, reason, d in zip(probabilities, heatmaps, boxes, sources, reasons, differentials)]
 
     def analyse(self, image: Image.Image, roi: Box | None = None, heatmap_max_side: int | None = None) -> Analysis:
         return self.analyse_batch([image], [roi], heatmap_max_side)[0]
@@ -181,7 +193,8 @@ def load(checkpoint_path: str | Path, auto_roi: bool = True, warmup: bool = True
     start-up cost of the kernels (about a second on this machine)."""
     metadata, state = read_checkpoint(checkpoint_path)
     model = LesionModel(build_network(metadata, state), metadata, auto_roi=auto_roi,
-                        assessor=Assessor.from_checkpoint(metadata, state))
+                        assessor=Assessor.from_checkpoint(metadata, state),
+                        differential=Differential.from_checkpoint(metadata, state))
     if warmup:
         model.analyse(Image.new("RGB", (model.input_size, model.input_size), (128, 128, 128)))
     return model

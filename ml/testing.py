@@ -10,6 +10,7 @@ from torch import nn
 from .architectures import get_arch
 from .assessment import BANK_KEY, fit_quality_thresholds, knn_distance, normalise, quality_measures
 from .checkpoint import make_metadata, save_checkpoint
+from .differential import BIAS_KEY, WEIGHT_KEY
 from .preprocess import crop_resize, to_batch
 
 
@@ -30,14 +31,16 @@ def _calibrate_batch_norm(net: nn.Module, input_size: int) -> None:
 
 def make_random_checkpoint(path: str | Path, arch: str = "densenet121", input_size: int = 64,
                            threshold: float = 0.5, version: str = "test-random",
-                           assessable_examples: list | None = None, calibration: dict | None = None) -> Path:
+                           assessable_examples: list | None = None, calibration: dict | None = None,
+                           differential_classes: tuple[str, ...] | None = None) -> Path:
     """Tiny randomly initialised (seeded) checkpoint; predictions are meaningless.
 
-    ``assessable_examples`` (PIL images): fit an assessability rule on them as ``ml.study`` does on
+    ``assessable_examples`` (PIL images): fit an assessability rule on them as ``ml.research.study`` does on
     the training crops, with room for a handful of examples: quality limits at half their lowest
     (and 1.1 x their highest brightness), kNN bank of their features, distance limit just above
     the largest nearest-other-example distance. Without it the checkpoint has
-    no rule (the fallback luminance limits apply). ``calibration``: Platt ``{"a": .., "b": ..}``."""
+    no rule (the fallback luminance limits apply). ``calibration``: Platt ``{"a": .., "b": ..}``.
+    ``differential_classes``: add a random differential head over these classes (mpox among them)."""
     with torch.random.fork_rng():
         torch.manual_seed(0)
         net = get_arch(arch).build("none")
@@ -45,10 +48,16 @@ def make_random_checkpoint(path: str | Path, arch: str = "densenet121", input_si
     extra, rule = {}, None
     if assessable_examples:
         extra, rule = _fit_rule(net, get_arch(arch), assessable_examples, input_size)
+    if differential_classes:
+        generator = torch.Generator().manual_seed(1)
+        width = net.head.fc.in_features
+        extra[WEIGHT_KEY] = torch.randn(len(differential_classes), width, generator=generator) / width ** 0.5
+        extra[BIAS_KEY] = torch.zeros(len(differential_classes))
     metadata = make_metadata(arch=arch, input_size=input_size, threshold=threshold, version=version,
                              init="none", operating_point="random weights, for tests only",
                              training_data="none (random weights)", calibration=calibration,
-                             **({"assessment": rule} if rule else {}))
+                             **({"assessment": rule} if rule else {}),
+                             **({"differential": {"classes": list(differential_classes)}} if differential_classes else {}))
     return save_checkpoint(path, net, metadata, extra_state=extra)
 
 

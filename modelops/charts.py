@@ -1,4 +1,4 @@
-"""Performance plots drawn server-side by `ml.evaluation`'s helpers (matplotlib / scikit-learn
+"""Performance plots drawn server-side by `ml.plots`'s helpers (matplotlib / scikit-learn
 displays), returned as PNG data URIs for the staff pages: no chart files are stored or served.
 
 Drawing is most of a performance page's time, so each chart is kept in the cache under a hash of
@@ -50,19 +50,19 @@ def _fingerprint(*values) -> str:
 
 def roc_chart(curves, title) -> str:
     """`curves`: (name, labels, scores) per curve."""
-    from ml.evaluation import plot_roc
+    from ml.plots import plot_roc
 
     return _png(plot_roc, curves, title=title)
 
 
 def calibration_chart(labels, scores, n_bins, title) -> str:
-    from ml.evaluation import plot_calibration
+    from ml.plots import plot_calibration
 
     return _png(plot_calibration, labels, scores, title=title, n_bins=n_bins)
 
 
 def score_distribution_chart(labels, scores, threshold, title) -> str:
-    from ml.evaluation import plot_score_distribution
+    from ml.plots import plot_score_distribution
 
     groups = [("mpox PCR positive", scores[labels]), ("mpox PCR negative", scores[~labels])]
     return _png(plot_score_distribution, groups, threshold, title=title)

@@ -179,3 +179,34 @@ def test_large_photo_keeps_full_size_roi_and_a_screen_size_overlay(tiny_model, a
     assert prediction.roi == (800, 600, 1600, 1400)  # full-photo pixels, as the patient drew it
     with prediction.heatmap.open("rb") as heatmap:
         assert Image.open(heatmap).size == (analysis.HEATMAP_MAX_SIDE, analysis.HEATMAP_MAX_SIDE * 3 // 4)
+
+
+def test_the_differential_is_stored_and_staff_see_its_top_three_as_decision_support(
+        tmp_path, settings, appointment, patient, clinician, client, private_storage, enqueued):
+    settings.MODEL_DIR = tmp_path
+    classes = ("mpox", "chickenpox_or_measles", "genital_herpes", "genital_warts", "syphilis", "healthy_skin")
+    ml.testing.make_random_checkpoint(tmp_path / "diff.pt", arch="efficientnet_lite0", input_size=64,
+                                      threshold=0.5, version="diff-1", differential_classes=classes)
+    registry.register_checkpoints()
+    photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=lesion_upload(), body_site="trunk")
+    (prediction,) = analysis.analyse_photos([photo.pk])
+    prediction.refresh_from_db()
+    assert prediction.assessable          # no assessability rule in this checkpoint: only luminance limits
+    assert set(prediction.differential) == set(classes)
+    assert sum(prediction.differential.values()) == pytest.approx(1.0, abs=1e-3)
+    assert prediction.differential["mpox"] == pytest.approx(prediction.probability, abs=1e-4)
+    top = prediction.top_differential()
+    assert len(top) == 3 and top[0][1] >= top[1][1] >= top[2][1]
+
+    client.force_login(clinician)
+    page = client.get(reverse("staff-case", args=[photo.case_id])).content.decode()
+    assert "Decision support" in page and all(str(name) in page for name, _ in top)
+    Prediction.objects.filter(pk=prediction.pk).update(assessable=False)
+    page = client.get(reverse("staff-case", args=[photo.case_id])).content.decode()
+    assert "Decision support" not in page      # a photo the model cannot judge shows no differential
+    body = client.get(reverse("api-staff-case", args=[photo.case_id])).json()
+    assert body["photos"][0]["predictions"][0]["differential"] == pytest.approx(prediction.differential)
+
+    client.force_login(patient)
+    patient_page = client.get(reverse("appointment", args=[appointment.reference])).content.decode()
+    assert "Decision support" not in patient_page and "Genital herpes" not in patient_page

@@ -223,6 +223,14 @@ def test_shipped_model_result_on_the_clinician_case_page(page, live_server, clin
     log_in(page, live_server, clinician)
     page.goto(live_server.url + reverse("staff-case", kwargs={"case_id": appointment.case.pk}))
     expect(page.locator(".score").first).to_contain_text(f"{round(prediction.probability * 100)}%")
+    # the shipped checkpoint carries a differential: its top three, marked decision support, shown
+    # only where the photo could be judged (as the score is only used then)
+    assert len(prediction.differential) == 6
+    if prediction.assessable:
+        expect(page.locator("[data-differential]").first).to_contain_text("Decision support")
+        expect(page.locator("[data-differential] li")).to_have_count(3)
+    else:
+        expect(page.locator("[data-differential]")).to_have_count(0)
     for image in page.locator(".photo-trio img").all():
         assert image.evaluate("img => img.complete && img.naturalWidth > 0"), "an image failed to load"
     page.locator(".photo-review").first.screenshot(path=SCREENSHOTS / "clinician-case-shipped-model.png")

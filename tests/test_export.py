@@ -7,7 +7,7 @@ from django.utils import timezone
 from PIL import Image
 
 import ml.testing
-from ml.data import discover
+from ml.research.data import discover
 from portal.booking.models import Appointment
 from tests.clinic_history import book_past_case, record_score
 from core.models import AuditEvent
@@ -102,7 +102,7 @@ def test_an_export_trains_a_challenger_that_runs_in_shadow(tmp_path, settings, p
                                                            private_storage, enqueued, make_image_bytes):
     """The learning loop's path end to end (docs/learning-loop.md): export -> `python -m ml train` (tiny model, one epoch) ->
     `register_challenger` -> the new checkpoint scores the next photo in shadow."""
-    from ml.__main__ import main as ml_main
+    from ml.research.cli import main as ml_main
     from tests.clinic_history import jpeg_upload
     from registry import versions
     from triage import analysis

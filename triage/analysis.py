@@ -155,6 +155,7 @@ def record_prediction(*, photo, model_version, analysis, heatmap_jpeg, timings_m
             roi=analysis.roi,
             roi_source=roi_source,
             timings_ms={key: round(float(value), 2) for key, value in timings_ms.items()},
+            differential={name: round(float(p), 4) for name, p in analysis.differential.items()},
             requested_by_id=requested_by_id,
         )
         prediction.heatmap.save(f"{photo.pk}-{model_version.pk}-{time.time_ns()}.jpg", ContentFile(heatmap_jpeg), save=False)

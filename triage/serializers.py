@@ -116,8 +116,11 @@ class PredictionSerializer(serializers.ModelSerializer):
         model = Prediction
         fields = [
             "id", "probability", "threshold", "flagged", "assessable", "reason", "outcome", "model_version", "roi",
-            "roi_source", "heatmap_url", "created_at",
+            "roi_source", "heatmap_url", "differential", "created_at",
         ]
+        extra_kwargs = {"differential": {
+            "help_text": "Decision support, not a diagnosis: class -> probability over the differential "
+                         "diagnoses (mpox's entry is the flagging score); empty for models without one."}}
 
     def get_heatmap_url(self, prediction) -> str:
         return reverse("prediction-heatmap", args=[prediction.photo_id, prediction.pk])

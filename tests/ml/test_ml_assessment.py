@@ -9,8 +9,8 @@ from PIL import Image, ImageDraw, ImageFilter
 import ml
 from ml.assessment import BANK_KEY, FALLBACK_RULE, LESION_KEY, Assessor, lesion_score, quality_measures
 from ml.checkpoint import read_checkpoint
-from ml.negatives import RENDERERS, build_negatives, score_negatives
-from ml.study import fit_lesion_check
+from ml.research.negatives import RENDERERS, build_negatives, score_negatives
+from ml.research.study import fit_lesion_check
 
 
 def lesion_photo(seed: int, size=(160, 120)) -> Image.Image:

@@ -8,8 +8,8 @@ import numpy as np
 from PIL import Image
 
 import ml
-from ml.__main__ import main
-from ml.data import discover, write_csv
+from ml.research.cli import main
+from ml.research.data import discover, write_csv
 from ml.metrics import METRIC_NAMES
 
 EVALUATE_KEYS = {"auc", "accuracy", "precision", "recall", "f1", "sensitivity", "specificity",
@@ -185,5 +185,5 @@ def test_roi_study_tunes_on_one_seed_and_reports_on_another(tmp_path, class_fold
     for mode in ("none", "auto", "tap"):
         low, high = evaluation[mode]["mean_iou_ci95"]
         assert 0 <= low <= evaluation[mode]["mean_iou"] <= high <= 1
-    assert set(report["tuning"]["tap_fraction_mean_iou"]) == {str(f) for f in ml.roi_study.TAP_FRACTIONS}
+    assert set(report["tuning"]["tap_fraction_mean_iou"]) == {str(f) for f in ml.research.roi_study.TAP_FRACTIONS}
     assert "| simulated patient tap |" in (out / "roi_study.md").read_text()

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from ml.data import discover, grouped_folds, grouped_holdout, patient_id_from_name, write_csv
+from ml.research.data import discover, grouped_folds, grouped_holdout, patient_id_from_name, write_csv
 from ml.metrics import binary_metrics, bootstrap_ci, roc_auc, threshold_for_sensitivity
 from ml.boxes import box_from_tap, clamp_box, iou
 from ml.roi import box_from_cam
-from ml.scenes import build_scenes
+from ml.research.scenes import build_scenes
 from pathlib import Path
 
 
@@ -158,9 +158,9 @@ def test_scenes_keep_true_box(tmp_path, class_folder):
 
 
 def test_training_images_are_cropped_to_csv_boxes(tmp_path, class_folder):
-    from ml.data import Sample
+    from ml.research.data import Sample
     from ml.preprocess import load_image
-    from ml.training import load_images
+    from ml.research.training import load_images
 
     path = class_folder(tmp_path, n_patients=1, per_patient=1, size=40)[0]
     boxed, whole = load_images([Sample(path, 0, "P", (0, 0, 20, 10)), Sample(path, 0, "P")], 16)
@@ -172,7 +172,7 @@ def test_training_images_are_cropped_to_csv_boxes(tmp_path, class_folder):
 def test_hard_scenes_are_reproducible_and_keep_the_true_box(tmp_path, class_folder):
     from PIL import Image
 
-    from ml.scenes import HARD_AREA_FRACTION
+    from ml.research.scenes import HARD_AREA_FRACTION
 
     source = tmp_path / "src"
     class_folder(source, n_patients=2, per_patient=1, size=32)

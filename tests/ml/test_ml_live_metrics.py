@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ml.evaluation import plot_score_distribution
+from ml.plots import plot_score_distribution
 from ml.history import fit_history_model, image_logit
 from ml.metrics import diagnostic_table, paired_auc_difference, wilson_ci
 

@@ -159,6 +159,13 @@ class PredictionQuerySet(models.QuerySet):
         return self.filter(role=Prediction.Role.ACTIVE)
 
 
+# Names of the differential's classes (the model's codes) for the staff pages.
+DIFFERENTIAL_NAMES = {
+    "mpox": _("Mpox"), "chickenpox_or_measles": _("Chickenpox or measles"), "genital_herpes": _("Genital herpes"),
+    "genital_warts": _("Genital warts"), "syphilis": _("Syphilis"), "healthy_skin": _("Healthy skin"),
+}
+
+
 class Prediction(RoiBox):
     """One analysis of one photo by one model version. Never edited: a re-run adds a new row."""
 
@@ -180,6 +187,10 @@ class Prediction(RoiBox):
         upload_to=heatmap_upload_path, blank=True, help_text="Empty for shadow predictions, and once the file is deleted."
     )
     timings_ms = models.JSONField(default=dict)
+    differential = models.JSONField(
+        default=dict, blank=True,
+        help_text="Decision support: class -> probability over the differential diagnoses (empty for models without one).",
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
         help_text="Clinician who asked for a re-run; empty for the analysis at upload.",
@@ -198,6 +209,11 @@ class Prediction(RoiBox):
     @property
     def audit_reference(self):
         return self.photo.audit_reference
+
+    def top_differential(self, n: int = 3) -> list[tuple[str, float]]:
+        """(name, probability) of the ``n`` most likely classes of the differential, most likely first."""
+        ranked = sorted(self.differential.items(), key=lambda item: -item[1])[:n]
+        return [(DIFFERENTIAL_NAMES.get(code, code.replace("_", " ")), p) for code, p in ranked]
 
     def save(self, *args, **kwargs):
         # Outcome and flag always follow from score, threshold and assessability (photo_outcome).

@@ -10,7 +10,7 @@ patient):
 
 - ``web``: colour cast and gamma, downscaled to 35-60 %, JPEG quality 15-40, scaled back up;
 - ``phone``: perspective tilt, defocus blur, sensor noise, exposure, vignetting, JPEG 60-85;
-- ``scene``: placed in a larger synthetic scene (``ml.scenes``), JPEG 70-90, cropped again by the
+- ``scene``: placed in a larger synthetic scene (``ml.research.scenes``), JPEG 70-90, cropped again by the
   box of the backbone's activation energy at 224 px (the first automatic ROI; the portal's
   ``AUTO_ROI`` adds skin and border weighting and a finer pass, measured by ``ml roi-study``).
 
@@ -18,14 +18,14 @@ Two more copies must come out *not assessable* (they measure the assessability r
 ``heavy_blur`` (Gaussian sigma 4 px at 224 px) and ``dark`` (exposure x 0.08).
 
 The lesion-present check of the assessability rule learns lesion crops against crops of
-*training* negatives: lesion-free photos rendered by ``ml.negatives`` with ``LESION_CHECK_SEED``
+*training* negatives: lesion-free photos rendered by ``ml.research.negatives`` with ``LESION_CHECK_SEED``
 (the negatives set of the model card, seed 1, is never used here), cropped as the portal crops them
 (the automatic ROI, and boxes a tap would give). It is reported out of fold for the lesion crops
 and with each render category held out in turn.
 
 Methods compared on the same folds: logistic regression on frozen features (plain views; plus
 standard augmentation; plus strong photometric + scale augmentation), each with test-time
-augmentation, an ensemble of inner-fold models, and the fine-tuned network of ``ml.training``
+augmentation, an ensemble of inner-fold models, and the fine-tuned network of ``ml.research.training``
 (head + last block). AUCs come with 95 % patient-level bootstrap CIs, and differences against the
 plain logistic head with paired bootstrap CIs.
 """
@@ -43,16 +43,16 @@ import torch
 from PIL import Image, ImageFilter
 from torchvision.transforms import v2 as T
 
-from .architectures import LesionNet, get_arch
-from .assessment import (BANK_KEY, LESION_KEY, Assessor, fit_quality_thresholds, knn_distance, normalise,
+from ..architectures import LesionNet, get_arch
+from ..assessment import (BANK_KEY, LESION_KEY, Assessor, fit_quality_thresholds, knn_distance, normalise,
                          quality_measures)
-from .boxes import box_from_tap
-from .checkpoint import make_metadata, save_checkpoint
+from ..boxes import box_from_tap
+from ..checkpoint import make_metadata, save_checkpoint
 from .data import discover, grouped_folds
-from .metrics import binary_metrics, roc_auc, threshold_for_sensitivity, wilson_ci
+from ..metrics import binary_metrics, roc_auc, threshold_for_sensitivity, wilson_ci
 from .negatives import RENDERERS, render
-from .preprocess import crop_resize, load_image, to_batch
-from .roi import AUTO_ROI, activation_energy, box_from_cam
+from ..preprocess import crop_resize, load_image, to_batch
+from ..roi import AUTO_ROI, activation_energy, box_from_cam
 from .training import TrainConfig, augmentation, build_initial_network, cross_validate
 
 ARCH = "efficientnet_lite0"
@@ -202,7 +202,7 @@ def build_cache(samples, images: list[Image.Image], net: LesionNet, views: int, 
 def rendered_negative_features(net: LesionNet, cache_dir: Path, log) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
     """Pooled features of the training negatives, cropped as the portal crops a photo: rows,
     their render category, and whether the row is the automatic-ROI crop (else a tap's box)."""
-    from .inference import LesionModel
+    from ..inference import LesionModel
 
     key = hashlib.sha256(json.dumps([LESION_CHECK_SEED, LESION_CHECK_PER_CATEGORY, TAP_CROPS_PER_RENDER,
                                      str(AUTO_ROI)]).encode()).hexdigest()[:16]
@@ -528,7 +528,7 @@ def _assessment_report(quality, knn, lesion, lesion_bias, labels, threshold, shi
     if lesion is not None:
         rule.update(lesion_bias=lesion_bias, min_lesion_score=float(np.quantile(lesion["clean"], 1 - LESION_CHECK_QUANTILE)))
         rule["fitted_on"] += (f"; lesion-present limit: {1 - LESION_CHECK_QUANTILE:.0%} quantile of their out-of-fold "
-                              f"lesion-present scores (unit fitted against ml.negatives renders, seed {LESION_CHECK_SEED})")
+                              f"lesion-present scores (unit fitted against ml.research.negatives renders, seed {LESION_CHECK_SEED})")
     report = {"rule": rule}
     for kind, found in _reasons(rule, quality, knn, lesion).items():
         assessable = np.array([not r for r in found])
@@ -580,8 +580,8 @@ def _lesion_check_report(rule, quality, knn, lesion, lesion_without, all_lesions
 def _finetune_oof(samples, images, labels, cache, fold_list, seed, views, cache_dir, log) -> dict:
     """The previous shipped recipe (head + last block fine-tuned) on the same folds; its fold
     models score the shifted copies of their held-out patients."""
-    from .inference import LesionModel
-    from .checkpoint import make_metadata as meta
+    from ..inference import LesionModel
+    from ..checkpoint import make_metadata as meta
 
     config = TrainConfig(arch=ARCH, init="imagenet", views=views, epochs=100, finetune_epochs=15, seed=seed)
     nets = {}

@@ -1,5 +1,5 @@
 """Synthetic uncropped photos for measuring the lesion ROI: each lesion crop is placed into a larger
-procedural scene; the true box goes into ``OUT/dataset.csv`` (see :mod:`ml.data`).
+procedural scene; the true box goes into ``OUT/dataset.csv`` (see :mod:`ml.research.data`).
 
 Plain scenes (:func:`make_scene`): skin-tone or fabric background, lesion covering 10-50 % of the
 frame. Hard scenes (:func:`make_hard_scene`, ``--hard``): the distractors of real phone photos,
@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from .checkpoint import read_checkpoint
+from ..checkpoint import read_checkpoint
 from .data import CSV_NAME, Sample, discover, write_csv
-from .preprocess import load_image
+from ..preprocess import load_image
 
 # Approximate skin tones across Fitzpatrick types I-VI (RGB).
 SKIN_TONES = [(241, 206, 180), (228, 185, 152), (206, 150, 112), (170, 116, 80), (120, 78, 52),

@@ -1,7 +1,7 @@
 """The ROI study: how well each way of choosing the lesion box works on hard scenes.
 
 ``python -m ml roi-study --model CKPT --data DIR --out OUT`` builds two hard scene sets
-(:func:`ml.scenes.make_hard_scene`) from DIR with different seeds: the tuning set chooses the
+(:func:`ml.research.scenes.make_hard_scene`) from DIR with different seeds: the tuning set chooses the
 automatic ROI's weighting (:class:`ml.roi.RoiParams`) and the tap box's size; the evaluation set,
 never used for choosing, reports IoU with the true box and AUC of the crop's score for: the whole
 photo, the automatic ROI before (activation energy only) and after (the shipped ``AUTO_ROI``), a
@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .boxes import TAP_BOX_FRACTION, box_from_tap, iou
+from ..boxes import TAP_BOX_FRACTION, box_from_tap, iou
 from .data import CSV_NAME, Sample, discover
-from .inference import LesionModel
-from .metrics import grouped_bootstrap, roc_auc
-from .preprocess import load_image
-from .roi import AUTO_ROI, ENERGY_ONLY, RoiParams, box_from_cam, image_cues, weigh
+from ..inference import LesionModel
+from ..metrics import grouped_bootstrap, roc_auc
+from ..preprocess import load_image
+from ..roi import AUTO_ROI, ENERGY_ONLY, RoiParams, box_from_cam, image_cues, weigh
 from .scenes import build_scenes
 
 TUNING_GRID = {"locate_size": (224, 320, 416), "threshold": (0.3, 0.5), "skin": (0.0, 1.0, 2.0),

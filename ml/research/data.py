@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .checkpoint import CLASS_NAMES
-from .preprocess import Box, open_image
+from ..checkpoint import CLASS_NAMES
+from ..preprocess import Box, open_image
 
 CSV_NAME = "dataset.csv"
 CSV_COLUMNS = ("path", "patient_id", "x0", "y0", "x1", "y1")

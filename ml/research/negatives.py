@@ -26,7 +26,6 @@ fitted on it.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2
@@ -333,7 +332,7 @@ def _sources(seed: int, per_category: int, photos: list[str]) -> str:
              "Every image here must come out *not assessable* or *not suspected*.", "",
              "| folder | source | licence |", "|---|---|---|"]
     for category in list(RENDERERS) + ["blurred", "dark"]:
-        lines.append(f"| `non_mpox/{category}/` ({per_category}) | rendered by `ml/negatives.py`, seed {seed} "
+        lines.append(f"| `non_mpox/{category}/` ({per_category}) | rendered by `ml/research/negatives.py`, seed {seed} "
                      "| the project's own licence (no outside material) |")
     for name in photos:
         what, licence = SKIMAGE_PHOTOS[name]
@@ -344,8 +343,8 @@ def _sources(seed: int, per_category: int, photos: list[str]) -> str:
 def score_negatives(model, out: Path, batch_size: int = 8) -> dict:
     """Runs the portal's path (``analyse_batch``: automatic ROI, one pass) over every category of a
     negatives folder: share flagged and share not assessable, with 95 % Wilson intervals."""
-    from .preprocess import load_image
-    from .metrics import wilson_ci
+    from ..preprocess import load_image
+    from ..metrics import wilson_ci
 
     report = {}
     for folder in sorted(p for p in (Path(out) / "non_mpox").iterdir() if p.is_dir()):
@@ -365,7 +364,3 @@ def score_negatives(model, out: Path, batch_size: int = 8) -> dict:
                                "not_assessable_share": not_assessable / n,
                                "not_assessable_ci95": list(wilson_ci(not_assessable, n)), "reasons": reasons}
     return report
-
-
-def write_report(report: dict, path: Path) -> None:
-    path.write_text(json.dumps(report, indent=1))

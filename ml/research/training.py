@@ -31,11 +31,11 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms import v2 as T
 
-from .architectures import LesionNet, get_arch
-from .checkpoint import CheckpointError, read_checkpoint
+from ..architectures import LesionNet, get_arch
+from ..checkpoint import CheckpointError, read_checkpoint
 from .data import Sample, grouped_folds, grouped_holdout
-from .metrics import binary_metrics, mean_sd, roc_auc, threshold_for_sensitivity
-from .preprocess import crop_resize, load_image, to_batch
+from ..metrics import binary_metrics, mean_sd, roc_auc, threshold_for_sensitivity
+from ..preprocess import crop_resize, load_image, to_batch
 
 Log = Callable[[str], None]
 
