@@ -110,8 +110,13 @@ def challenger_model_version() -> ModelVersion | None:
     return ModelVersion.objects.filter(is_challenger=True).first()
 
 
+class CheckpointReplaced(RuntimeError):
+    """A version's checkpoint file now holds other weights (a new checkpoint shipped under the same name)."""
+
+
 def loaded_model(model_version):
-    """The `ml.LesionModel` for a version, loaded once per process and kept for later tasks."""
+    """The `ml.LesionModel` for a version, loaded once per process and kept for later tasks. Refuses a
+    file whose own version is another: a result must never be recorded under a model that did not make it."""
     import ml
 
     model = _models_by_version.get(model_version.version)
@@ -119,6 +124,11 @@ def loaded_model(model_version):
         while len(_models_by_version) >= MAX_MODELS_IN_MEMORY:
             _models_by_version.pop(next(iter(_models_by_version)))
         model = ml.load(model_version.checkpoint_path)
+        if model.metadata["version"] != model_version.version:
+            raise CheckpointReplaced(
+                f"{model_version.checkpoint_path} now holds {model.metadata['version']}, not {model_version.version}: "
+                "register it (manage.py register_models) and promote it, so every result names the model that made it."
+            )
         _models_by_version[model_version.version] = model
         logger.info("Loaded model %s in process %d", model_version.version, os.getpid())
     return model

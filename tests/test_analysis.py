@@ -63,6 +63,16 @@ def test_first_registered_checkpoint_becomes_active_and_registering_again_is_a_n
     assert versions.register_checkpoints() == []
 
 
+def test_a_checkpoint_replaced_under_the_same_name_is_refused_not_mislabelled(tiny_model, tmp_path, monkeypatch):
+    """A new checkpoint shipped under an installed version's file name: loading it for the old version
+    fails loudly, so no result is recorded under a model that did not make it."""
+    ml.testing.make_random_checkpoint(tmp_path / "tiny.pt", input_size=64, threshold=0.5, version="tiny-2")
+    monkeypatch.setattr(versions, "_models_by_version", {})  # a fresh worker process: nothing loaded yet
+
+    with pytest.raises(versions.CheckpointReplaced, match="now holds tiny-2, not tiny-1"):
+        versions.loaded_model(tiny_model)
+
+
 def test_without_a_model_photos_wait_and_get_no_score(appointment, patient, private_storage, enqueued):
     photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=lesion_upload(), body_site="trunk")
     assert analysis.analyse_photos([photo.pk]) == []
@@ -187,7 +197,7 @@ def test_the_differential_is_stored_and_staff_see_its_top_three_as_decision_supp
     classes = ("mpox", "chickenpox_or_measles", "genital_herpes", "genital_warts", "syphilis", "healthy_skin")
     ml.testing.make_random_checkpoint(tmp_path / "diff.pt", arch="efficientnet_lite0", input_size=64,
                                       threshold=0.5, version="diff-1", differential_classes=classes)
-    registry.register_checkpoints()
+    versions.register_checkpoints()
     photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=lesion_upload(), body_site="trunk")
     (prediction,) = analysis.analyse_photos([photo.pk])
     prediction.refresh_from_db()
