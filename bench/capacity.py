@@ -10,6 +10,7 @@
    the real worker (one process, one thread), per appointment and per photo.
 4. What a clinic needs per 1,000 uploads a day, derived from 1 and 3 (see ``derive``).
 """
+
 import argparse
 import math
 import os
@@ -37,24 +38,43 @@ def workers_setting(text: str) -> list[tuple[int, int]]:
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m bench capacity", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench capacity", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--burst", type=int, help="queued uploads per drain (default 100, quick 4)")
-    parser.add_argument("--workers", type=workers_setting, help="pool processes x torch threads to drain "
-                                                                 "with (default 1x1,1x2,2x1,2x2; quick 1x1,2x1)")
-    parser.add_argument("--burst-megapixels", type=int, choices=sorted(MEGAPIXEL_SIZES), default=12,
-                        help="size of the burst's photos (default 12: a phone camera)")
-    parser.add_argument("--appointment-sizes", help="photos per appointment, e.g. 1,2,5,10 "
-                                                     "(default 1..10, quick 1,3)")
+    parser.add_argument(
+        "--workers",
+        type=workers_setting,
+        help="pool processes x torch threads to drain with (default 1x1,1x2,2x1,2x2; quick 1x1,2x1)",
+    )
+    parser.add_argument(
+        "--burst-megapixels",
+        type=int,
+        choices=sorted(MEGAPIXEL_SIZES),
+        default=12,
+        help="size of the burst's photos (default 12: a phone camera)",
+    )
+    parser.add_argument("--appointment-sizes", help="photos per appointment, e.g. 1,2,5,10 (default 1..10, quick 1,3)")
     parser.add_argument("--reps", type=int, help="timed photos per size for the cost per MP (default 5, quick 1)")
-    parser.add_argument("--uploads-per-day", default="1000,5000,20000",
-                        help="daily volumes to size for (default 1000,5000,20000)")
-    parser.add_argument("--peak-hour-share", type=float, default=0.25,
-                        help="share of a day's uploads that arrive in its busiest hour (default 0.25)")
-    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/postgres",
-                        help="PostgreSQL server; a throwaway database is made on it and dropped")
-    parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/9",
-                        help="Redis broker; this database is emptied first (a queue of the run's own)")
+    parser.add_argument(
+        "--uploads-per-day", default="1000,5000,20000", help="daily volumes to size for (default 1000,5000,20000)"
+    )
+    parser.add_argument(
+        "--peak-hour-share",
+        type=float,
+        default=0.25,
+        help="share of a day's uploads that arrive in its busiest hour (default 0.25)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default="postgres://postgres@127.0.0.1:5432/postgres",
+        help="PostgreSQL server; a throwaway database is made on it and dropped",
+    )
+    parser.add_argument(
+        "--broker-url",
+        default="redis://127.0.0.1:6379/9",
+        help="Redis broker; this database is emptied first (a queue of the run's own)",
+    )
     parser.add_argument("--model", type=Path, help="checkpoint (default: first ml/checkpoints/*.pt)")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     parser.add_argument("--quick", action="store_true", help="tiny counts (smoke test)")
@@ -86,15 +106,20 @@ def main(argv=None) -> int:
         os.environ["EMAIL_URL"] = "memorymail://"  # booking emails of the made-up patients: not printed
         django.setup()
         checkpoint = _checkpoint(args)
-        report.info.update(command=f"python -m bench capacity {' '.join(argv or [])}".strip(),
-                           model=str(checkpoint), cpus=os.cpu_count(), load_average_start=os.getloadavg())
+        report.info.update(
+            command=f"python -m bench capacity {' '.join(argv or [])}".strip(),
+            model=str(checkpoint),
+            cpus=os.cpu_count(),
+            load_average_start=os.getloadavg(),
+        )
         import ml
 
         megapixel_costs(ml.load(checkpoint), args.reps, report)
         if not args.skip_stack:
             stack = _stack(var_dir, checkpoint, postgres_admin_url, args)
-            drains = {setting: drain(stack, setting, args.burst, args.burst_megapixels, report)
-                      for setting in args.workers}
+            drains = {
+                setting: drain(stack, setting, args.burst, args.burst_megapixels, report) for setting in args.workers
+            }
             appointment_costs(stack, args.appointment_sizes, report)
             derive(drains, args, report)
         report.info["load_average_end"] = os.getloadavg()
@@ -158,13 +183,18 @@ def _megapixel_costs(model, reps: int, report) -> None:
     samples = {mp: [] for mp in blobs}
     sizes = list(blobs)
     for round_ in range(reps):
-        for mp in sizes[round_ % len(sizes):] + sizes[:round_ % len(sizes)]:
+        for mp in sizes[round_ % len(sizes) :] + sizes[: round_ % len(sizes)]:
             samples[mp].append(one_photo(model, blobs[mp])[0])
     for mp, runs in samples.items():
         stages = {name: statistics.median(run[name] for run in runs) for name in STAGES}
         total = statistics.median(sum(run.values()) for run in runs)
-        report.add(f"cost_{mp}mp_ms", f"one {mp} MP photo in the worker path (1 thread)", total, "ms",
-                   note=", ".join(f"{name} {value:.0f}" for name, value in stages.items()))
+        report.add(
+            f"cost_{mp}mp_ms",
+            f"one {mp} MP photo in the worker path (1 thread)",
+            total,
+            "ms",
+            note=", ".join(f"{name} {value:.0f}" for name, value in stages.items()),
+        )
         for name, value in stages.items():
             report.add(f"cost_{mp}mp_{name}_ms", f"  {mp} MP: {name}", value, "ms")
 
@@ -191,8 +221,11 @@ def queue_burst(stack, hostnames: list[str], count: int, megapixels: int) -> lis
         list(pool.map(upload, range(count)))
     if refused:
         raise RuntimeError(f"{len(refused)} uploads refused: {refused[:5]}")
-    return list(Photo.objects.filter(case__appointment__reference__in=[p.reference for p in patients])
-                .values_list("pk", flat=True))
+    return list(
+        Photo.objects.filter(case__appointment__reference__in=[p.reference for p in patients]).values_list(
+            "pk", flat=True
+        )
+    )
 
 
 def resume(hostnames: list[str]) -> None:
@@ -233,12 +266,15 @@ def outcome(photo_ids: list[int]) -> dict:
     per_photo = Counter(Prediction.objects.filter(photo_id__in=photo_ids).values_list("photo_id", flat=True))
     photos = Photo.objects.filter(pk__in=photo_ids)
     refused = photos.filter(status=Photo.Status.REJECTED)
-    return {"analysed": len(per_photo), "refused": refused.count(),
-            "reasons": dict(Counter(refused.values_list("status_reason", flat=True))),
-            "failed": photos.filter(status=Photo.Status.FAILED).count(),
-            "waiting": photos.filter(status__in=Photo.WAITING_STATUSES).count(),
-            "twice": sum(1 for count in per_photo.values() if count > 1) + photos.filter(attempts__gt=1).count(),
-            "by_worker": Counter(photos.values_list("analysis_worker", flat=True))}
+    return {
+        "analysed": len(per_photo),
+        "refused": refused.count(),
+        "reasons": dict(Counter(refused.values_list("status_reason", flat=True))),
+        "failed": photos.filter(status=Photo.Status.FAILED).count(),
+        "waiting": photos.filter(status__in=Photo.WAITING_STATUSES).count(),
+        "twice": sum(1 for count in per_photo.values() if count > 1) + photos.filter(attempts__gt=1).count(),
+        "by_worker": Counter(photos.values_list("analysis_worker", flat=True)),
+    }
 
 
 def describe(result: dict) -> str:
@@ -267,20 +303,43 @@ def drain(stack, setting: tuple[int, int], burst: int, megapixels: int, report) 
         stack.stop_worker(name)
     result = outcome(photo_ids)
     cores = min(processes * threads, os.cpu_count() or 1)
-    figures = {"drain_s": drain_s, "photos_per_s": result["analysed"] / drain_s, "processes": processes,
-               "threads": threads, "core_s_per_photo": cores * drain_s / burst, "cpu_s_per_photo": cpu_s / burst,
-               "rss_mb": rss_mb, "child_rss_mb": child_mb}
+    figures = {
+        "drain_s": drain_s,
+        "photos_per_s": result["analysed"] / drain_s,
+        "processes": processes,
+        "threads": threads,
+        "core_s_per_photo": cores * drain_s / burst,
+        "cpu_s_per_photo": cpu_s / burst,
+        "rss_mb": rss_mb,
+        "child_rss_mb": child_mb,
+    }
     note = f"{burst} x {megapixels} MP; {describe(result)}; task p50 {_percentile(sorted(task_ms), 50) or 0:.0f} ms"
-    report.add(f"drain_{name}_s", f"drain {burst} queued uploads, {processes} proc x {threads} thread",
-               drain_s, "s", note=note)
+    report.add(
+        f"drain_{name}_s", f"drain {burst} queued uploads, {processes} proc x {threads} thread", drain_s, "s", note=note
+    )
     report.add(f"drain_{name}_photos_per_s", "  photos per second", figures["photos_per_s"], "/s")
-    report.add(f"drain_{name}_core_s_per_photo", "  core-seconds per photo", figures["core_s_per_photo"], "s",
-               note=f"{cores} cores busy")
-    report.add(f"drain_{name}_cpu_s_per_photo", "  worker CPU seconds per photo (measured)", figures["cpu_s_per_photo"],
-               "s", note="user + system time of the worker's processes, /proc")
+    report.add(
+        f"drain_{name}_core_s_per_photo",
+        "  core-seconds per photo",
+        figures["core_s_per_photo"],
+        "s",
+        note=f"{cores} cores busy",
+    )
+    report.add(
+        f"drain_{name}_cpu_s_per_photo",
+        "  worker CPU seconds per photo (measured)",
+        figures["cpu_s_per_photo"],
+        "s",
+        note="user + system time of the worker's processes, /proc",
+    )
     report.add(f"drain_{name}_twice", "  photos analysed twice", float(result["twice"]), "", 0)
-    report.add(f"drain_{name}_rss_mb", "  worker RSS, main + pool processes", rss_mb, "MB",
-               note=f"largest pool process {child_mb:.0f} MB")
+    report.add(
+        f"drain_{name}_rss_mb",
+        "  worker RSS, main + pool processes",
+        rss_mb,
+        "MB",
+        note=f"largest pool process {child_mb:.0f} MB",
+    )
     return figures
 
 
@@ -299,7 +358,9 @@ def appointment_costs(stack, sizes: list[int], report) -> None:
             status, _ = patient.post(blobs[:size])
             if status != 302:
                 raise RuntimeError(f"upload of {size} photos answered {status}")
-            ids = list(Photo.objects.filter(case__appointment__reference=patient.reference).values_list("pk", flat=True))
+            ids = list(
+                Photo.objects.filter(case__appointment__reference=patient.reference).values_list("pk", flat=True)
+            )
             wait_settled(ids, timeout_s=120 + 60 * size)
             if number == 0:
                 continue
@@ -308,8 +369,13 @@ def appointment_costs(stack, sizes: list[int], report) -> None:
                 time.sleep(0.1)
             tasks = stack.task_seconds(name)[done_before:]
             task_ms = sum(tasks) * 1000
-            report.add(f"appointment_{size}_photos_ms", f"appointment of {size} x 12 MP photos: task time",
-                       task_ms, "ms", note=f"{len(tasks)} task(s), {len(ids)} photos")
+            report.add(
+                f"appointment_{size}_photos_ms",
+                f"appointment of {size} x 12 MP photos: task time",
+                task_ms,
+                "ms",
+                note=f"{len(tasks)} task(s), {len(ids)} photos",
+            )
             report.add(f"appointment_{size}_per_photo_ms", "  per photo", task_ms / size, "ms")
     finally:
         stack.stop_worker(name)
@@ -329,18 +395,41 @@ def derive(drains: dict, args, report) -> None:
     fastest = max(drains.values(), key=lambda figures: figures["photos_per_s"])
     per_photo, threads = cheapest["cpu_s_per_photo"], cheapest["threads"]
     main_mb = cheapest["rss_mb"] - cheapest["processes"] * cheapest["child_rss_mb"]
-    report.add("capacity_cpu_s_per_photo", "CPU seconds per photo (cheapest setting: "
-               f"{cheapest['processes']}x{threads})", per_photo, "s")
-    report.add("capacity_burst_100_s", f"  a burst of 100 with the fastest ({fastest['processes']}x"
-               f"{fastest['threads']})", 100 / fastest["photos_per_s"], "s")
+    report.add(
+        "capacity_cpu_s_per_photo",
+        f"CPU seconds per photo (cheapest setting: {cheapest['processes']}x{threads})",
+        per_photo,
+        "s",
+    )
+    report.add(
+        "capacity_burst_100_s",
+        f"  a burst of 100 with the fastest ({fastest['processes']}x{fastest['threads']})",
+        100 / fastest["photos_per_s"],
+        "s",
+    )
     for uploads in args.uploads_per_day:
         core_hours = uploads * per_photo / 3600
         peak_cores = HEADROOM * uploads * args.peak_hour_share * per_photo / 3600
         cores = max(1, math.ceil(peak_cores))
         processes = max(1, math.ceil(cores / threads))
-        report.add(f"capacity_{uploads}_core_hours", f"{uploads} uploads/day: CPU core-hours a day", core_hours, "h",
-                   note=f"{core_hours / WORKING_DAY_H:.2f} cores busy over a {WORKING_DAY_H} h day")
-        report.add(f"capacity_{uploads}_cores", "  inference cores to provision", float(cores), "",
-                   note=f"peak hour {args.peak_hour_share:.0%} of the day needs {peak_cores:.2f} at 50% load")
-        report.add(f"capacity_{uploads}_memory_mb", "  inference worker memory", main_mb + processes * cheapest["child_rss_mb"],
-                   "MB", note=f"{processes} pool process(es) x {threads} thread(s)")
+        report.add(
+            f"capacity_{uploads}_core_hours",
+            f"{uploads} uploads/day: CPU core-hours a day",
+            core_hours,
+            "h",
+            note=f"{core_hours / WORKING_DAY_H:.2f} cores busy over a {WORKING_DAY_H} h day",
+        )
+        report.add(
+            f"capacity_{uploads}_cores",
+            "  inference cores to provision",
+            float(cores),
+            "",
+            note=f"peak hour {args.peak_hour_share:.0%} of the day needs {peak_cores:.2f} at 50% load",
+        )
+        report.add(
+            f"capacity_{uploads}_memory_mb",
+            "  inference worker memory",
+            main_mb + processes * cheapest["child_rss_mb"],
+            "MB",
+            note=f"{processes} pool process(es) x {threads} thread(s)",
+        )

@@ -8,6 +8,7 @@
    the child loaded the model) and a light worker (never imports torch). For each, the part of the
    RSS that sits in pages of CUDA-only libraries (from /proc/PID/smaps).
 """
+
 import argparse
 import json
 import os
@@ -44,7 +45,7 @@ def requirement_closure(requirements_file: Path) -> set[str]:
             continue
         seen.add(name)
         for requirement in dist.requires or []:
-            if "extra ==" in requirement and "extra == \"s3\"" not in requirement:
+            if "extra ==" in requirement and 'extra == "s3"' not in requirement:
                 continue
             pending.append(re.split(r"[<>=!~\[; (]", requirement, maxsplit=1)[0])
     return seen
@@ -80,9 +81,29 @@ def cuda_rss_mb(pid: int) -> float:
 def start_worker(env: dict, queue: str, log_path: Path) -> subprocess.Popen:
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "portal", "worker", "--queues", queue, "--pool", "prefork", "--loglevel", "INFO",
-             "--without-gossip", "--without-mingle", "--hostname", f"{queue}-bench-{os.getpid()}@%h"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "worker",
+                "--queues",
+                queue,
+                "--pool",
+                "prefork",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--hostname",
+                f"{queue}-bench-{os.getpid()}@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     deadline = time.monotonic() + START_TIMEOUT_S
     ready = "Worker process ready with model" if queue == "inference" else " ready."
@@ -107,14 +128,20 @@ def worker_memory(process: subprocess.Popen) -> dict[str, float]:
 def measure_workers() -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory(prefix="bench-deploy-") as var_dir:
         env = {
-            **os.environ, "PORTAL_VAR_DIR": var_dir, "DATABASE_URL": f"sqlite:///{var_dir}/db.sqlite3",
-            "CELERY_BROKER_URL": "filesystem://", "PORTAL_ALLOW_INSECURE_KEY": "1", "CELERY_WORKER_CONCURRENCY": "1",
-            "PRIVATE_MEDIA_ROOT": f"{var_dir}/private-media", "MODEL_DIR": str(ROOT / "ml" / "checkpoints"),
+            **os.environ,
+            "PORTAL_VAR_DIR": var_dir,
+            "DATABASE_URL": f"sqlite:///{var_dir}/db.sqlite3",
+            "CELERY_BROKER_URL": "filesystem://",
+            "PORTAL_ALLOW_INSECURE_KEY": "1",
+            "CELERY_WORKER_CONCURRENCY": "1",
+            "PRIVATE_MEDIA_ROOT": f"{var_dir}/private-media",
+            "MODEL_DIR": str(ROOT / "ml" / "checkpoints"),
             "CELERY_WORKER_PROC_ALIVE_TIMEOUT": "600",  # a loaded machine may take minutes to load torch
         }
         for command in (["migrate", "--noinput"], ["register_models"]):
-            subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True,
-                           capture_output=True, timeout=300)
+            subprocess.run(
+                [sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True, capture_output=True, timeout=300
+            )
         figures = {}
         for queue in ("inference", "default"):
             process = start_worker(env, queue, Path(var_dir) / f"{queue}.log")
@@ -132,12 +159,16 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     figures = {"install": install_sizes(requirement_closure(ROOT / "requirements.txt")), "workers": measure_workers()}
     install = figures["install"]
-    print(f"runtime dependencies installed: {install['runtime_install_mb']:.0f} MB, of which CUDA-only "
-          f"{install['cuda_only_mb']:.0f} MB (left without: {install['without_cuda_mb']:.0f} MB)")
+    print(
+        f"runtime dependencies installed: {install['runtime_install_mb']:.0f} MB, of which CUDA-only "
+        f"{install['cuda_only_mb']:.0f} MB (left without: {install['without_cuda_mb']:.0f} MB)"
+    )
     for queue, memory in figures["workers"].items():
-        print(f"{queue} worker: main {memory['main_rss_mb']:.0f} MB RSS ({memory['main_cuda_rss_mb']:.0f} MB in CUDA "
-              f"libraries), pool child {memory['child_rss_mb']:.0f} MB ({memory['child_cuda_rss_mb']:.0f} MB in CUDA "
-              "libraries)")
+        print(
+            f"{queue} worker: main {memory['main_rss_mb']:.0f} MB RSS ({memory['main_cuda_rss_mb']:.0f} MB in CUDA "
+            f"libraries), pool child {memory['child_rss_mb']:.0f} MB ({memory['child_cuda_rss_mb']:.0f} MB in CUDA "
+            "libraries)"
+        )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     return 0

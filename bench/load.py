@@ -6,6 +6,7 @@ analysed (photos with a prediction), lost (accepted but never stored, or never s
 drain timeout), duplicated (photos with more than one prediction), orphan files, and drain time
 (last upload answered -> every stored photo settled).
 """
+
 import argparse
 import math
 import os
@@ -25,14 +26,21 @@ PHOTO_SIZE = (640, 480)
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m bench load", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench load", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--uploads", type=int, default=500, help="one-photo uploads in all (default 500)")
     parser.add_argument("--concurrency", type=int, default=16, help="uploads in flight at once (default 16)")
-    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/postgres",
-                        help="PostgreSQL server; a throwaway database is made on it and dropped")
-    parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/9",
-                        help="Redis broker; this database is emptied first (a queue of the run's own)")
+    parser.add_argument(
+        "--database-url",
+        default="postgres://postgres@127.0.0.1:5432/postgres",
+        help="PostgreSQL server; a throwaway database is made on it and dropped",
+    )
+    parser.add_argument(
+        "--broker-url",
+        default="redis://127.0.0.1:6379/9",
+        help="Redis broker; this database is emptied first (a queue of the run's own)",
+    )
     parser.add_argument("--model", type=Path, help="checkpoint (default: first ml/checkpoints/*.pt)")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers (default 2)")
     parser.add_argument("--web-threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
@@ -65,13 +73,24 @@ def main(argv=None) -> int:
         model_dir = var_dir / "models"
         model_dir.mkdir()
         (model_dir / checkpoint.name).symlink_to(checkpoint.resolve())
-        stack = Stack(var_dir, model_dir, postgres_admin_url, f"bench_{os.getpid()}",
-                      web_workers=args.web_workers, web_threads=args.web_threads)
+        stack = Stack(
+            var_dir,
+            model_dir,
+            postgres_admin_url,
+            f"bench_{os.getpid()}",
+            web_workers=args.web_workers,
+            web_threads=args.web_threads,
+        )
         stack.start()
-        report.info.update(uploads=args.uploads, concurrency=args.concurrency, model=str(checkpoint),
-                           gunicorn=f"{args.web_workers} workers x {args.web_threads} threads",
-                           worker="1 Celery worker, concurrency 1", cpus=os.cpu_count(),
-                           load_average_start=os.getloadavg())
+        report.info.update(
+            uploads=args.uploads,
+            concurrency=args.concurrency,
+            model=str(checkpoint),
+            gunicorn=f"{args.web_workers} workers x {args.web_threads} threads",
+            worker="1 Celery worker, concurrency 1",
+            cpus=os.cpu_count(),
+            load_average_start=os.getloadavg(),
+        )
         run_load(stack, args, report)
         report.info["load_average_end"] = os.getloadavg()
         connections.close_all()
@@ -127,17 +146,40 @@ def run_load(stack, args, report) -> None:
     errors = {str(status): count for status, count in statuses.items() if status != 302}
 
     report.add("load_accepted", "uploads accepted (HTTP 302)", accepted, "", note=f"of {args.uploads}")
-    report.add("load_http_errors", "HTTP errors (any other answer)", sum(errors.values()), "", 0,
-               note=", ".join(f"{status}: {count}" for status, count in errors.items()) or "none")
+    report.add(
+        "load_http_errors",
+        "HTTP errors (any other answer)",
+        sum(errors.values()),
+        "",
+        0,
+        note=", ".join(f"{status}: {count}" for status, count in errors.items()) or "none",
+    )
     report.add("load_upload_p50_ms", "upload latency p50", _percentile(latencies_ms, 50), "ms")
     report.add("load_upload_p95_ms", "upload latency p95", _percentile(latencies_ms, 95), "ms")
     report.add("load_upload_s", "time to send every upload", uploads_done - started, "s")
-    report.add("load_analysed", "photos analysed (a prediction each)", len(per_photo), "",
-               note=f"{failed} refused by the quality check or failed")
-    report.add("load_lost", "lost (accepted, not stored or never settled)", max(accepted - stored, 0) + unsettled, "", 0)
-    report.add("load_duplicated", "duplicated (more than one prediction)",
-               sum(1 for count in per_photo.values() if count > 1), "", 0)
-    report.add("load_orphans", "files without a row + rows without a file",
-               len(stored_files - row_files) + len(row_files - stored_files), "", 0)
+    report.add(
+        "load_analysed",
+        "photos analysed (a prediction each)",
+        len(per_photo),
+        "",
+        note=f"{failed} refused by the quality check or failed",
+    )
+    report.add(
+        "load_lost", "lost (accepted, not stored or never settled)", max(accepted - stored, 0) + unsettled, "", 0
+    )
+    report.add(
+        "load_duplicated",
+        "duplicated (more than one prediction)",
+        sum(1 for count in per_photo.values() if count > 1),
+        "",
+        0,
+    )
+    report.add(
+        "load_orphans",
+        "files without a row + rows without a file",
+        len(stored_files - row_files) + len(row_files - stored_files),
+        "",
+        0,
+    )
     report.add("load_drain_s", "drain time (last upload answered -> all settled)", drained - uploads_done, "s")
     report.add("load_throughput", "photos analysed per second (whole run)", len(per_photo) / (drained - started), "/s")

@@ -1,4 +1,5 @@
 """Model figures: plain forward, the worker's analyse path, the naive Grad-CAM baseline, the floor."""
+
 import statistics
 import time
 
@@ -29,7 +30,7 @@ def interleaved_medians(runs: dict, warmup: int, reps: int) -> dict[str, float]:
     names = list(runs)
     samples = {name: [] for name in names}
     for round_ in range(reps):
-        for name in names[round_ % len(names):] + names[:round_ % len(names)]:
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
             start = time.perf_counter()
             runs[name]()
             samples[name].append((time.perf_counter() - start) * 1000)
@@ -102,21 +103,36 @@ def _add_model_figures(report, ms: dict) -> None:
     for batch in BATCHES:
         forward = ms[f"forward_b{batch}"]
         report.add(f"forward_ms_b{batch}", f"plain forward, batch {batch} (channels_last)", forward, "ms/img")
-        report.add(f"forward_contiguous_ms_b{batch}", f"plain forward, batch {batch} (contiguous)",
-                   ms[f"forward_contiguous_b{batch}"], "ms/img")
+        report.add(
+            f"forward_contiguous_ms_b{batch}",
+            f"plain forward, batch {batch} (contiguous)",
+            ms[f"forward_contiguous_b{batch}"],
+            "ms/img",
+        )
         report.add(f"images_per_s_b{batch}", f"plain forward throughput, batch {batch}", 1000 / forward, "img/s")
-        for name, label, target in (("fast_gradcam", "ml fast_gradcam on the tensor (no pre/post)", None),
-                                    ("analyse_roi", "prediction + Grad-CAM + assessability, given ROI", 1.2),
-                                    ("analyse_auto_roi", "prediction + Grad-CAM, auto ROI", 1.2),
-                                    ("naive_gradcam", "naive: forward + pytorch-grad-cam", None)):
+        for name, label, target in (
+            ("fast_gradcam", "ml fast_gradcam on the tensor (no pre/post)", None),
+            ("analyse_roi", "prediction + Grad-CAM + assessability, given ROI", 1.2),
+            ("analyse_auto_roi", "prediction + Grad-CAM, auto ROI", 1.2),
+            ("naive_gradcam", "naive: forward + pytorch-grad-cam", None),
+        ):
             value = ms[f"{name}_b{batch}"]
             report.add(f"{name}_ms_b{batch}", f"{label}, batch {batch}", value, "ms/img")
-            report.add(f"{name}_ratio_b{batch}", f"  ratio to plain forward, batch {batch}", value / forward, "x",
-                       target)
-        report.add(f"assessment_ratio_b{batch}", f"  given ROI with / without the assessability check, batch {batch}",
-                   ms[f"analyse_roi_b{batch}"] / ms[f"analyse_roi_unjudged_b{batch}"], "x")
-        report.add(f"analyse_images_per_s_b{batch}", f"worker model path throughput, batch {batch} (auto ROI)",
-                   1000 / ms[f"analyse_auto_roi_b{batch}"], "img/s")
+            report.add(
+                f"{name}_ratio_b{batch}", f"  ratio to plain forward, batch {batch}", value / forward, "x", target
+            )
+        report.add(
+            f"assessment_ratio_b{batch}",
+            f"  given ROI with / without the assessability check, batch {batch}",
+            ms[f"analyse_roi_b{batch}"] / ms[f"analyse_roi_unjudged_b{batch}"],
+            "x",
+        )
+        report.add(
+            f"analyse_images_per_s_b{batch}",
+            f"worker model path throughput, batch {batch} (auto ROI)",
+            1000 / ms[f"analyse_auto_roi_b{batch}"],
+            "img/s",
+        )
 
 
 def floor(model: ml.LesionModel, forward_ms_b8: float, quick: bool, report) -> None:

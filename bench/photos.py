@@ -1,4 +1,5 @@
 """Synthetic but realistic inputs: 1024x768 RGB 'skin photos' with a few lesion-like blobs."""
+
 import io
 
 import numpy as np

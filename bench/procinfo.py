@@ -1,4 +1,5 @@
 """Process memory, CPU time and children from /proc (no psutil)."""
+
 import os
 from pathlib import Path
 

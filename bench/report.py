@@ -1,4 +1,5 @@
 """Figures with optional targets, printed as a table and dumped as JSON."""
+
 import json
 from dataclasses import asdict, dataclass
 
@@ -9,7 +10,7 @@ class Figure:
     label: str
     value: float | None
     unit: str = ""
-    target: float | None = None   # upper bound: PASS when value <= target
+    target: float | None = None  # upper bound: PASS when value <= target
     note: str = ""
 
     @property
@@ -36,8 +37,10 @@ class Report:
         for figure in self.figures:
             value = "-" if figure.value is None else f"{figure.value:.2f}"
             target = "" if figure.target is None else f"<= {figure.target:g}"
-            lines.append(f"{figure.label:<52} {value:>12} {figure.unit:<8} {target:>10} "
-                         f"{figure.status:<5} {figure.key}" + (f"  ({figure.note})" if figure.note else ""))
+            lines.append(
+                f"{figure.label:<52} {value:>12} {figure.unit:<8} {target:>10} "
+                f"{figure.status:<5} {figure.key}" + (f"  ({figure.note})" if figure.note else "")
+            )
         return "\n".join(lines)
 
     def write_json(self, path):

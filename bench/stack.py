@@ -3,6 +3,7 @@
 Everything runs on loopback in a temporary directory; :meth:`Stack.stop` ends every process this
 module started (by process group) and drops the throwaway PostgreSQL database, if one was made.
 """
+
 import http.client
 import os
 import re
@@ -54,8 +55,15 @@ def _postgres(admin_url: str, sql: str) -> None:
 class Stack:
     """The portal's processes, run from ``var_dir`` with the settings already in os.environ."""
 
-    def __init__(self, var_dir: Path, model_dir: Path, postgres_admin_url: str | None, database: str | None,
-                 web_workers: int = 1, web_threads: int = 1):
+    def __init__(
+        self,
+        var_dir: Path,
+        model_dir: Path,
+        postgres_admin_url: str | None,
+        database: str | None,
+        web_workers: int = 1,
+        web_threads: int = 1,
+    ):
         self.var_dir, self.model_dir = var_dir, model_dir
         self.web_workers, self.web_threads = web_workers, web_threads
         self.postgres_admin_url, self.database = postgres_admin_url, database
@@ -78,13 +86,28 @@ class Stack:
 
     def start_web(self) -> None:
         """gunicorn on a free loopback port; returns once it accepts connections."""
-        self._spawn("web", [sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind",
-                            f"127.0.0.1:{self.port}", "--workers", str(self.web_workers),
-                            "--threads", str(self.web_threads), "--timeout", "60"])
+        self._spawn(
+            "web",
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "portal.wsgi",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(self.web_workers),
+                "--threads",
+                str(self.web_threads),
+                "--timeout",
+                "60",
+            ],
+        )
         self._wait_for_port()
 
-    def start_worker(self, name: str = "worker", concurrency: int = 1, torch_threads: int | None = None,
-                     netns: str | None = None) -> str:
+    def start_worker(
+        self, name: str = "worker", concurrency: int = 1, torch_threads: int | None = None, netns: str | None = None
+    ) -> str:
         """A Celery prefork worker on both queues, started inside network namespace ``netns`` if given;
         returns its hostname once it is ready and each pool process has loaded the model."""
         hostname = f"bench-{os.getpid()}-{name}@{netns or '127.0.0.1'}"
@@ -92,10 +115,31 @@ class Stack:
         worker_env = {**os.environ, "CELERY_WORKER_CONCURRENCY": str(concurrency), "LOG_LEVEL": "INFO"}
         if torch_threads is not None:
             worker_env["WORKER_TORCH_THREADS"] = str(torch_threads)
-        self._spawn(name, [*(["ip", "netns", "exec", netns] if netns else []), sys.executable, "-m", "celery",
-                           "-A", "portal", "worker", "--concurrency", str(concurrency), "--pool", "prefork",
-                           "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-                           "--queues", "inference,default", "--hostname", hostname], env=worker_env)
+        self._spawn(
+            name,
+            [
+                *(["ip", "netns", "exec", netns] if netns else []),
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "worker",
+                "--concurrency",
+                str(concurrency),
+                "--pool",
+                "prefork",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--queues",
+                "inference,default",
+                "--hostname",
+                hostname,
+            ],
+            env=worker_env,
+        )
         self._wait_for_log(name, " ready.")
         self._wait_for_log(name, "Worker process ready with model", count=concurrency)
         return hostname
@@ -136,16 +180,18 @@ class Stack:
         return sum(memory_mb(process)["rss_mb"] for process in (pid, *children(pid)))
 
     def _manage(self, *args: str) -> None:
-        result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, timeout=300,
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, timeout=300, capture_output=True, text=True
+        )
         if result.returncode:
             raise RuntimeError(f"manage.py {args[0]} failed:\n{result.stderr[-2000:]}")
 
     def _spawn(self, name: str, argv: list[str], env: dict | None = None) -> subprocess.Popen:
         log = open(self.var_dir / f"{name}.log", "wb")
         with log:
-            process = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                       start_new_session=True)
+            process = subprocess.Popen(
+                argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
         self.processes[name] = process
         return process
 
@@ -202,15 +248,20 @@ def new_patient_session() -> dict:
     from portal.booking.services import book_appointment
 
     user = User.objects.create_user(f"bench-{uuid.uuid4().hex[:8]}", f"bench-{uuid.uuid4().hex[:8]}@example.org")
-    slot = Slot.objects.create(clinic=Clinic.objects.create(name="Bench clinic"),
-                               service=Service.objects.get_or_create(name="Bench service")[0],
-                               starts_at=timezone.now() + timezone.timedelta(days=2))
+    slot = Slot.objects.create(
+        clinic=Clinic.objects.create(name="Bench clinic"),
+        service=Service.objects.get_or_create(name="Bench service")[0],
+        starts_at=timezone.now() + timezone.timedelta(days=2),
+    )
     appointment = book_appointment(patient=user, slot=slot, consent_care=True, questionnaire={"notes": "bench"})
     client = Client()
     client.force_login(user)  # a real session row, read by gunicorn like a login form's
     csrf = uuid.uuid4().hex  # 32 characters: an unmasked CSRF secret Django accepts
-    return {"reference": appointment.reference, "csrf": csrf,
-            "cookie": f"sessionid={client.cookies['sessionid'].value}; csrftoken={csrf}"}
+    return {
+        "reference": appointment.reference,
+        "csrf": csrf,
+        "cookie": f"sessionid={client.cookies['sessionid'].value}; csrftoken={csrf}",
+    }
 
 
 class Patient:
@@ -224,12 +275,14 @@ class Patient:
 
     def post(self, blobs: list[bytes], timeout: float = 60) -> tuple[int, bytes]:
         """POSTs photos in one upload; returns (HTTP status, body)."""
-        body, content_type = _multipart({"body_site": "trunk", "consent_confirm": "on",
-                                         "csrfmiddlewaretoken": self.csrf}, "photos", blobs)
+        body, content_type = _multipart(
+            {"body_site": "trunk", "consent_confirm": "on", "csrfmiddlewaretoken": self.csrf}, "photos", blobs
+        )
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            connection.request("POST", f"/appointments/{self.reference}/", body,
-                               {"Content-Type": content_type, "Cookie": self.cookie})
+            connection.request(
+                "POST", f"/appointments/{self.reference}/", body, {"Content-Type": content_type, "Cookie": self.cookie}
+            )
             response = connection.getresponse()
             return response.status, response.read()
         finally:
@@ -253,8 +306,11 @@ class Patient:
         received = time.monotonic()
         if status != 302:
             raise RuntimeError(f"upload answered {status}: {answer[:300]!r}")
-        photo = (Photo.objects.filter(case__appointment__reference=self.reference, pk__gt=self.last_photo_id)
-                 .order_by("pk").first())
+        photo = (
+            Photo.objects.filter(case__appointment__reference=self.reference, pk__gt=self.last_photo_id)
+            .order_by("pk")
+            .first()
+        )
         if photo is None:
             raise RuntimeError("upload answered 302 but stored no photo")
         self.last_photo_id = photo.pk
@@ -263,11 +319,17 @@ class Patient:
 
 def _multipart(fields: dict[str, str], file_field: str, blobs: list[bytes]) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
-    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-             for name, value in fields.items()]
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
     for number, data in enumerate(blobs):
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; '
-                     f'filename="photo-{number}.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'.encode() + data + b"\r\n")
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; '
+            f'filename="photo-{number}.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'.encode()
+            + data
+            + b"\r\n"
+        )
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
@@ -276,7 +338,9 @@ def _finished(photo_ids) -> dict[int, bool]:
     """Photos among ``photo_ids`` that are done: True with a Prediction, False if rejected/failed."""
     from triage.models import Photo, Prediction
 
-    done = {pk: True for pk in Prediction.objects.active().filter(photo_id__in=photo_ids).values_list("photo_id", flat=True)}
+    done = {
+        pk: True for pk in Prediction.objects.active().filter(photo_id__in=photo_ids).values_list("photo_id", flat=True)
+    }
     failed = Photo.objects.filter(pk__in=photo_ids, status__in=[Photo.Status.REJECTED, Photo.Status.FAILED])
     done.update({pk: False for pk in failed.values_list("pk", flat=True) if pk not in done})
     return done
@@ -319,23 +383,37 @@ def upload_figures(stack: Stack, photos: list, count: int, interval_s: float, re
     report.add("upload_result_p50_ms", "upload -> result latency p50", _percentile(latencies, 50), "ms", note=note)
     report.add("upload_result_p95_ms", "upload -> result latency p95", _percentile(latencies, 95), "ms")
     report.add("upload_result_count", "  uploads measured", float(len(latencies)), "")
-    _worker_figures(stack, Prediction.objects.active().filter(photo__case__appointment__reference=patient.reference), report)
+    _worker_figures(
+        stack, Prediction.objects.active().filter(photo__case__appointment__reference=patient.reference), report
+    )
     rss_figures(stack.worker_child_memory(), "Celery pool child", report)
 
 
 def _worker_figures(stack: Stack, predictions, report) -> None:
     """What the real worker recorded: stage medians, and its whole task time against ml's share."""
     timings = [p.timings_ms for p in predictions]
-    medians = {key: statistics.median(t[key] for t in timings) for key in ("read", "roi", "model", "heatmap",
-                                                                             "render", "total")}
+    medians = {
+        key: statistics.median(t[key] for t in timings)
+        for key in ("read", "roi", "model", "heatmap", "render", "total")
+    }
     for key, value in medians.items():
-        report.add(f"stack_worker_{key}_ms", f"  in the Celery worker: {key} (median)", value, "ms",
-                   note="Prediction.timings_ms")
+        report.add(
+            f"stack_worker_{key}_ms",
+            f"  in the Celery worker: {key} (median)",
+            value,
+            "ms",
+            note="Prediction.timings_ms",
+        )
     seconds = stack.task_seconds()
     task_ms = statistics.median(seconds) * 1000 if seconds else None
     report.add("stack_task_ms", "  Celery task time (median)", task_ms, "ms", note="worker log 'succeeded in'")
-    report.add("stack_outside_ratio", "  task time outside ml / ml time (real worker)",
-               None if task_ms is None else (task_ms - medians["total"]) / medians["total"], "x", 0.5)
+    report.add(
+        "stack_outside_ratio",
+        "  task time outside ml / ml time (real worker)",
+        None if task_ms is None else (task_ms - medians["total"]) / medians["total"],
+        "x",
+        0.5,
+    )
 
 
 def _percentile(values: list[float], q: float) -> float | None:

@@ -1,4 +1,5 @@
 """Worker figures: in-process split of one photo's task into model and non-model stages, and RSS."""
+
 import io
 import json
 import statistics
@@ -45,9 +46,13 @@ def breakdown(model, photos, reps: int, warmup: int, report) -> None:
     for name in STAGES:
         report.add(f"worker_{name}_ms", f"worker stage: {name}", stage_ms[name], "ms/img")
     for name in ("roi", "model", "heatmap"):
-        report.add(f"ml_{name}_ms", f"  inside analyse_batch: {name}",
-                   statistics.median(timings[name] for _, timings in runs), "ms/img",
-                   note="ml timings_ms")
+        report.add(
+            f"ml_{name}_ms",
+            f"  inside analyse_batch: {name}",
+            statistics.median(timings[name] for _, timings in runs),
+            "ms/img",
+            note="ml timings_ms",
+        )
     outside = sum(stage_ms[name] for name in OUTSIDE)
     report.add("worker_outside_ms", "worker time outside the model", outside, "ms/img")
     report.add("worker_outside_ratio", "  outside / model time", outside / stage_ms["model"], "x", 0.5)
@@ -55,8 +60,13 @@ def breakdown(model, photos, reps: int, warmup: int, report) -> None:
 
 def probe(checkpoint, threads: int, report) -> dict:
     """Runs bench.probe in a fresh interpreter: model load time and a bare worker's RSS."""
-    result = subprocess.run([sys.executable, "-m", "bench.probe", str(checkpoint), str(threads)],
-                            capture_output=True, text=True, timeout=300, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.probe", str(checkpoint), str(threads)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     report.add("import_ml_ms", "fresh process: import ml (torch)", figures["import_ms"], "ms")
     report.add("model_load_ms", "model load time (ml.load, fresh process)", figures["load_ms"], "ms")

@@ -6,6 +6,7 @@ Http404 and PermissionDenied are answered 404 and 403 by Django and by DRF alike
 handlers (`portal.errors`) audit a PermissionDenied raised elsewhere (a role check), and skip one
 that `deny` has audited already.
 """
+
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
@@ -24,7 +25,9 @@ def deny(request, *, action, asked_for, rule, status=404, obj=None, actor=None, 
     (the default one when None)."""
     if status not in (403, 404):
         raise ValueError("A denial answers 403 or 404.")
-    record_denial(request, action=action, asked_for=asked_for, rule=rule, obj=obj, actor=actor, reference=reference, **detail)
+    record_denial(
+        request, action=action, asked_for=asked_for, rule=rule, obj=obj, actor=actor, reference=reference, **detail
+    )
     exception = Http404 if status == 404 else PermissionDenied
     raise exception(message) if message else exception()
 
@@ -33,8 +36,17 @@ def record_denial(request, *, action, asked_for, rule, obj=None, actor=None, ref
     """The audit row of a refusal (allowed=False); the request is marked so that the 403 handlers
     do not write a second one."""
     who = actor if actor is not None else getattr(request, "user", None)
-    audit(actor=who, action=action, obj=obj, allowed=False, request=request, reference=reference,
-          asked_for=str(asked_for)[:ASKED_FOR_MAX_LENGTH], rule=rule, **detail)
+    audit(
+        actor=who,
+        action=action,
+        obj=obj,
+        allowed=False,
+        request=request,
+        reference=reference,
+        asked_for=str(asked_for)[:ASKED_FOR_MAX_LENGTH],
+        rule=rule,
+        **detail,
+    )
     setattr(_django_request(request), _AUDITED, True)
 
 

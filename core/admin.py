@@ -30,16 +30,24 @@ class AuditedReadsAdminMixin:
         response = super().changelist_view(request, extra_context)
         changelist = getattr(response, "context_data", {}).get("cl")
         audit(
-            actor=request.user, action=f"admin_list_{self.model._meta.model_name}", obj=None, request=request,
-            query=request.GET.urlencode(), shown=[obj.pk for obj in changelist.result_list] if changelist else [],
+            actor=request.user,
+            action=f"admin_list_{self.model._meta.model_name}",
+            obj=None,
+            request=request,
+            query=request.GET.urlencode(),
+            shown=[obj.pk for obj in changelist.result_list] if changelist else [],
         )
         return response
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, unquote(object_id))
         audit(
-            actor=request.user, action=f"admin_view_{self.model._meta.model_name}", obj=obj, request=request,
-            allowed=obj is not None and self.has_view_or_change_permission(request, obj), object_id=object_id,
+            actor=request.user,
+            action=f"admin_view_{self.model._meta.model_name}",
+            obj=obj,
+            request=request,
+            allowed=obj is not None and self.has_view_or_change_permission(request, obj),
+            object_id=object_id,
             reference=getattr(obj, "reference", None),  # an appointment names itself; a case's rows via the case
         )
         return super().change_view(request, object_id, form_url, extra_context)
@@ -49,7 +57,16 @@ class AuditedReadsAdminMixin:
 class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Append-only: events can be searched and read, never edited or deleted."""
 
-    list_display = ["created_at", "actor", "action", "case_reference", "object_type", "object_id", "allowed", "ip_address"]
+    list_display = [
+        "created_at",
+        "actor",
+        "action",
+        "case_reference",
+        "object_type",
+        "object_id",
+        "allowed",
+        "ip_address",
+    ]
     list_filter = ["action", "allowed", "object_type", "created_at"]
     search_fields = ["case_reference", "action", "object_id", "actor__username", "ip_address"]
     list_select_related = ["actor"]

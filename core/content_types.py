@@ -1,5 +1,6 @@
 """Moving a model to another app by state alone (its table kept): its content type moves with it, so
 the permissions granted on it and the admin log entries about it stay attached."""
+
 from django.db import migrations
 
 

@@ -1,6 +1,7 @@
 """Worker heartbeats, the Celery side: each worker records its row (`services.record_worker_heartbeat`)
 at start, every WORKER_HEARTBEAT_SECONDS from a daemon thread, and at a warm shutdown. Imported by
 every worker through CELERY_IMPORTS."""
+
 import logging
 import os
 import threading

@@ -5,6 +5,7 @@ address it received the request from to X-Forwarded-For. With TRUSTED_PROXY_COUN
 in front of the portal that we run, 0 by default) the client is the N-th entry from the right; the
 entries further left were written by the client or by proxies we do not run, so they are never read.
 """
+
 import ipaddress
 
 from django.conf import settings

@@ -8,7 +8,9 @@ from django.utils import timezone
 class AuditEvent(models.Model):
     """Who did or saw what, when: every read of patient data and every denial. Append-only."""
 
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     action = models.CharField(max_length=60, db_index=True)
     object_type = models.CharField(max_length=60)
     object_id = models.CharField(max_length=60)
@@ -49,7 +51,7 @@ class WorkerHeartbeat(models.Model):
 
     @property
     def state(self):
-        """"stopped" (warm shutdown), "stale" (silent for three heartbeat periods) or "up"."""
+        """ "stopped" (warm shutdown), "stale" (silent for three heartbeat periods) or "up"."""
         if self.stopped_at is not None:
             return "stopped"
         if self.last_seen_at < timezone.now() - timedelta(seconds=3 * settings.WORKER_HEARTBEAT_SECONDS):

@@ -1,5 +1,6 @@
 """Request ids: one id per web request, carried into the Celery tasks it queues and onto every
 log line of both (see LOGGING in settings and the signal handlers in `portal.celery`)."""
+
 import contextvars
 import logging
 import re

@@ -1,4 +1,5 @@
 """Writes of the shared plumbing: the audit trail's one writer and the worker heartbeat."""
+
 from django.utils import timezone
 
 from core.http import client_address

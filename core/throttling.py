@@ -1,5 +1,6 @@
 """DRF throttles count anonymous clients by `core.http.client_address`, like everything else that
 counts by address (DRF's own NUM_PROXIES is not used)."""
+
 from rest_framework.throttling import ScopedRateThrottle
 
 from core.http import client_address

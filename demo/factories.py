@@ -5,6 +5,7 @@ entries, nothing after commit). That is what demo data and test fixtures need, a
 visit needs (the booking service refuses past slots by design). Photos, scores, decisions and lab
 results are not made here: they go through the services (see `demo.history`), so their rules hold.
 """
+
 from datetime import timedelta
 
 import factory
@@ -89,8 +90,13 @@ class AppointmentFactory(DjangoModelFactory):
             (ConsentRecord.Kind.CARE, appointment.consent_care, CARE_TEXT_VERSION),
             (ConsentRecord.Kind.RESEARCH, appointment.consent_research, RESEARCH_TEXT_VERSION),
         ):
-            ConsentRecord.objects.create(appointment=appointment, kind=kind, given=given, text_version=text_version,
-                                         recorded_by=appointment.patient)
+            ConsentRecord.objects.create(
+                appointment=appointment,
+                kind=kind,
+                given=given,
+                text_version=text_version,
+                recorded_by=appointment.patient,
+            )
 
 
 class CaseFactory(DjangoModelFactory):

@@ -9,6 +9,7 @@ distributions and the answers from fixed shares by lab outcome, not produced by 
 The three steps of one past case (`past_visit`, `record_scores`, `record_outcome`) are shared with
 the tests, which build a small hand-checked history with them.
 """
+
 import io
 from contextlib import contextmanager
 from datetime import datetime, time, timedelta
@@ -21,15 +22,21 @@ from django.utils import timezone
 from PIL import Image, ImageDraw
 
 from demo.factories import (
-    AppointmentFactory, ClinicFactory, ModelVersionFactory, ServiceFactory, ShadowPredictionFactory, SlotFactory, UserFactory,
+    AppointmentFactory,
+    ClinicFactory,
+    ModelVersionFactory,
+    ServiceFactory,
+    ShadowPredictionFactory,
+    SlotFactory,
+    UserFactory,
 )
 from ml import Analysis
+from modelops.services import register_history_model
 from portal.booking.models import Appointment
 from portal.booking.questionnaire import QUESTIONNAIRE_VERSION
 from registry import versions
 from triage.analysis import read_photo, record_prediction, render_heatmap
 from triage.models import Decision, FinalDiagnosis, LabResult, Outcome, Photo
-from modelops.services import register_history_model
 from triage.services import accept_photo, record_decision, record_ground_truth
 
 SECOND_SITE = "Demo Riverside Clinic"
@@ -98,13 +105,24 @@ def seed_history(*, clinic, clinician, log):
     return created
 
 
-def past_visit(*, patient, clinic, starts_at, photo_file, body_site=Photo.BodySite.GENITAL, consent_research=False,
-               questionnaire=None):
+def past_visit(
+    *,
+    patient,
+    clinic,
+    starts_at,
+    photo_file,
+    body_site=Photo.BodySite.GENITAL,
+    consent_research=False,
+    questionnaire=None,
+):
     """An attended visit at `starts_at` (in the past) with its case, consents and one uploaded photo.
     Returns (case, photo)."""
     slot = SlotFactory(clinic=clinic, service=ServiceFactory(), starts_at=starts_at)
     appointment = AppointmentFactory(
-        patient=patient, slot=slot, status=Appointment.Status.ATTENDED, consent_research=consent_research,
+        patient=patient,
+        slot=slot,
+        status=Appointment.Status.ATTENDED,
+        consent_research=consent_research,
         questionnaire=questionnaire or {},
     )
     photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=photo_file, body_site=body_site)
@@ -120,8 +138,9 @@ def record_scores(*, photo, active, probability, challenger=None, shadow_probabi
     analysis = Analysis(probability=probability, heatmap=_blob(photo.width, photo.height), roi=roi, roi_source="auto")
     if heatmap_jpeg is None:
         heatmap_jpeg = render_heatmap(read_photo(photo), analysis)
-    prediction = record_prediction(photo=photo, model_version=active, analysis=analysis, heatmap_jpeg=heatmap_jpeg,
-                                   timings_ms={})
+    prediction = record_prediction(
+        photo=photo, model_version=active, analysis=analysis, heatmap_jpeg=heatmap_jpeg, timings_ms={}
+    )
     if challenger is not None:
         ShadowPredictionFactory(photo=photo, model_version=challenger, probability=shadow_probability, roi=roi)
     return prediction
@@ -133,15 +152,21 @@ def record_outcome(*, case, clinician, outcome, lab_result, result_date, diagnos
     if outcome != Outcome.PENDING:
         action = Decision.Action.ISOLATION_ROOM if outcome == Outcome.SUSPECTED else Decision.Action.STANDARD
         record_decision(case=case, clinician=clinician, outcome=outcome, action=action)
-    record_ground_truth(case=case, entered_by=clinician, result=lab_result, result_date=result_date, diagnosis=diagnosis)
+    record_ground_truth(
+        case=case, entered_by=clinician, result=lab_result, result_date=result_date, diagnosis=diagnosis
+    )
 
 
 def _demo_challenger(active):
     """The shipped checkpoint registered a second time as the challenger, with a higher threshold,
     so the comparison page and shadow runs on new photos have something to show."""
     challenger = ModelVersionFactory(
-        version=CHALLENGER_VERSION, architecture=active.architecture, checkpoint_path=active.checkpoint_path,
-        threshold=min(0.9, active.threshold * 1.5), operating_point="demo only", metadata={},
+        version=CHALLENGER_VERSION,
+        architecture=active.architecture,
+        checkpoint_path=active.checkpoint_path,
+        threshold=min(0.9, active.threshold * 1.5),
+        operating_point="demo only",
+        metadata={},
     )
     if versions.challenger_model_version() is None:
         versions.make_challenger(challenger)
@@ -154,8 +179,15 @@ def _case(rng, site, starts_at, patient, clinician, active, challenger):
     body_site = Photo.BodySite.GENITAL if rng.random() < (0.7 if mpox else 0.4) else Photo.BodySite.TRUNK
     consent_research = bool(rng.random() < 0.6)
     questionnaire = _questionnaire(rng, mpox, starts_at.date(), body_site)
-    case, photo = past_visit(patient=patient, clinic=site, starts_at=starts_at, photo_file=_synthetic_photo(rng, mpox),
-                             body_site=body_site, consent_research=consent_research, questionnaire=questionnaire)
+    case, photo = past_visit(
+        patient=patient,
+        clinic=site,
+        starts_at=starts_at,
+        photo_file=_synthetic_photo(rng, mpox),
+        body_site=body_site,
+        consent_research=consent_research,
+        questionnaire=questionnaire,
+    )
     score = float(rng.beta(4, 2.5) if mpox else rng.beta(2, 5))
     shadow = float(rng.beta(4.5, 2.2) if mpox else rng.beta(1.8, 5))
     record_scores(photo=photo, active=active, probability=score, challenger=challenger, shadow_probability=shadow)
@@ -164,8 +196,12 @@ def _case(rng, site, starts_at, patient, clinician, active, challenger):
         outcome = Outcome.SUSPECTED if rng.random() < (0.9 if mpox else 0.2) else Outcome.NOT_SUSPECTED
     tested = rng.random() < 0.85
     record_outcome(
-        case=case, clinician=clinician, outcome=outcome,
-        lab_result=(LabResult.Result.POSITIVE if mpox else LabResult.Result.NEGATIVE) if tested else LabResult.Result.NOT_TESTED,
+        case=case,
+        clinician=clinician,
+        outcome=outcome,
+        lab_result=(LabResult.Result.POSITIVE if mpox else LabResult.Result.NEGATIVE)
+        if tested
+        else LabResult.Result.NOT_TESTED,
         result_date=min(starts_at.date() + timedelta(days=3), timezone.localdate()) if tested else None,
         diagnosis=FinalDiagnosis.Diagnosis.MPOX if mpox else str(rng.choice(OTHER_DIAGNOSES)),
     )
@@ -177,13 +213,27 @@ ANSWER_SHARES = {
     "fever": ({"yes": 0.6, "no": 0.3, "unsure": 0.1}, {"yes": 0.15, "no": 0.75, "unsure": 0.1}),
     "swollen_lymph_nodes": ({"yes": 0.55, "no": 0.35, "unsure": 0.1}, {"yes": 0.15, "no": 0.75, "unsure": 0.1}),
     "close_contact": ({"yes": 0.5, "no": 0.3, "unsure": 0.2}, {"yes": 0.05, "no": 0.8, "unsure": 0.15}),
-    "lesion_count": ({"1": 0.1, "2_5": 0.45, "6_20": 0.35, "over_20": 0.1}, {"1": 0.45, "2_5": 0.4, "6_20": 0.12, "over_20": 0.03}),
-    "pain_itch": ({"none": 0.15, "pain": 0.5, "itch": 0.1, "both": 0.25}, {"none": 0.3, "pain": 0.2, "itch": 0.4, "both": 0.1}),
+    "lesion_count": (
+        {"1": 0.1, "2_5": 0.45, "6_20": 0.35, "over_20": 0.1},
+        {"1": 0.45, "2_5": 0.4, "6_20": 0.12, "over_20": 0.03},
+    ),
+    "pain_itch": (
+        {"none": 0.15, "pain": 0.5, "itch": 0.1, "both": 0.25},
+        {"none": 0.3, "pain": 0.2, "itch": 0.4, "both": 0.1},
+    ),
     "travel": ({"yes": 0.25, "no": 0.75}, {"yes": 0.1, "no": 0.9}),
-    "vaccination": ({"none": 0.8, "one_dose": 0.1, "two_doses": 0.02, "unsure": 0.08},
-                    {"none": 0.45, "one_dose": 0.2, "two_doses": 0.25, "unsure": 0.1}),
+    "vaccination": (
+        {"none": 0.8, "one_dose": 0.1, "two_doses": 0.02, "unsure": 0.08},
+        {"none": 0.45, "one_dose": 0.2, "two_doses": 0.25, "unsure": 0.1},
+    ),
 }
-OTHER_LESION_SITES = [Photo.BodySite.MOUTH, Photo.BodySite.FACE, Photo.BodySite.HANDS, Photo.BodySite.TRUNK, Photo.BodySite.LEGS]
+OTHER_LESION_SITES = [
+    Photo.BodySite.MOUTH,
+    Photo.BodySite.FACE,
+    Photo.BodySite.HANDS,
+    Photo.BodySite.TRUNK,
+    Photo.BodySite.LEGS,
+]
 TRAVEL_PLACES = ["Spain", "Portugal", "Germany", "Brazil", "Thailand"]
 
 
@@ -210,7 +260,9 @@ def _synthetic_photo(rng, mpox):
     draw = ImageDraw.Draw(image)
     for _ in range(int(rng.integers(1, 5))):
         x, y, r = int(rng.integers(50, 190)), int(rng.integers(40, 140)), int(rng.integers(8, 20))
-        draw.ellipse((x - r, y - r, x + r, y + r), fill=(150, 60, 60), outline=(240, 230, 200) if mpox else None, width=4)
+        draw.ellipse(
+            (x - r, y - r, x + r, y + r), fill=(150, 60, 60), outline=(240, 230, 200) if mpox else None, width=4
+        )
     buffer = io.BytesIO()
     image.save(buffer, "JPEG")
     return SimpleUploadedFile("synthetic.jpg", buffer.getvalue(), "image/jpeg")

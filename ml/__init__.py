@@ -8,13 +8,22 @@ The research bench (training, studies, evaluation commands) lives in ``ml.resear
 
 The names below load on first use, so ``ml.boxes`` (plain geometry) imports without torch.
 """
+
 from importlib import import_module
 
 _EXPORTS = {
-    "ARCHITECTURES": "architectures", "ArchSpec": "architectures", "LesionNet": "architectures",
+    "ARCHITECTURES": "architectures",
+    "ArchSpec": "architectures",
+    "LesionNet": "architectures",
     "CheckpointError": "checkpoint",
-    "Analysis": "inference", "LesionModel": "inference", "Score": "inference", "configure_threads": "inference",
-    "display_copy": "inference", "heatmap_overlay": "inference", "load": "inference", "overlay": "inference",
+    "Analysis": "inference",
+    "LesionModel": "inference",
+    "Score": "inference",
+    "configure_threads": "inference",
+    "display_copy": "inference",
+    "heatmap_overlay": "inference",
+    "load": "inference",
+    "overlay": "inference",
 }
 __all__ = sorted([*_EXPORTS, "testing"])
 

@@ -6,12 +6,13 @@ one logit for the positive class). Splitting the network at the target layer is 
 inference path run the backbone under ``torch.inference_mode`` and take gradients only for the
 target activation.
 """
+
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -24,17 +25,18 @@ class InitError(RuntimeError):
 class LesionNet(nn.Module):
     """Backbone ``features`` (ending at the Grad-CAM target layer) + one-logit ``head``."""
 
-    def __init__(self, features: nn.Sequential, num_features: int, activation: nn.Module,
-                 dropout: float = 0.2):
+    def __init__(self, features: nn.Sequential, num_features: int, activation: nn.Module, dropout: float = 0.2):
         super().__init__()
         self.features = features
-        self.head = nn.Sequential(collections.OrderedDict(
-            act=activation,
-            pool=nn.AdaptiveAvgPool2d(1),
-            flatten=nn.Flatten(),
-            dropout=nn.Dropout(dropout),
-            fc=nn.Linear(num_features, 1),
-        ))
+        self.head = nn.Sequential(
+            collections.OrderedDict(
+                act=activation,
+                pool=nn.AdaptiveAvgPool2d(1),
+                flatten=nn.Flatten(),
+                dropout=nn.Dropout(dropout),
+                fc=nn.Linear(num_features, 1),
+            )
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Returns logits of shape (B, 1) (pytorch-grad-cam targets index 0)."""
@@ -48,9 +50,9 @@ class LesionNet(nn.Module):
 @dataclass(frozen=True)
 class ArchSpec:
     name: str
-    builder: Callable[[str], LesionNet]     # init ("imagenet" | "none") -> network
-    target_layer: str                       # dotted module path of the Grad-CAM layer
-    tail_start: str                         # first child of ``features`` that fine-tuning unfreezes
+    builder: Callable[[str], LesionNet]  # init ("imagenet" | "none") -> network
+    target_layer: str  # dotted module path of the Grad-CAM layer
+    tail_start: str  # first child of ``features`` that fine-tuning unfreezes
     default_input_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
@@ -124,12 +126,24 @@ def _efficientnet_lite0(init: str) -> LesionNet:
 
 ARCHITECTURES: dict[str, ArchSpec] = {
     "densenet121": ArchSpec(
-        name="densenet121", builder=_densenet121, target_layer="features.norm5",
-        tail_start="denseblock4", default_input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD),
+        name="densenet121",
+        builder=_densenet121,
+        target_layer="features.norm5",
+        tail_start="denseblock4",
+        default_input_size=224,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+    ),
     "efficientnet_lite0": ArchSpec(
         # EfficientNet-Lite (TF origin) normalises with mean 127 / std 128 on 0..255 pixels.
-        name="efficientnet_lite0", builder=_efficientnet_lite0, target_layer="features.bn_head",
-        tail_start="block15", default_input_size=224, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+        name="efficientnet_lite0",
+        builder=_efficientnet_lite0,
+        target_layer="features.bn_head",
+        tail_start="block15",
+        default_input_size=224,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+    ),
 }
 
 

@@ -20,6 +20,7 @@ Every threshold is fitted on training data only (see :func:`fit_quality_threshol
 (older ones, DenseNet-121) gets ``FALLBACK_RULE``: only the fixed luminance limits the portal used
 before (too dark, too bright, blank).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,11 +29,11 @@ import cv2
 import numpy as np
 import torch
 
-BANK_KEY = "assessment.bank"       # state-dict entry with the (N, D) L2-normalised feature bank
-LESION_KEY = "assessment.lesion_weight"   # state-dict entry with the (D,) lesion-present weights
+BANK_KEY = "assessment.bank"  # state-dict entry with the (N, D) L2-normalised feature bank
+LESION_KEY = "assessment.lesion_weight"  # state-dict entry with the (D,) lesion-present weights
 REASONS = ("too_dark", "too_bright", "blank", "blurred", "not_skin", "no_lesion")
 FALLBACK_RULE = {"min_brightness": 20.0, "max_brightness": 245.0, "min_contrast": 4.0}
-QUALITY_QUANTILE = 0.01             # quality limits: 1st / 99th percentile of the training crops
+QUALITY_QUANTILE = 0.01  # quality limits: 1st / 99th percentile of the training crops
 # A broad skin-colour range in YCrCb (OpenCV order Y, Cr, Cb); dark and light skin alike.
 SKIN_CR = (133, 180)
 SKIN_CB = (75, 135)
@@ -45,19 +46,24 @@ def quality_measures(crop: np.ndarray) -> dict[str, float]:
     ycrcb = cv2.cvtColor(crop, cv2.COLOR_RGB2YCrCb)
     cr, cb = ycrcb[..., 1], ycrcb[..., 2]
     skin = (cr >= SKIN_CR[0]) & (cr <= SKIN_CR[1]) & (cb >= SKIN_CB[0]) & (cb <= SKIN_CB[1])
-    return {"brightness": float(grey.mean()), "contrast": float(grey.std()),
-            "sharpness": float(cv2.Laplacian(grey, cv2.CV_32F).var()),
-            "skin_share": float(skin.mean())}
+    return {
+        "brightness": float(grey.mean()),
+        "contrast": float(grey.std()),
+        "sharpness": float(cv2.Laplacian(grey, cv2.CV_32F).var()),
+        "skin_share": float(skin.mean()),
+    }
 
 
 def fit_quality_thresholds(measures: list[dict[str, float]], quantile: float = QUALITY_QUANTILE) -> dict:
     """Limits that ``1 - 2 * quantile`` of the training crops (at most) fall outside of."""
     values = {name: np.array([m[name] for m in measures]) for name in measures[0]}
-    return {"min_brightness": float(np.quantile(values["brightness"], quantile)),
-            "max_brightness": float(np.quantile(values["brightness"], 1 - quantile)),
-            "min_contrast": float(np.quantile(values["contrast"], quantile)),
-            "min_sharpness": float(np.quantile(values["sharpness"], quantile)),
-            "min_skin_share": float(np.quantile(values["skin_share"], quantile))}
+    return {
+        "min_brightness": float(np.quantile(values["brightness"], quantile)),
+        "max_brightness": float(np.quantile(values["brightness"], 1 - quantile)),
+        "min_contrast": float(np.quantile(values["contrast"], quantile)),
+        "min_sharpness": float(np.quantile(values["sharpness"], quantile)),
+        "min_skin_share": float(np.quantile(values["skin_share"], quantile)),
+    }
 
 
 def normalise(features: torch.Tensor) -> torch.Tensor:
@@ -79,12 +85,13 @@ def lesion_score(features: torch.Tensor, weight: torch.Tensor, bias: float) -> n
 @dataclass(frozen=True)
 class Assessor:
     """The fitted rule. ``config`` is the checkpoint's ``assessment`` metadata."""
+
     config: dict
     bank: torch.Tensor | None = None
     lesion_weight: torch.Tensor | None = None
 
     @classmethod
-    def from_checkpoint(cls, metadata: dict, state: dict) -> "Assessor":
+    def from_checkpoint(cls, metadata: dict, state: dict) -> Assessor:
         config = metadata.get("assessment")
         if not config:
             return cls(FALLBACK_RULE)
@@ -96,24 +103,31 @@ class Assessor:
         return cls(config, state[BANK_KEY].float(), lesion_weight)
 
     def reasons(self, crops: list[np.ndarray], pooled: torch.Tensor) -> list[str]:
-        """"" for an assessable crop, else the first failing check's code (order of ``REASONS``).
+        """ "" for an assessable crop, else the first failing check's code (order of ``REASONS``).
         A rule without a given limit skips that check."""
-        distances = (knn_distance(pooled, self.bank, int(self.config["knn_k"])) if self.bank is not None
-                     else [0.0] * len(crops))
-        lesion_scores = (lesion_score(pooled, self.lesion_weight, float(self.config["lesion_bias"]))
-                         if self.lesion_weight is not None else [float("inf")] * len(crops))
-        return [self.reason(quality_measures(crop), distance, score)
-                for crop, distance, score in zip(crops, distances, lesion_scores)]
+        distances = (
+            knn_distance(pooled, self.bank, int(self.config["knn_k"])) if self.bank is not None else [0.0] * len(crops)
+        )
+        lesion_scores = (
+            lesion_score(pooled, self.lesion_weight, float(self.config["lesion_bias"]))
+            if self.lesion_weight is not None
+            else [float("inf")] * len(crops)
+        )
+        return [
+            self.reason(quality_measures(crop), distance, score)
+            for crop, distance, score in zip(crops, distances, lesion_scores)
+        ]
 
     def reason(self, quality: dict[str, float], distance: float, lesion: float = float("inf")) -> str:
         """The first failing check's code for these measures (``lesion``: the lesion-present
         score), or ""."""
         c, inf = self.config, float("inf")
-        checks = (("too_dark", quality["brightness"] < c.get("min_brightness", -inf)),
-                  ("too_bright", quality["brightness"] > c.get("max_brightness", inf)),
-                  ("blank", quality["contrast"] < c.get("min_contrast", -inf)),
-                  ("blurred", quality["sharpness"] < c.get("min_sharpness", -inf)),
-                  ("not_skin", quality["skin_share"] < c.get("min_skin_share", -inf)),
-                  ("no_lesion", distance > c.get("max_knn_distance", inf)
-                   or lesion < c.get("min_lesion_score", -inf)))
+        checks = (
+            ("too_dark", quality["brightness"] < c.get("min_brightness", -inf)),
+            ("too_bright", quality["brightness"] > c.get("max_brightness", inf)),
+            ("blank", quality["contrast"] < c.get("min_contrast", -inf)),
+            ("blurred", quality["sharpness"] < c.get("min_sharpness", -inf)),
+            ("not_skin", quality["skin_share"] < c.get("min_skin_share", -inf)),
+            ("no_lesion", distance > c.get("max_knn_distance", inf) or lesion < c.get("min_lesion_score", -inf)),
+        )
         return next((code for code, failed in checks if failed), "")

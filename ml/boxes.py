@@ -2,11 +2,12 @@
 
 Plain Python (no torch): the portal's web process imports this without loading the model stack.
 """
+
 from __future__ import annotations
 
 import math
 
-Box = tuple[int, int, int, int]     # (x0, y0, x1, y1), full-photo pixels, x1/y1 exclusive
+Box = tuple[int, int, int, int]  # (x0, y0, x1, y1), full-photo pixels, x1/y1 exclusive
 
 # A tap on the lesion becomes a square of this share of the photo's shorter side, centred on the
 # tap and shifted to stay inside the photo; chosen on the tuning scene set (MODEL_CARD.md, "ROI").
@@ -54,8 +55,7 @@ def square_box(x0: float, y0: float, x1: float, y1: float, image_size: tuple[int
     return clamp_box((x0, y0, x0 + min(side, width), y0 + min(side, height)), image_size)
 
 
-def box_from_tap(x: float, y: float, image_size: tuple[int, int],
-                 fraction: float = TAP_BOX_FRACTION) -> Box:
+def box_from_tap(x: float, y: float, image_size: tuple[int, int], fraction: float = TAP_BOX_FRACTION) -> Box:
     """The square box a tap at (x, y) on the lesion stands for (see ``TAP_BOX_FRACTION``).
     Raises ValueError when the point lies outside the photo."""
     width, height = image_size

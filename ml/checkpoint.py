@@ -1,4 +1,5 @@
 """Checkpoint file format: metadata (plain JSON-able types) + state dict, loadable with weights_only=True."""
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -19,18 +20,39 @@ POSITIVE_CLASS = "mpox"
 # ``load_state_dict``.
 EXTRA_STATE_PREFIXES = ("assessment.", "differential.")
 
-REQUIRED_METADATA = ("arch", "class_names", "positive_class", "input_size", "mean", "std",
-                     "threshold", "operating_point", "version", "init", "training_data",
-                     "cv_metrics", "created")
+REQUIRED_METADATA = (
+    "arch",
+    "class_names",
+    "positive_class",
+    "input_size",
+    "mean",
+    "std",
+    "threshold",
+    "operating_point",
+    "version",
+    "init",
+    "training_data",
+    "cv_metrics",
+    "created",
+)
 
 
 class CheckpointError(ValueError):
     """The file is not a usable checkpoint of this format."""
 
 
-def make_metadata(*, arch: str, input_size: int, threshold: float, version: str, init: str,
-                  operating_point: str = "", training_data: str = "", cv_metrics: dict | None = None,
-                  **extra: Any) -> dict:
+def make_metadata(
+    *,
+    arch: str,
+    input_size: int,
+    threshold: float,
+    version: str,
+    init: str,
+    operating_point: str = "",
+    training_data: str = "",
+    cv_metrics: dict | None = None,
+    **extra: Any,
+) -> dict:
     spec = get_arch(arch)
     metadata = {
         "arch": arch,
@@ -45,15 +67,20 @@ def make_metadata(*, arch: str, input_size: int, threshold: float, version: str,
         "init": init,
         "training_data": training_data,
         "cv_metrics": cv_metrics or {},
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         **extra,
     }
     json.dumps(metadata)  # fail early on anything not JSON-serialisable
     return metadata
 
 
-def save_checkpoint(path: str | Path, net: LesionNet, metadata: dict, half: bool = True,
-                    extra_state: dict[str, torch.Tensor] | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path,
+    net: LesionNet,
+    metadata: dict,
+    half: bool = True,
+    extra_state: dict[str, torch.Tensor] | None = None,
+) -> Path:
     """Writes ``{"format", "metadata", "state_dict"}``; floating weights stored as fp16 if ``half``.
     ``extra_state`` keys must start with one of ``EXTRA_STATE_PREFIXES``."""
     path = Path(path)
@@ -61,8 +88,10 @@ def save_checkpoint(path: str | Path, net: LesionNet, metadata: dict, half: bool
     extra_state = extra_state or {}
     if any(not k.startswith(EXTRA_STATE_PREFIXES) for k in extra_state):
         raise ValueError(f"extra state keys must start with one of {EXTRA_STATE_PREFIXES}")
-    state = {k: (v.half() if half and v.is_floating_point() else v).detach().clone().contiguous()
-             for k, v in {**net.state_dict(), **extra_state}.items()}
+    state = {
+        k: (v.half() if half and v.is_floating_point() else v).detach().clone().contiguous()
+        for k, v in {**net.state_dict(), **extra_state}.items()
+    }
     torch.save({"format": FORMAT_TAG, "metadata": metadata, "state_dict": state}, path)
     return path
 
@@ -75,11 +104,11 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint "
-                              f"({type(exc).__name__}: {str(exc)[:200]})") from exc
+        raise CheckpointError(
+            f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {str(exc)[:200]})"
+        ) from exc
     if not isinstance(blob, dict) or blob.get("format") != FORMAT_TAG:
-        raise CheckpointError(f"{path} is not a {FORMAT_TAG} checkpoint "
-                              "(missing or unknown 'format' tag)")
+        raise CheckpointError(f"{path} is not a {FORMAT_TAG} checkpoint (missing or unknown 'format' tag)")
     metadata, state = blob.get("metadata"), blob.get("state_dict")
     if not isinstance(metadata, dict) or not isinstance(state, dict):
         raise CheckpointError(f"{path}: checkpoint lacks 'metadata' or 'state_dict'")
@@ -87,8 +116,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     if missing:
         raise CheckpointError(f"{path}: metadata lacks {', '.join(missing)}")
     if metadata["arch"] not in ARCHITECTURES:
-        raise CheckpointError(f"{path}: unknown architecture {metadata['arch']!r} "
-                              f"(known: {', '.join(ARCHITECTURES)})")
+        raise CheckpointError(f"{path}: unknown architecture {metadata['arch']!r} (known: {', '.join(ARCHITECTURES)})")
     return metadata, state
 
 
@@ -99,6 +127,5 @@ def build_network(metadata: dict, state: dict[str, torch.Tensor]) -> LesionNet:
     try:
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
     except RuntimeError as exc:
-        raise CheckpointError(f"weights do not fit architecture {metadata['arch']!r}: "
-                              f"{str(exc)[:300]}") from exc
+        raise CheckpointError(f"weights do not fit architecture {metadata['arch']!r}: {str(exc)[:300]}") from exc
     return net.eval()

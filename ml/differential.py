@@ -9,6 +9,7 @@ P(mpox) shown in the differential is the calibrated flagging score (the one the 
 to); the other classes share the rest in proportion to the head's softmax over them, so the
 differential sums to 1 and never contradicts the flag.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,11 +24,11 @@ MPOX = "mpox"
 @dataclass(frozen=True)
 class Differential:
     classes: tuple[str, ...]
-    weight: torch.Tensor        # (K, D) on raw pooled features
-    bias: torch.Tensor          # (K,)
+    weight: torch.Tensor  # (K, D) on raw pooled features
+    bias: torch.Tensor  # (K,)
 
     @classmethod
-    def from_checkpoint(cls, metadata: dict, state: dict) -> "Differential | None":
+    def from_checkpoint(cls, metadata: dict, state: dict) -> Differential | None:
         config = metadata.get("differential")
         if not config:
             return None
@@ -44,7 +45,7 @@ class Differential:
         flagging score of that row."""
         softmax = torch.softmax(pooled.float() @ self.weight.T + self.bias, dim=1)
         m = self.classes.index(MPOX)
-        others = torch.cat([softmax[:, :m], softmax[:, m + 1:]], dim=1)
+        others = torch.cat([softmax[:, :m], softmax[:, m + 1 :]], dim=1)
         others = others / others.sum(dim=1, keepdim=True).clamp(min=1e-12)
         names = [c for c in self.classes if c != MPOX]
         result = []

@@ -6,6 +6,7 @@ pooling head alone and no parameter gradient is ever formed. The maths is pytorc
 ``GradCAM`` (channel weights = spatial mean of d logit / d activation, weighted sum, ReLU, min-max
 scaling, bilinear upsampling, min-max again); tests check the two agree.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -24,8 +25,9 @@ def scale_cam(cam: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarra
     return np.float32(cam)
 
 
-def fast_gradcam(net: LesionNet, x: torch.Tensor, target: str = "positive", with_pooled: bool = False
-                 ) -> tuple[torch.Tensor, np.ndarray] | tuple[torch.Tensor, np.ndarray, torch.Tensor]:
+def fast_gradcam(
+    net: LesionNet, x: torch.Tensor, target: str = "positive", with_pooled: bool = False
+) -> tuple[torch.Tensor, np.ndarray] | tuple[torch.Tensor, np.ndarray, torch.Tensor]:
     """Returns (logits (B,), cams (B, H, W) float32 0..1 at the input resolution), and with
     ``with_pooled`` also the pooled features (B, D) of the same pass (the head's input; the
     assessability check's OOD distance uses them, so it costs no extra forward).

@@ -1,5 +1,6 @@
 """History and image together: a small, interpretable logistic regression on the image score and
 the patient's answers (plain numpy / scikit-learn; the portal builds the feature rows)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,8 +37,10 @@ def fit_history_model(features, labels, names: list[str], folds: int = 5, seed: 
         "positives": int(labels.sum()),
         "folds": splitter.get_n_splits(),
         "intercept": float(model.intercept_[0]),
-        "coefficients": [{"feature": name, "coefficient": float(c), "odds_ratio": float(np.exp(c))}
-                         for name, c in zip(names, coefficients)],
+        "coefficients": [
+            {"feature": name, "coefficient": float(c), "odds_ratio": float(np.exp(c))}
+            for name, c in zip(names, coefficients)
+        ],
         "oof_auc": roc_auc(labels, oof),
         "oof_probabilities": oof.tolist(),
     }

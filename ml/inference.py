@@ -1,10 +1,11 @@
 """The inference API used by the portal: ``load`` -> :class:`LesionModel` -> :class:`Analysis`."""
+
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -13,9 +14,9 @@ from PIL import Image, ImageDraw
 
 from .architectures import LesionNet
 from .assessment import Assessor
+from .boxes import Box, clamp_box
 from .checkpoint import build_network, read_checkpoint
 from .differential import Differential
-from .boxes import Box, clamp_box
 from .gradcam import fast_gradcam
 from .preprocess import crop_resize, to_batch
 from .roi import AUTO_ROI, RoiParams, activation_energy, box_from_cam, locating_map
@@ -23,13 +24,13 @@ from .roi import AUTO_ROI, RoiParams, activation_energy, box_from_cam, locating_
 
 @dataclass
 class Analysis:
-    probability: float                  # P(positive class), 0..1
-    heatmap: np.ndarray                 # float32 (H, W) of the photo (scaled to heatmap_max_side), 0..1
-    roi: Box | None                     # box the model looked at, full-photo pixels (None = whole photo)
-    roi_source: str                     # "given" | "auto" | "none"
+    probability: float  # P(positive class), 0..1
+    heatmap: np.ndarray  # float32 (H, W) of the photo (scaled to heatmap_max_side), 0..1
+    roi: Box | None  # box the model looked at, full-photo pixels (None = whole photo)
+    roi_source: str  # "given" | "auto" | "none"
     timings_ms: dict[str, float] = field(default_factory=dict)
-    assessable: bool = True             # False: the photo cannot be judged (see ``reason``)
-    reason: str = ""                    # machine code why not assessable ("" when assessable)
+    assessable: bool = True  # False: the photo cannot be judged (see ``reason``)
+    reason: str = ""  # machine code why not assessable ("" when assessable)
     # class -> probability over the differential diagnoses ({} for a checkpoint without one);
     # its "mpox" entry is ``probability``
     differential: dict[str, float] = field(default_factory=dict)
@@ -38,6 +39,7 @@ class Analysis:
 @dataclass(frozen=True)
 class Score:
     """What :meth:`LesionModel.predict` gives per photo (no heatmap)."""
+
     probability: float
     assessable: bool
     reason: str
@@ -58,8 +60,14 @@ class LesionModel:
     ``b``) applied to the logit; the heatmap explains the logit (the same map, as ``a`` > 0).
     """
 
-    def __init__(self, net: LesionNet, metadata: dict, auto_roi: bool = True,
-                 assessor: Assessor | None = None, differential: Differential | None = None):
+    def __init__(
+        self,
+        net: LesionNet,
+        metadata: dict,
+        auto_roi: bool = True,
+        assessor: Assessor | None = None,
+        differential: Differential | None = None,
+    ):
         self.net = net.eval().to(memory_format=torch.channels_last)
         for param in self.net.parameters():
             param.requires_grad_(False)
@@ -75,15 +83,16 @@ class LesionModel:
     threshold = property(lambda self: float(self.metadata["threshold"]))
     input_size = property(lambda self: int(self.metadata["input_size"]))
 
-    def _batch(self, images: Sequence[Image.Image], rois: Sequence[Box | None],
-               size: int | None = None) -> torch.Tensor:
+    def _batch(
+        self, images: Sequence[Image.Image], rois: Sequence[Box | None], size: int | None = None
+    ) -> torch.Tensor:
         return self._crops_and_batch(images, rois, size)[1]
 
-    def _crops_and_batch(self, images: Sequence[Image.Image], rois: Sequence[Box | None],
-                         size: int | None = None) -> tuple[list[np.ndarray], torch.Tensor]:
+    def _crops_and_batch(
+        self, images: Sequence[Image.Image], rois: Sequence[Box | None], size: int | None = None
+    ) -> tuple[list[np.ndarray], torch.Tensor]:
         crops = [crop_resize(im, roi, size or self.input_size) for im, roi in zip(images, rois)]
-        return ([np.asarray(c) for c in crops],
-                to_batch(crops, self.metadata["mean"], self.metadata["std"]))
+        return ([np.asarray(c) for c in crops], to_batch(crops, self.metadata["mean"], self.metadata["std"]))
 
     def probability(self, logits: torch.Tensor) -> np.ndarray:
         """Calibrated P(positive) from logits."""
@@ -105,12 +114,19 @@ class LesionModel:
     def auto_rois(self, images: Sequence[Image.Image], params: RoiParams = AUTO_ROI) -> list[Box | None]:
         """Automatic ROI per photo (None where the locating map is empty); see :mod:`ml.roi`."""
         maps = self.activation_maps(images, params.locate_size)
-        return [box_from_cam(locating_map(m, im, params), im.size, params.threshold,
-                             min_side_fraction=params.min_side_fraction)
-                for m, im in zip(maps, images)]
+        return [
+            box_from_cam(
+                locating_map(m, im, params), im.size, params.threshold, min_side_fraction=params.min_side_fraction
+            )
+            for m, im in zip(maps, images)
+        ]
 
-    def analyse_batch(self, images: Sequence[Image.Image], rois: Sequence[Box | None] | None = None,
-                      heatmap_max_side: int | None = None) -> list[Analysis]:
+    def analyse_batch(
+        self,
+        images: Sequence[Image.Image],
+        rois: Sequence[Box | None] | None = None,
+        heatmap_max_side: int | None = None,
+    ) -> list[Analysis]:
         """All photos of a case in one batch (two batches when some need an automatic ROI).
 
         The model always crops from the full-resolution photo. ``heatmap_max_side`` caps the
@@ -140,10 +156,17 @@ class LesionModel:
 
         heatmap_start = time.perf_counter()
         heatmaps = [map_to_image(cam, box, im.size, heatmap_max_side) for cam, box, im in zip(cams, boxes, images)]
-        timings = {"roi": roi_ms, "model": model_ms, "heatmap": _ms(heatmap_start),
-                   "total": _ms(start), "batch_size": float(len(images))}
-        return [Analysis(p, h, b, s, dict(timings), assessable=not reason, reason=reason, differential=d)
-                for p, h, b, s, reason, d in zip(probabilities, heatmaps, boxes, sources, reasons, differentials)]
+        timings = {
+            "roi": roi_ms,
+            "model": model_ms,
+            "heatmap": _ms(heatmap_start),
+            "total": _ms(start),
+            "batch_size": float(len(images)),
+        }
+        return [
+            Analysis(p, h, b, s, dict(timings), assessable=not reason, reason=reason, differential=d)
+            for p, h, b, s, reason, d in zip(probabilities, heatmaps, boxes, sources, reasons, differentials)
+        ]
 
     def analyse(self, image: Image.Image, roi: Box | None = None, heatmap_max_side: int | None = None) -> Analysis:
         return self.analyse_batch([image], [roi], heatmap_max_side)[0]
@@ -170,8 +193,9 @@ def heatmap_size(image_size: tuple[int, int], max_side: int | None) -> tuple[int
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def map_to_image(cam: np.ndarray, box: Box | None, image_size: tuple[int, int],
-                 max_side: int | None = None) -> np.ndarray:
+def map_to_image(
+    cam: np.ndarray, box: Box | None, image_size: tuple[int, int], max_side: int | None = None
+) -> np.ndarray:
     """Places a crop's heatmap into a zero map of the photo (float32, 0..1), at most ``max_side``."""
     width, height = heatmap_size(image_size, max_side)
     if box is not None and (width, height) != image_size:
@@ -182,8 +206,7 @@ def map_to_image(cam: np.ndarray, box: Box | None, image_size: tuple[int, int],
         return np.clip(cv2.resize(cam, (width, height), interpolation=cv2.INTER_LINEAR), 0, 1)
     x0, y0, x1, y1 = box
     full = np.zeros((height, width), dtype=np.float32)
-    full[y0:y1, x0:x1] = np.clip(cv2.resize(cam, (x1 - x0, y1 - y0),
-                                            interpolation=cv2.INTER_LINEAR), 0, 1)
+    full[y0:y1, x0:x1] = np.clip(cv2.resize(cam, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR), 0, 1)
     return full
 
 
@@ -192,16 +215,21 @@ def load(checkpoint_path: str | Path, auto_roi: bool = True, warmup: bool = True
     ``warmup`` runs one small analysis so the first real request does not pay the one-off
     start-up cost of the kernels (about a second on this machine)."""
     metadata, state = read_checkpoint(checkpoint_path)
-    model = LesionModel(build_network(metadata, state), metadata, auto_roi=auto_roi,
-                        assessor=Assessor.from_checkpoint(metadata, state),
-                        differential=Differential.from_checkpoint(metadata, state))
+    model = LesionModel(
+        build_network(metadata, state),
+        metadata,
+        auto_roi=auto_roi,
+        assessor=Assessor.from_checkpoint(metadata, state),
+        differential=Differential.from_checkpoint(metadata, state),
+    )
     if warmup:
         model.analyse(Image.new("RGB", (model.input_size, model.input_size), (128, 128, 128)))
     return model
 
 
-def heatmap_overlay(image: Image.Image, heatmap: np.ndarray, roi: Box | None = None,
-                    image_weight: float = 0.5) -> Image.Image:
+def heatmap_overlay(
+    image: Image.Image, heatmap: np.ndarray, roi: Box | None = None, image_weight: float = 0.5
+) -> Image.Image:
     """Jet-coloured heatmap blended over a photo of the heatmap's size (as pytorch-grad-cam's
     ``show_cam_on_image``), with the ROI box drawn when given. Returns an RGB image."""
     rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0

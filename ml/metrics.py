@@ -1,4 +1,5 @@
 """Binary classification metrics, operating-point selection and bootstrap confidence intervals."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -71,8 +72,16 @@ def threshold_for_sensitivity(labels, scores, target: float = 0.95) -> float:
     return float(positives[allowed_misses])
 
 
-def bootstrap_ci(labels, scores, threshold: float, groups=None, n_boot: int = 2000,
-                 seed: int = 0, level: float = 0.95, assessable=None) -> dict[str, list[float]]:
+def bootstrap_ci(
+    labels,
+    scores,
+    threshold: float,
+    groups=None,
+    n_boot: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+    assessable=None,
+) -> dict[str, list[float]]:
     """Percentile bootstrap CIs for every metric; resamples whole patients when ``groups`` given."""
     labels, scores = np.asarray(labels), np.asarray(scores, dtype=float)
     assessable = np.ones(len(labels), dtype=bool) if assessable is None else np.asarray(assessable, dtype=bool)
@@ -86,34 +95,46 @@ def bootstrap_ci(labels, scores, threshold: float, groups=None, n_boot: int = 20
         for name, value in binary_metrics(labels[idx], scores[idx], threshold, assessable[idx]).items():
             draws[name].append(value)
     alpha = (1 - level) / 2
-    return {name: [float(np.nanquantile(v, alpha)), float(np.nanquantile(v, 1 - alpha))]
-            if np.isfinite(v).any() else [float("nan"), float("nan")] for name, v in draws.items()}
+    return {
+        name: [float(np.nanquantile(v, alpha)), float(np.nanquantile(v, 1 - alpha))]
+        if np.isfinite(v).any()
+        else [float("nan"), float("nan")]
+        for name, v in draws.items()
+    }
 
 
-def grouped_bootstrap(statistic, groups, n_boot: int = 2000, seed: int = 0,
-                      level: float = 0.95) -> list[float]:
+def grouped_bootstrap(statistic, groups, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> list[float]:
     """Percentile CI of ``statistic(indices)`` over resamples of whole groups (patients)."""
     unique, inverse = np.unique(np.asarray(groups), return_inverse=True)
     members = [np.flatnonzero(inverse == g) for g in range(len(unique))]
     rng = np.random.default_rng(seed)
-    draws = np.array([statistic(np.concatenate([members[g] for g in rng.integers(0, len(unique), len(unique))]))
-                      for _ in range(n_boot)], dtype=float)
+    draws = np.array(
+        [
+            statistic(np.concatenate([members[g] for g in rng.integers(0, len(unique), len(unique))]))
+            for _ in range(n_boot)
+        ],
+        dtype=float,
+    )
     alpha = (1 - level) / 2
     return [float(np.nanquantile(draws, alpha)), float(np.nanquantile(draws, 1 - alpha))]
 
 
 def roc_curve(labels, scores) -> tuple[np.ndarray, np.ndarray]:
     """(false positive rate, true positive rate) over all thresholds."""
-    fpr, tpr, _ = sklearn_metrics.roc_curve(np.asarray(labels), np.asarray(scores, dtype=float),
-                                            drop_intermediate=False)
+    fpr, tpr, _ = sklearn_metrics.roc_curve(
+        np.asarray(labels), np.asarray(scores, dtype=float), drop_intermediate=False
+    )
     return fpr, tpr
 
 
 def mean_sd(per_fold: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    return {name: {"mean": float(np.nanmean([f[name] for f in per_fold])),
-                   "sd": float(np.nanstd([f[name] for f in per_fold], ddof=1))
-                   if len(per_fold) > 1 else 0.0}
-            for name in per_fold[0]}
+    return {
+        name: {
+            "mean": float(np.nanmean([f[name] for f in per_fold])),
+            "sd": float(np.nanstd([f[name] for f in per_fold], ddof=1)) if len(per_fold) > 1 else 0.0,
+        }
+        for name in per_fold[0]
+    }
 
 
 def wilson_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -131,8 +152,12 @@ def wilson_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, float
 
 def proportion(successes: int, n: int, level: float = 0.95) -> dict:
     """``{"value", "ci95", "successes", "n"}`` with the Wilson interval; value NaN when n == 0."""
-    return {"value": successes / n if n else float("nan"), "ci95": list(wilson_ci(successes, n, level)),
-            "successes": int(successes), "n": int(n)}
+    return {
+        "value": successes / n if n else float("nan"),
+        "ci95": list(wilson_ci(successes, n, level)),
+        "successes": int(successes),
+        "n": int(n),
+    }
 
 
 def diagnostic_table(labels, predicted) -> dict:
@@ -140,9 +165,17 @@ def diagnostic_table(labels, predicted) -> dict:
     labels, predicted = np.asarray(labels).astype(bool), np.asarray(predicted).astype(bool)
     tp, fp = int((labels & predicted).sum()), int((~labels & predicted).sum())
     fn, tn = int((labels & ~predicted).sum()), int((~labels & ~predicted).sum())
-    return {"n": tp + fp + fn + tn, "tp": tp, "fp": fp, "fn": fn, "tn": tn,
-            "sensitivity": proportion(tp, tp + fn), "specificity": proportion(tn, tn + fp),
-            "ppv": proportion(tp, tp + fp), "npv": proportion(tn, tn + fn)}
+    return {
+        "n": tp + fp + fn + tn,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+        "sensitivity": proportion(tp, tp + fn),
+        "specificity": proportion(tn, tn + fp),
+        "ppv": proportion(tp, tp + fp),
+        "npv": proportion(tn, tn + fn),
+    }
 
 
 def _resampled_aucs(labels: np.ndarray, scores: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -159,8 +192,7 @@ def _resampled_aucs(labels: np.ndarray, scores: np.ndarray, idx: np.ndarray) -> 
     return np.where((n_pos > 0) & (n_neg > 0), aucs, np.nan)
 
 
-def paired_auc_difference(labels, scores_a, scores_b, n_boot: int = 2000, seed: int = 0,
-                          level: float = 0.95) -> dict:
+def paired_auc_difference(labels, scores_a, scores_b, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
     """AUC(b) - AUC(a) on the same cases, with a percentile bootstrap CI over resampled cases
     (both models resampled together, so the pairing is kept)."""
     labels = np.asarray(labels).astype(int)
@@ -169,7 +201,11 @@ def paired_auc_difference(labels, scores_a, scores_b, n_boot: int = 2000, seed: 
     draws = _resampled_aucs(labels, scores_b, idx) - _resampled_aucs(labels, scores_a, idx)
     finite = draws[np.isfinite(draws)]
     alpha = (1 - level) / 2
-    ci = [float(np.quantile(finite, alpha)), float(np.quantile(finite, 1 - alpha))] if len(finite) else [float("nan")] * 2
+    ci = (
+        [float(np.quantile(finite, alpha)), float(np.quantile(finite, 1 - alpha))]
+        if len(finite)
+        else [float("nan")] * 2
+    )
     auc_a, auc_b = roc_auc(labels, scores_a), roc_auc(labels, scores_b)
     return {"auc_a": auc_a, "auc_b": auc_b, "difference": auc_b - auc_a, "ci95": ci, "n_boot": n_boot}
 
@@ -184,6 +220,11 @@ def calibration_bins(labels, scores, n_bins: int) -> list[dict]:
     for b in range(n_bins):
         members = bin_ids == b
         if members.any():
-            rows.append({"mean_score": float(scores[members].mean()), "observed": float(labels[members].mean()),
-                         "n": int(members.sum())})
+            rows.append(
+                {
+                    "mean_score": float(scores[members].mean()),
+                    "observed": float(labels[members].mean()),
+                    "n": int(members.sum()),
+                }
+            )
     return rows

@@ -1,5 +1,6 @@
 """Plots of scores (ROC, confusion, calibration, score histograms) that the portal's charts and the
 research commands share; each helper writes a PNG to a path or a binary file object."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -59,8 +60,9 @@ def plot_calibration(labels: np.ndarray, scores: np.ndarray, path, title: str, n
     plt.close(fig)
 
 
-def plot_score_distribution(groups: list[tuple[str, np.ndarray]], threshold: float, path, title: str,
-                            bins: int = 20) -> None:
+def plot_score_distribution(
+    groups: list[tuple[str, np.ndarray]], threshold: float, path, title: str, bins: int = 20
+) -> None:
     """Histograms of the scores of each group (e.g. lab-positive, lab-negative) on [0, 1], with the
     decision threshold as a vertical line."""
     plt = _pyplot()

@@ -1,8 +1,9 @@
 """Image loading and the one preprocessing path shared by training, evaluation and inference."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pi_heif

@@ -9,6 +9,7 @@ corner), so :func:`locating_map` weighs it with cues of where a lesion can be: n
 (gloves, fabric, metal and dark objects are not skin; lesions inside skin are kept by closing the
 mask), colour contrast with the surrounding skin, and distance from the photo's border.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,12 +35,13 @@ SKIN_CB = (77, 135)
 @dataclass(frozen=True)
 class RoiParams:
     """How the automatic ROI weighs the activation energy (0 switches a cue off)."""
-    locate_size: int = 224          # side of the whole-photo locating pass
+
+    locate_size: int = 224  # side of the whole-photo locating pass
     threshold: float = CAM_THRESHOLD
     min_side_fraction: float = MIN_SIDE_FRACTION
-    skin: float = 0.0               # exponent on the near-skin mask
-    contrast: float = 0.0           # exponent on colour contrast with the surrounding skin
-    border: float = 0.0             # share of the side over which the border fades the map out
+    skin: float = 0.0  # exponent on the near-skin mask
+    contrast: float = 0.0  # exponent on colour contrast with the surrounding skin
+    border: float = 0.0  # share of the side over which the border fades the map out
 
 
 # The method of issue 4: activation energy alone.
@@ -82,6 +84,7 @@ def border_window(shape: tuple[int, int], fade: float) -> np.ndarray:
 @dataclass(frozen=True)
 class Cues:
     """The image cues at the activation map's resolution (None: not needed by the params)."""
+
     skin: np.ndarray | None
     contrast: np.ndarray | None
 
@@ -97,7 +100,7 @@ def weigh(energy: np.ndarray, cues: Cues, params: RoiParams) -> np.ndarray:
     """The activation ``energy`` weighed by the cues that ``params`` switches on."""
     result = energy.astype(np.float32)
     if params.skin:
-        result = result * cues.skin ** params.skin
+        result = result * cues.skin**params.skin
     if params.contrast:
         result = result * (0.05 + cues.contrast) ** params.contrast
     if params.border:
@@ -111,9 +114,13 @@ def locating_map(energy: np.ndarray, image: Image.Image, params: RoiParams) -> n
     return weigh(energy, image_cues(image, energy.shape, params), params)
 
 
-def box_from_cam(cam: np.ndarray, image_size: tuple[int, int], threshold: float = CAM_THRESHOLD,
-                 margin: float = BOX_MARGIN, min_side_fraction: float = MIN_SIDE_FRACTION
-                 ) -> Box | None:
+def box_from_cam(
+    cam: np.ndarray,
+    image_size: tuple[int, int],
+    threshold: float = CAM_THRESHOLD,
+    margin: float = BOX_MARGIN,
+    min_side_fraction: float = MIN_SIDE_FRACTION,
+) -> Box | None:
     """Box around the connected region of ``cam`` (0..1, any resolution, spanning the whole image)
     that holds its maximum, thresholded at ``threshold`` x max, grown by ``margin`` of its size on
     each side, made square and at least ``min_side_fraction`` of the image's shorter side.

@@ -1,4 +1,5 @@
 """Helpers for tests (here and in the portal)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,7 +21,7 @@ def _calibrate_batch_norm(net: nn.Module, input_size: int) -> None:
     norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     for norm in norms:
         norm.reset_running_stats()
-        norm.momentum = None            # cumulative average: one batch sets the statistics
+        norm.momentum = None  # cumulative average: one batch sets the statistics
     net.train()
     with torch.no_grad():
         net(torch.randn(4, 3, input_size, input_size))
@@ -29,10 +30,16 @@ def _calibrate_batch_norm(net: nn.Module, input_size: int) -> None:
     net.eval()
 
 
-def make_random_checkpoint(path: str | Path, arch: str = "densenet121", input_size: int = 64,
-                           threshold: float = 0.5, version: str = "test-random",
-                           assessable_examples: list | None = None, calibration: dict | None = None,
-                           differential_classes: tuple[str, ...] | None = None) -> Path:
+def make_random_checkpoint(
+    path: str | Path,
+    arch: str = "densenet121",
+    input_size: int = 64,
+    threshold: float = 0.5,
+    version: str = "test-random",
+    assessable_examples: list | None = None,
+    calibration: dict | None = None,
+    differential_classes: tuple[str, ...] | None = None,
+) -> Path:
     """Tiny randomly initialised (seeded) checkpoint; predictions are meaningless.
 
     ``assessable_examples`` (PIL images): fit an assessability rule on them as ``ml.research.study`` does on
@@ -51,13 +58,20 @@ def make_random_checkpoint(path: str | Path, arch: str = "densenet121", input_si
     if differential_classes:
         generator = torch.Generator().manual_seed(1)
         width = net.head.fc.in_features
-        extra[WEIGHT_KEY] = torch.randn(len(differential_classes), width, generator=generator) / width ** 0.5
+        extra[WEIGHT_KEY] = torch.randn(len(differential_classes), width, generator=generator) / width**0.5
         extra[BIAS_KEY] = torch.zeros(len(differential_classes))
-    metadata = make_metadata(arch=arch, input_size=input_size, threshold=threshold, version=version,
-                             init="none", operating_point="random weights, for tests only",
-                             training_data="none (random weights)", calibration=calibration,
-                             **({"assessment": rule} if rule else {}),
-                             **({"differential": {"classes": list(differential_classes)}} if differential_classes else {}))
+    metadata = make_metadata(
+        arch=arch,
+        input_size=input_size,
+        threshold=threshold,
+        version=version,
+        init="none",
+        operating_point="random weights, for tests only",
+        training_data="none (random weights)",
+        calibration=calibration,
+        **({"assessment": rule} if rule else {}),
+        **({"differential": {"classes": list(differential_classes)}} if differential_classes else {}),
+    )
     return save_checkpoint(path, net, metadata, extra_state=extra)
 
 
@@ -66,11 +80,14 @@ def _fit_rule(net, spec, examples, input_size):
     with torch.inference_mode():
         pooled = net.pooled(net.features(to_batch(crops, spec.mean, spec.std)))
     bank = normalise(pooled)
-    nearest_other = [float(knn_distance(pooled[i:i + 1], torch.cat([bank[:i], bank[i + 1:]]), 1)[0])
-                     for i in range(len(crops))] if len(crops) > 1 else [0.0]
+    nearest_other = (
+        [float(knn_distance(pooled[i : i + 1], torch.cat([bank[:i], bank[i + 1 :]]), 1)[0]) for i in range(len(crops))]
+        if len(crops) > 1
+        else [0.0]
+    )
     limits = fit_quality_thresholds([quality_measures(np.asarray(c)) for c in crops], quantile=0.0)
-    limits = {name: min(255.0, value * 1.1) if name.startswith("max") else value * 0.5
-              for name, value in limits.items()}
-    rule = {"knn_k": 1, "max_knn_distance": max(nearest_other) * 1.05 + 1e-4, **limits,
-            "fitted_on": "test examples"}
+    limits = {
+        name: min(255.0, value * 1.1) if name.startswith("max") else value * 0.5 for name, value in limits.items()
+    }
+    rule = {"knn_k": 1, "max_knn_distance": max(nearest_other) * 1.05 + 1e-4, **limits, "fitted_on": "test examples"}
     return {BANK_KEY: bank}, rule

@@ -1,4 +1,5 @@
 """Model operations' endpoints under /api/v1/admin/: list model versions, promote the challenger."""
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
@@ -45,7 +46,9 @@ class ModelVersionPromoteView(APIView):
         body.is_valid(raise_exception=True)
         try:
             promotion = promote_model_version(
-                model_version=model_version, promoted_by=request.user, reason=body.validated_data["reason"],
+                model_version=model_version,
+                promoted_by=request.user,
+                reason=body.validated_data["reason"],
                 request=request,
             )
         except DjangoValidationError as error:

@@ -1,4 +1,5 @@
 """Model operations' endpoints under /api/v1/ (included by portal.api_urls)."""
+
 from django.urls import path
 
 from modelops import api

@@ -4,6 +4,7 @@ displays), returned as PNG data URIs for the staff pages: no chart files are sto
 Drawing is most of a performance page's time, so each chart is kept in the cache under a hash of
 exactly what it is drawn from (scores, labels, threshold, title): new data makes a new key, so a
 cached chart is never stale, and an unchanged history is drawn once per CHART_CACHE_SECONDS."""
+
 import base64
 import hashlib
 import io

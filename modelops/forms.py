@@ -23,4 +23,8 @@ class PerformanceFilterForm(forms.Form):
         """Keyword arguments for modelops.performance (empty when the form is invalid)."""
         if not self.is_valid():
             return {}
-        return {"start": self.cleaned_data["start"], "end": self.cleaned_data["end"], "clinic_id": self.cleaned_data["clinic"]}
+        return {
+            "start": self.cleaned_data["start"],
+            "end": self.cleaned_data["end"],
+            "clinic_id": self.cleaned_data["clinic"],
+        }

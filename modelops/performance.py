@@ -6,6 +6,7 @@ highest probability among the newest predictions it made for the case's photos; 
 flagged by that version when the score reaches the version's threshold, the same rule that flags
 cases in the queue. Reads only: nothing here writes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from ml.metrics import calibration_bins, diagnostic_table, paired_auc_difference
 from triage.history import HISTORY_FEATURES, history_features, history_probability
 from triage.models import Case, LabResult, Outcome
 from triage.selectors import lab_confirmed_cases, latest_predictions_by_case
+
 
 @dataclass
 class Performance:
@@ -75,7 +77,8 @@ def model_performance(model_version, *, start=None, end=None, clinic_id=None) ->
         "auc": roc_auc(labels, values) if enough else float("nan"),
         "calibration": calibration_bins(labels, values, calibration_bin_count(len(values))) if enough else [],
         "score_distribution": {
-            "lab_positive": _summary(values[labels]), "lab_negative": _summary(values[~labels]),
+            "lab_positive": _summary(values[labels]),
+            "lab_negative": _summary(values[~labels]),
         },
         "clinicians": clinician_performance(truth),
         "agreement": clinician_model_agreement(truth, scores, model_version.threshold),
@@ -137,7 +140,8 @@ def compare_models(active, challenger, *, start=None, end=None, clinic_id=None) 
     """Active vs challenger on the same confirmed cases (both assessed them); see `paired_comparison`."""
     truth = confirmed_truth(start=start, end=end, clinic_id=clinic_id)
     return paired_comparison(
-        truth, (active.version, active.threshold, case_scores(active, list(truth))),
+        truth,
+        (active.version, active.threshold, case_scores(active, list(truth))),
         (challenger.version, challenger.threshold, case_scores(challenger, list(truth))),
     )
 
@@ -155,15 +159,24 @@ def paired_comparison(truth, active, challenger) -> Performance:
     b = np.array([challenger_scores[pk] for pk in paired], dtype=float)
     both_outcomes = bool(labels.any() and not labels.all())
     figures = {
-        "active": active_name, "challenger": challenger_name,
-        "active_threshold": active_threshold, "challenger_threshold": challenger_threshold,
-        "paired_cases": len(paired), "positives": int(labels.sum()), "negatives": int((~labels).sum()),
+        "active": active_name,
+        "challenger": challenger_name,
+        "active_threshold": active_threshold,
+        "challenger_threshold": challenger_threshold,
+        "paired_cases": len(paired),
+        "positives": int(labels.sum()),
+        "negatives": int((~labels).sum()),
         "min_confirmed_cases": settings.PROMOTION_MIN_CONFIRMED_CASES,
         "auc_difference": paired_auc_difference(labels, a, b, n_boot=settings.PERFORMANCE_BOOTSTRAP_SAMPLES)
-        if both_outcomes else None,
+        if both_outcomes
+        else None,
         "thresholds": [
-            {"threshold_of": name, "threshold": threshold,
-             "active": diagnostic_table(labels, a >= threshold), "challenger": diagnostic_table(labels, b >= threshold)}
+            {
+                "threshold_of": name,
+                "threshold": threshold,
+                "active": diagnostic_table(labels, a >= threshold),
+                "challenger": diagnostic_table(labels, b >= threshold),
+            }
             for name, threshold in (("active", active_threshold), ("challenger", challenger_threshold))
         ],
         "own_threshold": {
@@ -200,9 +213,15 @@ def promotion_refusal(comparison) -> str | None:
 def history_scores(history_model, image_scores) -> dict[int, float | None]:
     """{case_id: combined probability} from {case_id: its image model's case score}; None where
     that has none."""
-    cases = Case.objects.filter(pk__in=list(image_scores)).select_related(Case.booking_path("clinic")).prefetch_related("photos")
+    cases = (
+        Case.objects.filter(pk__in=list(image_scores))
+        .select_related(Case.booking_path("clinic"))
+        .prefetch_related("photos")
+    )
     return {
-        case.pk: None if image_scores[case.pk] is None else history_probability(history_model, case, image_scores[case.pk])
+        case.pk: None
+        if image_scores[case.pk] is None
+        else history_probability(history_model, case, image_scores[case.pk])
         for case in cases
     }
 
@@ -216,7 +235,8 @@ def compare_history_model(history_model, *, start=None, end=None, clinic_id=None
     image_model = history_model.image_model
     image_scores = case_scores(image_model, list(truth))
     return paired_comparison(
-        truth, (f"{image_model.version} (image score alone)", image_model.threshold, image_scores),
+        truth,
+        (f"{image_model.version} (image score alone)", image_model.threshold, image_scores),
         (history_model.version, history_model.threshold, history_scores(history_model, image_scores)),
     )
 
@@ -230,7 +250,9 @@ def history_model(model_version, *, start=None, end=None, clinic_id=None) -> dic
     cases = (
         lab_confirmed_cases(start=start, end=end, clinic_id=clinic_id)
         .filter(pk__in=[pk for pk in truth if scores.get(pk) is not None])
-        .select_related(Case.booking_path("clinic")).prefetch_related("photos").order_by("pk")
+        .select_related(Case.booking_path("clinic"))
+        .prefetch_related("photos")
+        .order_by("pk")
     )
     needed = settings.HISTORY_MODEL_MIN_CONFIRMED_CASES
     cases = list(cases)
@@ -242,7 +264,11 @@ def history_model(model_version, *, start=None, end=None, clinic_id=None) -> dic
     image_only = np.array([scores[case.pk] for case in cases])
     image_flags_positives = int((image_only[labels] >= model_version.threshold).sum())
     return {
-        **fit, "needed": needed, "have": len(cases), "fitted": True, "image_only_auc": roc_auc(labels, image_only),
+        **fit,
+        "needed": needed,
+        "have": len(cases),
+        "fitted": True,
+        "image_only_auc": roc_auc(labels, image_only),
         "threshold": threshold_flagging(labels, fit["oof_probabilities"], image_flags_positives),
         "case_ids": [case.pk for case in cases],
     }

@@ -1,4 +1,5 @@
 """Reads of model operations: which versions to measure and list, and a version's model card."""
+
 from pathlib import Path
 
 from django.db.models import Q

@@ -9,7 +9,14 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelVersion
         fields = [
-            "id", "version", "architecture", "threshold", "operating_point", "status", "is_active", "is_challenger",
+            "id",
+            "version",
+            "architecture",
+            "threshold",
+            "operating_point",
+            "status",
+            "is_active",
+            "is_challenger",
             "installed_at",
         ]
 

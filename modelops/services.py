@@ -1,4 +1,5 @@
 """Writes of model operations: challengers, promotion on evidence, and fitting history + image models."""
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
@@ -25,7 +26,10 @@ def make_challenger(*, model_version, actor):
 def model_version_promotion_check(model_version) -> tuple[str | None, dict | None]:
     """(why promoting it would be refused, or None; the comparison figures, when measured)."""
     if not model_version.is_challenger:
-        return f"{model_version.version} is not the challenger: register it as challenger so it is measured first.", None
+        return (
+            f"{model_version.version} is not the challenger: register it as challenger so it is measured first.",
+            None,
+        )
     active = versions.active_model_version()
     if active is None:
         return None, None
@@ -37,8 +41,10 @@ def history_model_promotion_check(history_model) -> tuple[str | None, dict | Non
     """As `model_version_promotion_check`, for a history + image model against the image score alone."""
     image_model = history_model.image_model
     if not image_model.is_active:
-        return (f"{history_model.version} was fitted on the scores of {image_model.version}, which is not the "
-                "active model: fit one on the active model's scores."), None
+        return (
+            f"{history_model.version} was fitted on the scores of {image_model.version}, which is not the "
+            "active model: fit one on the active model's scores."
+        ), None
     figures = performance.compare_history_model(history_model).figures
     return figures["promotion_refusal"], figures
 
@@ -46,19 +52,33 @@ def history_model_promotion_check(history_model) -> tuple[str | None, dict | Non
 def promote_model_version(*, model_version, promoted_by, reason, request=None) -> ModelPromotion:
     """Make the challenger the active model, on evidence: refused (ValidationError, audited) unless it
     has enough confirmed cases shared with the active model and flags no fewer of their mpox cases."""
-    return _promote(subject=model_version, promoted_by=promoted_by, reason=reason, request=request,
-                    check=model_version_promotion_check, activate=versions.activate_model_version,
-                    model_version=model_version, replaced=versions.active_model_version())
+    return _promote(
+        subject=model_version,
+        promoted_by=promoted_by,
+        reason=reason,
+        request=request,
+        check=model_version_promotion_check,
+        activate=versions.activate_model_version,
+        model_version=model_version,
+        replaced=versions.active_model_version(),
+    )
 
 
 def promote_history_model(*, history_model, promoted_by, reason, request=None) -> ModelPromotion:
     """Let a history + image model's combined score flag new cases, by the challenger's rule: refused
     (ValidationError, audited) unless, on enough confirmed cases it was not fitted on, it flags no
     fewer mpox cases than the image score alone."""
-    return _promote(subject=history_model, promoted_by=promoted_by, reason=reason, request=request,
-                    check=history_model_promotion_check, activate=versions.activate_history_model,
-                    model_version=history_model.image_model, history_model=history_model,
-                    replaced_history_model=versions.active_history_model())
+    return _promote(
+        subject=history_model,
+        promoted_by=promoted_by,
+        reason=reason,
+        request=request,
+        check=history_model_promotion_check,
+        activate=versions.activate_history_model,
+        model_version=history_model.image_model,
+        history_model=history_model,
+        replaced_history_model=versions.active_history_model(),
+    )
 
 
 def _promote(*, subject, promoted_by, reason, request, check, activate, **promotion) -> ModelPromotion:
@@ -74,8 +94,14 @@ def _promote(*, subject, promoted_by, reason, request, check, activate, **promot
         record = ModelPromotion.objects.create(promoted_by=promoted_by, reason=reason, evidence=evidence, **promotion)
         activate(subject)
         replaced = promotion.get("replaced_history_model") or promotion.get("replaced")
-        audit(actor=promoted_by, action="promote_model", obj=subject, request=request,
-              replaced=replaced.version if replaced else None, reason=reason)
+        audit(
+            actor=promoted_by,
+            action="promote_model",
+            obj=subject,
+            request=request,
+            replaced=replaced.version if replaced else None,
+            reason=reason,
+        )
     return record
 
 
@@ -90,15 +116,27 @@ def register_history_model(*, fitted_by=None, start=None, end=None, clinic_id=No
     if not fit["fitted"]:
         raise ValidationError(
             f"The history + image model needs {fit['needed']} lab-confirmed cases scored by {image_model.version} "
-            f"(at least two of each result); there are {fit['have']}.", code="too_few_cases",
+            f"(at least two of each result); there are {fit['have']}.",
+            code="too_few_cases",
         )
     history_model = HistoryModel.objects.create(
-        version=f"history-{HistoryModel.objects.count() + 1} on {image_model.version}"[:120], image_model=image_model,
+        version=f"history-{HistoryModel.objects.count() + 1} on {image_model.version}"[:120],
+        image_model=image_model,
         features=[row["feature"] for row in fit["coefficients"]],
-        coefficients=[row["coefficient"] for row in fit["coefficients"]], intercept=fit["intercept"],
-        threshold=fit["threshold"], fitted_cases=fit["n"], fitted_positives=fit["positives"],
-        fitted_case_ids=fit["case_ids"], oof_auc=performance.json_ready(fit["oof_auc"]), fitted_by=fitted_by,
+        coefficients=[row["coefficient"] for row in fit["coefficients"]],
+        intercept=fit["intercept"],
+        threshold=fit["threshold"],
+        fitted_cases=fit["n"],
+        fitted_positives=fit["positives"],
+        fitted_case_ids=fit["case_ids"],
+        oof_auc=performance.json_ready(fit["oof_auc"]),
+        fitted_by=fitted_by,
     )
-    audit(actor=fitted_by, action="register_history_model", obj=history_model, cases=fit["n"],
-          filters={"start": start and start.isoformat(), "end": end and end.isoformat(), "clinic_id": clinic_id})
+    audit(
+        actor=fitted_by,
+        action="register_history_model",
+        obj=history_model,
+        cases=fit["n"],
+        filters={"start": start and start.isoformat(), "end": end and end.isoformat(), "clinic_id": clinic_id},
+    )
     return history_model

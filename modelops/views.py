@@ -1,5 +1,6 @@
 """Model operations' staff pages: the active model's card, live performance, and the comparisons
 behind promotion (promotion itself is an admin action)."""
+
 from django.conf import settings
 from django.shortcuts import render
 
@@ -33,15 +34,26 @@ def model_performance(request):
     if not form.is_bound or form.is_valid():
         for model_version in versions:
             report = performance.model_performance(model_version, **form.filters)
-            reports.append({"version": model_version, "figures": report.figures, "charts": _charts(model_version, report)})
+            reports.append(
+                {"version": model_version, "figures": report.figures, "charts": _charts(model_version, report)}
+            )
     active = active_model_version()
-    history = performance.history_model(active, **form.filters) if active and (not form.is_bound or form.is_valid()) else None
+    history = (
+        performance.history_model(active, **form.filters) if active and (not form.is_bound or form.is_valid()) else None
+    )
     audit(actor=request.user, action="view_model_performance", obj=None, request=request, filters=request.GET.dict())
-    return render(request, "triage/performance.html", {
-        "form": form, "reports": reports, "history": history, "history_features": HISTORY_FEATURES,
-        "history_version": history_model_to_measure(),
-        "min_cases": settings.PERFORMANCE_MIN_CONFIRMED_CASES,
-    })
+    return render(
+        request,
+        "triage/performance.html",
+        {
+            "form": form,
+            "reports": reports,
+            "history": history,
+            "history_features": HISTORY_FEATURES,
+            "history_version": history_model_to_measure(),
+            "min_cases": settings.PERFORMANCE_MIN_CONFIRMED_CASES,
+        },
+    )
 
 
 @clinician_required
@@ -57,10 +69,18 @@ def model_comparison(request):
         if history_model:
             history_comparison = _paired(performance.compare_history_model(history_model, **form.filters))
     audit(actor=request.user, action="view_model_comparison", obj=None, request=request, filters=request.GET.dict())
-    return render(request, "triage/comparison.html", {
-        "form": form, "active": active, "challenger": challenger, "comparison": comparison,
-        "history_model": history_model, "history_comparison": history_comparison,
-    })
+    return render(
+        request,
+        "triage/comparison.html",
+        {
+            "form": form,
+            "active": active,
+            "challenger": challenger,
+            "comparison": comparison,
+            "history_model": history_model,
+            "history_comparison": history_comparison,
+        },
+    )
 
 
 def _paired(result):
@@ -68,8 +88,10 @@ def _paired(result):
     figures, chart = result.figures, None
     if result.labels.any() and not result.labels.all():
         chart = charts.roc_chart(
-            [(figures["active"], result.labels, result.scores),
-             (figures["challenger"], result.labels, figures["challenger_scores"])],
+            [
+                (figures["active"], result.labels, result.scores),
+                (figures["challenger"], result.labels, figures["challenger_scores"]),
+            ],
             title=f"Same {figures['paired_cases']} lab-confirmed cases",
         )
     return {"figures": figures, "roc_chart": chart}
@@ -82,6 +104,8 @@ def _charts(model_version, report):
     title = f"{len(labels)} lab-confirmed cases"  # the section's heading names the version
     return {
         "roc": charts.roc_chart([(model_version.version, labels, scores)], title=title),
-        "calibration": charts.calibration_chart(labels, scores, n_bins=performance.calibration_bin_count(len(labels)), title=title),
+        "calibration": charts.calibration_chart(
+            labels, scores, n_bins=performance.calibration_bin_count(len(labels)), title=title
+        ),
         "distribution": charts.score_distribution_chart(labels, scores, model_version.threshold, title=title),
     }

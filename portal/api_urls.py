@@ -1,5 +1,6 @@
 """Everything under /api/v1/: the integration API (API keys), the patient's and staff APIs (browser
 session), the OpenAPI schema and its offline docs pages."""
+
 from csp.constants import UNSAFE_INLINE
 from csp.decorators import csp_update
 from django.urls import include, path
@@ -20,29 +21,38 @@ integration_urls = [
         name="api-appointment-photos",
     ),
     path(
-        "appointments/<str:external_id>/cancel/", integration_api.AppointmentCancelView.as_view(),
+        "appointments/<str:external_id>/cancel/",
+        integration_api.AppointmentCancelView.as_view(),
         name="api-appointment-cancel",
     ),
     path(
-        "appointments/<str:external_id>/reschedule/", integration_api.AppointmentRescheduleView.as_view(),
+        "appointments/<str:external_id>/reschedule/",
+        integration_api.AppointmentRescheduleView.as_view(),
         name="api-appointment-reschedule",
     ),
-    path("appointments/<str:external_id>/case/", integration_api.AppointmentCaseView.as_view(), name="api-appointment-case"),
+    path(
+        "appointments/<str:external_id>/case/",
+        integration_api.AppointmentCaseView.as_view(),
+        name="api-appointment-case",
+    ),
 ]
 
 patient_urls = [
     path("appointments/", booking_api.MyAppointmentListView.as_view(), name="api-my-appointments"),
     path("appointments/<str:reference>/", booking_api.MyAppointmentView.as_view(), name="api-my-appointment"),
     path(
-        "appointments/<str:reference>/cancel/", booking_api.MyAppointmentCancelView.as_view(),
+        "appointments/<str:reference>/cancel/",
+        booking_api.MyAppointmentCancelView.as_view(),
         name="api-my-appointment-cancel",
     ),
     path(
-        "appointments/<str:reference>/slots/", booking_api.MyAppointmentSlotsView.as_view(),
+        "appointments/<str:reference>/slots/",
+        booking_api.MyAppointmentSlotsView.as_view(),
         name="api-my-appointment-slots",
     ),
     path(
-        "appointments/<str:reference>/reschedule/", booking_api.MyAppointmentRescheduleView.as_view(),
+        "appointments/<str:reference>/reschedule/",
+        booking_api.MyAppointmentRescheduleView.as_view(),
         name="api-my-appointment-reschedule",
     ),
     path(
@@ -59,7 +69,8 @@ urlpatterns = [
     path("", include("modelops.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(
-        "docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema", template_name="api/swagger_ui.html"),
+        "docs/",
+        SpectacularSwaggerSplitView.as_view(url_name="api-schema", template_name="api/swagger_ui.html"),
         name="api-docs",
     ),
     # Redoc's bundle injects its own <style> elements and runs its search in a blob: worker; the page

@@ -10,6 +10,7 @@ can do something about: wait and try again. It answers 503 with a Retry-After he
 page; any other uncaught error keeps a 500. Neither shows a traceback, and neither touches the
 database (no session, no user) so it renders while the database is down.
 """
+
 import sys
 
 from django.core.exceptions import PermissionDenied
@@ -37,11 +38,18 @@ def server_error(request):
     """handler500: Django calls it inside its `except` block, so the exception is sys.exc_info()'s."""
     api = request.path.startswith(API_PREFIX)
     if isinstance(sys.exc_info()[1], DATABASE_ERRORS):
-        response = (JsonResponse({"detail": "Temporarily unavailable; try again in a minute."}, status=503) if api
-                    else HttpResponse(render_to_string("503.html"), status=503))
+        response = (
+            JsonResponse({"detail": "Temporarily unavailable; try again in a minute."}, status=503)
+            if api
+            else HttpResponse(render_to_string("503.html"), status=503)
+        )
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
-    return JsonResponse({"detail": "Server error."}, status=500) if api else HttpResponseServerError(render_to_string("500.html"))
+    return (
+        JsonResponse({"detail": "Server error."}, status=500)
+        if api
+        else HttpResponseServerError(render_to_string("500.html"))
+    )
 
 
 def permission_denied(request, exception):

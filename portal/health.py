@@ -5,6 +5,7 @@ broker and the photo storage answer and a model is active (readiness); 503 names
 Answered by middleware ahead of host validation and SSL redirects, so a plain-HTTP probe from the
 load balancer or the container's own HEALTHCHECK always reaches it.
 """
+
 import logging
 
 from celery import current_app

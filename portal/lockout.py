@@ -5,6 +5,7 @@ then address alone) but compares them all with one AXES_FAILURE_LIMIT. An addres
 many patients (a clinic's or a household's network), so it gets a higher limit of its own:
 its count is scaled so that reaching AXES_ADDRESS_FAILURE_LIMIT is what reaches AXES_FAILURE_LIMIT.
 """
+
 from axes.handlers.database import AxesDatabaseHandler
 from django.conf import settings
 from django.db.models import Sum

@@ -8,6 +8,7 @@
   carriage return, or half of a UTF-16 surrogate pair, is a 400: PostgreSQL cannot store the first and
   the database driver cannot encode the last.
 """
+
 import re
 
 from django.conf import settings

@@ -5,6 +5,7 @@ a lookup by id or the audit writer's copy of the filters turned a typing error o
 legitimate path or query string holds a control character, so the whole class is answered 400 here,
 first in the middleware chain: no session is loaded, nothing is queried, nothing is stored.
 """
+
 import logging
 import re
 
@@ -42,7 +43,9 @@ class RejectControlCharactersMiddleware:
 
     def __call__(self, request):
         if request_has_control_characters(request):
-            logger.warning("Refused a request with control characters in its address: %r", request.get_full_path()[:200])
+            logger.warning(
+                "Refused a request with control characters in its address: %r", request.get_full_path()[:200]
+            )
             if request.path.startswith(API_PREFIX):
                 return JsonResponse({"detail": REFUSAL}, status=400)
             if request.path.startswith(FHIR_PREFIX):

@@ -1,5 +1,6 @@
 """drf-spectacular hooks: the published schema covers /api/v1/ only (the pages' own JSON poll is
 internal), documents the error answers every client must handle, and is the same on every database."""
+
 from contextlib import contextmanager
 
 from django.apps import apps
@@ -35,7 +36,7 @@ def document_errors(result, **_):
     429 where limits apply, 422 where an Idempotency-Key may be reused wrongly."""
     result.setdefault("components", {}).setdefault("schemas", {}).update(ERROR_SCHEMAS)
     for path, operations in result["paths"].items():
-        for method, operation in operations.items():
+        for operation in operations.values():
             responses = operation["responses"]
             uses_key = any("ApiKeyAuth" in requirement for requirement in operation.get("security", []))
             parameters = operation.get("parameters", [])
@@ -45,7 +46,9 @@ def document_errors(result, **_):
             if uses_key:
                 errors["403"] = "Not allowed."
                 errors["429"] = "Too many requests (uploads) or too many bad API keys from this address."
-            errors["400"] = "The request was refused (a control character in the address, or invalid data); nothing was changed."
+            errors["400"] = (
+                "The request was refused (a control character in the address, or invalid data); nothing was changed."
+            )
             if "application/json" in operation.get("requestBody", {}).get("content", {}):
                 errors["413"] = "The JSON body is larger than the upload limit."
             if "{" in path or "page" in query:
@@ -54,10 +57,13 @@ def document_errors(result, **_):
                 errors["422"] = "This Idempotency-Key was used for a different request."
             for code, description in errors.items():
                 schema = "ValidationError" if code in ("400", "422") else "Error"
-                responses.setdefault(code, {
-                    "description": description,
-                    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
-                })
+                responses.setdefault(
+                    code,
+                    {
+                        "description": description,
+                        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+                    },
+                )
     return result
 
 

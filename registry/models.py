@@ -1,5 +1,6 @@
 """The model registry's records: installed classifier versions, fitted history + image models, and
 who promoted which, why and on what evidence."""
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -21,7 +22,9 @@ class ModelVersion(models.Model):
     operating_point = models.CharField(max_length=200, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     is_active = models.BooleanField(default=False)
-    is_challenger = models.BooleanField(default=False, help_text="Runs in shadow: predictions stored, never shown or used to flag.")
+    is_challenger = models.BooleanField(
+        default=False, help_text="Runs in shadow: predictions stored, never shown or used to flag."
+    )
     installed_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -29,7 +32,9 @@ class ModelVersion(models.Model):
         ordering = ["-installed_at"]
         constraints = [
             models.UniqueConstraint(fields=["is_active"], condition=Q(is_active=True), name="one_active_model"),
-            models.UniqueConstraint(fields=["is_challenger"], condition=Q(is_challenger=True), name="one_challenger_model"),
+            models.UniqueConstraint(
+                fields=["is_challenger"], condition=Q(is_challenger=True), name="one_challenger_model"
+            ),
             models.CheckConstraint(condition=~Q(is_active=True, is_challenger=True), name="active_is_not_challenger"),
         ]
 
@@ -71,13 +76,15 @@ class HistoryModel(models.Model):
     intercept = models.FloatField()
     threshold = models.FloatField(
         help_text="On the combined probability: the highest that flags, out of fold, as many lab-positive cases "
-                  "as the image model did at its threshold."
+        "as the image model did at its threshold."
     )
     fitted_cases = models.PositiveIntegerField()
     fitted_positives = models.PositiveIntegerField()
     fitted_case_ids = models.JSONField(default=list, help_text="Cases it was fitted on: left out of its comparison.")
     oof_auc = models.FloatField(null=True, blank=True, help_text="Out-of-fold AUC on the cases it was fitted on.")
-    fitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    fitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     fitted_at = models.DateTimeField(auto_now_add=True)
     is_active = models.BooleanField(default=False)
 
@@ -104,8 +111,12 @@ class ModelPromotion(models.Model):
 
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="promotions")
     replaced = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    history_model = models.ForeignKey(HistoryModel, null=True, blank=True, on_delete=models.PROTECT, related_name="promotions")
-    replaced_history_model = models.ForeignKey(HistoryModel, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    history_model = models.ForeignKey(
+        HistoryModel, null=True, blank=True, on_delete=models.PROTECT, related_name="promotions"
+    )
+    replaced_history_model = models.ForeignKey(
+        HistoryModel, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     promoted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     reason = models.TextField()
     evidence = models.JSONField(default=dict, help_text="The comparison figures the promotion was allowed on.")

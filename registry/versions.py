@@ -4,6 +4,7 @@ per-process cache of loaded models.
 Imports `ml` (and so torch) lazily: the web process registers and activates versions from
 checkpoint metadata, but only a worker process ever keeps a model in memory.
 """
+
 import logging
 import os
 from pathlib import Path
@@ -85,7 +86,9 @@ def activate_history_model(history_model) -> HistoryModel:
     """Let this history + image model's combined score flag new cases (the bare switch: admins do
     it through `modelops.services.promote_history_model`, which checks the evidence first)."""
     if not history_model.image_model.is_active:
-        raise ValueError(f"{history_model.version} builds on {history_model.image_model.version}, which is not the active model.")
+        raise ValueError(
+            f"{history_model.version} builds on {history_model.image_model.version}, which is not the active model."
+        )
     HistoryModel.objects.filter(is_active=True).exclude(pk=history_model.pk).update(is_active=False)
     HistoryModel.objects.filter(pk=history_model.pk).update(is_active=True)
     history_model.is_active = True
@@ -98,8 +101,10 @@ def active_history_model() -> HistoryModel | None:
 
 def history_model_to_measure() -> HistoryModel | None:
     """The active history + image model, else the newest candidate built on the active image model."""
-    return active_history_model() or HistoryModel.objects.filter(image_model__is_active=True).select_related(
-        "image_model").first()
+    return (
+        active_history_model()
+        or HistoryModel.objects.filter(image_model__is_active=True).select_related("image_model").first()
+    )
 
 
 def active_model_version() -> ModelVersion | None:

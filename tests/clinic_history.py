@@ -2,6 +2,7 @@
 demo's own steps for one past case (`demo.history`: the visit, the scores, the clinician's decision
 and the lab result), with hand-chosen values instead of drawn ones.
 """
+
 import io
 from datetime import timedelta
 
@@ -44,13 +45,20 @@ def jpeg_upload(seed):
 def book_past_case(*, patient, clinic, days_ago, consent_research=False, seed=0, body_site=Photo.BodySite.GENITAL):
     """A case whose appointment was `days_ago` days (and `seed` minutes) ago, with one uploaded photo."""
     starts_at = timezone.now().replace(microsecond=0) - timedelta(days=days_ago, minutes=seed)
-    return past_visit(patient=patient, clinic=clinic, starts_at=starts_at, photo_file=jpeg_upload(seed),
-                      body_site=body_site, consent_research=consent_research)
+    return past_visit(
+        patient=patient,
+        clinic=clinic,
+        starts_at=starts_at,
+        photo_file=jpeg_upload(seed),
+        body_site=body_site,
+        consent_research=consent_research,
+    )
 
 
 def record_score(photo, model_version, probability, heatmap_jpeg):
-    return record_scores(photo=photo, active=model_version, probability=probability, roi=SCORED_BOX,
-                         heatmap_jpeg=heatmap_jpeg)
+    return record_scores(
+        photo=photo, active=model_version, probability=probability, roi=SCORED_BOX, heatmap_jpeg=heatmap_jpeg
+    )
 
 
 def build_history(*, patient, clinician, clinic, active, heatmap_jpeg, challenger=None, rows=HISTORY, days_ago=10):
@@ -58,8 +66,17 @@ def build_history(*, patient, clinician, clinic, active, heatmap_jpeg, challenge
     cases = []
     for index, (lab, score, outcome, challenger_score) in enumerate(rows):
         case, photo = book_past_case(patient=patient, clinic=clinic, days_ago=days_ago + index, seed=index)
-        record_scores(photo=photo, active=active, probability=score, roi=SCORED_BOX, heatmap_jpeg=heatmap_jpeg,
-                      challenger=challenger, shadow_probability=challenger_score)
-        record_outcome(case=case, clinician=clinician, outcome=outcome, lab_result=lab, result_date=timezone.localdate())
+        record_scores(
+            photo=photo,
+            active=active,
+            probability=score,
+            roi=SCORED_BOX,
+            heatmap_jpeg=heatmap_jpeg,
+            challenger=challenger,
+            shadow_probability=challenger_score,
+        )
+        record_outcome(
+            case=case, clinician=clinician, outcome=outcome, lab_result=lab, result_date=timezone.localdate()
+        )
         cases.append(case)
     return cases

@@ -10,6 +10,7 @@ analysis requests instead of sending them to Celery; `photo` is one accepted upl
 Users, sites, services, slots and the model version come from the factories the demo shares (demo/factories.py).
 Slow tests: `start_worker(broker_url, *celery_args, **env)` runs a real Celery worker (tests/workers.py).
 """
+
 import io
 import os
 from datetime import timedelta
@@ -24,18 +25,27 @@ from PIL import Image
 
 from demo.factories import ClinicFactory, ModelVersionFactory, ServiceFactory, SlotFactory, UserFactory
 from portal.booking.services import book_appointment
+from tests.workers import start_worker_process, stop_process_group
+from triage.analysis import record_prediction
 from triage.models import Photo
 from triage.permissions import CLINICIANS_GROUP, install_roles
-from triage.analysis import record_prediction
 from triage.services import accept_photo, add_site_membership
-from tests.workers import start_worker_process, stop_process_group
 
 PASSWORD = "correct-horse-battery-staple"
 # A complete questionnaire (keys: portal/booking/questionnaire.py).
 QUESTIONNAIRE_ANSWERS = {
-    "version": 1, "onset_date": "2026-11-20", "fever": "yes", "swollen_lymph_nodes": "unsure",
-    "lesion_sites": ["hands", "genital"], "lesion_count": "2_5", "pain_itch": "both", "close_contact": "yes",
-    "travel": "no", "travel_where": "", "vaccination": "none", "notes": "Two blisters on the hand.",
+    "version": 1,
+    "onset_date": "2026-11-20",
+    "fever": "yes",
+    "swollen_lymph_nodes": "unsure",
+    "lesion_sites": ["hands", "genital"],
+    "lesion_count": "2_5",
+    "pain_itch": "both",
+    "close_contact": "yes",
+    "travel": "no",
+    "travel_where": "",
+    "vaccination": "none",
+    "notes": "Two blisters on the hand.",
 }
 
 
@@ -119,8 +129,11 @@ def make_slot(clinic, service):
     """make_slot(hours_from_now=24) -> Slot at that clinic for that service (no named clinician)."""
 
     def make(hours_from_now=24):
-        return SlotFactory(clinic=clinic, service=service,
-                           starts_at=timezone.now().replace(microsecond=0) + timedelta(hours=hours_from_now))
+        return SlotFactory(
+            clinic=clinic,
+            service=service,
+            starts_at=timezone.now().replace(microsecond=0) + timedelta(hours=hours_from_now),
+        )
 
     return make
 
@@ -211,7 +224,9 @@ def celery_eager():
 @pytest.fixture
 def photo(appointment, patient, private_storage, make_upload, enqueued):
     """One 200×120 photo uploaded by `patient` for `appointment`, without a box."""
-    return accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=make_upload(), body_site=Photo.BodySite.HANDS)
+    return accept_photo(
+        case=appointment.case, uploaded_by=patient, uploaded_file=make_upload(), body_site=Photo.BodySite.HANDS
+    )
 
 
 @pytest.fixture
@@ -228,12 +243,19 @@ def record_result(model_version, make_image_bytes):
 
     def record(photo, probability, reason=""):
         result = Analysis(
-            probability=probability, heatmap=np.zeros((8, 8), np.float32), roi=(20, 10, 120, 90), roi_source="auto",
-            assessable=not reason, reason=reason,
+            probability=probability,
+            heatmap=np.zeros((8, 8), np.float32),
+            roi=(20, 10, 120, 90),
+            roi_source="auto",
+            assessable=not reason,
+            reason=reason,
         )
         return record_prediction(
-            photo=photo, model_version=model_version, analysis=result,
-            heatmap_jpeg=make_image_bytes(size=(64, 64)), timings_ms={},
+            photo=photo,
+            model_version=model_version,
+            analysis=result,
+            heatmap_jpeg=make_image_bytes(size=(64, 64)),
+            timings_ms={},
         )
 
     return record

@@ -1,6 +1,7 @@
 """Where the browser tests of the documented pages write their screenshots: out/screenshots/ (ignored
 by git) on every run, docs/screenshots/ (committed, shown in the docs site) only when asked for with
 UPDATE_SCREENSHOTS=1, so an ordinary test run never changes the documentation."""
+
 import os
 from pathlib import Path
 

@@ -1,5 +1,6 @@
 """Test settings: the portal's settings with a var directory of the tests' own, so a test run and
 the quickstart can share a checkout (separate SQLite files, broker folders and private media)."""
+
 import os
 from pathlib import Path
 

@@ -1,5 +1,6 @@
 """Patient accounts: sign-up with email verification, password reset, one-time sign-in links, rate
 limits, and pages that never say whether an address is registered."""
+
 import re
 from datetime import timedelta
 

@@ -14,8 +14,17 @@ def admin_client(client, admin_user):
 
 
 def test_changelists_load(admin_client, prediction):
-    for model in ["booking/clinic", "booking/slot", "booking/appointment", "triage/case", "triage/photo",
-                  "triage/prediction", "registry/modelversion", "triage/decision", "core/auditevent"]:
+    for model in [
+        "booking/clinic",
+        "booking/slot",
+        "booking/appointment",
+        "triage/case",
+        "triage/photo",
+        "triage/prediction",
+        "registry/modelversion",
+        "triage/decision",
+        "core/auditevent",
+    ]:
         assert admin_client.get(f"/admin/{model}/").status_code == 200, model
 
 
@@ -54,9 +63,13 @@ def test_make_challenger_action_runs_a_version_in_shadow_without_activating_it(a
     """Activation is by promotion only (tests/test_challenger.py), after the version ran as challenger."""
     other = ModelVersion.objects.create(version="v2", architecture="tiny", checkpoint_path="/x.pt", threshold=0.5)
 
-    admin_client.post(reverse("admin:registry_modelversion_changelist"), {
-        "action": "make_challenger", "_selected_action": [other.pk],
-    })
+    admin_client.post(
+        reverse("admin:registry_modelversion_changelist"),
+        {
+            "action": "make_challenger",
+            "_selected_action": [other.pk],
+        },
+    )
 
     assert ModelVersion.objects.get(is_challenger=True) == other
     assert ModelVersion.objects.get(is_active=True) == model_version

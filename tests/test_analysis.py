@@ -1,4 +1,5 @@
 """The worker's pipeline in-process: registry, three outcomes, idempotent analysis, flagging rule."""
+
 import io
 
 import numpy as np
@@ -10,8 +11,8 @@ from PIL import Image, ImageDraw, ImageFilter
 
 import ml.testing
 from registry import versions
-from triage import analysis
 from registry.models import ModelVersion
+from triage import analysis
 from triage.models import Case, Photo, PhotoOutcome, PhotoReason, Prediction, RoiSource, reason_for_patient
 from triage.services import accept_photo
 
@@ -51,8 +52,14 @@ def judging_model(tmp_path, settings, db):
     so every assessable photo is suspected and only assessability decides."""
     settings.MODEL_DIR = tmp_path
     examples = [lesion_image(seed=seed) for seed in range(6)]
-    ml.testing.make_random_checkpoint(tmp_path / "judge.pt", arch="efficientnet_lite0", input_size=64,
-                                      threshold=0.0, version="judge-1", assessable_examples=examples)
+    ml.testing.make_random_checkpoint(
+        tmp_path / "judge.pt",
+        arch="efficientnet_lite0",
+        input_size=64,
+        threshold=0.0,
+        version="judge-1",
+        assessable_examples=examples,
+    )
     (model_version,) = versions.register_checkpoints()
     return model_version
 
@@ -81,8 +88,16 @@ def test_without_a_model_photos_wait_and_get_no_score(appointment, patient, priv
     assert not Prediction.objects.active().exists()
 
 
-def test_analysis_stores_a_prediction_once_and_a_rerun_skips_it(tiny_model, appointment, patient, private_storage, enqueued):
-    photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=lesion_upload(), body_site="trunk", roi=(90, 60, 210, 180))
+def test_analysis_stores_a_prediction_once_and_a_rerun_skips_it(
+    tiny_model, appointment, patient, private_storage, enqueued
+):
+    photo = accept_photo(
+        case=appointment.case,
+        uploaded_by=patient,
+        uploaded_file=lesion_upload(),
+        body_site="trunk",
+        roi=(90, 60, 210, 180),
+    )
     (prediction,) = analysis.analyse_photos([photo.pk])
     photo.refresh_from_db()
     assert photo.status == Photo.Status.ANALYSED and photo.attempts == 1
@@ -98,7 +113,8 @@ def test_analysis_stores_a_prediction_once_and_a_rerun_skips_it(tiny_model, appo
 
 
 def test_a_dark_photo_is_not_assessable_and_the_patient_is_asked_to_retake_it(
-        tiny_model, appointment, patient, private_storage, enqueued):
+    tiny_model, appointment, patient, private_storage, enqueued
+):
     dark = upload(Image.new("RGB", (320, 240), (5, 5, 5)), "dark.jpg")
     photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=dark, body_site="trunk")
     (prediction,) = analysis.analyse_photos([photo.pk])
@@ -111,12 +127,19 @@ def test_a_dark_photo_is_not_assessable_and_the_patient_is_asked_to_retake_it(
 
 
 def test_a_heavily_blurred_photo_is_not_assessable_and_never_flags_the_case(
-        judging_model, appointment, patient, private_storage, enqueued, client):
+    judging_model, appointment, patient, private_storage, enqueued, client
+):
     blurred_image = lesion_image(seed=11).filter(ImageFilter.GaussianBlur(8))
-    blurred = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=upload(blurred_image), body_site="trunk", roi=(0, 0, 320, 240))
+    blurred = accept_photo(
+        case=appointment.case,
+        uploaded_by=patient,
+        uploaded_file=upload(blurred_image),
+        body_site="trunk",
+        roi=(0, 0, 320, 240),
+    )
     (judged,) = analysis.analyse_photos([blurred.pk])
     assert judged.outcome == PhotoOutcome.NOT_ASSESSABLE and judged.reason == "blurred"
-    assert judged.probability >= judged.threshold      # it has a score, but the score is not used
+    assert judged.probability >= judged.threshold  # it has a score, but the score is not used
     case = Case.objects.get(pk=appointment.case.pk)
     assert not case.flagged and case.max_probability is None
     client.force_login(patient)
@@ -126,7 +149,13 @@ def test_a_heavily_blurred_photo_is_not_assessable_and_never_flags_the_case(
     assert blurred_status["detail"] == reason_for_patient("blurred") and "blurred" in blurred_status["detail"]
 
     # The patient takes it again (same body site): the blurred photo is replaced, no longer owed.
-    sharp = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=upload(lesion_image(seed=10)), body_site="trunk", roi=(0, 0, 320, 240))
+    sharp = accept_photo(
+        case=appointment.case,
+        uploaded_by=patient,
+        uploaded_file=upload(lesion_image(seed=10)),
+        body_site="trunk",
+        roi=(0, 0, 320, 240),
+    )
     (suspected,) = analysis.analyse_photos([sharp.pk])
     assert suspected.outcome == PhotoOutcome.SUSPECTED
     case.refresh_from_db()
@@ -140,8 +169,13 @@ def test_a_heavily_blurred_photo_is_not_assessable_and_never_flags_the_case(
 
 def make_prediction(photo, model_version, probability, assessable=True):
     prediction = Prediction(
-        photo=photo, model_version=model_version, probability=probability, threshold=model_version.threshold,
-        assessable=assessable, reason="" if assessable else "no_lesion", roi_source=RoiSource.NONE,
+        photo=photo,
+        model_version=model_version,
+        probability=probability,
+        threshold=model_version.threshold,
+        assessable=assessable,
+        reason="" if assessable else "no_lesion",
+        roi_source=RoiSource.NONE,
     )
     prediction.heatmap.save("h.jpg", ContentFile(b"x"), save=False)
     prediction.save()
@@ -172,19 +206,31 @@ def test_case_flag_follows_each_photos_latest_prediction(tiny_model, appointment
 
 @pytest.mark.parametrize(
     ("probability", "assessable", "outcome"),
-    [(0.5, True, PhotoOutcome.SUSPECTED), (0.49, True, PhotoOutcome.NOT_SUSPECTED),
-     (0.99, False, PhotoOutcome.NOT_ASSESSABLE)],
+    [
+        (0.5, True, PhotoOutcome.SUSPECTED),
+        (0.49, True, PhotoOutcome.NOT_SUSPECTED),
+        (0.99, False, PhotoOutcome.NOT_ASSESSABLE),
+    ],
 )
 def test_prediction_outcome_follows_score_threshold_and_assessability(
-        tiny_model, appointment, patient, private_storage, enqueued, probability, assessable, outcome):
+    tiny_model, appointment, patient, private_storage, enqueued, probability, assessable, outcome
+):
     photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=lesion_upload(), body_site="trunk")
     prediction = make_prediction(photo, tiny_model, probability, assessable)
     assert prediction.outcome == outcome and prediction.flagged == (outcome == PhotoOutcome.SUSPECTED)
     assert bool(prediction.reason_for_clinician) == (not assessable)
 
 
-def test_large_photo_keeps_full_size_roi_and_a_screen_size_overlay(tiny_model, appointment, patient, private_storage, enqueued):
-    photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=lesion_upload(size=(2560, 1920)), body_site="trunk", roi=(800, 600, 1600, 1400))
+def test_large_photo_keeps_full_size_roi_and_a_screen_size_overlay(
+    tiny_model, appointment, patient, private_storage, enqueued
+):
+    photo = accept_photo(
+        case=appointment.case,
+        uploaded_by=patient,
+        uploaded_file=lesion_upload(size=(2560, 1920)),
+        body_site="trunk",
+        roi=(800, 600, 1600, 1400),
+    )
     (prediction,) = analysis.analyse_photos([photo.pk])
     assert prediction.roi == (800, 600, 1600, 1400)  # full-photo pixels, as the patient drew it
     with prediction.heatmap.open("rb") as heatmap:
@@ -192,16 +238,23 @@ def test_large_photo_keeps_full_size_roi_and_a_screen_size_overlay(tiny_model, a
 
 
 def test_the_differential_is_stored_and_staff_see_its_top_three_as_decision_support(
-        tmp_path, settings, appointment, patient, clinician, client, private_storage, enqueued):
+    tmp_path, settings, appointment, patient, clinician, client, private_storage, enqueued
+):
     settings.MODEL_DIR = tmp_path
     classes = ("mpox", "chickenpox_or_measles", "genital_herpes", "genital_warts", "syphilis", "healthy_skin")
-    ml.testing.make_random_checkpoint(tmp_path / "diff.pt", arch="efficientnet_lite0", input_size=64,
-                                      threshold=0.5, version="diff-1", differential_classes=classes)
+    ml.testing.make_random_checkpoint(
+        tmp_path / "diff.pt",
+        arch="efficientnet_lite0",
+        input_size=64,
+        threshold=0.5,
+        version="diff-1",
+        differential_classes=classes,
+    )
     versions.register_checkpoints()
     photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=lesion_upload(), body_site="trunk")
     (prediction,) = analysis.analyse_photos([photo.pk])
     prediction.refresh_from_db()
-    assert prediction.assessable          # no assessability rule in this checkpoint: only luminance limits
+    assert prediction.assessable  # no assessability rule in this checkpoint: only luminance limits
     assert set(prediction.differential) == set(classes)
     assert sum(prediction.differential.values()) == pytest.approx(1.0, abs=1e-3)
     assert prediction.differential["mpox"] == pytest.approx(prediction.probability, abs=1e-4)
@@ -213,7 +266,7 @@ def test_the_differential_is_stored_and_staff_see_its_top_three_as_decision_supp
     assert "Decision support" in page and all(str(name) in page for name, _ in top)
     Prediction.objects.filter(pk=prediction.pk).update(assessable=False)
     page = client.get(reverse("staff-case", args=[photo.case_id])).content.decode()
-    assert "Decision support" not in page      # a photo the model cannot judge shows no differential
+    assert "Decision support" not in page  # a photo the model cannot judge shows no differential
     body = client.get(reverse("api-staff-case", args=[photo.case_id])).json()
     assert body["photos"][0]["predictions"][0]["differential"] == pytest.approx(prediction.differential)
 

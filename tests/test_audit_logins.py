@@ -1,8 +1,9 @@
 """Sign-in activity is audited: who, when, from where, and failed attempts with the name tried."""
+
 from django.urls import reverse
 
-from tests.conftest import PASSWORD
 from core.models import AuditEvent
+from tests.conftest import PASSWORD
 
 
 def test_login_logout_and_failed_login_are_audited(client, clinician):

@@ -1,5 +1,6 @@
 """Smoke tests of `python -m bench capacity` and `python -m bench hosts`: tiny random model, tiniest
 counts, servers of the test's own. They check the figures come out and hold together, not speeds."""
+
 import json
 import os
 import shutil
@@ -45,17 +46,37 @@ def servers():
 
 
 def run_bench(*args, json_path):
-    result = subprocess.run([sys.executable, "-m", "bench", *args, "--json", str(json_path)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", *args, "--json", str(json_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
     return result, (json.loads(json_path.read_text())["figures"] if json_path.exists() else {})
 
 
 def test_capacity_drains_a_burst_per_worker_setting_and_sizes_a_clinic(tiny_checkpoint, servers, tmp_path):
     postgres, redis_server = servers
     result, figures = run_bench(
-        "capacity", "--quick", "--model", str(tiny_checkpoint), "--burst", "3", "--workers", "1x1,2x1",
-        "--burst-megapixels", "1", "--appointment-sizes", "1,2", "--database-url", postgres.admin_url,
-        "--broker-url", redis_server.url, json_path=tmp_path / "capacity.json")
+        "capacity",
+        "--quick",
+        "--model",
+        str(tiny_checkpoint),
+        "--burst",
+        "3",
+        "--workers",
+        "1x1,2x1",
+        "--burst-megapixels",
+        "1",
+        "--appointment-sizes",
+        "1,2",
+        "--database-url",
+        postgres.admin_url,
+        "--broker-url",
+        redis_server.url,
+        json_path=tmp_path / "capacity.json",
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for mp in (1, 4, 12, 24):
         stages = sum(figures[f"cost_{mp}mp_{stage}_ms"]["value"] for stage in ("decode", "model", "overlay", "encode"))
@@ -72,13 +93,15 @@ def test_capacity_drains_a_burst_per_worker_setting_and_sizes_a_clinic(tiny_chec
         assert figures[f"appointment_{size}_photos_ms"]["note"].startswith(f"1 task(s), {size} photos")
         assert figures[f"drain_{setting}_cpu_s_per_photo"]["value"] > 0
     assert figures["capacity_cpu_s_per_photo"]["value"] == min(
-        figures[f"drain_{setting}_cpu_s_per_photo"]["value"] for setting in ("1x1", "2x1"))
+        figures[f"drain_{setting}_cpu_s_per_photo"]["value"] for setting in ("1x1", "2x1")
+    )
     for uploads in (1000, 5000, 20000):
         assert figures[f"capacity_{uploads}_cores"]["value"] >= 1
         assert figures[f"capacity_{uploads}_memory_mb"]["value"] > 0
     assert figures["capacity_20000_memory_mb"]["value"] >= figures["capacity_1000_memory_mb"]["value"]
     assert figures["capacity_20000_core_hours"]["value"] == pytest.approx(
-        20 * figures["capacity_1000_core_hours"]["value"])
+        20 * figures["capacity_1000_core_hours"]["value"]
+    )
 
 
 def namespaces_of(pid):
@@ -91,17 +114,38 @@ def links_of(pid):
     return [line for line in listing.splitlines() if f" bb{pid % 100000}" in line]
 
 
-needs_netns = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("redis-server"),
-                                 reason="network namespaces need root, iproute2 and redis-server")
+needs_netns = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("redis-server"),
+    reason="network namespaces need root, iproute2 and redis-server",
+)
 
 
 @needs_netns
 def test_two_hosts_in_namespaces_share_the_burst_without_analysing_a_photo_twice(tiny_checkpoint, tmp_path):
     out = tmp_path / "hosts.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench", "hosts", "--quick", "--model", str(tiny_checkpoint), "--burst", "6",
-         "--burst-megapixels", "1", "--storage", "filesystem", "--json", str(out)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "hosts",
+            "--quick",
+            "--model",
+            str(tiny_checkpoint),
+            "--burst",
+            "6",
+            "--burst-megapixels",
+            "1",
+            "--storage",
+            "filesystem",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     output, _ = process.communicate(timeout=RUN_TIMEOUT_S)
     assert process.returncode == 0, output[-4000:]
     figures = json.loads(out.read_text())["figures"]
@@ -116,8 +160,12 @@ def test_two_hosts_in_namespaces_share_the_burst_without_analysing_a_photo_twice
 @needs_netns
 def test_hosts_removes_its_namespaces_when_stopped_midway(tiny_checkpoint, tmp_path):
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench", "hosts", "--quick", "--model", str(tiny_checkpoint), "--storage",
-         "filesystem"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        [sys.executable, "-m", "bench", "hosts", "--quick", "--model", str(tiny_checkpoint), "--storage", "filesystem"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while len(namespaces_of(process.pid)) < 2:

@@ -11,6 +11,7 @@ from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone, translation
 
+from core.models import AuditEvent
 from portal.booking.consent import CARE_TEXT_VERSION, RESEARCH_TEXT_VERSION
 from portal.booking.models import Appointment, Clinic, ConsentRecord, Schedule, Service, Slot
 from portal.booking.selectors import free_days, free_slots, free_times
@@ -24,7 +25,6 @@ from portal.booking.services import (
 )
 from portal.booking.tasks import send_reminders_task
 from tests.conftest import QUESTIONNAIRE_ANSWERS
-from core.models import AuditEvent
 from triage.models import Case, Outcome
 from triage.permissions import is_clinician
 
@@ -49,15 +49,29 @@ def next_weekday(weekday, after=None):
 
 def test_schedule_produces_slots_of_the_service_length_once(clinic, service, clinician):
     monday = next_weekday(0)
-    Schedule.objects.create(clinician=clinician, clinic=clinic, service=service, weekday=0,
-                            start_time=time(9, 0), end_time=time(10, 10), valid_from=monday, valid_until=monday)
+    Schedule.objects.create(
+        clinician=clinician,
+        clinic=clinic,
+        service=service,
+        weekday=0,
+        start_time=time(9, 0),
+        end_time=time(10, 10),
+        valid_from=monday,
+        valid_until=monday,
+    )
 
     assert generate_slots(days_ahead=14) == 3  # 09:00, 09:20, 09:40 (10:00 would end after 10:10)
     assert generate_slots(days_ahead=14) == 0  # idempotent
 
     starts = [timezone.localtime(slot.starts_at) for slot in Slot.objects.order_by("starts_at")]
-    assert [(s.date(), s.time()) for s in starts] == [(monday, time(9, 0)), (monday, time(9, 20)), (monday, time(9, 40))]
-    assert {(slot.clinician, slot.service, slot.duration_minutes) for slot in Slot.objects.all()} == {(clinician, service, 20)}
+    assert [(s.date(), s.time()) for s in starts] == [
+        (monday, time(9, 0)),
+        (monday, time(9, 20)),
+        (monday, time(9, 40)),
+    ]
+    assert {(slot.clinician, slot.service, slot.duration_minutes) for slot in Slot.objects.all()} == {
+        (clinician, service, 20)
+    }
 
 
 def test_free_days_then_that_days_free_times(patient, clinic, service, make_slot):
@@ -163,7 +177,9 @@ def test_booking_needs_care_consent_and_a_future_slot(patient, make_slot):
 # Changing a booking -----------------------------------------------------------------------------
 
 
-def test_reschedule_keeps_the_case_and_emails_the_new_time(photo, appointment, make_slot, django_capture_on_commit_callbacks):
+def test_reschedule_keeps_the_case_and_emails_the_new_time(
+    photo, appointment, make_slot, django_capture_on_commit_callbacks
+):
     later = make_slot(72)
     with django_capture_on_commit_callbacks(execute=True):
         reschedule_appointment(appointment=appointment, slot=later, actor=appointment.patient)
@@ -182,7 +198,9 @@ def test_booking_changes_are_audited_with_who_made_them(patient, slot, make_slot
 
     events = AuditEvent.objects.filter(case_reference=appointment.reference).order_by("id")
     assert [(event.action, event.actor) for event in events] == [
-        ("book_appointment", patient), ("reschedule_appointment", patient), ("cancel_appointment", clinician),
+        ("book_appointment", patient),
+        ("reschedule_appointment", patient),
+        ("cancel_appointment", clinician),
     ]
     assert events[1].detail["slot"] == later.pk
 
@@ -204,8 +222,10 @@ def test_changes_are_refused_after_the_cutoff(settings, patient, make_slot):
     settings.BOOKING_CHANGE_CUTOFF_HOURS = 2
     soon = book(patient, make_slot(1.5))
 
-    for change in (lambda: cancel_appointment(appointment=soon, actor=patient),
-                   lambda: reschedule_appointment(appointment=soon, slot=make_slot(48), actor=patient)):
+    for change in (
+        lambda: cancel_appointment(appointment=soon, actor=patient),
+        lambda: reschedule_appointment(appointment=soon, slot=make_slot(48), actor=patient),
+    ):
         with pytest.raises(ValidationError) as refused:
             change()
         assert refused.value.code == "past_cutoff"
@@ -227,7 +247,9 @@ def test_research_consent_is_withdrawn_with_a_record(appointment, patient):
 # Reminders --------------------------------------------------------------------------------------
 
 
-def test_reminder_goes_once_to_tomorrows_patients_only(patient, other_patient, make_slot, django_capture_on_commit_callbacks):
+def test_reminder_goes_once_to_tomorrows_patients_only(
+    patient, other_patient, make_slot, django_capture_on_commit_callbacks
+):
     now = timezone.now()
     tomorrow_noon = timezone.make_aware(datetime.combine(timezone.localdate() + timedelta(days=1), time(12, 0)))
     hours = (tomorrow_noon - now).total_seconds() / 3600
@@ -242,7 +264,10 @@ def test_reminder_goes_once_to_tomorrows_patients_only(patient, other_patient, m
     (reminder,) = mail.outbox
     assert reminder.to == [patient.email] and tomorrow.reference in reminder.subject
     assert "celery" not in reminder.body.lower()
-    assert settings.CELERY_BEAT_SCHEDULE["send-appointment-reminders"]["task"] == "portal.booking.tasks.send_reminders_task"
+    assert (
+        settings.CELERY_BEAT_SCHEDULE["send-appointment-reminders"]["task"]
+        == "portal.booking.tasks.send_reminders_task"
+    )
 
 
 # Questionnaire ----------------------------------------------------------------------------------
@@ -282,16 +307,37 @@ def test_booking_page_shows_one_day_of_times_and_books_with_answers(client, pati
     page = client.get(reverse("book") + query).content.decode()
     assert offered(page, next_day) and not offered(page, first)
 
-    form = {"slot": next_day.pk, "fever": "no", "swollen_lymph_nodes": "no", "lesion_sites": ["mouth"],
-            "lesion_count": "1", "pain_itch": "itch", "close_contact": "unsure", "travel": "yes",
-            "travel_where": "Lisbon", "vaccination": "two_doses", "onset_date": "", "consent_care": "on"}
+    form = {
+        "slot": next_day.pk,
+        "fever": "no",
+        "swollen_lymph_nodes": "no",
+        "lesion_sites": ["mouth"],
+        "lesion_count": "1",
+        "pain_itch": "itch",
+        "close_contact": "unsure",
+        "travel": "yes",
+        "travel_where": "Lisbon",
+        "vaccination": "two_doses",
+        "onset_date": "",
+        "consent_care": "on",
+    }
     response = client.post(reverse("book") + query, form)
     appointment = Appointment.objects.get(patient=patient)
     assert response.status_code == 302 and response["Location"] == reverse("appointment", args=[appointment.reference])
-    assert appointment.questionnaire == {**{key: "" for key in ("notes",)}, "version": 1, "onset_date": None,
-                                         "fever": "no", "swollen_lymph_nodes": "no", "lesion_sites": ["mouth"],
-                                         "lesion_count": "1", "pain_itch": "itch", "close_contact": "unsure",
-                                         "travel": "yes", "travel_where": "Lisbon", "vaccination": "two_doses"}
+    assert appointment.questionnaire == {
+        **{key: "" for key in ("notes",)},
+        "version": 1,
+        "onset_date": None,
+        "fever": "no",
+        "swollen_lymph_nodes": "no",
+        "lesion_sites": ["mouth"],
+        "lesion_count": "1",
+        "pain_itch": "itch",
+        "close_contact": "unsure",
+        "travel": "yes",
+        "travel_where": "Lisbon",
+        "vaccination": "two_doses",
+    }
     assert appointment.consent_research is False
 
 
@@ -377,10 +423,19 @@ def test_a_schedule_saved_in_admin_opens_its_slots(client, admin_user, clinic, s
     client.force_login(admin_user)
     monday = next_weekday(0)
 
-    response = client.post(reverse("admin:booking_schedule_add"), {
-        "clinician": clinician.pk, "clinic": clinic.pk, "service": service.pk, "weekday": 0,
-        "start_time": "14:00", "end_time": "15:00", "valid_from": monday.isoformat(), "valid_until": monday.isoformat(),
-    })
+    response = client.post(
+        reverse("admin:booking_schedule_add"),
+        {
+            "clinician": clinician.pk,
+            "clinic": clinic.pk,
+            "service": service.pk,
+            "weekday": 0,
+            "start_time": "14:00",
+            "end_time": "15:00",
+            "valid_from": monday.isoformat(),
+            "valid_until": monday.isoformat(),
+        },
+    )
 
     assert response.status_code == 302
     assert Slot.objects.filter(clinician=clinician, clinic=clinic, service=service).count() == 3

@@ -2,6 +2,7 @@
 
 Screenshots land in out/screenshots/ (ignored by git) for a person to look at.
 """
+
 import os
 from pathlib import Path
 
@@ -12,10 +13,10 @@ from django.urls import reverse
 from PIL import Image, ImageDraw, ImageFilter
 from playwright.sync_api import expect, sync_playwright
 
+from core.models import AuditEvent
+from registry.versions import register_checkpoints
 from tests.conftest import PASSWORD
 from triage.analysis import analyse_photos
-from registry.versions import register_checkpoints
-from core.models import AuditEvent
 from triage.models import Case, Decision, Photo
 from triage.services import accept_photo
 
@@ -107,8 +108,9 @@ def test_patient_taps_the_lesion_on_a_phone(
     """One tap at phone width: the server's box for that tap is shown, then stored as a tap."""
     from ml.boxes import box_from_tap
 
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
-                                  device_scale_factor=2)
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, device_scale_factor=2
+    )
     page = context.new_page()
     page.set_default_timeout(15_000)
     try:
@@ -208,8 +210,9 @@ def synthetic_skin_photo(path, size=(1024, 768), seed=3):
     image.filter(ImageFilter.GaussianBlur(1.5)).save(path, "JPEG", quality=92)
 
 
-def test_shipped_model_result_on_the_clinician_case_page(page, live_server, clinician, appointment, patient,
-                                                        private_storage, enqueued, tmp_path):
+def test_shipped_model_result_on_the_clinician_case_page(
+    page, live_server, clinician, appointment, patient, private_storage, enqueued, tmp_path
+):
     """The committed checkpoint, registered as in production, analyses a synthetic photo in-process;
     the case page shows the automatic ROI, heatmap and score (the README's screenshot)."""
     (model_version,) = register_checkpoints()

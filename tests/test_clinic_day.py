@@ -1,5 +1,6 @@
 """Issue 23: a clinic's day without surprises (rescheduling keeps the site, retakes settle, no retake
 loop, cancelled appointments take no photos, closures, ground-truth warnings, the flagged filter)."""
+
 from datetime import datetime, timedelta
 from unittest import mock
 
@@ -9,9 +10,9 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
+from core.models import AuditEvent
 from portal.booking.models import Clinic, Slot
 from portal.booking.services import reschedule_appointment
-from core.models import AuditEvent
 from triage.models import Decision, Outcome
 from triage.permissions import CLINICIANS_GROUP
 from triage.services import record_decision
@@ -23,7 +24,9 @@ pytestmark = pytest.mark.django_db
 def other_site(service):
     """A second site whose name sorts before the booked one's ("Test Clinic"), with a free slot."""
     site = Clinic.objects.create(name="Another Clinic", address="2 River Road")
-    Slot.objects.create(clinic=site, service=service, starts_at=timezone.now().replace(microsecond=0) + timedelta(hours=50))
+    Slot.objects.create(
+        clinic=site, service=service, starts_at=timezone.now().replace(microsecond=0) + timedelta(hours=50)
+    )
     return site
 
 
@@ -77,11 +80,19 @@ def test_reschedule_page_asks_before_changing_site(client, patient, appointment,
 
 
 def test_a_decided_case_that_moves_site_is_told_to_the_new_sites_staff(
-    client, patient, appointment, photo, clinician, make_staff, other_site, celery_eager,
+    client,
+    patient,
+    appointment,
+    photo,
+    clinician,
+    make_staff,
+    other_site,
+    celery_eager,
     django_capture_on_commit_callbacks,
 ):
-    record_decision(case=appointment.case, clinician=clinician, outcome=Outcome.SUSPECTED,
-                    action=Decision.Action.ISOLATION_ROOM)
+    record_decision(
+        case=appointment.case, clinician=clinician, outcome=Outcome.SUSPECTED, action=Decision.Action.ISOLATION_ROOM
+    )
     new_site_clinician = make_staff("river-road", CLINICIANS_GROUP, clinics=[other_site], on_duty=True)
     mail.outbox.clear()
 
@@ -119,14 +130,18 @@ def _queue_case(client, clinician, case):
     return next(row for row in client.get(reverse("staff-queue")).context["page"].object_list if row.pk == case.pk)
 
 
-def test_a_retake_upload_settles_the_photo_it_replaces(client, patient, clinician, appointment, photo, record_result, make_upload):
+def test_a_retake_upload_settles_the_photo_it_replaces(
+    client, patient, clinician, appointment, photo, record_result, make_upload
+):
     from triage.models import Photo
     from triage.services import accept_photo
 
     record_result(photo, 0.2, reason="blurred")
     assert _queue_case(client, clinician, appointment.case).photos_problem == 1
 
-    accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=make_upload(), body_site=Photo.BodySite.HANDS)
+    accept_photo(
+        case=appointment.case, uploaded_by=patient, uploaded_file=make_upload(), body_site=Photo.BodySite.HANDS
+    )
 
     photo.refresh_from_db()
     assert photo.status == Photo.Status.REPLACED and not photo.needs_retake and photo.patient_message == ""
@@ -136,18 +151,29 @@ def test_a_retake_upload_settles_the_photo_it_replaces(client, patient, clinicia
     assert "badge status-rejected" not in page and f'<p data-retake="{photo.pk}" hidden>' in page
 
 
-def test_a_final_decision_clears_every_retake_prompt(client, patient, clinician, appointment, record_result, make_upload, enqueued):
+def test_a_final_decision_clears_every_retake_prompt(
+    client, patient, clinician, appointment, record_result, make_upload, enqueued
+):
     from triage.models import Photo
     from triage.services import accept_photos
 
-    photos = accept_photos(case=appointment.case, uploaded_by=patient, uploaded_files=[make_upload() for _ in range(3)],
-                           body_site=Photo.BodySite.TRUNK)
+    photos = accept_photos(
+        case=appointment.case,
+        uploaded_by=patient,
+        uploaded_files=[make_upload() for _ in range(3)],
+        body_site=Photo.BodySite.TRUNK,
+    )
     for photo in photos:
         record_result(photo, 0.2, reason="too_bright")
     client.force_login(patient)
-    assert client.get(reverse("appointment", args=[appointment.reference])).content.decode().count("badge status-rejected") == 3
+    assert (
+        client.get(reverse("appointment", args=[appointment.reference])).content.decode().count("badge status-rejected")
+        == 3
+    )
 
-    record_decision(case=appointment.case, clinician=clinician, outcome=Outcome.NOT_SUSPECTED, action=Decision.Action.STANDARD)
+    record_decision(
+        case=appointment.case, clinician=clinician, outcome=Outcome.NOT_SUSPECTED, action=Decision.Action.STANDARD
+    )
 
     client.force_login(patient)
     page = client.get(reverse("appointment", args=[appointment.reference])).content.decode()
@@ -156,12 +182,16 @@ def test_a_final_decision_clears_every_retake_prompt(client, patient, clinician,
     assert _queue_case(client, clinician, appointment.case).photos_problem == 0
 
 
-def test_a_second_unjudgeable_photo_goes_to_a_clinician_as_it_is(client, patient, clinician, appointment, photo, record_result, make_upload):
+def test_a_second_unjudgeable_photo_goes_to_a_clinician_as_it_is(
+    client, patient, clinician, appointment, photo, record_result, make_upload
+):
     from triage.models import Photo
     from triage.services import accept_photo
 
     record_result(photo, 0.9, reason="too_bright")
-    retake = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=make_upload(), body_site=Photo.BodySite.HANDS)
+    retake = accept_photo(
+        case=appointment.case, uploaded_by=patient, uploaded_file=make_upload(), body_site=Photo.BodySite.HANDS
+    )
     record_result(retake, 0.9, reason="too_bright")
 
     retake.refresh_from_db()
@@ -178,7 +208,14 @@ def test_a_second_unjudgeable_photo_goes_to_a_clinician_as_it_is(client, patient
 
 
 def test_flagged_filter_and_badge_count_the_same_undecided_flagged_cases(
-    client, clinician, patient, appointment, prediction, make_slot, make_upload, record_result,
+    client,
+    clinician,
+    patient,
+    appointment,
+    prediction,
+    make_slot,
+    make_upload,
+    record_result,
 ):
     from portal.booking.services import book_appointment
     from triage.services import accept_photo
@@ -225,7 +262,9 @@ def test_cancel_asks_for_confirmation_first(client, patient, appointment):
     confirm = client.get(cancel_url)
     assert confirm.status_code == 200
     html = confirm.content.decode()
-    assert "Cancel this appointment?" in html and appointment.slot.clinic.name in html and f'action="{cancel_url}"' in html
+    assert (
+        "Cancel this appointment?" in html and appointment.slot.clinic.name in html and f'action="{cancel_url}"' in html
+    )
     appointment.refresh_from_db()
     assert appointment.status == Appointment.Status.BOOKED
 
@@ -251,17 +290,40 @@ def test_a_closed_day_gets_no_slots_and_offers_none(client, admin_user, patient,
 
     christmas = _christmas_after(timezone.localdate())
     today = christmas - timedelta(days=3)
-    Schedule.objects.create(clinician=clinician, clinic=clinic, service=service, weekday=christmas.weekday(),
-                            start_time=time(9, 0), end_time=time(10, 0), valid_from=today)
-    Schedule.objects.create(clinician=clinician, clinic=clinic, service=service, weekday=(christmas.weekday() + 1) % 7,
-                            start_time=time(9, 0), end_time=time(10, 0), valid_from=today)
+    Schedule.objects.create(
+        clinician=clinician,
+        clinic=clinic,
+        service=service,
+        weekday=christmas.weekday(),
+        start_time=time(9, 0),
+        end_time=time(10, 0),
+        valid_from=today,
+    )
+    Schedule.objects.create(
+        clinician=clinician,
+        clinic=clinic,
+        service=service,
+        weekday=(christmas.weekday() + 1) % 7,
+        start_time=time(9, 0),
+        end_time=time(10, 0),
+        valid_from=today,
+    )
     generate_slots(days_ahead=5, today=today)  # slots made before the closure was entered
-    assert {timezone.localdate(slot.starts_at) for slot in Slot.objects.all()} == {christmas, christmas + timedelta(days=1)}
+    assert {timezone.localdate(slot.starts_at) for slot in Slot.objects.all()} == {
+        christmas,
+        christmas + timedelta(days=1),
+    }
 
     client.force_login(admin_user)
-    added = client.post(reverse("admin:booking_closure_add"),
-                        {"clinic": clinic.pk, "first_day": christmas.isoformat(), "last_day": christmas.isoformat(),
-                         "reason": "Christmas Day"})
+    added = client.post(
+        reverse("admin:booking_closure_add"),
+        {
+            "clinic": clinic.pk,
+            "first_day": christmas.isoformat(),
+            "last_day": christmas.isoformat(),
+            "reason": "Christmas Day",
+        },
+    )
     assert added.status_code == 302, added.content.decode()[:2000]
     closure = Closure.objects.get()
 
@@ -305,8 +367,12 @@ def test_negative_pcr_with_a_diagnosis_of_mpox_needs_confirmation(client, clinic
     assert answer.status_code == 201
     answer = api.post(api_url, {"diagnosis": "mpox", "note": "Clinical picture"}, format="json")
     assert answer.status_code == 400 and "contradict" in str(answer.json())
-    assert api.post(api_url, {"diagnosis": "mpox", "note": "Clinical picture", "confirm_contradiction": True},
-                    format="json").status_code == 201
+    assert (
+        api.post(
+            api_url, {"diagnosis": "mpox", "note": "Clinical picture", "confirm_contradiction": True}, format="json"
+        ).status_code
+        == 201
+    )
 
 
 # Staff pages -------------------------------------------------------------------------------------
@@ -315,7 +381,9 @@ def test_negative_pcr_with_a_diagnosis_of_mpox_needs_confirmation(client, clinic
 def test_model_card_page_renders_the_markdown_without_raw_html(client, clinician, model_version, tmp_path):
     (tmp_path / "MODEL_CARD.md").write_text(
         "# Model card\n\n## Limits\n\n| Metric | Value |\n|---|---|\n| Sensitivity | 0.97 |\n\n"
-        "- **Not** a diagnosis\n\n<script>alert(1)</script>\n\n[bad](javascript:alert(1))\n", encoding="utf-8")
+        "- **Not** a diagnosis\n\n<script>alert(1)</script>\n\n[bad](javascript:alert(1))\n",
+        encoding="utf-8",
+    )
     model_version.checkpoint_path = str(tmp_path / "model.pt")
     model_version.save()
     client.force_login(clinician)
@@ -335,8 +403,17 @@ def test_webhook_events_are_chosen_with_checkboxes(client, admin_user, clinic):
     form = client.get(add_url).content.decode()
     assert all(f'type="checkbox" name="events" value="{event}"' in form for event in WebhookEndpoint.Event.values)
 
-    saved = client.post(add_url, {"clinic": clinic.pk, "url": "https://clinic.example.org/hooks",
-                                  "secret": "whsec_test", "events": ["case.flagged", "case.decided"], "payload_format": "json", "is_active": "on"})
+    saved = client.post(
+        add_url,
+        {
+            "clinic": clinic.pk,
+            "url": "https://clinic.example.org/hooks",
+            "secret": "whsec_test",
+            "events": ["case.flagged", "case.decided"],
+            "payload_format": "json",
+            "is_active": "on",
+        },
+    )
     assert saved.status_code == 302, saved.content.decode()[-3000:]
     assert WebhookEndpoint.objects.get().events == ["case.flagged", "case.decided"]
 
@@ -381,8 +458,17 @@ def test_a_closure_over_booked_appointments_warns_the_admin(client, admin_user, 
     day = timezone.localdate(appointment.slot.starts_at)
     client.force_login(admin_user)
 
-    page = client.post(reverse("admin:booking_closure_add"),
-                       {"clinic": appointment.slot.clinic_id, "first_day": day.isoformat(), "last_day": day.isoformat(),
-                        "reason": "Staff training"}, follow=True).content.decode()
+    page = client.post(
+        reverse("admin:booking_closure_add"),
+        {
+            "clinic": appointment.slot.clinic_id,
+            "first_day": day.isoformat(),
+            "last_day": day.isoformat(),
+            "reason": "Staff training",
+        },
+        follow=True,
+    ).content.decode()
 
-    assert f"1 appointment(s) are booked at Test Clinic on these days and were not moved: {appointment.reference}" in page
+    assert (
+        f"1 appointment(s) are booked at Test Clinic on these days and were not moved: {appointment.reference}" in page
+    )

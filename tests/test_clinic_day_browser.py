@@ -1,6 +1,7 @@
 """Issue 23 in a real browser (Debian's Chromium via Playwright), at phone and desktop widths: the
 reschedule page starts on the booked site and asks before changing site; cancelling asks first; the
 case page's zoom centres on the lesion box and keeps each view's shape. axe-core finds nothing serious."""
+
 from datetime import timedelta
 
 import pytest
@@ -18,11 +19,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))
-def test_reschedule_keeps_the_site_and_cancel_asks_first(browser, live_server, patient, appointment, make_slot, service, viewport):  # noqa: F811
+def test_reschedule_keeps_the_site_and_cancel_asks_first(
+    browser, live_server, patient, appointment, make_slot, service, viewport
+):  # noqa: F811
     make_slot(72)
     elsewhere = Clinic.objects.create(name="Another Clinic", address="2 River Road")
-    other_slot = Slot.objects.create(clinic=elsewhere, service=service,
-                                     starts_at=timezone.now().replace(microsecond=0) + timedelta(hours=50))
+    other_slot = Slot.objects.create(
+        clinic=elsewhere, service=service, starts_at=timezone.now().replace(microsecond=0) + timedelta(hours=50)
+    )
     page = new_page(browser, viewport)
     log_in(page, live_server, patient)
 
@@ -63,10 +67,23 @@ def test_reschedule_keeps_the_site_and_cancel_asks_first(browser, live_server, p
 
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))
 def test_zoom_centres_on_the_box_and_keeps_each_views_shape(
-    browser, live_server, clinician, patient, appointment, private_storage, enqueued, make_upload, viewport,  # noqa: F811
+    browser,
+    live_server,
+    clinician,
+    patient,
+    appointment,
+    private_storage,
+    enqueued,
+    make_upload,
+    viewport,  # noqa: F811
 ):
-    photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=make_upload(size=(800, 600)),
-                         body_site="trunk", roi=(450, 150, 650, 350))  # a square box right of centre
+    photo = accept_photo(
+        case=appointment.case,
+        uploaded_by=patient,
+        uploaded_file=make_upload(size=(800, 600)),
+        body_site="trunk",
+        roi=(450, 150, 650, 350),
+    )  # a square box right of centre
     page = new_page(browser, viewport)
     log_in(page, live_server, clinician)
     page.goto(live_server.url + reverse("staff-case", args=[appointment.case.pk]))

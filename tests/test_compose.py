@@ -1,5 +1,6 @@
 """docker-compose.yml is validated by Docker's own parser (no engine needed), and its shape checked:
 which services run what, on which queue, after which others, with which volumes."""
+
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,8 +11,13 @@ import yaml
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
-SECRETS = {"POSTGRES_PASSWORD": "example-pg", "SECRET_KEY": "example-key", "S3_ACCESS_KEY": "example-access",
-           "S3_SECRET_KEY": "example-secret", "EMAIL_URL": "smtp+tls://user:pass@mail.example.org:587"}
+SECRETS = {
+    "POSTGRES_PASSWORD": "example-pg",
+    "SECRET_KEY": "example-key",
+    "S3_ACCESS_KEY": "example-access",
+    "S3_SECRET_KEY": "example-secret",
+    "EMAIL_URL": "smtp+tls://user:pass@mail.example.org:587",
+}
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +35,10 @@ def run_config(env_overrides):
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", **env_overrides}
     return subprocess.run(
         [*compose_command(), "-f", str(ROOT / "docker-compose.yml"), "config"],
-        capture_output=True, text=True, env=env, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
     )
 
 
@@ -42,8 +51,17 @@ def config():
 
 def test_the_stack_has_every_service_with_a_healthcheck_where_it_serves(config):
     services = config["services"]
-    assert set(services) == {"proxy", "migrate", "web", "worker-inference", "worker-light", "beat", "postgres",
-                             "redis", "seaweedfs"}
+    assert set(services) == {
+        "proxy",
+        "migrate",
+        "web",
+        "worker-inference",
+        "worker-light",
+        "beat",
+        "postgres",
+        "redis",
+        "seaweedfs",
+    }
     for name in ("worker-inference", "worker-light", "postgres", "redis", "seaweedfs"):
         assert services[name]["healthcheck"]["test"], name
     assert "inspect ping" in " ".join(services["worker-inference"]["healthcheck"]["test"])
@@ -55,12 +73,16 @@ def test_only_the_tls_proxy_is_published_and_the_portal_trusts_exactly_that_hop(
     assert {port["target"] for port in services["proxy"]["ports"]} == {80, 443}
     assert [name for name, service in services.items() if service.get("ports")] == ["proxy"]
     assert str(services["web"]["environment"]["TRUSTED_PROXY_COUNT"]) == "1"
-    mounts = [volume if isinstance(volume, dict) else dict(zip(["source", "target"], volume.split(":")))
-              for volume in services["proxy"]["volumes"]]  # docker compose writes dicts, docker-compose 1.x strings
+    mounts = [
+        volume if isinstance(volume, dict) else dict(zip(["source", "target"], volume.split(":")))
+        for volume in services["proxy"]["volumes"]
+    ]  # docker compose writes dicts, docker-compose 1.x strings
     caddyfile = next(mount for mount in mounts if mount["target"] == "/etc/caddy/Caddyfile")
     proxied = (ROOT / "deploy" / "Caddyfile").read_text()
     assert Path(caddyfile["source"]) == ROOT / "deploy" / "Caddyfile" and "reverse_proxy web:8000" in proxied
-    assert "trusted_proxies" not in proxied.split("{$PORTAL_HOST", 1)[1]  # so Caddy overwrites a client's X-Forwarded-For
+    assert (
+        "trusted_proxies" not in proxied.split("{$PORTAL_HOST", 1)[1]
+    )  # so Caddy overwrites a client's X-Forwarded-For
 
 
 def test_model_work_and_light_work_run_on_separate_queues(config):

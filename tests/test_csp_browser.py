@@ -2,6 +2,7 @@
 staff pages, admin and the API docs load without a single CSP violation, and what depends on script
 still works under the policy: the ROI editor (patient and clinician), the case page's boxes and the
 htmx badge."""
+
 from datetime import timedelta
 
 import pytest
@@ -54,7 +55,8 @@ class WatchedPage:
 
     def assert_no_violations(self, where, refusals_expected=()):
         violations = [
-            violation for violation in self.page.evaluate("window.__cspViolations || []") + self.console
+            violation
+            for violation in self.page.evaluate("window.__cspViolations || []") + self.console
             if not any(url in violation for url in refusals_expected)
         ]
         assert violations == [], f"{where}: {violations}"
@@ -73,7 +75,9 @@ def watched(browser, live_server):  # noqa: F811
         page.context.close()
 
 
-def test_anonymous_and_patient_pages_and_the_patients_roi_editor(watched, patient, appointment, make_image_bytes, tmp_path):
+def test_anonymous_and_patient_pages_and_the_patients_roi_editor(
+    watched, patient, appointment, make_image_bytes, tmp_path
+):
     browser_page = watched()
     for name in ["login", "signup", "patient-information", "password_reset", "sign-in-link-request"]:
         browser_page.visit(reverse(name))
@@ -92,7 +96,13 @@ def test_anonymous_and_patient_pages_and_the_patients_roi_editor(watched, patien
 
 
 def test_staff_pages_the_case_pages_boxes_the_editor_and_the_htmx_badge(
-    watched, clinician, prediction, settings, record_result, make_upload, enqueued,
+    watched,
+    clinician,
+    prediction,
+    settings,
+    record_result,
+    make_upload,
+    enqueued,
 ):
     settings.STAFF_BADGE_POLL_SECONDS = 1
     case = prediction.photo.case
@@ -132,14 +142,21 @@ def test_admin_pages(watched, admin_user, prediction):
     log_in(browser_page.page, browser_page.live_server, admin_user)
     photo = prediction.photo
     for url in [
-        reverse("admin:index"), reverse("admin:triage_case_changelist"), reverse("admin:triage_case_change", args=[photo.case_id]),
-        reverse("admin:triage_photo_changelist"), reverse("admin:triage_prediction_change", args=[prediction.pk]),
-        reverse("admin:triage_modelversion_changelist"), reverse("admin:triage_auditevent_changelist"),
+        reverse("admin:index"),
+        reverse("admin:triage_case_changelist"),
+        reverse("admin:triage_case_change", args=[photo.case_id]),
+        reverse("admin:triage_photo_changelist"),
+        reverse("admin:triage_prediction_change", args=[prediction.pk]),
+        reverse("admin:triage_modelversion_changelist"),
+        reverse("admin:triage_auditevent_changelist"),
     ]:
         browser_page.visit(url)
     # The thumbnail keeps its size from the admin stylesheet, not an inline style.
     browser_page.visit(reverse("admin:triage_photo_changelist"), ready="img.admin-thumbnail")
-    assert browser_page.page.locator("img.admin-thumbnail").first.evaluate("img => getComputedStyle(img).maxHeight") == "80px"
+    assert (
+        browser_page.page.locator("img.admin-thumbnail").first.evaluate("img => getComputedStyle(img).maxHeight")
+        == "80px"
+    )
 
 
 # Redoc's bundle always shows a footer logo from cdn.redoc.ly: the policy refusing it is the policy at work
@@ -147,8 +164,12 @@ def test_admin_pages(watched, admin_user, prediction):
 REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
 
 
-@pytest.mark.parametrize(("name", "ready", "refusals_expected"), [
-    ("api-docs", ".opblock", ()), ("api-redoc", "[data-section-id^='tag/']", (REDOC_LOGO,)),
-])
+@pytest.mark.parametrize(
+    ("name", "ready", "refusals_expected"),
+    [
+        ("api-docs", ".opblock", ()),
+        ("api-redoc", "[data-section-id^='tag/']", (REDOC_LOGO,)),
+    ],
+)
 def test_api_docs_pages(watched, name, ready, refusals_expected):
     watched().visit(reverse(name), ready=ready, refusals_expected=refusals_expected)

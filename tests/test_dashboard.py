@@ -1,6 +1,7 @@
 """Staff dashboard: queue order, filters, search and pagination; the case page; decisions with
 consistent outcome + action pairs, retakes, countersignature and claims; roles and site scoping;
 the flagged badge; the CSV export."""
+
 import csv
 import io
 from datetime import timedelta
@@ -10,23 +11,23 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
+from core.models import AuditEvent
 from portal.booking.models import Clinic, Service, Slot
 from portal.booking.services import book_appointment, cancel_appointment
-from core.models import AuditEvent
+from registry.versions import activate_model_version
 from triage.models import Case, Decision, Outcome, Photo, PhotoReason
 from triage.permissions import AUDITORS_GROUP, CLINIC_LEADS_GROUP, CLINICIANS_GROUP, PATIENTS_GROUP, can_view_case
-from registry.versions import activate_model_version
 from triage.selectors import case_queue, flagged_undecided_count
 from triage.services import accept_photo, claim_case, countersign_decision, record_decision, release_case
 
 pytestmark = pytest.mark.django_db
 
 
-
 def slot_at(clinic, starts_at):
     """A slot at another site (the `service` fixture's service, made once)."""
     service = Service.objects.get_or_create(name="Skin lesion review", defaults={"duration_minutes": 20})[0]
     return Slot.objects.create(clinic=clinic, service=service, starts_at=starts_at)
+
 
 @pytest.fixture
 def case_with_photo(make_slot, other_patient, private_storage, enqueued, make_upload, record_result):
@@ -37,7 +38,10 @@ def case_with_photo(make_slot, other_patient, private_storage, enqueued, make_up
         slot = slot or make_slot(hours_from_now)
         appointment = book_appointment(patient=other_patient, slot=slot, consent_care=True)
         photo = accept_photo(
-            case=appointment.case, uploaded_by=other_patient, uploaded_file=make_upload(), body_site=Photo.BodySite.TRUNK
+            case=appointment.case,
+            uploaded_by=other_patient,
+            uploaded_file=make_upload(),
+            body_site=Photo.BodySite.TRUNK,
         )
         if probability is not None:
             record_result(photo, probability, reason)
@@ -57,6 +61,7 @@ def decide(case, clinician, outcome=Outcome.SUSPECTED, action=Decision.Action.IS
 
 # Queue ------------------------------------------------------------------------------------------
 
+
 def test_queue_puts_flagged_undecided_first_then_other_undecided_then_retakes_then_decided(case_with_photo, clinician):
     soon_unscored = case_with_photo(2)
     later_low = case_with_photo(30, probability=0.2)
@@ -69,7 +74,10 @@ def test_queue_puts_flagged_undecided_first_then_other_undecided_then_retakes_th
     cancel_appointment(appointment=case_with_photo(5).appointment, actor=None)  # cancellable: before the cut-off
 
     assert list(case_queue(site_ids=None)) == [flagged_soon, flagged_late, soon_unscored, later_low, retake, decided]
-    assert list(case_queue(site_ids=None, status="flagged")) == [flagged_soon, flagged_late]  # undecided only, as the badge
+    assert list(case_queue(site_ids=None, status="flagged")) == [
+        flagged_soon,
+        flagged_late,
+    ]  # undecided only, as the badge
     assert list(case_queue(site_ids=None, status="undecided")) == [flagged_soon, flagged_late, soon_unscored, later_low]
     assert list(case_queue(site_ids=None, status="decided")) == [decided]
     assert list(case_queue(site_ids=None, status="retake")) == [retake]
@@ -77,7 +85,9 @@ def test_queue_puts_flagged_undecided_first_then_other_undecided_then_retakes_th
 
 def test_queue_filters_by_day_site_claim_and_search(case_with_photo, clinician, clinic, other_clinic, other_patient):
     now = timezone.now()
-    hours_to_midnight = (timezone.localtime(now).replace(hour=23, minute=59) - timezone.localtime(now)).total_seconds() / 3600
+    hours_to_midnight = (
+        timezone.localtime(now).replace(hour=23, minute=59) - timezone.localtime(now)
+    ).total_seconds() / 3600
     today = case_with_photo(min(0.5, hours_to_midnight / 2)) if hours_to_midnight > 0.2 else None
     in_three_days = case_with_photo(72)
     in_ten_days = case_with_photo(240)
@@ -127,8 +137,15 @@ def test_cases_without_photos_are_not_queued(appointment):
 def test_queue_page_shows_score_threshold_photos_warnings_and_claims(client, clinician, prediction, make_staff, clinic):
     case = prediction.photo.case
     Photo.objects.create(
-        case=case, uploaded_by=case.appointment.patient, body_site="hands", width=10, height=10, sha256="0" * 64,
-        status=Photo.Status.REJECTED, status_reason=PhotoReason.TOO_DARK, image="photos/x.jpg",
+        case=case,
+        uploaded_by=case.appointment.patient,
+        body_site="hands",
+        width=10,
+        height=10,
+        sha256="0" * 64,
+        status=Photo.Status.REJECTED,
+        status_reason=PhotoReason.TOO_DARK,
+        image="photos/x.jpg",
     )
     colleague = make_staff("colleague", CLINICIANS_GROUP, clinics=[clinic])
     claim_case(case=case, clinician=colleague)
@@ -187,12 +204,22 @@ def test_badge_counts_undecided_flagged_cases_of_my_sites_and_is_polled_with_htm
 
 # Case page --------------------------------------------------------------------------------------
 
+
 def test_case_page_shows_photo_crop_heatmap_scores_history_and_is_audited(client, clinician, prediction, model_version):
     older_time = timezone.now() - timedelta(days=1)
     prediction.__class__.objects.filter(pk=prediction.pk).update(created_at=older_time)
     newer = prediction.__class__.objects.create(
-        photo=prediction.photo, model_version=model_version, probability=0.41, threshold=0.5, flagged=False,
-        roi_source="clinician", roi_x0=0, roi_y0=0, roi_x1=100, roi_y1=60, heatmap=prediction.heatmap.name,
+        photo=prediction.photo,
+        model_version=model_version,
+        probability=0.41,
+        threshold=0.5,
+        flagged=False,
+        roi_source="clinician",
+        roi_x0=0,
+        roi_y0=0,
+        roi_x1=100,
+        roi_y1=60,
+        heatmap=prediction.heatmap.name,
     )
     case = prediction.photo.case
     client.force_login(clinician)
@@ -210,7 +237,9 @@ def test_case_page_shows_photo_crop_heatmap_scores_history_and_is_audited(client
     assert AuditEvent.objects.filter(actor=clinician, action="view_case", object_id=str(case.pk)).exists()
 
 
-def test_opening_a_case_claims_it_and_another_clinician_sees_who_has_it(client, clinician, prediction, make_staff, clinic):
+def test_opening_a_case_claims_it_and_another_clinician_sees_who_has_it(
+    client, clinician, prediction, make_staff, clinic
+):
     case = prediction.photo.case
     client.force_login(clinician)
     client.get(reverse("staff-case", args=[case.pk]))
@@ -249,23 +278,30 @@ def test_a_claim_runs_out_and_can_be_released(clinician, prediction, make_staff,
 
 # Decisions --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("outcome, action", [
-    (Outcome.NOT_SUSPECTED, Decision.Action.ISOLATION_ROOM),
-    (Outcome.NOT_SUSPECTED, ""),
-    (Outcome.SUSPECTED, Decision.Action.STANDARD),
-    (Outcome.SUSPECTED, ""),
-    (Outcome.RETAKE, Decision.Action.TELEHEALTH),
-    (Outcome.PENDING, ""),
-])
+
+@pytest.mark.parametrize(
+    "outcome, action",
+    [
+        (Outcome.NOT_SUSPECTED, Decision.Action.ISOLATION_ROOM),
+        (Outcome.NOT_SUSPECTED, ""),
+        (Outcome.SUSPECTED, Decision.Action.STANDARD),
+        (Outcome.SUSPECTED, ""),
+        (Outcome.RETAKE, Decision.Action.TELEHEALTH),
+        (Outcome.PENDING, ""),
+    ],
+)
 def test_inconsistent_outcome_and_action_are_refused_by_the_service_and_the_form(
     client, clinician, appointment, outcome, action
 ):
     with pytest.raises(ValidationError):
-        record_decision(case=appointment.case, clinician=clinician, outcome=outcome, action=action,
-                        patient_instructions="Reason.")
+        record_decision(
+            case=appointment.case, clinician=clinician, outcome=outcome, action=action, patient_instructions="Reason."
+        )
     client.force_login(clinician)
-    response = client.post(reverse("staff-decide", args=[appointment.case.pk]),
-                           {"outcome": outcome, "action": action, "patient_instructions": "Reason."})
+    response = client.post(
+        reverse("staff-decide", args=[appointment.case.pk]),
+        {"outcome": outcome, "action": action, "patient_instructions": "Reason."},
+    )
     assert response.status_code == 400
     assert not Decision.objects.exists()
     appointment.case.refresh_from_db()
@@ -278,16 +314,25 @@ def test_decision_form_records_the_decision_with_its_patient_instructions(
     client.force_login(clinician)
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(reverse("staff-decide", args=[appointment.case.pk]), {
-            "outcome": "suspected", "action": "keep_with_ppe", "note": "Likely folliculitis but check.",
-            "patient_instructions": "Please use entrance B.",
-        })
+        response = client.post(
+            reverse("staff-decide", args=[appointment.case.pk]),
+            {
+                "outcome": "suspected",
+                "action": "keep_with_ppe",
+                "note": "Likely folliculitis but check.",
+                "patient_instructions": "Please use entrance B.",
+            },
+        )
 
     assert response.status_code == 302
     appointment.case.refresh_from_db()
     decision = appointment.case.decisions.get()
     assert appointment.case.outcome == Outcome.SUSPECTED
-    assert (decision.clinician, decision.action, decision.patient_instructions) == (clinician, "keep_with_ppe", "Please use entrance B.")
+    assert (decision.clinician, decision.action, decision.patient_instructions) == (
+        clinician,
+        "keep_with_ppe",
+        "Please use entrance B.",
+    )
     assert decision.created_at is not None
     assert [message.to for message in mailoutbox] == [[appointment.patient.email]]
     assert "Please use entrance B." in mailoutbox[0].body and "%" not in mailoutbox[0].body
@@ -336,10 +381,14 @@ def test_countersign_view(client, clinician, appointment, make_staff, clinic):
 
     decision.refresh_from_db()
     assert decision.countersigned_by == colleague
-    assert "countersigned by colleague" in client.get(reverse("staff-case", args=[appointment.case.pk])).content.decode()
+    assert (
+        "countersigned by colleague" in client.get(reverse("staff-case", args=[appointment.case.pk])).content.decode()
+    )
 
 
-def test_reanalyse_view_queues_with_the_new_box(client, clinician, prediction, enqueued, django_capture_on_commit_callbacks):
+def test_reanalyse_view_queues_with_the_new_box(
+    client, clinician, prediction, enqueued, django_capture_on_commit_callbacks
+):
     photo = prediction.photo
     client.force_login(clinician)
 
@@ -354,8 +403,9 @@ def test_reanalyse_view_queues_with_the_new_box(client, clinician, prediction, e
     assert enqueued[-1] == (photo.pk, clinician.pk)
 
 
-def test_reanalyse_view_takes_a_tap_and_explains_a_bad_box(client, clinician, prediction, enqueued,
-                                                           django_capture_on_commit_callbacks):
+def test_reanalyse_view_takes_a_tap_and_explains_a_bad_box(
+    client, clinician, prediction, enqueued, django_capture_on_commit_callbacks
+):
     from ml.boxes import box_from_tap
 
     photo = prediction.photo
@@ -373,6 +423,7 @@ def test_reanalyse_view_takes_a_tap_and_explains_a_bad_box(client, clinician, pr
 
 
 # Roles and sites --------------------------------------------------------------------------------
+
 
 def test_roles_are_groups_with_permissions(make_staff, clinic):
     clinician = make_staff("c", CLINICIANS_GROUP)
@@ -402,7 +453,12 @@ def test_clinicians_see_only_their_sites_cases_and_photos(client, clinician, cas
         reverse("prediction-heatmap", args=[photo.pk, prediction.pk]),
     ]:
         assert client.get(url).status_code == 404, url
-    assert client.post(reverse("staff-decide", args=[north.pk]), {"outcome": "not_suspected", "action": "standard"}).status_code == 404
+    assert (
+        client.post(
+            reverse("staff-decide", args=[north.pk]), {"outcome": "not_suspected", "action": "standard"}
+        ).status_code
+        == 404
+    )
     denied = AuditEvent.objects.get(actor=clinician, action="view_photo", allowed=False)
     assert denied.detail["case_id"] == north.pk and denied.ip_address == "127.0.0.1"
 
@@ -420,7 +476,12 @@ def test_auditor_reads_every_site_but_cannot_decide_or_claim(client, prediction,
     assert "83%" in page and "Record a decision" not in page
     case.refresh_from_db()
     assert case.claim_holder is None
-    assert client.post(reverse("staff-decide", args=[case.pk]), {"outcome": "not_suspected", "action": "standard"}).status_code == 403
+    assert (
+        client.post(
+            reverse("staff-decide", args=[case.pk]), {"outcome": "not_suspected", "action": "standard"}
+        ).status_code
+        == 403
+    )
     assert client.post(reverse("staff-claim", args=[case.pk])).status_code == 403
 
 
@@ -439,16 +500,24 @@ def test_a_cancelled_appointments_case_stays_readable_but_cannot_be_decided(clie
 
 def test_patients_get_403_on_staff_pages(client, patient, prediction):
     client.force_login(patient)
-    for url in [reverse("staff-queue"), reverse("staff-badge"), reverse("staff-case", args=[prediction.photo.case_id]),
-                reverse("staff-export-decisions"), reverse("staff-model-card")]:
+    for url in [
+        reverse("staff-queue"),
+        reverse("staff-badge"),
+        reverse("staff-case", args=[prediction.photo.case_id]),
+        reverse("staff-export-decisions"),
+        reverse("staff-model-card"),
+    ]:
         assert client.get(url).status_code == 403, url
 
 
 # Export -----------------------------------------------------------------------------------------
 
-def test_clinic_lead_downloads_the_days_decisions_as_csv(client, clinician, case_with_photo, make_staff, clinic, other_clinic):
+
+def test_clinic_lead_downloads_the_days_decisions_as_csv(
+    client, clinician, case_with_photo, make_staff, clinic, other_clinic
+):
     case = case_with_photo(5, probability=0.9)
-    decide(case, clinician, note="=HYPERLINK(\"http://evil\")", patient_instructions="Entrance B.")
+    decide(case, clinician, note='=HYPERLINK("http://evil")', patient_instructions="Entrance B.")
     north = case_with_photo(0, probability=0.9, slot=slot_at(other_clinic, timezone.now() + timedelta(hours=5)))
     decide(north, make_staff("north-clinician", CLINICIANS_GROUP, clinics=[other_clinic]))
     lead = make_staff("lead", CLINIC_LEADS_GROUP, clinics=[clinic])
@@ -466,7 +535,16 @@ def test_clinic_lead_downloads_the_days_decisions_as_csv(client, clinician, case
     assert AuditEvent.objects.filter(actor=lead, action="export_decisions").exists()
 
     yesterday = (timezone.localdate() - timedelta(days=1)).isoformat()
-    assert len(list(csv.DictReader(io.StringIO(client.get(reverse("staff-export-decisions"), {"day": yesterday}).content.decode())))) == 0
+    assert (
+        len(
+            list(
+                csv.DictReader(
+                    io.StringIO(client.get(reverse("staff-export-decisions"), {"day": yesterday}).content.decode())
+                )
+            )
+        )
+        == 0
+    )
     assert client.get(reverse("staff-export-decisions"), {"day": "31/12/2026"}).status_code == 400
 
     client.force_login(clinician)

@@ -1,6 +1,7 @@
 """The demo writes rows and queues nothing (issue 23): after `seed_demo` no analysis, email or webhook
 waits on the broker, so a new user's first photo is the first thing the worker does.
 """
+
 import pytest
 from django.core import mail
 from django.core.management import call_command
@@ -59,10 +60,13 @@ def test_a_failing_block_is_rolled_back_with_its_after_commit_work(db, django_ca
 
 
 def test_an_appointment_from_the_factory_has_its_consents_and_open_case(db):
-    appointment = AppointmentFactory(patient=UserFactory(username="ana"), slot__clinic=ClinicFactory(name="North"),
-                                     consent_research=True)
+    appointment = AppointmentFactory(
+        patient=UserFactory(username="ana"), slot__clinic=ClinicFactory(name="North"), consent_research=True
+    )
     appointment = Appointment.objects.get(pk=appointment.pk)
     assert appointment.case.is_open and appointment.slot.clinic.name == "North"
     assert sorted((record.kind, record.given) for record in appointment.consent_records.all()) == [
-        ("care", True), ("research", True)]
+        ("care", True),
+        ("research", True),
+    ]
     assert not appointment.patient.has_usable_password()  # a factory user signs in only with a given password

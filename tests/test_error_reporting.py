@@ -1,6 +1,7 @@
 """Error reporting is switched on by SENTRY_DSN alone: an error logged by the portal reaches a
 Sentry-protocol endpoint (a small HTTP receiver started by the test); without the setting the SDK
 is never initialised."""
+
 import gzip
 import http.server
 import os
@@ -45,7 +46,11 @@ def run_portal_python(code, **env):
     """`code` in a fresh portal process whose environment has no SENTRY_DSN unless given."""
     base = {key: value for key, value in os.environ.items() if key != "SENTRY_DSN"}
     return subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**base, "PORTAL_ALLOW_INSECURE_KEY": "1", **env},
     )
 

@@ -10,6 +10,7 @@ figures): the sweep (ANALYSIS_REQUEUE_INTERVAL_SECONDS) is made short here; the 
 be recovered in time by the restarted worker's start-up (tests/test_ops.py covers the lease rule).
 Never touches the shared PostgreSQL or Redis.
 """
+
 import itertools
 import json
 import os
@@ -57,13 +58,24 @@ class PostgresCluster:
         self.data, self.port = root / "data", free_port()
         self.log = root / "postgres.log"
         self.url = f"postgres://postgres@127.0.0.1:{self.port}/portal"
-        subprocess.run(as_postgres_user([postgres_bin("initdb"), "-D", str(self.data), "-U", "postgres",
-                                         "--auth=trust", "-E", "UTF8"]), check=True, capture_output=True)
+        subprocess.run(
+            as_postgres_user(
+                [postgres_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
+            ),
+            check=True,
+            capture_output=True,
+        )
 
     def pg_ctl(self, *args):
         options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off"
-        subprocess.run(as_postgres_user([postgres_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log),
-                                         "-o", options, "-w", *args]), check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            as_postgres_user(
+                [postgres_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", *args]
+            ),
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
 
     def start(self):
         self.pg_ctl("start")
@@ -93,8 +105,22 @@ class RedisServer:
 
     def start(self):
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.root),
-             "--appendonly", "yes", "--save", ""], stdout=subprocess.DEVNULL, start_new_session=True)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.root),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+            ],
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         wait_for(lambda: answers_ping(self.port), 20, "redis-server to start")
 
     def stop(self):
@@ -108,48 +134,97 @@ class Stack:
         self.port = free_port()
         self.env = {
             **os.environ,
-            "DJANGO_SETTINGS_MODULE": "portal.settings", "DEBUG": "0", "SECRET_KEY": "fault-test-" + "k" * 50,
-            "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "0", "SECURE_COOKIES": "0",
-            "EMAIL_URL": "consolemail://", "PORTAL_VAR_DIR": str(root / "var"), "PRIVATE_MEDIA_ROOT": str(self.media),
-            "MODEL_DIR": str(root / "models"), "DATABASE_URL": postgres.url, "CELERY_BROKER_URL": redis.url,
-            "CELERY_TASK_TIME_LIMIT": str(LEASE_S), "CELERY_TASK_SOFT_TIME_LIMIT": str(LEASE_S - 5),
-            "ANALYSIS_REQUEUE_INTERVAL_SECONDS": str(SWEEP_S), "ANALYSIS_REQUEUE_AFTER_SECONDS": "60",
-            "ANALYSIS_RETRY_BACKOFF_SECONDS": "2", "CELERY_WORKER_CONCURRENCY": "1", "LOG_LEVEL": "INFO",
+            "DJANGO_SETTINGS_MODULE": "portal.settings",
+            "DEBUG": "0",
+            "SECRET_KEY": "fault-test-" + "k" * 50,
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "SECURE_SSL_REDIRECT": "0",
+            "SECURE_COOKIES": "0",
+            "EMAIL_URL": "consolemail://",
+            "PORTAL_VAR_DIR": str(root / "var"),
+            "PRIVATE_MEDIA_ROOT": str(self.media),
+            "MODEL_DIR": str(root / "models"),
+            "DATABASE_URL": postgres.url,
+            "CELERY_BROKER_URL": redis.url,
+            "CELERY_TASK_TIME_LIMIT": str(LEASE_S),
+            "CELERY_TASK_SOFT_TIME_LIMIT": str(LEASE_S - 5),
+            "ANALYSIS_REQUEUE_INTERVAL_SECONDS": str(SWEEP_S),
+            "ANALYSIS_REQUEUE_AFTER_SECONDS": "60",
+            "ANALYSIS_RETRY_BACKOFF_SECONDS": "2",
+            "CELERY_WORKER_CONCURRENCY": "1",
+            "LOG_LEVEL": "INFO",
         }
         self.processes = {}
 
     def manage(self, *args):
-        result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env,
-                                capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=300
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         return result.stdout
 
     def spawn(self, name, command):
         log_path = self.root / f"{name}-{len(self.processes)}.log"
         with open(log_path, "wb") as log:
-            process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+            process = subprocess.Popen(
+                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         process.log_path = log_path
         self.processes[name] = process
         return process
 
     def start_worker(self):
-        worker = self.spawn("worker", [
-            sys.executable, "-m", "celery", "-A", "portal", "worker", "--beat", "--schedule",
-            str(self.root / "beat-schedule"), "--pool", "prefork", "--concurrency", "1", "--loglevel", "INFO",
-            "--without-gossip", "--without-mingle", "--hostname", WORKER_NAME])
+        worker = self.spawn(
+            "worker",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "worker",
+                "--beat",
+                "--schedule",
+                str(self.root / "beat-schedule"),
+                "--pool",
+                "prefork",
+                "--concurrency",
+                "1",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--hostname",
+                WORKER_NAME,
+            ],
+        )
         wait_for(lambda: b"ready." in worker.log_path.read_bytes(), START_TIMEOUT_S, "worker start", worker.log_path)
         return worker
 
     def start_web(self):
-        web = self.spawn("web", [sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind", f"127.0.0.1:{self.port}",
-                                 "--workers", "2", "--timeout", "60"])
+        web = self.spawn(
+            "web",
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "portal.wsgi",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                "2",
+                "--timeout",
+                "60",
+            ],
+        )
         wait_for(lambda: b"Booting worker" in web.log_path.read_bytes(), START_TIMEOUT_S, "gunicorn", web.log_path)
         return web
 
     def patients(self, count):
-        code = ("import json; from bench.stack import new_patient_session;"
-                f"print(json.dumps([new_patient_session() for _ in range({count})]))")
+        code = (
+            "import json; from bench.stack import new_patient_session;"
+            f"print(json.dumps([new_patient_session() for _ in range({count})]))"
+        )
         sessions = json.loads(self.manage("shell", "--verbosity", "0", "-c", code).strip().splitlines()[-1])
         return [Patient(self.port, session) for session in sessions]
 
@@ -160,7 +235,8 @@ class Stack:
             "(SELECT count(*) FROM triage_prediction r WHERE r.photo_id = p.id) "
             "FROM triage_photo p JOIN triage_case c ON c.id = p.case_id "
             "JOIN booking_appointment a ON a.id = c.appointment_id WHERE a.reference = ANY(%s)",
-            [patient.reference for patient in patients])
+            [patient.reference for patient in patients],
+        )
         return {row[0]: row[1:] for row in rows}
 
     def stop(self):
@@ -182,12 +258,18 @@ def stack():
     redis.start()
     portal = Stack(root, postgres, redis)
     try:
-        subprocess.run(as_postgres_user([postgres_bin("createdb"), "-h", "127.0.0.1", "-p", str(postgres.port),
-                                         "-U", "postgres", "portal"]), check=True, capture_output=True)
+        subprocess.run(
+            as_postgres_user(
+                [postgres_bin("createdb"), "-h", "127.0.0.1", "-p", str(postgres.port), "-U", "postgres", "portal"]
+            ),
+            check=True,
+            capture_output=True,
+        )
         # Small, so that the busy shared machine drains the queue in time; the kills still land mid-task
         # (the test polls for "analysing" every 20 ms; a batch takes over a second).
-        ml.testing.make_random_checkpoint(root / "models" / "random.pt", arch="densenet121", input_size=64,
-                                          threshold=0.0)
+        ml.testing.make_random_checkpoint(
+            root / "models" / "random.pt", arch="densenet121", input_size=64, threshold=0.0
+        )
         portal.manage("migrate", "--noinput")
         portal.manage("collectstatic", "--noinput")  # DEBUG=0: whitenoise's manifest, as in production
         portal.manage("register_models")
@@ -207,10 +289,12 @@ def lesion_jpegs(count):
 
 def assert_settled_exactly_once(stack, patients, expected_photos):
     """Within the bound: every photo analysed once or failed with a reason; files and rows agree."""
+
     def settled():
         photos = stack.photos(patients)
-        return len(photos) >= expected_photos and all(status in ("analysed", "failed", "rejected")
-                                                      for status, *_ in photos.values())
+        return len(photos) >= expected_photos and all(
+            status in ("analysed", "failed", "rejected") for status, *_ in photos.values()
+        )
 
     wait_for(settled, RECOVERY_BOUND_S, "every photo to settle", stack.processes["worker"].log_path, interval=1)
     photos = stack.photos(patients)
@@ -226,8 +310,12 @@ def assert_settled_exactly_once(stack, patients, expected_photos):
 def assert_files_match_rows(stack):
     """Photos and heatmaps: no file without its row, no row without its file."""
     files = {str(path.relative_to(stack.media)) for path in stack.media.rglob("*") if path.is_file()}
-    rows = {name for (name,) in stack.postgres.query(
-        "SELECT image FROM triage_photo UNION ALL SELECT heatmap FROM triage_prediction")}
+    rows = {
+        name
+        for (name,) in stack.postgres.query(
+            "SELECT image FROM triage_photo UNION ALL SELECT heatmap FROM triage_prediction"
+        )
+    }
     assert files == rows, f"files without rows: {files - rows}; rows without files: {rows - files}"
 
 
@@ -235,8 +323,9 @@ def test_pool_process_killed_mid_task(stack):
     (patient,) = stack.patients(1)
     status, _ = patient.post(lesion_jpegs(3))
     assert status == 302
-    wait_for(lambda: "analysing" in {s for s, *_ in stack.photos([patient]).values()}, 60, "analysis to start",
-             interval=0.02)
+    wait_for(
+        lambda: "analysing" in {s for s, *_ in stack.photos([patient]).values()}, 60, "analysis to start", interval=0.02
+    )
     worker = stack.processes["worker"]
     for child in pool_children(worker.pid):
         os.kill(child, signal.SIGKILL)
@@ -248,8 +337,9 @@ def test_whole_worker_killed_and_restarted_at_once(stack):
     queues what it owned at start-up instead of waiting for Redis' visibility timeout."""
     (patient,) = stack.patients(1)
     assert patient.post(lesion_jpegs(3))[0] == 302
-    wait_for(lambda: "analysing" in {s for s, *_ in stack.photos([patient]).values()}, 60, "analysis to start",
-             interval=0.02)
+    wait_for(
+        lambda: "analysing" in {s for s, *_ in stack.photos([patient]).values()}, 60, "analysis to start", interval=0.02
+    )
     worker = stack.processes["worker"]
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait()

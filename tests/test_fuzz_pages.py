@@ -2,6 +2,7 @@
 fuzzing, tests/api/test_fuzz_api.py), enumerated from the URL configuration, with its parameters and a
 query string drawn from ordinary, hostile (NUL, control characters) and oversize text, requested by a
 signed-in patient and a signed-in clinician: no answer is a 5xx. Bounded and derandomised."""
+
 import re
 from urllib.parse import quote, urlencode
 
@@ -15,8 +16,25 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db]  # about 15 s
 PARAMETER = re.compile(r"<(?:\w+:)?(\w+)>")
 SKIPPED_PREFIXES = ("admin/", "api/")
 HOSTILE_TEXT = ["\x00", "\x01", "\x1b", "\x7f", "\u0085", "\n", "x" * 5_000, "%00", "..", "\u200b", "＝1"]
-QUERY_NAMES = ["start", "end", "version", "clinic", "page", "show", "period", "site", "mine", "search", "day", "next",
-               "x", "y", "width", "height", "language"]
+QUERY_NAMES = [
+    "start",
+    "end",
+    "version",
+    "clinic",
+    "page",
+    "show",
+    "period",
+    "site",
+    "mine",
+    "search",
+    "day",
+    "next",
+    "x",
+    "y",
+    "width",
+    "height",
+    "language",
+]
 
 
 def page_routes(patterns=None, prefix=""):
@@ -34,7 +52,9 @@ def page_routes(patterns=None, prefix=""):
 
 
 segments = st.one_of(
-    st.text(min_size=1, max_size=20), st.sampled_from(HOSTILE_TEXT), st.integers(0, 10**12).map(str),
+    st.text(min_size=1, max_size=20),
+    st.sampled_from(HOSTILE_TEXT),
+    st.integers(0, 10**12).map(str),
 )
 queries = st.dictionaries(st.one_of(st.sampled_from(QUERY_NAMES), st.text(max_size=8)), segments, max_size=3)
 

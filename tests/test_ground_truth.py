@@ -1,4 +1,5 @@
 """Lab results and final diagnoses: attributed, audited, corrections add rows and need a reason."""
+
 from datetime import date, timedelta
 
 import pytest
@@ -15,18 +16,30 @@ pytestmark = pytest.mark.django_db
 
 def test_first_entry_then_a_correction_keeps_the_history(appointment, clinician, admin_user):
     case = appointment.case
-    (lab,) = record_ground_truth(case=case, entered_by=clinician, result=LabResult.Result.POSITIVE, result_date=date(2026, 11, 20))
+    (lab,) = record_ground_truth(
+        case=case, entered_by=clinician, result=LabResult.Result.POSITIVE, result_date=date(2026, 11, 20)
+    )
     assert (lab.entered_by, lab.result_date) == (clinician, date(2026, 11, 20))
 
     with pytest.raises(ValidationError, match="say why"):
-        record_ground_truth(case=case, entered_by=admin_user, result=LabResult.Result.NEGATIVE, result_date=date(2026, 11, 21))
-    record_ground_truth(case=case, entered_by=admin_user, result=LabResult.Result.NEGATIVE, result_date=date(2026, 11, 21),
-                        diagnosis=FinalDiagnosis.Diagnosis.HERPES, note="Repeat PCR negative; HSV-2 positive.")
+        record_ground_truth(
+            case=case, entered_by=admin_user, result=LabResult.Result.NEGATIVE, result_date=date(2026, 11, 21)
+        )
+    record_ground_truth(
+        case=case,
+        entered_by=admin_user,
+        result=LabResult.Result.NEGATIVE,
+        result_date=date(2026, 11, 21),
+        diagnosis=FinalDiagnosis.Diagnosis.HERPES,
+        note="Repeat PCR negative; HSV-2 positive.",
+    )
 
     assert [row.result for row in case.lab_results.all()] == ["negative", "positive"]  # newest (current) first
     assert case.lab_results.first().entered_by == admin_user
     assert case.final_diagnoses.get().diagnosis == "herpes"
-    events = AuditEvent.objects.filter(object_id=str(case.pk), action__in=["record_lab_result", "record_final_diagnosis"])
+    events = AuditEvent.objects.filter(
+        object_id=str(case.pk), action__in=["record_lab_result", "record_final_diagnosis"]
+    )
     assert sorted((e.action, e.actor.username, e.detail.get("corrects")) for e in events) == [
         ("record_final_diagnosis", "admin", None),
         ("record_lab_result", "admin", "positive"),
@@ -39,8 +52,12 @@ def test_unchanged_values_missing_and_future_dates_are_refused(appointment, clin
     with pytest.raises(ValidationError, match="date of the lab result"):
         record_ground_truth(case=case, entered_by=clinician, result=LabResult.Result.NEGATIVE)
     with pytest.raises(ValidationError, match="in the future"):
-        record_ground_truth(case=case, entered_by=clinician, result=LabResult.Result.NEGATIVE,
-                            result_date=timezone.localdate() + timedelta(days=1))
+        record_ground_truth(
+            case=case,
+            entered_by=clinician,
+            result=LabResult.Result.NEGATIVE,
+            result_date=timezone.localdate() + timedelta(days=1),
+        )
     record_ground_truth(case=case, entered_by=clinician, result=LabResult.Result.NOT_TESTED)
     with pytest.raises(ValidationError, match="Nothing changed"):
         record_ground_truth(case=case, entered_by=clinician, result=LabResult.Result.NOT_TESTED)
@@ -76,5 +93,7 @@ def test_empty_form_is_explained(appointment, clinician, client):
 def test_patients_cannot_reach_the_form(appointment, patient, client):
     client.force_login(patient)
     assert client.get(reverse("staff-lab-result", args=[appointment.case.pk])).status_code == 403
-    assert client.post(reverse("staff-lab-result", args=[appointment.case.pk]), {"result": "positive"}).status_code == 403
+    assert (
+        client.post(reverse("staff-lab-result", args=[appointment.case.pk]), {"result": "positive"}).status_code == 403
+    )
     assert not LabResult.objects.exists()

@@ -1,4 +1,5 @@
 """/healthz and /readyz against the real database, Redis and storage, and request ids."""
+
 import os
 import subprocess
 import sys
@@ -22,7 +23,8 @@ def test_readyz_is_ready_when_database_broker_storage_and_model_answer(client, p
     response = client.get("/readyz")
     assert response.status_code == 200, response.content
     assert response.json() == {
-        "status": "ready", "checks": {"database": "ok", "broker": "ok", "storage": "ok", "model": "ok"},
+        "status": "ready",
+        "checks": {"database": "ok", "broker": "ok", "storage": "ok", "model": "ok"},
     }
     assert response["Cache-Control"] == "no-store"
 
@@ -31,8 +33,10 @@ def test_readyz_is_ready_when_database_broker_storage_and_model_answer(client, p
 def test_readyz_names_each_failed_check(client, settings, tmp_path, private_storage, monkeypatch):
     settings.STORAGES = {
         **settings.STORAGES,
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage",
-                    "OPTIONS": {"location": tmp_path / "never-created"}},
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": tmp_path / "never-created"},
+        },
     }
     monkeypatch.setattr(celery_app.conf, "broker_write_url", "redis://127.0.0.1:1/0")  # nothing listens there
     response = client.get("/readyz")
@@ -50,7 +54,11 @@ def test_readyz_reports_an_unreachable_database():
         "response = Client().get('/readyz'); print(response.status_code, json.dumps(response.json()['checks']))"
     )
     result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "DATABASE_URL": "postgres://postgres@127.0.0.1:1/nothing", "PORTAL_ALLOW_INSECURE_KEY": "1"},
     )
     assert result.returncode == 0, result.stderr[-2000:]

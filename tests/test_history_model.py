@@ -10,6 +10,7 @@ A hand-set version on the synthetic history (tests/clinic_history.py, image thre
   z: positives 1.197 2.847 2.405 1.153; negatives 0.386 -1.405 0.614 -3.197 -0.799 -3.944 -1.201:
   every positive above every negative, AUC 1 against the image score's 22/28.
 """
+
 import math
 
 import pytest
@@ -17,14 +18,14 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.urls import reverse
 
-from tests.clinic_history import book_past_case, build_history, record_score
-from modelops import performance
-from registry import versions
-from triage.history import HISTORY_FEATURES
 from core.models import AuditEvent
+from modelops import performance
+from modelops.services import promote_history_model, register_history_model
+from registry import versions
 from registry.models import HistoryModel, ModelPromotion, ModelVersion
+from tests.clinic_history import book_past_case, build_history, record_score
+from triage.history import HISTORY_FEATURES
 from triage.models import Case
-from modelops.services import promote_history_model, promote_model_version, register_history_model
 
 pytestmark = pytest.mark.django_db
 CONTACT_CASES = (1, 2, 3, 6)
@@ -42,8 +43,13 @@ def logit(p):
 def history(settings, patient, clinician, clinic, model_version, private_storage, enqueued, make_image_bytes):
     settings.PROMOTION_MIN_CONFIRMED_CASES = 11
     settings.PERFORMANCE_BOOTSTRAP_SAMPLES = 300
-    cases = build_history(patient=patient, clinician=clinician, clinic=clinic, active=model_version,
-                          heatmap_jpeg=make_image_bytes(size=(64, 64)))
+    cases = build_history(
+        patient=patient,
+        clinician=clinician,
+        clinic=clinic,
+        active=model_version,
+        heatmap_jpeg=make_image_bytes(size=(64, 64)),
+    )
     for index in CONTACT_CASES:
         appointment = cases[index].appointment
         appointment.questionnaire = {**appointment.questionnaire, "close_contact": "yes"}
@@ -54,8 +60,14 @@ def history(settings, patient, clinician, clinic, model_version, private_storage
 @pytest.fixture
 def contact_model(model_version):
     return HistoryModel.objects.create(
-        version="history-hand", image_model=model_version, features=list(HISTORY_FEATURES),
-        coefficients=[1.0, 3.0, 0, 0, 0, 0, 0, 0], intercept=-1.0, threshold=0.5, fitted_cases=0, fitted_positives=0,
+        version="history-hand",
+        image_model=model_version,
+        features=list(HISTORY_FEATURES),
+        coefficients=[1.0, 3.0, 0, 0, 0, 0, 0, 0],
+        intercept=-1.0,
+        threshold=0.5,
+        fitted_cases=0,
+        fitted_positives=0,
     )
 
 
@@ -85,7 +97,10 @@ def test_refused_by_the_challengers_rule(settings, history, contact_model, admin
     # At 0.9 (z >= 2.197) only the 0.70 and 0.60 positives with contact are flagged: 2 of 4 against 3 of 4.
     HistoryModel.objects.filter(pk=contact_model.pk).update(threshold=0.9)
     contact_model.refresh_from_db()
-    with pytest.raises(ValidationError, match="history-hand is worse on sensitivity: it flags 2 of 4 .* test-model-1 \\(image score alone\\) 3 of 4"):
+    with pytest.raises(
+        ValidationError,
+        match="history-hand is worse on sensitivity: it flags 2 of 4 .* test-model-1 \\(image score alone\\) 3 of 4",
+    ):
         promote_history_model(history_model=contact_model, promoted_by=admin_user, reason="Fewer false alarms")
     assert not ModelPromotion.objects.exists() and versions.active_history_model() is None
     assert AuditEvent.objects.filter(action="promote_model", allowed=False, object_type="historymodel").count() == 2
@@ -100,10 +115,15 @@ def test_cases_it_was_fitted_on_are_left_out_of_its_comparison(settings, history
     assert "None of the shared confirmed cases is mpox PCR positive" in figures["promotion_refusal"]
 
 
-def test_once_promoted_its_combined_score_flags_new_cases(history, contact_model, model_version, admin_user, patient,
-                                                          clinic, make_image_bytes, client, clinician):
+def test_once_promoted_its_combined_score_flags_new_cases(
+    history, contact_model, model_version, admin_user, patient, clinic, make_image_bytes, client, clinician
+):
     promotion = promote_history_model(history_model=contact_model, promoted_by=admin_user, reason="Sensitivity 4/4")
-    assert (promotion.history_model, promotion.model_version, promotion.promoted_by) == (contact_model, model_version, admin_user)
+    assert (promotion.history_model, promotion.model_version, promotion.promoted_by) == (
+        contact_model,
+        model_version,
+        admin_user,
+    )
     assert promotion.evidence["own_threshold"]["challenger"]["sensitivity"]["successes"] == 4
     assert versions.active_history_model() == contact_model
 
@@ -127,8 +147,9 @@ def test_once_promoted_its_combined_score_flags_new_cases(history, contact_model
 
 def test_promoting_another_image_model_retires_it(history, contact_model, admin_user):
     versions.activate_history_model(contact_model)
-    challenger = ModelVersion.objects.create(version="next", architecture="tiny", checkpoint_path="/x.pt",
-                                             threshold=0.5, is_challenger=True)
+    challenger = ModelVersion.objects.create(
+        version="next", architecture="tiny", checkpoint_path="/x.pt", threshold=0.5, is_challenger=True
+    )
     versions.activate_model_version(challenger)
     contact_model.refresh_from_db()
     assert contact_model.status == HistoryModel.Status.RETIRED and versions.active_history_model() is None
@@ -161,8 +182,15 @@ def test_admin_promotes_it_and_the_pages_show_it(history, contact_model, admin_c
     url = reverse("admin:registry_historymodel_changelist")
     form = admin_client.post(url, {"action": "promote", "_selected_action": [contact_model.pk]}).content.decode()
     assert "Why is this model being promoted?" in form and "the image score of test-model-1 alone" in form
-    admin_client.post(url, {"action": "promote", "_selected_action": [contact_model.pk], "apply": "1",
-                            "reason": "Contact history finds the 0.30 positive"})
+    admin_client.post(
+        url,
+        {
+            "action": "promote",
+            "_selected_action": [contact_model.pk],
+            "apply": "1",
+            "reason": "Contact history finds the 0.30 positive",
+        },
+    )
     assert ModelPromotion.objects.get().history_model == contact_model
     client.force_login(clinician)
     comparison = client.get(reverse("staff-comparison")).content.decode()

@@ -2,17 +2,18 @@
 desktop widths: the performance page, the comparison page (challenger and history + image model),
 and entering a lab result. axe-core finds nothing serious; nothing scrolls sideways. Screenshots
 land in out/screenshots/ for a person to look at."""
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from registry.models import HistoryModel, ModelVersion
 from tests.clinic_history import book_past_case, build_history
 from tests.test_browser import SCREENSHOTS, browser, log_in  # noqa: F401  (browser is a fixture)
 from tests.test_patient_journey import assert_accessible
 from tests.test_staff_browser import VIEWPORTS, assert_fits_the_width, new_page
 from triage.history import HISTORY_FEATURES
-from registry.models import HistoryModel, ModelVersion
 from triage.models import LabResult
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -25,19 +26,42 @@ def confirmed_history(settings, patient, clinician, clinic, model_version, priva
     settings.PROMOTION_MIN_CONFIRMED_CASES = 11
     settings.PERFORMANCE_BOOTSTRAP_SAMPLES = 200
     challenger = ModelVersion.objects.create(
-        version="clinic-challenger", architecture="tiny", checkpoint_path="/nonexistent/c.pt", threshold=0.5, is_challenger=True,
+        version="clinic-challenger",
+        architecture="tiny",
+        checkpoint_path="/nonexistent/c.pt",
+        threshold=0.5,
+        is_challenger=True,
     )
-    build_history(patient=patient, clinician=clinician, clinic=clinic, active=model_version, challenger=challenger,
-                  heatmap_jpeg=make_image_bytes(size=(64, 64)))
+    build_history(
+        patient=patient,
+        clinician=clinician,
+        clinic=clinic,
+        active=model_version,
+        challenger=challenger,
+        heatmap_jpeg=make_image_bytes(size=(64, 64)),
+    )
     HistoryModel.objects.create(
-        version="history-1 on test-model-1", image_model=model_version, features=list(HISTORY_FEATURES),
-        coefficients=[1.0, 3.0, 0, 0, 0, 0, 0, 0], intercept=-1.0, threshold=0.5, fitted_cases=0, fitted_positives=0,
+        version="history-1 on test-model-1",
+        image_model=model_version,
+        features=list(HISTORY_FEATURES),
+        coefficients=[1.0, 3.0, 0, 0, 0, 0, 0, 0],
+        intercept=-1.0,
+        threshold=0.5,
+        fitted_cases=0,
+        fitted_positives=0,
     )
 
 
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))
-def test_performance_comparison_and_lab_result_pages(browser, live_server, viewport, confirmed_history, clinician,  # noqa: F811
-                                                     patient, clinic):
+def test_performance_comparison_and_lab_result_pages(
+    browser,
+    live_server,
+    viewport,
+    confirmed_history,
+    clinician,  # noqa: F811
+    patient,
+    clinic,
+):
     page = new_page(browser, viewport)
     log_in(page, live_server, clinician)
 

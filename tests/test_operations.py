@@ -1,5 +1,6 @@
 """What admins see of the running system: worker heartbeats, queue lengths (read from the real
 broker) and the oldest photo waiting for analysis."""
+
 from datetime import timedelta
 
 import pytest
@@ -7,10 +8,10 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
-from portal.celery import app as celery_app
 from core.models import WorkerHeartbeat
-from triage.models import Photo
 from core.services import record_worker_heartbeat
+from portal.celery import app as celery_app
+from triage.models import Photo
 from triage.tasks import analyse_photos_task
 
 

@@ -1,6 +1,7 @@
 """Issue #11 without servers of the tests' own: production settings, the database-outage page, upload
 limits and refusals, the per-address sign-in limit, audited reads and denials, the append-only audit
 log, and the recovery rules (which photos are queued again; a superseded run records nothing)."""
+
 import os
 import subprocess
 import sys
@@ -13,11 +14,11 @@ from django.core.files.storage import default_storage
 from django.urls import reverse
 from django.utils import timezone, translation
 
+from core.models import AuditEvent
 from portal.booking.templatetags.durations import duration_in_words
 from tests.conftest import PASSWORD
 from tests.test_analysis import lesion_upload, tiny_model  # noqa: F401 (fixture)
 from triage import analysis, selectors, tasks
-from core.models import AuditEvent
 from triage.models import Case, Outcome, Photo, Prediction
 from triage.services import accept_photos, record_decision
 
@@ -34,15 +35,21 @@ PRODUCTION_ENV = {
 
 def run_manage(*args, **env):
     """manage.py with the production settings module and exactly these variables (plus PATH)."""
-    environment = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "portal.settings",
-                   "PORTAL_VAR_DIR": os.environ["PORTAL_VAR_DIR"], **env}
+    environment = {
+        "PATH": os.environ["PATH"],
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "PORTAL_VAR_DIR": os.environ["PORTAL_VAR_DIR"],
+        **env,
+    }
     if args[0] == "shell":
         args = ("shell", "--verbosity", "0", *args[1:])  # without the list of automatic imports
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=environment,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
+    )
 
 
 # --- Production settings ---------------------------------------------------------------------------
+
 
 def test_check_deploy_is_clean_with_debug_off():
     result = run_manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION_ENV)
@@ -55,7 +62,9 @@ def test_production_refuses_to_start_without_email_and_console_mail_needs_debug_
     refused = run_manage("check", **without_email)
     assert refused.returncode != 0 and "Set EMAIL_URL" in refused.stderr
 
-    show = "from django.conf import settings; print(settings.EMAIL_BACKEND, settings.EMAIL_HOST, settings.EMAIL_USE_TLS)"
+    show = (
+        "from django.conf import settings; print(settings.EMAIL_BACKEND, settings.EMAIL_HOST, settings.EMAIL_USE_TLS)"
+    )
     smtp = run_manage("shell", "-c", show, **PRODUCTION_ENV)
     assert smtp.stdout.split() == ["django.core.mail.backends.smtp.EmailBackend", "mail.example.org", "True"]
     debug = run_manage("shell", "-c", show, **{**without_email, "DEBUG": "1"})
@@ -65,27 +74,47 @@ def test_production_refuses_to_start_without_email_and_console_mail_needs_debug_
 
 
 def test_https_switches_are_on_by_default_and_each_can_be_turned_off():
-    show = ("from django.conf import settings as s; print(s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS, "
-            "s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_HSTS_PRELOAD, s.SECURE_PROXY_SSL_HEADER is not None, "
-            "s.SESSION_COOKIE_SECURE)")
+    show = (
+        "from django.conf import settings as s; print(s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS, "
+        "s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_HSTS_PRELOAD, s.SECURE_PROXY_SSL_HEADER is not None, "
+        "s.SESSION_COOKIE_SECURE)"
+    )
     on = run_manage("shell", "-c", show, **PRODUCTION_ENV)
     assert on.stdout.split() == ["True", "31536000", "True", "True", "True", "True"], on.stderr
-    off = run_manage("shell", "-c", show, **PRODUCTION_ENV, SECURE_SSL_REDIRECT="0", SECURE_HSTS_SECONDS="0",
-                     SECURE_HSTS_INCLUDE_SUBDOMAINS="0", SECURE_HSTS_PRELOAD="0", SECURE_PROXY_SSL="0",
-                     SECURE_COOKIES="0")
+    off = run_manage(
+        "shell",
+        "-c",
+        show,
+        **PRODUCTION_ENV,
+        SECURE_SSL_REDIRECT="0",
+        SECURE_HSTS_SECONDS="0",
+        SECURE_HSTS_INCLUDE_SUBDOMAINS="0",
+        SECURE_HSTS_PRELOAD="0",
+        SECURE_PROXY_SSL="0",
+        SECURE_COOKIES="0",
+    )
     assert off.stdout.split() == ["False", "0", "False", "False", "False", "False"], off.stderr
 
 
 # --- A database outage ----------------------------------------------------------------------------
 
+
 def test_a_database_outage_gives_a_friendly_503_not_a_traceback():
     """A real outage: nothing listens where DATABASE_URL points. The page renders without the database."""
-    request = ("from django.test import Client; r = Client(raise_request_exception=False)"
-               ".post('/accounts/login/', {'username': 'patient', 'password': 'secret'});"
-               "print(r.status_code, r['Retry-After']); print(r.content.decode())")
-    result = run_manage("shell", "-c", request, **{**PRODUCTION_ENV, "ALLOWED_HOSTS": "testserver"},
-                        SECURE_SSL_REDIRECT="0", DATABASE_URL="postgres://postgres@127.0.0.1:9/portal",
-                        DJANGO_SETTINGS_MODULE="tests.settings")  # static files without collectstatic
+    request = (
+        "from django.test import Client; r = Client(raise_request_exception=False)"
+        ".post('/accounts/login/', {'username': 'patient', 'password': 'secret'});"
+        "print(r.status_code, r['Retry-After']); print(r.content.decode())"
+    )
+    result = run_manage(
+        "shell",
+        "-c",
+        request,
+        **{**PRODUCTION_ENV, "ALLOWED_HOSTS": "testserver"},
+        SECURE_SSL_REDIRECT="0",
+        DATABASE_URL="postgres://postgres@127.0.0.1:9/portal",
+        DJANGO_SETTINGS_MODULE="tests.settings",
+    )  # static files without collectstatic
     status, page = result.stdout.split("\n", 1)
     assert status == "503 60", result.stderr[-2000:]
     assert "Please try again in a minute" in page
@@ -93,6 +122,7 @@ def test_a_database_outage_gives_a_friendly_503_not_a_traceback():
 
 
 # --- Uploads: refusals answer 400 and name their reason; caps --------------------------------------
+
 
 @pytest.fixture
 def upload_page(client, patient, appointment, private_storage, enqueued):
@@ -124,13 +154,15 @@ def test_an_appointment_takes_a_limited_number_of_photos(upload_page, make_uploa
 def test_every_refused_upload_answers_400_with_its_reason(upload_page, make_upload, client, appointment):
     not_a_photo = upload_page([make_upload(name="notes.txt", content=b"hello")])
     assert not_a_photo.status_code == 400 and "notes.txt: This file is not a photo" in not_a_photo.content.decode()
-    no_consent = client.post(reverse("appointment", args=[appointment.reference]),
-                             {"photos": [make_upload()], "body_site": "hands"})
+    no_consent = client.post(
+        reverse("appointment", args=[appointment.reference]), {"photos": [make_upload()], "body_site": "hands"}
+    )
     assert no_consent.status_code == 400 and "Please confirm your consent" in no_consent.content.decode()
     assert client.get(reverse("appointment", args=[appointment.reference])).status_code == 200
 
 
 # --- Sign-in limits --------------------------------------------------------------------------------
+
 
 def test_one_address_trying_many_user_names_is_locked_out(client, patient, settings):
     settings.AXES_ADDRESS_FAILURE_LIMIT = 8
@@ -143,7 +175,14 @@ def test_one_address_trying_many_user_names_is_locked_out(client, patient, setti
 
 def test_waiting_times_are_put_in_words():
     assert [duration_in_words(timedelta(seconds=s)) for s in (1, 60, 90, 1800, 3600, 7200, 5400)] == [
-        "1 minute", "1 minute", "2 minutes", "30 minutes", "1 hour", "2 hours", "90 minutes"]
+        "1 minute",
+        "1 minute",
+        "2 minutes",
+        "30 minutes",
+        "1 hour",
+        "2 hours",
+        "90 minutes",
+    ]
     with translation.override("es"):
         assert duration_in_words(timedelta(hours=2)) == "2 horas"
 
@@ -163,6 +202,7 @@ def test_the_per_account_limit_stays_and_a_sign_in_clears_only_that_account(clie
 
 
 # --- Audit: reads and denials, the log itself ------------------------------------------------------
+
 
 @pytest.fixture
 def admin_client(client, admin_user):
@@ -203,9 +243,13 @@ def test_audit_events_can_be_neither_edited_nor_deleted_and_are_searchable(admin
         event = AuditEvent.objects.get(action="admin_view_photo")
     change = reverse("admin:core_auditevent_change", args=[event.pk])
     assert admin_client.post(change, {"action": "nothing"}).status_code == 403
-    assert admin_client.post(reverse("admin:core_auditevent_delete", args=[event.pk]), {"post": "yes"}).status_code == 403
+    assert (
+        admin_client.post(reverse("admin:core_auditevent_delete", args=[event.pk]), {"post": "yes"}).status_code == 403
+    )
     changelist = reverse("admin:core_auditevent_changelist")
-    bulk_delete = admin_client.post(changelist, {"action": "delete_selected", "_selected_action": [event.pk], "post": "yes"})
+    bulk_delete = admin_client.post(
+        changelist, {"action": "delete_selected", "_selected_action": [event.pk], "post": "yes"}
+    )
     assert AuditEvent.objects.filter(pk=event.pk).exists(), bulk_delete.status_code
     found = admin_client.get(changelist, {"q": event.case_reference}).content.decode()
     assert event.case_reference in found
@@ -223,7 +267,11 @@ def test_a_patient_on_a_staff_page_is_an_audited_denial(client, patient):
     client.force_login(patient)
     assert client.get(reverse("staff-queue")).status_code == 403
     event = AuditEvent.objects.get(action="denied_page")
-    assert event.actor == patient and not event.allowed and event.detail == {"asked_for": reverse("staff-queue"), "rule": "role"}
+    assert (
+        event.actor == patient
+        and not event.allowed
+        and event.detail == {"asked_for": reverse("staff-queue"), "rule": "role"}
+    )
 
 
 def test_denied_attempts_on_another_patients_appointment_are_audited(client, other_patient, appointment):
@@ -232,31 +280,49 @@ def test_denied_attempts_on_another_patients_appointment_are_audited(client, oth
     client.post(reverse("appointment-cancel", args=[appointment.reference]))
     client.get(reverse("appointment-photo-status", args=[appointment.reference]))
     denied = AuditEvent.objects.filter(actor=other_patient, allowed=False)
-    assert sorted(denied.values_list("action", flat=True)) == ["view_appointment", "view_appointment", "view_photo_status"]
+    assert sorted(denied.values_list("action", flat=True)) == [
+        "view_appointment",
+        "view_appointment",
+        "view_photo_status",
+    ]
     assert set(denied.values_list("case_reference", flat=True)) == {appointment.reference}
 
 
 # --- Recovery rules ---------------------------------------------------------------------------------
 
-def test_which_photos_are_queued_again(appointment, patient, private_storage, enqueued, make_upload, settings, model_version):
-    photos = accept_photos(case=appointment.case, uploaded_by=patient, body_site="hands",
-                           uploaded_files=[make_upload() for _ in range(6)])
+
+def test_which_photos_are_queued_again(
+    appointment, patient, private_storage, enqueued, make_upload, settings, model_version
+):
+    photos = accept_photos(
+        case=appointment.case, uploaded_by=patient, body_site="hands", uploaded_files=[make_upload() for _ in range(6)]
+    )
     fresh, not_queued, queued_long_ago, live, lease_over, owned = photos
     now = timezone.now()
     Photo.objects.filter(pk=not_queued.pk).update(queued_at=None)
-    Photo.objects.filter(pk=queued_long_ago.pk).update(queued_at=now - timedelta(seconds=settings.ANALYSIS_REQUEUE_AFTER_SECONDS + 1))
-    Photo.objects.filter(pk=live.pk).update(status=Photo.Status.ANALYSING, analysis_started_at=now, analysis_worker="a@h")
+    Photo.objects.filter(pk=queued_long_ago.pk).update(
+        queued_at=now - timedelta(seconds=settings.ANALYSIS_REQUEUE_AFTER_SECONDS + 1)
+    )
+    Photo.objects.filter(pk=live.pk).update(
+        status=Photo.Status.ANALYSING, analysis_started_at=now, analysis_worker="a@h"
+    )
     Photo.objects.filter(pk=lease_over.pk).update(
-        status=Photo.Status.ANALYSING, analysis_worker="a@h",
-        analysis_started_at=now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 1))
-    Photo.objects.filter(pk=owned.pk).update(status=Photo.Status.ANALYSING, analysis_started_at=now, analysis_worker="b@h")
+        status=Photo.Status.ANALYSING,
+        analysis_worker="a@h",
+        analysis_started_at=now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 1),
+    )
+    Photo.objects.filter(pk=owned.pk).update(
+        status=Photo.Status.ANALYSING, analysis_started_at=now, analysis_worker="b@h"
+    )
 
     assert [p.pk for p in selectors.photos_to_requeue()] == [not_queued.pk, queued_long_ago.pk, lease_over.pk]
     assert owned.pk in [p.pk for p in selectors.photos_to_requeue(worker="b@h")]
 
     enqueued.clear()
     assert tasks.requeue_stalled_photos(worker="b@h") == 4
-    assert sorted(photo_id for photo_id, _ in enqueued) == sorted([not_queued.pk, queued_long_ago.pk, lease_over.pk, owned.pk])
+    assert sorted(photo_id for photo_id, _ in enqueued) == sorted(
+        [not_queued.pk, queued_long_ago.pk, lease_over.pk, owned.pk]
+    )
     assert Photo.objects.get(pk=lease_over.pk).status == Photo.Status.RECEIVED
     assert selectors.photos_to_requeue(worker="b@h") == []  # queued again now: not picked twice
 
@@ -282,7 +348,9 @@ def test_an_upload_while_the_broker_is_down_is_stored_and_marked_not_queued(
     app.pool.force_close_all()
     try:
         with django_capture_on_commit_callbacks(execute=True):
-            (photo,) = accept_photos(case=appointment.case, uploaded_by=patient, body_site="hands", uploaded_files=[make_upload()])
+            (photo,) = accept_photos(
+                case=appointment.case, uploaded_by=patient, body_site="hands", uploaded_files=[make_upload()]
+            )
     finally:
         switch_broker(app, settings.CELERY_BROKER_URL)
     photo.refresh_from_db()
@@ -292,21 +360,30 @@ def test_an_upload_while_the_broker_is_down_is_stored_and_marked_not_queued(
 
 
 def test_a_run_overtaken_by_a_later_one_records_nothing(tiny_model, appointment, patient, private_storage, enqueued):  # noqa: F811
-    (photo,) = accept_photos(case=appointment.case, uploaded_by=patient, body_site="trunk", uploaded_files=[lesion_upload()])
+    (photo,) = accept_photos(
+        case=appointment.case, uploaded_by=patient, body_site="trunk", uploaded_files=[lesion_upload()]
+    )
     (first_run,) = analysis._claim_photos([photo.pk], "w1@h")
     (prediction,) = analysis.analyse_photos([photo.pk], worker="w2@h")  # redelivered while the first still ran
     model = analysis.versions.loaded_model(tiny_model)
     (late,) = model.analyse_batch([analysis.read_photo(first_run)], [None])
-    assert analysis.record_prediction(photo=first_run, model_version=tiny_model, analysis=late,
-                                      heatmap_jpeg=b"jpeg", timings_ms={}) is None
+    assert (
+        analysis.record_prediction(
+            photo=first_run, model_version=tiny_model, analysis=late, heatmap_jpeg=b"jpeg", timings_ms={}
+        )
+        is None
+    )
     assert list(Prediction.objects.active().all()) == [prediction]
     photo.refresh_from_db()
     assert photo.status == Photo.Status.ANALYSED and photo.attempts == 2 and photo.analysis_worker == "w2@h"
 
 
-def test_refusals_raise_before_anything_is_stored(appointment, patient, private_storage, make_upload, settings, stored_files, enqueued):
+def test_refusals_raise_before_anything_is_stored(
+    appointment, patient, private_storage, make_upload, settings, stored_files, enqueued
+):
     settings.PHOTO_MAX_FILES_PER_UPLOAD = 1
     with pytest.raises(ValidationError):
-        accept_photos(case=appointment.case, uploaded_by=patient, body_site="hands",
-                      uploaded_files=[make_upload(), make_upload()])
+        accept_photos(
+            case=appointment.case, uploaded_by=patient, body_site="hands", uploaded_files=[make_upload(), make_upload()]
+        )
     assert stored_files() == [] and enqueued == []

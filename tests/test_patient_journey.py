@@ -5,7 +5,7 @@ asks for a retake, consent withdrawal, the Spanish pages, and axe-core on every 
 
 Screenshots go to out/screenshots/, or to docs/screenshots/ (committed, shown in the docs site) with
 UPDATE_SCREENSHOTS=1 (tests/screenshots.py)."""
-import io
+
 import re
 
 import numpy as np
@@ -32,7 +32,8 @@ def assert_accessible(page, name):
     violations = Axe().run(page).response["violations"]
     serious = [
         f"{v['id']} ({v['impact']}): {v['help']} at {[node['target'] for node in v['nodes']][:3]}"
-        for v in violations if v["impact"] in ("serious", "critical")
+        for v in violations
+        if v["impact"] in ("serious", "critical")
     ]
     assert not serious, f"{name}: {serious}"
 
@@ -72,8 +73,10 @@ def clinic_week(clinician):
 
     from django.utils import timezone
 
-    sites = [Clinic.objects.create(name="Central Clinic", address="1 High Street", phone="020 7946 0000"),
-             Clinic.objects.create(name="North Clinic", address="22 North Road")]
+    sites = [
+        Clinic.objects.create(name="Central Clinic", address="1 High Street", phone="020 7946 0000"),
+        Clinic.objects.create(name="North Clinic", address="22 North Road"),
+    ]
     services = [Service.objects.get_or_create(name=name)[0] for name in ("Skin lesion review", "Sexual health check")]
     for offset in range(1, 5):
         day = timezone.localdate() + timedelta(days=offset)
@@ -178,7 +181,9 @@ def test_patient_journey(browser, live_server, clinic_week, private_storage, enq
     page.get_by_label("Language").select_option("es")
     page.get_by_role("button", name="Change language").click()
     expect(page.get_by_role("heading", name="Su cita")).to_be_visible()
-    expect(badge).to_have_text("Hay que repetirla: La foto está demasiado oscura para valorarla. Hágala de nuevo con buena luz.")
+    expect(badge).to_have_text(
+        "Hay que repetirla: La foto está demasiado oscura para valorarla. Hágala de nuevo con buena luz."
+    )
     assert_accessible(page, "appointment in Spanish")
     shot("appointment-es")
     page.get_by_role("link", name="Sobre la mpox: información para pacientes").first.click()

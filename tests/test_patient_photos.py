@@ -1,4 +1,5 @@
 """The patient's photo upload: HEIC from iPhones, the JSON answer the progress bars read, the retake link."""
+
 import io
 
 import pillow_heif
@@ -30,13 +31,17 @@ def test_heic_photo_is_accepted_and_stored_as_a_clean_jpeg(appointment, patient,
         assert stored.format == "JPEG" and not stored.getexif()
 
 
-def test_upload_answers_json_for_the_progress_bars(client, patient, appointment, private_storage, enqueued, make_upload):
+def test_upload_answers_json_for_the_progress_bars(
+    client, patient, appointment, private_storage, enqueued, make_upload
+):
     client.force_login(patient)
     url = reverse("appointment", args=[appointment.reference])
     form = {"body_site": "trunk", "consent_confirm": "on"}
 
     sent = client.post(url, {**form, "photos": make_upload()}, HTTP_ACCEPT="application/json")
-    refused = client.post(url, {**form, "photos": make_upload("notes.jpg", content=b"%PDF-1.7")}, HTTP_ACCEPT="application/json")
+    refused = client.post(
+        url, {**form, "photos": make_upload("notes.jpg", content=b"%PDF-1.7")}, HTTP_ACCEPT="application/json"
+    )
 
     photo = Photo.objects.get()
     assert sent.status_code == 201 and sent.json() == {"photos": [photo.pk], "errors": []}

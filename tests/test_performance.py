@@ -12,6 +12,7 @@ kappa = (.8 - .52) / .48 = 0.5833.
 Wilson 95 % intervals (closed form): 3/4 -> 0.3006-0.9544, 5/7 -> 0.3589-0.9178, 3/5 -> 0.2307-0.8824,
 5/6 -> 0.4365-0.9699, 8/10 -> 0.4902-0.9433.
 """
+
 import json
 from datetime import timedelta
 
@@ -22,12 +23,12 @@ from django.urls import reverse
 from django.utils import timezone
 from sklearn.calibration import calibration_curve
 
-from portal.booking.models import Clinic
-from tests.clinic_history import HISTORY, build_history
-from modelops import performance
-from triage.history import HISTORY_FEATURES, history_features
 from core.models import AuditEvent
+from modelops import performance
+from portal.booking.models import Clinic
 from registry.models import HistoryModel, ModelVersion
+from tests.clinic_history import HISTORY, build_history
+from triage.history import HISTORY_FEATURES, history_features
 from triage.models import LabResult
 
 pytestmark = pytest.mark.django_db
@@ -47,13 +48,23 @@ def clinician_client(client, clinician):
 @pytest.fixture
 def history(settings, patient, clinician, clinic, model_version, private_storage, enqueued, make_image_bytes):
     settings.PERFORMANCE_MIN_CONFIRMED_CASES = 10
-    return build_history(patient=patient, clinician=clinician, clinic=clinic, active=model_version,
-                         heatmap_jpeg=make_image_bytes(size=(64, 64)))
+    return build_history(
+        patient=patient,
+        clinician=clinician,
+        clinic=clinic,
+        active=model_version,
+        heatmap_jpeg=make_image_bytes(size=(64, 64)),
+    )
 
 
 def test_every_figure_matches_the_hand_computation(history, model_version):
     figures = performance.model_performance(model_version).figures
-    assert (figures["confirmed_cases"], figures["assessed_cases"], figures["positives"], figures["negatives"]) == (11, 11, 4, 7)
+    assert (figures["confirmed_cases"], figures["assessed_cases"], figures["positives"], figures["negatives"]) == (
+        11,
+        11,
+        4,
+        7,
+    )
     assert figures["enough"]
     table = figures["at_threshold"]
     assert (table["tp"], table["fp"], table["fn"], table["tn"]) == (3, 2, 1, 5)
@@ -73,7 +84,12 @@ def test_every_figure_matches_the_hand_computation(history, model_version):
     assert (agreement["clinician_suspected_model_not"], agreement["model_flagged_clinician_not"]) == (1, 1)
 
     positive = figures["score_distribution"]["lab_positive"]
-    assert (positive["n"], positive["median"], positive["q1"], positive["q3"]) == (4, pytest.approx(0.65), pytest.approx(0.525), pytest.approx(0.75))
+    assert (positive["n"], positive["median"], positive["q1"], positive["q3"]) == (
+        4,
+        pytest.approx(0.65),
+        pytest.approx(0.525),
+        pytest.approx(0.75),
+    )
     assert figures["score_distribution"]["lab_negative"]["median"] == pytest.approx(0.40)
 
 
@@ -91,9 +107,16 @@ def test_a_correction_changes_the_truth_and_cases_without_a_pcr_result_do_not_co
     from triage.services import record_ground_truth
 
     # The 0.30 positive was a lab mix-up: corrected to negative, it becomes a true negative.
-    record_ground_truth(case=history[3], entered_by=clinician, result=LabResult.Result.NEGATIVE,
-                        result_date=timezone.localdate(), note="Sample swapped; repeat PCR negative.")
-    record_ground_truth(case=history[0], entered_by=clinician, result=LabResult.Result.NOT_TESTED, note="Entered on the wrong case.")
+    record_ground_truth(
+        case=history[3],
+        entered_by=clinician,
+        result=LabResult.Result.NEGATIVE,
+        result_date=timezone.localdate(),
+        note="Sample swapped; repeat PCR negative.",
+    )
+    record_ground_truth(
+        case=history[0], entered_by=clinician, result=LabResult.Result.NOT_TESTED, note="Entered on the wrong case."
+    )
     figures = performance.model_performance(model_version).figures
     table = figures["at_threshold"]
     assert (figures["confirmed_cases"], table["tp"], table["fn"], table["fp"], table["tn"]) == (10, 2, 0, 2, 6)
@@ -103,6 +126,7 @@ def test_filters_by_date_range_and_clinic_site(history, model_version):
     other_site = Clinic.objects.create(name="Other site")
     # Cases are 10..20 days old, one a day; move the two oldest to the other site.
     from portal.booking.models import Slot
+
     Slot.objects.filter(appointments__case__in=history[-2:]).update(clinic=other_site)
     today = timezone.localdate()
     at_other = performance.model_performance(model_version, clinic_id=other_site.pk).figures
@@ -152,7 +176,9 @@ def test_performance_pages_are_for_clinicians_only(history, client, patient):
 
 
 def test_bad_filter_is_explained(history, clinician_client):
-    page = clinician_client.get(reverse("staff-performance"), {"start": "2026-02-01", "end": "2026-01-01"}).content.decode()
+    page = clinician_client.get(
+        reverse("staff-performance"), {"start": "2026-02-01", "end": "2026-01-01"}
+    ).content.decode()
     assert "The start date is after the end date." in page
 
 
@@ -182,8 +208,14 @@ def test_history_and_image_model_is_fitted_once_enough_cases_exist(settings, his
 def test_history_features_read_the_questionnaire_defensively(history):
     case = history[0]
     onset = case.appointment.slot.starts_at.date() - timedelta(days=3)
-    case.appointment.questionnaire = {"close_contact": "yes", "fever": "yes", "vaccination": "none",
-                                      "lesion_sites": ["mouth", "hands"], "onset_date": onset.isoformat(), "unknown": 3}
+    case.appointment.questionnaire = {
+        "close_contact": "yes",
+        "fever": "yes",
+        "vaccination": "none",
+        "lesion_sites": ["mouth", "hands"],
+        "onset_date": onset.isoformat(),
+        "unknown": 3,
+    }
     features = history_features(case, 0.5)
     assert features == [0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 3.0, 1.0]
     case.appointment.questionnaire = "not a dict"
@@ -197,10 +229,14 @@ def test_seed_demo_history_fills_the_performance_and_comparison_pages(private_st
     assert figures["enough"] and figures["positives"] >= 5 and figures["negatives"] >= 20
     assert 0.75 < figures["auc"] < 0.99  # invented scores drawn to look like a useful model
     from django.contrib.auth.models import User
+
     client.force_login(User.objects.get(username="clinician"))
     assert client.get(reverse("staff-performance")).content.decode().count("data:image/png") >= 3
     comparison = client.get(reverse("staff-comparison")).content.decode()
     assert challenger.version in comparison and "shared confirmed cases" in comparison
     history_model = HistoryModel.objects.get()  # fitted on the first four weeks, measured on the rest
     assert history_model.image_model == active and history_model.fitted_cases >= 40
-    assert f"History and image: {performance.compare_history_model(history_model).figures['paired_cases']} shared" in comparison
+    assert (
+        f"History and image: {performance.compare_history_model(history_model).figures['paired_cases']} shared"
+        in comparison
+    )

@@ -101,7 +101,10 @@ def test_every_photo_access_attempt_is_audited(client, patient, other_patient, c
 
     events = AuditEvent.objects.filter(action="view_photo", object_id=str(prediction.photo_id)).order_by("id")
     assert [(event.actor, event.allowed) for event in events] == [
-        (None, False), (other_patient, False), (patient, True), (clinician, True)
+        (None, False),
+        (other_patient, False),
+        (patient, True),
+        (clinician, True),
     ]
     assert events[0].ip_address == "127.0.0.1"
 

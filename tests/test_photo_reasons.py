@@ -1,6 +1,7 @@
 """A photo's reason is stored as a code and put into words when shown: in the patient's language on
 their page, the live status and the API; in staff words (with a failure's technical cause) on the
 case page, the queue and admin."""
+
 import importlib
 
 import pytest
@@ -44,7 +45,8 @@ def test_the_api_gives_the_code_and_the_words(client, patient, photo):
 
 
 def test_a_failed_analysis_tells_staff_the_cause_and_the_patient_only_what_to_do(
-        client, patient, clinician, admin_user, photo, settings, monkeypatch):
+    client, patient, clinician, admin_user, photo, settings, monkeypatch
+):
     settings.ANALYSIS_MAX_RETRIES = 0
 
     def broken(*args, **kwargs):
@@ -66,15 +68,27 @@ def test_a_failed_analysis_tells_staff_the_cause_and_the_patient_only_what_to_do
     assert "Analysis failed" in queue
     client.force_login(admin_user)
     admin_page = client.get(reverse("admin:triage_photo_change", args=[photo.pk])).content.decode()
-    assert "The analysis failed; re-run it from the case page once the cause is fixed. (RuntimeError: checkpoint" in admin_page
+    assert (
+        "The analysis failed; re-run it from the case page once the cause is fixed. (RuntimeError: checkpoint"
+        in admin_page
+    )
 
 
 def test_the_migration_turns_stored_texts_into_codes(photo):
     migration = importlib.import_module("triage.migrations.0011_photo_status_reason")
     stored = [
-        (Photo.Status.REJECTED, "The photo is too dark to analyse. Please take it again in good light.", "too_dark", ""),
-        (Photo.Status.REJECTED, "The photo is blurred. Please hold the phone steady, let it focus on the spot, and "
-                                "take it again.", "blurred", ""),
+        (
+            Photo.Status.REJECTED,
+            "The photo is too dark to analyse. Please take it again in good light.",
+            "too_dark",
+            "",
+        ),
+        (
+            Photo.Status.REJECTED,
+            "The photo is blurred. Please hold the phone steady, let it focus on the spot, and take it again.",
+            "blurred",
+            "",
+        ),
         (Photo.Status.REJECTED, "We could not find a skin spot or sore in the photo.", "no_lesion", ""),
         (Photo.Status.REJECTED, "We could not judge this photo.", "not_assessable", ""),
         (Photo.Status.FAILED, "The analysis took too long. A clinician can run it again.", "timed_out", ""),

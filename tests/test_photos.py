@@ -19,18 +19,28 @@ def upload_to(appointment, patient, private_storage, enqueued):
 
     def upload(files, roi=None, tap=None):
         files = files if isinstance(files, list) else [files]
-        return accept_photos(case=appointment.case, uploaded_by=patient, uploaded_files=files,
-                             body_site=Photo.BodySite.HANDS, roi=roi, tap=tap)
+        return accept_photos(
+            case=appointment.case,
+            uploaded_by=patient,
+            uploaded_files=files,
+            body_site=Photo.BodySite.HANDS,
+            roi=roi,
+            tap=tap,
+        )
 
     return upload
 
 
 def png_header_claiming(width, height):
     """A tiny PNG whose header claims huge dimensions (a decompression bomb's calling card)."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 def assert_refused(upload, file, fragment):
@@ -41,7 +51,7 @@ def assert_refused(upload, file, fragment):
 
 
 def test_accepted_photo_is_stored_privately_under_a_random_name(upload_to, make_upload, stored_files, enqueued):
-    photo, = upload_to(make_upload(name="my-name.png", fmt="PNG", size=(300, 200)))
+    (photo,) = upload_to(make_upload(name="my-name.png", fmt="PNG", size=(300, 200)))
 
     assert photo.status == Photo.Status.RECEIVED
     assert (photo.width, photo.height) == (300, 200)
@@ -51,10 +61,13 @@ def test_accepted_photo_is_stored_privately_under_a_random_name(upload_to, make_
         assert Image.open(stored).format == "JPEG"
 
 
-def test_analysis_is_queued_only_after_commit(appointment, patient, private_storage, make_upload, enqueued,
-                                              django_capture_on_commit_callbacks):
+def test_analysis_is_queued_only_after_commit(
+    appointment, patient, private_storage, make_upload, enqueued, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
-        photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=make_upload(), body_site=Photo.BodySite.FACE)
+        photo = accept_photo(
+            case=appointment.case, uploaded_by=patient, uploaded_file=make_upload(), body_site=Photo.BodySite.FACE
+        )
         assert enqueued == []
 
     assert enqueued == [(photo.pk, None)]
@@ -79,7 +92,9 @@ def test_oversize_file_is_refused(upload_to, make_upload, settings):
 
 
 def test_decompression_bomb_is_refused_from_its_header(upload_to, make_upload):
-    assert_refused(upload_to, make_upload(name="bomb.png", content=png_header_claiming(50_000, 50_000)), "too many pixels")
+    assert_refused(
+        upload_to, make_upload(name="bomb.png", content=png_header_claiming(50_000, 50_000)), "too many pixels"
+    )
 
 
 def test_photo_over_the_pixel_limit_is_refused(upload_to, make_upload, settings):
@@ -99,7 +114,7 @@ def test_metadata_is_stripped_and_orientation_applied(upload_to, make_upload):
     buffer = io.BytesIO()
     Image.new("RGB", (300, 200), (10, 200, 30)).save(buffer, "JPEG", exif=exif, icc_profile=b"\0" * 128)
 
-    photo, = upload_to(make_upload(content=buffer.getvalue()))
+    (photo,) = upload_to(make_upload(content=buffer.getvalue()))
 
     with photo.image.open("rb") as stored:
         image = Image.open(stored)
@@ -109,7 +124,7 @@ def test_metadata_is_stripped_and_orientation_applied(upload_to, make_upload):
 
 
 def test_patient_box_is_kept_and_a_tiny_box_is_refused_not_dropped(upload_to, make_upload, stored_files):
-    boxed, = upload_to(make_upload(size=(300, 200)), roi=(10, 20, 110, 120))
+    (boxed,) = upload_to(make_upload(size=(300, 200)), roi=(10, 20, 110, 120))
     assert (boxed.roi, boxed.roi_source) == ((10, 20, 110, 120), RoiSource.PATIENT)
 
     with pytest.raises(ValidationError, match="too small"):
@@ -120,7 +135,7 @@ def test_patient_box_is_kept_and_a_tiny_box_is_refused_not_dropped(upload_to, ma
 def test_patient_tap_becomes_a_box_sized_from_the_photo(upload_to, make_upload):
     from ml.boxes import box_from_tap
 
-    tapped, = upload_to(make_upload(size=(800, 600)), tap=(700, 100))
+    (tapped,) = upload_to(make_upload(size=(800, 600)), tap=(700, 100))
 
     assert tapped.roi == box_from_tap(700, 100, (800, 600)) and tapped.roi_source == RoiSource.PATIENT_TAP
     x0, y0, x1, y1 = tapped.roi
@@ -151,7 +166,9 @@ def test_one_bad_file_saves_none_and_names_it(upload_to, make_upload, stored_fil
     with pytest.raises(ValidationError) as refused:
         upload_to(files)
 
-    assert refused.value.messages == ["broken.jpg: This file is not a photo we can read. Please upload a JPEG, PNG or HEIC photo."]
+    assert refused.value.messages == [
+        "broken.jpg: This file is not a photo we can read. Please upload a JPEG, PNG or HEIC photo."
+    ]
     assert not Photo.objects.exists() and stored_files() == []
 
 
@@ -166,7 +183,9 @@ def test_file_is_removed_when_the_database_write_fails(upload_to, make_upload, s
     assert stored_files() == []
 
 
-def test_upload_page_saves_photos_and_shows_errors(client, patient, appointment, private_storage, enqueued, make_upload):
+def test_upload_page_saves_photos_and_shows_errors(
+    client, patient, appointment, private_storage, enqueued, make_upload
+):
     client.force_login(patient)
     url = reverse("appointment", args=[appointment.reference])
     form = {"body_site": "hands", "consent_confirm": "on"}
@@ -178,16 +197,20 @@ def test_upload_page_saves_photos_and_shows_errors(client, patient, appointment,
     assert refused.status_code == 400 and "c.txt: This file is not a photo" in refused.content.decode()
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"roi_x0": -5, "roi_y0": 10, "roi_x1": 100, "roi_y1": 100}, "lies outside the photo"),
-    ({"roi_x0": 10, "roi_y0": 10}, "could not be read"),
-    ({"roi_x0": "abc", "roi_y0": 10, "roi_x1": 100, "roi_y1": 100}, "could not be read"),
-    ({"tap_x": 5000, "tap_y": 10}, "tapped lies outside the photo"),
-    ({"tap_x": 10}, "could not be read"),
-    ({"tap_x": 10, "tap_y": 10, "roi_x0": 10, "roi_y0": 10, "roi_x1": 100, "roi_y1": 100}, "not both"),
-])
-def test_upload_page_shows_why_a_mark_is_refused(client, patient, appointment, private_storage, enqueued,
-                                                 make_upload, stored_files, fields, message):
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"roi_x0": -5, "roi_y0": 10, "roi_x1": 100, "roi_y1": 100}, "lies outside the photo"),
+        ({"roi_x0": 10, "roi_y0": 10}, "could not be read"),
+        ({"roi_x0": "abc", "roi_y0": 10, "roi_x1": 100, "roi_y1": 100}, "could not be read"),
+        ({"tap_x": 5000, "tap_y": 10}, "tapped lies outside the photo"),
+        ({"tap_x": 10}, "could not be read"),
+        ({"tap_x": 10, "tap_y": 10, "roi_x0": 10, "roi_y0": 10, "roi_x1": 100, "roi_y1": 100}, "not both"),
+    ],
+)
+def test_upload_page_shows_why_a_mark_is_refused(
+    client, patient, appointment, private_storage, enqueued, make_upload, stored_files, fields, message
+):
     client.force_login(patient)
     url = reverse("appointment", args=[appointment.reference])
     response = client.post(url, {"body_site": "hands", "consent_confirm": "on", "photos": make_upload(), **fields})
@@ -200,8 +223,9 @@ def test_upload_page_shows_why_a_mark_is_refused(client, patient, appointment, p
 def test_upload_page_stores_a_tap(client, patient, appointment, private_storage, enqueued, make_upload):
     client.force_login(patient)
     url = reverse("appointment", args=[appointment.reference])
-    response = client.post(url, {"body_site": "hands", "consent_confirm": "on", "photos": make_upload(),
-                                 "tap_x": 20, "tap_y": 30})
+    response = client.post(
+        url, {"body_site": "hands", "consent_confirm": "on", "photos": make_upload(), "tap_x": 20, "tap_y": 30}
+    )
 
     assert response.status_code == 302
     photo = Photo.objects.get()
@@ -230,7 +254,17 @@ def test_status_endpoint_shows_status_but_never_scores(client, patient, appointm
     response = client.get(reverse("appointment-photo-status", args=[appointment.reference]))
 
     assert response.json() == {
-        "photos": [{"id": prediction.photo_id, "status": "analysed", "label": "Analysed", "reason": "", "detail": "", "settled": True, "retake_needed": False}]
+        "photos": [
+            {
+                "id": prediction.photo_id,
+                "status": "analysed",
+                "label": "Analysed",
+                "reason": "",
+                "detail": "",
+                "settled": True,
+                "retake_needed": False,
+            }
+        ]
     }
     assert response["Cache-Control"] == "private, no-store"
 

@@ -1,5 +1,6 @@
 """Data retention: photo and heatmap files deleted after the retention period or on a patient's
 request; rows, scores, decisions and the audit trail stay."""
+
 from datetime import timedelta
 
 import pytest
@@ -7,9 +8,9 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
 from django.utils import timezone
 
+from core.models import AuditEvent
 from portal.celery import app as celery_app
 from triage.housekeeping import delete_expired_photo_files
-from core.models import AuditEvent
 from triage.models import Decision, FileDeletionReason, Outcome, Photo
 from triage.services import delete_photo_files, record_decision
 from triage.tasks import requeue_stalled_photos
@@ -25,7 +26,9 @@ def test_files_past_retention_are_deleted_and_everything_else_is_kept(
 ):
     settings.PHOTO_RETENTION_DAYS = 30
     photo = prediction.photo
-    record_decision(case=photo.case, clinician=clinician, outcome=Outcome.SUSPECTED, action=Decision.Action.ISOLATION_ROOM)
+    record_decision(
+        case=photo.case, clinician=clinician, outcome=Outcome.SUSPECTED, action=Decision.Action.ISOLATION_ROOM
+    )
     assert len(stored_files()) == 2  # photo and heatmap
     age_photo(photo, 29)
     assert delete_expired_photo_files() == 0

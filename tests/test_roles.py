@@ -1,6 +1,7 @@
 """Roles as documented (README's role table, triage.permissions.ROLE_PERMISSIONS): every role against
 every staff page and staff API endpoint. Auditors read every site's cases and lab results, on the pages
 and the API, and decide nothing; clinic leads also export; only admins manage model versions."""
+
 import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
@@ -48,8 +49,10 @@ def user_in_role(make_staff, clinic, admin_user):
         if role == "admin":
             return admin_user
         group, clinics = {
-            "patient": (PATIENTS_GROUP, []), "clinician": (CLINICIANS_GROUP, [clinic]),
-            "clinic lead": (CLINIC_LEADS_GROUP, [clinic]), "auditor": (AUDITORS_GROUP, []),  # auditors: no site of their own
+            "patient": (PATIENTS_GROUP, []),
+            "clinician": (CLINICIANS_GROUP, [clinic]),
+            "clinic lead": (CLINIC_LEADS_GROUP, [clinic]),
+            "auditor": (AUDITORS_GROUP, []),  # auditors: no site of their own
         }[role]
         return make_staff(f"role-{role.replace(' ', '-')}", group, clinics=clinics)
 
@@ -80,11 +83,14 @@ def test_an_auditor_reads_every_sites_lab_results_and_records_none(make_staff, p
     case = prediction.photo.case
     client.force_login(auditor)
     page = client.get(reverse("staff-lab-result", args=[case.pk])).content.decode()
-    assert "Lab result and final diagnosis" in page and "<form method=\"post\" action=\"/staff" not in page
+    assert "Lab result and final diagnosis" in page and '<form method="post" action="/staff' not in page
     api = APIClient()
     api.force_login(auditor)
     assert api.get(reverse("api-staff-lab-result", args=[case.pk])).status_code == 200
     assert [row["id"] for row in api.get(reverse("api-staff-queue")).json()["results"]] == [case.pk]
-    assert api.post(reverse("api-staff-lab-result", args=[case.pk]), {"result": "not_tested"}, format="json").status_code == 403
+    assert (
+        api.post(reverse("api-staff-lab-result", args=[case.pk]), {"result": "not_tested"}, format="json").status_code
+        == 403
+    )
     assert not case.lab_results.exists()
     assert AuditEvent.objects.filter(actor=auditor, action="view_ground_truth").count() == 2

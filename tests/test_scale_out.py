@@ -4,6 +4,7 @@ Both inference workers take work, no photo is analysed twice, the light worker n
 torch, each process loads a model once and reloads only when the active version changes, and
 every worker's heartbeat reaches the database.
 """
+
 import re
 from pathlib import Path
 
@@ -12,15 +13,18 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 import ml.testing
+from core.models import WorkerHeartbeat
 from portal.booking.services import book_appointment
 from portal.celery import app as celery_app
+from registry.versions import activate_model_version, register_checkpoints
 from tests.test_worker_e2e import (  # noqa: F401 (fixtures)
-    ANALYSIS_TIMEOUT, installed_model, lesion_photo_jpeg, pool_children,
+    ANALYSIS_TIMEOUT,
+    installed_model,
+    lesion_photo_jpeg,
+    pool_children,
 )
 from tests.workers import wait_for
-from core.models import WorkerHeartbeat
 from triage.models import Photo
-from registry.versions import activate_model_version, register_checkpoints
 from triage.services import accept_photo
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -33,18 +37,29 @@ def upload_cases(patient, make_slot, count, hours_from_now):
     """`count` appointments with one photo each: one analysis task per case."""
     photos = []
     for offset in range(count):
-        appointment = book_appointment(patient=patient, slot=make_slot(hours_from_now + offset), consent_care=True,
-                                       questionnaire={"notes": "A blister."})
+        appointment = book_appointment(
+            patient=patient,
+            slot=make_slot(hours_from_now + offset),
+            consent_care=True,
+            questionnaire={"notes": "A blister."},
+        )
         upload = SimpleUploadedFile("lesion.jpg", lesion_photo_jpeg().getvalue(), "image/jpeg")
-        photos.append(accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=upload,
-                                   body_site=Photo.BodySite.HANDS))
+        photos.append(
+            accept_photo(
+                case=appointment.case, uploaded_by=patient, uploaded_file=upload, body_site=Photo.BodySite.HANDS
+            )
+        )
     return photos
 
 
 def wait_until_analysed(photos, workers):
     ids = [photo.pk for photo in photos]
-    wait_for(lambda: Photo.objects.filter(pk__in=ids, status=Photo.Status.ANALYSED).count() == len(ids),
-             ANALYSIS_TIMEOUT, "every photo to be analysed", workers[0].log_path)
+    wait_for(
+        lambda: Photo.objects.filter(pk__in=ids, status=Photo.Status.ANALYSED).count() == len(ids),
+        ANALYSIS_TIMEOUT,
+        "every photo to be analysed",
+        workers[0].log_path,
+    )
 
 
 def log_of(worker):
@@ -65,8 +80,7 @@ def test_two_inference_workers_share_the_queue_and_the_light_worker_stays_light(
     celery_app.control.purge()
     broker = settings.CELERY_BROKER_URL
     light = start_worker(broker, "--queues", settings.CELERY_TASK_DEFAULT_QUEUE)
-    inference = [start_worker(broker, "--queues", settings.INFERENCE_QUEUE, WORKER_TORCH_THREADS="1")
-                 for _ in range(2)]
+    inference = [start_worker(broker, "--queues", settings.INFERENCE_QUEUE, WORKER_TORCH_THREADS="1") for _ in range(2)]
 
     photos = upload_cases(patient, make_slot, 6, hours_from_now=24)
     wait_until_analysed(photos, inference)
@@ -89,8 +103,9 @@ def test_two_inference_workers_share_the_queue_and_the_light_worker_stays_light(
         assert set(loads_by_process(worker).values()) == {1}
 
     # Switching the active model: the next tasks use the new version, each process loads it once.
-    ml.testing.make_random_checkpoint(settings.MODEL_DIR / "second.pt", arch="densenet121", input_size=224,
-                                      threshold=0.0, version="test-random-2")
+    ml.testing.make_random_checkpoint(
+        settings.MODEL_DIR / "second.pt", arch="densenet121", input_size=224, threshold=0.0, version="test-random-2"
+    )
     (second,) = register_checkpoints(settings.MODEL_DIR)
     activate_model_version(second)
     photos = upload_cases(patient, make_slot, 4, hours_from_now=48)

@@ -2,17 +2,18 @@
 widths: queue → case → request a new photo → the patient sees the reason and uploads again →
 the case is back in the queue → decision. Screenshots go to out/screenshots/, or to docs/screenshots/
 (committed, for the docs site) with UPDATE_SCREENSHOTS=1 (tests/screenshots.py)."""
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from playwright.sync_api import expect
 
 from portal.booking.services import book_appointment
+from registry.versions import activate_model_version, register_checkpoints
 from tests.screenshots import screenshot_dir
 from tests.test_browser import browser, log_in, synthetic_skin_photo  # noqa: F401  (browser is a fixture)
 from triage.analysis import analyse_photos
 from triage.models import Case, Decision, Outcome, Photo
-from registry.versions import activate_model_version, register_checkpoints
 from triage.services import accept_photo
 
 VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1366, "height": 900}}
@@ -34,15 +35,28 @@ def assert_fits_the_width(page):
 
 def upload(case, patient, path, name):
     return accept_photo(
-        case=case, uploaded_by=patient, uploaded_file=SimpleUploadedFile(name, path.read_bytes(), "image/jpeg"),
+        case=case,
+        uploaded_by=patient,
+        uploaded_file=SimpleUploadedFile(name, path.read_bytes(), "image/jpeg"),
         body_site="trunk",
     )
 
 
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))
 def test_a_clinician_asks_for_a_new_photo_and_the_retake_comes_back_to_the_queue(
-    browser, live_server, viewport, clinician, patient, other_patient, make_slot, private_storage,  # noqa: F811
-    enqueued, make_upload, record_result, tmp_path, settings,
+    browser,
+    live_server,
+    viewport,
+    clinician,
+    patient,
+    other_patient,
+    make_slot,
+    private_storage,  # noqa: F811
+    enqueued,
+    make_upload,
+    record_result,
+    tmp_path,
+    settings,
 ):
     settings.STAFF_BADGE_POLL_SECONDS = 1
     screenshots = screenshot_dir()
@@ -52,8 +66,12 @@ def test_a_clinician_asks_for_a_new_photo_and_the_retake_comes_back_to_the_queue
     patient.save()
     other_patient.first_name, other_patient.last_name = "Sam", "Sample"
     other_patient.save()
-    appointment = book_appointment(patient=patient, slot=make_slot(5), consent_care=True,
-                                   questionnaire={"notes": "Painful blisters on the chest since Monday; mild fever."})
+    appointment = book_appointment(
+        patient=patient,
+        slot=make_slot(5),
+        consent_care=True,
+        questionnaire={"notes": "Painful blisters on the chest since Monday; mild fever."},
+    )
     first_photo = tmp_path / "first.jpg"
     synthetic_skin_photo(first_photo, seed=3)
     # The shipped model judges this drawn photo not assessable (no lesion like those it learnt), so
@@ -81,7 +99,9 @@ def test_a_clinician_asks_for_a_new_photo_and_the_retake_comes_back_to_the_queue
 
     # The badge follows new flagged cases without a reload (htmx polling).
     late = book_appointment(patient=other_patient, slot=make_slot(30), consent_care=True)
-    record_result(accept_photo(case=late.case, uploaded_by=other_patient, uploaded_file=make_upload(), body_site="legs"), 0.9)
+    record_result(
+        accept_photo(case=late.case, uploaded_by=other_patient, uploaded_file=make_upload(), body_site="legs"), 0.9
+    )
     expect(staff.locator("#flagged-badge .count")).to_have_text("2", timeout=10_000)
     expect(rows).to_have_count(4)  # the table itself was not reloaded
 

@@ -1,4 +1,5 @@
 """Structural rules the import contracts cannot see, checked on the source itself."""
+
 import ast
 import re
 from pathlib import Path
@@ -25,9 +26,14 @@ def test_triage_and_model_operations_name_no_booking_table():
     """Where an appointment's clinic and time are kept is booking's to say (Appointment.PATHS and its
     clinic / starts_at / history_answers): triage and modelops name no slot, in a query or an attribute."""
     in_code, in_templates = re.compile(r"\bslot\b|slot__|__slot"), re.compile(r"\.slot\b|slot__")
-    offenders = [where for where, line in _source_lines("triage", "modelops", "registry", "core") if in_code.search(line)]
-    offenders += [f"{path.relative_to(ROOT)}" for path in sorted((ROOT / "templates").rglob("*.html"))
-                  if "booking" not in path.parts and in_templates.search(path.read_text(encoding="utf-8"))]
+    offenders = [
+        where for where, line in _source_lines("triage", "modelops", "registry", "core") if in_code.search(line)
+    ]
+    offenders += [
+        f"{path.relative_to(ROOT)}"
+        for path in sorted((ROOT / "templates").rglob("*.html"))
+        if "booking" not in path.parts and in_templates.search(path.read_text(encoding="utf-8"))
+    ]
     assert offenders == []
 
 
@@ -46,13 +52,18 @@ def _photo_status_writes(tree):
         if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
-                for element in (target.elts if isinstance(target, ast.Tuple) else [target]):
-                    if (isinstance(element, ast.Attribute) and element.attr in PHOTO_STATUS_FIELDS
-                            and "photo" in ast.unparse(element.value).lower()):
+                for element in target.elts if isinstance(target, ast.Tuple) else [target]:
+                    if (
+                        isinstance(element, ast.Attribute)
+                        and element.attr in PHOTO_STATUS_FIELDS
+                        and "photo" in ast.unparse(element.value).lower()
+                    ):
                         yield node.lineno, ast.unparse(element)
         elif isinstance(node, ast.Call) and any(keyword.arg in PHOTO_STATUS_FIELDS for keyword in node.keywords):
             function = ast.unparse(node.func)
-            writes = function.endswith((".update", ".create", ".update_or_create", ".get_or_create")) or function == "Photo"
+            writes = (
+                function.endswith((".update", ".create", ".update_or_create", ".get_or_create")) or function == "Photo"
+            )
             if writes and "photo" in function.lower():
                 yield node.lineno, function
 

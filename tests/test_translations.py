@@ -1,6 +1,7 @@
 """The Spanish catalogue is complete and the committed .mo matches the .po it was compiled from;
 every string the code marks for translation is in it, and the patient's templates show no text
 that is not marked."""
+
 import contextlib
 import gettext
 import re
@@ -15,8 +16,12 @@ LOCALE = ROOT / "locale" / "es" / "LC_MESSAGES"
 TEMPLATES = ROOT / "templates"
 # What a patient sees: the shared pages and pieces, booking, accounts, emails, the clinic's decision.
 PATIENT_TEMPLATES = sorted(
-    [*TEMPLATES.glob("*.html"), *TEMPLATES.glob("booking/**/*.*"), *TEMPLATES.glob("registration/**/*.*"),
-     TEMPLATES / "triage" / "patient_decision.html"]
+    [
+        *TEMPLATES.glob("*.html"),
+        *TEMPLATES.glob("booking/**/*.*"),
+        *TEMPLATES.glob("registration/**/*.*"),
+        TEMPLATES / "triage" / "patient_decision.html",
+    ]
 )
 
 
@@ -76,8 +81,13 @@ def unmarked_text(template):
     """Words a template shows outside {% translate %} and {% blocktranslate %}: text between tags
     and the alt, title, placeholder and aria-label attributes."""
     source = template.read_text(encoding="utf-8")
-    for pattern in (r"{% comment %}.*?{% endcomment %}", r"{% blocktranslate.*?{% endblocktranslate %}",
-                    r"{%.*?%}", r"{{.*?}}", r"<script.*?</script>"):
+    for pattern in (
+        r"{% comment %}.*?{% endcomment %}",
+        r"{% blocktranslate.*?{% endblocktranslate %}",
+        r"{%.*?%}",
+        r"{{.*?}}",
+        r"<script.*?</script>",
+    ):
         source = re.sub(pattern, " ", source, flags=re.S)
     attributes = re.findall(r'\b(?:alt|title|placeholder|aria-label)="([^"]*)"', source)
     between_tags = re.sub(r"<[^>]*>", "\n", source).splitlines()

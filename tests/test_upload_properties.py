@@ -1,13 +1,16 @@
 """Property-based test of the upload page (hypothesis): whatever a client posts — arbitrary bytes, valid
 images of any mode, size, format, EXIF and file name, any lesion-box fields — the answer is a redirect
 (stored) or a 400 naming the reason, never a 500; nothing is half-saved; stored photos carry no metadata."""
+
 import io
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils.html import escape
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from triage.models import Photo
@@ -53,11 +56,17 @@ def upload_page(client, patient, appointment, private_storage, enqueued, setting
 
 
 @hypothesis_settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(files=st.lists(st.tuples(names, contents), min_size=1, max_size=3),
-       box=st.fixed_dictionaries({f"roi_{key}": box_value for key in ("x0", "y0", "x1", "y1")}))
+@given(
+    files=st.lists(st.tuples(names, contents), min_size=1, max_size=3),
+    box=st.fixed_dictionaries({f"roi_{key}": box_value for key in ("x0", "y0", "x1", "y1")}),
+)
 def test_any_upload_is_stored_cleanly_or_refused_with_a_reason(client, upload_page, stored_files, files, box):
     before = set(Photo.objects.values_list("pk", flat=True))
-    form = {"body_site": "hands", "consent_confirm": "on", **{key: value for key, value in box.items() if value is not None}}
+    form = {
+        "body_site": "hands",
+        "consent_confirm": "on",
+        **{key: value for key, value in box.items() if value is not None},
+    }
     uploads = [SimpleUploadedFile(name, content, "image/jpeg") for name, content in files]
 
     response = client.post(upload_page, {**form, "photos": uploads})
@@ -72,7 +81,9 @@ def test_any_upload_is_stored_cleanly_or_refused_with_a_reason(client, upload_pa
             assert messages and all(escape(message) in page for message in messages), messages
     else:
         assert new_photos.count() == len(files)
-    stored = {str(path.relative_to(stored_files()[0].parents[2])) for path in stored_files()} if stored_files() else set()
+    stored = (
+        {str(path.relative_to(stored_files()[0].parents[2])) for path in stored_files()} if stored_files() else set()
+    )
     assert stored == set(Photo.objects.values_list("image", flat=True))  # nothing half-saved
     for photo in new_photos:
         with photo.image.open("rb") as handle:

@@ -1,6 +1,7 @@
 """End to end with a real Celery worker process on the configured broker (Redis in CI):
 upload through the web view → task → prediction and heatmap → clinician queue.
 """
+
 import io
 import os
 import shutil
@@ -21,8 +22,8 @@ from PIL import Image, ImageDraw
 import ml.testing
 from portal.celery import app as celery_app
 from registry.versions import register_checkpoints
-from triage.models import Case, Photo
 from tests.workers import ROOT, stack_env, stop_process_group, wait_for
+from triage.models import Case, Photo
 
 ANALYSIS_TIMEOUT = 180
 
@@ -70,7 +71,9 @@ def test_upload_is_analysed_by_a_real_worker_and_reaches_the_clinician_queue(
 
     wait_for(
         lambda: Photo.objects.get(pk=photo.pk).status in {Photo.Status.ANALYSED, Photo.Status.FAILED},
-        ANALYSIS_TIMEOUT, "the worker to analyse the photo", celery_worker_process.log_path,
+        ANALYSIS_TIMEOUT,
+        "the worker to analyse the photo",
+        celery_worker_process.log_path,
     )
     photo.refresh_from_db()
     assert photo.status == Photo.Status.ANALYSED, photo.staff_message
@@ -117,7 +120,10 @@ def test_a_worker_killed_mid_task_loses_nothing(client, patient, appointment, ce
 
     wait_for(
         lambda: Photo.objects.filter(case=case, status=Photo.Status.ANALYSING).exists(),
-        ANALYSIS_TIMEOUT, "analysis to start", celery_worker_process.log_path, interval=0.01,
+        ANALYSIS_TIMEOUT,
+        "analysis to start",
+        celery_worker_process.log_path,
+        interval=0.01,
     )
     killed = pool_children(celery_worker_process.pid)
     assert killed, "the prefork pool has no child process"
@@ -126,7 +132,9 @@ def test_a_worker_killed_mid_task_loses_nothing(client, patient, appointment, ce
 
     wait_for(
         lambda: not Photo.objects.filter(case=case).exclude(status=Photo.Status.ANALYSED).exists(),
-        ANALYSIS_TIMEOUT, "the redelivered task to finish", celery_worker_process.log_path,
+        ANALYSIS_TIMEOUT,
+        "the redelivered task to finish",
+        celery_worker_process.log_path,
     )
     assert set(pool_children(celery_worker_process.pid)).isdisjoint(killed)
     for photo in Photo.objects.filter(case=case):
@@ -153,8 +161,19 @@ def own_redis(tmp_path):
     if not shutil.which("redis-server"):
         pytest.skip("redis-server is not installed")
     port = free_port()
-    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-               "--dir", str(tmp_path)]
+    command = [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(tmp_path),
+    ]
     server = {}
 
     def start():
@@ -175,20 +194,33 @@ def test_upload_while_redis_is_down_is_analysed_after_it_restarts(
     """The broker is down when the photo arrives: the upload still succeeds, the photo waits as
     'received', and the worker's periodic re-queue analyses it once Redis is back."""
     worker = start_worker(
-        own_redis.url, "--beat", "--schedule", str(tmp_path / "beat-schedule"),
-        ANALYSIS_REQUEUE_INTERVAL_SECONDS="2", ANALYSIS_REQUEUE_AFTER_SECONDS="1",
+        own_redis.url,
+        "--beat",
+        "--schedule",
+        str(tmp_path / "beat-schedule"),
+        ANALYSIS_REQUEUE_INTERVAL_SECONDS="2",
+        ANALYSIS_REQUEUE_AFTER_SECONDS="1",
     )
     own_redis.stop()
 
     upload = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c",
-         "import io; from django.core.files.uploadedfile import SimpleUploadedFile; from tests.test_worker_e2e import lesion_photo_jpeg;"
-         "from django.contrib.auth.models import User; from triage.models import Case; from triage.services import accept_photo;"
-         "buffer = lesion_photo_jpeg();"
-         f"photo = accept_photo(case=Case.objects.get(pk={appointment.case.pk}), uploaded_by=User.objects.get(pk={patient.pk}),"
-         "uploaded_file=SimpleUploadedFile('lesion.jpg', buffer.getvalue(), 'image/jpeg'), body_site='trunk');"
-         "print('stored', photo.pk)"],
-        cwd=ROOT, env=stack_env(own_redis.url), capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "import io; from django.core.files.uploadedfile import SimpleUploadedFile; from tests.test_worker_e2e import lesion_photo_jpeg;"
+            "from django.contrib.auth.models import User; from triage.models import Case; from triage.services import accept_photo;"
+            "buffer = lesion_photo_jpeg();"
+            f"photo = accept_photo(case=Case.objects.get(pk={appointment.case.pk}), uploaded_by=User.objects.get(pk={patient.pk}),"
+            "uploaded_file=SimpleUploadedFile('lesion.jpg', buffer.getvalue(), 'image/jpeg'), body_site='trunk');"
+            "print('stored', photo.pk)",
+        ],
+        cwd=ROOT,
+        env=stack_env(own_redis.url),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert upload.returncode == 0, upload.stderr[-3000:]
     assert "Could not queue analysis" in upload.stderr
@@ -198,7 +230,9 @@ def test_upload_while_redis_is_down_is_analysed_after_it_restarts(
     own_redis.start()
     wait_for(
         lambda: Photo.objects.get(pk=photo.pk).status == Photo.Status.ANALYSED,
-        ANALYSIS_TIMEOUT, "the photo to be re-queued and analysed", worker.log_path,
+        ANALYSIS_TIMEOUT,
+        "the photo to be re-queued and analysed",
+        worker.log_path,
     )
     assert Photo.objects.get(pk=photo.pk).predictions.active().count() == 1
 
@@ -229,9 +263,14 @@ def test_a_real_worker_emails_on_duty_staff_about_a_flagged_case_and_the_patient
     assert appointment.reference in staff_mail and reverse("staff-case", args=[appointment.case.pk]) in staff_mail
 
     client.force_login(clinician)
-    response = client.post(reverse("staff-decide", args=[appointment.case.pk]), {
-        "outcome": "suspected", "action": "telehealth", "patient_instructions": "We will call you at 17:50.",
-    })
+    response = client.post(
+        reverse("staff-decide", args=[appointment.case.pk]),
+        {
+            "outcome": "suspected",
+            "action": "telehealth",
+            "patient_instructions": "We will call you at 17:50.",
+        },
+    )
     assert response.status_code == 302
     wait_for(lambda: mail_to(patient.email), 60, "the patient's decision email", worker.log_path)
     (patient_mail,) = mail_to(patient.email)

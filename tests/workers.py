@@ -1,6 +1,7 @@
 """Real Celery workers for slow tests: the one way to start a `celery worker` process sharing the
 test's database, storage and models (the `start_worker` fixture in tests/conftest.py uses it), and
 the helpers to wait for and stop such processes."""
+
 import os
 import signal
 import subprocess
@@ -46,10 +47,30 @@ def start_worker_process(log_path, hostname, broker_url, *celery_args, **env):
     logging to `log_path`; returns once it is ready. `env` overrides settings in its environment."""
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "prefork", "--concurrency", "1",
-             "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--hostname", hostname, *celery_args,
-             *([] if "--queues" in celery_args else ["--queues", ALL_QUEUES])],
-            cwd=ROOT, env=stack_env(broker_url, **env), stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "worker",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                "1",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--hostname",
+                hostname,
+                *celery_args,
+                *([] if "--queues" in celery_args else ["--queues", ALL_QUEUES]),
+            ],
+            cwd=ROOT,
+            env=stack_env(broker_url, **env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     process.log_path = log_path

@@ -9,7 +9,14 @@ from django.utils.html import format_html
 from core.admin import AuditedReadsAdminMixin, ReadOnlyAdminMixin
 from core.models import WorkerHeartbeat
 from triage.models import (
-    Case, Decision, FileDeletionReason, FinalDiagnosis, LabResult, Photo, Prediction, SiteMembership,
+    Case,
+    Decision,
+    FileDeletionReason,
+    FinalDiagnosis,
+    LabResult,
+    Photo,
+    Prediction,
+    SiteMembership,
 )
 from triage.selectors import oldest_waiting_photo, queue_lengths
 from triage.services import (
@@ -63,8 +70,16 @@ class CaseAdmin(AuditedReadsAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["appointment__reference"]
     # The outcome changes only through a clinician's decision on the case page.
     readonly_fields = [
-        "appointment", "flagged", "max_probability", "outcome", "queued_at", "claimed_by", "claimed_until",
-        "escalated_at", "created_at", "updated_at",
+        "appointment",
+        "flagged",
+        "max_probability",
+        "outcome",
+        "queued_at",
+        "claimed_by",
+        "claimed_until",
+        "escalated_at",
+        "created_at",
+        "updated_at",
     ]
     list_select_related = ["appointment"]
     inlines = [PhotoInline, DecisionInline]
@@ -80,19 +95,26 @@ class CaseAdmin(AuditedReadsAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         """Asks for confirmation first; then deletes the files (rows, scores and decisions stay), audited."""
         photos = Photo.objects.filter(case__in=queryset, files_deleted_at__isnull=True).order_by("pk")
         if request.POST.get("confirmed") != "yes":
-            return TemplateResponse(request, "admin/triage/case/confirm_photo_file_deletion.html", {
-                **self.admin_site.each_context(request),
-                "title": "Delete photos and heatmaps?",
-                "opts": self.model._meta,
-                "cases": queryset,
-                "photo_count": photos.count(),
-                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            })
+            return TemplateResponse(
+                request,
+                "admin/triage/case/confirm_photo_file_deletion.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": "Delete photos and heatmaps?",
+                    "opts": self.model._meta,
+                    "cases": queryset,
+                    "photo_count": photos.count(),
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
         deleted = delete_photo_files(
             photos=photos, reason=FileDeletionReason.PATIENT_REQUEST, actor=request.user, request=request
         )
-        self.message_user(request, f"Deleted the files of {deleted} photos. Scores, decisions and the audit trail are kept.",
-                          messages.SUCCESS)
+        self.message_user(
+            request,
+            f"Deleted the files of {deleted} photos. Scores, decisions and the audit trail are kept.",
+            messages.SUCCESS,
+        )
 
 
 @admin.register(Photo)
@@ -104,8 +126,17 @@ class PhotoAdmin(AuditedReadsAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["case__appointment__reference"]
     exclude = ["image"]  # a stored file has no public URL; shown through the protected view instead
     readonly_fields = [
-        "thumbnail", "case", "uploaded_by", "width", "height", "sha256", "attempts", "staff_message",
-        "files_deleted_at", "files_deleted_reason", "created_at",
+        "thumbnail",
+        "case",
+        "uploaded_by",
+        "width",
+        "height",
+        "sha256",
+        "attempts",
+        "staff_message",
+        "files_deleted_at",
+        "files_deleted_reason",
+        "created_at",
     ]
 
     @admin.display(description="Photo")
@@ -117,7 +148,17 @@ class PhotoAdmin(AuditedReadsAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 class PredictionAdmin(AuditedReadsAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Every prediction, the challenger's shadow ones included (filter by role)."""
 
-    list_display = ["photo", "model_version", "role", "outcome", "reason", "probability", "threshold", "roi_source", "created_at"]
+    list_display = [
+        "photo",
+        "model_version",
+        "role",
+        "outcome",
+        "reason",
+        "probability",
+        "threshold",
+        "roi_source",
+        "created_at",
+    ]
     list_filter = ["role", "outcome", "reason", "model_version", "roi_source"]
     list_select_related = ["model_version", "photo"]
     exclude = ["heatmap"]  # a stored file has no public URL; shown through the protected view instead
@@ -187,8 +228,11 @@ class WorkerHeartbeatAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         except Exception:
             logger.exception("Could not read queue lengths from the broker")
             lengths = None
-        return super().changelist_view(request, extra_context={
-            **(extra_context or {}),
-            "queue_lengths": lengths,
-            "oldest_waiting_photo": oldest_waiting_photo(),
-        })
+        return super().changelist_view(
+            request,
+            extra_context={
+                **(extra_context or {}),
+                "queue_lengths": lengths,
+                "oldest_waiting_photo": oldest_waiting_photo(),
+            },
+        )

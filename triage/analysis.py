@@ -3,6 +3,7 @@
 Imports `ml` (and so torch) lazily: the web process never needs it; a worker keeps the active
 model loaded once per process (`registry.versions`, preloaded by `triage.tasks`).
 """
+
 import logging
 import time
 
@@ -61,8 +62,12 @@ def analyse_photos(photo_ids, requested_by_id=None, worker=""):
         timings = dict(analysis.timings_ms)
         timings.update(read=read_ms, render=(time.perf_counter() - render_started) * 1000, model_load=load_ms)
         prediction = record_prediction(
-            photo=photo, model_version=model_version, analysis=analysis, heatmap_jpeg=heatmap_jpeg,
-            timings_ms=timings, requested_by_id=requested_by_id,
+            photo=photo,
+            model_version=model_version,
+            analysis=analysis,
+            heatmap_jpeg=heatmap_jpeg,
+            timings_ms=timings,
+            requested_by_id=requested_by_id,
         )
         if prediction is not None:  # None: a later run of this photo records instead
             predictions.append(prediction)
@@ -102,19 +107,29 @@ def run_challenger_in_shadow(active_predictions, images, requested_by_id=None):
         with transaction.atomic():
             return [
                 Prediction.objects.create(
-                    photo=active.photo, model_version=challenger, role=Prediction.Role.CHALLENGER,
-                    probability=float(analysis.probability), threshold=challenger.threshold,
-                    assessable=bool(analysis.assessable), reason=analysis.reason,
-                    roi=analysis.roi, roi_source=_shadow_roi_source(active, analysis),
-                    timings_ms={**{key: round(float(value), 2) for key, value in analysis.timings_ms.items()},
-                                "model_load": round(load_ms, 2)},
+                    photo=active.photo,
+                    model_version=challenger,
+                    role=Prediction.Role.CHALLENGER,
+                    probability=float(analysis.probability),
+                    threshold=challenger.threshold,
+                    assessable=bool(analysis.assessable),
+                    reason=analysis.reason,
+                    roi=analysis.roi,
+                    roi_source=_shadow_roi_source(active, analysis),
+                    timings_ms={
+                        **{key: round(float(value), 2) for key, value in analysis.timings_ms.items()},
+                        "model_load": round(load_ms, 2),
+                    },
                     requested_by_id=requested_by_id,
                 )
                 for active, analysis in zip(active_predictions, analyses)
             ]
     except Exception:
-        logger.exception("Challenger %s failed on photos %s; the active model's results stand",
-                         challenger.version, [prediction.photo_id for prediction in active_predictions])
+        logger.exception(
+            "Challenger %s failed on photos %s; the active model's results stand",
+            challenger.version,
+            [prediction.photo_id for prediction in active_predictions],
+        )
         return []
 
 
@@ -158,7 +173,9 @@ def record_prediction(*, photo, model_version, analysis, heatmap_jpeg, timings_m
             differential={name: round(float(p), 4) for name, p in analysis.differential.items()},
             requested_by_id=requested_by_id,
         )
-        prediction.heatmap.save(f"{photo.pk}-{model_version.pk}-{time.time_ns()}.jpg", ContentFile(heatmap_jpeg), save=False)
+        prediction.heatmap.save(
+            f"{photo.pk}-{model_version.pk}-{time.time_ns()}.jpg", ContentFile(heatmap_jpeg), save=False
+        )
         try:
             prediction.save()
         except Exception:
@@ -189,21 +206,25 @@ def refresh_case_flag(case):
     Announces `case_flagged` (after commit) when the flag goes from off to on.
     """
     was_flagged = Case.objects.select_for_update().values_list("flagged", flat=True).get(pk=case.pk)
-    latest = [
-        photo.predictions.active().order_by("-created_at", "-id").first()
-        for photo in case.photos.all()
-    ]
+    latest = [photo.predictions.active().order_by("-created_at", "-id").first() for photo in case.photos.all()]
     assessed = [prediction for prediction in latest if prediction is not None and prediction.assessable]
     top_score = max((prediction.probability for prediction in assessed), default=None)
     flagged = any(prediction.flagged for prediction in assessed)
     history_model, history_score = versions.active_history_model(), None
-    if history_model is None or not assessed or any(p.model_version_id != history_model.image_model_id for p in assessed):
+    if (
+        history_model is None
+        or not assessed
+        or any(p.model_version_id != history_model.image_model_id for p in assessed)
+    ):
         history_model = None
     else:
         history_score = history.history_probability(history_model, case, top_score)
         flagged = history_score >= history_model.threshold
     Case.objects.filter(pk=case.pk).update(
-        flagged=flagged, max_probability=top_score, history_model=history_model, history_score=history_score,
+        flagged=flagged,
+        max_probability=top_score,
+        history_model=history_model,
+        history_score=history_score,
     )
     if flagged and not was_flagged:
         events.send_on_commit(events.case_flagged, case=case)
@@ -226,7 +247,10 @@ def _claim_photos(photo_ids, worker):
         )
         for photo in photos:
             change_status(
-                photo, Photo.Status.ANALYSING,
-                attempts=photo.attempts + 1, analysis_started_at=timezone.now(), analysis_worker=worker,
+                photo,
+                Photo.Status.ANALYSING,
+                attempts=photo.attempts + 1,
+                analysis_started_at=timezone.now(),
+                analysis_worker=worker,
             )
     return photos

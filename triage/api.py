@@ -5,6 +5,7 @@ patient APIs subclass them and say whose case it is (`get_case`), so triage neve
 clinics, API keys or booking references. Staff endpoints are complete here; the model-version
 endpoints are model operations' (`modelops.api`).
 """
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -79,8 +80,12 @@ class CasePhotosView(CaseScopedMixin, generics.ListAPIView):
         data = upload.validated_data
         try:
             (photo,) = accept_photos(
-                case=case, uploaded_by=request.user, uploaded_files=[data["photo"]], body_site=data["body_site"],
-                roi=data["roi"], tap=data["tap"],
+                case=case,
+                uploaded_by=request.user,
+                uploaded_files=[data["photo"]],
+                body_site=data["body_site"],
+                roi=data["roi"],
+                tap=data["tap"],
             )
         except DjangoValidationError as error:  # a mark outside the photo, or both kinds: the request as a whole
             raise api_error(error, "non_field_errors" if getattr(error, "code", None) == "roi" else "photo")
@@ -97,8 +102,14 @@ class CaseOutcomeView(CaseScopedMixin, generics.RetrieveAPIView):
 
 
 QUEUE_PARAMETER = OpenApiParameter(
-    "show", OpenApiTypes.STR, enum=list(QUEUE_STATUSES), default="all",
-    description="flagged: flagged and undecided (what the staff badge counts); undecided: no decision yet; decided; retake: a new photo was requested; all (default).",
+    "show",
+    OpenApiTypes.STR,
+    enum=list(QUEUE_STATUSES),
+    default="all",
+    description=(
+        "flagged: flagged and undecided (what the staff badge counts); undecided: no decision yet; decided; "
+        "retake: a new photo was requested; all (default)."
+    ),
 )
 
 
@@ -149,7 +160,9 @@ class StaffDecisionView(APIView):
         try:
             decision = record_decision(case=case, clinician=request.user, **serializer.validated_data)
         except DjangoValidationError as error:  # an inconsistent outcome + action, a claim, a cancelled visit
-            raise ValidationError(error.message_dict if hasattr(error, "error_dict") else {"non_field_errors": error.messages})
+            raise ValidationError(
+                error.message_dict if hasattr(error, "error_dict") else {"non_field_errors": error.messages}
+            )
         return Response(DecisionSerializer(decision).data, status=status.HTTP_201_CREATED)
 
 

@@ -1,4 +1,5 @@
 """Triage's endpoints under /api/v1/ (included by portal.api_urls)."""
+
 from django.urls import path
 
 from triage import api

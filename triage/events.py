@@ -4,6 +4,7 @@ Each signal is sent only once the transaction that caused it commits, so a liste
 a change that was rolled back. Senders: `triage.services` (decisions) and `triage.analysis`
 (flags and photos to take again). Every signal carries `case`; `photo_retake_needed` also `photo`.
 """
+
 import logging
 
 from django.db import transaction

@@ -55,7 +55,9 @@ class MultipleImageField(forms.FileField):
 
     def __init__(self, *args, **kwargs):
         # capture: phones open the back camera; .heic/.heif: iPhone photos where a browser does not map them to image/*
-        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "image/*,.heic,.heif", "capture": "environment"}))
+        kwargs.setdefault(
+            "widget", MultipleFileInput(attrs={"accept": "image/*,.heic,.heif", "capture": "environment"})
+        )
         super().__init__(*args, **kwargs)
 
     def clean(self, data, initial=None):
@@ -82,15 +84,19 @@ class DecisionForm(forms.Form):
 
     outcome = forms.ChoiceField(choices=DECISION_OUTCOMES, widget=forms.RadioSelect)
     action = forms.ChoiceField(
-        choices=Decision.Action.choices, widget=forms.RadioSelect, required=False,
+        choices=Decision.Action.choices,
+        widget=forms.RadioSelect,
+        required=False,
         help_text="Suspected mpox: isolation room, telehealth or PPE. Not suspected: standard waiting room. "
-                  "New photo: no action.",
+        "New photo: no action.",
     )
     patient_instructions = forms.CharField(
-        label="Message to the patient", required=False, max_length=2000,
+        label="Message to the patient",
+        required=False,
+        max_length=2000,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Shown to the patient and emailed. Required when asking for a new photo: say why. "
-                  "Left empty, the patient gets the standard text for the action.",
+        "Left empty, the patient gets the standard text for the action.",
     )
     note = forms.CharField(
         label="Note for staff", required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 3})
@@ -105,7 +111,8 @@ class DecisionForm(forms.Form):
         cleaned = super().clean()
         if "outcome" in cleaned:
             problems = Decision.problems(
-                outcome=cleaned["outcome"], action=cleaned.get("action", ""),
+                outcome=cleaned["outcome"],
+                action=cleaned.get("action", ""),
                 patient_instructions=cleaned.get("patient_instructions", ""),
             )
             for field, message in problems.items():
@@ -120,8 +127,12 @@ class QueueFilterForm(forms.Form):
     period = forms.ChoiceField(label="When", choices=list(QUEUE_PERIODS.items()), required=False)
     site = forms.TypedChoiceField(label="Site", coerce=int, required=False, empty_value=None)
     mine = forms.BooleanField(label="Assigned to me", required=False)
-    q = forms.CharField(label="Search", required=False, max_length=100,
-                        widget=forms.TextInput(attrs={"placeholder": "Reference or patient name", "type": "search"}))
+    q = forms.CharField(
+        label="Search",
+        required=False,
+        max_length=100,
+        widget=forms.TextInput(attrs={"placeholder": "Reference or patient name", "type": "search"}),
+    )
 
     def __init__(self, data, *, sites):
         super().__init__(data)
@@ -143,32 +154,43 @@ class GroundTruthForm(forms.Form):
     """Lab result and final diagnosis of a case; a blank choice keeps what is recorded."""
 
     result = forms.ChoiceField(
-        label="Mpox PCR", required=False, choices=[("", "Keep as recorded"), *LabResult.Result.choices],
+        label="Mpox PCR",
+        required=False,
+        choices=[("", "Keep as recorded"), *LabResult.Result.choices],
     )
     result_date = forms.DateField(
-        label="Date of result", required=False, widget=forms.DateInput(attrs={"type": "date"}),
+        label="Date of result",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
     )
     diagnosis = forms.ChoiceField(
-        label="Final diagnosis", required=False, choices=[("", "Keep as recorded"), *FinalDiagnosis.Diagnosis.choices],
+        label="Final diagnosis",
+        required=False,
+        choices=[("", "Keep as recorded"), *FinalDiagnosis.Diagnosis.choices],
     )
     note = forms.CharField(
-        label="Reason for a correction", required=False, max_length=2000,
-        widget=forms.Textarea(attrs={"rows": 2}), help_text="Needed when you change a recorded value.",
+        label="Reason for a correction",
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Needed when you change a recorded value.",
     )
 
     confirm_contradiction = forms.BooleanField(
-        label="I confirm: the PCR is negative and the final diagnosis is mpox", required=False,
+        label="I confirm: the PCR is negative and the final diagnosis is mpox",
+        required=False,
     )
 
     def service_arguments(self):
         data = self.cleaned_data
         return {
-            "result": data["result"] or None, "result_date": data["result_date"],
-            "diagnosis": data["diagnosis"] or None, "note": data["note"],
+            "result": data["result"] or None,
+            "result_date": data["result_date"],
+            "diagnosis": data["diagnosis"] or None,
+            "note": data["note"],
             "confirm_contradiction": data["confirm_contradiction"],
         }
 
     def add_service_error(self, error):
         """A contradiction is shown at its confirmation box (which then appears); other refusals at the top."""
         self.add_error("confirm_contradiction" if error.code == "contradiction" else None, error)
-

@@ -2,6 +2,7 @@
 
 Every refusal is a ValidationError whose message a patient can act on, in the active language.
 """
+
 import hashlib
 import io
 import warnings
@@ -11,9 +12,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from ml.boxes import box_from_tap
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from pi_heif import register_heif_opener
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from ml.boxes import box_from_tap
 
 # iPhones save HEIC. pi-heif is pillow-heif's decode-only build (libheif + libde265, no GPL encoder).
 register_heif_opener()
@@ -89,7 +91,9 @@ def validate_roi(roi, width, height):
         return None
     x0, y0, x1, y1 = (int(value) for value in roi)
     if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
-        raise ValidationError(_("The box drawn around the lesion lies outside the photo. Please draw it again."), code="roi")
+        raise ValidationError(
+            _("The box drawn around the lesion lies outside the photo. Please draw it again."), code="roi"
+        )
     if x1 - x0 < MIN_ROI_SIDE or y1 - y0 < MIN_ROI_SIDE:
         raise ValidationError(
             _("The box drawn around the lesion is too small to use. Please tap the lesion or draw a larger box."),
@@ -114,8 +118,11 @@ def _check_byte_size(size):
     if size > settings.PHOTO_MAX_BYTES:
         limit_mb = settings.PHOTO_MAX_BYTES // (1024 * 1024)
         raise ValidationError(
-            _("This photo is larger than %(limit)s MB. Please upload a smaller photo, "
-              "for example by choosing a lower resolution in your camera settings.") % {"limit": limit_mb},
+            _(
+                "This photo is larger than %(limit)s MB. Please upload a smaller photo, "
+                "for example by choosing a lower resolution in your camera settings."
+            )
+            % {"limit": limit_mb},
             code="too_large",
         )
 
@@ -125,16 +132,22 @@ def _check_dimensions(width, height):
         raise ValidationError(_too_many_pixels_message(), code="too_many_pixels")
     if min(width, height) < settings.PHOTO_MIN_SIDE:
         raise ValidationError(
-            _("This photo is too small (%(width)s×%(height)s pixels). Please upload a photo "
-              "at least %(side)s pixels wide and high.") % {"width": width, "height": height, "side": settings.PHOTO_MIN_SIDE},
+            _(
+                "This photo is too small (%(width)s×%(height)s pixels). Please upload a photo "
+                "at least %(side)s pixels wide and high."
+            )
+            % {"width": width, "height": height, "side": settings.PHOTO_MIN_SIDE},
             code="too_small",
         )
 
 
 def _too_many_pixels_message():
     megapixels = settings.PHOTO_MAX_PIXELS // 1_000_000
-    limit = _("%(count)s megapixels") % {"count": megapixels} if megapixels else _("%(count)s pixels") % {
-        "count": settings.PHOTO_MAX_PIXELS}
+    limit = (
+        _("%(count)s megapixels") % {"count": megapixels}
+        if megapixels
+        else _("%(count)s pixels") % {"count": settings.PHOTO_MAX_PIXELS}
+    )
     return _("This photo has too many pixels (more than %(limit)s). Please upload a smaller photo.") % {"limit": limit}
 
 

@@ -3,6 +3,7 @@
 Staff emails carry the booking reference and a link, never the patient's name or photos; patient
 emails carry what the clinic tells them, never a score. Sent by the tasks in `triage.tasks`.
 """
+
 from datetime import timedelta
 
 from django.conf import settings
@@ -66,22 +67,36 @@ def escalate_due_cases(now=None):
 def email_patient_decision(decision_id):
     """Tell the patient what the clinic decided for their visit (the instructions, never a score), in
     the language they booked in."""
-    decision = Decision.objects.select_related("case__appointment__patient", Case.booking_path("clinic", via="case__")).get(
-        pk=decision_id
-    )
+    decision = Decision.objects.select_related(
+        "case__appointment__patient", Case.booking_path("clinic", via="case__")
+    ).get(pk=decision_id)
     appointment = decision.case.appointment
     link = _absolute(reverse("appointment", args=[appointment.reference]))
     with translation.override(appointment.language):
-        words = {"reference": appointment.reference, "when": _when(decision.case), "link": link,
-                 "message": decision.patient_message}
+        words = {
+            "reference": appointment.reference,
+            "when": _when(decision.case),
+            "link": link,
+            "message": decision.patient_message,
+        }
         if decision.outcome == Outcome.RETAKE:
             subject = _("Please send a new photo for your appointment %(reference)s") % words
-            body = _("The clinic needs a new photo before your visit on %(when)s:\n\n%(message)s\n\n"
-                     "Send it here: %(link)s") % words
+            body = (
+                _(
+                    "The clinic needs a new photo before your visit on %(when)s:\n\n%(message)s\n\n"
+                    "Send it here: %(link)s"
+                )
+                % words
+            )
         else:
             subject = _("Your appointment %(reference)s: what to do") % words
-            body = _("The clinic has reviewed your photos for your visit on %(when)s.\n\n%(message)s\n\n"
-                     "Your appointment: %(link)s") % words
+            body = (
+                _(
+                    "The clinic has reviewed your photos for your visit on %(when)s.\n\n%(message)s\n\n"
+                    "Your appointment: %(link)s"
+                )
+                % words
+            )
     return _send(subject, body, [appointment.patient])
 
 

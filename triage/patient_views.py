@@ -1,4 +1,5 @@
 """Patient-facing triage endpoints: the status of their own photos (never a score)."""
+
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -13,7 +14,12 @@ class PhotoStatusView(APIView):
     def get(self, request, reference):
         case = patient_case(patient=request.user, reference=reference)
         if case is None:
-            deny(request, action="view_photo_status", asked_for=f"appointment {reference}", rule="own_appointment",
-                 reference=reference)
+            deny(
+                request,
+                action="view_photo_status",
+                asked_for=f"appointment {reference}",
+                rule="own_appointment",
+                reference=reference,
+            )
         photos = PatientPhotoStatusSerializer(case.photos.all(), many=True).data
         return Response({"photos": photos}, headers={"Cache-Control": "private, no-store"})

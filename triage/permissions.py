@@ -1,5 +1,6 @@
 """Who may see what: roles are Django groups with permissions (made by a data migration from
 ROLE_PERMISSIONS), and clinicians see only the cases of the clinic sites they belong to."""
+
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
@@ -20,9 +21,16 @@ EXPORT = "triage.export_decisions"
 ALL_SITES = "triage.see_all_sites"
 
 _READ_RECORDS = [
-    "triage.view_case", "triage.view_photo", "triage.view_prediction", "triage.view_decision",
-    "core.view_auditevent", "registry.view_modelversion", "triage.view_sitemembership",
-    "triage.view_labresult", "triage.view_finaldiagnosis", "registry.view_modelpromotion",
+    "triage.view_case",
+    "triage.view_photo",
+    "triage.view_prediction",
+    "triage.view_decision",
+    "core.view_auditevent",
+    "registry.view_modelversion",
+    "triage.view_sitemembership",
+    "triage.view_labresult",
+    "triage.view_finaldiagnosis",
+    "registry.view_modelpromotion",
 ]
 # "app_label.codename" per group; ALL means every permission there is.
 ALL = "*"
@@ -92,9 +100,7 @@ def can_view_case(user, case):
 
 def can_view_photo(user, photo):
     """The patient whose appointment it is, or staff of the case's site."""
-    return user.is_authenticated and (
-        photo.case.appointment.patient_id == user.pk or can_view_case(user, photo.case)
-    )
+    return user.is_authenticated and (photo.case.appointment.patient_id == user.pk or can_view_case(user, photo.case))
 
 
 def staff_required(view):
@@ -142,4 +148,3 @@ class ReadsAsReviewerWritesAsClinician(BasePermission):
 
     def has_permission(self, request, view):
         return can_review(request.user) if request.method in SAFE_METHODS else is_clinician(request.user)
-

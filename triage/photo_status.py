@@ -10,6 +10,7 @@ fails on one that does not).
 
 A photo is created RECEIVED (`services.accept_photos`). Changes the table does not list are refused.
 """
+
 from django.utils import timezone
 
 from triage.models import Photo

@@ -2,6 +2,7 @@
 exports, and what admins see of the running system (queues, waiting photos,
 retention). Staff reads take `site_ids` (the clinic sites the user works at; None: every site),
 computed by `triage.permissions.staff_site_ids`."""
+
 from collections import Counter, defaultdict
 from datetime import datetime, time, timedelta
 
@@ -62,8 +63,12 @@ def case_queue(*, site_ids, status="all", period="any", site=None, claimed_by=No
         default=Value(3),
         output_field=IntegerField(),
     )
-    problem_photos = Photo.objects.filter(case=OuterRef("pk"), status__in=Photo.PROBLEM_STATUSES).order_by("-created_at")
-    top_prediction = Prediction.objects.active().filter(photo__case=OuterRef("pk"), probability=OuterRef("max_probability"))
+    problem_photos = Photo.objects.filter(case=OuterRef("pk"), status__in=Photo.PROBLEM_STATUSES).order_by(
+        "-created_at"
+    )
+    top_prediction = Prediction.objects.active().filter(
+        photo__case=OuterRef("pk"), probability=OuterRef("max_probability")
+    )
     cases = (
         staff_cases(site_ids=site_ids)
         .filter(QUEUE_STATUSES[status][1], _period_filter(period, now))
@@ -96,7 +101,9 @@ def case_queue(*, site_ids, status="all", period="any", site=None, claimed_by=No
 
 def latest_outcome_counts(*, cases):
     """{case id: [(outcome, number of photos whose latest prediction has it), ...]} in outcome order."""
-    latest = Prediction.objects.active().filter(photo=OuterRef("pk")).order_by("-created_at", "-id").values("outcome")[:1]
+    latest = (
+        Prediction.objects.active().filter(photo=OuterRef("pk")).order_by("-created_at", "-id").values("outcome")[:1]
+    )
     rows = (
         Photo.objects.filter(case__in=[case.pk for case in cases])
         .annotate(latest_outcome=Subquery(latest))
@@ -139,9 +146,12 @@ def case_for_review(case_id, *, site_ids):
         staff_cases(site_ids=site_ids, open_only=False)
         .select_related(_clinic(), "appointment__patient", "claimed_by")
         .prefetch_related(
-            Prefetch("photos", queryset=Photo.objects.prefetch_related(
-                Prefetch("predictions", queryset=predictions, to_attr="prediction_history")
-            )),
+            Prefetch(
+                "photos",
+                queryset=Photo.objects.prefetch_related(
+                    Prefetch("predictions", queryset=predictions, to_attr="prediction_history")
+                ),
+            ),
             Prefetch("decisions", queryset=Decision.objects.select_related("clinician", "countersigned_by")),
         )
         .filter(pk=case_id)
@@ -159,7 +169,9 @@ def current_patient_decision(*, case):
 
 def site_changes(*, case):
     """The case's moves between clinic sites (audited by `services.record_site_change`), oldest first."""
-    return AuditEvent.objects.filter(case_reference=case.appointment.reference, action="change_site").order_by("created_at", "id")
+    return AuditEvent.objects.filter(case_reference=case.appointment.reference, action="change_site").order_by(
+        "created_at", "id"
+    )
 
 
 def decisions_on_day(*, day, site_ids):
@@ -175,7 +187,10 @@ def cases_due_for_escalation(*, now, within):
     """Open, flagged, undecided cases not yet escalated whose appointment starts within `within`."""
     return (
         Case.objects.filter(
-            is_open=True, flagged=True, outcome=Outcome.PENDING, escalated_at__isnull=True,
+            is_open=True,
+            flagged=True,
+            outcome=Outcome.PENDING,
+            escalated_at__isnull=True,
             **{f"{_starts_at()}__gt": now, f"{_starts_at()}__lte": now + within},
         )
         .select_related(_clinic())
@@ -255,7 +270,9 @@ def latest_predictions_by_case(*, model_version, case_ids):
     """{case_id: [the newest prediction by `model_version` of each of the case's photos]}, in
     either role: a version's own record counts whether it ran as challenger or as the active model."""
     by_photo = {}
-    predictions = Prediction.objects.filter(model_version=model_version, photo__case_id__in=case_ids).select_related("photo")
+    predictions = Prediction.objects.filter(model_version=model_version, photo__case_id__in=case_ids).select_related(
+        "photo"
+    )
     for prediction in predictions.order_by("photo_id", "-created_at", "-id"):
         by_photo.setdefault(prediction.photo_id, prediction)
     by_case = {}
@@ -325,10 +342,13 @@ def photos_to_requeue(*, worker=None):
     stalled = lost | abandoned
     if ModelVersion.objects.filter(is_active=True).exists():
         stalled |= Q(status=Photo.Status.NO_MODEL)
-    return list(Photo.objects.filter(stalled, files_deleted_at__isnull=True, case__is_open=True).order_by("case_id", "pk"))
+    return list(
+        Photo.objects.filter(stalled, files_deleted_at__isnull=True, case__is_open=True).order_by("case_id", "pk")
+    )
 
 
 # ---- Operations (admin's workers page) ----
+
 
 def queue_lengths():
     """{queue name: messages waiting} for the inference and default queues, read from the broker."""

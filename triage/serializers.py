@@ -3,12 +3,19 @@
 Three audiences: patients (photo status, never a score), integrations acting for a clinic (photo
 status, the case's outcome and decision) and clinicians (everything, scores included).
 """
+
 from django.urls import reverse
 from rest_framework import serializers
 
 from triage.images import BOX_FIELDS, TAP_FIELDS
 from triage.models import (
-    Case, Decision, FinalDiagnosis, LabResult, Photo, PhotoReason, Prediction,
+    Case,
+    Decision,
+    FinalDiagnosis,
+    LabResult,
+    Photo,
+    PhotoReason,
+    Prediction,
 )
 
 
@@ -17,15 +24,20 @@ class PatientPhotoStatusSerializer(serializers.ModelSerializer):
 
     label = serializers.CharField(source="get_status_display")
     reason = serializers.ChoiceField(
-        source="status_reason", choices=PhotoReason.choices, allow_blank=True, read_only=True,
+        source="status_reason",
+        choices=PhotoReason.choices,
+        allow_blank=True,
+        read_only=True,
         help_text="Why the photo must be taken again or could not be analysed (a stable code); empty otherwise.",
     )
     detail = serializers.CharField(
-        source="patient_message", help_text="The reason in words for the patient, in the request's language.",
+        source="patient_message",
+        help_text="The reason in words for the patient, in the request's language.",
     )
     settled = serializers.BooleanField(source="is_settled")
     retake_needed = serializers.BooleanField(
-        source="needs_retake", help_text="The patient should take this photo again (`detail` says why).",
+        source="needs_retake",
+        help_text="The patient should take this photo again (`detail` says why).",
     )
 
     class Meta:
@@ -115,12 +127,26 @@ class PredictionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Prediction
         fields = [
-            "id", "probability", "threshold", "flagged", "assessable", "reason", "outcome", "model_version", "roi",
-            "roi_source", "heatmap_url", "differential", "created_at",
+            "id",
+            "probability",
+            "threshold",
+            "flagged",
+            "assessable",
+            "reason",
+            "outcome",
+            "model_version",
+            "roi",
+            "roi_source",
+            "heatmap_url",
+            "differential",
+            "created_at",
         ]
-        extra_kwargs = {"differential": {
-            "help_text": "Decision support, not a diagnosis: class -> probability over the differential "
-                         "diagnoses (mpox's entry is the flagging score); empty for models without one."}}
+        extra_kwargs = {
+            "differential": {
+                "help_text": "Decision support, not a diagnosis: class -> probability over the differential "
+                "diagnoses (mpox's entry is the flagging score); empty for models without one."
+            }
+        }
 
     def get_heatmap_url(self, prediction) -> str:
         return reverse("prediction-heatmap", args=[prediction.photo_id, prediction.pk])
@@ -134,7 +160,15 @@ class StaffPhotoSerializer(PhotoStatusSerializer):
     predictions = PredictionSerializer(source="prediction_history", many=True)
 
     class Meta(PhotoStatusSerializer.Meta):
-        fields = [*PhotoStatusSerializer.Meta.fields, "width", "height", "roi", "roi_source", "image_url", "predictions"]
+        fields = [
+            *PhotoStatusSerializer.Meta.fields,
+            "width",
+            "height",
+            "roi",
+            "roi_source",
+            "image_url",
+            "predictions",
+        ]
 
     def get_image_url(self, photo) -> str:
         return reverse("photo-image", args=[photo.pk])
@@ -154,8 +188,17 @@ class StaffCaseSerializer(serializers.ModelSerializer):
     class Meta:
         model = Case
         fields = [
-            "id", "reference", "clinic", "starts_at", "flagged", "max_probability", "outcome",
-            "photo_count", "photos_analysed", "photos_waiting", "photos_problem",
+            "id",
+            "reference",
+            "clinic",
+            "starts_at",
+            "flagged",
+            "max_probability",
+            "outcome",
+            "photo_count",
+            "photos_analysed",
+            "photos_waiting",
+            "photos_problem",
         ]
 
 
@@ -171,8 +214,18 @@ class StaffCaseDetailSerializer(serializers.ModelSerializer):
     class Meta:
         model = Case
         fields = [
-            "id", "reference", "clinic", "starts_at", "symptoms", "lesion_onset", "is_open", "flagged",
-            "max_probability", "outcome", "photos", "decisions",
+            "id",
+            "reference",
+            "clinic",
+            "starts_at",
+            "symptoms",
+            "lesion_onset",
+            "is_open",
+            "flagged",
+            "max_probability",
+            "outcome",
+            "photos",
+            "decisions",
         ]
 
 
@@ -205,17 +258,22 @@ class GroundTruthRequestSerializer(serializers.Serializer):
 
     result = serializers.ChoiceField(choices=LabResult.Result.choices, allow_null=True, default=None)
     result_date = serializers.DateField(
-        allow_null=True, default=None, help_text="Needed with a positive or negative result.",
+        allow_null=True,
+        default=None,
+        help_text="Needed with a positive or negative result.",
     )
     diagnosis = serializers.ChoiceField(
-        choices=FinalDiagnosis.Diagnosis.choices, allow_null=True, default=None,
+        choices=FinalDiagnosis.Diagnosis.choices,
+        allow_null=True,
+        default=None,
     )
     note = serializers.CharField(
-        allow_blank=True, max_length=2000, default="",
+        allow_blank=True,
+        max_length=2000,
+        default="",
         help_text="Why; needed when this changes a recorded value.",
     )
     confirm_contradiction = serializers.BooleanField(
         default=False,
         help_text="True to record a negative PCR together with a final diagnosis of mpox (refused with 400 otherwise).",
     )
-

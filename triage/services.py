@@ -1,4 +1,5 @@
 """Writes for the triage domain: cases, photos, decisions, ground truth, training exports, retention."""
+
 import csv
 import uuid
 from datetime import timedelta
@@ -16,7 +17,15 @@ from core.services import audit
 from triage import events, tasks
 from triage.images import box_for_tap, normalise_photo, validate_roi
 from triage.models import (
-    Case, Decision, FinalDiagnosis, LabResult, Outcome, Photo, RoiSource, SiteMembership, is_mpox,
+    Case,
+    Decision,
+    FinalDiagnosis,
+    LabResult,
+    Outcome,
+    Photo,
+    RoiSource,
+    SiteMembership,
+    is_mpox,
 )
 from triage.photo_status import change_status, settle_problem_photos
 from triage.selectors import exportable_photos
@@ -39,8 +48,15 @@ def record_site_change(*, case, previous_site, actor, request=None) -> None:
     new site are emailed so the decision (made for the other site) is checked, never moved silently."""
     decision = case.decisions.order_by("-created_at", "-id").first()
     Case.objects.filter(pk=case.pk).update(claimed_by=None, claimed_until=None)
-    audit(actor=actor, action="change_site", obj=case, request=request, from_site=previous_site.name,
-          to_site=case.clinic.name, after_decision=decision is not None)
+    audit(
+        actor=actor,
+        action="change_site",
+        obj=case,
+        request=request,
+        from_site=previous_site.name,
+        to_site=case.clinic.name,
+        after_decision=decision is not None,
+    )
     if decision is not None:
         tasks.email_site_change_on_commit(case_id=case.pk, previous_site=previous_site.name, decision_id=decision.pk)
 
@@ -54,7 +70,12 @@ def add_site_membership(*, user, clinic, on_duty=False) -> SiteMembership:
 def accept_photo(*, case, uploaded_by, uploaded_file, body_site, roi=None, tap=None) -> Photo:
     """Store one photo through `accept_photos` (for scripts, the demo history and tests)."""
     return accept_photos(
-        case=case, uploaded_by=uploaded_by, uploaded_files=[uploaded_file], body_site=body_site, roi=roi, tap=tap,
+        case=case,
+        uploaded_by=uploaded_by,
+        uploaded_files=[uploaded_file],
+        body_site=body_site,
+        roi=roi,
+        tap=tap,
     )[0]
 
 
@@ -76,7 +97,8 @@ def accept_photos(*, case, uploaded_by, uploaded_files, body_site, roi=None, tap
     if len(uploaded_files) > settings.PHOTO_MAX_FILES_PER_UPLOAD:
         raise ValidationError(
             gettext("Please send at most %(limit)s photos at a time (you chose %(chosen)s).")
-            % {"limit": settings.PHOTO_MAX_FILES_PER_UPLOAD, "chosen": len(uploaded_files)}, code="too_many_files",
+            % {"limit": settings.PHOTO_MAX_FILES_PER_UPLOAD, "chosen": len(uploaded_files)},
+            code="too_many_files",
         )
     if roi is not None and tap is not None:
         raise ValidationError(gettext("Please either tap the lesion or draw a box, not both."), code="roi")
@@ -119,8 +141,10 @@ def accept_photos(*, case, uploaded_by, uploaded_files, body_site, roi=None, tap
                 photo.save()
                 photos.append(photo)
             # New photos of a body site replace the ones of that site the patient was asked to take again.
-            settle_problem_photos(case.photos.filter(body_site=body_site).exclude(pk__in=[p.pk for p in photos]),
-                                  status=Photo.Status.REPLACED)
+            settle_problem_photos(
+                case.photos.filter(body_site=body_site).exclude(pk__in=[p.pk for p in photos]),
+                status=Photo.Status.REPLACED,
+            )
             _queue_for_review(case)
             tasks.enqueue_analysis(photos)  # sends once the transaction commits
     except Exception:
@@ -131,7 +155,9 @@ def accept_photos(*, case, uploaded_by, uploaded_files, body_site, roi=None, tap
 
 
 def _case_closed_error():
-    return ValidationError(gettext("This appointment was cancelled, so photos can no longer be added."), code="case_closed")
+    return ValidationError(
+        gettext("This appointment was cancelled, so photos can no longer be added."), code="case_closed"
+    )
 
 
 def _refuse_past_appointment_limit(case, adding):
@@ -144,9 +170,13 @@ def _refuse_past_appointment_limit(case, adding):
         left = max(limit - stored, 0)
         raise ValidationError(
             gettext("An appointment can have up to %(limit)s photos and this one has %(stored)s.")
-            % {"limit": limit, "stored": stored} + " "
-            + (gettext("Please send at most %(left)s more.") % {"left": left} if left
-               else gettext("Please call the clinic if you need to send more.")),
+            % {"limit": limit, "stored": stored}
+            + " "
+            + (
+                gettext("Please send at most %(left)s more.") % {"left": left}
+                if left
+                else gettext("Please call the clinic if you need to send more.")
+            ),
             code="too_many_photos",
         )
 
@@ -183,7 +213,11 @@ def record_decision(*, case, clinician, outcome, action="", note="", patient_ins
         raise ValidationError("The appointment was cancelled: there is nothing to decide.", code="closed")
     _check_not_claimed_by_another(case, clinician)
     decision = Decision.objects.create(
-        case=case, clinician=clinician, outcome=outcome, action=action, note=note,
+        case=case,
+        clinician=clinician,
+        outcome=outcome,
+        action=action,
+        note=note,
         patient_instructions=patient_instructions.strip(),
     )
     if outcome != Outcome.RETAKE:  # decided with the photos as they are: no retake is owed any more
@@ -247,7 +281,14 @@ CONTRADICTION_MESSAGE = (
 
 @transaction.atomic
 def record_ground_truth(
-    *, case, entered_by, result=None, result_date=None, diagnosis=None, note="", confirm_contradiction=False,
+    *,
+    case,
+    entered_by,
+    result=None,
+    result_date=None,
+    diagnosis=None,
+    note="",
+    confirm_contradiction=False,
 ) -> list:
     """Record the lab result and/or final diagnosis of a case. Only a value that differs from the
     current one adds a row (the old rows stay: that is the correction history); changing a value
@@ -266,27 +307,49 @@ def record_ground_truth(
     lab_changes = result is not None and (
         current_lab is None or (current_lab.result, current_lab.result_date) != (result, result_date)
     )
-    diagnosis_changes = diagnosis is not None and (current_diagnosis is None or current_diagnosis.diagnosis != diagnosis)
+    diagnosis_changes = diagnosis is not None and (
+        current_diagnosis is None or current_diagnosis.diagnosis != diagnosis
+    )
     if not (lab_changes or diagnosis_changes):
-        raise ValidationError("Nothing changed: the lab result and diagnosis are already recorded as given.", code="unchanged")
+        raise ValidationError(
+            "Nothing changed: the lab result and diagnosis are already recorded as given.", code="unchanged"
+        )
     corrects = (lab_changes and current_lab is not None) or (diagnosis_changes and current_diagnosis is not None)
     if corrects and not note.strip():
         raise ValidationError("Please say why you are correcting the recorded result.", code="note")
     resulting_lab = result if lab_changes else (current_lab.result if current_lab else None)
-    resulting_diagnosis = diagnosis if diagnosis_changes else (current_diagnosis.diagnosis if current_diagnosis else None)
+    resulting_diagnosis = (
+        diagnosis if diagnosis_changes else (current_diagnosis.diagnosis if current_diagnosis else None)
+    )
     contradiction = resulting_lab == LabResult.Result.NEGATIVE and resulting_diagnosis == FinalDiagnosis.Diagnosis.MPOX
     if contradiction and not confirm_contradiction:
         raise ValidationError(CONTRADICTION_MESSAGE, code="contradiction")
     added = []
     if lab_changes:
-        added.append(LabResult.objects.create(case=case, result=result, result_date=result_date, entered_by=entered_by, note=note))
-        audit(actor=entered_by, action="record_lab_result", obj=case, result=result,
-              result_date=result_date.isoformat() if result_date else None,
-              corrects=current_lab.result if current_lab else None, confirmed_contradiction=contradiction)
+        added.append(
+            LabResult.objects.create(
+                case=case, result=result, result_date=result_date, entered_by=entered_by, note=note
+            )
+        )
+        audit(
+            actor=entered_by,
+            action="record_lab_result",
+            obj=case,
+            result=result,
+            result_date=result_date.isoformat() if result_date else None,
+            corrects=current_lab.result if current_lab else None,
+            confirmed_contradiction=contradiction,
+        )
     if diagnosis_changes:
         added.append(FinalDiagnosis.objects.create(case=case, diagnosis=diagnosis, entered_by=entered_by, note=note))
-        audit(actor=entered_by, action="record_final_diagnosis", obj=case, diagnosis=diagnosis,
-              corrects=current_diagnosis.diagnosis if current_diagnosis else None, confirmed_contradiction=contradiction)
+        audit(
+            actor=entered_by,
+            action="record_final_diagnosis",
+            obj=case,
+            diagnosis=diagnosis,
+            corrects=current_diagnosis.diagnosis if current_diagnosis else None,
+            confirmed_contradiction=contradiction,
+        )
     return added
 
 
@@ -313,8 +376,15 @@ def export_training_set(*, out_dir, actor=None, operator="") -> dict:
         with photo.image.open("rb") as source:
             target.write_bytes(source.read())
         box, box_source = _training_box(photo)
-        rows.append([relative, patient, *(box or ("", "", "", "")), box_source,
-                     "lab" if photo.lab_result in (LabResult.Result.POSITIVE, LabResult.Result.NEGATIVE) else "diagnosis"])
+        rows.append(
+            [
+                relative,
+                patient,
+                *(box or ("", "", "", "")),
+                box_source,
+                "lab" if photo.lab_result in (LabResult.Result.POSITIVE, LabResult.Result.NEGATIVE) else "diagnosis",
+            ]
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "dataset.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -326,8 +396,14 @@ def export_training_set(*, out_dir, actor=None, operator="") -> dict:
         "patients": len({row[1] for row in rows}),
         "skipped_without_label": unlabelled,
     }
-    audit(actor=actor, action="export_training_set", obj=None, out_dir=str(out_dir.resolve()), operator=operator,
-          **summary)
+    audit(
+        actor=actor,
+        action="export_training_set",
+        obj=None,
+        out_dir=str(out_dir.resolve()),
+        operator=operator,
+        **summary,
+    )
     return summary
 
 
@@ -366,8 +442,14 @@ def delete_photo_files(*, photos, reason, actor=None, request=None) -> int:
             Photo.objects.filter(pk=photo.pk).update(
                 image="", files_deleted_at=timezone.now(), files_deleted_reason=reason, updated_at=timezone.now()
             )
-            audit(actor=actor, action="delete_photo_files", obj=photo, request=request, reason=reason,
-                  heatmaps=len(predictions))
+            audit(
+                actor=actor,
+                action="delete_photo_files",
+                obj=photo,
+                request=request,
+                reason=reason,
+                heatmaps=len(predictions),
+            )
         deleted += 1
     return deleted
 

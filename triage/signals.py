@@ -1,5 +1,6 @@
 """Receivers: sign-ins, sign-outs and failed sign-ins go into the audit log beside photo and case
 access; a newly flagged case is emailed to the on-duty staff of its site."""
+
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
@@ -28,6 +29,10 @@ def audit_logout(sender, request, user, **_):
 def audit_failed_login(sender, credentials, request=None, **_):
     # Django has already masked the password in `credentials`; keep only the user name tried.
     audit(
-        actor=None, action="login_failed", obj=None, allowed=False, request=request,
+        actor=None,
+        action="login_failed",
+        obj=None,
+        allowed=False,
+        request=request,
         username=credentials.get("username", ""),
     )

@@ -16,6 +16,7 @@ Recovery: `requeue_stalled_photos` (beat, every ANALYSIS_REQUEUE_INTERVAL_SECOND
 start-up) queues again what a broker outage or a dead worker left behind; `selectors.photos_to_requeue`
 says which photos those are.
 """
+
 import logging
 
 from celery import shared_task
@@ -96,7 +97,9 @@ def analyse_photos_task(self, photo_ids, requested_by_id=None):
 def requeue_stalled_photos(worker=None):
     """Queue again the photos whose analysis was lost; `worker`: one just started (see the selector)."""
     photos = selectors.photos_to_requeue(worker=worker)
-    change_status(Photo.objects.filter(pk__in=[photo.pk for photo in photos]), Photo.Status.RECEIVED, queued_at=timezone.now())
+    change_status(
+        Photo.objects.filter(pk__in=[photo.pk for photo in photos]), Photo.Status.RECEIVED, queued_at=timezone.now()
+    )
     _send(photos)
     return len(photos)
 

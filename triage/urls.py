@@ -21,7 +21,8 @@ urlpatterns = [
     path("staff/cases/<int:case_id>/release/", views.release, name="staff-release"),
     path(
         "staff/cases/<int:case_id>/decisions/<int:decision_id>/countersign/",
-        views.countersign, name="staff-countersign",
+        views.countersign,
+        name="staff-countersign",
     ),
     path("staff/cases/<int:case_id>/photos/<int:photo_id>/reanalyse/", views.reanalyse, name="staff-reanalyse"),
 ]

@@ -1,4 +1,5 @@
 """Protected media and the staff dashboard: queue, case page, decisions, claims, export."""
+
 import csv
 import mimetypes
 import unicodedata
@@ -56,8 +57,14 @@ def photo_image(request, photo_id):
     photo = photo_for_access(photo_id)
     details = {"photo_id": photo_id, "case_id": photo.case_id if photo else None}
     if photo is None or not can_view_photo(request.user, photo):
-        return _refuse(request, action="view_photo", asked_for=f"photo {photo_id}", rule="own_photo_or_staff_site", obj=photo,
-                       **details)
+        return _refuse(
+            request,
+            action="view_photo",
+            asked_for=f"photo {photo_id}",
+            rule="own_photo_or_staff_site",
+            obj=photo,
+            **details,
+        )
     audit(actor=request.user, action="view_photo", obj=photo, request=request, **details)
     return _private_file_response(photo.image, photo)
 
@@ -66,10 +73,20 @@ def photo_image(request, photo_id):
 def prediction_heatmap(request, photo_id, prediction_id):
     """A prediction's heatmap: clinical output, so staff of the case's site only."""
     prediction = prediction_for_access(photo_id, prediction_id)
-    details = {"photo_id": photo_id, "prediction_id": prediction_id, "case_id": prediction.photo.case_id if prediction else None}
+    details = {
+        "photo_id": photo_id,
+        "prediction_id": prediction_id,
+        "case_id": prediction.photo.case_id if prediction else None,
+    }
     if prediction is None or not can_view_case(request.user, prediction.photo.case):
-        return _refuse(request, action="view_heatmap", asked_for=f"heatmap {prediction_id} of photo {photo_id}",
-                       rule="staff_site", obj=prediction, **details)
+        return _refuse(
+            request,
+            action="view_heatmap",
+            asked_for=f"heatmap {prediction_id} of photo {photo_id}",
+            rule="staff_site",
+            obj=prediction,
+            **details,
+        )
     audit(actor=request.user, action="view_heatmap", obj=prediction, request=request, **details)
     return _private_file_response(prediction.heatmap, prediction.photo)
 
@@ -97,20 +114,38 @@ def queue(request):
     form = QueueFilterForm(request.GET, sites=queue_sites(site_ids=site_ids))
     filters = form.filters()
     cases = case_queue(
-        site_ids=site_ids, status=filters["status"], period=filters["period"], site=filters["site"],
-        claimed_by=request.user if filters["mine"] else None, search=filters["search"],
+        site_ids=site_ids,
+        status=filters["status"],
+        period=filters["period"],
+        site=filters["site"],
+        claimed_by=request.user if filters["mine"] else None,
+        search=filters["search"],
     )
     page = Paginator(cases, settings.QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
     outcomes = latest_outcome_counts(cases=page.object_list)
     for case in page.object_list:
         case.photo_outcomes = outcomes.get(case.pk, [])
-    audit(actor=request.user, action="view_queue", obj=None, request=request, filters=filters,
-          shown=[case.pk for case in page.object_list])
+    audit(
+        actor=request.user,
+        action="view_queue",
+        obj=None,
+        request=request,
+        filters=filters,
+        shown=[case.pk for case in page.object_list],
+    )
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "triage/queue.html", {
-        "page": page, "form": form, "filters": filters, "query": query.urlencode(), "now": timezone.now(),
-    })
+    return render(
+        request,
+        "triage/queue.html",
+        {
+            "page": page,
+            "form": form,
+            "filters": filters,
+            "query": query.urlencode(),
+            "now": timezone.now(),
+        },
+    )
 
 
 @staff_required
@@ -179,8 +214,13 @@ def countersign(request, case_id, decision_id):
     case = _case_or_404(request, case_id)
     decision = next((decision for decision in case.decisions.all() if decision.pk == decision_id), None)
     if decision is None:
-        deny(request, action="countersign_decision", asked_for=f"decision {decision_id} of case {case.pk}",
-             rule="decision_of_case", reference=case.audit_reference)
+        deny(
+            request,
+            action="countersign_decision",
+            asked_for=f"decision {decision_id} of case {case.pk}",
+            rule="decision_of_case",
+            reference=case.audit_reference,
+        )
     try:
         countersign_decision(decision=decision, clinician=request.user)
     except ValidationError as error:
@@ -196,8 +236,13 @@ def reanalyse(request, case_id, photo_id):
     case = _case_or_404(request, case_id)
     photo = next((photo for photo in case.photos.all() if photo.pk == photo_id), None)
     if photo is None:
-        deny(request, action="reanalyse_photo", asked_for=f"photo {photo_id} of case {case.pk}", rule="photo_of_case",
-             reference=case.audit_reference)
+        deny(
+            request,
+            action="reanalyse_photo",
+            asked_for=f"photo {photo_id} of case {case.pk}",
+            rule="photo_of_case",
+            reference=case.audit_reference,
+        )
     form = RoiForm(request.POST)
     try:
         if not form.is_valid():
@@ -232,12 +277,23 @@ def lab_result(request, case_id):
     elif request.method != "POST":
         audit(actor=request.user, action="view_ground_truth", obj=case, request=request)
     status = 400 if form.errors else 200
-    return render(request, "triage/lab_result.html", {"case": case, "form": form, **ground_truth_history(case)}, status=status)
+    return render(
+        request, "triage/lab_result.html", {"case": case, "form": form, **ground_truth_history(case)}, status=status
+    )
 
 
 CSV_COLUMNS = [
-    "decided_at", "reference", "site", "appointment", "outcome", "action", "clinician", "countersigned_by",
-    "countersigned_at", "patient_instructions", "note",
+    "decided_at",
+    "reference",
+    "site",
+    "appointment",
+    "outcome",
+    "action",
+    "clinician",
+    "countersigned_by",
+    "countersigned_at",
+    "patient_instructions",
+    "note",
 ]
 
 
@@ -260,12 +316,24 @@ def export_decisions(request):
     writer.writerow(CSV_COLUMNS)
     for decision in decisions:
         appointment = decision.case.appointment
-        writer.writerow([_csv_safe(value) for value in [
-            _local(decision.created_at), appointment.reference, appointment.clinic.name,
-            _local(appointment.starts_at), decision.get_outcome_display(), decision.get_action_display(),
-            decision.clinician.get_username(), decision.countersigned_by.get_username() if decision.countersigned_by else "",
-            _local(decision.countersigned_at), decision.patient_instructions, decision.note,
-        ]])
+        writer.writerow(
+            [
+                _csv_safe(value)
+                for value in [
+                    _local(decision.created_at),
+                    appointment.reference,
+                    appointment.clinic.name,
+                    _local(appointment.starts_at),
+                    decision.get_outcome_display(),
+                    decision.get_action_display(),
+                    decision.clinician.get_username(),
+                    decision.countersigned_by.get_username() if decision.countersigned_by else "",
+                    _local(decision.countersigned_at),
+                    decision.patient_instructions,
+                    decision.note,
+                ]
+            ]
+        )
     return response
 
 
@@ -299,23 +367,32 @@ def _case_context(request, case, decision_form):
         latest = photo.prediction_history[0] if photo.prediction_history else None
         # Show the box the latest analysis actually used; before any analysis, the stored one.
         shown = latest if latest and latest.roi else photo
-        photos.append({
-            "photo": photo,
-            "latest": latest,
-            "history": photo.prediction_history,
-            "shown": shown,  # the editor starts from this box too, so the clinician can move it
-            "roi_style": _roi_style(shown.roi, photo.width, photo.height),
-            "crop": _crop_styles(shown.roi, photo.width, photo.height),
-            "focus": _zoom_focus(shown.roi, photo.width, photo.height),
-            "roi_source": shown.get_roi_source_display(),
-            "editor_id": f"roi-editor-{photo.pk}",
-        })
+        photos.append(
+            {
+                "photo": photo,
+                "latest": latest,
+                "history": photo.prediction_history,
+                "shown": shown,  # the editor starts from this box too, so the clinician can move it
+                "roi_style": _roi_style(shown.roi, photo.width, photo.height),
+                "crop": _crop_styles(shown.roi, photo.width, photo.height),
+                "focus": _zoom_focus(shown.roi, photo.width, photo.height),
+                "roi_source": shown.get_roi_source_display(),
+                "editor_id": f"roi-editor-{photo.pk}",
+            }
+        )
     holder = case.claim_holder
     return {
-        "case": case, "appointment": case.appointment, "photos": photos, "decision_form": decision_form,
-        "roi_form": RoiForm(), "can_decide": case.is_open and is_clinician(request.user),
-        "claim_holder": holder, "held_by_other": holder is not None and holder.pk != request.user.pk,
-        "ground_truth_form": GroundTruthForm(), "site_changes": site_changes(case=case), **ground_truth_history(case),
+        "case": case,
+        "appointment": case.appointment,
+        "photos": photos,
+        "decision_form": decision_form,
+        "roi_form": RoiForm(),
+        "can_decide": case.is_open and is_clinician(request.user),
+        "claim_holder": holder,
+        "held_by_other": holder is not None and holder.pk != request.user.pk,
+        "ground_truth_form": GroundTruthForm(),
+        "site_changes": site_changes(case=case),
+        **ground_truth_history(case),
     }
 
 
@@ -356,7 +433,8 @@ def _private_file_response(field_file, photo):
     if photo.files_deleted_at is not None:
         return HttpResponse(
             f"This file was deleted on {photo.files_deleted_at:%d %b %Y} ({photo.get_files_deleted_reason_display().lower()}).",
-            status=410, content_type="text/plain; charset=utf-8",
+            status=410,
+            content_type="text/plain; charset=utf-8",
         )
     content_type = mimetypes.guess_type(field_file.name)[0] or "application/octet-stream"
     response = FileResponse(field_file.open("rb"), content_type=content_type)

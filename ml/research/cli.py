@@ -1,4 +1,5 @@
 """Command line: ``python -m ml {train,cv,evaluate,scenes,roi-study,study,sources,negatives} ...`` (see ``--help`` of each)."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,7 +11,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..architectures import InitError
 from ..checkpoint import CheckpointError
@@ -33,22 +33,32 @@ def _training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-size", type=int, help="default: the architecture's (224)")
     parser.add_argument("--views", type=int, default=d.views, help="augmented views cached per image")
     parser.add_argument("--epochs", type=int, default=d.epochs, help="head epochs, or all epochs for --init none")
-    parser.add_argument("--finetune-epochs", type=int, default=d.finetune_epochs,
-                        help="epochs training the last backbone block(s) too (transfer only)")
+    parser.add_argument(
+        "--finetune-epochs",
+        type=int,
+        default=d.finetune_epochs,
+        help="epochs training the last backbone block(s) too (transfer only)",
+    )
     parser.add_argument("--lr", type=float, default=d.lr)
     parser.add_argument("--finetune-lr", type=float, default=d.finetune_lr)
     parser.add_argument("--weight-decay", type=float, default=d.weight_decay)
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
     parser.add_argument("--patience", type=int, default=d.patience)
-    parser.add_argument("--val-fraction", type=float, default=d.val_fraction,
-                        help="share of patients held out for early stopping")
+    parser.add_argument(
+        "--val-fraction", type=float, default=d.val_fraction, help="share of patients held out for early stopping"
+    )
     parser.add_argument("--dropout", type=float, default=d.dropout)
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--cache-dir", type=Path,
-                        help="keep frozen-backbone outputs here to reuse across runs (transfer only)")
-    parser.add_argument("--target-sensitivity", type=float, default=0.95,
-                        help="operating point: highest threshold with this OOF sensitivity")
+    parser.add_argument(
+        "--cache-dir", type=Path, help="keep frozen-backbone outputs here to reuse across runs (transfer only)"
+    )
+    parser.add_argument(
+        "--target-sensitivity",
+        type=float,
+        default=0.95,
+        help="operating point: highest threshold with this OOF sensitivity",
+    )
 
 
 def _config(args):
@@ -56,10 +66,21 @@ def _config(args):
     from .training import TrainConfig
 
     return TrainConfig(
-        arch=args.arch, init=args.init, input_size=args.input_size or get_arch(args.arch).default_input_size,
-        views=args.views, epochs=args.epochs, finetune_epochs=args.finetune_epochs, lr=args.lr,
-        finetune_lr=args.finetune_lr, weight_decay=args.weight_decay, batch_size=args.batch_size,
-        patience=args.patience, val_fraction=args.val_fraction, dropout=args.dropout, seed=args.seed)
+        arch=args.arch,
+        init=args.init,
+        input_size=args.input_size or get_arch(args.arch).default_input_size,
+        views=args.views,
+        epochs=args.epochs,
+        finetune_epochs=args.finetune_epochs,
+        lr=args.lr,
+        finetune_lr=args.finetune_lr,
+        weight_decay=args.weight_decay,
+        batch_size=args.batch_size,
+        patience=args.patience,
+        val_fraction=args.val_fraction,
+        dropout=args.dropout,
+        seed=args.seed,
+    )
 
 
 def _load_dataset(args, config):
@@ -72,27 +93,37 @@ def _load_dataset(args, config):
     samples = folder.samples
     n_pos = sum(s.label for s in samples)
     patients = len({s.patient_id for s in samples})
-    log(f"dataset {args.data}: {len(samples)} images ({n_pos} mpox, {len(samples) - n_pos} non_mpox), "
-        f"{patients} patients")
+    log(
+        f"dataset {args.data}: {len(samples)} images ({n_pos} mpox, {len(samples) - n_pos} non_mpox), "
+        f"{patients} patients"
+    )
     return samples, load_images(samples, config.input_size)
 
 
 def _describe_data(args, samples) -> str:
     n_pos = sum(s.label for s in samples)
-    return (f"{args.data.name}: {len(samples)} images ({n_pos} mpox, {len(samples) - n_pos} non_mpox) "
-            f"of {len({s.patient_id for s in samples})} patients. {args.data_description}").strip()
+    return (
+        f"{args.data.name}: {len(samples)} images ({n_pos} mpox, {len(samples) - n_pos} non_mpox) "
+        f"of {len({s.patient_id for s in samples})} patients. {args.data_description}"
+    ).strip()
 
 
 def _operating_point(report: dict) -> str:
     pooled = report["pooled_oof_at_threshold"]
-    return (f"threshold {report['threshold']:.4f} = highest with out-of-fold sensitivity >= "
-            f"{report['target_sensitivity']:.2f} in {report['folds']}-fold patient-grouped CV; "
-            f"OOF sensitivity {pooled['sensitivity']:.3f}, specificity {pooled['specificity']:.3f}")
+    return (
+        f"threshold {report['threshold']:.4f} = highest with out-of-fold sensitivity >= "
+        f"{report['target_sensitivity']:.2f} in {report['folds']}-fold patient-grouped CV; "
+        f"OOF sensitivity {pooled['sensitivity']:.3f}, specificity {pooled['specificity']:.3f}"
+    )
 
 
 def _cv_metrics(report: dict) -> dict:
-    return {"folds": report["folds"], "pooled_oof_auc": report["pooled_oof_auc"],
-            "at_0.5": report["summary_at_0.5"], "at_threshold": report["summary_at_threshold"]}
+    return {
+        "folds": report["folds"],
+        "pooled_oof_auc": report["pooled_oof_auc"],
+        "at_0.5": report["summary_at_0.5"],
+        "at_threshold": report["summary_at_threshold"],
+    }
 
 
 def _train_final(args, config, samples, images, report: dict | None, cache=None, base_net=None):
@@ -102,31 +133,42 @@ def _train_final(args, config, samples, images, report: dict | None, cache=None,
     start = time.perf_counter()
     if report:
         config = final_config(config, report)
-        log(f"final model: all data, epochs fixed from CV (median best epochs): head/scratch "
-            f"{config.epochs}, fine-tune {config.finetune_epochs}")
+        log(
+            f"final model: all data, epochs fixed from CV (median best epochs): head/scratch "
+            f"{config.epochs}, fine-tune {config.finetune_epochs}"
+        )
     if config.transfer and cache is None:
         from .training import TransferCache, build_initial_network, image_keys
+
         base_net = build_initial_network(config)
         cache = TransferCache(base_net, images, config, log, args.cache_dir, image_keys(samples))
     labels = np.array([s.label for s in samples])
     groups = np.array([s.patient_id for s in samples])
     log(f"training final model on all {len(samples)} images")
-    net, _, history = train_network(images, labels, groups, np.arange(len(samples)), config, log,
-                                    cache=cache, base_net=base_net)
+    net, _, history = train_network(
+        images, labels, groups, np.arange(len(samples)), config, log, cache=cache, base_net=base_net
+    )
     init_tag = config.init if config.init in ("imagenet", "none") else "custom"
     version = args.version or f"{config.arch}-{init_tag}-{args.data_tag or args.data.name}-{dt.date.today()}"
     metadata = make_metadata(
-        arch=config.arch, input_size=config.input_size, version=version, init=config.init,
+        arch=config.arch,
+        input_size=config.input_size,
+        version=version,
+        init=config.init,
         threshold=report["threshold"] if report else 0.5,
         operating_point=_operating_point(report) if report else "default 0.5 (no CV report given)",
         training_data=_describe_data(args, samples),
         cv_metrics=_cv_metrics(report) if report else {},
-        train_config=asdict(config), history=history,
+        train_config=asdict(config),
+        history=history,
         training_seconds=round(time.perf_counter() - start, 1),
-        training_patients=sorted({s.patient_id for s in samples}))
+        training_patients=sorted({s.patient_id for s in samples}),
+    )
     path = save_checkpoint(args.checkpoint, net, metadata)
-    log(f"saved {path} ({path.stat().st_size / 1e6:.1f} MB), version {version}, "
-        f"threshold {metadata['threshold']:.4f}, {metadata['training_seconds']:.0f} s")
+    log(
+        f"saved {path} ({path.stat().st_size / 1e6:.1f} MB), version {version}, "
+        f"threshold {metadata['threshold']:.4f}, {metadata['training_seconds']:.0f} s"
+    )
     return path
 
 
@@ -137,16 +179,15 @@ def cmd_train(args) -> None:
     if args.cv_report:
         report = json.loads(args.cv_report.read_text())
         if report["config"] != {**asdict(config), "seed": report["config"]["seed"]}:
-            log("WARNING: the CV report was made with a different configuration: "
-                f"{report['config']}")
+            log(f"WARNING: the CV report was made with a different configuration: {report['config']}")
     args.checkpoint = args.out
     _train_final(args, config, samples, images, report)
 
 
 def cmd_cv(args) -> None:
     from ..checkpoint import CLASS_NAMES, make_metadata, save_checkpoint
-    from ..plots import plot_confusion, plot_roc
     from ..metrics import confusion
+    from ..plots import plot_confusion, plot_roc
     from .training import cross_validate
 
     config = _config(args)
@@ -156,29 +197,51 @@ def cmd_cv(args) -> None:
     def save_fold(k, net, train_idx):
         trained = sorted({samples[i].patient_id for i in train_idx})
         metadata = make_metadata(
-            arch=config.arch, input_size=config.input_size, threshold=0.5, init=config.init,
-            version=f"{config.arch}-{config.init}-cv-fold{k}", operating_point="CV fold model, 0.5",
+            arch=config.arch,
+            input_size=config.input_size,
+            threshold=0.5,
+            init=config.init,
+            version=f"{config.arch}-{config.init}-cv-fold{k}",
+            operating_point="CV fold model, 0.5",
             training_data=f"fold {k} training patients of {args.data.name}",
-            train_config=asdict(config), training_patients=trained)
+            train_config=asdict(config),
+            training_patients=trained,
+        )
         save_checkpoint(args.out / f"fold{k}.pt", net, metadata)
 
     report, cache, base_net = cross_validate(
-        samples, images, config, args.folds, args.target_sensitivity, log,
-        fold_model_saver=save_fold if args.save_fold_models else None, cache_dir=args.cache_dir)
+        samples,
+        images,
+        config,
+        args.folds,
+        args.target_sensitivity,
+        log,
+        fold_model_saver=save_fold if args.save_fold_models else None,
+        cache_dir=args.cache_dir,
+    )
     labels = np.array([s.label for s in samples])
     scores = np.array([p["score"] for p in report["predictions"]])
     folds = np.array([p["fold"] for p in report["predictions"]])
     curves = [(f"fold {k + 1}", labels[folds == k], scores[folds == k]) for k in range(args.folds)]
-    plot_roc(curves + [("pooled OOF", labels, scores)], args.out / "roc.png",
-             f"{config.arch} init={config.init}: {args.folds}-fold patient-grouped CV")
-    plot_confusion(confusion(labels, scores, report["threshold"]), CLASS_NAMES, args.out / "confusion.png",
-                   f"OOF at threshold {report['threshold']:.3f}")
+    plot_roc(
+        curves + [("pooled OOF", labels, scores)],
+        args.out / "roc.png",
+        f"{config.arch} init={config.init}: {args.folds}-fold patient-grouped CV",
+    )
+    plot_confusion(
+        confusion(labels, scores, report["threshold"]),
+        CLASS_NAMES,
+        args.out / "confusion.png",
+        f"OOF at threshold {report['threshold']:.3f}",
+    )
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
     log(f"\nCV summary ({args.folds} folds, patient-grouped; {report['seconds']:.0f} s):")
     for name, ms in report["summary_at_0.5"].items():
         at_t = report["summary_at_threshold"][name]
-        log(f"  {name:12s} @0.5 {ms['mean']:.3f} ({ms['sd']:.3f})   "
-            f"@{report['threshold']:.3f} {at_t['mean']:.3f} ({at_t['sd']:.3f})")
+        log(
+            f"  {name:12s} @0.5 {ms['mean']:.3f} ({ms['sd']:.3f})   "
+            f"@{report['threshold']:.3f} {at_t['mean']:.3f} ({at_t['sd']:.3f})"
+        )
     log(f"  pooled OOF AUC {report['pooled_oof_auc']:.3f}; {_operating_point(report)}")
     log(f"wrote {args.out / 'report.json'}, roc.png, confusion.png")
     if args.checkpoint:
@@ -195,9 +258,9 @@ def _finite_or_null(value):
 
 
 def cmd_evaluate(args) -> None:
-    from .data import scan
     from ..inference import load
     from ..plots import plot_calibration, plot_roc
+    from .data import scan
     from .evaluation import COUNTING_RULE, evaluation_report, roi_iou_summary, score_samples, write_details
 
     model = load(args.model, auto_roi=args.roi == "auto")
@@ -206,8 +269,10 @@ def cmd_evaluate(args) -> None:
     samples = folder.samples
     if args.roi == "boxes" and not any(s.box for s in samples):
         sys.exit(f"--roi boxes: no boxes found (give a CSV with x0,y0,x1,y1 columns: --csv or {args.data}/dataset.csv)")
-    log(f"evaluating {model.version} on {args.data} (roi={args.roi}): {folder.n_files} files, "
-        f"{len(samples)} read, {len(folder.skipped)} skipped")
+    log(
+        f"evaluating {model.version} on {args.data} (roi={args.roi}): {folder.n_files} files, "
+        f"{len(samples)} read, {len(folder.skipped)} skipped"
+    )
     for skipped in folder.skipped:
         log(f"  skipped {skipped.path.relative_to(args.data)}: {skipped.reason}")
     start = time.perf_counter()
@@ -218,7 +283,7 @@ def cmd_evaluate(args) -> None:
     roc_path = args.roc or args.json.with_suffix(".roc.png")
     labels = np.array([s.label for s in samples])
     judged = scored.assessable
-    plotted = len(set(labels[judged].tolist())) == 2   # ROC and calibration need both classes among assessable photos
+    plotted = len(set(labels[judged].tolist())) == 2  # ROC and calibration need both classes among assessable photos
     calibration_path = args.json.with_suffix(".calibration.png")
     if plotted:
         title = f"{model.version} on {args.data.name}"
@@ -227,10 +292,14 @@ def cmd_evaluate(args) -> None:
     if args.details:
         write_details(args.details, folder, args.data, scored, class_names)
     na = report["not_assessable"]
-    log(f"\nEvaluation ({len(samples)} of {folder.n_files} files read, threshold {model.threshold:.4f}, "
-        f"roi={args.roi}, {time.perf_counter() - start:.0f} s); 95% CI: patient-level bootstrap")
-    log(f"  not assessable: {na['count']} of {na['n']} ({na['share']:.1%}); "
-        + ", ".join(f"{name} {v['count']}/{v['n']}" for name, v in na["by_class"].items()))
+    log(
+        f"\nEvaluation ({len(samples)} of {folder.n_files} files read, threshold {model.threshold:.4f}, "
+        f"roi={args.roi}, {time.perf_counter() - start:.0f} s); 95% CI: patient-level bootstrap"
+    )
+    log(
+        f"  not assessable: {na['count']} of {na['n']} ({na['share']:.1%}); "
+        + ", ".join(f"{name} {v['count']}/{v['n']}" for name, v in na["by_class"].items())
+    )
     log(f"  counting: {COUNTING_RULE}")
     for name in ("auc", "accuracy", "precision", "recall", "f1", "sensitivity", "specificity"):
         low, high = report["ci95"][name]
@@ -240,17 +309,30 @@ def cmd_evaluate(args) -> None:
         log(f"    {name:24s} {rate['flagged']:4d} / {rate['n']:4d}  {rate['share']:.1%}")
     overlap = roi_iou_summary(samples, scored.used) if args.roi == "auto" else None
     if overlap:
-        log(f"  automatic ROI vs true boxes: mean IoU {overlap['mean_iou']:.3f}, median "
-            f"{overlap['median_iou']:.3f}, IoU>=0.5 for {overlap['iou_at_least_0.5']:.1%} of {overlap['n']}")
-    log(f"wrote {args.json}" + (f", {roc_path}, {calibration_path}" if plotted else "")
-        + (f", {args.details}" if args.details else ""))
+        log(
+            f"  automatic ROI vs true boxes: mean IoU {overlap['mean_iou']:.3f}, median "
+            f"{overlap['median_iou']:.3f}, IoU>=0.5 for {overlap['iou_at_least_0.5']:.1%} of {overlap['n']}"
+        )
+    log(
+        f"wrote {args.json}"
+        + (f", {roc_path}, {calibration_path}" if plotted else "")
+        + (f", {args.details}" if args.details else "")
+    )
 
 
 def cmd_scenes(args) -> None:
     from .scenes import build_scenes
 
-    build_scenes(args.data, args.out, seed=args.seed, csv_path=args.csv, per_image=args.per_image,
-                 exclude_trained_by=args.exclude_trained_by, log=log, hard=args.hard)
+    build_scenes(
+        args.data,
+        args.out,
+        seed=args.seed,
+        csv_path=args.csv,
+        per_image=args.per_image,
+        exclude_trained_by=args.exclude_trained_by,
+        log=log,
+        hard=args.hard,
+    )
 
 
 def cmd_roi_study(args) -> None:
@@ -263,19 +345,42 @@ def cmd_roi_study(args) -> None:
 def cmd_study(args) -> None:
     from .study import run_study
 
-    run_study(args.data, args.out, args.ship, args.checkpoint, args.cache_dir, args.folds, args.seed,
-              args.views, args.target_sensitivity, args.bootstrap, not args.skip_finetune, log,
-              lesion_check=args.lesion_check)
+    run_study(
+        args.data,
+        args.out,
+        args.ship,
+        args.checkpoint,
+        args.cache_dir,
+        args.folds,
+        args.seed,
+        args.views,
+        args.target_sensitivity,
+        args.bootstrap,
+        not args.skip_finetune,
+        log,
+        lesion_check=args.lesion_check,
+    )
 
 
 def cmd_sources(args) -> None:
     from .source_study import run_sources
     from .sources import load_features
 
-    photos, cache = load_features(args.data_root, args.arch, args.views, args.seed, args.cache_dir, log,
-                                  per_source=args.per_source)
-    run_sources(photos, cache, args.methods, args.seed, args.out, log, checkpoint=args.checkpoint,
-                ship_method=args.ship, arch=args.arch, n_boot=args.bootstrap)
+    photos, cache = load_features(
+        args.data_root, args.arch, args.views, args.seed, args.cache_dir, log, per_source=args.per_source
+    )
+    run_sources(
+        photos,
+        cache,
+        args.methods,
+        args.seed,
+        args.out,
+        log,
+        checkpoint=args.checkpoint,
+        ship_method=args.ship,
+        arch=args.arch,
+        n_boot=args.bootstrap,
+    )
 
 
 def cmd_sources_cam(args) -> None:
@@ -288,13 +393,17 @@ def cmd_sources_cam(args) -> None:
     report = cam_mass(model, photos, images, args.seed, args.bootstrap)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1))
-    log(f"Grad-CAM mass of {model.version} (whole photos; border frame {report['border_area_share']:.0%} "
-        f"of the area, added caption band {report['caption_area_share']:.0%}), mean [95% CI]:")
+    log(
+        f"Grad-CAM mass of {model.version} (whole photos; border frame {report['border_area_share']:.0%} "
+        f"of the area, added caption band {report['caption_area_share']:.0%}), mean [95% CI]:"
+    )
     for name, entry in report.items():
         if isinstance(entry, dict):
             b, c = entry["border_mass"], entry["caption_mass"]
-            log(f"  {name:24s} border {b['value']:.1%} [{b['ci95'][0]:.1%}, {b['ci95'][1]:.1%}]  caption "
-                f"{c['value']:.1%} [{c['ci95'][0]:.1%}, {c['ci95'][1]:.1%}]  (n={b['n']})")
+            log(
+                f"  {name:24s} border {b['value']:.1%} [{b['ci95'][0]:.1%}, {b['ci95'][1]:.1%}]  caption "
+                f"{c['value']:.1%} [{c['ci95'][0]:.1%}, {c['ci95'][1]:.1%}]  (n={b['n']})"
+            )
     log(f"wrote {args.json}")
 
 
@@ -311,9 +420,11 @@ def cmd_negatives(args) -> None:
         json_path.write_text(json.dumps(report, indent=1))
         log("category | n | flagged [95% CI] | not assessable [95% CI] | reasons")
         for name, r in report.items():
-            log(f"{name} | {r['n']} | {r['flagged_share']:.0%} [{r['flagged_ci95'][0]:.0%}, "
+            log(
+                f"{name} | {r['n']} | {r['flagged_share']:.0%} [{r['flagged_ci95'][0]:.0%}, "
                 f"{r['flagged_ci95'][1]:.0%}] | {r['not_assessable_share']:.0%} "
-                f"[{r['not_assessable_ci95'][0]:.0%}, {r['not_assessable_ci95'][1]:.0%}] | {r['reasons']}")
+                f"[{r['not_assessable_ci95'][0]:.0%}, {r['not_assessable_ci95'][1]:.0%}] | {r['reasons']}"
+            )
         log(f"wrote {json_path}")
 
 
@@ -324,8 +435,11 @@ def main(argv=None) -> None:
     train = sub.add_parser("train", help="train a checkpoint on a labelled folder")
     _training_arguments(train)
     train.add_argument("--out", required=True, type=Path, help="checkpoint path to write")
-    train.add_argument("--cv-report", type=Path, help="report.json of `cv` with the same settings: "
-                       "threshold and CV metrics are taken from it")
+    train.add_argument(
+        "--cv-report",
+        type=Path,
+        help="report.json of `cv` with the same settings: threshold and CV metrics are taken from it",
+    )
     train.add_argument("--version", help="version string (default ARCH-INIT-DATA-DATE)")
     train.add_argument("--data-tag", help="short data name used in the version (default: folder name)")
     train.add_argument("--data-description", default="", help="extra text for the training-data field")
@@ -346,13 +460,20 @@ def main(argv=None) -> None:
     ev.add_argument("--model", required=True, type=Path)
     ev.add_argument("--data", required=True, type=Path)
     ev.add_argument("--json", required=True, type=Path)
-    ev.add_argument("--roi", choices=("none", "auto", "boxes"), default="auto",
-                    help="whole photo, automatic lesion ROI (default, as the portal does for a photo "
-                    "without a box), or the CSV boxes (--roi none suits pre-cropped lesion photos)")
+    ev.add_argument(
+        "--roi",
+        choices=("none", "auto", "boxes"),
+        default="auto",
+        help="whole photo, automatic lesion ROI (default, as the portal does for a photo "
+        "without a box), or the CSV boxes (--roi none suits pre-cropped lesion photos)",
+    )
     ev.add_argument("--csv", type=Path, help="patient ids / boxes CSV (default DATA/dataset.csv)")
     ev.add_argument("--roc", type=Path, help="ROC PNG (default JSON path with .roc.png)")
-    ev.add_argument("--details", type=Path, help="optional CSV, one row per file: "
-                    "path,label,score,assessable,reason (then patient_id,roi,true_box,iou)")
+    ev.add_argument(
+        "--details",
+        type=Path,
+        help="optional CSV, one row per file: path,label,score,assessable,reason (then patient_id,roi,true_box,iou)",
+    )
     ev.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     ev.add_argument("--threads", type=int, default=2)
     ev.set_defaults(func=cmd_evaluate)
@@ -363,14 +484,22 @@ def main(argv=None) -> None:
     scenes.add_argument("--seed", type=int, default=0)
     scenes.add_argument("--csv", type=Path)
     scenes.add_argument("--per-image", type=int, default=1, help="scenes per source image")
-    scenes.add_argument("--exclude-trained-by", type=Path,
-                        help="checkpoint: skip images of the patients it was trained on")
-    scenes.add_argument("--hard", action="store_true", help="realistic distractors: fingers and gloves, "
-                        "hair, printed fabric, several lesions, jewellery, shadows, a dark object")
+    scenes.add_argument(
+        "--exclude-trained-by", type=Path, help="checkpoint: skip images of the patients it was trained on"
+    )
+    scenes.add_argument(
+        "--hard",
+        action="store_true",
+        help="realistic distractors: fingers and gloves, "
+        "hair, printed fabric, several lesions, jewellery, shadows, a dark object",
+    )
     scenes.set_defaults(func=cmd_scenes)
 
-    study = sub.add_parser("roi-study", help="IoU and AUC of whole photo / automatic ROI before and after / "
-                           "tap / true box on hard scenes (tuned on one seed, reported on another)")
+    study = sub.add_parser(
+        "roi-study",
+        help="IoU and AUC of whole photo / automatic ROI before and after / "
+        "tap / true box on hard scenes (tuned on one seed, reported on another)",
+    )
     study.add_argument("--model", required=True, type=Path)
     study.add_argument("--data", required=True, type=Path, help="lesion crops: folder with mpox/ and non_mpox/")
     study.add_argument("--out", required=True, type=Path, help="scene sets (reused when present) and the report")
@@ -381,12 +510,16 @@ def main(argv=None) -> None:
 
     from .study import METHODS
 
-    study = sub.add_parser("study", help="compare classifiers (patient-grouped CV + shifted copies), "
-                           "calibrate, fit the assessability rule, optionally write the checkpoint")
+    study = sub.add_parser(
+        "study",
+        help="compare classifiers (patient-grouped CV + shifted copies), "
+        "calibrate, fit the assessability rule, optionally write the checkpoint",
+    )
     study.add_argument("--data", required=True, type=Path)
     study.add_argument("--out", required=True, type=Path, help="folder for study.json and oof.npz")
-    study.add_argument("--ship", default="logistic+aug", choices=sorted(METHODS),
-                       help="method fitted on all images for --checkpoint")
+    study.add_argument(
+        "--ship", default="logistic+aug", choices=sorted(METHODS), help="method fitted on all images for --checkpoint"
+    )
     study.add_argument("--checkpoint", type=Path, help="write the shipped checkpoint here")
     study.add_argument("--cache-dir", type=Path, default=Path("var/ml-cache"))
     study.add_argument("--folds", type=int, default=5)
@@ -395,24 +528,39 @@ def main(argv=None) -> None:
     study.add_argument("--target-sensitivity", type=float, default=0.95)
     study.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
     study.add_argument("--skip-finetune", action="store_true", help="leave out the fine-tuned network")
-    study.add_argument("--lesion-check", action="store_true",
-                       help="put the lesion-present check into the rule and checkpoint (always reported; "
-                       "not shipped: it separates renders from real photos, see the model card)")
+    study.add_argument(
+        "--lesion-check",
+        action="store_true",
+        help="put the lesion-present check into the rule and checkpoint (always reported; "
+        "not shipped: it separates renders from real photos, see the model card)",
+    )
     study.add_argument("--threads", type=int, default=2)
     study.set_defaults(func=cmd_study)
 
     from .source_study import METHODS as SOURCE_METHODS
 
-    sources = sub.add_parser("sources", help="source-aware evaluation over every data source: grouped CV, "
-                             "leave-one-source-out, style invariance, the trap probe, the differential; "
-                             "optionally write the checkpoint")
-    sources.add_argument("--data-root", required=True, type=Path,
-                         help="folder with msld_v1/, healthy_abdomen/, genital_lesions/ (any may be missing)")
+    sources = sub.add_parser(
+        "sources",
+        help="source-aware evaluation over every data source: grouped CV, "
+        "leave-one-source-out, style invariance, the trap probe, the differential; "
+        "optionally write the checkpoint",
+    )
+    sources.add_argument(
+        "--data-root",
+        required=True,
+        type=Path,
+        help="folder with msld_v1/, healthy_abdomen/, genital_lesions/ (any may be missing)",
+    )
     sources.add_argument("--out", required=True, type=Path, help="folder for sources.json")
-    sources.add_argument("--methods", nargs="+", default=["probe_as_is", "harmonised+aug"],
-                         choices=sorted(SOURCE_METHODS))
-    sources.add_argument("--ship", default="harmonised+aug", choices=sorted(SOURCE_METHODS),
-                         help="method fitted on every photo for --checkpoint")
+    sources.add_argument(
+        "--methods", nargs="+", default=["probe_as_is", "harmonised+aug"], choices=sorted(SOURCE_METHODS)
+    )
+    sources.add_argument(
+        "--ship",
+        default="harmonised+aug",
+        choices=sorted(SOURCE_METHODS),
+        help="method fitted on every photo for --checkpoint",
+    )
     sources.add_argument("--checkpoint", type=Path, help="write the shipped checkpoint here")
     sources.add_argument("--arch", default="efficientnet_lite0", choices=["efficientnet_lite0"])
     sources.add_argument("--views", type=int, default=1, help="augmented views per photo")
@@ -423,8 +571,10 @@ def main(argv=None) -> None:
     sources.add_argument("--threads", type=int, default=2)
     sources.set_defaults(func=cmd_sources)
 
-    cam = sub.add_parser("sources-cam", help="share of a checkpoint's Grad-CAM mass on each photo's border "
-                         "and on an added caption band, per source")
+    cam = sub.add_parser(
+        "sources-cam",
+        help="share of a checkpoint's Grad-CAM mass on each photo's border and on an added caption band, per source",
+    )
     cam.add_argument("--data-root", required=True, type=Path)
     cam.add_argument("--model", required=True, type=Path)
     cam.add_argument("--json", required=True, type=Path)
@@ -434,8 +584,11 @@ def main(argv=None) -> None:
     cam.add_argument("--threads", type=int, default=2)
     cam.set_defaults(func=cmd_sources_cam)
 
-    negatives = sub.add_parser("negatives", help="render the negatives set (photos that must not be "
-                               "flagged); with --model, score it through the portal's path")
+    negatives = sub.add_parser(
+        "negatives",
+        help="render the negatives set (photos that must not be "
+        "flagged); with --model, score it through the portal's path",
+    )
     negatives.add_argument("--out", required=True, type=Path)
     negatives.add_argument("--seed", type=int, default=0)
     negatives.add_argument("--per-category", type=int, default=24)

@@ -10,6 +10,7 @@ relative to DIR (e.g. ``mpox/a/M01_01.jpg``); ``patient_id`` may be empty; the f
 CSV does not list get patient id = file-name prefix before the first ``_`` (or the file stem) and
 no box. Patient ids are what every split groups by.
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,7 +30,7 @@ CSV_COLUMNS = ("path", "patient_id", "x0", "y0", "x1", "y1")
 @dataclass(frozen=True)
 class Sample:
     path: Path
-    label: int              # index into class names; 1 = positive (mpox)
+    label: int  # index into class names; 1 = positive (mpox)
     patient_id: str
     box: Box | None = None
 
@@ -42,18 +43,18 @@ class Skipped:
 
 @dataclass(frozen=True)
 class FolderScan:
-    samples: list[Sample]       # the files that decode as images
-    skipped: list[Skipped]      # every other file under the class folders, with the reason
-    n_files: int                # all files under the class folders (samples + skipped)
+    samples: list[Sample]  # the files that decode as images
+    skipped: list[Skipped]  # every other file under the class folders, with the reason
+    n_files: int  # all files under the class folders (samples + skipped)
 
 
 def unreadable_reason(path: Path) -> str:
-    """"" when ``path`` decodes as an image (by content, any name), else why not."""
+    """ "" when ``path`` decodes as an image (by content, any name), else why not."""
     if path.stat().st_size == 0:
         return "empty file"
     try:
         with open_image(path) as image:
-            image.draft("RGB", (64, 64))    # JPEG: decode at 1/8 scale; still reads every byte
+            image.draft("RGB", (64, 64))  # JPEG: decode at 1/8 scale; still reads every byte
             image.load()
     except UnidentifiedImageError:
         return "not an image: content matches no image format this installation reads"
@@ -89,12 +90,14 @@ def write_csv(csv_path: Path, data_dir: Path, samples: list[Sample]) -> None:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
         for s in samples:
-            writer.writerow([s.path.relative_to(data_dir).as_posix(), s.patient_id,
-                             *(s.box if s.box else ("", "", "", ""))])
+            writer.writerow(
+                [s.path.relative_to(data_dir).as_posix(), s.patient_id, *(s.box if s.box else ("", "", "", ""))]
+            )
 
 
-def scan(data_dir: str | Path, csv_path: str | Path | None = None,
-         class_names: tuple[str, ...] = CLASS_NAMES) -> FolderScan:
+def scan(
+    data_dir: str | Path, csv_path: str | Path | None = None, class_names: tuple[str, ...] = CLASS_NAMES
+) -> FolderScan:
     """Every file under ``data_dir/<class>/`` (recursively), labelled by class folder and read by
     content: images become samples, anything else is listed as skipped with the reason."""
     data_dir = Path(data_dir)
@@ -104,8 +107,9 @@ def scan(data_dir: str | Path, csv_path: str | Path | None = None,
     for label, name in enumerate(class_names):
         folder = data_dir / name
         if not folder.is_dir():
-            raise FileNotFoundError(f"{data_dir} needs one subfolder per class: missing {name}/ "
-                                    f"(expected {', '.join(class_names)})")
+            raise FileNotFoundError(
+                f"{data_dir} needs one subfolder per class: missing {name}/ (expected {', '.join(class_names)})"
+            )
         for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.resolve() != csv_path.resolve()):
             n_files += 1
             reason = unreadable_reason(path)
@@ -115,13 +119,15 @@ def scan(data_dir: str | Path, csv_path: str | Path | None = None,
             patient, box = listed.get(path.resolve(), (None, None))
             samples.append(Sample(path, label, patient or patient_id_from_name(path), box))
     if not samples:
-        raise FileNotFoundError(f"no readable images under {data_dir}/{{{','.join(class_names)}}} "
-                                f"({n_files} files, none an image)")
+        raise FileNotFoundError(
+            f"no readable images under {data_dir}/{{{','.join(class_names)}}} ({n_files} files, none an image)"
+        )
     return FolderScan(samples, skipped, n_files)
 
 
-def discover(data_dir: str | Path, csv_path: str | Path | None = None,
-             class_names: tuple[str, ...] = CLASS_NAMES) -> list[Sample]:
+def discover(
+    data_dir: str | Path, csv_path: str | Path | None = None, class_names: tuple[str, ...] = CLASS_NAMES
+) -> list[Sample]:
     """The images of :func:`scan` (for callers that only need those)."""
     return scan(data_dir, csv_path, class_names).samples
 

@@ -24,6 +24,7 @@ wrinkles, tattoos, scars, specular highlights and camera noise of its own), so a
 is necessary, not sufficient. Use the set for evaluation only: nothing in the shipped model is
 fitted on it.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,8 +34,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 # Approximate skin tones across Fitzpatrick types I-VI (RGB).
-SKIN_TONES = [(241, 206, 180), (228, 185, 152), (206, 150, 112), (170, 116, 80), (120, 78, 52),
-              (82, 54, 38)]
+SKIN_TONES = [(241, 206, 180), (228, 185, 152), (206, 150, 112), (170, 116, 80), (120, 78, 52), (82, 54, 38)]
 BODY_SITES = ("forearm", "back", "palm", "shin")
 SIDE = (480, 800)
 
@@ -86,14 +86,14 @@ def skin(rng, width, height, tone=None, site=None) -> np.ndarray:
     image = _to_image(array)
     draw = ImageDraw.Draw(image)
     darker = tuple(int(c * 0.8) for c in tone)
-    if site == "palm":                      # creases
+    if site == "palm":  # creases
         for _ in range(int(rng.integers(4, 9))):
             points = [(float(rng.uniform(0, width)), float(rng.uniform(0, height)))]
             for _ in range(4):
                 x, y = points[-1]
                 points.append((x + float(rng.uniform(20, 90)), y + float(rng.uniform(-30, 30))))
             draw.line(points, fill=darker, width=int(rng.integers(1, 4)))
-    for _ in range(int(rng.integers(0, 25 if site == "back" else 8))):   # freckles and small moles
+    for _ in range(int(rng.integers(0, 25 if site == "back" else 8))):  # freckles and small moles
         x, y, r = rng.uniform(0, width), rng.uniform(0, height), rng.uniform(1, 4)
         colour = tuple(int(c * rng.uniform(0.45, 0.8)) for c in tone)
         draw.ellipse([x - r, y - r, x + r, y + r], fill=colour)
@@ -111,11 +111,19 @@ def add_hair(rng, array: np.ndarray) -> np.ndarray:
         length = rng.uniform(15, 60)
         a = angle + rng.normal(0, 0.35)
         bend = rng.uniform(-8, 8)
-        points = [(x + t * length * np.cos(a) + bend * t * t * np.sin(a),
-                   y + t * length * np.sin(a) - bend * t * t * np.cos(a)) for t in np.linspace(0, 1, 6)]
+        points = [
+            (
+                x + t * length * np.cos(a) + bend * t * t * np.sin(a),
+                y + t * length * np.sin(a) - bend * t * t * np.cos(a),
+            )
+            for t in np.linspace(0, 1, 6)
+        ]
         grey = int(rng.uniform(15, 60)) if dark else int(rng.uniform(150, 210))
-        draw.line([(float(px), float(py)) for px, py in points], fill=(grey, int(grey * 0.9), int(grey * 0.8)),
-                  width=int(rng.integers(1, 3)))
+        draw.line(
+            [(float(px), float(py)) for px, py in points],
+            fill=(grey, int(grey * 0.9), int(grey * 0.8)),
+            width=int(rng.integers(1, 3)),
+        )
     return np.asarray(image, dtype=np.float32)
 
 
@@ -132,7 +140,7 @@ def fabric(rng, width, height) -> np.ndarray:
         weight = ((xx // period + yy // period) % 2).astype(bool)
     elif kind == 2:
         weight = (np.sin(xx / 2.0) * np.sin(yy / 2.0)) > 0
-    else:                                   # printed pattern: scattered flowers / dots
+    else:  # printed pattern: scattered flowers / dots
         layer = Image.new("L", (width, height), 0)
         draw = ImageDraw.Draw(layer)
         for _ in range(int(rng.integers(20, 120))):
@@ -167,7 +175,7 @@ def hand(rng, width, height) -> np.ndarray:
     cx, cy = width * rng.uniform(0.35, 0.65), height * rng.uniform(0.5, 0.7)
     palm = min(width, height) * rng.uniform(0.22, 0.32)
     draw.ellipse([cx - palm * 0.8, cy - palm, cx + palm * 0.8, cy + palm * 0.9], fill=255)
-    draw.rectangle([cx - palm * 0.5, cy + palm * 0.5, cx + palm * 0.5, height], fill=255)     # wrist
+    draw.rectangle([cx - palm * 0.5, cy + palm * 0.5, cx + palm * 0.5, height], fill=255)  # wrist
     for angle, length in zip(np.linspace(-0.55, 0.55, 4), (0.9, 1.05, 1.0, 0.8)):
         a = angle + rng.normal(0, 0.05) - np.pi / 2
         x0, y0 = cx + palm * 0.6 * np.sin(angle), cy - palm * 0.8
@@ -175,7 +183,7 @@ def hand(rng, width, height) -> np.ndarray:
         draw.line([(x0, y0), (x1, y1)], fill=255, width=int(palm * 0.32))
         draw.ellipse([x1 - palm * 0.16, y1 - palm * 0.16, x1 + palm * 0.16, y1 + palm * 0.16], fill=255)
     tx, ty = cx - palm * 0.75, cy
-    draw.line([(tx, ty), (tx - palm * 0.9, ty - palm * 0.7)], fill=255, width=int(palm * 0.36))   # thumb
+    draw.line([(tx, ty), (tx - palm * 0.9, ty - palm * 0.7)], fill=255, width=int(palm * 0.36))  # thumb
     return _paste_shape(rng, background, mask)
 
 
@@ -188,15 +196,18 @@ def torso(rng, width, height) -> np.ndarray:
     image = _to_image(array)
     draw = ImageDraw.Draw(image)
     tone = array[height // 2, width // 2]
-    for x in (0.35, 0.65):                                   # nipples
+    for x in (0.35, 0.65):  # nipples
         r = min(width, height) * 0.015
-        draw.ellipse([width * x - r, height * 0.3 - r, width * x + r, height * 0.3 + r],
-                     fill=tuple(int(c * 0.6) for c in tone))
-    r = min(width, height) * 0.012                           # navel
-    draw.ellipse([width * 0.5 - r, height * 0.75 - r * 1.5, width * 0.5 + r, height * 0.75 + r * 1.5],
-                 fill=tuple(int(c * 0.45) for c in tone))
+        draw.ellipse(
+            [width * x - r, height * 0.3 - r, width * x + r, height * 0.3 + r], fill=tuple(int(c * 0.6) for c in tone)
+        )
+    r = min(width, height) * 0.012  # navel
+    draw.ellipse(
+        [width * 0.5 - r, height * 0.75 - r * 1.5, width * 0.5 + r, height * 0.75 + r * 1.5],
+        fill=tuple(int(c * 0.45) for c in tone),
+    )
     side = np.linspace(-1, 1, width)[None, :, None]
-    return np.asarray(image, dtype=np.float32) * (1 - 0.25 * side ** 2)
+    return np.asarray(image, dtype=np.float32) * (1 - 0.25 * side**2)
 
 
 def room(rng, width, height) -> np.ndarray:
@@ -206,13 +217,13 @@ def room(rng, width, height) -> np.ndarray:
     image = Image.new("RGB", (width, height), tuple(int(c) for c in wall))
     draw = ImageDraw.Draw(image)
     draw.polygon([(0, horizon), (width, horizon), (width, height), (0, height)], fill=tuple(int(c) for c in floor))
-    for x in np.linspace(-width, 2 * width, 14):             # floorboards in perspective
+    for x in np.linspace(-width, 2 * width, 14):  # floorboards in perspective
         draw.line([(width / 2, horizon - height), (x, height)], fill=tuple(int(c * 0.85) for c in floor), width=2)
     draw.rectangle([0, horizon - 4, width, horizon + 4], fill=tuple(int(c * 0.7) for c in wall))
-    wx = rng.uniform(0.05, 0.6) * width                      # window
+    wx = rng.uniform(0.05, 0.6) * width  # window
     draw.rectangle([wx, height * 0.1, wx + width * 0.3, horizon * 0.7], fill=(235, 240, 250))
     draw.line([(wx + width * 0.15, height * 0.1), (wx + width * 0.15, horizon * 0.7)], fill=(90, 80, 70), width=5)
-    for _ in range(int(rng.integers(2, 5))):                 # furniture
+    for _ in range(int(rng.integers(2, 5))):  # furniture
         x0, w = rng.uniform(0, width), rng.uniform(0.1, 0.35) * width
         top, colour = horizon - rng.uniform(0.05, 0.35) * height, tuple(int(c) for c in rng.uniform(30, 200, 3))
         draw.rectangle([x0, top, x0 + w, horizon + rng.uniform(0.05, 0.2) * height], fill=colour)
@@ -249,11 +260,13 @@ def screen(rng, width, height) -> np.ndarray:
     draw.rectangle([inner[0], inner[1], inner[2], inner[1] + 40], fill=tuple(int(v) for v in rng.uniform(20, 120, 3)))
     for _ in range(int(rng.integers(4, 12))):
         x0, y0 = rng.uniform(inner[0], inner[2] - 60), rng.uniform(inner[1] + 50, inner[3] - 30)
-        draw.rectangle([x0, y0, min(x0 + rng.uniform(40, 200), inner[2]), min(y0 + rng.uniform(10, 80), inner[3])],
-                       fill=tuple(int(v) for v in rng.uniform(0, 255, 3)))
+        draw.rectangle(
+            [x0, y0, min(x0 + rng.uniform(40, 200), inner[2]), min(y0 + rng.uniform(10, 80), inner[3])],
+            fill=tuple(int(v) for v in rng.uniform(0, 255, 3)),
+        )
     array = np.asarray(image, dtype=np.float32)
     yy = np.arange(height)[:, None, None]
-    return array * (1 - 0.04 * (np.sin(yy / 1.7) > 0))          # moire of a photographed display
+    return array * (1 - 0.04 * (np.sin(yy / 1.7) > 0))  # moire of a photographed display
 
 
 RENDERERS = {
@@ -266,7 +279,7 @@ RENDERERS = {
     "paper": paper,
     "screen": screen,
 }
-PER_CATEGORY = 24       # healthy skin: 6 tones x 4 sites
+PER_CATEGORY = 24  # healthy skin: 6 tones x 4 sites
 
 
 def render(category: str, rng: np.random.Generator, index: int) -> Image.Image:
@@ -328,30 +341,39 @@ def build_negatives(out: Path, seed: int = 0, per_category: int = PER_CATEGORY, 
 
 
 def _sources(seed: int, per_category: int, photos: list[str]) -> str:
-    lines = [f"# Negatives set (`python -m ml negatives --seed {seed}`)", "",
-             "Every image here must come out *not assessable* or *not suspected*.", "",
-             "| folder | source | licence |", "|---|---|---|"]
+    lines = [
+        f"# Negatives set (`python -m ml negatives --seed {seed}`)",
+        "",
+        "Every image here must come out *not assessable* or *not suspected*.",
+        "",
+        "| folder | source | licence |",
+        "|---|---|---|",
+    ]
     for category in list(RENDERERS) + ["blurred", "dark"]:
-        lines.append(f"| `non_mpox/{category}/` ({per_category}) | rendered by `ml/research/negatives.py`, seed {seed} "
-                     "| the project's own licence (no outside material) |")
+        lines.append(
+            f"| `non_mpox/{category}/` ({per_category}) | rendered by `ml/research/negatives.py`, seed {seed} "
+            "| the project's own licence (no outside material) |"
+        )
     for name in photos:
         what, licence = SKIMAGE_PHOTOS[name]
-        lines.append(f"| `non_mpox/photos/skimage-{name}.jpg` | scikit-image `skimage.data.{name}()`: {what} | {licence} |")
+        lines.append(
+            f"| `non_mpox/photos/skimage-{name}.jpg` | scikit-image `skimage.data.{name}()`: {what} | {licence} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def score_negatives(model, out: Path, batch_size: int = 8) -> dict:
     """Runs the portal's path (``analyse_batch``: automatic ROI, one pass) over every category of a
     negatives folder: share flagged and share not assessable, with 95 % Wilson intervals."""
-    from ..preprocess import load_image
     from ..metrics import wilson_ci
+    from ..preprocess import load_image
 
     report = {}
     for folder in sorted(p for p in (Path(out) / "non_mpox").iterdir() if p.is_dir()):
         paths = sorted(folder.glob("*.jpg"))
         analyses = []
         for start in range(0, len(paths), batch_size):
-            analyses += model.analyse_batch([load_image(p) for p in paths[start:start + batch_size]])
+            analyses += model.analyse_batch([load_image(p) for p in paths[start : start + batch_size]])
         n = len(analyses)
         flagged = sum(a.assessable and a.probability >= model.threshold for a in analyses)
         not_assessable = sum(not a.assessable for a in analyses)
@@ -359,8 +381,14 @@ def score_negatives(model, out: Path, batch_size: int = 8) -> dict:
         for a in analyses:
             if a.reason:
                 reasons[a.reason] = reasons.get(a.reason, 0) + 1
-        report[folder.name] = {"n": n, "flagged": flagged, "flagged_share": flagged / n,
-                               "flagged_ci95": list(wilson_ci(flagged, n)), "not_assessable": not_assessable,
-                               "not_assessable_share": not_assessable / n,
-                               "not_assessable_ci95": list(wilson_ci(not_assessable, n)), "reasons": reasons}
+        report[folder.name] = {
+            "n": n,
+            "flagged": flagged,
+            "flagged_share": flagged / n,
+            "flagged_ci95": list(wilson_ci(flagged, n)),
+            "not_assessable": not_assessable,
+            "not_assessable_share": not_assessable / n,
+            "not_assessable_ci95": list(wilson_ci(not_assessable, n)),
+            "reasons": reasons,
+        }
     return report

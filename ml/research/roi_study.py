@@ -8,6 +8,7 @@ photo, the automatic ROI before (activation energy only) and after (the shipped 
 simulated tap (the portal's rule, :func:`ml.boxes.box_from_tap`) and the true box; 95 % CIs from a
 patient-level bootstrap, and paired CIs of the change before -> after.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -19,15 +20,20 @@ import numpy as np
 from PIL import Image
 
 from ..boxes import TAP_BOX_FRACTION, box_from_tap, iou
-from .data import CSV_NAME, Sample, discover
 from ..inference import LesionModel
 from ..metrics import grouped_bootstrap, roc_auc
 from ..preprocess import load_image
 from ..roi import AUTO_ROI, ENERGY_ONLY, RoiParams, box_from_cam, image_cues, weigh
+from .data import CSV_NAME, Sample, discover
 from .scenes import build_scenes
 
-TUNING_GRID = {"locate_size": (224, 320, 416), "threshold": (0.3, 0.5), "skin": (0.0, 1.0, 2.0),
-               "contrast": (0.0, 0.5), "border": (0.0, 0.1, 0.2, 0.3)}
+TUNING_GRID = {
+    "locate_size": (224, 320, 416),
+    "threshold": (0.3, 0.5),
+    "skin": (0.0, 1.0, 2.0),
+    "contrast": (0.0, 0.5),
+    "border": (0.0, 0.1, 0.2, 0.3),
+}
 # A larger locating pass costs (side / 224)^2 plain forwards: take the smallest size whose best
 # mean IoU on the tuning set is within this of the best overall.
 IOU_WORTH_THE_COST = 0.01
@@ -58,7 +64,7 @@ def _locating_inputs(model: LesionModel, samples: list[Sample], sizes, log, batc
     """Per sample: image size, and per locate size the activation map and the image at its size."""
     sizes_of, maps, smalls = [], {s: [] for s in sizes}, {s: [] for s in sizes}
     for start in range(0, len(samples), batch):
-        images = [load_image(s.path) for s in samples[start:start + batch]]
+        images = [load_image(s.path) for s in samples[start : start + batch]]
         sizes_of += [im.size for im in images]
         for size in sizes:
             maps[size] += list(model.activation_maps(images, size))
@@ -75,22 +81,38 @@ def tune(model: LesionModel, samples: list[Sample], log) -> dict:
     results = []
     for values in itertools.product(*TUNING_GRID.values()):
         params = RoiParams(**dict(zip(TUNING_GRID, values)))
-        ious = [iou(s.box, box_from_cam(weigh(m, c, params), size, params.threshold,
-                                        min_side_fraction=params.min_side_fraction) or (0, 0, *size))
-                for s, m, c, size in zip(samples, maps[params.locate_size], cues[params.locate_size], sizes_of)]
+        ious = [
+            iou(
+                s.box,
+                box_from_cam(weigh(m, c, params), size, params.threshold, min_side_fraction=params.min_side_fraction)
+                or (0, 0, *size),
+            )
+            for s, m, c, size in zip(samples, maps[params.locate_size], cues[params.locate_size], sizes_of)
+        ]
         results.append((float(np.mean(ious)), params))
     results.sort(key=lambda r: -r[0])
-    chosen = next(r for size in sorted(TUNING_GRID["locate_size"]) for r in results
-                  if r[1].locate_size == size and r[0] >= results[0][0] - IOU_WORTH_THE_COST)
+    chosen = next(
+        r
+        for size in sorted(TUNING_GRID["locate_size"])
+        for r in results
+        if r[1].locate_size == size and r[0] >= results[0][0] - IOU_WORTH_THE_COST
+    )
     rng = np.random.default_rng(0)
     taps = [simulated_tap(s.box, size, rng) for s, size in zip(samples, sizes_of)]
-    tap_iou = {f: float(np.mean([iou(s.box, box_from_tap(*t, size, f)) for s, t, size in zip(samples, taps, sizes_of)]))
-               for f in TAP_FRACTIONS}
-    return {"best": asdict(results[0][1]), "best_mean_iou": results[0][0],
-            "chosen": asdict(chosen[1]), "chosen_mean_iou": chosen[0],
-            "energy_only_mean_iou": next(r[0] for r in results if r[1] == replace(ENERGY_ONLY, locate_size=224)),
-            "top10": [{"mean_iou": r[0], **asdict(r[1])} for r in results[:10]],
-            "tap_fraction_mean_iou": tap_iou, "best_tap_fraction": max(tap_iou, key=tap_iou.get)}
+    tap_iou = {
+        f: float(np.mean([iou(s.box, box_from_tap(*t, size, f)) for s, t, size in zip(samples, taps, sizes_of)]))
+        for f in TAP_FRACTIONS
+    }
+    return {
+        "best": asdict(results[0][1]),
+        "best_mean_iou": results[0][0],
+        "chosen": asdict(chosen[1]),
+        "chosen_mean_iou": chosen[0],
+        "energy_only_mean_iou": next(r[0] for r in results if r[1] == replace(ENERGY_ONLY, locate_size=224)),
+        "top10": [{"mean_iou": r[0], **asdict(r[1])} for r in results[:10]],
+        "tap_fraction_mean_iou": tap_iou,
+        "best_tap_fraction": max(tap_iou, key=tap_iou.get),
+    }
 
 
 def evaluate_modes(model: LesionModel, samples: list[Sample], seed: int, log, batch: int = 16) -> dict:
@@ -99,7 +121,7 @@ def evaluate_modes(model: LesionModel, samples: list[Sample], seed: int, log, ba
     rng = np.random.default_rng(seed)
     ious, scores = {m: [] for m in modes}, {m: [] for m in modes}
     for start in range(0, len(samples), batch):
-        chunk = samples[start:start + batch]
+        chunk = samples[start : start + batch]
         images = [load_image(s.path) for s in chunk]
         boxes = {
             "none": [(0, 0, *im.size) for im in images],
@@ -131,25 +153,34 @@ def evaluate_modes(model: LesionModel, samples: list[Sample], seed: int, log, ba
         "mean_iou": float(ious[after].mean() - ious[before].mean()),
         "mean_iou_ci95": grouped_bootstrap(lambda i: ious[after][i].mean() - ious[before][i].mean(), groups, seed=seed),
         "auc": report[after]["auc"] - report[before]["auc"],
-        "auc_ci95": grouped_bootstrap(lambda i: roc_auc(labels[i], scores[after][i]) - roc_auc(labels[i], scores[before][i]),
-                                      groups, seed=seed),
+        "auc_ci95": grouped_bootstrap(
+            lambda i: roc_auc(labels[i], scores[after][i]) - roc_auc(labels[i], scores[before][i]), groups, seed=seed
+        ),
     }
     return report
 
 
 def markdown_table(report: dict) -> str:
-    names = {"none": "whole photo", "auto_energy_only": "automatic, before (activation energy only)",
-             "auto": "automatic, after (shipped `AUTO_ROI`)", "tap": "simulated patient tap",
-             "true_box": "true box"}
+    names = {
+        "none": "whole photo",
+        "auto_energy_only": "automatic, before (activation energy only)",
+        "auto": "automatic, after (shipped `AUTO_ROI`)",
+        "tap": "simulated patient tap",
+        "true_box": "true box",
+    }
     lines = ["| box | mean IoU [95% CI] | IoU >= 0.5 | AUC [95% CI] |", "|---|---|---|---|"]
     for mode, name in names.items():
         r = report[mode]
-        lines.append(f"| {name} | {r['mean_iou']:.3f} [{r['mean_iou_ci95'][0]:.3f}, {r['mean_iou_ci95'][1]:.3f}] "
-                     f"| {r['iou_at_least_0.5']:.0%} | {r['auc']:.3f} [{r['auc_ci95'][0]:.3f}, {r['auc_ci95'][1]:.3f}] |")
+        lines.append(
+            f"| {name} | {r['mean_iou']:.3f} [{r['mean_iou_ci95'][0]:.3f}, {r['mean_iou_ci95'][1]:.3f}] "
+            f"| {r['iou_at_least_0.5']:.0%} | {r['auc']:.3f} [{r['auc_ci95'][0]:.3f}, {r['auc_ci95'][1]:.3f}] |"
+        )
     change = report["auto_change"]
-    lines.append(f"| change, after minus before (paired) | {change['mean_iou']:+.3f} [{change['mean_iou_ci95'][0]:+.3f}, "
-                 f"{change['mean_iou_ci95'][1]:+.3f}] | | {change['auc']:+.3f} [{change['auc_ci95'][0]:+.3f}, "
-                 f"{change['auc_ci95'][1]:+.3f}] |")
+    lines.append(
+        f"| change, after minus before (paired) | {change['mean_iou']:+.3f} [{change['mean_iou_ci95'][0]:+.3f}, "
+        f"{change['mean_iou_ci95'][1]:+.3f}] | | {change['auc']:+.3f} [{change['auc_ci95'][0]:+.3f}, "
+        f"{change['auc_ci95'][1]:+.3f}] |"
+    )
     return "\n".join(lines)
 
 
@@ -159,15 +190,25 @@ def run_study(model: LesionModel, data_dir: Path, out_dir: Path, tune_seed: int,
     tuning = tune(model, _scene_set(data_dir, out_dir / f"tune-seed{tune_seed}", tune_seed, log), log)
     shipped = asdict(AUTO_ROI)
     if tuning["chosen"] != shipped or tuning["best_tap_fraction"] != TAP_BOX_FRACTION:
-        log(f"NOTE: the tuning set's choice differs from the shipped settings: {tuning['chosen']} "
+        log(
+            f"NOTE: the tuning set's choice differs from the shipped settings: {tuning['chosen']} "
             f"(mean IoU {tuning['chosen_mean_iou']:.3f}), tap fraction {tuning['best_tap_fraction']}; "
-            f"shipped {shipped}, tap fraction {TAP_BOX_FRACTION}. The evaluation below uses the shipped ones.")
+            f"shipped {shipped}, tap fraction {TAP_BOX_FRACTION}. The evaluation below uses the shipped ones."
+        )
     log(f"evaluation set: hard scenes, seed {eval_seed} (not used for any choice)")
     samples = _scene_set(data_dir, out_dir / f"eval-seed{eval_seed}", eval_seed, log)
-    report = {"model": model.version, "data": str(data_dir), "tune_seed": tune_seed, "eval_seed": eval_seed,
-              "n_eval": len(samples), "n_eval_patients": len({s.patient_id for s in samples}),
-              "shipped_auto_roi": shipped, "shipped_tap_fraction": TAP_BOX_FRACTION, "tuning": tuning,
-              "evaluation": evaluate_modes(model, samples, eval_seed, log)}
+    report = {
+        "model": model.version,
+        "data": str(data_dir),
+        "tune_seed": tune_seed,
+        "eval_seed": eval_seed,
+        "n_eval": len(samples),
+        "n_eval_patients": len({s.patient_id for s in samples}),
+        "shipped_auto_roi": shipped,
+        "shipped_tap_fraction": TAP_BOX_FRACTION,
+        "tuning": tuning,
+        "evaluation": evaluate_modes(model, samples, eval_seed, log),
+    }
     (out_dir / "roi_study.json").write_text(json.dumps(report, indent=1))
     table = markdown_table(report["evaluation"])
     (out_dir / "roi_study.md").write_text(table + "\n")

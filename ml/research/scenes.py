@@ -7,6 +7,7 @@ all rendered here (no outside images): fingers, bare or gloved; hair; fabric wit
 smaller lesions of the same class; jewellery; cast shadows; a dark object at the edge; the lesion
 blended into the skin (no hard crop edge), covering 3-25 % of the frame, then JPEG-compressed.
 """
+
 from __future__ import annotations
 
 import io
@@ -16,12 +17,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from ..checkpoint import read_checkpoint
-from .data import CSV_NAME, Sample, discover, write_csv
 from ..preprocess import load_image
+from .data import CSV_NAME, Sample, discover, write_csv
 
 # Approximate skin tones across Fitzpatrick types I-VI (RGB).
-SKIN_TONES = [(241, 206, 180), (228, 185, 152), (206, 150, 112), (170, 116, 80), (120, 78, 52),
-              (82, 54, 38)]
+SKIN_TONES = [(241, 206, 180), (228, 185, 152), (206, 150, 112), (170, 116, 80), (120, 78, 52), (82, 54, 38)]
 AREA_FRACTION = (0.10, 0.50)
 SCENE_SIDE = (360, 720)
 
@@ -46,12 +46,12 @@ def fabric_background(rng: np.random.Generator, width: int, height: int) -> np.n
     period = rng.uniform(8, 60)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     kind = rng.integers(3)
-    if kind == 0:      # stripes
+    if kind == 0:  # stripes
         angle = rng.uniform(0, np.pi)
-        weight = (np.sin((xx * np.cos(angle) + yy * np.sin(angle)) / period * 2 * np.pi) > 0)
-    elif kind == 1:    # checks
+        weight = np.sin((xx * np.cos(angle) + yy * np.sin(angle)) / period * 2 * np.pi) > 0
+    elif kind == 1:  # checks
         weight = ((xx // period + yy // period) % 2).astype(bool)
-    else:              # plain weave
+    else:  # plain weave
         weight = np.zeros((height, width), dtype=bool)
     weight = weight.astype(np.float32)[..., None]
     cloth = base * (1 - weight) + second * weight
@@ -80,8 +80,15 @@ HARD_SCENE_SIDE = (480, 800)
 GLOVE_COLOURS = [(70, 110, 205), (112, 84, 170), (28, 28, 34), (228, 228, 232), (232, 212, 172)]
 METAL_COLOURS = [(212, 175, 55), (192, 192, 200), (184, 115, 51)]
 # Each hard scene draws every distractor with this probability (and at least two of them).
-DISTRACTORS = {"fingers": 0.6, "hair": 0.45, "print": 0.45, "more_lesions": 0.5, "jewellery": 0.4,
-               "shadow": 0.5, "dark_object": 0.3}
+DISTRACTORS = {
+    "fingers": 0.6,
+    "hair": 0.45,
+    "print": 0.45,
+    "more_lesions": 0.5,
+    "jewellery": 0.4,
+    "shadow": 0.5,
+    "dark_object": 0.3,
+}
 
 
 def _feather_mask(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
@@ -95,13 +102,13 @@ def _feather_mask(width: int, height: int, rng: np.random.Generator) -> np.ndarr
 
 def _blend(canvas: np.ndarray, patch: np.ndarray, alpha: np.ndarray, x0: int, y0: int) -> None:
     h, w = alpha.shape
-    region = canvas[y0:y0 + h, x0:x0 + w]
+    region = canvas[y0 : y0 + h, x0 : x0 + w]
     region[:] = region * (1 - alpha[..., None]) + patch * alpha[..., None]
 
 
 def _capsule(draw: ImageDraw.ImageDraw, a, b, width: int, fill) -> None:
     draw.line([a, b], fill=fill, width=width)
-    for (x, y) in (a, b):
+    for x, y in (a, b):
         draw.ellipse([x - width / 2, y - width / 2, x + width / 2, y + width / 2], fill=fill)
 
 
@@ -121,15 +128,21 @@ def _fingers(canvas: np.ndarray, rng: np.random.Generator) -> None:
     """One to four fingers (gloved, or bare skin of another tone) reaching in from an edge."""
     height, width = canvas.shape[:2]
     gloved = rng.random() < 0.7
-    colour = np.array(GLOVE_COLOURS[rng.integers(len(GLOVE_COLOURS))] if gloved
-                      else SKIN_TONES[rng.integers(len(SKIN_TONES))], dtype=float)
+    colour = np.array(
+        GLOVE_COLOURS[rng.integers(len(GLOVE_COLOURS))] if gloved else SKIN_TONES[rng.integers(len(SKIN_TONES))],
+        dtype=float,
+    )
     thickness = int(rng.uniform(0.07, 0.13) * min(width, height))
     side = rng.integers(4)
     angle = rng.uniform(-0.5, 0.5) + side * np.pi / 2
     direction = np.array([np.cos(angle), np.sin(angle)])
     normal = np.array([-direction[1], direction[0]])
-    start_edge = {0: (0, rng.uniform(0.1, 0.9) * height), 1: (rng.uniform(0.1, 0.9) * width, 0),
-                  2: (width, rng.uniform(0.1, 0.9) * height), 3: (rng.uniform(0.1, 0.9) * width, height)}[side]
+    start_edge = {
+        0: (0, rng.uniform(0.1, 0.9) * height),
+        1: (rng.uniform(0.1, 0.9) * width, 0),
+        2: (width, rng.uniform(0.1, 0.9) * height),
+        3: (rng.uniform(0.1, 0.9) * width, height),
+    }[side]
     start = np.array(start_edge, dtype=float) - direction * thickness
 
     def paint(draw):
@@ -141,13 +154,19 @@ def _fingers(canvas: np.ndarray, rng: np.random.Generator) -> None:
             _capsule(draw, tuple(base), tuple(tip), thickness, shade + (255,))
             highlight = tuple(int(c) for c in np.clip(colour * 1.35 + 40, 0, 255)) + (150,)
             offset = normal * thickness * 0.22
-            draw.line([tuple(base + offset), tuple(tip - direction * thickness * 0.3 + offset)],
-                      fill=highlight, width=max(2, thickness // 7))
-            if not gloved:   # a fingernail
+            draw.line(
+                [tuple(base + offset), tuple(tip - direction * thickness * 0.3 + offset)],
+                fill=highlight,
+                width=max(2, thickness // 7),
+            )
+            if not gloved:  # a fingernail
                 nail = tip - direction * thickness * 0.35
                 r = thickness * 0.3
-                draw.ellipse([nail[0] - r, nail[1] - r, nail[0] + r, nail[1] + r],
-                             fill=tuple(int(c) for c in np.clip(colour * 1.15 + 25, 0, 255)) + (255,))
+                draw.ellipse(
+                    [nail[0] - r, nail[1] - r, nail[0] + r, nail[1] + r],
+                    fill=tuple(int(c) for c in np.clip(colour * 1.15 + 25, 0, 255)) + (255,),
+                )
+
     _layer(canvas, paint, blur=1.0)
 
 
@@ -161,9 +180,12 @@ def _hair(canvas: np.ndarray, rng: np.random.Generator) -> None:
             x, y = rng.uniform(0, width), rng.uniform(0, height)
             angle, length = flow + rng.normal(0, 0.4), rng.uniform(0.05, 0.2) * min(width, height)
             bend = rng.normal(0, 0.5)
-            points = [(x + length * t * np.cos(angle + bend * t), y + length * t * np.sin(angle + bend * t))
-                      for t in np.linspace(0, 1, 8)]
+            points = [
+                (x + length * t * np.cos(angle + bend * t), y + length * t * np.sin(angle + bend * t))
+                for t in np.linspace(0, 1, 8)
+            ]
             draw.line(points, fill=colour + (int(rng.integers(150, 255)),), width=int(rng.integers(1, 3)))
+
     _layer(canvas, paint, blur=0.4)
 
 
@@ -181,7 +203,7 @@ def _printed_fabric(canvas: np.ndarray, rng: np.random.Generator) -> None:
             fill = tuple(int(c) for c in np.clip(motif + rng.normal(0, 25, 3), 0, 255)) + (255,)
             if rng.random() < 0.5:
                 draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
-            else:                                       # a five-petal flower
+            else:  # a five-petal flower
                 for petal in range(5):
                     a = petal * 2 * np.pi / 5
                     px, py = cx + r * np.cos(a), cy + r * np.sin(a)
@@ -191,7 +213,9 @@ def _printed_fabric(canvas: np.ndarray, rng: np.random.Generator) -> None:
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     angle = rng.uniform(0, 2 * np.pi)
     distance = (xx - width / 2) * np.cos(angle) + (yy - height / 2) * np.sin(angle)
-    edge = rng.uniform(0.2, 0.45) * min(width, height) + 0.05 * min(width, height) * _smooth_noise(rng, width, height, 4)
+    edge = rng.uniform(0.2, 0.45) * min(width, height) + 0.05 * min(width, height) * _smooth_noise(
+        rng, width, height, 4
+    )
     alpha = np.clip((distance - edge) / 3.0, 0, 1)[..., None]
     canvas[:] = canvas * (1 - alpha) + printed * alpha
 
@@ -206,7 +230,9 @@ def _jewellery(canvas: np.ndarray, rng: np.random.Generator) -> None:
         if rng.random() < 0.5:
             rx, ry = rng.uniform(0.05, 0.2) * width, rng.uniform(0.02, 0.06) * height
             band = max(3, int(rng.uniform(0.01, 0.03) * min(width, height)))
-            draw.ellipse([cx - rx, cy - ry, cx + rx, cy + ry], outline=tuple(int(c) for c in metal) + (255,), width=band)
+            draw.ellipse(
+                [cx - rx, cy - ry, cx + rx, cy + ry], outline=tuple(int(c) for c in metal) + (255,), width=band
+            )
             draw.arc([cx - rx, cy - ry, cx + rx, cy + ry], 200, 260, fill=(255, 255, 240, 230), width=max(1, band // 2))
         else:
             angle, bend = rng.uniform(0, np.pi), rng.normal(0, 0.8)
@@ -217,6 +243,7 @@ def _jewellery(canvas: np.ndarray, rng: np.random.Generator) -> None:
                 y = cy + length * t * np.sin(angle + bend * t)
                 draw.ellipse([x - r, y - r, x + r, y + r], fill=tuple(int(c) for c in metal) + (255,))
                 draw.ellipse([x - r * 0.4, y - r * 0.6, x, y - r * 0.1], fill=(255, 255, 240, 220))
+
     _layer(canvas, paint, blur=0.5)
 
 
@@ -226,7 +253,9 @@ def _shadow(canvas: np.ndarray, rng: np.random.Generator) -> None:
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     if rng.random() < 0.5:
         angle = rng.uniform(0, 2 * np.pi)
-        distance = (xx - width * rng.uniform(0.2, 0.8)) * np.cos(angle) + (yy - height * rng.uniform(0.2, 0.8)) * np.sin(angle)
+        distance = (xx - width * rng.uniform(0.2, 0.8)) * np.cos(angle) + (
+            yy - height * rng.uniform(0.2, 0.8)
+        ) * np.sin(angle)
         mask = 1 / (1 + np.exp(-distance / (rng.uniform(0.01, 0.06) * min(width, height))))
     else:
         cx, cy = rng.uniform(0, width), rng.uniform(0, height)
@@ -242,8 +271,11 @@ def _dark_object(canvas: np.ndarray, rng: np.random.Generator) -> None:
     cy = height * rng.choice([rng.uniform(-0.1, 0.1), rng.uniform(0.9, 1.1), rng.uniform(0.2, 0.8)])
     r = rng.uniform(0.1, 0.25) * min(width, height)
     shade = tuple(int(v) for v in rng.uniform(10, 60, size=3)) + (255,)
-    _layer(canvas, lambda draw: draw.rounded_rectangle([cx - r, cy - r * 0.7, cx + r, cy + r * 0.7],
-                                                       radius=r * 0.3, fill=shade), blur=1.5)
+    _layer(
+        canvas,
+        lambda draw: draw.rounded_rectangle([cx - r, cy - r * 0.7, cx + r, cy + r * 0.7], radius=r * 0.3, fill=shade),
+        blur=1.5,
+    )
 
 
 def _draw_beside(canvas: np.ndarray, draw, rng: np.random.Generator, box, tries: int = 6) -> None:
@@ -254,7 +286,7 @@ def _draw_beside(canvas: np.ndarray, draw, rng: np.random.Generator, box, tries:
     for _ in range(tries):
         trial = canvas.copy()
         draw(trial, rng)
-        middle = np.abs(trial[y0 + my:y1 - my, x0 + mx:x1 - mx] - canvas[y0 + my:y1 - my, x0 + mx:x1 - mx])
+        middle = np.abs(trial[y0 + my : y1 - my, x0 + mx : x1 - mx] - canvas[y0 + my : y1 - my, x0 + mx : x1 - mx])
         if (middle.max(axis=-1) > 8).mean() < 0.1:
             canvas[:] = trial
             return
@@ -267,8 +299,9 @@ def _place(lesion: Image.Image, area: float, width: int, height: int, rng: np.ra
     return w, h, int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
 
 
-def make_hard_scene(lesion: Image.Image, others: list[Image.Image], rng: np.random.Generator
-                    ) -> tuple[Image.Image, tuple[int, int, int, int]]:
+def make_hard_scene(
+    lesion: Image.Image, others: list[Image.Image], rng: np.random.Generator
+) -> tuple[Image.Image, tuple[int, int, int, int]]:
     """``lesion`` (the one the true box marks) in a scene with distractors; ``others``: lesions of
     the same class that may appear smaller elsewhere in the frame. Returns (scene, true box)."""
     width, height = (int(v) for v in rng.integers(*HARD_SCENE_SIDE, size=2))
@@ -298,7 +331,7 @@ def make_hard_scene(lesion: Image.Image, others: list[Image.Image], rng: np.rand
             _draw_beside(canvas, draw, rng, (x0, y0, x0 + w, y0 + h))
     if "shadow" in chosen:
         _shadow(canvas, rng)
-    canvas *= rng.uniform(0.75, 1.15)   # exposure
+    canvas *= rng.uniform(0.75, 1.15)  # exposure
     canvas += rng.normal(0, rng.uniform(1, 5), size=canvas.shape)
     scene = Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8))
     scene = scene.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.0)))
@@ -307,9 +340,16 @@ def make_hard_scene(lesion: Image.Image, others: list[Image.Image], rng: np.rand
     return Image.open(buffer).convert("RGB"), (x0, y0, x0 + w, y0 + h)
 
 
-def build_scenes(data_dir: Path, out_dir: Path, seed: int = 0, csv_path: Path | None = None,
-                 per_image: int = 1, exclude_trained_by: Path | None = None, log=print,
-                 hard: bool = False) -> list[Sample]:
+def build_scenes(
+    data_dir: Path,
+    out_dir: Path,
+    seed: int = 0,
+    csv_path: Path | None = None,
+    per_image: int = 1,
+    exclude_trained_by: Path | None = None,
+    log=print,
+    hard: bool = False,
+) -> list[Sample]:
     """Builds OUT/<class>/.../<stem>_s<k>.jpg and OUT/dataset.csv; source boxes (if any) are cropped first."""
     samples = discover(data_dir, csv_path)
     if exclude_trained_by is not None:
@@ -330,7 +370,7 @@ def build_scenes(data_dir: Path, out_dir: Path, seed: int = 0, csv_path: Path | 
         folder = out_dir / sample.path.relative_to(data_dir).parent
         folder.mkdir(parents=True, exist_ok=True)
         for k in range(per_image):
-            if hard:   # further lesions of the same class from other patients
+            if hard:  # further lesions of the same class from other patients
                 pool = [s for s in samples if s.label == sample.label and s.patient_id != sample.patient_id]
                 picks = rng.choice(len(pool), size=min(3, len(pool)), replace=False) if pool else []
                 scene, box = make_hard_scene(lesion, [lesion_of(pool[int(i)]) for i in picks], rng)

@@ -18,6 +18,7 @@ Methods (``METHODS``): which look trains and tests the head, and whether augment
 Nothing here tunes on what it reports: the head's regularisation is fixed before any run and the
 threshold comes from out-of-fold scores of the training photos only.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,9 +34,9 @@ from .sources import CLASSES, MPOX, SOURCES, STYLES, Photo
 
 FOLDS = 5
 TARGET_SENSITIVITY = 0.95
-WEIGHT_DECAY = 3e-3          # L2 on the standardised features' weights; fixed a priori, never tuned here
+WEIGHT_DECAY = 3e-3  # L2 on the standardised features' weights; fixed a priori, never tuned here
 N_BOOT = 1000
-_n_boot = N_BOOT             # resamples of this run (``run_sources``'s ``n_boot``)
+_n_boot = N_BOOT  # resamples of this run (``run_sources``'s ``n_boot``)
 # The style-invariance bound, stated before any run: mean shift of P(mpox) within +-0.10 and mpox
 # caught under every look >= 0.90.
 STYLE_MEAN_SHIFT_BOUND = 0.10
@@ -44,8 +45,8 @@ STYLE_SENSITIVITY_BOUND = 0.90
 
 @dataclass(frozen=True)
 class Method:
-    train_look: str          # "as_is" | "harmonised"
-    augmented: bool          # augmented views of the harmonised photo join the training rows
+    train_look: str  # "as_is" | "harmonised"
+    augmented: bool  # augmented views of the harmonised photo join the training rows
 
 
 METHODS = {
@@ -57,6 +58,7 @@ METHODS = {
 
 # ---------------------------------------------------------------- the head
 
+
 class SoftmaxHead:
     """Multinomial logistic regression on standardised features (class-balanced, L2), full-batch
     L-BFGS in torch; ``raw_weights`` folds the standardisation back into one linear layer."""
@@ -64,7 +66,7 @@ class SoftmaxHead:
     def __init__(self, n_classes: int, weight_decay: float = WEIGHT_DECAY):
         self.n_classes, self.weight_decay = n_classes, weight_decay
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> "SoftmaxHead":
+    def fit(self, x: np.ndarray, y: np.ndarray) -> SoftmaxHead:
         x = torch.as_tensor(x, dtype=torch.float32)
         y = torch.as_tensor(y, dtype=torch.long)
         self.mean, self.scale = x.mean(0), x.std(0) + 1e-6
@@ -73,13 +75,14 @@ class SoftmaxHead:
         class_weight = torch.where(counts > 0, len(y) / (self.n_classes * counts.clamp(min=1)), 0.0)
         self.weight = torch.zeros(self.n_classes, x.shape[1], requires_grad=True)
         self.bias = torch.zeros(self.n_classes, requires_grad=True)
-        optimiser = torch.optim.LBFGS([self.weight, self.bias], lr=1, max_iter=200, history_size=20,
-                                      line_search_fn="strong_wolfe")
+        optimiser = torch.optim.LBFGS(
+            [self.weight, self.bias], lr=1, max_iter=200, history_size=20, line_search_fn="strong_wolfe"
+        )
 
         def closure():
             optimiser.zero_grad()
             loss = torch.nn.functional.cross_entropy(z @ self.weight.T + self.bias, y, weight=class_weight)
-            loss = loss + self.weight_decay * (self.weight ** 2).sum()
+            loss = loss + self.weight_decay * (self.weight**2).sum()
             loss.backward()
             return loss
 
@@ -117,8 +120,16 @@ def sigmoid(x):
 
 # ---------------------------------------------------------------- runs
 
-def cross_validated(cache: dict, idx: np.ndarray, is_mpox: np.ndarray, groups: np.ndarray, method: Method,
-                    seed: int, score_also: np.ndarray | None = None) -> dict:
+
+def cross_validated(
+    cache: dict,
+    idx: np.ndarray,
+    is_mpox: np.ndarray,
+    groups: np.ndarray,
+    method: Method,
+    seed: int,
+    score_also: np.ndarray | None = None,
+) -> dict:
     """Grouped CV over ``idx``: OOF logits of ``idx`` (test look = the method's), OOF logits of every
     style copy, and the mean logit of the fold models over ``score_also`` (photos outside ``idx``)."""
     test_look = method.train_look
@@ -159,9 +170,13 @@ def evaluate_method(photos: list[Photo], cache: dict, method: Method, seed: int,
 
     run = cross_validated(cache, everyone, is_mpox, groups, method, seed)
     oof, threshold = run["oof"], run["threshold"]
-    report = {"in_distribution": {
-        "auc": _auc_ci(is_mpox, oof, groups, seed), "threshold_logit": float(threshold),
-        "flagged": _flag_rates(idx_by_source, oof, threshold)}}
+    report = {
+        "in_distribution": {
+            "auc": _auc_ci(is_mpox, oof, groups, seed),
+            "threshold_logit": float(threshold),
+            "flagged": _flag_rates(idx_by_source, oof, threshold),
+        }
+    }
     log(f"  in-distribution AUC {report['in_distribution']['auc']['value']:.3f}")
 
     held_out, held_out_scores = {}, {}
@@ -176,13 +191,18 @@ def evaluate_method(photos: list[Photo], cache: dict, method: Method, seed: int,
         held_out[name] = {
             "auc_mpox_vs_source": _auc_ci(labels, scores, np.concatenate([groups[mpox], groups[left]]), seed),
             "flagged": proportion(int((run_without["outside"][left] >= run_without["threshold"]).sum()), len(left)),
-            "flagged_when_trained_on_it": report["in_distribution"]["flagged"][name]}
-        log(f"  held out {name}: AUC {held_out[name]['auc_mpox_vs_source']['value']:.3f}, flagged "
+            "flagged_when_trained_on_it": report["in_distribution"]["flagged"][name],
+        }
+        log(
+            f"  held out {name}: AUC {held_out[name]['auc_mpox_vs_source']['value']:.3f}, flagged "
             f"{held_out[name]['flagged']['value']:.1%} (in training: "
-            f"{held_out[name]['flagged_when_trained_on_it']['value']:.1%})")
+            f"{held_out[name]['flagged_when_trained_on_it']['value']:.1%})"
+        )
     report["source_held_out"] = held_out
     if negative_sources:
-        pooled_labels = np.concatenate([np.ones(int(is_mpox.sum()))] + [np.zeros(len(idx_by_source[n])) for n in negative_sources])
+        pooled_labels = np.concatenate(
+            [np.ones(int(is_mpox.sum()))] + [np.zeros(len(idx_by_source[n])) for n in negative_sources]
+        )
         # pooled held-out AUC: mpox OOF of the full run against every source scored by a run without it
         pooled_scores = np.concatenate([oof[is_mpox]] + [held_out_scores[n] for n in negative_sources])
         pooled_groups = np.concatenate([groups[is_mpox]] + [groups[idx_by_source[n]] for n in negative_sources])
@@ -191,8 +211,9 @@ def evaluate_method(photos: list[Photo], cache: dict, method: Method, seed: int,
     return report
 
 
-def style_report(run: dict, is_mpox: np.ndarray, styled: np.ndarray, groups: np.ndarray, threshold: float,
-                 seed: int) -> dict:
+def style_report(
+    run: dict, is_mpox: np.ndarray, styled: np.ndarray, groups: np.ndarray, threshold: float, seed: int
+) -> dict:
     """Per look, over the restyled photos (``styled``): mean shift of P(mpox) (uncalibrated sigmoid
     of the logit) for mpox and the rest, with grouped-bootstrap CIs, and mpox caught under the look
     at the run's threshold."""
@@ -206,19 +227,23 @@ def style_report(run: dict, is_mpox: np.ndarray, styled: np.ndarray, groups: np.
         entry = {}
         for name, idx in (("mpox", mpox), ("not_mpox", rest)):
             values = shift[idx]
-            entry[f"mean_shift_{name}"] = {"value": float(values.mean()),
-                                           "ci95": grouped_bootstrap(lambda i: float(values[i].mean()), groups[idx], _n_boot, seed)}
+            entry[f"mean_shift_{name}"] = {
+                "value": float(values.mean()),
+                "ci95": grouped_bootstrap(lambda i, values=values: float(values[i].mean()), groups[idx], _n_boot, seed),
+            }
         entry["abs_shift_p95"] = float(np.quantile(np.abs(shift), 0.95))
         entry["mpox_caught"] = proportion(int(caught.sum()), len(mpox))
         entry["flagged_not_mpox"] = proportion(int((run["styles"][style][rest] >= threshold).sum()), len(rest))
-        entry["within_bound"] = bool(abs(entry["mean_shift_mpox"]["value"]) <= STYLE_MEAN_SHIFT_BOUND
-                                     and abs(entry["mean_shift_not_mpox"]["value"]) <= STYLE_MEAN_SHIFT_BOUND
-                                     and entry["mpox_caught"]["value"] >= STYLE_SENSITIVITY_BOUND)
+        entry["within_bound"] = bool(
+            abs(entry["mean_shift_mpox"]["value"]) <= STYLE_MEAN_SHIFT_BOUND
+            and abs(entry["mean_shift_not_mpox"]["value"]) <= STYLE_MEAN_SHIFT_BOUND
+            and entry["mpox_caught"]["value"] >= STYLE_SENSITIVITY_BOUND
+        )
         out[style] = entry
     return out
 
 
-TRAP_SETS = {   # the issue's probe: MSLD negatives, then each new source added as negatives
+TRAP_SETS = {  # the issue's probe: MSLD negatives, then each new source added as negatives
     "MSLD only": ("msld_mpox", "msld_chickenpox_measles"),
     "+ genital lesions": ("msld_mpox", "msld_chickenpox_measles", "genital_herpes", "genital_warts", "syphilis"),
     "+ abdomens": ("msld_mpox", "msld_chickenpox_measles", "healthy_abdomen"),
@@ -254,14 +279,30 @@ def trap_table(photos: list[Photo], cache: dict, method: Method, seed: int) -> d
     return table
 
 
-def run_sources(photos: list[Photo], cache: dict, methods: list[str], seed: int, out: Path, log,
-                checkpoint: Path | None = None, ship_method: str = "harmonised+aug", arch: str = "efficientnet_lite0",
-                n_boot: int = N_BOOT) -> dict:
+def run_sources(
+    photos: list[Photo],
+    cache: dict,
+    methods: list[str],
+    seed: int,
+    out: Path,
+    log,
+    checkpoint: Path | None = None,
+    ship_method: str = "harmonised+aug",
+    arch: str = "efficientnet_lite0",
+    n_boot: int = N_BOOT,
+) -> dict:
     global _n_boot
     _n_boot = n_boot
-    report = {"folds": FOLDS, "target_sensitivity": TARGET_SENSITIVITY, "weight_decay": WEIGHT_DECAY,
-              "n_boot": n_boot, "sources": {s.name: int(sum(p.source == s.name for p in photos)) for s in SOURCES},
-              "groups": int(len({p.group for p in photos})), "methods": {}, "trap": {}}
+    report = {
+        "folds": FOLDS,
+        "target_sensitivity": TARGET_SENSITIVITY,
+        "weight_decay": WEIGHT_DECAY,
+        "n_boot": n_boot,
+        "sources": {s.name: int(sum(p.source == s.name for p in photos)) for s in SOURCES},
+        "groups": int(len({p.group for p in photos})),
+        "methods": {},
+        "trap": {},
+    }
     for name in methods:
         log(f"method {name}")
         report["methods"][name] = evaluate_method(photos, cache, METHODS[name], seed, log)
@@ -292,11 +333,17 @@ def differential_report(photos: list[Photo], cache: dict, method: Method, seed: 
     confusion = np.zeros((len(CLASSES), len(CLASSES)), dtype=int)
     for t, p in zip(targets, ranked[:, 0]):
         confusion[t, p] += 1
-    return {"classes": list(CLASSES), "top1": proportion(int(top1.sum()), len(top1)),
-            "top3": proportion(int(top3.sum()), len(top3)),
-            "top1_by_class": {c: proportion(int(top1[targets == k].sum()), int((targets == k).sum()))
-                              for k, c in enumerate(CLASSES) if (targets == k).any()},
-            "confusion_rows_true_columns_predicted": confusion.tolist()}
+    return {
+        "classes": list(CLASSES),
+        "top1": proportion(int(top1.sum()), len(top1)),
+        "top3": proportion(int(top3.sum()), len(top3)),
+        "top1_by_class": {
+            c: proportion(int(top1[targets == k].sum()), int((targets == k).sum()))
+            for k, c in enumerate(CLASSES)
+            if (targets == k).any()
+        },
+        "confusion_rows_true_columns_predicted": confusion.tolist(),
+    }
 
 
 def _p(entry: dict) -> str:
@@ -308,50 +355,69 @@ def _a(entry: dict) -> str:
 
 
 def summary(report: dict) -> str:
-    lines = [f"\nSource-aware evaluation ({report['folds']}-fold grouped CV, threshold at out-of-fold "
-             f"sensitivity {report['target_sensitivity']}, 95% CIs)"]
+    lines = [
+        f"\nSource-aware evaluation ({report['folds']}-fold grouped CV, threshold at out-of-fold "
+        f"sensitivity {report['target_sensitivity']}, 95% CIs)"
+    ]
     for name, m in report["methods"].items():
         ind = m["in_distribution"]
-        lines.append(f"\n{name}: in-distribution AUC {_a(ind['auc'])}"
-                     + (f"; source-held-out pooled AUC {_a(m['source_held_out_pooled_auc'])}"
-                        if "source_held_out_pooled_auc" in m else ""))
+        lines.append(
+            f"\n{name}: in-distribution AUC {_a(ind['auc'])}"
+            + (
+                f"; source-held-out pooled AUC {_a(m['source_held_out_pooled_auc'])}"
+                if "source_held_out_pooled_auc" in m
+                else ""
+            )
+        )
         lines.append("  source | flagged in-distribution (OOF) | flagged when held out | AUC mpox vs held-out source")
         for source, rate in ind["flagged"].items():
             held = m["source_held_out"].get(source)
-            lines.append(f"  {source} | {_p(rate)} | " + (f"{_p(held['flagged'])} | {_a(held['auc_mpox_vs_source'])}"
-                                                          if held else "- | -"))
+            lines.append(
+                f"  {source} | {_p(rate)} | "
+                + (f"{_p(held['flagged'])} | {_a(held['auc_mpox_vs_source'])}" if held else "- | -")
+            )
         if "style" in m:
             lines.append("  look | mean shift P(mpox), mpox | mean shift, not mpox | mpox caught | within bound")
             for style in STYLES:
                 s = m["style"][style]
-                lines.append(f"  {style} | {s['mean_shift_mpox']['value']:+.3f} | {s['mean_shift_not_mpox']['value']:+.3f} "
-                             f"| {_p(s['mpox_caught'])} | {s['within_bound']}")
+                lines.append(
+                    f"  {style} | {s['mean_shift_mpox']['value']:+.3f} | {s['mean_shift_not_mpox']['value']:+.3f} "
+                    f"| {_p(s['mpox_caught'])} | {s['within_bound']}"
+                )
     for name, table in report["trap"].items():
-        lines.append(f"\ntrap probe, method {name}: training negatives | grouped CV AUC | healthy skin flagged "
-                     "| herpes/warts/syphilis flagged | mpox caught in other looks")
+        lines.append(
+            f"\ntrap probe, method {name}: training negatives | grouped CV AUC | healthy skin flagged "
+            "| herpes/warts/syphilis flagged | mpox caught in other looks"
+        )
         for row_name, row in table.items():
-            lines.append(f"  {row_name} | {_a(row['grouped_cv_auc'])} | {_p(row['healthy_skin_flagged'])} | "
-                         f"{_p(row['genital_flagged'])} | "
-                         + (_p(row["mpox_caught_in_other_looks"]) if "mpox_caught_in_other_looks" in row else "-"))
+            lines.append(
+                f"  {row_name} | {_a(row['grouped_cv_auc'])} | {_p(row['healthy_skin_flagged'])} | "
+                f"{_p(row['genital_flagged'])} | "
+                + (_p(row["mpox_caught_in_other_looks"]) if "mpox_caught_in_other_looks" in row else "-")
+            )
     d = report["differential"]
     lines.append(f"\ndifferential ({', '.join(d['classes'])}): top-1 {_p(d['top1'])}, top-3 {_p(d['top3'])}")
     for c, rate in d["top1_by_class"].items():
         lines.append(f"  {c}: top-1 {_p(rate)}")
     if "checkpoint" in report:
         c = report["checkpoint"]
-        lines.append(f"\nshipped {c['version']}: threshold {c['threshold']:.4f}, OOF sensitivity "
-                     f"{c['oof_sensitivity']:.3f}, specificity {c['oof_specificity']:.3f}")
+        lines.append(
+            f"\nshipped {c['version']}: threshold {c['threshold']:.4f}, OOF sensitivity "
+            f"{c['oof_sensitivity']:.3f}, specificity {c['oof_specificity']:.3f}"
+        )
         for name, entry in c["assessment"]["lesion_check_oof"].items():
             lines.append(f"  lesion check {name}: " + (_a(entry) if name == "auc" else _p(entry)))
-        lines.append(f"  lesion photos within the kNN distance limit: {_p(c['assessment']['lesion_photos_within_distance'])}")
+        lines.append(
+            f"  lesion photos within the kNN distance limit: {_p(c['assessment']['lesion_photos_within_distance'])}"
+        )
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- the shipped checkpoint
 
 KNN_K = 5
-ASSESSABLE_QUANTILE = 0.98     # lesion photos within the OOD distance limit (leave-group-out distances)
-LESION_CHECK_QUANTILE = 0.01   # lesion-present score limit: 1st percentile of out-of-fold lesion scores
+ASSESSABLE_QUANTILE = 0.98  # lesion photos within the OOD distance limit (leave-group-out distances)
+LESION_CHECK_QUANTILE = 0.01  # lesion-present score limit: 1st percentile of out-of-fold lesion scores
 LESION_FREE = ("healthy_skin",)
 
 
@@ -398,21 +464,31 @@ def assessment_rule(photos: list[Photo], cache: dict, method: Method, seed: int)
     min_lesion = float(np.quantile(oof[lesion_idx], LESION_CHECK_QUANTILE))
     head = SoftmaxHead(2).fit(*training_rows(cache, everyone, lesion.astype(int), method))
     weight, bias = head.raw_weights()
-    rule = {**limits, "knn_k": KNN_K, "max_knn_distance": max_distance, "min_lesion_score": min_lesion,
-            "lesion_bias": float(bias[1] - bias[0]),
-            "fitted_on": f"lesion photos of every source (MSLD, genital lesions), look {method.train_look}; "
-                         "lesion-present check against healthy abdomens"}
+    rule = {
+        **limits,
+        "knn_k": KNN_K,
+        "max_knn_distance": max_distance,
+        "min_lesion_score": min_lesion,
+        "lesion_bias": float(bias[1] - bias[0]),
+        "fitted_on": f"lesion photos of every source (MSLD, genital lesions), look {method.train_look}; "
+        "lesion-present check against healthy abdomens",
+    }
     healthy = ~lesion
-    report = {"lesion_photos_within_distance": proportion(int((distances <= max_distance).sum()), len(distances)),
-              "lesion_check_oof": {
-                  "lesion_photos_passing": proportion(int((oof[lesion_idx] >= min_lesion).sum()), len(lesion_idx)),
-                  "healthy_skin_judged_no_lesion": proportion(int((oof[healthy] < min_lesion).sum()), int(healthy.sum())),
-                  "auc": _auc_ci(lesion, oof, groups, seed)}}
+    report = {
+        "lesion_photos_within_distance": proportion(int((distances <= max_distance).sum()), len(distances)),
+        "lesion_check_oof": {
+            "lesion_photos_passing": proportion(int((oof[lesion_idx] >= min_lesion).sum()), len(lesion_idx)),
+            "healthy_skin_judged_no_lesion": proportion(int((oof[healthy] < min_lesion).sum()), int(healthy.sum())),
+            "auc": _auc_ci(lesion, oof, groups, seed),
+        },
+    }
     extra = {BANK_KEY: bank.half(), LESION_KEY: (weight[1] - weight[0]).float()}
     return rule, extra, report
 
 
-def ship(path: Path, photos: list[Photo], cache: dict, method_name: str, arch: str, seed: int, report: dict, log) -> dict:
+def ship(
+    path: Path, photos: list[Photo], cache: dict, method_name: str, arch: str, seed: int, report: dict, log
+) -> dict:
     """Fits the shipped heads on every photo and writes the checkpoint: the mpox flag head in the
     network (Grad-CAM explains it), Platt calibration and threshold from out-of-fold logits, the
     differential head and the assessability rule as extra state."""
@@ -446,34 +522,59 @@ def ship(path: Path, photos: list[Photo], cache: dict, method_name: str, arch: s
     counts = report["sources"]
     ind = report["methods"][method_name]["in_distribution"]
     metadata = make_metadata(
-        arch=arch, input_size=224, init="imagenet", threshold=threshold,
+        arch=arch,
+        input_size=224,
+        init="imagenet",
+        threshold=threshold,
         version=f"{arch}-imagenet-{method_name.replace('+', '-')}-differential-sources6-{_time.strftime('%Y-%m-%d')}",
-        operating_point=(f"calibrated P(mpox) >= {threshold:.4f}: highest threshold with out-of-fold sensitivity >= "
-                         f"{TARGET_SENSITIVITY} ({FOLDS}-fold grouped CV over all sources); OOF sensitivity "
-                         f"{sensitivity:.3f}, specificity {specificity:.3f}"),
-        training_data=("; ".join(f"{name} {n}" for name, n in counts.items()) +
-                       ". MSLD v1 (CC BY-NC-SA 4.0), healthy abdomens (Topiwala et al. 2019, research use), "
-                       "HH-Care Genital-Patho-Dataset (research and ML development only): the model is for "
-                       "research use only, non-commercial."),
-        cv_metrics={"folds": FOLDS, "method": method_name, "in_distribution_auc": ind["auc"],
-                    "source_held_out_pooled_auc": report["methods"][method_name].get("source_held_out_pooled_auc"),
-                    "at_threshold": {"sensitivity": {"mean": sensitivity}, "specificity": {"mean": specificity}}},
+        operating_point=(
+            f"calibrated P(mpox) >= {threshold:.4f}: highest threshold with out-of-fold sensitivity >= "
+            f"{TARGET_SENSITIVITY} ({FOLDS}-fold grouped CV over all sources); OOF sensitivity "
+            f"{sensitivity:.3f}, specificity {specificity:.3f}"
+        ),
+        training_data=(
+            "; ".join(f"{name} {n}" for name, n in counts.items())
+            + ". MSLD v1 (CC BY-NC-SA 4.0), healthy abdomens (Topiwala et al. 2019, research use), "
+            "HH-Care Genital-Patho-Dataset (research and ML development only): the model is for "
+            "research use only, non-commercial."
+        ),
+        cv_metrics={
+            "folds": FOLDS,
+            "method": method_name,
+            "in_distribution_auc": ind["auc"],
+            "source_held_out_pooled_auc": report["methods"][method_name].get("source_held_out_pooled_auc"),
+            "at_threshold": {"sensitivity": {"mean": sensitivity}, "specificity": {"mean": specificity}},
+        },
         calibration={"method": "platt", "a": a, "b": b, "fitted_on": "out-of-fold logits of the grouped CV"},
-        assessment=rule, differential={"classes": list(CLASSES), "method": method_name,
-                                       "note": "MSLD's non-mpox photos carry no finer label: chickenpox and measles are one class"},
-        head={"method": method_name, "weight_decay": WEIGHT_DECAY})
+        assessment=rule,
+        differential={
+            "classes": list(CLASSES),
+            "method": method_name,
+            "note": "MSLD's non-mpox photos carry no finer label: chickenpox and measles are one class",
+        },
+        head={"method": method_name, "weight_decay": WEIGHT_DECAY},
+    )
     extra.update({WEIGHT_KEY: d_weight.float(), BIAS_KEY: d_bias.float()})
     saved = save_checkpoint(path, net, metadata, extra_state=extra)
-    log(f"saved {saved} ({saved.stat().st_size / 1e6:.1f} MB), version {metadata['version']}, threshold {threshold:.4f}")
-    return {"path": str(saved), "version": metadata["version"], "threshold": threshold, "platt": [a, b],
-            "oof_sensitivity": sensitivity, "oof_specificity": specificity, "assessment": assessment,
-            "megabytes": round(saved.stat().st_size / 1e6, 2)}
+    log(
+        f"saved {saved} ({saved.stat().st_size / 1e6:.1f} MB), version {metadata['version']}, threshold {threshold:.4f}"
+    )
+    return {
+        "path": str(saved),
+        "version": metadata["version"],
+        "threshold": threshold,
+        "platt": [a, b],
+        "oof_sensitivity": sensitivity,
+        "oof_specificity": specificity,
+        "assessment": assessment,
+        "megabytes": round(saved.stat().st_size / 1e6, 2),
+    }
 
 
 # ---------------------------------------------------------------- where the heatmap looks
 
-BORDER = 0.1          # width of the border frame, share of the side (frame area 36 %)
-CAPTION = 0.14        # height of the added caption band, share of the side (as ``restyle``)
+BORDER = 0.1  # width of the border frame, share of the side (frame area 36 %)
+CAPTION = 0.14  # height of the added caption band, share of the side (as ``restyle``)
 
 
 def cam_mass(model, photos: list[Photo], images, seed: int, n_boot: int = N_BOOT) -> dict:
@@ -488,7 +589,7 @@ def cam_mass(model, photos: list[Photo], images, seed: int, n_boot: int = N_BOOT
     size = model.input_size
     edge, band = int(size * BORDER), int(size * CAPTION)
     frame = np.ones((size, size), dtype=bool)
-    frame[edge:size - edge, edge:size - edge] = False
+    frame[edge : size - edge, edge : size - edge] = False
     border_share, caption_share = [], []
     for image in images:
         plain = as_is(image, size)
@@ -497,7 +598,7 @@ def cam_mass(model, photos: list[Photo], images, seed: int, n_boot: int = N_BOOT
         _, cams = fast_gradcam(model.net, x)
         total = cams.sum(axis=(1, 2)) + 1e-9
         border_share.append(float(cams[0][frame].sum() / total[0]))
-        caption_share.append(float(cams[1][size - band:].sum() / total[1]))
+        caption_share.append(float(cams[1][size - band :].sum() / total[1]))
     sources = np.array([p.source for p in photos])
     groups = np.array([p.group for p in photos])
     report = {"border_area_share": float(frame.mean()), "caption_area_share": band / size}
@@ -506,7 +607,10 @@ def cam_mass(model, photos: list[Photo], images, seed: int, n_boot: int = N_BOOT
         entry = {}
         for label, values in (("border_mass", np.array(border_share)), ("caption_mass", np.array(caption_share))):
             v = values[idx]
-            entry[label] = {"value": float(v.mean()), "n": int(len(v)),
-                            "ci95": grouped_bootstrap(lambda i: float(v[i].mean()), groups[idx], n_boot, seed)}
+            entry[label] = {
+                "value": float(v.mean()),
+                "n": int(len(v)),
+                "ci95": grouped_bootstrap(lambda i, v=v: float(v[i].mean()), groups[idx], n_boot, seed),
+            }
         report[name] = entry
     return report

@@ -16,6 +16,7 @@ Looks (what the backbone sees):
 - augmented views of the harmonised photo (scale, colour, blur, resolution and JPEG);
 - ``STYLES``: the harmonised photo re-made in another source's look (the style-invariance check).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw
 from torchvision.transforms import v2 as T
 
 from ..architectures import LesionNet, get_arch
@@ -43,9 +44,9 @@ MPOX = "mpox"
 @dataclass(frozen=True)
 class Source:
     name: str
-    folder: str           # relative to the data root
-    label: str            # one of CLASSES
-    grouping: str         # "patient_id" | "file" | "phash"
+    folder: str  # relative to the data root
+    label: str  # one of CLASSES
+    grouping: str  # "patient_id" | "file" | "phash"
 
 
 SOURCES = (
@@ -58,7 +59,7 @@ SOURCES = (
 )
 # Hamming distance (of 64 bits) up to which two photos count as near-duplicates (either hash).
 PHASH_MAX_DISTANCE = 10
-CENTRE_FRACTION = 0.8      # side of the harmonised centre square, share of the shorter side
+CENTRE_FRACTION = 0.8  # side of the harmonised centre square, share of the shorter side
 HARMONISED_JPEG = 75
 SIZE = 224
 # The style-invariance copies are made of MSLD's photos (the one mpox source and its negatives):
@@ -76,6 +77,7 @@ class Photo:
 
 
 # ---------------------------------------------------------------- reading and grouping
+
 
 def perceptual_hashes(image: Image.Image) -> tuple[int, int]:
     """(difference hash, DCT perceptual hash), 64 bits each, of the greyscale photo."""
@@ -104,8 +106,9 @@ def near_duplicate_groups(hashes: list[tuple[int, int]], max_distance: int = PHA
     return [root(i) for i in range(len(hashes))]
 
 
-def read_sources(root: Path, log=print, per_source: int | None = None, seed: int = 0
-                 ) -> tuple[list[Photo], list[Image.Image]]:
+def read_sources(
+    root: Path, log=print, per_source: int | None = None, seed: int = 0
+) -> tuple[list[Photo], list[Image.Image]]:
     """The readable photos of every source under ``root`` (missing sources are skipped, with a
     line in the log) with their group; near-duplicate groups span all phash sources together.
     ``per_source``: at most this many files per source, drawn at random (``seed``), for a CPU budget."""
@@ -122,11 +125,14 @@ def read_sources(root: Path, log=print, per_source: int | None = None, seed: int
         for path in paths:
             try:
                 image = load_image(path)
-            except Exception as error:   # an unreadable file is reported and left out, never fatal
+            except Exception as error:  # an unreadable file is reported and left out, never fatal
                 log(f"  skipped {path}: {type(error).__name__}")
                 continue
-            group = (f"{source.name}:{path.stem.split('_')[0]}" if source.grouping == "patient_id"
-                     else f"{source.name}:{path.name}")
+            group = (
+                f"{source.name}:{path.stem.split('_')[0]}"
+                if source.grouping == "patient_id"
+                else f"{source.name}:{path.name}"
+            )
             if source.grouping == "phash":
                 hashed.append(len(photos))
             photos.append(Photo(path, source.name, source.label, group))
@@ -142,6 +148,7 @@ def read_sources(root: Path, log=print, per_source: int | None = None, seed: int
 
 # ---------------------------------------------------------------- looks
 
+
 def jpeg(image: Image.Image, quality: int) -> Image.Image:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=int(quality))
@@ -153,8 +160,7 @@ def _uniform(line: np.ndarray) -> bool:
     """A caption / watermark bar: a row or column that is nearly one flat colour, or nearly white or
     black (text on a bar leaves most of the line at the bar's colour)."""
     grey = line.mean(axis=-1)
-    return bool(np.median(np.abs(grey - np.median(grey))) < 4 or np.mean(grey > 235) > 0.8
-                or np.mean(grey < 20) > 0.8)
+    return bool(np.median(np.abs(grey - np.median(grey))) < 4 or np.mean(grey > 235) > 0.8 or np.mean(grey < 20) > 0.8)
 
 
 def trim_bands(image: Image.Image, max_fraction: float = 0.3) -> Image.Image:
@@ -187,8 +193,9 @@ def harmonised_base(image: Image.Image) -> Image.Image:
 
 def harmonise(image: Image.Image, size: int = SIZE) -> Image.Image:
     """The one look every source is brought to: ``harmonised_base`` at ``size``, JPEG quality 75."""
-    return jpeg(harmonised_base(image).resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0),
-                HARMONISED_JPEG)
+    return jpeg(
+        harmonised_base(image).resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0), HARMONISED_JPEG
+    )
 
 
 def as_is(image: Image.Image, size: int = SIZE) -> Image.Image:
@@ -205,23 +212,26 @@ class _RandomDownscale:
 
     def __call__(self, image: Image.Image) -> Image.Image:
         scale = float(torch.empty(1).uniform_(0.25, 1.0))
-        small = image.resize((max(16, int(image.width * scale)), max(16, int(image.height * scale))),
-                             Image.Resampling.BILINEAR)
+        small = image.resize(
+            (max(16, int(image.width * scale)), max(16, int(image.height * scale))), Image.Resampling.BILINEAR
+        )
         return small.resize(image.size, Image.Resampling.BILINEAR)
 
 
 def augmentation(size: int = SIZE) -> T.Compose:
     """Strong photometric and scale augmentation of the harmonised base."""
-    return T.Compose([
-        T.RandomRotation(30),
-        T.RandomResizedCrop(size, scale=(0.25, 1.0), ratio=(0.75, 1.33), antialias=True),
-        T.RandomHorizontalFlip(),
-        T.RandomVerticalFlip(),
-        T.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.5, hue=0.06),
-        T.RandomApply([T.GaussianBlur(5, sigma=(0.1, 1.5))], p=0.4),
-        T.RandomApply([_RandomDownscale()], p=0.5),
-        _RandomJpeg(),
-    ])
+    return T.Compose(
+        [
+            T.RandomRotation(30),
+            T.RandomResizedCrop(size, scale=(0.25, 1.0), ratio=(0.75, 1.33), antialias=True),
+            T.RandomHorizontalFlip(),
+            T.RandomVerticalFlip(),
+            T.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.5, hue=0.06),
+            T.RandomApply([T.GaussianBlur(5, sigma=(0.1, 1.5))], p=0.4),
+            T.RandomApply([_RandomDownscale()], p=0.5),
+            _RandomJpeg(),
+        ]
+    )
 
 
 def _caption_band(image: Image.Image, rng: np.random.Generator) -> Image.Image:
@@ -229,7 +239,7 @@ def _caption_band(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     draw = ImageDraw.Draw(copy)
     band = int(image.height * 0.14)
     draw.rectangle((0, image.height - band, image.width, image.height), fill=(255, 255, 255))
-    draw.text((6, image.height - band + 4), "Fig. 2  Lesion, day %d" % rng.integers(2, 15), fill=(0, 0, 0))
+    draw.text((6, image.height - band + 4), f"Fig. 2  Lesion, day {rng.integers(2, 15)}", fill=(0, 0, 0))
     return copy
 
 
@@ -244,13 +254,14 @@ def _watermark(image: Image.Image, rng: np.random.Generator) -> Image.Image:
 
 def restyle(image: Image.Image, style: str, rng: np.random.Generator) -> Image.Image:
     """The harmonised photo re-made in another source's look (all at ``SIZE``)."""
-    if style == "tight_crop":     # MSLD's tight 224 px crops around the lesion
+    if style == "tight_crop":  # MSLD's tight 224 px crops around the lesion
         return centre_square(image, 0.6).resize(image.size, Image.Resampling.BILINEAR)
     if style == "web_jpeg":
         return jpeg(image, 25)
     if style == "downscale":
         return image.resize((image.width // 3, image.height // 3), Image.Resampling.BILINEAR).resize(
-            image.size, Image.Resampling.BILINEAR)
+            image.size, Image.Resampling.BILINEAR
+        )
     if style == "colour_cast":
         gains = rng.uniform(0.85, 1.15, size=3)
         array = np.asarray(image, dtype=np.float32)
@@ -264,22 +275,34 @@ def restyle(image: Image.Image, style: str, rng: np.random.Generator) -> Image.I
 
 # ---------------------------------------------------------------- features
 
+
 def pooled_features(net: LesionNet, arch: str, crops: list[Image.Image], batch: int = 32) -> torch.Tensor:
     spec = get_arch(arch)
     out = []
     with torch.inference_mode():
         for start in range(0, len(crops), batch):
-            out.append(net.pooled(net.features(to_batch(crops[start:start + batch], spec.mean, spec.std))))
+            out.append(net.pooled(net.features(to_batch(crops[start : start + batch], spec.mean, spec.std))))
     return torch.cat(out)
 
 
 def cache_key(photos: list[Photo], arch: str, views: int, seed: int) -> str:
-    text = "|".join(f"{p.path}:{p.path.stat().st_size}" for p in photos) + f"|{arch}|{views}|{seed}|{STYLES}|{STYLED_SOURCES}"
+    text = (
+        "|".join(f"{p.path}:{p.path.stat().st_size}" for p in photos)
+        + f"|{arch}|{views}|{seed}|{STYLES}|{STYLED_SOURCES}"
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def extract(photos: list[Photo], images: list[Image.Image], net: LesionNet, arch: str, views: int,
-            seed: int, log=print, batch: int = 48) -> dict:
+def extract(
+    photos: list[Photo],
+    images: list[Image.Image],
+    net: LesionNet,
+    arch: str,
+    views: int,
+    seed: int,
+    log=print,
+    batch: int = 48,
+) -> dict:
     """Per photo: features (fp16) of the as-is and harmonised looks and ``views`` augmented views;
     for the photos of ``STYLED_SOURCES`` one copy per style too (``styled`` marks them; other rows
     of the ``style_*`` entries are zero); the harmonised crop's quality measures (the assessability
@@ -318,8 +341,11 @@ def extract(photos: list[Photo], images: list[Image.Image], net: LesionNet, arch
     log(f"  features {len(images)}/{len(images)} ({time.perf_counter() - start:.0f} s)")
     width = features["as_is"][0].shape[0]
     zero = torch.zeros(width, dtype=torch.float16)
-    cache = {kind: torch.stack([row if row is not None else zero for row in rows])
-             for kind, rows in features.items() if not kind.startswith("augmented_")}
+    cache = {
+        kind: torch.stack([row if row is not None else zero for row in rows])
+        for kind, rows in features.items()
+        if not kind.startswith("augmented_")
+    }
     cache["augmented"] = torch.stack([torch.stack(features[f"augmented_{v}"]) for v in range(views)], dim=1)
     cache["styled"] = torch.tensor(styled)
     cache["quality"] = quality
@@ -334,8 +360,9 @@ def backbone(arch: str) -> LesionNet:
     return net.eval().to(memory_format=torch.channels_last)
 
 
-def load_features(root: Path, arch: str, views: int, seed: int, cache_dir: Path, log=print,
-                  per_source: int | None = None) -> tuple[list[Photo], dict]:
+def load_features(
+    root: Path, arch: str, views: int, seed: int, cache_dir: Path, log=print, per_source: int | None = None
+) -> tuple[list[Photo], dict]:
     """Photos and their cached features (computed once per data, backbone, views and seed)."""
     log(f"reading sources under {root}" + (f", at most {per_source} photos per source" if per_source else ""))
     photos, images = read_sources(Path(root), log, per_source, seed)

@@ -15,15 +15,16 @@ the model sees at inference) and resized to the input size.
 Both modes: class-balanced loss (positive weight = negatives / positives), early stopping on the
 validation AUC of a patient-grouped split of the training data, seeded.
 """
+
 from __future__ import annotations
 
 import copy
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -33,9 +34,9 @@ from torchvision.transforms import v2 as T
 
 from ..architectures import LesionNet, get_arch
 from ..checkpoint import CheckpointError, read_checkpoint
-from .data import Sample, grouped_folds, grouped_holdout
 from ..metrics import binary_metrics, mean_sd, roc_auc, threshold_for_sensitivity
 from ..preprocess import crop_resize, load_image, to_batch
+from .data import Sample, grouped_folds, grouped_holdout
 
 Log = Callable[[str], None]
 
@@ -43,11 +44,11 @@ Log = Callable[[str], None]
 @dataclass
 class TrainConfig:
     arch: str = "densenet121"
-    init: str = "imagenet"          # "imagenet" | "none" | path to a checkpoint / state dict
+    init: str = "imagenet"  # "imagenet" | "none" | path to a checkpoint / state dict
     input_size: int = 224
-    views: int = 8                  # cached augmented views per image (transfer mode)
-    epochs: int = 100               # head epochs (transfer) or total epochs (scratch)
-    finetune_epochs: int = 0        # transfer stage 2: train the backbone tail too
+    views: int = 8  # cached augmented views per image (transfer mode)
+    epochs: int = 100  # head epochs (transfer) or total epochs (scratch)
+    finetune_epochs: int = 0  # transfer stage 2: train the backbone tail too
     lr: float = 1e-3
     finetune_lr: float = 1e-4
     weight_decay: float = 1e-4
@@ -64,13 +65,15 @@ class TrainConfig:
 
 def augmentation(size: int) -> T.Compose:
     """Rotation, crop + zoom, flips, brightness/contrast."""
-    return T.Compose([
-        T.RandomRotation(20),
-        T.RandomResizedCrop(size, scale=(0.6, 1.0), ratio=(0.85, 1.18), antialias=True),
-        T.RandomHorizontalFlip(),
-        T.RandomVerticalFlip(),
-        T.ColorJitter(brightness=0.25, contrast=0.25),
-    ])
+    return T.Compose(
+        [
+            T.RandomRotation(20),
+            T.RandomResizedCrop(size, scale=(0.6, 1.0), ratio=(0.85, 1.18), antialias=True),
+            T.RandomHorizontalFlip(),
+            T.RandomVerticalFlip(),
+            T.ColorJitter(brightness=0.25, contrast=0.25),
+        ]
+    )
 
 
 def build_initial_network(config: TrainConfig) -> LesionNet:
@@ -97,8 +100,10 @@ def _load_initial_weights(net: LesionNet, path: Path, arch: str) -> None:
     result = net.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
     missing = [k for k in result.missing_keys if k.startswith("features.")]
     if missing or not state:
-        raise SystemExit(f"--init {path}: weights do not fit {arch} "
-                         f"(missing e.g. {missing[:3]}); use '--init none' or '--init imagenet'")
+        raise SystemExit(
+            f"--init {path}: weights do not fit {arch} "
+            f"(missing e.g. {missing[:3]}); use '--init none' or '--init imagenet'"
+        )
 
 
 def image_keys(samples: list[Sample]) -> list[str]:
@@ -118,8 +123,15 @@ class TransferCache:
     With ``cache_dir`` the tensors are kept on disk, keyed by the images and every setting that
     changes them, so repeated runs (CV, then the final model) skip the backbone."""
 
-    def __init__(self, net: LesionNet, images: list[Image.Image], config: TrainConfig, log: Log,
-                 cache_dir: Path | None = None, image_keys: list[str] | None = None):
+    def __init__(
+        self,
+        net: LesionNet,
+        images: list[Image.Image],
+        config: TrainConfig,
+        log: Log,
+        cache_dir: Path | None = None,
+        image_keys: list[str] | None = None,
+    ):
         spec = get_arch(config.arch)
         _, tail = spec.split_features(net)
         net.eval().to(memory_format=torch.channels_last)
@@ -127,15 +139,16 @@ class TransferCache:
         if cache_dir is not None:
             init_file = Path(config.init)
             init_stamp = init_file.stat().st_mtime_ns if init_file.is_file() else None
-            key = json.dumps([config.arch, config.init, init_stamp, config.input_size, config.views,
-                              config.seed, image_keys or []])
+            key = json.dumps(
+                [config.arch, config.init, init_stamp, config.input_size, config.views, config.seed, image_keys or []]
+            )
             path = Path(cache_dir) / f"{config.arch}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
             if path.is_file():
                 self.trunk_out, self.pooled = torch.load(path, weights_only=True)
                 log(f"  loaded cached backbone outputs from {path}")
                 return
         self._compute(net, images, config, log)
-        with torch.inference_mode():                    # pooled features with the pretrained tail
+        with torch.inference_mode():  # pooled features with the pretrained tail
             self.pooled = torch.stack([net.pooled(tail(c.float())) for c in self.trunk_out])
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -152,14 +165,26 @@ class TransferCache:
             with torch.inference_mode():
                 chunks.append(trunk(to_batch(views, spec.mean, spec.std)).half())
             if (i + 1) % 25 == 0 or i + 1 == len(images):
-                log(f"  cached {i + 1}/{len(images)} images x {config.views + 1} views "
-                    f"({time.perf_counter() - start:.0f} s)")
-        self.trunk_out = torch.stack(chunks)            # (N, V+1, C, h, w) fp16
+                log(
+                    f"  cached {i + 1}/{len(images)} images x {config.views + 1} views "
+                    f"({time.perf_counter() - start:.0f} s)"
+                )
+        self.trunk_out = torch.stack(chunks)  # (N, V+1, C, h, w) fp16
 
 
-def _fit(net: LesionNet, parameters: list[torch.nn.Parameter], forward, labels: np.ndarray,
-         train_idx: np.ndarray, val_idx: np.ndarray, epochs: int, lr: float, config: TrainConfig,
-         log: Log, stage: str) -> dict:
+def _fit(
+    net: LesionNet,
+    parameters: list[torch.nn.Parameter],
+    forward,
+    labels: np.ndarray,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    epochs: int,
+    lr: float,
+    config: TrainConfig,
+    log: Log,
+    stage: str,
+) -> dict:
     """Generic loop: ``forward(idx, train) -> logits``. Keeps the weights of the best validation AUC."""
     generator = torch.Generator().manual_seed(config.seed)
     y = torch.tensor(labels, dtype=torch.float32)
@@ -172,8 +197,7 @@ def _fit(net: LesionNet, parameters: list[torch.nn.Parameter], forward, labels: 
         order = torch.as_tensor(train_idx)[torch.randperm(len(train_idx), generator=generator)]
         losses = []
         for batch in order.split(config.batch_size):
-            loss = F.binary_cross_entropy_with_logits(forward(batch.numpy(), True), y[batch],
-                                                      pos_weight=pos_weight)
+            loss = F.binary_cross_entropy_with_logits(forward(batch.numpy(), True), y[batch], pos_weight=pos_weight)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -187,14 +211,15 @@ def _fit(net: LesionNet, parameters: list[torch.nn.Parameter], forward, labels: 
             val_loss = F.binary_cross_entropy_with_logits(val_logits, y[val_idx], pos_weight=pos_weight).item()
         val_auc = roc_auc(labels[val_idx], val_logits.numpy())
         if (val_auc, -val_loss) > (best["val_auc"], -best["val_loss"]):
-            best = {"epoch": epoch, "val_auc": val_auc, "val_loss": val_loss,
-                    "state": copy.deepcopy(net.state_dict())}
+            best = {"epoch": epoch, "val_auc": val_auc, "val_loss": val_loss, "state": copy.deepcopy(net.state_dict())}
             waited = 0
         else:
             waited += 1
         if epoch == 1 or epoch % 10 == 0 or waited > config.patience:
-            log(f"  {stage} epoch {epoch}: train loss {np.mean(losses):.3f}, val loss {val_loss:.3f}, "
-                f"val AUC {val_auc:.3f} (best {best['val_auc']:.3f} @ {best['epoch']})")
+            log(
+                f"  {stage} epoch {epoch}: train loss {np.mean(losses):.3f}, val loss {val_loss:.3f}, "
+                f"val AUC {val_auc:.3f} (best {best['val_auc']:.3f} @ {best['epoch']})"
+            )
         if waited > config.patience:
             break
     if best["state"] is not None:
@@ -208,10 +233,16 @@ def _view_index(n: int, n_views: int, train: bool, generator: torch.Generator) -
     return torch.randint(1, n_views + 1, (n,), generator=generator)
 
 
-def train_network(images: list[Image.Image], labels: np.ndarray, groups: np.ndarray,
-                  train_idx: np.ndarray, config: TrainConfig, log: Log,
-                  cache: TransferCache | None = None, base_net: LesionNet | None = None
-                  ) -> tuple[LesionNet, Callable[[np.ndarray], np.ndarray], list[dict]]:
+def train_network(
+    images: list[Image.Image],
+    labels: np.ndarray,
+    groups: np.ndarray,
+    train_idx: np.ndarray,
+    config: TrainConfig,
+    log: Log,
+    cache: TransferCache | None = None,
+    base_net: LesionNet | None = None,
+) -> tuple[LesionNet, Callable[[np.ndarray], np.ndarray], list[dict]]:
     """Trains on ``train_idx`` (early stopping on a patient-grouped split of it). Returns the
     network, ``predict(idx) -> P(positive)`` for the plain views, and the training history."""
     torch.manual_seed(config.seed)
@@ -219,8 +250,7 @@ def train_network(images: list[Image.Image], labels: np.ndarray, groups: np.ndar
     net = copy.deepcopy(base_net) if base_net is not None else build_initial_network(config)
     net.to(memory_format=torch.channels_last)
     if config.val_fraction > 0:
-        inner_train, inner_val = grouped_holdout(labels[train_idx], groups[train_idx],
-                                                 config.val_fraction, config.seed)
+        inner_train, inner_val = grouped_holdout(labels[train_idx], groups[train_idx], config.val_fraction, config.seed)
         fit_idx, val_idx = train_idx[inner_train], train_idx[inner_val]
     else:
         fit_idx, val_idx = train_idx, np.array([], dtype=int)
@@ -241,8 +271,9 @@ def train_network(images: list[Image.Image], labels: np.ndarray, groups: np.ndar
             views = _view_index(len(idx), config.views, train, generator)
             return net.head.fc(net.head.dropout(cache.pooled[idx, views]))[:, 0]
 
-        history.append(_fit(net, head, head_forward, labels, fit_idx, val_idx, config.epochs,
-                            config.lr, config, log, "head"))
+        history.append(
+            _fit(net, head, head_forward, labels, fit_idx, val_idx, config.epochs, config.lr, config, log, "head")
+        )
         forward = head_forward
         if config.finetune_epochs > 0:
             _, tail = spec.split_features(net)
@@ -256,28 +287,56 @@ def train_network(images: list[Image.Image], labels: np.ndarray, groups: np.ndar
                 x = cache.trunk_out[idx, views].float().contiguous(memory_format=torch.channels_last)
                 return net.head.fc(net.head.dropout(net.pooled(tail(x))))[:, 0]
 
-            history.append(_fit(net, tuned, tail_forward, labels, fit_idx, val_idx,
-                                config.finetune_epochs, config.finetune_lr, config, log, "finetune"))
+            history.append(
+                _fit(
+                    net,
+                    tuned,
+                    tail_forward,
+                    labels,
+                    fit_idx,
+                    val_idx,
+                    config.finetune_epochs,
+                    config.finetune_lr,
+                    config,
+                    log,
+                    "finetune",
+                )
+            )
             forward = tail_forward
     else:
         for param in net.parameters():
             param.requires_grad_(True)
         augment = augmentation(config.input_size)
+
         def forward(idx, train):
             net.train(train)
             views = [augment(images[i]) if train else images[i] for i in idx]
             return net(to_batch(views, spec.mean, spec.std))[:, 0]
 
-        history.append(_fit(net, list(net.parameters()), forward, labels, fit_idx, val_idx,
-                            config.epochs, config.lr, config, log, "scratch"))
+        history.append(
+            _fit(
+                net,
+                list(net.parameters()),
+                forward,
+                labels,
+                fit_idx,
+                val_idx,
+                config.epochs,
+                config.lr,
+                config,
+                log,
+                "scratch",
+            )
+        )
     net.eval()
     for param in net.parameters():
         param.requires_grad_(False)
 
     def predict(idx: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return torch.sigmoid(torch.cat([forward(chunk, False)
-                                            for chunk in np.array_split(idx, max(1, len(idx) // 32))])).numpy()
+            return torch.sigmoid(
+                torch.cat([forward(chunk, False) for chunk in np.array_split(idx, max(1, len(idx) // 32))])
+            ).numpy()
 
     return net, predict, history
 
@@ -290,43 +349,55 @@ def final_config(config: TrainConfig, report: dict) -> TrainConfig:
         for stage in history:
             best.setdefault(stage["stage"], []).append(stage["best_epoch"])
     first = "head" if config.transfer else "scratch"
-    return replace(config, val_fraction=0.0,
-                   epochs=max(1, int(np.median(best[first]))),
-                   finetune_epochs=int(np.median(best["finetune"])) if "finetune" in best else 0)
+    return replace(
+        config,
+        val_fraction=0.0,
+        epochs=max(1, int(np.median(best[first]))),
+        finetune_epochs=int(np.median(best["finetune"])) if "finetune" in best else 0,
+    )
 
 
-def cross_validate(samples: list[Sample], images: list[Image.Image], config: TrainConfig,
-                   n_folds: int, target_sensitivity: float, log: Log,
-                   fold_model_saver: Callable[[int, LesionNet, np.ndarray], None] | None = None,
-                   cache_dir: Path | None = None) -> tuple[dict, TransferCache | None, LesionNet | None]:
+def cross_validate(
+    samples: list[Sample],
+    images: list[Image.Image],
+    config: TrainConfig,
+    n_folds: int,
+    target_sensitivity: float,
+    log: Log,
+    fold_model_saver: Callable[[int, LesionNet, np.ndarray], None] | None = None,
+    cache_dir: Path | None = None,
+) -> tuple[dict, TransferCache | None, LesionNet | None]:
     """Patient-grouped k-fold CV. Returns (report, cache, base network) so a final model can reuse them."""
     labels = np.array([s.label for s in samples])
     groups = np.array([s.patient_id for s in samples])
     start = time.perf_counter()
     base_net = build_initial_network(config) if config.transfer else None
-    cache = (TransferCache(base_net, images, config, log, cache_dir, image_keys(samples))
-             if config.transfer else None)
+    cache = TransferCache(base_net, images, config, log, cache_dir, image_keys(samples)) if config.transfer else None
     oof = np.full(len(samples), np.nan)
     fold_of = np.full(len(samples), -1)
     per_fold, histories = [], []
     folds = grouped_folds(labels, groups, n_folds, config.seed)
     for k, (train_idx, test_idx) in enumerate(folds):
-        log(f"fold {k + 1}/{n_folds}: {len(train_idx)} train / {len(test_idx)} test images, "
-            f"{len(set(groups[test_idx]))} test patients")
-        net, predict, history = train_network(images, labels, groups, train_idx, config, log,
-                                              cache=cache, base_net=base_net)
+        log(
+            f"fold {k + 1}/{n_folds}: {len(train_idx)} train / {len(test_idx)} test images, "
+            f"{len(set(groups[test_idx]))} test patients"
+        )
+        net, predict, history = train_network(
+            images, labels, groups, train_idx, config, log, cache=cache, base_net=base_net
+        )
         oof[test_idx] = predict(test_idx)
         fold_of[test_idx] = k
         metrics = binary_metrics(labels[test_idx], oof[test_idx], 0.5)
         per_fold.append(metrics)
         histories.append(history)
-        log(f"fold {k + 1}: AUC {metrics['auc']:.3f}, accuracy {metrics['accuracy']:.3f} "
-            f"({time.perf_counter() - start:.0f} s elapsed)")
+        log(
+            f"fold {k + 1}: AUC {metrics['auc']:.3f}, accuracy {metrics['accuracy']:.3f} "
+            f"({time.perf_counter() - start:.0f} s elapsed)"
+        )
         if fold_model_saver is not None:
             fold_model_saver(k, net, train_idx)
     threshold = threshold_for_sensitivity(labels, oof, target_sensitivity)
-    at_threshold = [binary_metrics(labels[fold_of == k], oof[fold_of == k], threshold)
-                    for k in range(n_folds)]
+    at_threshold = [binary_metrics(labels[fold_of == k], oof[fold_of == k], threshold) for k in range(n_folds)]
     report = {
         "config": asdict(config),
         "folds": n_folds,
@@ -342,7 +413,9 @@ def cross_validate(samples: list[Sample], images: list[Image.Image], config: Tra
         "pooled_oof_auc": roc_auc(labels, oof),
         "histories": histories,
         "seconds": time.perf_counter() - start,
-        "predictions": [{"path": str(s.path), "patient_id": s.patient_id, "label": int(s.label),
-                         "fold": int(f), "score": float(p)} for s, f, p in zip(samples, fold_of, oof)],
+        "predictions": [
+            {"path": str(s.path), "patient_id": s.patient_id, "label": int(s.label), "fold": int(f), "score": float(p)}
+            for s, f, p in zip(samples, fold_of, oof)
+        ],
     }
     return report, cache, base_net

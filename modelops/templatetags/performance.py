@@ -1,4 +1,5 @@
 """Formatting of performance figures: a proportion with its 95 % CI and counts, a score, NaN as a dash."""
+
 import math
 
 from django import template

@@ -3,6 +3,7 @@
 Nothing here tells the caller whether an address is registered: every path sends one email to the
 address given and the page says the same thing whatever happened.
 """
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.tokens import default_token_generator
 from django.urls import reverse
@@ -29,24 +30,32 @@ def register_patient(*, email, password, language) -> None:
     existing = user_for_email(email)
     if existing is not None and existing.is_active:
         emails.send_account_email(
-            to=email, subject=_("Someone tried to create an account with your email address"),
-            template="registration/email/already_registered.txt", language=language,
-            context={"login_url": emails.absolute_url(reverse("login")),
-                     "reset_url": emails.absolute_url(reverse("password_reset"))},
+            to=email,
+            subject=_("Someone tried to create an account with your email address"),
+            template="registration/email/already_registered.txt",
+            language=language,
+            context={
+                "login_url": emails.absolute_url(reverse("login")),
+                "reset_url": emails.absolute_url(reverse("password_reset")),
+            },
         )
         return
     user = existing or User(username=email, email=email, is_active=False)
     user.set_password(password)
     user.save()
     emails.send_account_email(
-        to=email, subject=_("Please confirm your email address"),
-        template="registration/email/verify.txt", language=language,
+        to=email,
+        subject=_("Please confirm your email address"),
+        template="registration/email/verify.txt",
+        language=language,
         context={"verify_url": emails.absolute_url(verification_path(user))},
     )
 
 
 def verification_path(user):
-    return reverse("verify-email", args=[urlsafe_base64_encode(force_bytes(user.pk)), default_token_generator.make_token(user)])
+    return reverse(
+        "verify-email", args=[urlsafe_base64_encode(force_bytes(user.pk)), default_token_generator.make_token(user)]
+    )
 
 
 def verify_email(*, uidb64, token):
@@ -74,6 +83,9 @@ def send_sign_in_link(*, email, language, next_url="") -> None:
     elif user.is_staff:
         return  # staff sign in with a password (and django-axes); no link, and the page says the same
     emails.send_account_email(
-        to=email, subject=_("Your sign-in link"), template="registration/email/sign_in_link.txt",
-        language=language, context={"sign_in_url": emails.absolute_url(signin.sign_in_link_path(user=user, next_url=next_url))},
+        to=email,
+        subject=_("Your sign-in link"),
+        template="registration/email/sign_in_link.txt",
+        language=language,
+        context={"sign_in_url": emails.absolute_url(signin.sign_in_link_path(user=user, next_url=next_url))},
     )

@@ -2,7 +2,16 @@ from django.contrib import admin, messages
 from django.utils.html import format_html_join
 
 from core.admin import AuditedReadsAdminMixin, ReadOnlyAdminMixin
-from portal.booking.models import Appointment, Clinic, Closure, ConsentRecord, PatientInformation, Schedule, Service, Slot
+from portal.booking.models import (
+    Appointment,
+    Clinic,
+    Closure,
+    ConsentRecord,
+    PatientInformation,
+    Schedule,
+    Service,
+    Slot,
+)
 from portal.booking.selectors import appointments_during
 from portal.booking.services import generate_slots
 
@@ -37,10 +46,14 @@ class ClosureAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         booked = list(appointments_during(closure=obj).values_list("reference", flat=True))
         if booked:
-            self.message_user(request, (
-                f"{len(booked)} appointment(s) are booked at {obj.clinic} on these days and were not moved: "
-                f"{', '.join(booked)}. Contact the patients to move or cancel them."
-            ), messages.WARNING)
+            self.message_user(
+                request,
+                (
+                    f"{len(booked)} appointment(s) are booked at {obj.clinic} on these days and were not moved: "
+                    f"{', '.join(booked)}. Contact the patients to move or cancel them."
+                ),
+                messages.WARNING,
+            )
 
 
 @admin.register(Service)
@@ -89,8 +102,18 @@ class AppointmentAdmin(AuditedReadsAdminMixin, ReadOnlyAdminMixin, admin.ModelAd
     list_display = ["reference", "patient", "slot", "status", "consent_research"]
     list_filter = ["status", "consent_research", "slot__clinic", "slot__service"]
     search_fields = ["reference", "patient__username", "patient__email"]
-    fields = ["reference", "patient", "slot", "status", "answers", "consent_care", "consent_research", "language",
-              "reminder_sent_at", "created_at"]
+    fields = [
+        "reference",
+        "patient",
+        "slot",
+        "status",
+        "answers",
+        "consent_care",
+        "consent_research",
+        "language",
+        "reminder_sent_at",
+        "created_at",
+    ]
     readonly_fields = fields
     list_select_related = ["patient", "slot__clinic", "slot__service"]
     inlines = [ConsentRecordInline]

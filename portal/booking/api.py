@@ -1,6 +1,7 @@
 """The patient's API (browser session): their own appointments and each photo's status (never a
 score), and cancelling or moving one. `AppointmentChangeView` is also the base of the integration API's cancel
 and move, so every change goes through the booking services the same way (cut-off included)."""
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics
@@ -60,8 +61,14 @@ class PatientView:
         reference = self.kwargs["reference"]
         appointment = appointments.filter(reference=reference).first()
         if appointment is None:
-            deny(self.request, action="view_appointment", asked_for=f"appointment {reference}", rule="own_appointment",
-                 reference=reference, via="api")
+            deny(
+                self.request,
+                action="view_appointment",
+                asked_for=f"appointment {reference}",
+                rule="own_appointment",
+                reference=reference,
+                via="api",
+            )
         return appointment
 
 
@@ -127,6 +134,12 @@ class MyAppointmentPhotosView(PatientView, CasePhotosView):
         reference = self.kwargs["reference"]
         case = patient_case(patient=self.request.user, reference=reference)
         if case is None:
-            deny(self.request, action="view_photo_status", asked_for=f"appointment {reference}", rule="own_appointment",
-                 reference=reference, via="api")
+            deny(
+                self.request,
+                action="view_photo_status",
+                asked_for=f"appointment {reference}",
+                rule="own_appointment",
+                reference=reference,
+                via="api",
+            )
         return case

@@ -1,4 +1,5 @@
 """Consent wording. A record stores the version the patient saw; change the text, change the version."""
+
 from django.utils.translation import gettext_lazy as _
 
 CARE_TEXT_VERSION = "care-2026-11"

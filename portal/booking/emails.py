@@ -1,4 +1,5 @@
 """Emails to patients (Django's email framework), rendered in the language they booked in."""
+
 import logging
 
 from django.conf import settings
@@ -42,9 +43,9 @@ def send_appointment_email(*, appointment, kind):
         context = {
             "appointment": appointment,
             "kind": kind,
-            "sign_in_url": None if kind == CANCELLED else absolute_url(
-                signin.sign_in_link_path(user=appointment.patient, next_url=appointment_path)
-            ),
+            "sign_in_url": None
+            if kind == CANCELLED
+            else absolute_url(signin.sign_in_link_path(user=appointment.patient, next_url=appointment_path)),
             "appointment_url": absolute_url(appointment_path),
             "information_url": absolute_url(reverse("patient-information")),
             "cutoff_hours": settings.BOOKING_CHANGE_CUTOFF_HOURS,

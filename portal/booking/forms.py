@@ -16,7 +16,9 @@ class SignInForm(AuthenticationForm):
         super().__init__(*args, **kwargs)
         self.fields["username"].label = _("Email address or user name")
         self.fields["password"].label = _("Password")
-        refused = _("The email address and password did not match, or the account is not confirmed yet. Please try again.")
+        refused = _(
+            "The email address and password did not match, or the account is not confirmed yet. Please try again."
+        )
         # A copy: AuthenticationForm.error_messages is shared by every login form (admin's too).
         self.error_messages = {**self.error_messages, "invalid_login": refused, "inactive": refused}
 
@@ -27,11 +29,13 @@ class SignInForm(AuthenticationForm):
 
 class SignupForm(forms.Form):
     email = forms.EmailField(
-        label=_("Email address"), help_text=_("We only use it to contact you about your visit."),
+        label=_("Email address"),
+        help_text=_("We only use it to contact you about your visit."),
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
     password = forms.CharField(
-        label=_("Choose a password"), widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        label=_("Choose a password"),
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
         help_text=_("At least 8 characters; not a common password."),
     )
 
@@ -109,7 +113,8 @@ class QuestionnaireForm(QuestionnaireAnswersForm):
     """The pre-visit questions and the two consents."""
 
     consent_care = forms.BooleanField(
-        label=CARE_TEXT, error_messages={"required": _("We need your consent to use your answers and photos for this visit.")}
+        label=CARE_TEXT,
+        error_messages={"required": _("We need your consent to use your answers and photos for this visit.")},
     )
     consent_research = forms.BooleanField(label=RESEARCH_TEXT, required=False)
 

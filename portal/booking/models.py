@@ -58,7 +58,10 @@ class Schedule(models.Model):
         SUNDAY = 6, _("Sunday")
 
     clinician = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="schedules", limit_choices_to={"is_staff": True}
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="schedules",
+        limit_choices_to={"is_staff": True},
     )
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="schedules")
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="schedules")
@@ -90,7 +93,9 @@ class Closure(models.Model):
     class Meta:
         ordering = ["first_day", "clinic__name"]
         constraints = [
-            models.CheckConstraint(condition=Q(last_day__gte=models.F("first_day")), name="closure_ends_on_or_after_start"),
+            models.CheckConstraint(
+                condition=Q(last_day__gte=models.F("first_day")), name="closure_ends_on_or_after_start"
+            ),
         ]
 
     def __str__(self):
@@ -102,7 +107,11 @@ class Slot(models.Model):
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="slots")
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="slots")
     clinician = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="slots",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="slots",
         help_text="Set for slots made from a clinician's schedule.",
     )
     starts_at = models.DateTimeField(db_index=True)
@@ -206,7 +215,9 @@ class ConsentRecord(models.Model):
         ordering = ["-recorded_at", "-id"]
 
     def __str__(self):
-        return f"{self.appointment.reference} {self.kind} {'given' if self.given else 'withdrawn'} ({self.text_version})"
+        return (
+            f"{self.appointment.reference} {self.kind} {'given' if self.given else 'withdrawn'} ({self.text_version})"
+        )
 
 
 class SignInLink(models.Model):

@@ -17,6 +17,7 @@ and models read them):
     vaccination          "none" | "one_dose" | "two_doses" | "unsure"
     notes                free text, "" when not given
 """
+
 from dataclasses import dataclass
 from datetime import date
 
@@ -41,25 +42,64 @@ class Question:
 
 
 QUESTIONS = (
-    Question("onset_date", _("When did the first spot, sore or other symptom appear?"), "date",
-             help_text=_("Leave empty if you are not sure."), required=False),
+    Question(
+        "onset_date",
+        _("When did the first spot, sore or other symptom appear?"),
+        "date",
+        help_text=_("Leave empty if you are not sure."),
+        required=False,
+    ),
     Question("fever", _("Have you had a fever or felt hot and shivery?"), "choice", tuple(YES_NO_UNSURE)),
-    Question("swollen_lymph_nodes", _("Have you noticed swollen glands (in the neck, armpits or groin)?"), "choice",
-             tuple(YES_NO_UNSURE)),
-    Question("lesion_sites", _("Where are the spots or sores?"), "multi", tuple(Photo.BodySite.choices),
-             help_text=_("Tick all that apply."), required=False),
-    Question("lesion_count", _("How many spots or sores are there?"), "choice",
-             (("1", _("One")), ("2_5", _("2 to 5")), ("6_20", _("6 to 20")), ("over_20", _("More than 20")))),
-    Question("pain_itch", _("Are they painful or itchy?"), "choice",
-             (("none", _("Neither")), ("pain", _("Painful")), ("itch", _("Itchy")), ("both", _("Painful and itchy")))),
-    Question("close_contact", _("In the last 21 days, have you had close contact (including sex) with someone who has or may have mpox?"),
-             "choice", tuple(YES_NO_UNSURE)),
-    Question("travel", _("In the last 21 days, have you travelled outside the country?"), "choice",
-             (("yes", _("Yes")), ("no", _("No")))),
+    Question(
+        "swollen_lymph_nodes",
+        _("Have you noticed swollen glands (in the neck, armpits or groin)?"),
+        "choice",
+        tuple(YES_NO_UNSURE),
+    ),
+    Question(
+        "lesion_sites",
+        _("Where are the spots or sores?"),
+        "multi",
+        tuple(Photo.BodySite.choices),
+        help_text=_("Tick all that apply."),
+        required=False,
+    ),
+    Question(
+        "lesion_count",
+        _("How many spots or sores are there?"),
+        "choice",
+        (("1", _("One")), ("2_5", _("2 to 5")), ("6_20", _("6 to 20")), ("over_20", _("More than 20"))),
+    ),
+    Question(
+        "pain_itch",
+        _("Are they painful or itchy?"),
+        "choice",
+        (("none", _("Neither")), ("pain", _("Painful")), ("itch", _("Itchy")), ("both", _("Painful and itchy"))),
+    ),
+    Question(
+        "close_contact",
+        _("In the last 21 days, have you had close contact (including sex) with someone who has or may have mpox?"),
+        "choice",
+        tuple(YES_NO_UNSURE),
+    ),
+    Question(
+        "travel",
+        _("In the last 21 days, have you travelled outside the country?"),
+        "choice",
+        (("yes", _("Yes")), ("no", _("No"))),
+    ),
     Question("travel_where", _("If you travelled, where to?"), "text", required=False),
-    Question("vaccination", _("Have you had an mpox (smallpox) vaccine?"), "choice",
-             (("none", _("No")), ("one_dose", _("Yes, one dose")), ("two_doses", _("Yes, two doses")),
-              ("unsure", _("Not sure")))),
+    Question(
+        "vaccination",
+        _("Have you had an mpox (smallpox) vaccine?"),
+        "choice",
+        (
+            ("none", _("No")),
+            ("one_dose", _("Yes, one dose")),
+            ("two_doses", _("Yes, two doses")),
+            ("unsure", _("Not sure")),
+        ),
+    ),
     Question("notes", _("Anything else the clinic should know? (optional)"), "text", required=False),
 )
 
@@ -108,7 +148,9 @@ def history_answers(answers) -> dict:
 
 
 def _yes(value) -> bool:
-    return value is True or (isinstance(value, str) and value.strip().lower() in {"yes", "y", "true", "1"}) or value == 1
+    return (
+        value is True or (isinstance(value, str) and value.strip().lower() in {"yes", "y", "true", "1"}) or value == 1
+    )
 
 
 def _date(value):

@@ -1,4 +1,5 @@
 """Reads for booking."""
+
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -18,12 +19,17 @@ def bookable_slots():
 
 def free_slots(*, clinic=None, service=None):
     """Future slots within the booking window with no live booking, on days their site is open, soonest first."""
-    slots = bookable_slots().filter(
-        starts_at__lt=timezone.now() + timedelta(days=settings.BOOKING_DAYS_AHEAD)
-    ).exclude(appointments__status__in=LIVE_STATUSES)
-    closed = Closure.objects.filter(clinic=OuterRef("clinic_id"), first_day__lte=OuterRef("local_day"),
-                                    last_day__gte=OuterRef("local_day"))
-    slots = slots.annotate(local_day=TruncDate("starts_at", tzinfo=timezone.get_current_timezone())).exclude(Exists(closed))
+    slots = (
+        bookable_slots()
+        .filter(starts_at__lt=timezone.now() + timedelta(days=settings.BOOKING_DAYS_AHEAD))
+        .exclude(appointments__status__in=LIVE_STATUSES)
+    )
+    closed = Closure.objects.filter(
+        clinic=OuterRef("clinic_id"), first_day__lte=OuterRef("local_day"), last_day__gte=OuterRef("local_day")
+    )
+    slots = slots.annotate(local_day=TruncDate("starts_at", tzinfo=timezone.get_current_timezone())).exclude(
+        Exists(closed)
+    )
     if clinic is not None:
         slots = slots.filter(clinic=clinic)
     if service is not None:
@@ -36,7 +42,9 @@ def free_days(*, clinic, service):
     rows = (
         free_slots(clinic=clinic, service=service)
         .annotate(day=TruncDate("starts_at", tzinfo=timezone.get_current_timezone()))
-        .values("day").annotate(free=Count("pk")).order_by("day")
+        .values("day")
+        .annotate(free=Count("pk"))
+        .order_by("day")
     )
     return [(row["day"], row["free"]) for row in rows]
 
@@ -44,7 +52,9 @@ def free_days(*, clinic, service):
 def free_times(*, clinic, service, day):
     """The free slots of one local day, one per start time (any clinician will do for the patient)."""
     start = timezone.make_aware(datetime.combine(day, datetime.min.time()))
-    slots = free_slots(clinic=clinic, service=service).filter(starts_at__gte=start, starts_at__lt=start + timedelta(days=1))
+    slots = free_slots(clinic=clinic, service=service).filter(
+        starts_at__gte=start, starts_at__lt=start + timedelta(days=1)
+    )
     by_time = {}
     for slot in slots:
         by_time.setdefault(slot.starts_at, slot)
@@ -100,5 +110,8 @@ def appointments_during(*, closure):
     start = timezone.make_aware(datetime.combine(closure.first_day, datetime.min.time()), tz)
     end = timezone.make_aware(datetime.combine(closure.last_day + timedelta(days=1), datetime.min.time()), tz)
     return Appointment.objects.filter(
-        status=Appointment.Status.BOOKED, slot__clinic_id=closure.clinic_id, slot__starts_at__gte=start, slot__starts_at__lt=end,
+        status=Appointment.Status.BOOKED,
+        slot__clinic_id=closure.clinic_id,
+        slot__starts_at__gte=start,
+        slot__starts_at__lt=end,
     ).order_by("slot__starts_at")

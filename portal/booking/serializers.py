@@ -26,7 +26,8 @@ class PatientSlotSerializer(serializers.ModelSerializer):
 
 class RescheduleRequestSerializer(serializers.Serializer):
     slot = serializers.IntegerField(
-        min_value=1, help_text="The id of a free slot for the same service (listed by the matching `slots/`).",
+        min_value=1,
+        help_text="The id of a free slot for the same service (listed by the matching `slots/`).",
     )
     change_site = serializers.BooleanField(
         default=False,

@@ -1,4 +1,5 @@
 """Writes for booking: slots, appointments and consents are made and changed only here."""
+
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -31,9 +32,11 @@ def generate_slots(*, days_ahead=None, today=None) -> int:
     today = today or timezone.localdate()
     now = timezone.now()
     last_day = today + timedelta(days=days_ahead)
-    schedules = Schedule.objects.filter(service__is_active=True, valid_from__lte=last_day).exclude(
-        valid_until__lt=today
-    ).select_related("service")
+    schedules = (
+        Schedule.objects.filter(service__is_active=True, valid_from__lte=last_day)
+        .exclude(valid_until__lt=today)
+        .select_related("service")
+    )
     closed = closed_days(clinic_ids={schedule.clinic_id for schedule in schedules}, first_day=today, last_day=last_day)
     new_slots = []
     for schedule in schedules:
@@ -45,11 +48,15 @@ def generate_slots(*, days_ahead=None, today=None) -> int:
                 end = timezone.make_aware(datetime.combine(day, schedule.end_time))
                 while start + length <= end:
                     if start > now:
-                        new_slots.append(Slot(
-                            clinic_id=schedule.clinic_id, service_id=schedule.service_id,
-                            clinician_id=schedule.clinician_id, starts_at=start,
-                            duration_minutes=schedule.service.duration_minutes,
-                        ))
+                        new_slots.append(
+                            Slot(
+                                clinic_id=schedule.clinic_id,
+                                service_id=schedule.service_id,
+                                clinician_id=schedule.clinician_id,
+                                starts_at=start,
+                                duration_minutes=schedule.service.duration_minutes,
+                            )
+                        )
                     start += length
             day += timedelta(days=1)
     before = Slot.objects.count()
@@ -58,7 +65,14 @@ def generate_slots(*, days_ahead=None, today=None) -> int:
 
 
 def book_appointment(
-    *, patient, slot, consent_care, consent_research=False, questionnaire=None, language="en", booked_by=None,
+    *,
+    patient,
+    slot,
+    consent_care,
+    consent_research=False,
+    questionnaire=None,
+    language="en",
+    booked_by=None,
     request=None,
 ) -> Appointment:
     """Book a slot, open its triage case and record the consents, in one transaction. `booked_by` is
@@ -82,16 +96,28 @@ def book_appointment(
                 language=language,
             )
             ConsentRecord.objects.create(
-                appointment=appointment, kind=ConsentRecord.Kind.CARE, given=True,
-                text_version=CARE_TEXT_VERSION, recorded_by=patient,
+                appointment=appointment,
+                kind=ConsentRecord.Kind.CARE,
+                given=True,
+                text_version=CARE_TEXT_VERSION,
+                recorded_by=patient,
             )
             ConsentRecord.objects.create(
-                appointment=appointment, kind=ConsentRecord.Kind.RESEARCH, given=consent_research,
-                text_version=RESEARCH_TEXT_VERSION, recorded_by=patient,
+                appointment=appointment,
+                kind=ConsentRecord.Kind.RESEARCH,
+                given=consent_research,
+                text_version=RESEARCH_TEXT_VERSION,
+                recorded_by=patient,
             )
             case = create_case(appointment=appointment)
-            audit(actor=booked_by or patient, action="book_appointment", obj=case, request=request,
-                  slot=slot.pk, starts_at=slot.starts_at.isoformat())
+            audit(
+                actor=booked_by or patient,
+                action="book_appointment",
+                obj=case,
+                request=request,
+                slot=slot.pk,
+                starts_at=slot.starts_at.isoformat(),
+            )
             emails.send_on_commit(appointment=appointment, kind=emails.BOOKED)
     except IntegrityError:
         raise ValidationError(slot_taken_message(), code="slot_taken")
@@ -113,8 +139,11 @@ def reschedule_appointment(*, appointment, slot, actor, change_site=False, reque
     previous_site = appointment.slot.clinic
     if slot.clinic_id != previous_site.pk and not change_site:
         raise ValidationError(
-            _("That time is at %(site)s, but you are booked at %(booked)s. Please confirm that you want to "
-              "change clinic, or choose a time at %(booked)s.") % {"site": slot.clinic, "booked": previous_site},
+            _(
+                "That time is at %(site)s, but you are booked at %(booked)s. Please confirm that you want to "
+                "change clinic, or choose a time at %(booked)s."
+            )
+            % {"site": slot.clinic, "booked": previous_site},
             code="other_site",
         )
     try:
@@ -124,12 +153,20 @@ def reschedule_appointment(*, appointment, slot, actor, change_site=False, reque
             appointment.slot = slot
             appointment.reminder_sent_at = None
             appointment.save(update_fields=["slot", "reminder_sent_at"])
-            audit(actor=actor, action="reschedule_appointment", obj=appointment.case, request=request,
-                  slot=slot.pk, starts_at=slot.starts_at.isoformat())
+            audit(
+                actor=actor,
+                action="reschedule_appointment",
+                obj=appointment.case,
+                request=request,
+                slot=slot.pk,
+                starts_at=slot.starts_at.isoformat(),
+            )
             if slot.clinic_id != previous_site.pk:
                 record_site_change(case=appointment.case, previous_site=previous_site, actor=actor, request=request)
             emails.send_on_commit(appointment=appointment, kind=emails.RESCHEDULED)
-            send_on_commit(events.appointment_rescheduled, appointment=appointment, previous_starts_at=previous_starts_at)
+            send_on_commit(
+                events.appointment_rescheduled, appointment=appointment, previous_starts_at=previous_starts_at
+            )
     except IntegrityError:
         appointment.refresh_from_db()
         raise ValidationError(slot_taken_message(), code="slot_taken")
@@ -172,8 +209,11 @@ def set_research_consent(*, appointment, given, actor) -> Appointment:
         appointment.consent_research = given
         appointment.save(update_fields=["consent_research"])
         ConsentRecord.objects.create(
-            appointment=appointment, kind=ConsentRecord.Kind.RESEARCH, given=given,
-            text_version=RESEARCH_TEXT_VERSION, recorded_by=actor,
+            appointment=appointment,
+            kind=ConsentRecord.Kind.RESEARCH,
+            given=given,
+            text_version=RESEARCH_TEXT_VERSION,
+            recorded_by=actor,
         )
     return appointment
 
@@ -184,8 +224,10 @@ def send_due_reminders(*, now=None) -> int:
     tomorrow = timezone.localdate(now) + timedelta(days=1)
     start = timezone.make_aware(datetime.combine(tomorrow, datetime.min.time()))
     due = Appointment.objects.filter(
-        status=Appointment.Status.BOOKED, reminder_sent_at__isnull=True,
-        slot__starts_at__gte=start, slot__starts_at__lt=start + timedelta(days=1),
+        status=Appointment.Status.BOOKED,
+        reminder_sent_at__isnull=True,
+        slot__starts_at__gte=start,
+        slot__starts_at__lt=start + timedelta(days=1),
     )
     sent = 0
     for appointment_id in due.values_list("pk", flat=True):
@@ -193,7 +235,8 @@ def send_due_reminders(*, now=None) -> int:
             # Claim the row so two beat runs (or workers) never send the same reminder twice.
             appointment = (
                 Appointment.objects.select_for_update(skip_locked=True)
-                .filter(pk=appointment_id, reminder_sent_at__isnull=True).select_related("slot__clinic", "patient")
+                .filter(pk=appointment_id, reminder_sent_at__isnull=True)
+                .select_related("slot__clinic", "patient")
                 .first()
             )
             if appointment is None:
@@ -216,7 +259,10 @@ def _check_changeable(appointment):
     if not can_change(appointment):
         hours = settings.BOOKING_CHANGE_CUTOFF_HOURS
         raise ValidationError(
-            _("Appointments can be changed or cancelled online until %(hours)s hours before they start. "
-              "Please call the clinic.") % {"hours": hours},
+            _(
+                "Appointments can be changed or cancelled online until %(hours)s hours before they start. "
+                "Please call the clinic."
+            )
+            % {"hours": hours},
             code="past_cutoff",
         )

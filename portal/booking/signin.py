@@ -1,4 +1,5 @@
 """One-time sign-in links: a random token in the email, only its hash in the database."""
+
 import hashlib
 import secrets
 from datetime import timedelta
@@ -21,7 +22,9 @@ def sign_in_link_path(*, user, next_url="") -> str:
     """Make a link for `user` that signs them in once, within SIGN_IN_LINK_HOURS."""
     token = secrets.token_urlsafe(32)
     SignInLink.objects.create(
-        user=user, token_hash=_hash(token), next_url=next_url,
+        user=user,
+        token_hash=_hash(token),
+        next_url=next_url,
         expires_at=timezone.now() + timedelta(hours=settings.SIGN_IN_LINK_HOURS),
     )
     return reverse("sign-in-link", args=[token])
@@ -30,9 +33,13 @@ def sign_in_link_path(*, user, next_url="") -> str:
 def usable_link(token):
     """The unused, unexpired link for this token, or None (without using it up). Never for staff:
     accounts that see other people's photos sign in with a password."""
-    return SignInLink.objects.filter(
-        token_hash=_hash(token), used_at__isnull=True, expires_at__gt=timezone.now(), user__is_staff=False
-    ).select_related("user").first()
+    return (
+        SignInLink.objects.filter(
+            token_hash=_hash(token), used_at__isnull=True, expires_at__gt=timezone.now(), user__is_staff=False
+        )
+        .select_related("user")
+        .first()
+    )
 
 
 def redeem(token):

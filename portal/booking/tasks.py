@@ -1,4 +1,5 @@
 """Periodic booking work, run by `celery worker --beat` (schedule in settings.CELERY_BEAT_SCHEDULE)."""
+
 from celery import shared_task
 
 from portal.booking import services, signin

@@ -1,4 +1,5 @@
 """Patient pages: accounts, booking, the appointment (photos, consent, changes), information page."""
+
 from datetime import date
 
 from django.conf import settings
@@ -144,9 +145,16 @@ def _picker(request, *, service=None, site=None):
     chosen_site = asked_site if asked_site in offering else default_site
     note = None
     if asked_site is not None and chosen_site != asked_site:
-        note = _("%(site)s does not offer %(service)s online; here are the times at %(other)s.") % {
-            "site": asked_site, "service": chosen_service, "other": chosen_site,
-        } if chosen_site else _("No clinic offers %(service)s online at the moment.") % {"service": chosen_service}
+        note = (
+            _("%(site)s does not offer %(service)s online; here are the times at %(other)s.")
+            % {
+                "site": asked_site,
+                "service": chosen_service,
+                "other": chosen_site,
+            }
+            if chosen_site
+            else _("No clinic offers %(service)s online at the moment.") % {"service": chosen_service}
+        )
     chooser = SiteServiceForm(
         initial={"service": chosen_service, "site": chosen_site}, services=services, sites=clinics_offering(service)
     )
@@ -158,8 +166,12 @@ def _picker(request, *, service=None, site=None):
     if day not in {free_day for free_day, _count in days}:
         day = days[0][0] if days else None
     return {
-        "chooser": chooser, "picker_note": note, "service": chosen_service, "site": chosen_site,
-        "days": days, "day": day,
+        "chooser": chooser,
+        "picker_note": note,
+        "service": chosen_service,
+        "site": chosen_site,
+        "days": days,
+        "day": day,
         "times": free_times(clinic=chosen_site, service=chosen_service, day=day) if day else [],
         "slots": free_slots(clinic=chosen_site, service=chosen_service),
     }
@@ -183,8 +195,11 @@ def book(request):
         except ValidationError as error:
             form.add_error(None, error)
         else:
-            messages.success(request, _("Booked. Your reference is %(reference)s. We have emailed you the details.")
-                             % {"reference": appointment.reference})
+            messages.success(
+                request,
+                _("Booked. Your reference is %(reference)s. We have emailed you the details.")
+                % {"reference": appointment.reference},
+            )
             return redirect("appointment", reference=appointment.reference)
     return render(request, "booking/book.html", {**picker, "form": form, "chosen_slot": form["slot"].value()})
 
@@ -199,11 +214,16 @@ def appointment_detail(request, reference):
             raise Http404
         photos, errors = _accept_upload(request, appointment, form)
         if wants_json:
-            return JsonResponse({"photos": [photo.pk for photo in photos], "errors": errors}, status=400 if errors else 201)
+            return JsonResponse(
+                {"photos": [photo.pk for photo in photos], "errors": errors}, status=400 if errors else 201
+            )
         if photos:
             count = len(photos)
-            messages.success(request, ngettext("Thank you: %(count)d photo received.", "Thank you: %(count)d photos received.", count)
-                             % {"count": count})
+            messages.success(
+                request,
+                ngettext("Thank you: %(count)d photo received.", "Thank you: %(count)d photos received.", count)
+                % {"count": count},
+            )
             return redirect("appointment", reference=reference)
     retake_id = request.GET.get("retake", "")
     retake = appointment.case.photos.filter(pk=retake_id).first() if retake_id.isdigit() else None
@@ -213,8 +233,12 @@ def appointment_detail(request, reference):
         request,
         "booking/appointment.html",
         {
-            "appointment": appointment, "form": form, "photos": appointment.case.photos.all(), "retake": retake,
-            "can_change": can_change(appointment), "cutoff_hours": settings.BOOKING_CHANGE_CUTOFF_HOURS,
+            "appointment": appointment,
+            "form": form,
+            "photos": appointment.case.photos.all(),
+            "retake": retake,
+            "can_change": can_change(appointment),
+            "cutoff_hours": settings.BOOKING_CHANGE_CUTOFF_HOURS,
             "sent": int(request.GET["sent"]) if request.GET.get("sent", "").isdigit() else None,
         },
         # A POST that reaches this point was refused; the form says why, the status lets scripts tell.
@@ -251,17 +275,30 @@ def reschedule(request, reference):
     form = RescheduleForm(request.POST or None, slots=picker["slots"])
     if request.method == "POST" and form.is_valid():
         try:
-            reschedule_appointment(appointment=appointment, slot=form.cleaned_data["slot"], actor=request.user,
-                                   change_site=form.cleaned_data["change_site"], request=request)
+            reschedule_appointment(
+                appointment=appointment,
+                slot=form.cleaned_data["slot"],
+                actor=request.user,
+                change_site=form.cleaned_data["change_site"],
+                request=request,
+            )
         except ValidationError as error:
             form.add_error(None, error)
         else:
             messages.success(request, _("Your appointment has moved. We have emailed you the new time."))
             return redirect("appointment", reference=reference)
-    return render(request, "booking/reschedule.html", {
-        **picker, "form": form, "appointment": appointment, "chosen_slot": form["slot"].value(),
-        "changes_site": picker["site"] is not None and picker["site"] != appointment.slot.clinic,
-    }, status=400 if request.method == "POST" else 200)
+    return render(
+        request,
+        "booking/reschedule.html",
+        {
+            **picker,
+            "form": form,
+            "appointment": appointment,
+            "chosen_slot": form["slot"].value(),
+            "changes_site": picker["site"] is not None and picker["site"] != appointment.slot.clinic,
+        },
+        status=400 if request.method == "POST" else 200,
+    )
 
 
 @login_required
@@ -287,8 +324,12 @@ def research_consent(request, reference):
     appointment = _own_appointment(request, reference)
     given = request.POST.get("given") == "yes"
     set_research_consent(appointment=appointment, given=given, actor=request.user)
-    messages.success(request, _("Thank you: you have agreed to research use of your photos.") if given
-                     else _("Your photos will not be used for research. This does not change your care."))
+    messages.success(
+        request,
+        _("Thank you: you have agreed to research use of your photos.")
+        if given
+        else _("Your photos will not be used for research. This does not change your care."),
+    )
     return redirect(reverse("appointment", args=[reference]) + "#consent")
 
 
@@ -300,6 +341,11 @@ def _own_appointment(request, reference):
     """The signed-in patient's appointment; anyone else's (or none) is an audited denial and a 404, never a 403."""
     appointment = patient_appointments(patient=request.user).filter(reference=reference).first()
     if appointment is None:
-        deny(request, action="view_appointment", asked_for=f"appointment {reference}", rule="own_appointment",
-             reference=reference)
+        deny(
+            request,
+            action="view_appointment",
+            asked_for=f"appointment {reference}",
+            rule="own_appointment",
+            reference=reference,
+        )
     return appointment

@@ -1,6 +1,7 @@
 """The FHIR R4 endpoints under /fhir/. One handler per resource type says which interactions and search
 parameters it supports; the CapabilityStatement is made from the same declarations, so it states exactly
 what the server does. Every read, search and write of patient data is audited, refusals included."""
+
 from functools import wraps
 from urllib.parse import urlencode
 
@@ -43,17 +44,32 @@ class ResourceHandler:
 
     def audit(self, action, *, obj=None, allowed=True, **detail):
         if self.audited:
-            audit(actor=self.api_key.user, action=f"fhir_{action}", obj=obj, allowed=allowed, request=self.request,
-                  resource_type=self.resource_type, **detail)
+            audit(
+                actor=self.api_key.user,
+                action=f"fhir_{action}",
+                obj=obj,
+                allowed=allowed,
+                request=self.request,
+                resource_type=self.resource_type,
+                **detail,
+            )
 
     def not_found(self, resource_id, *, interaction="read", resource_type=None, element=None):
         """Refuse a resource the key's clinic does not have (another clinic's, or none): an audited 404."""
         resource_type = resource_type or self.resource_type
         where = f"{element}: " if element else ""
         details = {"element": element} if element else {}
-        deny(self.request, actor=self.api_key.user, action=f"fhir_{interaction}", asked_for=f"{resource_type}/{resource_id}",
-             rule="key_clinic", message=f"{where}{resource_type}/{resource_id} is not known at this clinic.",
-             resource_type=self.resource_type, resource_id=str(resource_id)[:64], **details)
+        deny(
+            self.request,
+            actor=self.api_key.user,
+            action=f"fhir_{interaction}",
+            asked_for=f"{resource_type}/{resource_id}",
+            rule="key_clinic",
+            message=f"{where}{resource_type}/{resource_id} is not known at this clinic.",
+            resource_type=self.resource_type,
+            resource_id=str(resource_id)[:64],
+            **details,
+        )
 
     def read_appointment(self, resource_id):
         """The clinic's appointment a read names (audited), or a 404 (audited too)."""
@@ -74,13 +90,17 @@ class ResourceHandler:
         params = self.request.query_params
         count, offset = inputs.paging(params)
         total = queryset.count()
-        page = list(queryset[offset:offset + count])
+        page = list(queryset[offset : offset + count])
         base = self.request.build_absolute_uri(self.request.path)
         query = {key: params.getlist(key) for key in params if key not in ("_offset",)}
         self_url = f"{base}?{urlencode({**query, '_offset': offset}, doseq=True)}"
-        next_url = f"{base}?{urlencode({**query, '_offset': offset + count}, doseq=True)}" if offset + count < total else None
+        next_url = (
+            f"{base}?{urlencode({**query, '_offset': offset + count}, doseq=True)}" if offset + count < total else None
+        )
         self.audit("search", count=len(page), parameters={key: params.getlist(key) for key in params})
-        return resources.search_bundle([to_resource(item) for item in page], total=total, self_url=self_url, next_url=next_url)
+        return resources.search_bundle(
+            [to_resource(item) for item in page], total=total, self_url=self_url, next_url=next_url
+        )
 
 
 class SlotHandler(ResourceHandler):
@@ -104,8 +124,10 @@ class SlotHandler(ResourceHandler):
             raise FhirInputError("status: only free slots are listed (status=free).", expression="status")
         service_ids = None
         if "service-type" in params:
-            service_ids = [inputs.token_value(value, system=resources.codes.SERVICE_SYSTEM, name="service-type")
-                           for value in params.getlist("service-type")]
+            service_ids = [
+                inputs.token_value(value, system=resources.codes.SERVICE_SYSTEM, name="service-type")
+                for value in params.getlist("service-type")
+            ]
             if not all(value.isdigit() for value in service_ids):
                 raise FhirInputError("service-type: use the service's code (a number, see Slot.serviceType).")
         bounds = inputs.date_bounds(params.getlist("start"), name="start")
@@ -115,7 +137,9 @@ class SlotHandler(ResourceHandler):
 
 class PatientHandler(ResourceHandler):
     resource_type = "Patient"
-    search_parameters = {"identifier": ("token", f"The booking system's patient id ({resources.codes.PATIENT_ID_SYSTEM}|<id>).")}
+    search_parameters = {
+        "identifier": ("token", f"The booking system's patient id ({resources.codes.PATIENT_ID_SYSTEM}|<id>).")
+    }
 
     def read(self, resource_id):
         patient = selectors.clinic_patient(clinic=self.clinic, patient_id=resource_id)
@@ -128,8 +152,12 @@ class PatientHandler(ResourceHandler):
         inputs.check_parameters(params, self.search_parameters)
         identifier = None
         if "identifier" in params:
-            identifier = inputs.token_value(params["identifier"], system=resources.codes.PATIENT_ID_SYSTEM, name="identifier")
-        return self.bundle(selectors.clinic_patients(clinic=self.clinic, identifier=identifier), resources.patient_resource)
+            identifier = inputs.token_value(
+                params["identifier"], system=resources.codes.PATIENT_ID_SYSTEM, name="identifier"
+            )
+        return self.bundle(
+            selectors.clinic_patients(clinic=self.clinic, identifier=identifier), resources.patient_resource
+        )
 
     def create(self, body):
         patient, created = services.create_patient(api_key=self.api_key, **inputs.patient_registration(body))
@@ -154,7 +182,8 @@ class AppointmentHandler(ResourceHandler):
         filters = {"start_bounds": inputs.date_bounds(params.getlist("date"), name="date")}
         if "identifier" in params:
             filters["identifier"] = inputs.token_value(
-                params["identifier"], system=resources.codes.APPOINTMENT_ID_SYSTEM, name="identifier")
+                params["identifier"], system=resources.codes.APPOINTMENT_ID_SYSTEM, name="identifier"
+            )
         if "patient" in params:
             filters["patient_id"] = inputs.reference_id(params["patient"], "Patient", name="patient")
         if "status" in params:
@@ -181,7 +210,9 @@ class QuestionnaireHandler(ResourceHandler):
 
     def read(self, resource_id):
         if resource_id != resources.codes.QUESTIONNAIRE_ID:
-            raise NotFound(f"Questionnaire/{resource_id}: the portal publishes Questionnaire/{resources.codes.QUESTIONNAIRE_ID}.")
+            raise NotFound(
+                f"Questionnaire/{resource_id}: the portal publishes Questionnaire/{resources.codes.QUESTIONNAIRE_ID}."
+            )
         return resources.questionnaire_resource()
 
 
@@ -197,7 +228,9 @@ class QuestionnaireResponseHandler(ResourceHandler):
     def update(self, resource_id, body):
         answers = inputs.questionnaire_answers(body)
         external = self.external_appointment(resource_id, element="QuestionnaireResponse.id")
-        appointment = services.record_answers(api_key=self.api_key, external=external, answers=answers, request=self.request)
+        appointment = services.record_answers(
+            api_key=self.api_key, external=external, answers=answers, request=self.request
+        )
         return resources.questionnaire_response_resource(appointment)
 
 
@@ -215,7 +248,9 @@ class ConsentHandler(ResourceHandler):
     def search(self, params):
         inputs.check_parameters(params, self.search_parameters)
         patient_id = inputs.reference_id(params["patient"], "Patient", name="patient") if "patient" in params else None
-        return self.bundle(selectors.clinic_consents(clinic=self.clinic, patient_id=patient_id), resources.consent_resource)
+        return self.bundle(
+            selectors.clinic_consents(clinic=self.clinic, patient_id=patient_id), resources.consent_resource
+        )
 
 
 class MediaHandler(ResourceHandler):
@@ -245,11 +280,22 @@ class BinaryHandler(ResourceHandler):
         photo = selectors.clinic_photo(clinic=self.clinic, photo_id=resource_id)
         if photo is None:
             self.not_found(resource_id)
-        audit(actor=self.api_key.user, action="view_photo", obj=photo, request=self.request, photo_id=photo.pk,
-              case_id=photo.case_id, via="fhir")
+        audit(
+            actor=self.api_key.user,
+            action="view_photo",
+            obj=photo,
+            request=self.request,
+            photo_id=photo.pk,
+            case_id=photo.case_id,
+            via="fhir",
+        )
         if photo.files_deleted_at is not None:
-            raise FhirInputError(f"The photo's file was deleted on {photo.files_deleted_at:%Y-%m-%d} "
-                                 f"({photo.get_files_deleted_reason_display().lower()}).", issue_type="deleted", status_code=410)
+            raise FhirInputError(
+                f"The photo's file was deleted on {photo.files_deleted_at:%Y-%m-%d} "
+                f"({photo.get_files_deleted_reason_display().lower()}).",
+                issue_type="deleted",
+                status_code=410,
+            )
         if "json" not in self.request.headers.get("Accept", ""):
             response = FileResponse(photo.image.open("rb"), content_type="image/jpeg")
             response["Cache-Control"] = "private, no-store"
@@ -305,10 +351,23 @@ class DeviceHandler(ResourceHandler):
         return resources.device_resource(model_version)
 
 
-HANDLERS = {handler.resource_type: handler for handler in (
-    SlotHandler, PatientHandler, AppointmentHandler, QuestionnaireHandler, QuestionnaireResponseHandler, ConsentHandler,
-    MediaHandler, BinaryHandler, RiskAssessmentHandler, DiagnosticReportHandler, ObservationHandler, DeviceHandler,
-)}
+HANDLERS = {
+    handler.resource_type: handler
+    for handler in (
+        SlotHandler,
+        PatientHandler,
+        AppointmentHandler,
+        QuestionnaireHandler,
+        QuestionnaireResponseHandler,
+        ConsentHandler,
+        MediaHandler,
+        BinaryHandler,
+        RiskAssessmentHandler,
+        DiagnosticReportHandler,
+        ObservationHandler,
+        DeviceHandler,
+    )
+}
 
 
 def _handler(view, resource_type, interaction):
@@ -316,7 +375,9 @@ def _handler(view, resource_type, interaction):
     if handler_class is None:
         raise NotFound(f"This server does not support {resource_type}; see /fhir/metadata.")
     if getattr(handler_class, interaction) is None:
-        raise MethodNotAllowed(view.request.method, f"{resource_type} does not support {interaction}; see /fhir/metadata.")
+        raise MethodNotAllowed(
+            view.request.method, f"{resource_type} does not support {interaction}; see /fhir/metadata."
+        )
     return handler_class(view)
 
 
@@ -327,8 +388,11 @@ def _as_fhir_outcome(post):
     def wrapper(view, request, *args, **kwargs):
         response = post(view, request, *args, **kwargs)
         if not isinstance(response.data, dict) or "resourceType" not in response.data:
-            raise FhirInputError(" ".join(str(message) for messages in response.data.values() for message in messages),
-                                 issue_type="conflict", status_code=response.status_code)
+            raise FhirInputError(
+                " ".join(str(message) for messages in response.data.values() for message in messages),
+                issue_type="conflict",
+                status_code=response.status_code,
+            )
         return response
 
     return wrapper
@@ -353,8 +417,11 @@ class TypeView(FhirView):
         handler = _handler(self, resource_type, "create")
         resource, created = handler.create(self.body())
         location = request.build_absolute_uri(reverse("fhir-instance", args=[resource_type, resource["id"]]))
-        return Response(resource, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-                        headers={"Location": location} if created else {})
+        return Response(
+            resource,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+            headers={"Location": location} if created else {},
+        )
 
 
 class InstanceView(FhirView):
@@ -368,8 +435,10 @@ class InstanceView(FhirView):
         handler = _handler(self, resource_type, "update")
         body = self.body()
         if body.get("id") not in (None, resource_id):
-            raise FhirInputError(f"The resource's id ({body.get('id')}) is not the id in the URL ({resource_id}).",
-                                 expression=f"{resource_type}.id")
+            raise FhirInputError(
+                f"The resource's id ({body.get('id')}) is not the id in the URL ({resource_id}).",
+                expression=f"{resource_type}.id",
+            )
         return Response(handler.update(resource_id, body))
 
 
@@ -380,10 +449,13 @@ class MetadataView(FhirView):
     permission_classes = [AllowAny]
 
     def get(self, request):
-        return Response(resources.capability_statement(
-            handlers=HANDLERS.values(), base_url=request.build_absolute_uri(reverse("fhir-metadata")).rsplit("/", 1)[0],
-            upload_limit_bytes=settings.PHOTO_MAX_BYTES,
-        ))
+        return Response(
+            resources.capability_statement(
+                handlers=HANDLERS.values(),
+                base_url=request.build_absolute_uri(reverse("fhir-metadata")).rsplit("/", 1)[0],
+                upload_limit_bytes=settings.PHOTO_MAX_BYTES,
+            )
+        )
 
 
 class UnknownPathView(FhirView):

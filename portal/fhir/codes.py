@@ -8,6 +8,7 @@ Standard codes (checked against published value sets):
 Codes the portal defines itself (triage outcomes, clinician actions, services, body sites, questionnaire
 answers) use systems under NAMESPACE.
 """
+
 NAMESPACE = "urn:mpox-triage"
 
 PATIENT_ID_SYSTEM = f"{NAMESPACE}:patient-id"  # the booking system's own patient id (per clinic)
@@ -39,15 +40,21 @@ LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
 
-MPOX_PCR_LOINC = {"system": LOINC, "code": "100383-9",
-                  "display": "Monkeypox virus DNA [Presence] in Specimen by NAA with probe detection"}
+MPOX_PCR_LOINC = {
+    "system": LOINC,
+    "code": "100383-9",
+    "display": "Monkeypox virus DNA [Presence] in Specimen by NAA with probe detection",
+}
 MPOX_PCR_LOINC_CODES = {"100383-9", "100888-7", "100889-5"}
 MPOX_SNOMED = {"system": SNOMED, "code": "359814004", "display": "Monkeypox (disorder)"}
 MPOX_ICD10 = {"system": ICD10, "code": "B04", "display": "Monkeypox"}
 DETECTED = {"system": SNOMED, "code": "260373001", "display": "Detected"}
 NOT_DETECTED = {"system": SNOMED, "code": "260415000", "display": "Not detected"}
-NOT_PERFORMED = {"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "not-performed",
-                 "display": "Not Performed"}
+NOT_PERFORMED = {
+    "system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
+    "code": "not-performed",
+    "display": "Not Performed",
+}
 
 CONSENT_SCOPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/consentscope"
 MEDIA_TYPE_IMAGE = {"system": "http://terminology.hl7.org/CodeSystem/media-type", "code": "image", "display": "Image"}

@@ -1,5 +1,6 @@
 """The FHIR wire protocol for every view of this app: `application/fhir+json` in and out, the
 integration's API key, and an OperationOutcome for every error (never an HTML page or a traceback)."""
+
 import logging
 
 from django.conf import settings
@@ -110,8 +111,10 @@ def _words(detail):
 
 def _outcome_response(status_code, issue_type, message, expression=None):
     severity = "fatal" if status_code >= 500 else "error"
-    return Response(operation_outcome(severity=severity, code=issue_type, diagnostics=message, expression=expression),
-                    status=status_code)
+    return Response(
+        operation_outcome(severity=severity, code=issue_type, diagnostics=message, expression=expression),
+        status=status_code,
+    )
 
 
 class FhirView(APIView):
@@ -140,8 +143,9 @@ class FhirView(APIView):
         super().initial(request, *args, **kwargs)
         length = request.META.get("CONTENT_LENGTH") or "0"
         if length.isdigit() and int(length) > max_body_bytes():
-            raise FhirInputError(f"The request body is larger than {max_body_bytes()} bytes.", issue_type="too-costly",
-                                 status_code=413)
+            raise FhirInputError(
+                f"The request body is larger than {max_body_bytes()} bytes.", issue_type="too-costly", status_code=413
+            )
 
     def body(self):
         """The request body as a JSON object (a FHIR resource)."""

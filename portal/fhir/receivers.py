@@ -1,5 +1,6 @@
 """Webhook endpoints that chose FHIR (`WebhookEndpoint.payload_format`) get, for each event, a signed
 Bundle of the resources it is about, through the same deliveries, retries and signatures as JSON ones."""
+
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -19,8 +20,12 @@ def _queue(case, event_type, build):
         return
 
     def payload_for(event_id):
-        return resources.event_bundle(event_id=event_id, event_type=event_type, created=timezone.now(),
-                                      resources=build(external, selectors.case_report(case)))
+        return resources.event_bundle(
+            event_id=event_id,
+            event_type=event_type,
+            created=timezone.now(),
+            resources=build(external, selectors.case_report(case)),
+        )
 
     queue_fhir_event(clinic=appointment.slot.clinic, event_type=event_type, payload_for=payload_for)
 
@@ -30,7 +35,10 @@ def _appointment(external, report):
 
 
 def _assessment(external, report):
-    return [resources.appointment_resource(external), resources.risk_assessment_resource(external.appointment.case, report)]
+    return [
+        resources.appointment_resource(external),
+        resources.risk_assessment_resource(external.appointment.case, report),
+    ]
 
 
 def _report(external, report):
@@ -49,7 +57,11 @@ def on_case_decided(sender, case, decision, **_):
 
 @receiver(events.photo_retake_needed)
 def on_photo_retake_needed(sender, case, photo, **_):
-    _queue(case, Event.PHOTO_RETAKE_NEEDED, lambda external, report: [resources.media_resource(photo)] + _assessment(external, report))
+    _queue(
+        case,
+        Event.PHOTO_RETAKE_NEEDED,
+        lambda external, report: [resources.media_resource(photo)] + _assessment(external, report),
+    )
 
 
 @receiver(booking_events.appointment_cancelled)

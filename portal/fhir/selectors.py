@@ -1,5 +1,6 @@
 """Reads for the FHIR interface. Everything is scoped to the API key's clinic and to what its booking
 system made (patients and appointments by its own ids): another clinic's object is simply not found."""
+
 from portal.booking.models import Appointment, ConsentRecord
 from portal.booking.selectors import LIVE_STATUSES, free_slots
 from portal.integrations import selectors as integration_selectors
@@ -19,7 +20,12 @@ def _as_int(value):
 
 def clinic_slot(*, clinic, slot_id):
     """(slot, is free) of this clinic, or (None, False)."""
-    slot = integration_selectors.clinic_slots(clinic=clinic).select_related("clinic", "service").filter(pk=_as_int(slot_id)).first()
+    slot = (
+        integration_selectors.clinic_slots(clinic=clinic)
+        .select_related("clinic", "service")
+        .filter(pk=_as_int(slot_id))
+        .first()
+    )
     if slot is None:
         return None, False
     return slot, not slot.appointments.filter(status__in=LIVE_STATUSES).exists()
@@ -69,9 +75,11 @@ def clinic_appointment(*, clinic, appointment_id):
 
 
 def clinic_consents(*, clinic, patient_id=None):
-    records = ConsentRecord.objects.filter(
-        appointment__external__clinic=clinic
-    ).select_related("appointment__patient__external_patient").order_by("pk")
+    records = (
+        ConsentRecord.objects.filter(appointment__external__clinic=clinic)
+        .select_related("appointment__patient__external_patient")
+        .order_by("pk")
+    )
     if patient_id is not None:
         records = records.filter(appointment__patient__external_patient__pk=_as_int(patient_id))
     return records
@@ -84,7 +92,8 @@ def clinic_consent(*, clinic, consent_id):
 def clinic_photo(*, clinic, photo_id):
     return (
         Photo.objects.filter(case__appointment__external__clinic=clinic, pk=_as_int(photo_id))
-        .select_related("case__appointment__patient__external_patient").first()
+        .select_related("case__appointment__patient__external_patient")
+        .first()
     )
 
 
@@ -110,11 +119,14 @@ def clinic_lab_result(*, clinic, observation_id):
     """(lab result, whether it corrected an earlier one) of this clinic, or (None, False)."""
     lab_result = (
         LabResult.objects.filter(case__appointment__external__clinic=clinic, pk=_as_int(observation_id))
-        .select_related("case__appointment__patient__external_patient").first()
+        .select_related("case__appointment__patient__external_patient")
+        .first()
     )
     if lab_result is None:
         return None, False
-    return lab_result, lab_result.case.lab_results.filter(created_at__lte=lab_result.created_at, pk__lt=lab_result.pk).exists()
+    return lab_result, lab_result.case.lab_results.filter(
+        created_at__lte=lab_result.created_at, pk__lt=lab_result.pk
+    ).exists()
 
 
 def model_version(model_version_id):

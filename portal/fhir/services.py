@@ -1,5 +1,6 @@
 """Writes of the FHIR interface: each one is the portal's own service (booking rules, upload checks,
 correction history, audit), reached with what `inputs` read from the request."""
+
 from django.core.exceptions import ValidationError
 
 from portal.booking.models import Appointment
@@ -23,8 +24,13 @@ def book(*, api_key, external_id, patient_id, slot_id, consent_care, consent_res
     if slot is None:
         raise ValidationError("Appointment.slot: no such Slot at this clinic.", code="slot")
     external = book_external_appointment(
-        api_key=api_key, external_id=external_id, patient=patient, slot=slot, consent_care=consent_care,
-        consent_research=consent_research, request=request,
+        api_key=api_key,
+        external_id=external_id,
+        patient=patient,
+        slot=slot,
+        consent_care=consent_care,
+        consent_research=consent_research,
+        request=request,
     )
     return selectors.clinic_appointment(clinic=clinic, appointment_id=external.appointment_id)
 
@@ -35,7 +41,9 @@ def change_appointment(*, api_key, external, status, slot_id, request=None):
     if status == "cancelled":
         cancel_appointment(appointment=appointment, actor=api_key.user, request=request)
     elif appointment.status == Appointment.Status.CANCELLED:
-        raise ValidationError("A cancelled appointment cannot be booked again: create a new Appointment.", code="cancelled")
+        raise ValidationError(
+            "A cancelled appointment cannot be booked again: create a new Appointment.", code="cancelled"
+        )
     elif str(appointment.slot_id) != str(slot_id):
         slot, _ = selectors.clinic_slot(clinic=api_key.clinic, slot_id=slot_id)
         if slot is None:
@@ -49,13 +57,15 @@ def record_answers(*, api_key, external, answers, request=None):
 
 
 def upload_photo(*, api_key, external, uploaded_file, body_site):
-    return accept_photo(case=external.appointment.case, uploaded_by=api_key.user, uploaded_file=uploaded_file,
-                        body_site=body_site)
+    return accept_photo(
+        case=external.appointment.case, uploaded_by=api_key.user, uploaded_file=uploaded_file, body_site=body_site
+    )
 
 
 def record_lab_result(*, api_key, external, result, result_date, note):
     """The PCR result through the same service as the staff page: a different result adds a row (a
     correction needs a note), the same one is refused as unchanged. Returns the new LabResult."""
-    added = record_ground_truth(case=external.appointment.case, entered_by=api_key.user, result=result,
-                                result_date=result_date, note=note)
+    added = record_ground_truth(
+        case=external.appointment.case, entered_by=api_key.user, result=result, result_date=result_date, note=note
+    )
     return added[0]

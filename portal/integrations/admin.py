@@ -45,9 +45,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
 class WebhookEndpointForm(forms.ModelForm):
     """The event types as checkboxes (stored as a JSON list); none ticked sends every event."""
 
-    url = forms.URLField(max_length=500, assume_scheme="https", help_text=WebhookEndpoint._meta.get_field("url").help_text)
+    url = forms.URLField(
+        max_length=500, assume_scheme="https", help_text=WebhookEndpoint._meta.get_field("url").help_text
+    )
     events = forms.MultipleChoiceField(
-        choices=WebhookEndpoint.Event.choices, widget=forms.CheckboxSelectMultiple, required=False,
+        choices=WebhookEndpoint.Event.choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
         help_text="Tick none to receive every event, including types added later.",
     )
 
@@ -68,8 +72,17 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     list_display = ["created_at", "event_type", "endpoint", "status", "attempts", "response_code", "last_attempt_at"]
     list_filter = ["status", "event_type", "endpoint__clinic"]
     readonly_fields = [
-        "endpoint", "event_id", "event_type", "payload", "status", "attempts", "response_code", "last_error",
-        "created_at", "last_attempt_at", "delivered_at",
+        "endpoint",
+        "event_id",
+        "event_type",
+        "payload",
+        "status",
+        "attempts",
+        "response_code",
+        "last_error",
+        "created_at",
+        "last_attempt_at",
+        "delivered_at",
     ]
     actions = ["redeliver_selected"]
 

@@ -4,6 +4,7 @@ Every lookup is scoped to the key's clinic: another clinic's patient, appointmen
 audited (`core.access.deny`).
 Bookings and uploads accept `Idempotency-Key`; uploads are rate-limited (`uploads`).
 """
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
@@ -42,8 +43,14 @@ class IntegrationView:
         external_id = self.kwargs["external_id"]
         external = selectors.clinic_appointment(clinic=self.clinic, external_id=external_id)
         if external is None:
-            deny(self.request, action="view_appointment", asked_for=f"external appointment {external_id}",
-                 rule="key_clinic", message="No appointment with this external id at this clinic.", via="integration")
+            deny(
+                self.request,
+                action="view_appointment",
+                asked_for=f"external appointment {external_id}",
+                rule="key_clinic",
+                message="No appointment with this external id at this clinic.",
+                via="integration",
+            )
         return external
 
 
@@ -60,7 +67,8 @@ class PatientRegisterView(IntegrationView, generics.GenericAPIView):
     serializer_class = PatientSerializer
 
     @extend_schema(
-        parameters=[IDEMPOTENCY_PARAMETER], request=PatientRequestSerializer,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        request=PatientRequestSerializer,
         responses={200: PatientSerializer, 201: PatientSerializer},
         description="Register the clinic's patient under its own id; an id already registered returns that patient (200).",
     )
@@ -69,7 +77,9 @@ class PatientRegisterView(IntegrationView, generics.GenericAPIView):
         serializer = PatientRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         patient, created = register_patient(api_key=request.auth, **serializer.validated_data)
-        return Response(PatientSerializer(patient).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return Response(
+            PatientSerializer(patient).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
 
 
 class PatientView(IntegrationView, generics.RetrieveAPIView):
@@ -79,8 +89,14 @@ class PatientView(IntegrationView, generics.RetrieveAPIView):
         external_id = self.kwargs["external_id"]
         patient = selectors.clinic_patient(clinic=self.clinic, external_id=external_id)
         if patient is None:
-            deny(self.request, action="view_patient", asked_for=f"external patient {external_id}", rule="key_clinic",
-                 message="No patient with this external id at this clinic.", via="integration")
+            deny(
+                self.request,
+                action="view_patient",
+                asked_for=f"external patient {external_id}",
+                rule="key_clinic",
+                message="No patient with this external id at this clinic.",
+                via="integration",
+            )
         return patient
 
 
@@ -92,7 +108,9 @@ class AppointmentListView(IntegrationView, generics.ListAPIView):
     def get_queryset(self):
         return selectors.clinic_appointments(clinic=self.clinic)
 
-    @extend_schema(parameters=[IDEMPOTENCY_PARAMETER], request=BookingRequestSerializer, responses={201: AppointmentSerializer})
+    @extend_schema(
+        parameters=[IDEMPOTENCY_PARAMETER], request=BookingRequestSerializer, responses={201: AppointmentSerializer}
+    )
     @idempotent
     def post(self, request):
         booking = BookingRequestSerializer(data=request.data)
@@ -105,7 +123,9 @@ class AppointmentListView(IntegrationView, generics.ListAPIView):
         if slot is None:
             raise ValidationError({"slot": ["No slot with this id at this clinic."]})
         try:
-            external = book_external_appointment(api_key=request.auth, patient=patient, slot=slot, request=request, **data)
+            external = book_external_appointment(
+                api_key=request.auth, patient=patient, slot=slot, request=request, **data
+            )
         except DjangoValidationError as error:
             raise api_error(error)
         external = selectors.clinic_appointment(clinic=self.clinic, external_id=external.external_id)
@@ -157,7 +177,9 @@ class AppointmentPhotosView(IntegrationView, CasePhotosView):
     def get_case(self):
         return self.external_appointment().appointment.case
 
-    @extend_schema(parameters=[IDEMPOTENCY_PARAMETER], request=PhotoUploadSerializer, responses={201: PhotoStatusSerializer})
+    @extend_schema(
+        parameters=[IDEMPOTENCY_PARAMETER], request=PhotoUploadSerializer, responses={201: PhotoStatusSerializer}
+    )
     @idempotent
     def post(self, request, *args, **kwargs):
         return super().post(request, *args, **kwargs)

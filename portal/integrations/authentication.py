@@ -1,5 +1,6 @@
 """`Authorization: Api-Key <prefix>.<secret>` for integrations, with failed attempts throttled per client
 address and per key prefix."""
+
 from django.conf import settings
 from django.core.cache import cache
 from drf_spectacular.extensions import OpenApiAuthenticationExtension

@@ -1,4 +1,5 @@
 """One attempt at delivering a webhook: POST the signed JSON body, record what happened."""
+
 import json
 import urllib.error
 import urllib.request
@@ -57,7 +58,9 @@ def attempt_delivery(delivery: WebhookDelivery) -> bool:
     if delivered:
         delivery.status = WebhookDelivery.Status.DELIVERED
         delivery.delivered_at = now
-    delivery.save(update_fields=["attempts", "response_code", "last_error", "last_attempt_at", "status", "delivered_at"])
+    delivery.save(
+        update_fields=["attempts", "response_code", "last_error", "last_attempt_at", "status", "delivered_at"]
+    )
     return delivered
 
 

@@ -5,6 +5,7 @@ same key gets that response again (header `Idempotent-Replayed: true`), a differ
 the same key gets 422. Concurrent repeats wait on the key's row until the first one commits.
 Failed requests are not stored, so a corrected retry may reuse the key.
 """
+
 import hashlib
 import json
 from functools import wraps
@@ -22,7 +23,10 @@ HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 100
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
-    HEADER, OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+    HEADER,
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
     description="Any unique string (e.g. a UUID) per intended request; a retry with the same key and body "
     "returns the first response and makes nothing new.",
 )

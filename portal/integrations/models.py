@@ -1,5 +1,6 @@
 """A clinic's booking system acting through the API: its keys, the patients and appointments it
 knows by its own ids, its webhook endpoints and every delivery to them."""
+
 import hashlib
 import secrets
 import uuid
@@ -32,7 +33,9 @@ class ApiKey(models.Model):
     name = models.CharField(max_length=100, help_text="Who uses this key, e.g. “Front-desk booking system”.")
     prefix = models.CharField(max_length=16, unique=True, editable=False)
     hashed_secret = models.CharField(max_length=64, editable=False)
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="api_key", editable=False)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="api_key", editable=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -62,7 +65,9 @@ class ExternalPatient(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["clinic", "external_id"], name="one_patient_per_clinic_external_id")]
+        constraints = [
+            models.UniqueConstraint(fields=["clinic", "external_id"], name="one_patient_per_clinic_external_id")
+        ]
 
     def __str__(self):
         return f"{self.external_id} at {self.clinic}"
@@ -126,11 +131,15 @@ class WebhookEndpoint(models.Model):
     clinic = models.ForeignKey("booking.Clinic", on_delete=models.PROTECT, related_name="webhook_endpoints")
     url = models.URLField(max_length=500, help_text="HTTPS in production; receives signed JSON POSTs.")
     secret = models.CharField(
-        max_length=100, default=new_webhook_secret, help_text="Signs every delivery (HMAC-SHA256); give it to the receiver."
+        max_length=100,
+        default=new_webhook_secret,
+        help_text="Signs every delivery (HMAC-SHA256); give it to the receiver.",
     )
     events = models.JSONField(default=list, blank=True, help_text="Event types to send; empty means all.")
     payload_format = models.CharField(
-        max_length=8, choices=PayloadFormat.choices, default=PayloadFormat.JSON,
+        max_length=8,
+        choices=PayloadFormat.choices,
+        default=PayloadFormat.JSON,
         help_text="What each delivery carries: the JSON event, or the FHIR resources it is about.",
     )
     is_active = models.BooleanField(default=True)
@@ -146,8 +155,10 @@ class WebhookEndpoint(models.Model):
         unknown = set(self.events or []) - set(self.Event.values) if isinstance(self.events, list) else {"(not a list)"}
         if unknown:
             raise ValidationError(
-                {"events": f"Unknown event type(s): {', '.join(sorted(map(str, unknown)))}. "
-                 f"Choose from {', '.join(self.Event.values)}, or leave the list empty for all."}
+                {
+                    "events": f"Unknown event type(s): {', '.join(sorted(map(str, unknown)))}. "
+                    f"Choose from {', '.join(self.Event.values)}, or leave the list empty for all."
+                }
             )
 
     def wants(self, event_type):
@@ -167,7 +178,9 @@ class WebhookDelivery(models.Model):
         FAILED = "failed", "Failed (no more retries)"
 
     endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.PROTECT, related_name="deliveries")
-    event_id = models.UUIDField(default=uuid.uuid4, editable=False, help_text="The same on every attempt and redelivery.")
+    event_id = models.UUIDField(
+        default=uuid.uuid4, editable=False, help_text="The same on every attempt and redelivery."
+    )
     event_type = models.CharField(max_length=40, choices=WebhookEndpoint.Event.choices)
     payload = models.JSONField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)

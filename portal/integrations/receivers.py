@@ -1,5 +1,6 @@
 """Triage's and booking's events become webhook deliveries for the clinic of the case (never a
 score in a payload)."""
+
 from django.dispatch import receiver
 
 from portal.booking import events as booking_events
@@ -23,14 +24,23 @@ def on_case_flagged(sender, case, **_):
 @receiver(events.case_decided)
 def on_case_decided(sender, case, decision, **_):
     data = _case_data(case)
-    data["decision"] = {"outcome": decision.outcome, "action": decision.action, "decided_at": decision.created_at.isoformat()}
+    data["decision"] = {
+        "outcome": decision.outcome,
+        "action": decision.action,
+        "decided_at": decision.created_at.isoformat(),
+    }
     queue_event(case=case, event_type=Event.CASE_DECIDED, data=data)
 
 
 @receiver(events.photo_retake_needed)
 def on_photo_retake_needed(sender, case, photo, **_):
     data = _case_data(case)
-    data["photo"] = {"id": photo.pk, "status": photo.status, "reason": photo.status_reason, "detail": photo.patient_message}
+    data["photo"] = {
+        "id": photo.pk,
+        "status": photo.status,
+        "reason": photo.status_reason,
+        "detail": photo.patient_message,
+    }
     queue_event(case=case, event_type=Event.PHOTO_RETAKE_NEEDED, data=data)
 
 
@@ -41,5 +51,8 @@ def on_appointment_cancelled(sender, appointment, **_):
 
 @receiver(booking_events.appointment_rescheduled)
 def on_appointment_rescheduled(sender, appointment, previous_starts_at, **_):
-    queue_event(case=appointment.case, event_type=Event.APPOINTMENT_RESCHEDULED,
-                data={"previous_starts_at": previous_starts_at.isoformat()})
+    queue_event(
+        case=appointment.case,
+        event_type=Event.APPOINTMENT_RESCHEDULED,
+        data={"previous_starts_at": previous_starts_at.isoformat()},
+    )

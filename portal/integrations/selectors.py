@@ -1,4 +1,5 @@
 """Reads for integrations: keys, what a clinic's integration may see, delivery targets."""
+
 from portal.booking.models import Appointment, Slot
 from portal.booking.selectors import free_slots
 from portal.integrations.models import ApiKey, ExternalAppointment, ExternalPatient, WebhookEndpoint
@@ -28,7 +29,9 @@ def clinic_appointments(*, clinic):
     return (
         ExternalAppointment.objects.filter(clinic=clinic)
         .select_related(
-            f"appointment__{Appointment.PATHS['clinic']}", "appointment__case", "appointment__patient__external_patient",
+            f"appointment__{Appointment.PATHS['clinic']}",
+            "appointment__case",
+            "appointment__patient__external_patient",
         )
         .prefetch_related("appointment__case__decisions")
         .order_by(f"-appointment__{Appointment.PATHS['starts_at']}", "-pk")

@@ -1,4 +1,5 @@
 """JSON shapes of the integration API (a clinic's booking system)."""
+
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
@@ -27,7 +28,9 @@ class SlotSerializer(serializers.ModelSerializer):
 class PatientRequestSerializer(serializers.Serializer):
     external_id = serializers.CharField(max_length=PATIENT_ID_MAX_LENGTH, validators=[EXTERNAL_ID_VALIDATOR])
     email = serializers.EmailField(
-        required=False, default="", max_length=_max_length(get_user_model(), "email"),
+        required=False,
+        default="",
+        max_length=_max_length(get_user_model(), "email"),
         help_text="Optional; the portal does not email it yet.",
     )
 

@@ -1,4 +1,5 @@
 """Writes for integrations: API keys, patients and appointments by external id, webhook events."""
+
 import logging
 import secrets
 import uuid
@@ -13,7 +14,12 @@ from portal.booking.questionnaire import QUESTIONNAIRE_VERSION
 from portal.booking.services import book_appointment
 from portal.integrations import selectors, tasks
 from portal.integrations.models import (
-    ApiKey, ExternalAppointment, ExternalPatient, WebhookDelivery, WebhookEndpoint, hash_key_secret,
+    ApiKey,
+    ExternalAppointment,
+    ExternalPatient,
+    WebhookDelivery,
+    WebhookEndpoint,
+    hash_key_secret,
 )
 
 logger = logging.getLogger(__name__)
@@ -68,7 +74,15 @@ def register_patient(*, api_key, external_id, email="") -> tuple[ExternalPatient
 
 
 def book_external_appointment(
-    *, api_key, external_id, patient, slot, consent_care, consent_research=False, symptoms="", lesion_onset=None,
+    *,
+    api_key,
+    external_id,
+    patient,
+    slot,
+    consent_care,
+    consent_research=False,
+    symptoms="",
+    lesion_onset=None,
     request=None,
 ) -> ExternalAppointment:
     """Book `slot` (one of the key's clinic) for the clinic's `patient` under the booking system's id."""
@@ -80,16 +94,25 @@ def book_external_appointment(
     try:
         with transaction.atomic():
             appointment = book_appointment(
-                patient=patient.user, slot=slot, consent_care=consent_care, consent_research=consent_research,
-                questionnaire={"version": QUESTIONNAIRE_VERSION, "notes": symptoms,
-                               "onset_date": lesion_onset.isoformat() if lesion_onset else None},
-                booked_by=api_key.user, request=request,
+                patient=patient.user,
+                slot=slot,
+                consent_care=consent_care,
+                consent_research=consent_research,
+                questionnaire={
+                    "version": QUESTIONNAIRE_VERSION,
+                    "notes": symptoms,
+                    "onset_date": lesion_onset.isoformat() if lesion_onset else None,
+                },
+                booked_by=api_key.user,
+                request=request,
             )
             external = ExternalAppointment.objects.create(
                 clinic=clinic, external_id=external_id, appointment=appointment, created_by=api_key
             )
     except IntegrityError:
-        raise ValidationError(f"An appointment with external id {external_id!r} already exists.", code="external_id_taken")
+        raise ValidationError(
+            f"An appointment with external id {external_id!r} already exists.", code="external_id_taken"
+        )
     return external
 
 

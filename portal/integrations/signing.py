@@ -3,6 +3,7 @@
 Header: `X-Triage-Signature: t=<unix seconds>,v1=<hex digest>`. A receiver recomputes the digest
 with its endpoint secret, compares in constant time and refuses old timestamps (replays).
 """
+
 import hashlib
 import hmac
 import time

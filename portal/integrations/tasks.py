@@ -6,6 +6,7 @@ The task is idempotent: a delivery already delivered is not sent again. Delivery
 (a receiver dedupes on `X-Triage-Delivery`): `requeue_unsent_deliveries` (beat) queues again any
 delivery never attempted WEBHOOK_REQUEUE_AFTER_SECONDS after it was made (the broker was down).
 """
+
 import logging
 from datetime import timedelta
 
@@ -47,8 +48,9 @@ def purge_idempotency_records():
 def requeue_unsent_deliveries():
     cutoff = timezone.now() - timedelta(seconds=settings.WEBHOOK_REQUEUE_AFTER_SECONDS)
     unsent = list(
-        WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, attempts=0, created_at__lt=cutoff)
-        .values_list("pk", flat=True)
+        WebhookDelivery.objects.filter(
+            status=WebhookDelivery.Status.PENDING, attempts=0, created_at__lt=cutoff
+        ).values_list("pk", flat=True)
     )
     for delivery_id in unsent:
         deliver_webhook_task.delay(delivery_id)

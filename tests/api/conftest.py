@@ -1,5 +1,6 @@
 """Fixtures for the API tests: API keys, clients (integration by key, people by session) and a real
 HTTP receiver for webhooks on 127.0.0.1."""
+
 import json
 import threading
 import time

@@ -1,5 +1,6 @@
 """Helpers for the FHIR tests: a test client that checks every answer is a valid FHIR R4 resource
 (fhir.resources models) before a test looks at it, and the resources a booking system sends."""
+
 import base64
 import io
 
@@ -48,13 +49,17 @@ class FhirClient:
 
 
 def patient_resource(external_id="P-1"):
-    return {"resourceType": "Patient", "identifier": [{"system": codes.PATIENT_ID_SYSTEM, "value": external_id}],
-            "telecom": [{"system": "email", "value": "pat@example.org"}]}
+    return {
+        "resourceType": "Patient",
+        "identifier": [{"system": codes.PATIENT_ID_SYSTEM, "value": external_id}],
+        "telecom": [{"system": "email", "value": "pat@example.org"}],
+    }
 
 
 def appointment_resource(slot_id, patient_id, external_id="A-1", consent_care=True):
     return {
-        "resourceType": "Appointment", "status": "booked",
+        "resourceType": "Appointment",
+        "status": "booked",
         "identifier": [{"system": codes.APPOINTMENT_ID_SYSTEM, "value": external_id}],
         "slot": [{"reference": f"Slot/{slot_id}"}],
         "participant": [{"actor": {"reference": f"Patient/{patient_id}"}, "status": "accepted"}],
@@ -67,7 +72,9 @@ def answers_resource(appointment_id):
         return {"valueCoding": {"system": codes.answer_system(key), "code": code}}
 
     return {
-        "resourceType": "QuestionnaireResponse", "id": str(appointment_id), "status": "completed",
+        "resourceType": "QuestionnaireResponse",
+        "id": str(appointment_id),
+        "status": "completed",
         "questionnaire": f"{codes.QUESTIONNAIRE_URL}|1",
         "item": [
             {"linkId": "onset_date", "answer": [{"valueDate": "2026-11-28"}]},
@@ -94,7 +101,9 @@ def lesion_jpeg(size=(320, 240)):
 
 def media_resource(appointment_id, data=None, body_site="hands"):
     return {
-        "resourceType": "Media", "status": "completed", "partOf": [{"reference": f"Appointment/{appointment_id}"}],
+        "resourceType": "Media",
+        "status": "completed",
+        "partOf": [{"reference": f"Appointment/{appointment_id}"}],
         "bodySite": {"coding": [{"system": codes.BODY_SITE_SYSTEM, "code": body_site}]},
         "content": {"contentType": "image/jpeg", "data": base64.b64encode(data or lesion_jpeg()).decode()},
     }
@@ -102,8 +111,11 @@ def media_resource(appointment_id, data=None, body_site="hands"):
 
 def pcr_observation(appointment_id, detected=True, status="final", note=None, day="2026-12-01"):
     observation = {
-        "resourceType": "Observation", "status": status, "code": {"coding": [codes.MPOX_PCR_LOINC]},
-        "focus": [{"reference": f"Appointment/{appointment_id}"}], "effectiveDateTime": day,
+        "resourceType": "Observation",
+        "status": status,
+        "code": {"coding": [codes.MPOX_PCR_LOINC]},
+        "focus": [{"reference": f"Appointment/{appointment_id}"}],
+        "effectiveDateTime": day,
         "valueCodeableConcept": {"coding": [codes.DETECTED if detected else codes.NOT_DETECTED]},
     }
     if note:

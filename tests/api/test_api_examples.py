@@ -15,9 +15,9 @@ from PIL import Image, ImageDraw
 import ml.testing
 from portal.celery import app as celery_app
 from portal.integrations.models import ExternalAppointment
+from registry.versions import register_checkpoints
 from tests.workers import ROOT
 from triage.models import Photo
-from registry.versions import register_checkpoints
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

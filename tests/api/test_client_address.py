@@ -1,6 +1,7 @@
 """One client address (core.http.client_address) behind the TLS proxy, for every reader of it: the
 audit log, sign-in lock-outs (axes), account rate limits (django-ratelimit), DRF throttles and the
 API-key failure count. TRUSTED_PROXY_COUNT=0 trusts no X-Forwarded-For; 1 is the compose stack."""
+
 from django.core.cache import cache
 from django.test import RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
@@ -52,14 +53,22 @@ def test_a_request_that_did_not_come_through_the_proxies_has_the_peer_address(se
 
 def test_the_audit_log_records_the_client_behind_the_proxy(client, patient, settings):
     settings.TRUSTED_PROXY_COUNT = 1
-    client.post(reverse("login"), {"username": "patient", "password": "wrong"}, REMOTE_ADDR=PROXY,
-                HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.5")
+    client.post(
+        reverse("login"),
+        {"username": "patient", "password": "wrong"},
+        REMOTE_ADDR=PROXY,
+        HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.5",
+    )
     assert AuditEvent.objects.get(action="login_failed").ip_address == "203.0.113.5"
 
 
 def sign_in(client, password, forwarded_for):
-    return client.post(reverse("login"), {"username": "patient", "password": password}, REMOTE_ADDR=PROXY,
-                       HTTP_X_FORWARDED_FOR=forwarded_for)
+    return client.post(
+        reverse("login"),
+        {"username": "patient", "password": password},
+        REMOTE_ADDR=PROXY,
+        HTTP_X_FORWARDED_FOR=forwarded_for,
+    )
 
 
 def test_behind_the_proxy_a_sign_in_lock_out_is_one_client_s_not_everyone_s(client, patient, settings):
@@ -80,13 +89,25 @@ def test_a_spoofed_forwarded_header_from_an_untrusted_peer_does_not_dodge_the_lo
 def test_account_rate_limits_count_each_client_behind_the_proxy_apart(db, client, settings):
     settings.TRUSTED_PROXY_COUNT = 1
     for attempt in range(5):
-        client.post(reverse("sign-in-link-request"), {"email": f"a{attempt}@example.org"}, REMOTE_ADDR=PROXY,
-                    HTTP_X_FORWARDED_FOR="203.0.113.5")
+        client.post(
+            reverse("sign-in-link-request"),
+            {"email": f"a{attempt}@example.org"},
+            REMOTE_ADDR=PROXY,
+            HTTP_X_FORWARDED_FOR="203.0.113.5",
+        )
     link = {"email": "a9@example.org"}
-    assert client.post(reverse("sign-in-link-request"), link, REMOTE_ADDR=PROXY,
-                       HTTP_X_FORWARDED_FOR="203.0.113.5").status_code == 429
-    assert client.post(reverse("sign-in-link-request"), link, REMOTE_ADDR=PROXY,
-                       HTTP_X_FORWARDED_FOR="198.51.100.9").status_code == 200
+    assert (
+        client.post(
+            reverse("sign-in-link-request"), link, REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR="203.0.113.5"
+        ).status_code
+        == 429
+    )
+    assert (
+        client.post(
+            reverse("sign-in-link-request"), link, REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR="198.51.100.9"
+        ).status_code
+        == 200
+    )
 
 
 def view_classes(patterns):
@@ -107,8 +128,9 @@ def test_every_drf_throttle_counts_by_the_one_client_address(settings):
 
 
 def key_client(full_key, forwarded_for):
-    return APIClient(headers={"Authorization": f"Api-Key {full_key}"}, REMOTE_ADDR=PROXY,
-                     HTTP_X_FORWARDED_FOR=forwarded_for)
+    return APIClient(
+        headers={"Authorization": f"Api-Key {full_key}"}, REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=forwarded_for
+    )
 
 
 def test_a_broken_integration_behind_the_proxy_does_not_lock_out_another(make_api_key, other_clinic, settings):
@@ -130,7 +152,9 @@ def test_failures_on_one_key_prefix_from_many_addresses_lock_that_prefix_only(ma
     _, other_key = make_api_key(other_clinic, name="Other")
     prefix = guessed_key.split(".")[0]
     for attempt in range(3):
-        assert key_client(f"{prefix}.guess-{attempt}", f"203.0.113.{attempt}").get(reverse("api-slots")).status_code == 401
+        assert (
+            key_client(f"{prefix}.guess-{attempt}", f"203.0.113.{attempt}").get(reverse("api-slots")).status_code == 401
+        )
     assert key_client(f"{prefix}.guess-9", "203.0.113.9").get(reverse("api-slots")).status_code == 429
     assert key_client(other_key, "203.0.113.9").get(reverse("api-slots")).status_code == 200
 

@@ -3,6 +3,7 @@ requested with someone else's object (another patient's appointment, another sit
 clinic's ids) and must answer 403 or 404 with an audit row of the refusal (allowed=False, the rule
 that refused). The URLs are enumerated from the URL configuration, so a new object URL is tested as
 soon as it exists; one whose object kind the test does not know fails until it is added here."""
+
 import pytest
 from django.urls import URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
@@ -38,8 +39,18 @@ def url_patterns(patterns=None, prefix=""):
 
 
 @pytest.fixture
-def world(make_api_key, make_slot, other_clinic, clinician, other_patient, make_staff, record_result, private_storage,
-          enqueued, model_version):
+def world(
+    make_api_key,
+    make_slot,
+    other_clinic,
+    clinician,
+    other_patient,
+    make_staff,
+    record_result,
+    private_storage,
+    enqueued,
+    model_version,
+):
     """Clinic A's booking system booked patient P-1's appointment A-1 (FHIR), uploaded a photo that was
     analysed and decided, and recorded a lab result; and the intruders, each with its own client."""
     _, key = make_api_key()
@@ -49,8 +60,9 @@ def world(make_api_key, make_slot, other_clinic, clinician, other_patient, make_
     assert fhir.post("Media", media_resource(appointment_id)).status_code == 201
     photo = Photo.objects.get()
     prediction = record_result(photo, 0.83)
-    decision = record_decision(case=photo.case, clinician=clinician, outcome=Outcome.SUSPECTED,
-                               action=Decision.Action.ISOLATION_ROOM)
+    decision = record_decision(
+        case=photo.case, clinician=clinician, outcome=Outcome.SUSPECTED, action=Decision.Action.ISOLATION_ROOM
+    )
     observation_id = fhir.post("Observation", pcr_observation(appointment_id)).fhir["id"]
     consent_id = fhir.get("Consent").fhir["entry"][0]["resource"]["id"]
 
@@ -58,14 +70,25 @@ def world(make_api_key, make_slot, other_clinic, clinician, other_patient, make_
     other_site_clinician = make_staff("north-clinician", CLINICIANS_GROUP, clinics=[other_clinic], on_duty=True)
     return {
         "arguments": {
-            "reference": photo.case.appointment.reference, "external_id": "A-1", "case_id": photo.case_id,
-            "photo_id": photo.pk, "prediction_id": prediction.pk, "decision_id": decision.pk,
+            "reference": photo.case.appointment.reference,
+            "external_id": "A-1",
+            "case_id": photo.case_id,
+            "photo_id": photo.pk,
+            "prediction_id": prediction.pk,
+            "decision_id": decision.pk,
             "model_version_id": model_version.pk,
         },
         "fhir_ids": {
-            "Patient": patient_id, "Appointment": appointment_id, "QuestionnaireResponse": appointment_id,
-            "RiskAssessment": appointment_id, "DiagnosticReport": appointment_id, "Consent": consent_id,
-            "Media": photo.pk, "Binary": photo.pk, "Observation": observation_id, "Slot": photo.case.appointment.slot_id,
+            "Patient": patient_id,
+            "Appointment": appointment_id,
+            "QuestionnaireResponse": appointment_id,
+            "RiskAssessment": appointment_id,
+            "DiagnosticReport": appointment_id,
+            "Consent": consent_id,
+            "Media": photo.pk,
+            "Binary": photo.pk,
+            "Observation": observation_id,
+            "Slot": photo.case.appointment.slot_id,
         },
         "other_clinic_key": (other_key.user, other_full_key),
         "other_site_clinician": other_site_clinician,
@@ -79,9 +102,13 @@ def intruder(world, route):
     if route.startswith("api/v1/integration/"):
         user, full_key = world["other_clinic_key"]
         return user, APIClient(headers={"Authorization": f"Api-Key {full_key}"})
-    user = (world["other_site_clinician"] if route.startswith(("staff/", "api/v1/staff/"))
-            else world["clinician"] if route.startswith("api/v1/admin/")  # model operations: admins only
-            else world["other_patient"])
+    user = (
+        world["other_site_clinician"]
+        if route.startswith(("staff/", "api/v1/staff/"))
+        else world["clinician"]
+        if route.startswith("api/v1/admin/")  # model operations: admins only
+        else world["other_patient"]
+    )
     client = APIClient()
     client.force_login(user)
     return user, client
@@ -91,7 +118,9 @@ def assert_refused_and_audited(response, before, user, what):
     assert response.status_code in (403, 404), f"{what} answered {response.status_code}"
     refusals = AuditEvent.objects.filter(pk__gt=before, actor=user, allowed=False)
     assert refusals.exists(), f"{what} answered {response.status_code} without an audit row"
-    assert all(event.detail.get("rule") and event.detail.get("asked_for") for event in refusals), f"{what}: not via deny()"
+    assert all(event.detail.get("rule") and event.detail.get("asked_for") for event in refusals), (
+        f"{what}: not via deny()"
+    )
 
 
 def test_every_object_url_refuses_someone_elses_object_with_an_audit_row(world):
@@ -110,8 +139,15 @@ def test_every_object_url_refuses_someone_elses_object_with_an_audit_row(world):
             response, method = client.post(url, {}, format="json"), "POST"
         assert_refused_and_audited(response, before, user, f"{method} {url} as {user}")
         tested.append(name)
-    assert {"staff-case", "api-staff-lab-result", "api-my-appointment-slots", "api-appointment-case",
-            "appointment", "photo-image", "api-model-version-promote"} <= set(tested)
+    assert {
+        "staff-case",
+        "api-staff-lab-result",
+        "api-my-appointment-slots",
+        "api-appointment-case",
+        "appointment",
+        "photo-image",
+        "api-model-version-promote",
+    } <= set(tested)
 
 
 @pytest.mark.parametrize("resource_type", sorted(set(HANDLERS) - set(FHIR_SHARED)))
@@ -144,7 +180,10 @@ def test_a_denial_says_who_asked_for_what_and_which_rule_refused(world, client):
     assert client.get(reverse("staff-case", args=[case_id])).status_code == 404
     event = AuditEvent.objects.get(allowed=False, actor=world["other_site_clinician"])
     assert (event.action, event.detail, event.ip_address) == (
-        "view_case", {"asked_for": f"case {case_id}", "rule": "staff_site"}, "127.0.0.1")
+        "view_case",
+        {"asked_for": f"case {case_id}", "rule": "staff_site"},
+        "127.0.0.1",
+    )
 
 
 def test_a_role_refusal_on_the_api_is_audited_once(world):

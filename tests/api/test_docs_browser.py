@@ -1,5 +1,6 @@
 """The API docs pages in a real browser, with every request to another host refused: they render
 from the portal's own files (drf-spectacular-sidecar)."""
+
 from urllib.parse import urlparse
 
 import pytest
@@ -11,7 +12,9 @@ from tests.test_browser import SCREENSHOTS, browser, page  # noqa: F401  (fixtur
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.mark.parametrize(("name", "operation_selector"), [("api-docs", ".opblock"), ("api-redoc", "[data-section-id^='tag/']")])
+@pytest.mark.parametrize(
+    ("name", "operation_selector"), [("api-docs", ".opblock"), ("api-redoc", "[data-section-id^='tag/']")]
+)
 def test_docs_pages_render_offline(page, live_server, name, operation_selector):  # noqa: F811
     local = urlparse(live_server.url).netloc
     foreign = []

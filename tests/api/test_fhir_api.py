@@ -1,6 +1,7 @@
 """The FHIR R4 interface through Django's test client: every answer validates against the fhir.resources
 R4 models (FhirClient checks it), errors are OperationOutcomes, and each write goes through the portal's
 own services (booking rules, uploads, lab-result corrections), scoped to the key's clinic."""
+
 import base64
 import io
 
@@ -8,6 +9,7 @@ import pytest
 from django.utils import timezone
 from PIL import Image
 
+from core.models import AuditEvent
 from portal.booking.models import Appointment, Service, Slot
 from portal.fhir import codes
 from portal.fhir.resources import risk_assessment_resource
@@ -15,11 +17,16 @@ from portal.integrations.delivery import attempt_delivery
 from portal.integrations.models import WebhookDelivery, WebhookEndpoint
 from portal.integrations.signing import verify
 from tests.api.fhir import (
-    FHIR_JSON, FhirClient, answers_resource, appointment_resource, assert_valid_fhir, media_resource, patient_resource,
+    FHIR_JSON,
+    FhirClient,
+    answers_resource,
+    appointment_resource,
+    assert_valid_fhir,
+    media_resource,
+    patient_resource,
     pcr_observation,
 )
 from triage.api import UploadRateThrottle
-from core.models import AuditEvent
 from triage.models import LabResult, Photo
 from triage.services import record_decision
 
@@ -65,12 +72,15 @@ def issue(response):
 
 # --- capability and errors ----------------------------------------------------------------------
 
+
 def test_metadata_states_each_supported_interaction_without_a_key(db):
     response = FhirClient().get("metadata")
     assert response.status_code == 200
     statement = response.fhir
     assert statement["resourceType"] == "CapabilityStatement" and statement["fhirVersion"] == "4.0.1"
-    supported = {resource["type"]: {i["code"] for i in resource["interaction"]} for resource in statement["rest"][0]["resource"]}
+    supported = {
+        resource["type"]: {i["code"] for i in resource["interaction"]} for resource in statement["rest"][0]["resource"]
+    }
     assert supported["Appointment"] == {"read", "create", "update", "search-type"}
     assert supported["Slot"] == {"read", "search-type"}
     assert supported["Observation"] == {"read", "create"}
@@ -94,7 +104,9 @@ def test_an_address_that_keeps_sending_wrong_keys_is_throttled_with_an_operation
     client = FhirClient("nope.nope")
     assert [client.get("Patient").status_code for _ in range(2)] == [401, 401]
     throttled = client.get("Patient")
-    assert throttled.status_code == 429 and issue(throttled)["code"] == "throttled" and int(throttled["Retry-After"]) > 0
+    assert (
+        throttled.status_code == 429 and issue(throttled)["code"] == "throttled" and int(throttled["Retry-After"]) > 0
+    )
 
 
 def test_errors_are_operation_outcomes_with_a_readable_issue(fhir):
@@ -124,6 +136,7 @@ def test_errors_are_operation_outcomes_with_a_readable_issue(fhir):
 
 # --- scheduling ---------------------------------------------------------------------------------
 
+
 def test_slot_search_by_service_and_date_lists_free_slots_only(fhir, clinic, service, make_slot, other_clinic):
     tomorrow, later = make_slot(24), make_slot(24 * 3)
     other_service = Service.objects.create(name="Other", duration_minutes=30)
@@ -131,7 +144,9 @@ def test_slot_search_by_service_and_date_lists_free_slots_only(fhir, clinic, ser
     Slot.objects.create(clinic=other_clinic, service=service, starts_at=tomorrow.starts_at)
     day = timezone.localdate(tomorrow.starts_at).isoformat()
 
-    found = fhir.get("Slot", {"service-type": f"{codes.SERVICE_SYSTEM}|{service.pk}", "start": day, "status": "free"}).fhir
+    found = fhir.get(
+        "Slot", {"service-type": f"{codes.SERVICE_SYSTEM}|{service.pk}", "start": day, "status": "free"}
+    ).fhir
     assert [entry["resource"]["id"] for entry in found["entry"]] == [str(tomorrow.pk)]
     assert found["entry"][0]["resource"]["status"] == "free"
     assert found["entry"][0]["resource"]["serviceType"][0]["coding"][0]["code"] == str(service.pk)
@@ -155,7 +170,9 @@ def test_booking_rules_hold_as_on_the_pages(fhir, booked, slot, make_slot):
     appointment = fhir.get(f"Appointment/{appointment_id}").fhir
     assert appointment["status"] == "booked" and appointment["slot"] == [{"reference": f"Slot/{slot.pk}"}]
     assert {identifier["system"] for identifier in appointment["identifier"]} == {
-        codes.APPOINTMENT_ID_SYSTEM, codes.BOOKING_REFERENCE_SYSTEM}
+        codes.APPOINTMENT_ID_SYSTEM,
+        codes.BOOKING_REFERENCE_SYSTEM,
+    }
 
     taken = fhir.post("Appointment", appointment_resource(slot.pk, patient_id, external_id="A-2"))
     assert taken.status_code == 422 and "taken" in issue(taken)["diagnostics"]
@@ -209,12 +226,16 @@ def test_a_retried_create_with_the_same_idempotency_key_makes_nothing_new(fhir, 
     retry = fhir.post("Appointment", body, **{"Idempotency-Key": "k-1"})
     assert (first.status_code, retry.status_code) == (201, 201) and first.fhir == retry.fhir
     assert retry["Idempotent-Replayed"] == "true" and Appointment.objects.count() == 1
-    reused = fhir.post("Appointment", {**body, "identifier": [{"system": codes.APPOINTMENT_ID_SYSTEM, "value": "A-7"}]},
-                       **{"Idempotency-Key": "k-1"})
+    reused = fhir.post(
+        "Appointment",
+        {**body, "identifier": [{"system": codes.APPOINTMENT_ID_SYSTEM, "value": "A-7"}]},
+        **{"Idempotency-Key": "k-1"},
+    )
     assert reused.status_code == 422 and issue(reused)["code"] == "conflict"
 
 
 # --- before the visit ---------------------------------------------------------------------------
+
 
 def test_questionnaire_answers_are_sent_and_read_back(fhir, booked):
     _, appointment_id = booked
@@ -225,9 +246,15 @@ def test_questionnaire_answers_are_sent_and_read_back(fhir, booked):
     sent = fhir.put(f"QuestionnaireResponse/{appointment_id}", answers_resource(appointment_id))
     assert sent.status_code == 200
     stored = Appointment.objects.get(pk=appointment_id).questionnaire
-    assert stored["fever"] == "yes" and stored["lesion_sites"] == ["genital", "hands"] and stored["onset_date"] == "2026-11-28"
+    assert (
+        stored["fever"] == "yes"
+        and stored["lesion_sites"] == ["genital", "hands"]
+        and stored["onset_date"] == "2026-11-28"
+    )
     read = fhir.get(f"QuestionnaireResponse/{appointment_id}").fhir
-    assert {item["linkId"]: item["answer"] for item in read["item"]}["notes"] == [{"valueString": "Sore on the hand since last week."}]
+    assert {item["linkId"]: item["answer"] for item in read["item"]}["notes"] == [
+        {"valueString": "Sore on the hand since last week."}
+    ]
 
     wrong = answers_resource(appointment_id)
     wrong["item"][1]["answer"] = [{"valueCoding": {"code": "maybe"}}]
@@ -246,7 +273,12 @@ def test_consents_are_consent_resources(fhir, booked):
 
 
 def test_a_photo_is_uploaded_as_media_and_read_back_as_the_stored_bytes(
-    fhir, booked, private_storage, enqueued, make_image_bytes, django_capture_on_commit_callbacks,
+    fhir,
+    booked,
+    private_storage,
+    enqueued,
+    make_image_bytes,
+    django_capture_on_commit_callbacks,
 ):
     _, appointment_id = booked
     exif = jpeg_with_exif(make_image_bytes)
@@ -256,7 +288,10 @@ def test_a_photo_is_uploaded_as_media_and_read_back_as_the_stored_bytes(
     photo = Photo.objects.get()
     assert enqueued == [(photo.pk, None)] and photo.uploaded_by.api_key is not None
     media = fhir.get(f"Media/{photo.pk}").fhir
-    assert media["content"]["url"] == f"Binary/{photo.pk}" and media["partOf"][0]["reference"] == f"Appointment/{appointment_id}"
+    assert (
+        media["content"]["url"] == f"Binary/{photo.pk}"
+        and media["partOf"][0]["reference"] == f"Appointment/{appointment_id}"
+    )
 
     raw = fhir.raw("get", f"Binary/{photo.pk}")
     stored = photo.image.open("rb").read()
@@ -300,6 +335,7 @@ def test_photo_uploads_share_the_upload_rate_limit(fhir, booked, upload, monkeyp
 
 # --- the result ---------------------------------------------------------------------------------
 
+
 def test_risk_assessment_gives_p_mpox_the_outcome_and_the_model_as_device(fhir, booked, upload, record_result):
     _, appointment_id = booked
     waiting = fhir.get(f"RiskAssessment/{appointment_id}").fhir
@@ -332,32 +368,50 @@ def test_the_differential_is_included_when_the_prediction_has_one(upload, record
     report = {"predictions": [prediction], "still_analysing": False}
     assessment = assert_valid_fhir(risk_assessment_resource(case, report))
     assert [(p["outcome"]["coding"][0]["code"], p["probabilityDecimal"]) for p in assessment["prediction"][1:]] == [
-        ("genital_herpes", 0.2), ("syphilis", 0.1)]
+        ("genital_herpes", 0.2),
+        ("syphilis", 0.1),
+    ]
     assert assessment["prediction"][1]["outcome"]["text"] == "genital herpes"
 
 
 def test_diagnostic_report_bundles_photos_assessment_decision_and_instructions(
-    fhir, booked, upload, record_result, clinician,
+    fhir,
+    booked,
+    upload,
+    record_result,
+    clinician,
 ):
     _, appointment_id = booked
     photo = upload()
     record_result(photo, 0.83)
     preliminary = fhir.get(f"DiagnosticReport/{appointment_id}").fhir
     assert preliminary["status"] == "preliminary" and "conclusion" not in preliminary
-    record_decision(case=photo.case, clinician=clinician, outcome="suspected", action="telehealth",
-                    note="staff only", patient_instructions="")
+    record_decision(
+        case=photo.case,
+        clinician=clinician,
+        outcome="suspected",
+        action="telehealth",
+        note="staff only",
+        patient_instructions="",
+    )
 
     report = fhir.get(f"DiagnosticReport/{appointment_id}").fhir
     assert report["status"] == "final"
     assert report["media"] == [{"link": {"reference": f"Media/{photo.pk}"}, "comment": "Hands or arms"}]
     extensions = {extension["url"]: extension for extension in report["extension"]}
-    assert extensions[codes.RISK_ASSESSMENT_EXTENSION]["valueReference"]["reference"] == f"RiskAssessment/{appointment_id}"
+    assert (
+        extensions[codes.RISK_ASSESSMENT_EXTENSION]["valueReference"]["reference"] == f"RiskAssessment/{appointment_id}"
+    )
     assert "video or phone call" in extensions[codes.PATIENT_INSTRUCTIONS_EXTENSION]["valueString"]
     assert "Telehealth" in report["conclusion"] and "staff only" not in str(report)
-    assert {coding["code"] for concept in report["conclusionCode"] for coding in concept["coding"]} == {"suspected", "telehealth"}
+    assert {coding["code"] for concept in report["conclusionCode"] for coding in concept["coding"]} == {
+        "suspected",
+        "telehealth",
+    }
 
 
 # --- lab results in -----------------------------------------------------------------------------
+
 
 def test_a_pcr_observation_records_the_lab_result_and_corrections_are_kept(fhir, booked):
     _, appointment_id = booked
@@ -365,13 +419,19 @@ def test_a_pcr_observation_records_the_lab_result_and_corrections_are_kept(fhir,
     assert posted.status_code == 201 and posted.fhir["status"] == "final"
     assert posted.fhir["code"]["coding"][0]["code"] == "100383-9"
     lab = LabResult.objects.get()
-    assert (lab.result, lab.result_date.isoformat(), lab.entered_by.api_key is not None) == ("positive", "2026-12-01", True)
+    assert (lab.result, lab.result_date.isoformat(), lab.entered_by.api_key is not None) == (
+        "positive",
+        "2026-12-01",
+        True,
+    )
 
     same = fhir.post("Observation", pcr_observation(appointment_id, detected=True))
     assert same.status_code == 422 and "Nothing changed" in issue(same)["diagnostics"]
     no_note = fhir.post("Observation", pcr_observation(appointment_id, detected=False, status="corrected"))
     assert no_note.status_code == 422 and "why" in issue(no_note)["diagnostics"]
-    corrected = fhir.post("Observation", pcr_observation(appointment_id, detected=False, status="corrected", note="Sample mix-up"))
+    corrected = fhir.post(
+        "Observation", pcr_observation(appointment_id, detected=False, status="corrected", note="Sample mix-up")
+    )
     assert corrected.status_code == 201 and corrected.fhir["status"] == "corrected"
     assert list(LabResult.objects.values_list("result", flat=True)) == ["negative", "positive"]
     report = fhir.get(f"DiagnosticReport/{appointment_id}").fhir
@@ -385,8 +445,13 @@ def test_a_pcr_observation_records_the_lab_result_and_corrections_are_kept(fhir,
 
 # --- another clinic -----------------------------------------------------------------------------
 
+
 def test_another_clinics_key_sees_nothing_and_each_refusal_is_audited(
-    fhir, other_fhir, booked, upload, record_result,
+    fhir,
+    other_fhir,
+    booked,
+    upload,
+    record_result,
 ):
     patient_id, appointment_id = booked
     photo = upload()
@@ -395,9 +460,17 @@ def test_another_clinics_key_sees_nothing_and_each_refusal_is_audited(
     consent = fhir.get("Consent").fhir["entry"][0]["resource"]
     before = AuditEvent.objects.filter(allowed=False).count()
 
-    paths = [f"Patient/{patient_id}", f"Appointment/{appointment_id}", f"QuestionnaireResponse/{appointment_id}",
-             f"Consent/{consent['id']}", f"Media/{photo.pk}", f"Binary/{photo.pk}", f"RiskAssessment/{appointment_id}",
-             f"DiagnosticReport/{appointment_id}", f"Observation/{observation['id']}"]
+    paths = [
+        f"Patient/{patient_id}",
+        f"Appointment/{appointment_id}",
+        f"QuestionnaireResponse/{appointment_id}",
+        f"Consent/{consent['id']}",
+        f"Media/{photo.pk}",
+        f"Binary/{photo.pk}",
+        f"RiskAssessment/{appointment_id}",
+        f"DiagnosticReport/{appointment_id}",
+        f"Observation/{observation['id']}",
+    ]
     for path in paths:
         assert other_fhir.get(path).status_code == 404, path
     assert AuditEvent.objects.filter(allowed=False).count() == before + len(paths)
@@ -407,7 +480,9 @@ def test_another_clinics_key_sees_nothing_and_each_refusal_is_audited(
         other_fhir.post("Media", media_resource(appointment_id)),
         other_fhir.post("Observation", pcr_observation(appointment_id, detected=False, status="corrected", note="x")),
         other_fhir.put(f"QuestionnaireResponse/{appointment_id}", answers_resource(appointment_id)),
-        other_fhir.put(f"Appointment/{appointment_id}", {**fhir.get(f"Appointment/{appointment_id}").fhir, "status": "cancelled"}),
+        other_fhir.put(
+            f"Appointment/{appointment_id}", {**fhir.get(f"Appointment/{appointment_id}").fhir, "status": "cancelled"}
+        ),
     ]
     assert [response.status_code for response in writes] == [404] * 4
     assert Photo.objects.count() == 1 and LabResult.objects.count() == 1
@@ -416,12 +491,24 @@ def test_another_clinics_key_sees_nothing_and_each_refusal_is_audited(
 
 # --- notifications ------------------------------------------------------------------------------
 
+
 def test_an_endpoint_that_chose_fhir_gets_a_bundle_of_the_resources(
-    clinic, upload, record_result, clinician, deliveries_sent, django_capture_on_commit_callbacks,
+    clinic,
+    upload,
+    record_result,
+    clinician,
+    deliveries_sent,
+    django_capture_on_commit_callbacks,
 ):
-    json_endpoint = WebhookEndpoint.objects.create(clinic=clinic, url="http://127.0.0.1:9/json", events=["case.decided"])
-    fhir_endpoint = WebhookEndpoint.objects.create(clinic=clinic, url="http://127.0.0.1:9/fhir", events=["case.decided"],
-                                                   payload_format=WebhookEndpoint.PayloadFormat.FHIR)
+    json_endpoint = WebhookEndpoint.objects.create(
+        clinic=clinic, url="http://127.0.0.1:9/json", events=["case.decided"]
+    )
+    fhir_endpoint = WebhookEndpoint.objects.create(
+        clinic=clinic,
+        url="http://127.0.0.1:9/fhir",
+        events=["case.decided"],
+        payload_format=WebhookEndpoint.PayloadFormat.FHIR,
+    )
     photo = upload()
     record_result(photo, 0.83)
     with django_capture_on_commit_callbacks(execute=True):
@@ -430,15 +517,24 @@ def test_an_endpoint_that_chose_fhir_gets_a_bundle_of_the_resources(
     fhir_delivery = WebhookDelivery.objects.get(endpoint=fhir_endpoint)
     bundle = assert_valid_fhir(fhir_delivery.payload)
     assert bundle["type"] == "collection" and bundle["id"] == str(fhir_delivery.event_id)
-    assert [entry["resource"]["resourceType"] for entry in bundle["entry"]] == ["Appointment", "RiskAssessment", "DiagnosticReport"]
+    assert [entry["resource"]["resourceType"] for entry in bundle["entry"]] == [
+        "Appointment",
+        "RiskAssessment",
+        "DiagnosticReport",
+    ]
     assert WebhookDelivery.objects.get(endpoint=json_endpoint).payload["data"]["decision"]["outcome"] == "suspected"
     assert sorted(deliveries_sent) == sorted(WebhookDelivery.objects.values_list("pk", flat=True))
 
 
 def test_a_fhir_delivery_is_sent_as_signed_fhir_json(db, clinic, receiver):
-    endpoint = WebhookEndpoint.objects.create(clinic=clinic, url=receiver.url, payload_format=WebhookEndpoint.PayloadFormat.FHIR)
-    delivery = WebhookDelivery.objects.create(endpoint=endpoint, event_type="appointment.cancelled", payload={
-        "resourceType": "Bundle", "type": "collection", "entry": []})
+    endpoint = WebhookEndpoint.objects.create(
+        clinic=clinic, url=receiver.url, payload_format=WebhookEndpoint.PayloadFormat.FHIR
+    )
+    delivery = WebhookDelivery.objects.create(
+        endpoint=endpoint,
+        event_type="appointment.cancelled",
+        payload={"resourceType": "Bundle", "type": "collection", "entry": []},
+    )
 
     assert attempt_delivery(delivery)
     sent = receiver.requests[0]

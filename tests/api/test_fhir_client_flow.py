@@ -2,6 +2,7 @@
 worker: search slots, register the patient, book, send the questionnaire answers and a photo, wait for the
 RiskAssessment, post the PCR Observation, read the DiagnosticReport. Every resource read is validated
 against the FHIR R4 models."""
+
 import base64
 import time
 from datetime import timedelta
@@ -13,9 +14,9 @@ from fhirpy import SyncFHIRClient
 import ml.testing
 from portal.celery import app as celery_app
 from portal.fhir import codes
+from registry.versions import register_checkpoints
 from tests.api.fhir import answers_resource, assert_valid_fhir, lesion_jpeg
 from triage.models import Case, LabResult
-from registry.versions import register_checkpoints
 from triage.services import record_decision
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -35,21 +36,29 @@ def valid(resource):
     return assert_valid_fhir(resource.serialize())
 
 
-def test_a_booking_system_runs_the_whole_visit_through_fhirpy(worker, live_server, make_api_key, make_slot, service, clinician):
+def test_a_booking_system_runs_the_whole_visit_through_fhirpy(
+    worker, live_server, make_api_key, make_slot, service, clinician
+):
     make_slot(24 * 2)
     slot = make_slot(24 * 3)
     _, full_key = make_api_key()
     client = SyncFHIRClient(f"{live_server.url}/fhir", authorization=f"Api-Key {full_key}")
 
     day = timezone.localdate(slot.starts_at).isoformat()
-    slots = client.resources("Slot").search(**{"service-type": f"{codes.SERVICE_SYSTEM}|{service.pk}", "start": day}).fetch()
+    slots = (
+        client.resources("Slot")
+        .search(**{"service-type": f"{codes.SERVICE_SYSTEM}|{service.pk}", "start": day})
+        .fetch()
+    )
     assert [found.id for found in slots] == [str(slot.pk)]
     valid(slots[0])
 
     patient = client.resource("Patient", identifier=[{"system": codes.PATIENT_ID_SYSTEM, "value": "EHR-1001"}])
     patient.save()
     appointment = client.resource(
-        "Appointment", status="booked", slot=[{"reference": f"Slot/{slots[0].id}"}],
+        "Appointment",
+        status="booked",
+        slot=[{"reference": f"Slot/{slots[0].id}"}],
         identifier=[{"system": codes.APPOINTMENT_ID_SYSTEM, "value": "BK-77"}],
         participant=[{"actor": {"reference": f"Patient/{patient.id}"}, "status": "accepted"}],
         extension=[{"url": codes.CONSENT_CARE_EXTENSION, "valueBoolean": True}],
@@ -59,10 +68,14 @@ def test_a_booking_system_runs_the_whole_visit_through_fhirpy(worker, live_serve
 
     answers = client.resource("QuestionnaireResponse", **answers_resource(appointment.id))
     answers.save()  # PUT QuestionnaireResponse/<appointment id>
-    assert valid(client.reference("QuestionnaireResponse", appointment.id).to_resource())["item"][1]["linkId"] == "fever"
+    assert (
+        valid(client.reference("QuestionnaireResponse", appointment.id).to_resource())["item"][1]["linkId"] == "fever"
+    )
 
     media = client.resource(
-        "Media", status="completed", partOf=[{"reference": f"Appointment/{appointment.id}"}],
+        "Media",
+        status="completed",
+        partOf=[{"reference": f"Appointment/{appointment.id}"}],
         bodySite={"coding": [{"system": codes.BODY_SITE_SYSTEM, "code": "hands"}]},
         content={"contentType": "image/jpeg", "data": base64.b64encode(lesion_jpeg()).decode()},
     )
@@ -79,8 +92,11 @@ def test_a_booking_system_runs_the_whole_visit_through_fhirpy(worker, live_serve
     record_decision(case=case, clinician=clinician, outcome="suspected", action="isolation_room")
 
     pcr = client.resource(
-        "Observation", status="final", code={"coding": [codes.MPOX_PCR_LOINC]},
-        focus=[{"reference": f"Appointment/{appointment.id}"}], effectiveDateTime=timezone.localdate().isoformat(),
+        "Observation",
+        status="final",
+        code={"coding": [codes.MPOX_PCR_LOINC]},
+        focus=[{"reference": f"Appointment/{appointment.id}"}],
+        effectiveDateTime=timezone.localdate().isoformat(),
         valueCodeableConcept={"coding": [codes.DETECTED]},
     )
     pcr.save()

@@ -1,5 +1,6 @@
 """docs/fhir.md's curl example, run as written against a live server: metadata, slot, patient, booking,
 answers, photo, RiskAssessment, PCR Observation and DiagnosticReport."""
+
 import os
 import re
 import subprocess
@@ -27,8 +28,12 @@ def test_the_fhir_page_curl_example_runs_as_written(live_server, make_api_key, m
     Image.new("RGB", (320, 240), (214, 170, 140)).save(tmp_path / "lesion.jpg", "JPEG")
     try:
         result = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", docs_curl_example()], cwd=tmp_path, capture_output=True, text=True,
-            timeout=60, env={**os.environ, "TRIAGE_URL": live_server.url, "TRIAGE_API_KEY": full_key},
+            ["bash", "-euo", "pipefail", "-c", docs_curl_example()],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "TRIAGE_URL": live_server.url, "TRIAGE_API_KEY": full_key},
         )
     finally:
         celery_app.control.purge()  # the upload queued an analysis nobody runs here
@@ -39,5 +44,6 @@ def test_the_fhir_page_curl_example_runs_as_written(live_server, make_api_key, m
     assert LabResult.objects.get(case=photo.case).result == "positive"
     lines = result.stdout.splitlines()
     assert '"type":"Appointment"' in lines[0]
-    assert lines[-1] == (f'{{"status":"preliminary","media":["Media/{photo.pk}"],'
-                         f'"result":["Observation/{LabResult.objects.get().pk}"]}}')
+    assert lines[-1] == (
+        f'{{"status":"preliminary","media":["Media/{photo.pk}"],"result":["Observation/{LabResult.objects.get().pk}"]}}'
+    )

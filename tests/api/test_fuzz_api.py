@@ -2,6 +2,7 @@
 operation of the API schema, with NUL, other control characters and oversize strings put into the
 path and query parameters, sent in-process (WSGI) with an API key and an admin's session: 0 answers
 5xx. Bounded: a fixed number of examples per operation, derandomised, no example database."""
+
 import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
@@ -16,8 +17,24 @@ from portal.integrations.services import book_external_appointment, register_pat
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]  # about 20 s
 
 HOSTILE_TEXT = [
-    "\x00", "A-1\x00", "\x00\x00\x00", "\x01", "\x08", "\x1b[31m", "\x7f", "\u0085", "\t", "\n", "\r\n",
-    "x" * 5_000, "9" * 400, "%00", "../..", "' OR 1=1 --", "\u200b", "＝1+1",
+    "\x00",
+    "A-1\x00",
+    "\x00\x00\x00",
+    "\x01",
+    "\x08",
+    "\x1b[31m",
+    "\x7f",
+    "\u0085",
+    "\t",
+    "\n",
+    "\r\n",
+    "x" * 5_000,
+    "9" * 400,
+    "%00",
+    "../..",
+    "' OR 1=1 --",
+    "\u200b",
+    "＝1+1",
 ]
 EXAMPLES_PER_OPERATION = 12
 
@@ -51,7 +68,9 @@ def api_schema(in_process_application):
 
     @schema.hook
     def flatmap_path_parameters(context, path_parameters):
-        return with_one_hostile_value(path_parameters, [parameter.name for parameter in context.operation.path_parameters])
+        return with_one_hostile_value(
+            path_parameters, [parameter.name for parameter in context.operation.path_parameters]
+        )
 
     @schema.hook
     def flatmap_query(context, query):
@@ -65,7 +84,9 @@ def credentials(make_api_key, make_slot, admin_user):
     """An API key of the clinic with a patient and a booking, and an admin's session (CSRF token set)."""
     api_key, full_key = make_api_key()
     patient, _ = register_patient(api_key=api_key, external_id="P-1")
-    book_external_appointment(api_key=api_key, external_id="A-1", patient=patient, slot=make_slot(24), consent_care=True)
+    book_external_appointment(
+        api_key=api_key, external_id="A-1", patient=patient, slot=make_slot(24), consent_care=True
+    )
     browser = Client()
     browser.force_login(admin_user)
     csrf = "a" * 32
@@ -84,7 +105,10 @@ def test_hostile_path_and_query_parameters_never_get_a_server_error(api_schema, 
 
         @given(case=operation.as_strategy())
         @settings(
-            max_examples=EXAMPLES_PER_OPERATION, derandomize=True, database=None, deadline=None,
+            max_examples=EXAMPLES_PER_OPERATION,
+            derandomize=True,
+            database=None,
+            deadline=None,
             suppress_health_check=list(HealthCheck),
         )
         def send(case):
@@ -94,5 +118,3 @@ def test_hostile_path_and_query_parameters_never_get_a_server_error(api_schema, 
 
         send()
     assert server_errors == []
-
-

@@ -1,6 +1,7 @@
 """Malformed and hostile requests (issue 24's nine 500s and their class) answer 400/404/413 and store
 nothing: control characters in paths and query strings, JSON nested too deeply, too large or holding
 control characters, values longer than their database column."""
+
 import json
 
 import pytest
@@ -8,12 +9,12 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 from rest_framework import serializers
 
+from core.models import AuditEvent
+from modelops import serializers as modelops_serializers
 from portal.integrations import serializers as integration_serializers
 from portal.integrations.models import ExternalPatient
 from portal.parsers import JSON_MAX_DEPTH
-from modelops import serializers as modelops_serializers
 from triage import serializers as triage_serializers
-from core.models import AuditEvent
 from triage.views import _csv_safe
 
 pytestmark = pytest.mark.django_db
@@ -23,10 +24,16 @@ def stored_rows():
     return {model.__name__: model.objects.count() for model in (AuditEvent, ExternalPatient, User)}
 
 
-@pytest.mark.parametrize("path", [
-    "/appointments/%00/", "/appointments/%00/photos/status/", "/api/v1/me/appointments/%00/photos/",
-    "/api/v1/me/appointments/%00/", "/appointments/A%01B/",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/appointments/%00/",
+        "/appointments/%00/photos/status/",
+        "/api/v1/me/appointments/%00/photos/",
+        "/api/v1/me/appointments/%00/",
+        "/appointments/A%01B/",
+    ],
+)
 def test_a_control_character_in_a_patients_path_is_a_400(client, patient, path):
     client.force_login(patient)
     before = stored_rows()
@@ -35,10 +42,15 @@ def test_a_control_character_in_a_patients_path_is_a_400(client, patient, path):
     assert stored_rows() == before
 
 
-@pytest.mark.parametrize("path", [
-    "/api/v1/integration/patients/%00/", "/api/v1/integration/appointments/%00/photos/",
-    "/api/v1/integration/appointments/%00/case/", "/api/v1/integration/appointments/%00/",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/integration/patients/%00/",
+        "/api/v1/integration/appointments/%00/photos/",
+        "/api/v1/integration/appointments/%00/case/",
+        "/api/v1/integration/appointments/%00/",
+    ],
+)
 def test_a_nul_in_an_integration_path_is_a_400(key_client, path):
     before = stored_rows()
     response = key_client.get(path)
@@ -104,8 +116,13 @@ def test_a_control_character_or_lone_surrogate_in_a_json_string_is_a_400(key_cli
 
 def test_tabs_and_newlines_in_json_text_are_still_accepted(key_client, slot):
     assert post_json(key_client, json.dumps({"external_id": "P-1"})).status_code == 201
-    body = {"external_id": "A-1", "patient_external_id": "P-1", "slot": slot.pk, "consent_care": True,
-            "symptoms": "Line one.\n\tLine two.\r\n"}
+    body = {
+        "external_id": "A-1",
+        "patient_external_id": "P-1",
+        "slot": slot.pk,
+        "consent_care": True,
+        "symptoms": "Line one.\n\tLine two.\r\n",
+    }
     response = key_client.post(reverse("api-appointments"), body, format="json")
     assert response.status_code == 201, response.content
 
@@ -118,7 +135,9 @@ def test_a_json_body_over_the_upload_limit_is_refused_before_it_is_read(key_clie
     assert response.status_code == 413
     # A false, small Content-Length does not let a larger body through either.
     response = post_json(
-        key_client, json.dumps({"external_id": "P-1", "padding": padding}), CONTENT_LENGTH="10",
+        key_client,
+        json.dumps({"external_id": "P-1", "padding": padding}),
+        CONTENT_LENGTH="10",
     )
     assert response.status_code in (400, 413)
     assert stored_rows() == before
@@ -129,7 +148,9 @@ def test_a_json_body_over_the_upload_limit_is_refused_before_it_is_read(key_clie
 def test_every_request_serializers_text_field_has_a_length_limit():
     """Text from a request reaches a database column only within that column's length."""
     request_serializers = [
-        cls for module in (integration_serializers, triage_serializers, modelops_serializers) for name, cls in vars(module).items()
+        cls
+        for module in (integration_serializers, triage_serializers, modelops_serializers)
+        for name, cls in vars(module).items()
         if isinstance(cls, type) and issubclass(cls, serializers.Serializer) and name.endswith("RequestSerializer")
     ]
     assert len(request_serializers) >= 4
@@ -145,9 +166,19 @@ def test_external_ids_and_email_take_their_limits_from_the_models():
     assert fields["external_id"].max_length == ExternalPatient._meta.get_field("external_id").max_length
 
 
-@pytest.mark.parametrize("text", [
-    "=HYPERLINK(\"http://x\")", "＝1+1", "\u200b=1+1", "\ufeff@SUM(A1)", " \u200d+1", "\u00a0-2", "＠x", "\t=1",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '=HYPERLINK("http://x")',
+        "＝1+1",
+        "\u200b=1+1",
+        "\ufeff@SUM(A1)",
+        " \u200d+1",
+        "\u00a0-2",
+        "＠x",
+        "\t=1",
+    ],
+)
 def test_the_csv_formula_guard_sees_full_width_and_invisible_prefixes(text):
     assert _csv_safe(text) == "'" + text
 
@@ -169,7 +200,8 @@ def test_the_limited_parser_is_every_api_views_json_parser(session_client, clini
     """The staff API's decision endpoint refuses a NUL in a note the same way (one parser, set as default)."""
     response = session_client(clinician).post(
         reverse("api-staff-decide", args=[appointment.case.pk]),
-        {"outcome": "not_suspected", "action": "standard", "note": "ok\u0000"}, format="json",
+        {"outcome": "not_suspected", "action": "standard", "note": "ok\u0000"},
+        format="json",
     )
     assert response.status_code == 400
     assert "control character" in response.json()["detail"]

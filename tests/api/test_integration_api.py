@@ -1,11 +1,12 @@
 """The integration API: a clinic's booking system with an API key books, uploads and polls."""
+
 import pytest
 from django.urls import reverse
 
+from core.models import AuditEvent
 from portal.integrations.models import ApiKey, ExternalAppointment, IdempotencyRecord
 from portal.integrations.services import revoke_api_key
 from triage.api import UploadRateThrottle
-from core.models import AuditEvent
 from triage.models import Photo
 from triage.services import record_decision
 
@@ -17,8 +18,13 @@ def register(client, external_id="P-1", **extra):
 
 
 def book(client, slot, external_id="A-1", patient_external_id="P-1", headers=None, **extra):
-    body = {"external_id": external_id, "patient_external_id": patient_external_id, "slot": slot.pk,
-            "consent_care": True, **extra}
+    body = {
+        "external_id": external_id,
+        "patient_external_id": patient_external_id,
+        "slot": slot.pk,
+        "consent_care": True,
+        **extra,
+    }
     return client.post(reverse("api-appointments"), body, format="json", headers=headers or {})
 
 
@@ -33,10 +39,13 @@ def booked(key_client, slot):
 
 def upload(client, make_upload, external_id="A-1", headers=None, **fields):
     data = {"photo": make_upload(), "body_site": "hands", **fields}
-    return client.post(reverse("api-appointment-photos", args=[external_id]), data, format="multipart", headers=headers or {})
+    return client.post(
+        reverse("api-appointment-photos", args=[external_id]), data, format="multipart", headers=headers or {}
+    )
 
 
 # --- keys ---------------------------------------------------------------------------------------
+
 
 def test_a_key_is_stored_only_as_a_prefix_and_a_hash(api_key):
     key, full_key = api_key
@@ -86,6 +95,7 @@ def test_repeated_bad_keys_from_one_address_are_throttled(api_key, key_client, s
 
 # --- patients, slots and bookings ------------------------------------------------------------------
 
+
 def test_register_patient_then_look_it_up(key_client):
     created = register(key_client, email="p1@example.org")
     assert created.status_code == 201
@@ -117,7 +127,13 @@ def test_slots_are_the_clinics_free_ones_paginated(key_client, make_slot, other_
 def test_book_creates_appointment_and_case(booked, slot):
     assert booked["external_id"] == "A-1" and booked["patient_external_id"] == "P-1"
     assert booked["slot"]["id"] == slot.pk
-    assert booked["case"] == {"id": booked["case"]["id"], "is_open": True, "flagged": False, "outcome": "pending", "decision": None}
+    assert booked["case"] == {
+        "id": booked["case"]["id"],
+        "is_open": True,
+        "flagged": False,
+        "outcome": "pending",
+        "decision": None,
+    }
     appointment = ExternalAppointment.objects.get(external_id="A-1").appointment
     assert appointment.case.pk == booked["case"]["id"]
 
@@ -137,8 +153,9 @@ def test_booking_refusals_are_clear_and_make_nothing(key_client, slot, make_slot
 
 
 def test_another_clinics_slots_and_appointments_are_out_of_reach(booked, make_api_key, other_clinic, make_slot):
-    from portal.booking.models import Slot
     from rest_framework.test import APIClient
+
+    from portal.booking.models import Slot
 
     _, other_key = make_api_key(other_clinic, name="Other system")
     other = APIClient(headers={"Authorization": f"Api-Key {other_key}"})
@@ -175,7 +192,10 @@ def test_a_failed_request_does_not_use_up_its_idempotency_key(key_client, slot):
 
 # --- photos -----------------------------------------------------------------------------------------
 
-def test_upload_then_poll_photo_status(booked, key_client, make_upload, private_storage, enqueued, django_capture_on_commit_callbacks):
+
+def test_upload_then_poll_photo_status(
+    booked, key_client, make_upload, private_storage, enqueued, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         response = upload(key_client, make_upload, roi_x0=10, roi_y0=10, roi_x1=110, roi_y1=90)
     assert response.status_code == 201, response.content
@@ -188,7 +208,9 @@ def test_upload_then_poll_photo_status(booked, key_client, make_upload, private_
     assert listing["count"] == 1 and listing["results"][0]["status"] == "received"
 
 
-def test_a_retried_upload_with_the_same_idempotency_key_makes_one_photo(booked, key_client, make_upload, private_storage, enqueued, stored_files):
+def test_a_retried_upload_with_the_same_idempotency_key_makes_one_photo(
+    booked, key_client, make_upload, private_storage, enqueued, stored_files
+):
     first = upload(key_client, make_upload, headers={"Idempotency-Key": "upload-1"})
     retry = upload(key_client, make_upload, headers={"Idempotency-Key": "upload-1"})
     assert first.status_code == retry.status_code == 201
@@ -199,10 +221,13 @@ def test_a_retried_upload_with_the_same_idempotency_key_makes_one_photo(booked, 
     assert Photo.objects.count() == 1
 
 
-def test_bad_uploads_get_a_clear_400_and_store_nothing(booked, key_client, make_upload, private_storage, stored_files, enqueued):
+def test_bad_uploads_get_a_clear_400_and_store_nothing(
+    booked, key_client, make_upload, private_storage, stored_files, enqueued
+):
     not_image = key_client.post(
         reverse("api-appointment-photos", args=["A-1"]),
-        {"photo": make_upload(content=b"not an image at all"), "body_site": "hands"}, format="multipart",
+        {"photo": make_upload(content=b"not an image at all"), "body_site": "hands"},
+        format="multipart",
     )
     assert not_image.status_code == 400 and "photo" in not_image.json()
     half_box = upload(key_client, make_upload, roi_x0=1, roi_y0=1)
@@ -220,13 +245,16 @@ def test_a_tap_becomes_the_box_the_patient_page_would_make(booked, key_client, m
     assert (photo.roi, photo.roi_source) == ((68, 28, 132, 92), "patient_tap")
 
 
-@pytest.mark.parametrize("marks, message", [
-    ({"tap_x": 100}, "Give all of tap_x, tap_y or none of them."),
-    ({"tap_x": 200, "tap_y": 60}, "The place tapped lies outside the photo."),
-    ({"tap_x": 10, "tap_y": 10, "roi_x0": 0, "roi_y0": 0, "roi_x1": 100, "roi_y1": 100}, "not both"),
-    ({"roi_x0": 0, "roi_y0": 0, "roi_x1": 300, "roi_y1": 100}, "lies outside the photo"),
-    ({"tap_x": -1, "tap_y": 5}, "greater than or equal to 0"),
-])
+@pytest.mark.parametrize(
+    "marks, message",
+    [
+        ({"tap_x": 100}, "Give all of tap_x, tap_y or none of them."),
+        ({"tap_x": 200, "tap_y": 60}, "The place tapped lies outside the photo."),
+        ({"tap_x": 10, "tap_y": 10, "roi_x0": 0, "roi_y0": 0, "roi_x1": 100, "roi_y1": 100}, "not both"),
+        ({"roi_x0": 0, "roi_y0": 0, "roi_x1": 300, "roi_y1": 100}, "lies outside the photo"),
+        ({"tap_x": -1, "tap_y": 5}, "greater than or equal to 0"),
+    ],
+)
 def test_a_mark_that_cannot_be_used_is_a_clear_400_and_stores_nothing(
     booked, key_client, make_upload, private_storage, stored_files, enqueued, marks, message
 ):
@@ -242,13 +270,17 @@ def test_uploads_are_rate_limited(booked, key_client, make_upload, private_stora
     assert key_client.get(reverse("api-appointment-photos", args=["A-1"])).status_code == 200  # reads are not counted
 
 
-def test_the_case_shows_flag_and_decision_but_no_score(booked, key_client, make_upload, private_storage, enqueued, record_result, clinician):
+def test_the_case_shows_flag_and_decision_but_no_score(
+    booked, key_client, make_upload, private_storage, enqueued, record_result, clinician
+):
     upload(key_client, make_upload)
     photo = Photo.objects.get()
     record_result(photo, 0.83)
     case_body = key_client.get(reverse("api-appointment-case", args=["A-1"])).json()
     assert case_body["flagged"] is True and case_body["decision"] is None
-    record_decision(case=photo.case, clinician=clinician, outcome="suspected", action="isolation_room", note="private note")
+    record_decision(
+        case=photo.case, clinician=clinician, outcome="suspected", action="isolation_room", note="private note"
+    )
     body = key_client.get(reverse("api-appointment", args=["A-1"])).json()
     assert body["case"]["outcome"] == "suspected"
     assert body["case"]["decision"]["action"] == "isolation_room"
@@ -256,7 +288,9 @@ def test_the_case_shows_flag_and_decision_but_no_score(booked, key_client, make_
     assert "0.83" not in text and "probability" not in text and "private note" not in text
 
 
-def test_no_uploads_to_a_cancelled_appointment(booked, key_client, make_upload, private_storage, enqueued, stored_files):
+def test_no_uploads_to_a_cancelled_appointment(
+    booked, key_client, make_upload, private_storage, enqueued, stored_files
+):
     from portal.booking.services import cancel_appointment
 
     cancel_appointment(appointment=ExternalAppointment.objects.get().appointment, actor=None)
@@ -275,7 +309,9 @@ def test_idempotency_records_expire(booked, key_client, slot, settings):
 
     key_client.post(reverse("api-patients"), {"external_id": "P-2"}, format="json", headers={"Idempotency-Key": "old"})
     key_client.post(reverse("api-patients"), {"external_id": "P-3"}, format="json", headers={"Idempotency-Key": "new"})
-    IdempotencyRecord.objects.filter(key="old").update(created_at=timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS + 1))
+    IdempotencyRecord.objects.filter(key="old").update(
+        created_at=timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS + 1)
+    )
     assert purge_idempotency_records() == 1
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
 
@@ -293,7 +329,9 @@ def test_integrations_admin_pages_load(booked, client, admin_user, clinic):
 
 
 def test_an_idempotent_request_with_a_json_array_is_a_400_not_a_crash(key_client):
-    response = key_client.post(reverse("api-patients"), ["external_id"], format="json", headers={"Idempotency-Key": "arr"})
+    response = key_client.post(
+        reverse("api-patients"), ["external_id"], format="json", headers={"Idempotency-Key": "arr"}
+    )
     assert response.status_code == 400
 
 
@@ -323,7 +361,9 @@ def at_once(send, times=2):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_retries_with_one_idempotency_key_make_one_photo(api_key, slot, make_upload, private_storage, enqueued):
+def test_concurrent_retries_with_one_idempotency_key_make_one_photo(
+    api_key, slot, make_upload, private_storage, enqueued
+):
     """Two copies of an upload arrive at once (a client timed out and retried): the second waits on the
     key's row, then replays the first answer."""
     from rest_framework.test import APIClient
@@ -332,11 +372,14 @@ def test_concurrent_retries_with_one_idempotency_key_make_one_photo(api_key, slo
     register(client)
     book(client, slot)
     content = make_upload().read()
-    responses = at_once(lambda: client.post(
-        reverse("api-appointment-photos", args=["A-1"]),
-        {"photo": make_upload(content=content), "body_site": "hands"}, format="multipart",
-        headers={"Idempotency-Key": "same-upload"},
-    ))
+    responses = at_once(
+        lambda: client.post(
+            reverse("api-appointment-photos", args=["A-1"]),
+            {"photo": make_upload(content=content), "body_site": "hands"},
+            format="multipart",
+            headers={"Idempotency-Key": "same-upload"},
+        )
+    )
     assert sorted(response.status_code for response in responses) == [201, 201]
     assert len({response.json()["id"] for response in responses}) == 1
     assert sorted(response.get("Idempotent-Replayed", "") for response in responses) == ["", "true"]
@@ -344,6 +387,7 @@ def test_concurrent_retries_with_one_idempotency_key_make_one_photo(api_key, slo
 
 
 # --- cancel and move ----------------------------------------------------------------------------------
+
 
 def cancel(client, external_id="A-1"):
     return client.post(reverse("api-appointment-cancel", args=[external_id]))
@@ -362,7 +406,9 @@ def test_cancel_frees_the_slot_closes_the_case_and_is_safe_to_retry(
     with django_capture_on_commit_callbacks(execute=True):
         retry = cancel(key_client)
     assert retry.status_code == 200 and retry.json() == first.json()
-    assert [message.subject for message in mailoutbox] == [f"Your appointment is cancelled ({first.json()['reference']})"]
+    assert [message.subject for message in mailoutbox] == [
+        f"Your appointment is cancelled ({first.json()['reference']})"
+    ]
     assert not ExternalAppointment.objects.get().appointment.case.is_open
 
 
@@ -392,7 +438,9 @@ def test_reschedule_moves_to_a_free_slot_of_the_clinic(booked, key_client, slot,
 
     elsewhere = Slot.objects.create(clinic=other_clinic, service=service, starts_at=later.starts_at)
     other_service = Slot.objects.create(
-        clinic=slot.clinic, service=Service.objects.create(name="Vaccination"), starts_at=later.starts_at,
+        clinic=slot.clinic,
+        service=Service.objects.create(name="Vaccination"),
+        starts_at=later.starts_at,
     )
     refused = {
         "another clinic's slot": key_client.post(url, {"slot": elsewhere.pk}, format="json"),
@@ -400,7 +448,9 @@ def test_reschedule_moves_to_a_free_slot_of_the_clinic(booked, key_client, slot,
         "no slot": key_client.post(url, {}, format="json"),
     }
     assert {what: response.status_code for what, response in refused.items()} == dict.fromkeys(refused, 400)
-    assert "slot" in refused["another clinic's slot"].json() and "same service" in str(refused["another service"].json())
+    assert "slot" in refused["another clinic's slot"].json() and "same service" in str(
+        refused["another service"].json()
+    )
     assert ExternalAppointment.objects.get().appointment.slot == later
 
 
@@ -431,7 +481,9 @@ def test_two_cancels_at_once_cancel_and_email_once(api_key, slot, mailoutbox, mo
     assert len(mailoutbox) == 1
 
 
-def test_a_photo_for_a_cancelled_appointment_is_refused_and_not_analysed(key_client, booked, make_upload, private_storage, enqueued):
+def test_a_photo_for_a_cancelled_appointment_is_refused_and_not_analysed(
+    key_client, booked, make_upload, private_storage, enqueued
+):
     assert cancel(key_client).status_code == 200
 
     refused = upload(key_client, make_upload)

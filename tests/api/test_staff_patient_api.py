@@ -1,4 +1,5 @@
 """Staff, admin and patient endpoints: the same permission rules as the pages."""
+
 import json
 
 import pytest
@@ -36,7 +37,9 @@ def test_case_detail_has_predictions_and_is_audited(session_client, clinician, p
     (photo,) = body["photos"]
     assert photo["image_url"] == reverse("photo-image", args=[prediction.photo_id])
     assert photo["predictions"][0]["probability"] == pytest.approx(0.83)
-    assert photo["predictions"][0]["heatmap_url"] == reverse("prediction-heatmap", args=[prediction.photo_id, prediction.pk])
+    assert photo["predictions"][0]["heatmap_url"] == reverse(
+        "prediction-heatmap", args=[prediction.photo_id, prediction.pk]
+    )
     assert AuditEvent.objects.filter(action="view_case", object_id=str(case_id), actor=clinician).exists()
     assert session_client(clinician).get(reverse("api-staff-case", args=[999999])).status_code == 404
 
@@ -44,7 +47,9 @@ def test_case_detail_has_predictions_and_is_audited(session_client, clinician, p
 def test_record_a_decision(session_client, clinician, prediction):
     case = prediction.photo.case
     url = reverse("api-staff-decide", args=[case.pk])
-    response = session_client(clinician).post(url, {"outcome": "suspected", "action": "isolation_room", "note": "Bring PPE."}, format="json")
+    response = session_client(clinician).post(
+        url, {"outcome": "suspected", "action": "isolation_room", "note": "Bring PPE."}, format="json"
+    )
     assert response.status_code == 201, response.content
     assert response.json()["clinician"] == "clinician"
     case.refresh_from_db()
@@ -105,10 +110,15 @@ def test_lab_results_follow_the_case_pages_permissions(session_client, make_staf
 
 
 def test_model_versions_need_the_model_permissions(session_client, clinician, admin_user, model_version):
-    newer = ModelVersion.objects.create(version="test-model-2", architecture="tiny", checkpoint_path="/x.pt", threshold=0.4)
+    newer = ModelVersion.objects.create(
+        version="test-model-2", architecture="tiny", checkpoint_path="/x.pt", threshold=0.4
+    )
     assert session_client(clinician).get(reverse("api-model-versions")).status_code == 403
     listed = session_client(admin_user).get(reverse("api-model-versions")).json()
-    assert [(row["version"], row["status"]) for row in listed["results"]] == [("test-model-2", "retired"), ("test-model-1", "active")]
+    assert [(row["version"], row["status"]) for row in listed["results"]] == [
+        ("test-model-2", "retired"),
+        ("test-model-1", "active"),
+    ]
     promote = reverse("api-model-version-promote", args=[newer.pk])
     assert session_client(clinician).post(promote, {"reason": "better"}, format="json").status_code == 403
 
@@ -116,8 +126,12 @@ def test_model_versions_need_the_model_permissions(session_client, clinician, ad
 def test_promotion_goes_through_the_evidence_rule(session_client, admin_user, model_version):
     """The same service as the admin action: a retired version, or no reason, is refused (and audited)."""
     admin = session_client(admin_user)
-    retired = ModelVersion.objects.create(version="test-model-2", architecture="tiny", checkpoint_path="/x.pt", threshold=0.4)
-    refused = admin.post(reverse("api-model-version-promote", args=[retired.pk]), {"reason": "looks good"}, format="json")
+    retired = ModelVersion.objects.create(
+        version="test-model-2", architecture="tiny", checkpoint_path="/x.pt", threshold=0.4
+    )
+    refused = admin.post(
+        reverse("api-model-version-promote", args=[retired.pk]), {"reason": "looks good"}, format="json"
+    )
     assert refused.status_code == 400 and "not the challenger" in str(refused.json())
     assert AuditEvent.objects.filter(action="promote_model", allowed=False, actor=admin_user).exists()
     no_reason = admin.post(reverse("api-model-version-promote", args=[retired.pk]), {"reason": ""}, format="json")
@@ -130,7 +144,9 @@ def test_the_challenger_is_promoted_when_no_model_is_active(session_client, admi
         version="first-model", architecture="tiny", checkpoint_path="/x.pt", threshold=0.4, is_challenger=True
     )
     response = session_client(admin_user).post(
-        reverse("api-model-version-promote", args=[challenger.pk]), {"reason": "First model for this clinic."}, format="json"
+        reverse("api-model-version-promote", args=[challenger.pk]),
+        {"reason": "First model for this clinic."},
+        format="json",
     )
     assert response.status_code == 201, response.content
     body = response.json()
@@ -138,7 +154,9 @@ def test_the_challenger_is_promoted_when_no_model_is_active(session_client, admi
     assert list(ModelVersion.objects.filter(is_active=True)) == [challenger]
 
 
-def test_patients_see_their_appointments_and_photo_status_never_scores(session_client, patient, other_patient, prediction):
+def test_patients_see_their_appointments_and_photo_status_never_scores(
+    session_client, patient, other_patient, prediction
+):
     appointment = prediction.photo.case.appointment
     own = session_client(patient)
     listing = own.get(reverse("api-my-appointments")).json()
@@ -189,15 +207,22 @@ def test_patients_cannot_cancel_after_the_cut_off(session_client, patient, make_
     assert soon.status == "booked" and soon.case.is_open
 
 
-def test_patients_move_their_appointment_to_a_listed_free_time(session_client, patient, other_patient, appointment, make_slot):
+def test_patients_move_their_appointment_to_a_listed_free_time(
+    session_client, patient, other_patient, appointment, make_slot
+):
     from portal.booking.models import Service, Slot
 
     later = make_slot(48)
-    Slot.objects.create(clinic=later.clinic, service=Service.objects.create(name="Vaccination"), starts_at=later.starts_at)
+    Slot.objects.create(
+        clinic=later.clinic, service=Service.objects.create(name="Vaccination"), starts_at=later.starts_at
+    )
     own = session_client(patient)
     slots = own.get(reverse("api-my-appointment-slots", args=[appointment.reference])).json()
     assert [row["id"] for row in slots["results"]] == [later.pk]  # its own slot is taken, the other is another service
-    assert session_client(other_patient).get(reverse("api-my-appointment-slots", args=[appointment.reference])).status_code == 404
+    assert (
+        session_client(other_patient).get(reverse("api-my-appointment-slots", args=[appointment.reference])).status_code
+        == 404
+    )
 
     url = reverse("api-my-appointment-reschedule", args=[appointment.reference])
     assert session_client(other_patient).post(url, {"slot": later.pk}, format="json").status_code == 404

@@ -1,5 +1,6 @@
 """Webhooks end to end with a real Celery worker on the configured broker: a decision recorded through
 the staff API reaches a real receiver on 127.0.0.1, signed; a 500 is retried after the backoff."""
+
 import hmac
 
 import pytest
@@ -22,13 +23,16 @@ def webhook_worker(start_worker, settings):
     return start_worker(settings.CELERY_BROKER_URL, WEBHOOK_RETRY_BACKOFF_SECONDS=str(BACKOFF_SECONDS)).log_path
 
 
-def test_decision_webhook_is_signed_and_retried_by_the_worker(webhook_worker, receiver, clinic, prediction, clinician, client):
+def test_decision_webhook_is_signed_and_retried_by_the_worker(
+    webhook_worker, receiver, clinic, prediction, clinician, client
+):
     endpoint = WebhookEndpoint.objects.create(clinic=clinic, url=receiver.url, events=["case.decided"])
     receiver.codes = [500]
     client.force_login(clinician)
     case = prediction.photo.case
     response = client.post(
-        reverse("api-staff-decide", args=[case.pk]), {"outcome": "suspected", "action": "isolation_room"},
+        reverse("api-staff-decide", args=[case.pk]),
+        {"outcome": "suspected", "action": "isolation_room"},
         content_type="application/json",
     )
     assert response.status_code == 201

@@ -1,4 +1,5 @@
 """Fixtures for the ML tests: tiny random checkpoints and synthetic image folders (no real data)."""
+
 from __future__ import annotations
 
 import numpy as np

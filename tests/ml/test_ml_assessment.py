@@ -1,4 +1,5 @@
 """Assessability (issue 17): quality measures, the fitted rule, one pass, calibration, negatives."""
+
 import json
 
 import numpy as np
@@ -28,8 +29,12 @@ def lesion_photo(seed: int, size=(160, 120)) -> Image.Image:
 def assessing_checkpoint(tmp_path_factory):
     examples = [lesion_photo(seed) for seed in range(8)]
     return ml.testing.make_random_checkpoint(
-        tmp_path_factory.mktemp("assess") / "assess.pt", arch="efficientnet_lite0", input_size=64,
-        assessable_examples=examples, calibration={"a": 2.0, "b": -0.5})
+        tmp_path_factory.mktemp("assess") / "assess.pt",
+        arch="efficientnet_lite0",
+        input_size=64,
+        assessable_examples=examples,
+        calibration={"a": 2.0, "b": -0.5},
+    )
 
 
 def test_quality_measures_tell_dark_blurred_and_non_skin_apart():
@@ -38,16 +43,25 @@ def test_quality_measures_tell_dark_blurred_and_non_skin_apart():
     dark = (sharp * 0.05).astype(np.uint8)
     blue = np.zeros_like(sharp)
     blue[..., 2] = 200
-    q = {name: quality_measures(a) for name, a in
-         {"sharp": sharp, "blurred": blurred, "dark": dark, "blue": blue}.items()}
+    q = {
+        name: quality_measures(a)
+        for name, a in {"sharp": sharp, "blurred": blurred, "dark": dark, "blue": blue}.items()
+    }
     assert q["blurred"]["sharpness"] < q["sharp"]["sharpness"] / 5
     assert q["dark"]["brightness"] < 20 < q["sharp"]["brightness"]
     assert q["sharp"]["skin_share"] > 0.8 and q["blue"]["skin_share"] == 0.0
 
 
 def test_rule_reports_the_first_failing_check_in_order():
-    rule = {"min_brightness": 30, "max_brightness": 230, "min_contrast": 5, "min_sharpness": 10,
-            "min_skin_share": 0.3, "max_knn_distance": 0.2, "knn_k": 1}
+    rule = {
+        "min_brightness": 30,
+        "max_brightness": 230,
+        "min_contrast": 5,
+        "min_sharpness": 10,
+        "min_skin_share": 0.3,
+        "max_knn_distance": 0.2,
+        "knn_k": 1,
+    }
     assessor = Assessor(rule)
     good = {"brightness": 120, "contrast": 30, "sharpness": 50, "skin_share": 0.9}
     assert assessor.reason(good, 0.1) == ""
@@ -64,8 +78,12 @@ def test_lesion_present_score_below_its_limit_means_no_lesion():
     bank = torch.nn.functional.normalize(torch.ones(1, 4), dim=1)
     assessor = Assessor(rule, bank, lesion_weight=torch.tensor([1.0, 1.0, 0.0, 0.0]))
     crop = np.asarray(lesion_photo(0).resize((64, 64)))
-    pooled = torch.tensor([[1.0, 1.0, 1.0, 1.0],      # score 1 >= 0: a lesion
-                           [0.2, 0.2, 1.0, 1.0]])     # score -0.6 < 0, though near the bank
+    pooled = torch.tensor(
+        [
+            [1.0, 1.0, 1.0, 1.0],  # score 1 >= 0: a lesion
+            [0.2, 0.2, 1.0, 1.0],
+        ]
+    )  # score -0.6 < 0, though near the bank
     assert assessor.reasons([crop, crop], pooled) == ["", "no_lesion"]
     good = {"brightness": 120, "contrast": 30, "sharpness": 50, "skin_share": 0.9}
     assert Assessor(rule).reason(good, 0.1, lesion=0.5) == ""
@@ -100,14 +118,17 @@ def test_analyse_judges_photos_in_one_forward_pass(assessing_checkpoint):
     hook = model.net.features.register_forward_hook(lambda *args: calls.append(1))
     try:
         blue = np.zeros((120, 160, 3)) + [40, 90, 220]
-        blue[:, (np.arange(160) // 20) % 2 == 1] = [150, 190, 255]   # striped blue fabric
-        photos = [lesion_photo(3), lesion_photo(7).filter(ImageFilter.GaussianBlur(3)),
-                  Image.fromarray((np.asarray(lesion_photo(4)) * 0.05).astype(np.uint8)),
-                  Image.fromarray(blue.astype(np.uint8))]
+        blue[:, (np.arange(160) // 20) % 2 == 1] = [150, 190, 255]  # striped blue fabric
+        photos = [
+            lesion_photo(3),
+            lesion_photo(7).filter(ImageFilter.GaussianBlur(3)),
+            Image.fromarray((np.asarray(lesion_photo(4)) * 0.05).astype(np.uint8)),
+            Image.fromarray(blue.astype(np.uint8)),
+        ]
         analyses = model.analyse_batch(photos, [(0, 0, 160, 120)] * 4)
     finally:
         hook.remove()
-    assert len(calls) == 1                      # one backbone pass gives score, heatmap and judgement
+    assert len(calls) == 1  # one backbone pass gives score, heatmap and judgement
     assert [a.reason for a in analyses] == ["", "blurred", "too_dark", "not_skin"]
     assert [a.assessable for a in analyses] == [True, False, False, False]
 
@@ -117,7 +138,7 @@ def test_distance_to_the_training_lesions_flags_a_photo_unlike_them(assessing_ch
     rng = np.random.default_rng(0)
     stripes = np.zeros((120, 160, 3), dtype=np.uint8)
     stripes[:, ::8] = 255
-    stripes[..., 0] = np.clip(stripes[..., 0].astype(int) + 200, 0, 255)   # skin-ish hue, not a lesion
+    stripes[..., 0] = np.clip(stripes[..., 0].astype(int) + 200, 0, 255)  # skin-ish hue, not a lesion
     stripes = np.clip(stripes + rng.normal(0, 5, stripes.shape), 0, 255).astype(np.uint8)
     far = model.predict([Image.fromarray(stripes)], [None])[0]
     near = model.predict([lesion_photo(5)], [None])[0]
@@ -143,8 +164,11 @@ def test_predict_matches_analyse_and_applies_calibration(assessing_checkpoint):
 def test_checkpoint_without_a_rule_uses_the_fallback_luminance_limits(checkpoint_path):
     model = ml.load(checkpoint_path)
     assert model.assessor.config == FALLBACK_RULE and model.assessor.bank is None
-    dark, blank, photo = (Image.new("RGB", (80, 80), (4, 4, 4)), Image.new("RGB", (80, 80), (128, 128, 128)),
-                          lesion_photo(1))
+    dark, blank, photo = (
+        Image.new("RGB", (80, 80), (4, 4, 4)),
+        Image.new("RGB", (80, 80), (128, 128, 128)),
+        lesion_photo(1),
+    )
     assert [s.reason for s in model.predict([dark, blank, photo], [None] * 3)] == ["too_dark", "blank", ""]
 
 
@@ -154,11 +178,12 @@ def test_negatives_set_renders_every_category_with_sources(tmp_path, checkpoint_
     assert set(RENDERERS) | {"blurred", "dark"} <= folders
     sources = (tmp_path / "SOURCES.md").read_text()
     assert all(f"non_mpox/{name}/" in sources for name in folders - {"photos"})
-    if "photos" in folders:                     # scikit-image installed: each photo's licence listed
+    if "photos" in folders:  # scikit-image installed: each photo's licence listed
         assert all(p.stem.removeprefix("skimage-") in sources for p in paths if p.parent.name == "photos")
     again = build_negatives(tmp_path / "again", seed=3, per_category=1, log=lambda _: None)
-    assert [np.asarray(Image.open(p)).tolist() == np.asarray(Image.open(q)).tolist()
-            for p, q in zip(paths[:3], again[:3])] == [True] * 3      # seeded: identical renders
+    assert [
+        np.asarray(Image.open(p)).tolist() == np.asarray(Image.open(q)).tolist() for p, q in zip(paths[:3], again[:3])
+    ] == [True] * 3  # seeded: identical renders
     report = score_negatives(ml.load(checkpoint_path), tmp_path)
     assert report["dark"]["not_assessable"] == 1 and report["dark"]["flagged"] == 0
     assert all(0 <= r["flagged_ci95"][0] <= r["flagged_share"] <= r["flagged_ci95"][1] <= 1 for r in report.values())

@@ -1,21 +1,36 @@
 import csv
 import json
 
+import numpy as np
 import pillow_heif
 import pytest
 import torch
-import numpy as np
 from PIL import Image
 
 import ml
+from ml.metrics import METRIC_NAMES
 from ml.research.cli import main
 from ml.research.data import discover, write_csv
-from ml.metrics import METRIC_NAMES
 
-EVALUATE_KEYS = {"auc", "accuracy", "precision", "recall", "f1", "sensitivity", "specificity",
-                 "threshold", "n", "ci95",
-                 "n_files", "n_read", "skipped", "not_assessable", "flag_rate_by_class",
-                 "assessable_only", "counting_rule"}
+EVALUATE_KEYS = {
+    "auc",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "sensitivity",
+    "specificity",
+    "threshold",
+    "n",
+    "ci95",
+    "n_files",
+    "n_read",
+    "skipped",
+    "not_assessable",
+    "flag_rate_by_class",
+    "assessable_only",
+    "counting_rule",
+}
 
 
 @pytest.mark.parametrize("roi", ["none", "auto", "boxes"])
@@ -23,13 +38,26 @@ def test_evaluate_cli_writes_exact_json(tmp_path, class_folder, roi):
     data = tmp_path / "data"
     class_folder(data, n_patients=2, per_patient=2, size=48)
     samples = discover(data)
-    write_csv(data / "dataset.csv", data,
-              [type(s)(s.path, s.label, s.patient_id, (4, 4, 40, 44)) for s in samples])
-    checkpoint = ml.testing.make_random_checkpoint(tmp_path / "m.pt", arch="efficientnet_lite0",
-                                                   input_size=32, threshold=0.4)
+    write_csv(data / "dataset.csv", data, [type(s)(s.path, s.label, s.patient_id, (4, 4, 40, 44)) for s in samples])
+    checkpoint = ml.testing.make_random_checkpoint(
+        tmp_path / "m.pt", arch="efficientnet_lite0", input_size=32, threshold=0.4
+    )
     out = tmp_path / "out" / "eval.json"
-    main(["evaluate", "--model", str(checkpoint), "--data", str(data), "--json", str(out),
-          "--roi", roi, "--details", str(tmp_path / "details.csv")])
+    main(
+        [
+            "evaluate",
+            "--model",
+            str(checkpoint),
+            "--data",
+            str(data),
+            "--json",
+            str(out),
+            "--roi",
+            roi,
+            "--details",
+            str(tmp_path / "details.csv"),
+        ]
+    )
     report = json.loads(out.read_text())
     assert set(report) == EVALUATE_KEYS
     assert report["n"] == report["n_read"] == report["n_files"] == 8 and report["skipped"] == []
@@ -52,7 +80,7 @@ def test_evaluate_reads_by_content_and_lists_what_it_skips(tmp_path, capsys):
         (data / folder).mkdir(parents=True)
     _lesion_like(0).save(data / "mpox" / "M1_01.jfif", format="JPEG")
     _lesion_like(1).save(data / "mpox" / "M2_01.JPE", format="JPEG")
-    _lesion_like(2).save(data / "mpox" / "M3_01", format="PNG")                # no extension
+    _lesion_like(2).save(data / "mpox" / "M3_01", format="PNG")  # no extension
     pillow_heif.from_pillow(_lesion_like(3)).save(data / "mpox" / "M4_01.HEIC", quality=90)
     _lesion_like(4).save(data / "non_mpox" / "healthy" / "H1_01.JPG", format="JPEG")
     _lesion_like(5).save(data / "non_mpox" / "healthy" / "H2_01.webp", format="WEBP")
@@ -62,11 +90,25 @@ def test_evaluate_reads_by_content_and_lists_what_it_skips(tmp_path, capsys):
     truncated = (data / "mpox" / "M1_01.jfif").read_bytes()
     (data / "mpox" / "M5_01.jpeg").write_bytes(truncated[: len(truncated) // 2])
 
-    checkpoint = ml.testing.make_random_checkpoint(tmp_path / "m.pt", arch="efficientnet_lite0",
-                                                   input_size=32, threshold=0.0)  # flags everything
+    checkpoint = ml.testing.make_random_checkpoint(
+        tmp_path / "m.pt", arch="efficientnet_lite0", input_size=32, threshold=0.0
+    )  # flags everything
     out, details = tmp_path / "eval.json", tmp_path / "details.csv"
-    main(["evaluate", "--model", str(checkpoint), "--data", str(data), "--json", str(out),
-          "--roi", "none", "--details", str(details)])
+    main(
+        [
+            "evaluate",
+            "--model",
+            str(checkpoint),
+            "--data",
+            str(data),
+            "--json",
+            str(out),
+            "--roi",
+            "none",
+            "--details",
+            str(details),
+        ]
+    )
     report = json.loads(out.read_text())
     assert (report["n_files"], report["n_read"], report["n"]) == (10, 7, 7)
     reasons = {s["path"]: s["reason"] for s in report["skipped"]}
@@ -102,9 +144,30 @@ def test_train_cli_produces_loadable_checkpoint(tmp_path, class_folder):
     data = tmp_path / "data"
     class_folder(data, n_patients=5, per_patient=2, size=40)
     cv_dir = tmp_path / "cv"
-    main(["cv", "--data", str(data), "--arch", "efficientnet_lite0", "--init", "imagenet",
-          "--input-size", "32", "--views", "2", "--epochs", "3", "--finetune-epochs", "1",
-          "--folds", "2", "--out", str(cv_dir), "--save-fold-models"])
+    main(
+        [
+            "cv",
+            "--data",
+            str(data),
+            "--arch",
+            "efficientnet_lite0",
+            "--init",
+            "imagenet",
+            "--input-size",
+            "32",
+            "--views",
+            "2",
+            "--epochs",
+            "3",
+            "--finetune-epochs",
+            "1",
+            "--folds",
+            "2",
+            "--out",
+            str(cv_dir),
+            "--save-fold-models",
+        ]
+    )
     report = json.loads((cv_dir / "report.json").read_text())
     assert {"summary_at_0.5", "threshold", "predictions"} <= set(report)
     assert (cv_dir / "roc.png").is_file() and (cv_dir / "confusion.png").is_file()
@@ -112,9 +175,31 @@ def test_train_cli_produces_loadable_checkpoint(tmp_path, class_folder):
     assert not fold_patients & {p["patient_id"] for p in report["predictions"] if p["fold"] == 0}
 
     out = tmp_path / "model.pt"
-    main(["train", "--data", str(data), "--arch", "efficientnet_lite0", "--init", "imagenet",
-          "--input-size", "32", "--views", "2", "--epochs", "3", "--finetune-epochs", "1",
-          "--out", str(out), "--cv-report", str(cv_dir / "report.json"), "--version", "tiny-1"])
+    main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--arch",
+            "efficientnet_lite0",
+            "--init",
+            "imagenet",
+            "--input-size",
+            "32",
+            "--views",
+            "2",
+            "--epochs",
+            "3",
+            "--finetune-epochs",
+            "1",
+            "--out",
+            str(out),
+            "--cv-report",
+            str(cv_dir / "report.json"),
+            "--version",
+            "tiny-1",
+        ]
+    )
     model = ml.load(out)
     assert model.version == "tiny-1" and model.input_size == 32
     assert model.threshold == pytest.approx(report["threshold"])
@@ -128,8 +213,25 @@ def test_train_cli_from_scratch(tmp_path, class_folder):
     data = tmp_path / "data"
     class_folder(data, n_patients=3, per_patient=1, size=32)
     out = tmp_path / "scratch.pt"
-    main(["train", "--data", str(data), "--arch", "efficientnet_lite0", "--init", "none",
-          "--input-size", "32", "--epochs", "1", "--val-fraction", "0", "--out", str(out)])
+    main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--arch",
+            "efficientnet_lite0",
+            "--init",
+            "none",
+            "--input-size",
+            "32",
+            "--epochs",
+            "1",
+            "--val-fraction",
+            "0",
+            "--out",
+            str(out),
+        ]
+    )
     assert ml.load(out).metadata["init"] == "none"
 
 
@@ -147,9 +249,25 @@ def test_densenet_imagenet_failure_names_alternatives(monkeypatch):
 def test_training_is_reproducible_and_cache_reusable(tmp_path, class_folder):
     data = tmp_path / "data"
     class_folder(data, n_patients=4, per_patient=1, size=32)
-    common = ["train", "--data", str(data), "--arch", "efficientnet_lite0", "--init", "imagenet",
-              "--input-size", "32", "--views", "2", "--epochs", "3", "--finetune-epochs", "1",
-              "--cache-dir", str(tmp_path / "cache")]
+    common = [
+        "train",
+        "--data",
+        str(data),
+        "--arch",
+        "efficientnet_lite0",
+        "--init",
+        "imagenet",
+        "--input-size",
+        "32",
+        "--views",
+        "2",
+        "--epochs",
+        "3",
+        "--finetune-epochs",
+        "1",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     main(common + ["--out", str(tmp_path / "a.pt")])
     assert len(list((tmp_path / "cache").iterdir())) == 1
     main(common + ["--out", str(tmp_path / "b.pt")])  # second run reads the cached backbone outputs
@@ -162,8 +280,17 @@ def test_cli_reports_a_bad_checkpoint_as_a_one_line_error(tmp_path, class_folder
     (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(SystemExit) as exit_info:
         class_folder(tmp_path / "data")
-        main(["evaluate", "--model", str(tmp_path / "garbage.pt"), "--data", str(tmp_path / "data"),
-              "--json", str(tmp_path / "e.json")])
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(tmp_path / "garbage.pt"),
+                "--data",
+                str(tmp_path / "data"),
+                "--json",
+                str(tmp_path / "e.json"),
+            ]
+        )
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
     assert error.startswith("error: ") and "garbage.pt" in error
@@ -174,8 +301,21 @@ def test_roi_study_tunes_on_one_seed_and_reports_on_another(tmp_path, class_fold
     class_folder(data, n_patients=3, per_patient=1, size=40)
     checkpoint = ml.testing.make_random_checkpoint(tmp_path / "m.pt", arch="efficientnet_lite0", input_size=32)
     out = tmp_path / "study"
-    main(["roi-study", "--model", str(checkpoint), "--data", str(data), "--out", str(out),
-          "--tune-seed", "5", "--eval-seed", "6"])
+    main(
+        [
+            "roi-study",
+            "--model",
+            str(checkpoint),
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--tune-seed",
+            "5",
+            "--eval-seed",
+            "6",
+        ]
+    )
     report = json.loads((out / "roi_study.json").read_text())
     assert (out / "tune-seed5" / "dataset.csv").is_file() and (out / "eval-seed6" / "dataset.csv").is_file()
     assert (out / "tune-seed5" / "dataset.csv").read_text() != (out / "eval-seed6" / "dataset.csv").read_text()

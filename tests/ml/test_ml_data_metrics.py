@@ -1,13 +1,14 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from ml.research.data import discover, grouped_folds, grouped_holdout, patient_id_from_name, write_csv
-from ml.metrics import binary_metrics, bootstrap_ci, roc_auc, threshold_for_sensitivity
 from ml.boxes import box_from_tap, clamp_box, iou
-from ml.roi import box_from_cam
+from ml.metrics import binary_metrics, bootstrap_ci, roc_auc, threshold_for_sensitivity
+from ml.research.data import discover, grouped_folds, grouped_holdout, patient_id_from_name, write_csv
 from ml.research.scenes import build_scenes
-from pathlib import Path
+from ml.roi import box_from_cam
 
 
 def test_auc_and_metrics_known_values():
@@ -121,10 +122,14 @@ def test_a_tap_stands_for_a_square_box_sized_from_the_photo():
     from ml.boxes import TAP_BOX_FRACTION, TAP_BOX_MIN_SIDE
 
     side = round(TAP_BOX_FRACTION * 3000)
-    assert box_from_tap(2000, 1500, (4000, 3000)) == (2000 - side // 2, 1500 - side // 2,
-                                                      2000 - side // 2 + side, 1500 - side // 2 + side)
-    assert box_from_tap(5, 2990, (4000, 3000)) == (0, 3000 - side, side, 3000)   # shifted inside
-    assert box_from_tap(100, 100, (200, 150)) == (68, 68, 132, 132)              # at least the minimum side
+    assert box_from_tap(2000, 1500, (4000, 3000)) == (
+        2000 - side // 2,
+        1500 - side // 2,
+        2000 - side // 2 + side,
+        1500 - side // 2 + side,
+    )
+    assert box_from_tap(5, 2990, (4000, 3000)) == (0, 3000 - side, side, 3000)  # shifted inside
+    assert box_from_tap(100, 100, (200, 150)) == (68, 68, 132, 132)  # at least the minimum side
     assert TAP_BOX_MIN_SIDE == 64 and box_from_tap(10, 10, (40, 30)) == (0, 0, 30, 30)  # at most the photo
     for outside in [(-1, 10), (10, -1), (4000, 10), (10, 3000)]:
         with pytest.raises(ValueError, match="outside"):
@@ -145,6 +150,7 @@ def test_scenes_keep_true_box(tmp_path, class_folder):
     scenes = build_scenes(source, tmp_path / "scenes", seed=0, log=lambda *_: None)
     assert discover(tmp_path / "scenes") == scenes
     from PIL import Image
+
     for scene in scenes:
         x0, y0, x1, y1 = scene.box
         image = Image.open(scene.path).convert("RGB")
@@ -158,8 +164,8 @@ def test_scenes_keep_true_box(tmp_path, class_folder):
 
 
 def test_training_images_are_cropped_to_csv_boxes(tmp_path, class_folder):
-    from ml.research.data import Sample
     from ml.preprocess import load_image
+    from ml.research.data import Sample
     from ml.research.training import load_images
 
     path = class_folder(tmp_path, n_patients=1, per_patient=1, size=40)[0]
@@ -196,20 +202,20 @@ def test_auto_roi_weighing_prefers_a_lesion_on_skin_to_a_glove_and_the_border():
     from ml.roi import AUTO_ROI, ENERGY_ONLY, border_window, locating_map, near_skin
 
     rgb = np.zeros((224, 224, 3), dtype=np.uint8)
-    rgb[:] = (205, 150, 112)                      # skin
-    rgb[20:200, 0:50] = (70, 110, 205)            # a blue glove along the left edge
+    rgb[:] = (205, 150, 112)  # skin
+    rgb[20:200, 0:50] = (70, 110, 205)  # a blue glove along the left edge
     yy, xx = np.mgrid[0:224, 0:224]
-    lesion = (yy - 120) ** 2 + (xx - 150) ** 2 < 10 ** 2
-    rgb[lesion] = (180, 60, 60)                   # a red lesion on the skin (narrower than the closing)
+    lesion = (yy - 120) ** 2 + (xx - 150) ** 2 < 10**2
+    rgb[lesion] = (180, 60, 60)  # a red lesion on the skin (narrower than the closing)
     image = Image.fromarray(rgb)
     skin = near_skin(rgb)
-    assert skin[120, 150] > 0.9 and skin[100, 10] < 0.1   # the lesion counts as skin, the glove does not
+    assert skin[120, 150] > 0.9 and skin[100, 10] < 0.1  # the lesion counts as skin, the glove does not
     window = border_window((224, 224), 0.1)
     assert window[0, 100] < 0.05 and window[112, 112] == 1.0
 
     energy = np.zeros((224, 224), dtype=np.float32)
-    energy[80:140, 5:45] = 1.0                    # strongest on the glove
-    energy[105:135, 135:165] = 0.6                # weaker on the lesion
+    energy[80:140, 5:45] = 1.0  # strongest on the glove
+    energy[105:135, 135:165] = 0.6  # weaker on the lesion
     before = box_from_cam(locating_map(energy, image, ENERGY_ONLY), (224, 224))
     after = box_from_cam(locating_map(energy, image, AUTO_ROI), (224, 224), AUTO_ROI.threshold)
     assert before[0] < 45 and iou(before, (135, 105, 165, 135)) == 0

@@ -1,4 +1,5 @@
 """The differential: shape and sum, the same single backbone pass, and older checkpoints without one."""
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -12,8 +13,9 @@ CLASSES = ("mpox", "chickenpox_or_measles", "genital_herpes", "genital_warts", "
 
 @pytest.fixture(scope="module")
 def differential_model(tmp_path_factory):
-    path = ml.testing.make_random_checkpoint(tmp_path_factory.mktemp("diff") / "d.pt", arch="efficientnet_lite0",
-                                             input_size=64, differential_classes=CLASSES)
+    path = ml.testing.make_random_checkpoint(
+        tmp_path_factory.mktemp("diff") / "d.pt", arch="efficientnet_lite0", input_size=64, differential_classes=CLASSES
+    )
     return ml.load(path, auto_roi=False)
 
 
@@ -38,7 +40,7 @@ def test_one_backbone_pass_gives_probability_differential_assessability_and_heat
         analyses = differential_model.analyse_batch(_photos(2))
     finally:
         hook.remove()
-    assert len(calls) == 1        # one batch, one forward through the backbone
+    assert len(calls) == 1  # one batch, one forward through the backbone
     assert all(a.differential and a.heatmap.size and a.reason in ("", *ml.assessment.REASONS) for a in analyses)
 
 
@@ -54,8 +56,9 @@ def test_differential_weights_that_do_not_fit_the_classes_are_refused(tmp_path):
     from ml.checkpoint import read_checkpoint, save_checkpoint
     from ml.differential import WEIGHT_KEY
 
-    path = ml.testing.make_random_checkpoint(tmp_path / "d.pt", arch="efficientnet_lite0", input_size=64,
-                                             differential_classes=CLASSES)
+    path = ml.testing.make_random_checkpoint(
+        tmp_path / "d.pt", arch="efficientnet_lite0", input_size=64, differential_classes=CLASSES
+    )
     metadata, state = read_checkpoint(path)
     metadata["differential"]["classes"] = list(CLASSES[:3])
     net = ml.checkpoint.build_network(metadata, state)

@@ -5,7 +5,6 @@ import pytest
 import torch
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.image import show_cam_on_image
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 import ml
 from ml.checkpoint import FORMAT_TAG, REQUIRED_METADATA, read_checkpoint
@@ -18,8 +17,7 @@ def test_checkpoint_round_trip(checkpoint_path, model):
     metadata, state = read_checkpoint(checkpoint_path)
     assert set(REQUIRED_METADATA) <= set(metadata)
     assert metadata["class_names"] == ["non_mpox", "mpox"] and metadata["positive_class"] == "mpox"
-    assert (model.version, model.arch, model.threshold, model.input_size) == (
-        "test-random", "densenet121", 0.5, 64)
+    assert (model.version, model.arch, model.threshold, model.input_size) == ("test-random", "densenet121", 0.5, 64)
     loaded = model.net.state_dict()
     assert all(torch.equal(state[k].float(), loaded[k].float()) for k in state)
     assert "state_dict" not in model.metadata
@@ -107,8 +105,9 @@ def test_overlay_matches_show_cam_on_image(model, photo):
     assert boxed.getpixel((5, 10)) == (255, 255, 255)
 
 
-@pytest.mark.parametrize("size,mode", [((3, 2), "RGB"), ((1, 1), "RGB"), ((2000, 20), "RGB"),
-                                       ((15, 900), "RGB"), ((120, 90), "L")])
+@pytest.mark.parametrize(
+    "size,mode", [((3, 2), "RGB"), ((1, 1), "RGB"), ((2000, 20), "RGB"), ((15, 900), "RGB"), ((120, 90), "L")]
+)
 def test_auto_roi_inside_any_image(model, photo, size, mode):
     image = photo(*size, mode=mode)
     analysis = model.analyse(image)

@@ -1,22 +1,26 @@
 """ml helpers behind the live performance pages: Wilson intervals, diagnostic tables, paired AUC
 difference, calibration bins, the history model and the score-distribution plot."""
+
 import io
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from ml.plots import plot_score_distribution
 from ml.history import fit_history_model, image_logit
 from ml.metrics import diagnostic_table, paired_auc_difference, wilson_ci
+from ml.plots import plot_score_distribution
 
 
-@pytest.mark.parametrize(("k", "n", "low", "high"), [
-    (3, 4, 0.3006, 0.9544),   # Newcombe (1998), table I style closed-form values
-    (0, 10, 0.0, 0.2775),
-    (10, 10, 0.7225, 1.0),
-    (81, 263, 0.2553, 0.3662),
-])
+@pytest.mark.parametrize(
+    ("k", "n", "low", "high"),
+    [
+        (3, 4, 0.3006, 0.9544),  # Newcombe (1998), table I style closed-form values
+        (0, 10, 0.0, 0.2775),
+        (10, 10, 0.7225, 1.0),
+        (81, 263, 0.2553, 0.3662),
+    ],
+)
 def test_wilson_interval(k, n, low, high):
     assert wilson_ci(k, n) == pytest.approx((low, high), abs=1e-4)
 
@@ -47,7 +51,9 @@ def test_history_model_finds_a_useful_answer():
     score = np.clip(np.where(labels, rng.beta(4, 3, 200), rng.beta(3, 4, 200)), 0.01, 0.99)
     contact = (rng.random(200) < np.where(labels, 0.8, 0.1)).astype(float)
     noise = rng.random(200)
-    fit = fit_history_model(np.column_stack([image_logit(score), contact, noise]), labels, ["image", "contact", "noise"])
+    fit = fit_history_model(
+        np.column_stack([image_logit(score), contact, noise]), labels, ["image", "contact", "noise"]
+    )
     coefficients = {row["feature"]: row["coefficient"] for row in fit["coefficients"]}
     assert coefficients["contact"] > 1.5 and abs(coefficients["noise"]) < 1
     assert fit["oof_auc"] > 0.8 and len(fit["oof_probabilities"]) == 200

@@ -1,4 +1,5 @@
 """Shared by the commands that record who asked for them (`--by USER`)."""
+
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 

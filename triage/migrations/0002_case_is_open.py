@@ -7,7 +7,6 @@ def close_cases_of_cancelled_appointments(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("booking", "0001_initial"),
         ("triage", "0001_initial"),
@@ -17,7 +16,9 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="case",
             name="is_open",
-            field=models.BooleanField(db_index=True, default=True, help_text="Closed when the appointment is cancelled."),
+            field=models.BooleanField(
+                db_index=True, default=True, help_text="Closed when the appointment is cancelled."
+            ),
         ),
         migrations.RunPython(close_cases_of_cancelled_appointments, migrations.RunPython.noop),
     ]

@@ -4,35 +4,45 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('triage', '0003_lab_results_challengers'),
+        ("triage", "0003_lab_results_challengers"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='auditevent',
-            name='case_reference',
-            field=models.CharField(blank=True, db_index=True, help_text='Booking reference of the case concerned (or asked for).', max_length=40),
+            model_name="auditevent",
+            name="case_reference",
+            field=models.CharField(
+                blank=True,
+                db_index=True,
+                help_text="Booking reference of the case concerned (or asked for).",
+                max_length=40,
+            ),
         ),
         migrations.AddField(
-            model_name='photo',
-            name='analysis_started_at',
-            field=models.DateTimeField(blank=True, help_text='When the latest analysis run began (its lease).', null=True),
+            model_name="photo",
+            name="analysis_started_at",
+            field=models.DateTimeField(
+                blank=True, help_text="When the latest analysis run began (its lease).", null=True
+            ),
         ),
         migrations.AddField(
-            model_name='photo',
-            name='analysis_worker',
-            field=models.CharField(blank=True, help_text='Celery worker of the latest run.', max_length=200),
+            model_name="photo",
+            name="analysis_worker",
+            field=models.CharField(blank=True, help_text="Celery worker of the latest run.", max_length=200),
         ),
         migrations.AddField(
-            model_name='photo',
-            name='queued_at',
-            field=models.DateTimeField(blank=True, help_text='When its analysis was last handed to the broker; empty: not queued.', null=True),
+            model_name="photo",
+            name="queued_at",
+            field=models.DateTimeField(
+                blank=True, help_text="When its analysis was last handed to the broker; empty: not queued.", null=True
+            ),
         ),
         migrations.AlterField(
-            model_name='photo',
-            name='attempts',
-            field=models.PositiveSmallIntegerField(default=0, help_text='Analysis runs started; a run records its result only if no later one began.'),
+            model_name="photo",
+            name="attempts",
+            field=models.PositiveSmallIntegerField(
+                default=0, help_text="Analysis runs started; a run records its result only if no later one began."
+            ),
         ),
     ]

@@ -4,20 +4,38 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('triage', '0004_photo_recovery_and_audit_reference'),
+        ("triage", "0004_photo_recovery_and_audit_reference"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='photo',
-            name='roi_source',
-            field=models.CharField(choices=[('patient', 'Box drawn by patient'), ('patient_tap', 'Tapped by patient'), ('clinician', 'Drawn by clinician'), ('auto', 'Automatic'), ('none', 'Whole photo')], default='none', max_length=16),
+            model_name="photo",
+            name="roi_source",
+            field=models.CharField(
+                choices=[
+                    ("patient", "Box drawn by patient"),
+                    ("patient_tap", "Tapped by patient"),
+                    ("clinician", "Drawn by clinician"),
+                    ("auto", "Automatic"),
+                    ("none", "Whole photo"),
+                ],
+                default="none",
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='prediction',
-            name='roi_source',
-            field=models.CharField(choices=[('patient', 'Box drawn by patient'), ('patient_tap', 'Tapped by patient'), ('clinician', 'Drawn by clinician'), ('auto', 'Automatic'), ('none', 'Whole photo')], max_length=16),
+            model_name="prediction",
+            name="roi_source",
+            field=models.CharField(
+                choices=[
+                    ("patient", "Box drawn by patient"),
+                    ("patient_tap", "Tapped by patient"),
+                    ("clinician", "Drawn by clinician"),
+                    ("auto", "Automatic"),
+                    ("none", "Whole photo"),
+                ],
+                max_length=16,
+            ),
         ),
     ]

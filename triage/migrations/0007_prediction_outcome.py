@@ -10,42 +10,66 @@ def outcome_of_earlier_predictions(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('triage', '0006_photo_file_deletion_and_worker_heartbeats'),
+        ("triage", "0006_photo_file_deletion_and_worker_heartbeats"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='prediction',
-            name='assessable',
+            model_name="prediction",
+            name="assessable",
             field=models.BooleanField(default=True),
         ),
         migrations.AddField(
-            model_name='prediction',
-            name='outcome',
-            field=models.CharField(choices=[('suspected', 'Suspected mpox'), ('not_suspected', 'Not suspected'), ('not_assessable', 'Not assessable')], default='not_suspected', editable=False, max_length=16),
+            model_name="prediction",
+            name="outcome",
+            field=models.CharField(
+                choices=[
+                    ("suspected", "Suspected mpox"),
+                    ("not_suspected", "Not suspected"),
+                    ("not_assessable", "Not assessable"),
+                ],
+                default="not_suspected",
+                editable=False,
+                max_length=16,
+            ),
             preserve_default=False,
         ),
         migrations.RunPython(outcome_of_earlier_predictions, migrations.RunPython.noop),
         migrations.AddField(
-            model_name='prediction',
-            name='reason',
-            field=models.CharField(blank=True, help_text='Why the model could not judge the photo (a code from ml).', max_length=40),
+            model_name="prediction",
+            name="reason",
+            field=models.CharField(
+                blank=True, help_text="Why the model could not judge the photo (a code from ml).", max_length=40
+            ),
         ),
         migrations.AlterField(
-            model_name='case',
-            name='flagged',
-            field=models.BooleanField(db_index=True, default=False, help_text="Any photo's latest prediction is suspected mpox."),
+            model_name="case",
+            name="flagged",
+            field=models.BooleanField(
+                db_index=True, default=False, help_text="Any photo's latest prediction is suspected mpox."
+            ),
         ),
         migrations.AlterField(
-            model_name='photo',
-            name='status',
-            field=models.CharField(choices=[('received', 'Received'), ('analysing', 'Analysing'), ('analysed', 'Analysed'), ('no_model', 'Waiting: no model installed'), ('rejected', 'Please take it again'), ('failed', 'Failed')], db_index=True, default='received', max_length=16),
+            model_name="photo",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("received", "Received"),
+                    ("analysing", "Analysing"),
+                    ("analysed", "Analysed"),
+                    ("no_model", "Waiting: no model installed"),
+                    ("rejected", "Please take it again"),
+                    ("failed", "Failed"),
+                ],
+                db_index=True,
+                default="received",
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='prediction',
-            name='flagged',
-            field=models.BooleanField(editable=False, help_text='Outcome is suspected mpox.'),
+            model_name="prediction",
+            name="flagged",
+            field=models.BooleanField(editable=False, help_text="Outcome is suspected mpox."),
         ),
     ]

@@ -6,83 +6,156 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('booking', '0001_initial'),
-        ('triage', '0007_prediction_outcome'),
+        ("booking", "0001_initial"),
+        ("triage", "0007_prediction_outcome"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='case',
-            options={'permissions': [('review_cases', 'Can see the triage queue and case pages'), ('decide_cases', 'Can claim cases and record or countersign decisions'), ('export_decisions', "Can download a day's decisions as CSV"), ('see_all_sites', 'Sees the cases of every clinic site')]},
+            name="case",
+            options={
+                "permissions": [
+                    ("review_cases", "Can see the triage queue and case pages"),
+                    ("decide_cases", "Can claim cases and record or countersign decisions"),
+                    ("export_decisions", "Can download a day's decisions as CSV"),
+                    ("see_all_sites", "Sees the cases of every clinic site"),
+                ]
+            },
         ),
         migrations.AddField(
-            model_name='case',
-            name='claimed_by',
-            field=models.ForeignKey(blank=True, help_text='The clinician working on the case, until claimed_until.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="case",
+            name="claimed_by",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The clinician working on the case, until claimed_until.",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='case',
-            name='claimed_until',
+            model_name="case",
+            name="claimed_until",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='case',
-            name='escalated_at',
-            field=models.DateTimeField(blank=True, help_text='When on-duty staff were told it is still undecided close to the appointment.', null=True),
+            model_name="case",
+            name="escalated_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="When on-duty staff were told it is still undecided close to the appointment.",
+                null=True,
+            ),
         ),
         migrations.AddField(
-            model_name='case',
-            name='queued_at',
-            field=models.DateTimeField(blank=True, help_text='When the case last entered the queue: first photo, or a retake.', null=True),
+            model_name="case",
+            name="queued_at",
+            field=models.DateTimeField(
+                blank=True, help_text="When the case last entered the queue: first photo, or a retake.", null=True
+            ),
         ),
         migrations.AddField(
-            model_name='decision',
-            name='countersigned_at',
+            model_name="decision",
+            name="countersigned_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='decision',
-            name='countersigned_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="decision",
+            name="countersigned_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='decision',
-            name='patient_instructions',
-            field=models.TextField(blank=True, help_text='What the patient is told; for a retake request, why a new photo is needed.'),
+            model_name="decision",
+            name="patient_instructions",
+            field=models.TextField(
+                blank=True, help_text="What the patient is told; for a retake request, why a new photo is needed."
+            ),
         ),
         migrations.AlterField(
-            model_name='case',
-            name='outcome',
-            field=models.CharField(choices=[('pending', 'Awaiting review'), ('suspected', 'Suspected mpox'), ('not_suspected', 'Not suspected'), ('retake', 'New photo requested')], db_index=True, default='pending', max_length=16),
+            model_name="case",
+            name="outcome",
+            field=models.CharField(
+                choices=[
+                    ("pending", "Awaiting review"),
+                    ("suspected", "Suspected mpox"),
+                    ("not_suspected", "Not suspected"),
+                    ("retake", "New photo requested"),
+                ],
+                db_index=True,
+                default="pending",
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='decision',
-            name='action',
-            field=models.CharField(blank=True, choices=[('isolation_room', 'Isolation room, PPE-ready staff'), ('telehealth', 'Telehealth instead of the visit'), ('keep_with_ppe', 'Keep the appointment, staff in PPE'), ('standard', 'Standard waiting room')], help_text='Empty for a retake request.', max_length=16),
+            model_name="decision",
+            name="action",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("isolation_room", "Isolation room, PPE-ready staff"),
+                    ("telehealth", "Telehealth instead of the visit"),
+                    ("keep_with_ppe", "Keep the appointment, staff in PPE"),
+                    ("standard", "Standard waiting room"),
+                ],
+                help_text="Empty for a retake request.",
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='decision',
-            name='note',
-            field=models.TextField(blank=True, help_text='For staff only.'),
+            model_name="decision",
+            name="note",
+            field=models.TextField(blank=True, help_text="For staff only."),
         ),
         migrations.AlterField(
-            model_name='decision',
-            name='outcome',
-            field=models.CharField(choices=[('suspected', 'Suspected mpox'), ('not_suspected', 'Not suspected'), ('retake', 'New photo requested')], max_length=16),
+            model_name="decision",
+            name="outcome",
+            field=models.CharField(
+                choices=[
+                    ("suspected", "Suspected mpox"),
+                    ("not_suspected", "Not suspected"),
+                    ("retake", "New photo requested"),
+                ],
+                max_length=16,
+            ),
         ),
         migrations.CreateModel(
-            name='SiteMembership',
+            name="SiteMembership",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('on_duty', models.BooleanField(default=False, help_text='Receives flagged-case and escalation emails for this site.')),
-                ('clinic', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='staff_memberships', to='booking.clinic')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='site_memberships', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "on_duty",
+                    models.BooleanField(
+                        default=False, help_text="Receives flagged-case and escalation emails for this site."
+                    ),
+                ),
+                (
+                    "clinic",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="staff_memberships",
+                        to="booking.clinic",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="site_memberships",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('user', 'clinic'), name='one_membership_per_site')],
+                "constraints": [models.UniqueConstraint(fields=("user", "clinic"), name="one_membership_per_site")],
             },
         ),
     ]

@@ -1,8 +1,15 @@
 from django.db import migrations
 from django.db.models import Min
 
-from triage.permissions import ADMINS_GROUP, ALL, AUDITORS_GROUP, CLINIC_LEADS_GROUP, CLINICIANS_GROUP, PATIENTS_GROUP
-from triage.permissions import install_roles
+from triage.permissions import (
+    ADMINS_GROUP,
+    ALL,
+    AUDITORS_GROUP,
+    CLINIC_LEADS_GROUP,
+    CLINICIANS_GROUP,
+    PATIENTS_GROUP,
+    install_roles,
+)
 
 # The roles as they stood at this migration (the audit log was triage's then; core/0001 moves it,
 # with its permissions): frozen, so the migration means the same whatever the roles become.
@@ -11,9 +18,17 @@ ROLES_AT_0009 = {
     CLINICIANS_GROUP: ["triage.review_cases", "triage.decide_cases"],
     CLINIC_LEADS_GROUP: ["triage.review_cases", "triage.decide_cases", "triage.export_decisions"],
     AUDITORS_GROUP: [
-        "triage.review_cases", "triage.see_all_sites", "triage.view_case", "triage.view_photo",
-        "triage.view_prediction", "triage.view_decision", "triage.view_auditevent", "triage.view_modelversion",
-        "triage.view_sitemembership", "triage.view_labresult", "triage.view_finaldiagnosis",
+        "triage.review_cases",
+        "triage.see_all_sites",
+        "triage.view_case",
+        "triage.view_photo",
+        "triage.view_prediction",
+        "triage.view_decision",
+        "triage.view_auditevent",
+        "triage.view_modelversion",
+        "triage.view_sitemembership",
+        "triage.view_labresult",
+        "triage.view_finaldiagnosis",
         "triage.view_modelpromotion",
     ],
     ADMINS_GROUP: [ALL],
@@ -41,7 +56,6 @@ def queue_times_from_first_photos(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),

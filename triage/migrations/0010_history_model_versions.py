@@ -6,57 +6,106 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('triage', '0009_roles'),
+        ("triage", "0009_roles"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='case',
-            name='history_score',
+            model_name="case",
+            name="history_score",
             field=models.FloatField(blank=True, help_text="That model's combined probability.", null=True),
         ),
         migrations.CreateModel(
-            name='HistoryModel',
+            name="HistoryModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.CharField(max_length=120, unique=True)),
-                ('features', models.JSONField(help_text='Feature names, in the order of the coefficients.')),
-                ('coefficients', models.JSONField(help_text='Log-odds per unit of each feature.')),
-                ('intercept', models.FloatField()),
-                ('threshold', models.FloatField(help_text='On the combined probability: the highest that flags, out of fold, as many lab-positive cases as the image model did at its threshold.')),
-                ('fitted_cases', models.PositiveIntegerField()),
-                ('fitted_positives', models.PositiveIntegerField()),
-                ('fitted_case_ids', models.JSONField(default=list, help_text='Cases it was fitted on: left out of its comparison.')),
-                ('oof_auc', models.FloatField(blank=True, help_text='Out-of-fold AUC on the cases it was fitted on.', null=True)),
-                ('fitted_at', models.DateTimeField(auto_now_add=True)),
-                ('is_active', models.BooleanField(default=False)),
-                ('fitted_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('image_model', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='history_models', to='triage.modelversion')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("version", models.CharField(max_length=120, unique=True)),
+                ("features", models.JSONField(help_text="Feature names, in the order of the coefficients.")),
+                ("coefficients", models.JSONField(help_text="Log-odds per unit of each feature.")),
+                ("intercept", models.FloatField()),
+                (
+                    "threshold",
+                    models.FloatField(
+                        help_text="On the combined probability: the highest that flags, out of fold, as many lab-positive cases as the image model did at its threshold."
+                    ),
+                ),
+                ("fitted_cases", models.PositiveIntegerField()),
+                ("fitted_positives", models.PositiveIntegerField()),
+                (
+                    "fitted_case_ids",
+                    models.JSONField(default=list, help_text="Cases it was fitted on: left out of its comparison."),
+                ),
+                (
+                    "oof_auc",
+                    models.FloatField(
+                        blank=True, help_text="Out-of-fold AUC on the cases it was fitted on.", null=True
+                    ),
+                ),
+                ("fitted_at", models.DateTimeField(auto_now_add=True)),
+                ("is_active", models.BooleanField(default=False)),
+                (
+                    "fitted_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "image_model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="history_models",
+                        to="triage.modelversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-fitted_at', '-id'],
+                "ordering": ["-fitted_at", "-id"],
             },
         ),
         migrations.AddField(
-            model_name='case',
-            name='history_model',
-            field=models.ForeignKey(blank=True, help_text='The history + image model whose combined score set the flag; empty: the image score alone did.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='triage.historymodel'),
+            model_name="case",
+            name="history_model",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The history + image model whose combined score set the flag; empty: the image score alone did.",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="triage.historymodel",
+            ),
         ),
         migrations.AddField(
-            model_name='modelpromotion',
-            name='history_model',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='promotions', to='triage.historymodel'),
+            model_name="modelpromotion",
+            name="history_model",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="promotions",
+                to="triage.historymodel",
+            ),
         ),
         migrations.AddField(
-            model_name='modelpromotion',
-            name='replaced_history_model',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='triage.historymodel'),
+            model_name="modelpromotion",
+            name="replaced_history_model",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="triage.historymodel",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='historymodel',
-            constraint=models.UniqueConstraint(condition=models.Q(('is_active', True)), fields=('is_active',), name='one_active_history_model'),
+            model_name="historymodel",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("is_active", True)), fields=("is_active",), name="one_active_history_model"
+            ),
         ),
     ]

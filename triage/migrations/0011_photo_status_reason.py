@@ -4,6 +4,7 @@ shown; `status_detail` keeps only the technical cause of a failure, for staff.
 The texts stored so far (every wording the worker has used) are mapped to codes by a phrase each
 contains; the exception name of a failure stays as its detail. Going back leaves the codes unused.
 """
+
 import re
 
 from django.db import migrations, models
@@ -38,21 +39,37 @@ def reasons_from_texts(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('triage', '0010_history_model_versions'),
+        ("triage", "0010_history_model_versions"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='photo',
-            name='status_reason',
-            field=models.CharField(blank=True, choices=[('too_dark', 'Too dark'), ('too_bright', 'Too bright'), ('blank', 'Blank'), ('blurred', 'Blurred'), ('not_skin', 'Not skin'), ('no_lesion', 'No lesion recognised'), ('not_assessable', 'Not assessable'), ('timed_out', 'Analysis timed out'), ('failed', 'Analysis failed')], help_text='Why it must be taken again or why its analysis failed; put into words when shown.', max_length=20),
+            model_name="photo",
+            name="status_reason",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("too_dark", "Too dark"),
+                    ("too_bright", "Too bright"),
+                    ("blank", "Blank"),
+                    ("blurred", "Blurred"),
+                    ("not_skin", "Not skin"),
+                    ("no_lesion", "No lesion recognised"),
+                    ("not_assessable", "Not assessable"),
+                    ("timed_out", "Analysis timed out"),
+                    ("failed", "Analysis failed"),
+                ],
+                help_text="Why it must be taken again or why its analysis failed; put into words when shown.",
+                max_length=20,
+            ),
         ),
         migrations.AlterField(
-            model_name='photo',
-            name='status_detail',
-            field=models.CharField(blank=True, help_text='Staff only: the technical cause of a failed analysis.', max_length=300),
+            model_name="photo",
+            name="status_detail",
+            field=models.CharField(
+                blank=True, help_text="Staff only: the technical cause of a failed analysis.", max_length=300
+            ),
         ),
         migrations.RunPython(reasons_from_texts, migrations.RunPython.noop),
     ]

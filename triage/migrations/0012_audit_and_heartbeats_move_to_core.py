@@ -1,10 +1,10 @@
 """AuditEvent and WorkerHeartbeat now belong to `core` (core/migrations/0001_initial.py): they leave
 triage's state only; their tables stay and are core's now."""
+
 from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("triage", "0011_photo_status_reason"),
         ("core", "0001_initial"),
@@ -12,7 +12,10 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.SeparateDatabaseAndState(
-            state_operations=[migrations.DeleteModel(name="AuditEvent"), migrations.DeleteModel(name="WorkerHeartbeat")],
+            state_operations=[
+                migrations.DeleteModel(name="AuditEvent"),
+                migrations.DeleteModel(name="WorkerHeartbeat"),
+            ],
             database_operations=[],
         ),
     ]

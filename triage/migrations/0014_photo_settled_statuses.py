@@ -4,15 +4,28 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('triage', '0013_model_registry_moves_to_registry'),
+        ("triage", "0013_model_registry_moves_to_registry"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='photo',
-            name='status',
-            field=models.CharField(choices=[('received', 'Received'), ('analysing', 'Analysing'), ('analysed', 'Analysed'), ('no_model', 'Waiting: no model installed'), ('rejected', 'Please take it again'), ('failed', 'Failed'), ('replaced', 'Replaced by a newer photo'), ('as_is', 'No new photo needed')], db_index=True, default='received', max_length=16),
+            model_name="photo",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("received", "Received"),
+                    ("analysing", "Analysing"),
+                    ("analysed", "Analysed"),
+                    ("no_model", "Waiting: no model installed"),
+                    ("rejected", "Please take it again"),
+                    ("failed", "Failed"),
+                    ("replaced", "Replaced by a newer photo"),
+                    ("as_is", "No new photo needed"),
+                ],
+                db_index=True,
+                default="received",
+                max_length=16,
+            ),
         ),
     ]

@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('triage', '0014_photo_settled_statuses'),
+        ("triage", "0014_photo_settled_statuses"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='prediction',
-            name='differential',
-            field=models.JSONField(blank=True, default=dict, help_text='Decision support: class -> probability over the differential diagnoses (empty for models without one).'),
+            model_name="prediction",
+            name="differential",
+            field=models.JSONField(
+                blank=True,
+                default=dict,
+                help_text="Decision support: class -> probability over the differential diagnoses (empty for models without one).",
+            ),
         ),
     ]

@@ -1,4 +1,5 @@
 """Cases (one per appointment), their outcome, and which staff work at which clinic site."""
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -29,14 +30,20 @@ class Case(models.Model):
 
     appointment = models.OneToOneField("booking.Appointment", on_delete=models.PROTECT, related_name="case")
     is_open = models.BooleanField(default=True, db_index=True, help_text="Closed when the appointment is cancelled.")
-    flagged = models.BooleanField(default=False, db_index=True, help_text="Any photo's latest prediction is suspected mpox.")
+    flagged = models.BooleanField(
+        default=False, db_index=True, help_text="Any photo's latest prediction is suspected mpox."
+    )
     max_probability = models.FloatField(null=True, blank=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.PENDING, db_index=True)
     queued_at = models.DateTimeField(
         null=True, blank=True, help_text="When the case last entered the queue: first photo, or a retake."
     )
     claimed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         help_text="The clinician working on the case, until claimed_until.",
     )
     claimed_until = models.DateTimeField(null=True, blank=True)
@@ -44,7 +51,11 @@ class Case(models.Model):
         null=True, blank=True, help_text="When on-duty staff were told it is still undecided close to the appointment."
     )
     history_model = models.ForeignKey(
-        "registry.HistoryModel", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        "registry.HistoryModel",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         help_text="The history + image model whose combined score set the flag; empty: the image score alone did.",
     )
     history_score = models.FloatField(null=True, blank=True, help_text="That model's combined probability.")

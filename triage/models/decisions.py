@@ -1,4 +1,5 @@
 """Clinicians' decisions on cases."""
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -21,10 +22,13 @@ class Decision(models.Model):
     }
     # What the patient is told (in their language) when the clinician writes no instructions of their own.
     DEFAULT_PATIENT_MESSAGES = {
-        Action.ISOLATION_ROOM: _("Please come to your appointment as booked. Tell reception your booking reference "
-                                 "on arrival: you will be seen in a separate room."),
-        Action.TELEHEALTH: _("Please do not come to the clinic: your appointment will be a video or phone call "
-                             "at the booked time."),
+        Action.ISOLATION_ROOM: _(
+            "Please come to your appointment as booked. Tell reception your booking reference "
+            "on arrival: you will be seen in a separate room."
+        ),
+        Action.TELEHEALTH: _(
+            "Please do not come to the clinic: your appointment will be a video or phone call at the booked time."
+        ),
         Action.KEEP_WITH_PPE: _("Please come to your appointment as booked and cover any sores with clothing."),
         Action.STANDARD: _("Please come to your appointment as booked."),
     }
@@ -32,7 +36,9 @@ class Decision(models.Model):
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="decisions")
     clinician = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     outcome = models.CharField(max_length=16, choices=DECISION_OUTCOMES)
-    action = models.CharField(max_length=16, choices=Action.choices, blank=True, help_text="Empty for a retake request.")
+    action = models.CharField(
+        max_length=16, choices=Action.choices, blank=True, help_text="Empty for a retake request."
+    )
     note = models.TextField(blank=True, help_text="For staff only.")
     patient_instructions = models.TextField(
         blank=True, help_text="What the patient is told; for a retake request, why a new photo is needed."

@@ -1,4 +1,5 @@
 """Ground truth: lab results and final diagnoses (corrections add rows), and the training label."""
+
 from django.conf import settings
 from django.db import models
 

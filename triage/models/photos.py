@@ -1,4 +1,5 @@
 """Photos, their lesion boxes and the predictions made on them."""
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -86,7 +87,8 @@ class Photo(RoiBox):
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     body_site = models.CharField(max_length=16, choices=BodySite.choices)
     image = models.FileField(
-        upload_to=photo_upload_path, blank=True,
+        upload_to=photo_upload_path,
+        blank=True,
         help_text="Normalised JPEG: orientation applied, metadata stripped. Empty once the file is deleted.",
     )
     width = models.PositiveIntegerField()
@@ -95,16 +97,28 @@ class Photo(RoiBox):
     roi_source = models.CharField(max_length=16, choices=RoiSource.choices, default=RoiSource.NONE)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED, db_index=True)
     status_reason = models.CharField(
-        max_length=20, choices=PhotoReason.choices, blank=True,
+        max_length=20,
+        choices=PhotoReason.choices,
+        blank=True,
         help_text="Why it must be taken again or why its analysis failed; put into words when shown.",
     )
-    status_detail = models.CharField(max_length=300, blank=True, help_text="Staff only: the technical cause of a failed analysis.")
-    attempts = models.PositiveSmallIntegerField(default=0, help_text="Analysis runs started; a run records its result only if no later one began.")
-    queued_at = models.DateTimeField(null=True, blank=True, help_text="When its analysis was last handed to the broker; empty: not queued.")
-    analysis_started_at = models.DateTimeField(null=True, blank=True, help_text="When the latest analysis run began (its lease).")
+    status_detail = models.CharField(
+        max_length=300, blank=True, help_text="Staff only: the technical cause of a failed analysis."
+    )
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Analysis runs started; a run records its result only if no later one began."
+    )
+    queued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its analysis was last handed to the broker; empty: not queued."
+    )
+    analysis_started_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the latest analysis run began (its lease)."
+    )
     analysis_worker = models.CharField(max_length=200, blank=True, help_text="Celery worker of the latest run.")
     files_deleted_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the photo and its heatmaps were deleted; the row and its scores stay.",
+        null=True,
+        blank=True,
+        help_text="When the photo and its heatmaps were deleted; the row and its scores stay.",
     )
     files_deleted_reason = models.CharField(max_length=20, choices=FileDeletionReason.choices, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -148,8 +162,10 @@ class Photo(RoiBox):
         return self.status in self.PROBLEM_STATUSES and bool(self.status_reason)
 
 
-AS_IS_MESSAGE = _("We could not check this photo automatically, so a clinician will look at your photos as they "
-                  "are. You do not need to send it again.")
+AS_IS_MESSAGE = _(
+    "We could not check this photo automatically, so a clinician will look at your photos as they "
+    "are. You do not need to send it again."
+)
 
 
 class PredictionQuerySet(models.QuerySet):
@@ -161,8 +177,12 @@ class PredictionQuerySet(models.QuerySet):
 
 # Names of the differential's classes (the model's codes) for the staff pages.
 DIFFERENTIAL_NAMES = {
-    "mpox": _("Mpox"), "chickenpox_or_measles": _("Chickenpox or measles"), "genital_herpes": _("Genital herpes"),
-    "genital_warts": _("Genital warts"), "syphilis": _("Syphilis"), "healthy_skin": _("Healthy skin"),
+    "mpox": _("Mpox"),
+    "chickenpox_or_measles": _("Chickenpox or measles"),
+    "genital_herpes": _("Genital herpes"),
+    "genital_warts": _("Genital warts"),
+    "syphilis": _("Syphilis"),
+    "healthy_skin": _("Healthy skin"),
 }
 
 
@@ -178,21 +198,30 @@ class Prediction(RoiBox):
     probability = models.FloatField()
     threshold = models.FloatField()
     assessable = models.BooleanField(default=True)
-    reason = models.CharField(max_length=40, blank=True, help_text="Why the model could not judge the photo (a code from ml).")
+    reason = models.CharField(
+        max_length=40, blank=True, help_text="Why the model could not judge the photo (a code from ml)."
+    )
     outcome = models.CharField(max_length=16, choices=PhotoOutcome.choices, editable=False)
     flagged = models.BooleanField(editable=False, help_text="Outcome is suspected mpox.")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.ACTIVE, db_index=True)
     roi_source = models.CharField(max_length=16, choices=RoiSource.choices)
     heatmap = models.FileField(
-        upload_to=heatmap_upload_path, blank=True, help_text="Empty for shadow predictions, and once the file is deleted."
+        upload_to=heatmap_upload_path,
+        blank=True,
+        help_text="Empty for shadow predictions, and once the file is deleted.",
     )
     timings_ms = models.JSONField(default=dict)
     differential = models.JSONField(
-        default=dict, blank=True,
+        default=dict,
+        blank=True,
         help_text="Decision support: class -> probability over the differential diagnoses (empty for models without one).",
     )
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         help_text="Clinician who asked for a re-run; empty for the analysis at upload.",
     )
     created_at = models.DateTimeField(auto_now_add=True)

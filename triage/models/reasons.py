@@ -1,4 +1,5 @@
 """A photo's outcome and the reasons it must be taken again, with their words for patients and staff."""
+
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -67,8 +68,10 @@ REASON_TEXTS = {
         "Not a skin photo: too little skin-coloured area in the crop.",
     ),
     PhotoReason.NO_LESION: (
-        _("We could not find a skin spot or sore in the photo. Please take it again close up, with the "
-          "spot in the middle, or mark the spot on the photo."),
+        _(
+            "We could not find a skin spot or sore in the photo. Please take it again close up, with the "
+            "spot in the middle, or mark the spot on the photo."
+        ),
         "No lesion recognised: the crop is unlike the lesion photos the model learned from "
         "(healthy skin, another object, or a lesion type it has not seen).",
     ),

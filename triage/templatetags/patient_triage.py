@@ -1,4 +1,5 @@
 """Patient page pieces: what the clinic decided about their visit (never a score)."""
+
 from django import template
 
 from triage.selectors import current_patient_decision

@@ -1,4 +1,5 @@
 """Staff page pieces: the header badge with the number of undecided flagged cases; photo reasons."""
+
 from django import template
 from django.conf import settings
 

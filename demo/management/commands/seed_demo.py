@@ -1,5 +1,6 @@
 """Demo data for local use and tests. Idempotent; never run automatically. Queues no work: no
 analyses, emails or webhooks (see `demo.history.without_after_commit_work`)."""
+
 import os
 from datetime import time
 
@@ -31,8 +32,10 @@ ACCOUNTS = {  # role: (default username, default password)
 
 
 class Command(BaseCommand):
-    help = ("Create the clinicians group, demo sites, services and a clinician's schedule (and its slots), demo "
-            "accounts and a synthetic six-week history (decisions, lab results, model scores) for the performance pages.")
+    help = (
+        "Create the clinicians group, demo sites, services and a clinician's schedule (and its slots), demo "
+        "accounts and a synthetic six-week history (decisions, lab results, model scores) for the performance pages."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--no-history", action="store_true", help="Skip the synthetic past appointments.")
@@ -53,12 +56,19 @@ class Command(BaseCommand):
         admin = self._account(options, "admin", is_staff=True, is_superuser=True)
 
         sites = {name: ClinicFactory(name=name, address=address) for name, address in DEMO_SITES.items()}
-        services = {name: ServiceFactory(name=name, duration_minutes=minutes) for name, minutes in DEMO_SERVICES.items()}
+        services = {
+            name: ServiceFactory(name=name, duration_minutes=minutes) for name, minutes in DEMO_SERVICES.items()
+        }
         for site, service, start, end in DEMO_WEEK:
             for weekday in range(5):
                 Schedule.objects.get_or_create(
-                    clinician=clinician, clinic=sites[site], service=services[service], weekday=weekday,
-                    start_time=start, end_time=end, defaults={"valid_from": timezone.localdate()},
+                    clinician=clinician,
+                    clinic=sites[site],
+                    service=services[service],
+                    weekday=weekday,
+                    start_time=start,
+                    end_time=end,
+                    defaults={"valid_from": timezone.localdate()},
                 )
         created_slots = generate_slots()
         for site in sites.values():  # clinicians see only the cases of their sites
@@ -68,7 +78,9 @@ class Command(BaseCommand):
         if not options["no_history"]:
             cases = seed_history(clinic=sites[DEMO_CLINIC], clinician=clinician, log=self.stdout.write)
             if cases:
-                self.stdout.write(f"Synthetic history: {cases} past cases with decisions, lab results and scores (invented data).")
+                self.stdout.write(
+                    f"Synthetic history: {cases} past cases with decisions, lab results and scores (invented data)."
+                )
         for role, user in (("patient", patient), ("clinician", clinician), ("admin", admin)):
             self.stdout.write(f"  {role:<10} {user.username} / {options[f'{role}_password']}")
 

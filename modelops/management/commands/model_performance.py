@@ -17,8 +17,10 @@ def _share(figure):
 
 
 class Command(BaseCommand):
-    help = ("Live performance of model versions on lab-confirmed cases (the figures of the staff "
-            "performance page): prints them and, with --json, writes them.")
+    help = (
+        "Live performance of model versions on lab-confirmed cases (the figures of the staff "
+        "performance page): prints them and, with --json, writes them."
+    )
 
     def create_parser(self, prog_name, subcommand, **kwargs):
         """`--version` names a model version here, replacing Django's own --version flag."""
@@ -49,8 +51,10 @@ class Command(BaseCommand):
     def _print(self, f):
         write = self.stdout.write
         write(f"\n{f['model_version']} ({f['status']}), threshold {f['threshold']:.4f}")
-        write(f"  lab-confirmed cases {f['confirmed_cases']}, scored {f['scored_cases']}, assessed {f['assessed_cases']} "
-              f"({f['positives']} positive, {f['negatives']} negative)")
+        write(
+            f"  lab-confirmed cases {f['confirmed_cases']}, scored {f['scored_cases']}, assessed {f['assessed_cases']} "
+            f"({f['positives']} positive, {f['negatives']} negative)"
+        )
         if f["not_assessable"] is not None:
             write(f"  not assessable {_share(f['not_assessable'])}")
         if not f["enough"]:
@@ -60,8 +64,10 @@ class Command(BaseCommand):
         for name in ("sensitivity", "specificity", "ppv", "npv"):
             write(f"  {name:12s} {_share(table[name])}")
         clinicians = f["clinicians"]
-        write(f"  clinicians ({clinicians['n']} decided): sensitivity {_share(clinicians['sensitivity'])}, "
-              f"specificity {_share(clinicians['specificity'])}")
+        write(
+            f"  clinicians ({clinicians['n']} decided): sensitivity {_share(clinicians['sensitivity'])}, "
+            f"specificity {_share(clinicians['specificity'])}"
+        )
         write(f"  clinician-model agreement {_share(f['agreement']['agree'])}, kappa {f['agreement']['kappa']:.3f}")
         if f["alert"]:
             write(self.style.ERROR(f"  ALERT: {f['alert']}"))

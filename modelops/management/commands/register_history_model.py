@@ -8,8 +8,10 @@ from triage.management.staff import staff_user
 
 
 class Command(BaseCommand):
-    help = ("Fit the history + image model (logistic regression on the active model's score and the questionnaire) "
-            "on lab-confirmed cases and keep it as a candidate version. It flags nothing until promoted in admin.")
+    help = (
+        "Fit the history + image model (logistic regression on the active model's score and the questionnaire) "
+        "on lab-confirmed cases and keep it as a candidate version. It flags nothing until promoted in admin."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--by", help="User name of the staff member fitting it (recorded with the version).")

@@ -25,178 +25,231 @@ def carry_over(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('booking', '0001_initial'),
+        ("booking", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ConsentRecord',
+            name="ConsentRecord",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('care', 'Care and image analysis'), ('research', 'Research use of photos')], max_length=16)),
-                ('given', models.BooleanField(help_text='True: given; False: withdrawn or declined.')),
-                ('text_version', models.CharField(max_length=40)),
-                ('recorded_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("care", "Care and image analysis"), ("research", "Research use of photos")],
+                        max_length=16,
+                    ),
+                ),
+                ("given", models.BooleanField(help_text="True: given; False: withdrawn or declined.")),
+                ("text_version", models.CharField(max_length=40)),
+                ("recorded_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['-recorded_at', '-id'],
+                "ordering": ["-recorded_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='PatientInformation',
+            name="PatientInformation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('language', models.CharField(choices=[('en-gb', 'English'), ('es', 'Español')], max_length=10, unique=True)),
-                ('title', models.CharField(max_length=200)),
-                ('symptoms', models.TextField(help_text='Blank lines separate paragraphs.')),
-                ('how_it_spreads', models.TextField()),
-                ('before_your_visit', models.TextField()),
-                ('vaccination', models.TextField()),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "language",
+                    models.CharField(choices=[("en-gb", "English"), ("es", "Español")], max_length=10, unique=True),
+                ),
+                ("title", models.CharField(max_length=200)),
+                ("symptoms", models.TextField(help_text="Blank lines separate paragraphs.")),
+                ("how_it_spreads", models.TextField()),
+                ("before_your_visit", models.TextField()),
+                ("vaccination", models.TextField()),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name_plural': 'patient information',
+                "verbose_name_plural": "patient information",
             },
         ),
         migrations.CreateModel(
-            name='Schedule',
+            name="Schedule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('weekday', models.PositiveSmallIntegerField(choices=[(0, 'Monday'), (1, 'Tuesday'), (2, 'Wednesday'), (3, 'Thursday'), (4, 'Friday'), (5, 'Saturday'), (6, 'Sunday')])),
-                ('start_time', models.TimeField()),
-                ('end_time', models.TimeField()),
-                ('valid_from', models.DateField()),
-                ('valid_until', models.DateField(blank=True, help_text='Empty: until further notice.', null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "weekday",
+                    models.PositiveSmallIntegerField(
+                        choices=[
+                            (0, "Monday"),
+                            (1, "Tuesday"),
+                            (2, "Wednesday"),
+                            (3, "Thursday"),
+                            (4, "Friday"),
+                            (5, "Saturday"),
+                            (6, "Sunday"),
+                        ]
+                    ),
+                ),
+                ("start_time", models.TimeField()),
+                ("end_time", models.TimeField()),
+                ("valid_from", models.DateField()),
+                ("valid_until", models.DateField(blank=True, help_text="Empty: until further notice.", null=True)),
             ],
             options={
-                'ordering': ['clinic__name', 'weekday', 'start_time'],
+                "ordering": ["clinic__name", "weekday", "start_time"],
             },
         ),
         migrations.CreateModel(
-            name='Service',
+            name="Service",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, unique=True)),
-                ('description', models.CharField(blank=True, max_length=300)),
-                ('duration_minutes', models.PositiveSmallIntegerField(default=20)),
-                ('is_active', models.BooleanField(default=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200, unique=True)),
+                ("description", models.CharField(blank=True, max_length=300)),
+                ("duration_minutes", models.PositiveSmallIntegerField(default=20)),
+                ("is_active", models.BooleanField(default=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='SignInLink',
+            name="SignInLink",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('token_hash', models.CharField(max_length=64, unique=True)),
-                ('next_url', models.CharField(blank=True, max_length=200)),
-                ('expires_at', models.DateTimeField()),
-                ('used_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("token_hash", models.CharField(max_length=64, unique=True)),
+                ("next_url", models.CharField(blank=True, max_length=200)),
+                ("expires_at", models.DateTimeField()),
+                ("used_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.AlterModelOptions(
-            name='clinic',
-            options={'ordering': ['name']},
+            name="clinic",
+            options={"ordering": ["name"]},
         ),
         migrations.RemoveConstraint(
-            model_name='slot',
-            name='one_slot_per_clinic_time',
+            model_name="slot",
+            name="one_slot_per_clinic_time",
         ),
         migrations.AddField(
-            model_name='appointment',
-            name='language',
-            field=models.CharField(default='en', help_text="Language of the patient's emails.", max_length=10),
+            model_name="appointment",
+            name="language",
+            field=models.CharField(default="en", help_text="Language of the patient's emails.", max_length=10),
         ),
         migrations.AddField(
-            model_name='appointment',
-            name='questionnaire',
-            field=models.JSONField(blank=True, default=dict, help_text='Pre-visit answers; keys documented in portal/booking/questionnaire.py.'),
+            model_name="appointment",
+            name="questionnaire",
+            field=models.JSONField(
+                blank=True,
+                default=dict,
+                help_text="Pre-visit answers; keys documented in portal/booking/questionnaire.py.",
+            ),
         ),
         migrations.AddField(
-            model_name='appointment',
-            name='reminder_sent_at',
+            model_name="appointment",
+            name="reminder_sent_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='clinic',
-            name='phone',
+            model_name="clinic",
+            name="phone",
             field=models.CharField(blank=True, max_length=40),
         ),
         migrations.AddField(
-            model_name='slot',
-            name='clinician',
-            field=models.ForeignKey(blank=True, help_text="Set for slots made from a clinician's schedule.", null=True, on_delete=django.db.models.deletion.PROTECT, related_name='slots', to=settings.AUTH_USER_MODEL),
+            model_name="slot",
+            name="clinician",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="Set for slots made from a clinician's schedule.",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="slots",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AlterField(
-            model_name='appointment',
-            name='consent_care',
-            field=models.BooleanField(help_text='Current state: photos and answers may be analysed and seen by staff.'),
+            model_name="appointment",
+            name="consent_care",
+            field=models.BooleanField(help_text="Current state: photos and answers may be analysed and seen by staff."),
         ),
         migrations.AlterField(
-            model_name='appointment',
-            name='consent_research',
-            field=models.BooleanField(default=False, help_text='Current state of the optional research opt-in.'),
+            model_name="appointment",
+            name="consent_research",
+            field=models.BooleanField(default=False, help_text="Current state of the optional research opt-in."),
         ),
         migrations.AddField(
-            model_name='consentrecord',
-            name='appointment',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='consent_records', to='booking.appointment'),
+            model_name="consentrecord",
+            name="appointment",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="consent_records", to="booking.appointment"
+            ),
         ),
         migrations.AddField(
-            model_name='consentrecord',
-            name='recorded_by',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="consentrecord",
+            name="recorded_by",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='schedule',
-            name='clinic',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='schedules', to='booking.clinic'),
+            model_name="schedule",
+            name="clinic",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="schedules", to="booking.clinic"
+            ),
         ),
         migrations.AddField(
-            model_name='schedule',
-            name='clinician',
-            field=models.ForeignKey(limit_choices_to={'is_staff': True}, on_delete=django.db.models.deletion.PROTECT, related_name='schedules', to=settings.AUTH_USER_MODEL),
+            model_name="schedule",
+            name="clinician",
+            field=models.ForeignKey(
+                limit_choices_to={"is_staff": True},
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="schedules",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='schedule',
-            name='service',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='schedules', to='booking.service'),
+            model_name="schedule",
+            name="service",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="schedules", to="booking.service"
+            ),
         ),
         migrations.AddField(
-            model_name='slot',
-            name='service',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='slots', to='booking.service'),
+            model_name="slot",
+            name="service",
+            field=models.ForeignKey(
+                null=True, on_delete=django.db.models.deletion.PROTECT, related_name="slots", to="booking.service"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='slot',
-            constraint=models.UniqueConstraint(fields=('clinician', 'starts_at'), name='one_slot_per_clinician_time'),
+            model_name="slot",
+            constraint=models.UniqueConstraint(fields=("clinician", "starts_at"), name="one_slot_per_clinician_time"),
         ),
         migrations.AddField(
-            model_name='signinlink',
-            name='user',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="signinlink",
+            name="user",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="+", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddConstraint(
-            model_name='schedule',
-            constraint=models.CheckConstraint(condition=models.Q(('end_time__gt', models.F('start_time'))), name='schedule_ends_after_start'),
+            model_name="schedule",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("end_time__gt", models.F("start_time"))), name="schedule_ends_after_start"
+            ),
         ),
         migrations.RunPython(carry_over, migrations.RunPython.noop),
         migrations.AlterField(
-            model_name='slot',
-            name='service',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='slots', to='booking.service'),
+            model_name="slot",
+            name="service",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="slots", to="booking.service"
+            ),
         ),
         migrations.RemoveField(
-            model_name='appointment',
-            name='lesion_onset',
+            model_name="appointment",
+            name="lesion_onset",
         ),
         migrations.RemoveField(
-            model_name='appointment',
-            name='symptoms',
+            model_name="appointment",
+            name="symptoms",
         ),
     ]

@@ -1,4 +1,5 @@
 """The information page for patients in English and Spanish; clinics edit it in admin."""
+
 from django.db import migrations
 
 PAGES = {

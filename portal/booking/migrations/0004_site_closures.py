@@ -5,24 +5,33 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('booking', '0003_patient_information_pages'),
+        ("booking", "0003_patient_information_pages"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Closure',
+            name="Closure",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('first_day', models.DateField()),
-                ('last_day', models.DateField(help_text='The same as the first day for a one-day closure.')),
-                ('reason', models.CharField(blank=True, help_text='E.g. “Christmas Day”; for staff.', max_length=200)),
-                ('clinic', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='closures', to='booking.clinic')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("first_day", models.DateField()),
+                ("last_day", models.DateField(help_text="The same as the first day for a one-day closure.")),
+                ("reason", models.CharField(blank=True, help_text="E.g. “Christmas Day”; for staff.", max_length=200)),
+                (
+                    "clinic",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="closures", to="booking.clinic"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['first_day', 'clinic__name'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('last_day__gte', models.F('first_day'))), name='closure_ends_on_or_after_start')],
+                "ordering": ["first_day", "clinic__name"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("last_day__gte", models.F("first_day"))),
+                        name="closure_ends_on_or_after_start",
+                    )
+                ],
             },
         ),
     ]

@@ -1,4 +1,5 @@
 """A waiting time in words for patients ("30 minutes", "2 hours"), in the active language."""
+
 from datetime import timedelta
 
 from django import template

@@ -4,15 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('integrations', '0001_integrations'),
+        ("integrations", "0001_integrations"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='webhookdelivery',
-            name='event_type',
-            field=models.CharField(choices=[('case.flagged', 'A case was flagged by the model'), ('case.decided', 'A clinician recorded a decision'), ('photo.retake_needed', 'A photo needs to be taken again'), ('appointment.cancelled', 'An appointment was cancelled'), ('appointment.rescheduled', 'An appointment moved to another time')], max_length=40),
+            model_name="webhookdelivery",
+            name="event_type",
+            field=models.CharField(
+                choices=[
+                    ("case.flagged", "A case was flagged by the model"),
+                    ("case.decided", "A clinician recorded a decision"),
+                    ("photo.retake_needed", "A photo needs to be taken again"),
+                    ("appointment.cancelled", "An appointment was cancelled"),
+                    ("appointment.rescheduled", "An appointment moved to another time"),
+                ],
+                max_length=40,
+            ),
         ),
     ]

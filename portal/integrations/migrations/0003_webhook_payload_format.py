@@ -4,15 +4,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('integrations', '0002_webhook_appointment_events'),
+        ("integrations", "0002_webhook_appointment_events"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='webhookendpoint',
-            name='payload_format',
-            field=models.CharField(choices=[('json', "The portal's JSON event (application/json)"), ('fhir', 'A FHIR R4 Bundle with the changed resources (application/fhir+json)')], default='json', help_text='What each delivery carries: the JSON event, or the FHIR resources it is about.', max_length=8),
+            model_name="webhookendpoint",
+            name="payload_format",
+            field=models.CharField(
+                choices=[
+                    ("json", "The portal's JSON event (application/json)"),
+                    ("fhir", "A FHIR R4 Bundle with the changed resources (application/fhir+json)"),
+                ],
+                default="json",
+                help_text="What each delivery carries: the JSON event, or the FHIR resources it is about.",
+                max_length=8,
+            ),
         ),
     ]

@@ -8,12 +8,16 @@ from triage.services import export_training_set
 
 
 class Command(BaseCommand):
-    help = ("Write the photos of patients who opted in to research, with a lab result or final diagnosis, "
-            "as an ml dataset (mpox/, non_mpox/<diagnosis>/, dataset.csv with pseudonymous patient ids). Audited.")
+    help = (
+        "Write the photos of patients who opted in to research, with a lab result or final diagnosis, "
+        "as an ml dataset (mpox/, non_mpox/<diagnosis>/, dataset.csv with pseudonymous patient ids). Audited."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--out", required=True, help="A new or empty folder.")
-        parser.add_argument("--by", help="User name of the staff member asking for the export (recorded in the audit log).")
+        parser.add_argument(
+            "--by", help="User name of the staff member asking for the export (recorded in the audit log)."
+        )
 
     def handle(self, *args, out, by=None, **options):
         try:
