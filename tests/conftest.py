@@ -211,7 +211,7 @@ def enqueued(monkeypatch):
 @pytest.fixture
 def celery_eager():
     """Tasks sent with .delay() run at once in this process: the real task code, without a broker
-    (tests/test_worker_e2e.py covers the same tasks through a real worker)."""
+    (tests/ops/test_worker_e2e.py covers the same tasks through a real worker)."""
     from portal.celery import app
 
     previous = app.conf.task_always_eager, app.conf.task_eager_propagates

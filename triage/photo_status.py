@@ -1,5 +1,5 @@
 """A photo's status changes in one place: the table of allowed changes and the one function that
-makes them. Every write of `Photo.status` goes through `change_status` (tests/test_structure.py
+makes them. Every write of `Photo.status` goes through `change_status` (tests/core/test_structure.py
 fails on one that does not).
 
     received ─▶ analysing ─▶ analysed | rejected (reason) | failed (reason) | no_model | as_is (reason)

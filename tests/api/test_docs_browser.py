@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
 
-from tests.test_browser import SCREENSHOTS, browser, page  # noqa: F401  (fixtures)
+from tests.browser.test_browser import SCREENSHOTS, browser, page  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -18,7 +18,7 @@ from bench.servers import PostgresServer, RedisServer
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 900
 
 

@@ -17,7 +17,7 @@ from core.models import WorkerHeartbeat
 from portal.booking.services import book_appointment
 from portal.celery import app as celery_app
 from registry.versions import activate_model_version, register_checkpoints
-from tests.test_worker_e2e import (  # noqa: F401 (fixtures)
+from tests.ops.test_worker_e2e import (  # noqa: F401 (fixtures)
     ANALYSIS_TIMEOUT,
     installed_model,
     lesion_photo_jpeg,

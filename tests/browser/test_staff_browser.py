@@ -10,8 +10,8 @@ from playwright.sync_api import expect
 
 from portal.booking.services import book_appointment
 from registry.versions import activate_model_version, register_checkpoints
+from tests.browser.test_browser import browser, log_in, synthetic_skin_photo  # noqa: F401  (browser is a fixture)
 from tests.screenshots import screenshot_dir
-from tests.test_browser import browser, log_in, synthetic_skin_photo  # noqa: F401  (browser is a fixture)
 from triage.analysis import analyse_photos
 from triage.models import Case, Decision, Outcome, Photo
 from triage.services import accept_photo

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 import pytest
 from playwright.sync_api import expect
 
-from tests.test_browser import SCREENSHOTS, browser, page  # noqa: F401  (fixtures)
+from tests.browser.test_browser import SCREENSHOTS, browser, page  # noqa: F401  (fixtures)
 from tests.workers import ROOT
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ import pytest
 
 from portal.celery import app as celery_app
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_healthz_answers_even_for_a_host_the_site_does_not_serve(client):

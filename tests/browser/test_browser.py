@@ -21,7 +21,7 @@ from triage.models import Case, Decision, Photo
 from triage.services import accept_photo
 
 CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "out" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "out" / "screenshots"
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -73,7 +73,7 @@ def drag_box(page, canvas, start, end):
 def test_patient_uploads_with_a_box_and_sees_status_change(
     page, live_server, patient, appointment, private_storage, make_image_bytes, enqueued, tmp_path
 ):
-    """Booking itself is driven in tests/test_patient_journey.py."""
+    """Booking itself is driven in tests/browser/test_patient_journey.py."""
     log_in(page, live_server, patient)
     page.goto(live_server.url + reverse("appointment", kwargs={"reference": appointment.reference}))
     expect(page.locator(".ref").first).to_have_text(appointment.reference)

@@ -60,7 +60,7 @@ def test_audit_events_are_read_only(admin_client, prediction):
 
 
 def test_make_challenger_action_runs_a_version_in_shadow_without_activating_it(admin_client, model_version):
-    """Activation is by promotion only (tests/test_challenger.py), after the version ran as challenger."""
+    """Activation is by promotion only (tests/modelops/test_challenger.py), after the version ran as challenger."""
     other = ModelVersion.objects.create(version="v2", architecture="tiny", checkpoint_path="/x.pt", threshold=0.5)
 
     admin_client.post(

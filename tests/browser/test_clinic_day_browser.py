@@ -10,9 +10,9 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from portal.booking.models import Appointment, Clinic, Slot
-from tests.test_browser import SCREENSHOTS, browser, log_in  # noqa: F401  (browser is a fixture)
-from tests.test_patient_journey import assert_accessible
-from tests.test_staff_browser import VIEWPORTS, assert_fits_the_width, new_page
+from tests.browser.test_browser import SCREENSHOTS, browser, log_in  # noqa: F401  (browser is a fixture)
+from tests.browser.test_patient_journey import assert_accessible
+from tests.browser.test_staff_browser import VIEWPORTS, assert_fits_the_width, new_page
 from triage.services import accept_photo
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from portal.booking.models import Slot
 from portal.booking.services import book_appointment
-from tests.test_browser import browser, drag_box, log_in  # noqa: F401  (browser is a fixture)
+from tests.browser.test_browser import browser, drag_box, log_in  # noqa: F401  (browser is a fixture)
 from triage.services import accept_photo
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

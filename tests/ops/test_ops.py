@@ -17,12 +17,12 @@ from django.utils import timezone, translation
 from core.models import AuditEvent
 from portal.booking.templatetags.durations import duration_in_words
 from tests.conftest import PASSWORD
-from tests.test_analysis import lesion_upload, tiny_model  # noqa: F401 (fixture)
+from tests.triage.test_analysis import lesion_upload, tiny_model  # noqa: F401 (fixture)
 from triage import analysis, selectors, tasks
 from triage.models import Case, Outcome, Photo, Prediction
 from triage.services import accept_photos, record_decision
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db
 
 PRODUCTION_ENV = {

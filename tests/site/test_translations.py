@@ -11,7 +11,7 @@ from pathlib import Path
 from django.core.management import call_command
 from django.test import override_settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LOCALE = ROOT / "locale" / "es" / "LC_MESSAGES"
 TEMPLATES = ROOT / "templates"
 # What a patient sees: the shared pages and pieces, booking, accounts, emails, the clinic's decision.

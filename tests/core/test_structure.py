@@ -10,7 +10,7 @@ from portal.booking.models import Appointment
 from triage.models import Case, Photo
 from triage.photo_status import TransitionRefused, change_status
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _source_lines(*packages):

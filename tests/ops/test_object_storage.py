@@ -26,7 +26,7 @@ from django.urls import reverse
 
 from core.models import AuditEvent
 from portal.celery import app as celery_app
-from tests.test_worker_e2e import (  # noqa: F401 (fixtures)
+from tests.ops.test_worker_e2e import (  # noqa: F401 (fixtures)
     ANALYSIS_TIMEOUT,
     free_port,
     installed_model,

@@ -209,7 +209,7 @@ def test_upload_while_redis_is_down_is_analysed_after_it_restarts(
             "manage.py",
             "shell",
             "-c",
-            "import io; from django.core.files.uploadedfile import SimpleUploadedFile; from tests.test_worker_e2e import lesion_photo_jpeg;"
+            "import io; from django.core.files.uploadedfile import SimpleUploadedFile; from tests.ops.test_worker_e2e import lesion_photo_jpeg;"
             "from django.contrib.auth.models import User; from triage.models import Case; from triage.services import accept_photo;"
             "buffer = lesion_photo_jpeg();"
             f"photo = accept_photo(case=Case.objects.get(pk={appointment.case.pk}), uploaded_by=User.objects.get(pk={patient.pk}),"

@@ -10,7 +10,7 @@ import yaml
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SECRETS = {
     "POSTGRES_PASSWORD": "example-pg",
     "SECRET_KEY": "example-key",

@@ -7,7 +7,7 @@ photo ends analysed exactly once (or failed with a reason) within RECOVERY_BOUND
 The recovery bounds are the portal's settings (docs/recovery.md gives the production
 figures): the sweep (ANALYSIS_REQUEUE_INTERVAL_SECONDS) is made short here; the lease
 (CELERY_TASK_TIME_LIMIT) is made longer than RECOVERY_BOUND_S, so that the whole-worker kill can only
-be recovered in time by the restarted worker's start-up (tests/test_ops.py covers the lease rule).
+be recovered in time by the restarted worker's start-up (tests/ops/test_ops.py covers the lease rule).
 Never touches the shared PostgreSQL or Redis.
 """
 
@@ -30,12 +30,12 @@ import pytest
 import ml.testing
 from bench.photos import jpeg_bytes, make_photo
 from bench.stack import Patient
-from tests.test_worker_e2e import answers_ping, free_port, pool_children
+from tests.ops.test_worker_e2e import answers_ping, free_port, pool_children
 from tests.workers import stop_process_group, wait_for
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SWEEP_S = 2  # ANALYSIS_REQUEUE_INTERVAL_SECONDS
 RECOVERY_BOUND_S = 120  # every photo settled this long after the fault (a busy 2-core machine included)
 LEASE_S = RECOVERY_BOUND_S + 30  # CELERY_TASK_TIME_LIMIT: longer, so it cannot be what recovers in time

@@ -17,8 +17,8 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from portal.booking.models import Appointment, Clinic, Service, Slot
+from tests.browser.test_browser import browser  # noqa: F401  (the shared Chromium)
 from tests.screenshots import screenshot_dir
-from tests.test_browser import browser  # noqa: F401  (the shared Chromium)
 from triage.models import Photo, PhotoReason
 
 VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1366, "height": 900}}

@@ -11,7 +11,7 @@ import ml
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FIGURES = (
     "forward_ms_b1",
     "forward_ms_b8",
