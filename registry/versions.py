@@ -25,7 +25,10 @@ def register_checkpoints(directory=None) -> list[ModelVersion]:
     """Register every checkpoint in `directory` (default settings.MODEL_DIR) as a model version.
 
     Returns the versions newly registered. If no version is active yet, the newest
-    registered one becomes active, so a fresh install serves its shipped model.
+    registered one becomes active, so a fresh install serves its shipped model. If the active
+    version's file now holds a newly registered version (a release shipped a new checkpoint under
+    the same name), the old version can never run again: the new one takes its place, and the
+    switch is logged.
     """
     directory = Path(directory or settings.MODEL_DIR)
     registered = []
@@ -33,7 +36,14 @@ def register_checkpoints(directory=None) -> list[ModelVersion]:
         model_version, created = register_checkpoint(path)
         if created:
             registered.append(model_version)
-    if registered and active_model_version() is None:
+    active = active_model_version()
+    replacing = [version for version in registered if active and version.checkpoint_path == active.checkpoint_path]
+    if replacing:
+        logger.warning(
+            "%s was replaced in place by %s: it is now the active model", active.version, replacing[-1].version
+        )
+        activate_model_version(replacing[-1])
+    elif registered and active is None:
         activate_model_version(registered[-1])
     return registered
 

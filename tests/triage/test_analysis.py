@@ -79,6 +79,10 @@ def test_a_checkpoint_replaced_under_the_same_name_is_refused_not_mislabelled(ti
     with pytest.raises(versions.CheckpointReplaced, match="now holds tiny-2, not tiny-1"):
         versions.loaded_model(tiny_model)
 
+    (replacement,) = versions.register_checkpoints()  # what `manage.py register_models` does on upgrade
+    assert replacement.version == "tiny-2" and versions.active_model_version() == replacement
+    assert versions.loaded_model(replacement).metadata["version"] == "tiny-2"
+
 
 def test_without_a_model_photos_wait_and_get_no_score(appointment, patient, private_storage, enqueued):
     photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=lesion_upload(), body_site="trunk")
