@@ -429,7 +429,7 @@ def test_charts_are_drawn_once_per_data_and_long_titles_wrap(monkeypatch):
         drawn.append(title)
         path.write(b"png")
 
-    monkeypatch.setattr("ml.evaluation.plot_roc", fake_plot_roc)
+    monkeypatch.setattr("ml.plots.plot_roc", fake_plot_roc)
     labels, scores = np.array([True, False, True]), np.array([0.9, 0.2, 0.6])
     long_title = "efficientnet_lite0-imagenet-logistic-aug-msld1-2026-11-25: 80 lab-confirmed cases"
 
