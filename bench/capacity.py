@@ -16,7 +16,6 @@ import math
 import os
 import shutil
 import signal
-import statistics
 import tempfile
 import threading
 import time
@@ -24,9 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.stack import Patient, _percentile
+from bench.worker import MEGAPIXEL_SIZES, megapixel_costs
 
 UPLOADS_PER_PATIENT = 25  # under PHOTO_MAX_PER_APPOINTMENT
-MEGAPIXEL_SIZES = {1: (1152, 864), 4: (2304, 1728), 12: (4032, 3024), 24: (5664, 4248)}  # 4:3, as phones
 UPLOAD_THREADS = 4
 WORKING_DAY_H = 10  # a clinic's upload day, for the average load
 HEADROOM = 2.0  # run the peak hour at half the cores' capacity
@@ -158,45 +157,6 @@ def _stack(var_dir: Path, checkpoint: Path, postgres_admin_url, args):
     stack.prepare()
     stack.start_web()
     return stack
-
-
-def megapixel_costs(model, reps: int, report) -> None:
-    """Median worker-path stage times of one photo at each size, one torch thread, sizes interleaved."""
-    import torch
-
-    import ml
-
-    threads = torch.get_num_threads()
-    ml.configure_threads(1)
-    try:
-        _megapixel_costs(model, reps, report)
-    finally:
-        ml.configure_threads(threads)
-
-
-def _megapixel_costs(model, reps: int, report) -> None:
-    from bench.photos import jpeg_bytes, make_photo
-    from bench.worker import STAGES, one_photo
-
-    blobs = {mp: jpeg_bytes(make_photo(mp)[0].resize(size)) for mp, size in MEGAPIXEL_SIZES.items()}
-    one_photo(model, blobs[1])  # warm-up: first-call allocations
-    samples = {mp: [] for mp in blobs}
-    sizes = list(blobs)
-    for round_ in range(reps):
-        for mp in sizes[round_ % len(sizes) :] + sizes[: round_ % len(sizes)]:
-            samples[mp].append(one_photo(model, blobs[mp])[0])
-    for mp, runs in samples.items():
-        stages = {name: statistics.median(run[name] for run in runs) for name in STAGES}
-        total = statistics.median(sum(run.values()) for run in runs)
-        report.add(
-            f"cost_{mp}mp_ms",
-            f"one {mp} MP photo in the worker path (1 thread)",
-            total,
-            "ms",
-            note=", ".join(f"{name} {value:.0f}" for name, value in stages.items()),
-        )
-        for name, value in stages.items():
-            report.add(f"cost_{mp}mp_{name}_ms", f"  {mp} MP: {name}", value, "ms")
 
 
 def queue_burst(stack, hostnames: list[str], count: int, megapixels: int) -> list[int]:

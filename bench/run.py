@@ -94,8 +94,8 @@ def run(args, var_dir: Path, report) -> None:
     import ml
     from bench import model as model_bench
     from bench import shadow, worker
-    from bench.capacity import megapixel_costs
     from bench.photos import make_photos, phone_sized
+    from bench.worker import megapixel_costs
 
     threads = settings.WORKER_TORCH_THREADS  # what each Celery pool process uses
     ml.configure_threads(threads)

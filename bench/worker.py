@@ -80,3 +80,44 @@ def rss_figures(memory: dict[str, float], source: str, report) -> None:
     report.add("worker_rss_anon_mb", "  of which anonymous (heap, tensors)", memory["rss_anon_mb"], "MB")
     report.add("worker_rss_file_mb", "  of which file-backed (mapped libraries)", memory["rss_file_mb"], "MB")
     report.add("worker_hwm_mb", "  peak RSS of that process (VmHWM)", memory["hwm_mb"], "MB")
+
+
+MEGAPIXEL_SIZES = {1: (1152, 864), 4: (2304, 1728), 12: (4032, 3024), 24: (5664, 4248)}  # 4:3, as phones
+
+
+def megapixel_costs(model, reps: int, report) -> None:
+    """Median worker-path stage times of one photo at each size, one torch thread, sizes interleaved."""
+    import torch
+
+    import ml
+
+    threads = torch.get_num_threads()
+    ml.configure_threads(1)
+    try:
+        _megapixel_costs(model, reps, report)
+    finally:
+        ml.configure_threads(threads)
+
+
+def _megapixel_costs(model, reps: int, report) -> None:
+    from bench.photos import make_photo
+
+    blobs = {mp: jpeg_bytes(make_photo(mp)[0].resize(size)) for mp, size in MEGAPIXEL_SIZES.items()}
+    one_photo(model, blobs[1])  # warm-up: first-call allocations
+    samples = {mp: [] for mp in blobs}
+    sizes = list(blobs)
+    for round_ in range(reps):
+        for mp in sizes[round_ % len(sizes) :] + sizes[: round_ % len(sizes)]:
+            samples[mp].append(one_photo(model, blobs[mp])[0])
+    for mp, runs in samples.items():
+        stages = {name: statistics.median(run[name] for run in runs) for name in STAGES}
+        total = statistics.median(sum(run.values()) for run in runs)
+        report.add(
+            f"cost_{mp}mp_ms",
+            f"one {mp} MP photo in the worker path (1 thread)",
+            total,
+            "ms",
+            note=", ".join(f"{name} {value:.0f}" for name, value in stages.items()),
+        )
+        for name, value in stages.items():
+            report.add(f"cost_{mp}mp_{name}_ms", f"  {mp} MP: {name}", value, "ms")
