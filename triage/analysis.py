@@ -156,42 +156,47 @@ def record_prediction(*, photo, model_version, analysis, heatmap_jpeg, timings_m
     so each analysis ends in exactly one prediction however often its task was delivered.
     """
     roi_source = {"given": photo.roi_source, "auto": RoiSource.AUTO}.get(analysis.roi_source, RoiSource.NONE)
-    with transaction.atomic():
-        if not Photo.objects.select_for_update().filter(pk=photo.pk, attempts=photo.attempts).exists():
-            logger.info("Photo %s: a later analysis run began; this run's result is dropped", photo.pk)
-            return None
-        prediction = Prediction(
-            photo=photo,
-            model_version=model_version,
-            probability=float(analysis.probability),
-            threshold=model_version.threshold,
-            assessable=bool(analysis.assessable),
-            reason=analysis.reason,
-            roi=analysis.roi,
-            roi_source=roi_source,
-            timings_ms={key: round(float(value), 2) for key, value in timings_ms.items()},
-            differential={name: round(float(p), 4) for name, p in analysis.differential.items()},
-            requested_by_id=requested_by_id,
-        )
-        prediction.heatmap.save(
-            f"{photo.pk}-{model_version.pk}-{time.time_ns()}.jpg", ContentFile(heatmap_jpeg), save=False
-        )
-        try:
+    stored_heatmap = None
+    try:
+        with transaction.atomic():
+            if not Photo.objects.select_for_update().filter(pk=photo.pk, attempts=photo.attempts).exists():
+                logger.info("Photo %s: a later analysis run began; this run's result is dropped", photo.pk)
+                return None
+            prediction = Prediction(
+                photo=photo,
+                model_version=model_version,
+                probability=float(analysis.probability),
+                threshold=model_version.threshold,
+                assessable=bool(analysis.assessable),
+                reason=analysis.reason,
+                roi=analysis.roi,
+                roi_source=roi_source,
+                timings_ms={key: round(float(value), 2) for key, value in timings_ms.items()},
+                differential={name: round(float(p), 4) for name, p in analysis.differential.items()},
+                requested_by_id=requested_by_id,
+            )
+            prediction.heatmap.save(
+                f"{photo.pk}-{model_version.pk}-{time.time_ns()}.jpg", ContentFile(heatmap_jpeg), save=False
+            )
+            stored_heatmap = prediction.heatmap.name
             prediction.save()
-        except Exception:
-            prediction.heatmap.storage.delete(prediction.heatmap.name)
-            raise
-        if prediction.assessable:
-            change_status(photo, Photo.Status.ANALYSED)
-        elif photo.case.photos.filter(status=Photo.Status.REPLACED).exists():
-            # The patient already took a photo again: asking once more would loop. The case goes to
-            # the clinician with the photos as they are, and the patient is told so.
-            change_status(photo, Photo.Status.AS_IS, reason=PhotoReason.from_model(prediction.reason))
-            settle_problem_photos(photo.case.photos.all(), status=Photo.Status.AS_IS)
-        else:
-            change_status(photo, Photo.Status.REJECTED, reason=PhotoReason.from_model(prediction.reason))
-            events.send_on_commit(events.photo_retake_needed, case=photo.case, photo=photo)
-        refresh_case_flag(photo.case)
+            if prediction.assessable:
+                change_status(photo, Photo.Status.ANALYSED)
+            elif photo.case.photos.filter(status=Photo.Status.REPLACED).exists():
+                # The patient already took a photo again: asking once more would loop. The case goes to
+                # the clinician with the photos as they are, and the patient is told so.
+                change_status(photo, Photo.Status.AS_IS, reason=PhotoReason.from_model(prediction.reason))
+                settle_problem_photos(photo.case.photos.all(), status=Photo.Status.AS_IS)
+            else:
+                change_status(photo, Photo.Status.REJECTED, reason=PhotoReason.from_model(prediction.reason))
+                events.send_on_commit(events.photo_retake_needed, case=photo.case, photo=photo)
+            refresh_case_flag(photo.case)
+    except Exception:
+        # Nothing of this run was committed (a failed write, or a commit lost to a database restart):
+        # its heatmap file must not outlive it.
+        if stored_heatmap:
+            Prediction._meta.get_field("heatmap").storage.delete(stored_heatmap)
+        raise
     return prediction
 
 

@@ -147,8 +147,8 @@ def test_admin_pages(watched, admin_user, prediction):
         reverse("admin:triage_case_change", args=[photo.case_id]),
         reverse("admin:triage_photo_changelist"),
         reverse("admin:triage_prediction_change", args=[prediction.pk]),
-        reverse("admin:triage_modelversion_changelist"),
-        reverse("admin:triage_auditevent_changelist"),
+        reverse("admin:registry_modelversion_changelist"),
+        reverse("admin:core_auditevent_changelist"),
     ]:
         browser_page.visit(url)
     # The thumbnail keeps its size from the admin stylesheet, not an inline style.

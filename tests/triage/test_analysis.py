@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import DatabaseError
 from django.urls import reverse
 from PIL import Image, ImageDraw, ImageFilter
 
@@ -114,6 +115,24 @@ def test_analysis_stores_a_prediction_once_and_a_rerun_skips_it(
 
     assert analysis.analyse_photos([photo.pk]) == []  # redelivered task: nothing new
     assert Prediction.objects.active().count() == 1
+
+
+def test_a_run_that_fails_after_storing_its_heatmap_leaves_no_file(
+    tiny_model, appointment, patient, private_storage, enqueued, monkeypatch
+):
+    """A failure after the heatmap file is written (here the case flag; in production a commit lost to
+    a database restart) rolls the prediction back and removes its file: no file without a row."""
+    photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=lesion_upload(), body_site="trunk")
+
+    def database_gone(case):
+        raise DatabaseError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(analysis, "refresh_case_flag", database_gone)
+    with pytest.raises(DatabaseError):
+        analysis.analyse_photos([photo.pk])
+
+    assert not Prediction.objects.exists()
+    assert not list((private_storage / "heatmaps").rglob("*.jpg"))
 
 
 def test_a_dark_photo_is_not_assessable_and_the_patient_is_asked_to_retake_it(
