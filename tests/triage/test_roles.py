@@ -1,4 +1,4 @@
-"""Roles as documented (README's role table, triage.permissions.ROLE_PERMISSIONS): every role against
+"""Roles as documented (docs/security.md's role table, triage.permissions.ROLE_PERMISSIONS): every role against
 every staff page and staff API endpoint. Auditors read every site's cases and lab results, on the pages
 and the API, and decide nothing; clinic leads also export; only admins manage model versions."""
 
