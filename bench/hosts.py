@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.worker import MEGAPIXEL_SIZES
+
 HOSTS = 2
 
 
@@ -28,7 +30,7 @@ def parse_args(argv):
     parser.add_argument(
         "--burst-megapixels",
         type=int,
-        choices=(1, 4, 12, 24),
+        choices=sorted(MEGAPIXEL_SIZES),
         default=12,
         help="size of the photos (default 12: a phone camera)",
     )

@@ -48,15 +48,18 @@ def may_change(from_status, to_status) -> bool:
     return to_status in TRANSITIONS[from_status]
 
 
-def change_status(photos, to_status, *, reason="", detail="", **fields) -> int:
+def change_status(photos, to_status, *, reason="", detail="", keep_reason=False, **fields) -> int:
     """Move `photos` to `to_status` with its `reason` code and the staff-only `detail` (both cleared
-    when not given), writing `fields` with it. Returns how many photos changed.
+    when not given; both left as they are with `keep_reason`), writing `fields` with it. Returns how
+    many photos changed.
 
     `photos` is one Photo (its current status must allow the change, else TransitionRefused; the
     instance is updated and saved) or a queryset (the photos whose stored status allows it change;
     the others are left as they are, in one UPDATE).
     """
-    values = {"status": to_status, "status_reason": reason, "status_detail": detail[:300], **fields}
+    values = {"status": to_status, **fields}
+    if not keep_reason:
+        values.update(status_reason=reason, status_detail=detail[:300])
     if isinstance(photos, Photo):
         if not may_change(photos.status, to_status):
             raise TransitionRefused(f"Photo {photos.pk}: {photos.status} cannot become {to_status}.")
@@ -73,4 +76,4 @@ def settle_problem_photos(photos, *, status) -> int:
     AS_IS; status_reason keeps why each was a problem. Returns how many changed."""
     if status not in SETTLED:
         raise TransitionRefused(f"{status} does not settle a photo.")
-    return photos.filter(status__in=Photo.PROBLEM_STATUSES).update(status=status, updated_at=timezone.now())
+    return change_status(photos.filter(status__in=Photo.PROBLEM_STATUSES), status, keep_reason=True)
