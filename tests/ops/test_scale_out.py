@@ -84,6 +84,13 @@ def test_two_inference_workers_share_the_queue_and_the_light_worker_stays_light(
 
     photos = upload_cases(patient, make_slot, 6, hours_from_now=24)
     wait_until_analysed(photos, inference)
+    # A task commits its photo's status before its worker logs "succeeded": wait for the log lines too.
+    wait_for(
+        lambda: sum(len(TASK_SUCCEEDED.findall(log_of(worker))) for worker in inference) >= 6,
+        ANALYSIS_TIMEOUT,
+        "every analysis task to be logged as succeeded",
+        inference[0].log_path,
+    )
 
     handled = [len(TASK_SUCCEEDED.findall(log_of(worker))) for worker in inference]
     assert all(count >= 1 for count in handled), f"tasks per inference worker: {handled}"
