@@ -14,6 +14,7 @@ from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext
 
 from core.services import audit
+from ml.diagnoses import training_folder
 from triage import events, tasks
 from triage.images import box_for_tap, normalise_photo, validate_roi
 from triage.models import (
@@ -354,7 +355,8 @@ def record_ground_truth(
 
 
 def export_training_set(*, out_dir, actor=None, operator="") -> dict:
-    """Write the consented, labelled photos as an `ml` dataset: `mpox/`, `non_mpox/<diagnosis>/` and
+    """Write the consented, labelled photos as an `ml` dataset: `mpox/`, `non_mpox/<differential class>/`
+    (`ml.diagnoses`: the one table from final diagnoses to the differential's classes) and
     `dataset.csv` (pseudonymous patient id, lesion box). Only photos whose patient currently opts in
     to research and whose case has a lab result or final diagnosis; no names, emails or references.
     `out_dir` must be new or empty, so a withdrawn patient's photos never linger from an earlier export.
@@ -368,7 +370,7 @@ def export_training_set(*, out_dir, actor=None, operator="") -> dict:
         if label is None:  # not tested and no diagnosis, or a negative PCR against a diagnosis of mpox
             unlabelled += 1
             continue
-        folder = "mpox" if label else f"non_mpox/{photo.final_diagnosis or 'unspecified'}"
+        folder = training_folder(mpox=label, diagnosis=photo.final_diagnosis)
         patient = _pseudonym("patient", photo.patient_id)
         relative = f"{folder}/{patient}_{_pseudonym('photo', photo.pk)}.jpg"
         target = out_dir / relative

@@ -419,3 +419,34 @@ def cross_validate(
         ],
     }
     return report, cache, base_net
+
+
+def fit_differential(
+    net: LesionNet, images: list[Image.Image], classes: list[str | None], arch: str
+) -> tuple[dict, dict[str, torch.Tensor]] | None:
+    """The differential head on the final network's pooled features of the plain images, over the
+    classes the data's folders name (``ml.diagnoses.class_of``; None = no class, left out), mpox
+    first: (metadata entry, extra state), or None with fewer than two classes or no mpox."""
+    from ..diagnoses import MPOX
+    from ..differential import BIAS_KEY, WEIGHT_KEY
+    from .source_study import WEIGHT_DECAY, SoftmaxHead
+
+    named = sorted({c for c in classes if c is not None} - {MPOX})
+    if MPOX not in classes or not named:
+        return None
+    order = [MPOX, *named]
+    keep = [i for i, c in enumerate(classes) if c is not None]
+    spec = get_arch(arch)
+    net.eval()
+    with torch.inference_mode():
+        pooled = torch.cat(
+            [
+                net.pooled(net.features(to_batch([images[i] for i in keep[start : start + 32]], spec.mean, spec.std)))
+                for start in range(0, len(keep), 32)
+            ]
+        )
+    targets = np.array([order.index(classes[i]) for i in keep])
+    weight, bias = SoftmaxHead(len(order), WEIGHT_DECAY).fit(pooled.numpy(), targets).raw_weights()
+    counts = {name: int((targets == k).sum()) for k, name in enumerate(order)}
+    entry = {"classes": order, "photos_per_class": counts, "method": "softmax head on the final network's features"}
+    return entry, {WEIGHT_KEY: weight.float(), BIAS_KEY: bias.float()}

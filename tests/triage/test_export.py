@@ -9,6 +9,7 @@ from PIL import Image
 
 import ml.testing
 from core.models import AuditEvent
+from ml.diagnoses import class_of
 from ml.research.data import discover
 from portal.booking.models import Appointment
 from tests.clinic_history import book_past_case, record_score
@@ -25,7 +26,7 @@ def consented_history(
     """Six cases: (patient, research opt-in, lab result, diagnosis)."""
     rows = [
         (patient, True, LabResult.Result.POSITIVE, None),  # mpox/
-        (other_patient, True, LabResult.Result.NEGATIVE, FinalDiagnosis.Diagnosis.HERPES),  # non_mpox/herpes/
+        (other_patient, True, LabResult.Result.NEGATIVE, FinalDiagnosis.Diagnosis.HERPES),  # non_mpox/genital_herpes/
         (other_patient, True, None, FinalDiagnosis.Diagnosis.SYPHILIS),  # non_mpox/syphilis/ (no PCR)
         (other_patient, False, LabResult.Result.POSITIVE, None),  # no research opt-in
         (patient, True, LabResult.Result.NOT_TESTED, None),  # no label
@@ -56,7 +57,9 @@ def test_exports_only_consented_labelled_photos_in_the_ml_layout(
 
     rows = read_rows(out)
     folders = sorted(row["path"].rsplit("/", 1)[0] for row in rows)
-    assert folders == ["mpox", "non_mpox/herpes", "non_mpox/syphilis"]
+    assert folders == ["mpox", "non_mpox/genital_herpes", "non_mpox/syphilis"]
+    # `python -m ml train` reads the differential classes back from the folders (ml.diagnoses)
+    assert sorted(class_of(row["path"]) for row in rows) == ["genital_herpes", "mpox", "syphilis"]
     assert [row["label_source"] for row in sorted(rows, key=lambda r: r["path"])] == ["lab", "lab", "diagnosis"]
     # Automatic boxes from the active model's prediction (20, 10, 120, 90), source "auto".
     assert {(row["x0"], row["y0"], row["x1"], row["y1"], row["box_source"]) for row in rows} == {
@@ -175,7 +178,10 @@ def test_an_export_trains_a_challenger_that_runs_in_shadow(
     )
     call_command("register_challenger", str(checkpoint))
 
-    assert versions.challenger_model_version().version == "clinic-1"
+    challenger = versions.challenger_model_version()
+    assert challenger.version == "clinic-1"
+    # the clinic's confirmed cases train a differential over the classes their diagnoses map to
+    assert challenger.metadata["differential"]["classes"] == ["mpox", "genital_warts"]
     photo = accept_photo(
         case=book_past_case(patient=patient, clinic=clinic, days_ago=1, seed=20)[0],
         uploaded_by=patient,
