@@ -129,3 +129,14 @@ def build_network(metadata: dict, state: dict[str, torch.Tensor]) -> LesionNet:
     except RuntimeError as exc:
         raise CheckpointError(f"weights do not fit architecture {metadata['arch']!r}: {str(exc)[:300]}") from exc
     return net.eval()
+
+
+def update_metadata(path: str | Path, **entries: Any) -> dict:
+    """Rewrites a checkpoint with ``entries`` added to its metadata (weights untouched, stored as
+    they are); returns the new metadata. For research commands that add fitted rules to a
+    checkpoint without refitting it."""
+    metadata, state = read_checkpoint(path)
+    metadata = {**metadata, **entries}
+    json.dumps(metadata)
+    torch.save({"format": FORMAT_TAG, "metadata": metadata, "state_dict": state}, Path(path))
+    return metadata

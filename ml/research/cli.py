@@ -1,4 +1,4 @@
-"""Command line: ``python -m ml {train,cv,evaluate,scenes,roi-study,study,sources,negatives} ...`` (see ``--help`` of each)."""
+"""Command line: ``python -m ml {train,cv,evaluate,scenes,roi-study,study,sources,case-rule,negatives} ...`` (see ``--help`` of each)."""
 
 from __future__ import annotations
 
@@ -148,6 +148,16 @@ def _train_final(args, config, samples, images, report: dict | None, cache=None,
     net, _, history = train_network(
         images, labels, groups, np.arange(len(samples)), config, log, cache=cache, base_net=base_net
     )
+    from ..diagnoses import class_of
+    from .training import fit_differential
+
+    differential = fit_differential(
+        net, images, [class_of(s.path.relative_to(args.data).as_posix()) for s in samples], config.arch
+    )
+    extra_state = {}
+    if differential is not None:
+        log(f"differential head over {', '.join(differential[0]['classes'])}")
+        extra_state = differential[1]
     init_tag = config.init if config.init in ("imagenet", "none") else "custom"
     version = args.version or f"{config.arch}-{init_tag}-{args.data_tag or args.data.name}-{dt.date.today()}"
     metadata = make_metadata(
@@ -163,8 +173,9 @@ def _train_final(args, config, samples, images, report: dict | None, cache=None,
         history=history,
         training_seconds=round(time.perf_counter() - start, 1),
         training_patients=sorted({s.patient_id for s in samples}),
+        **({"differential": differential[0]} if differential else {}),
     )
-    path = save_checkpoint(args.checkpoint, net, metadata)
+    path = save_checkpoint(args.checkpoint, net, metadata, extra_state=extra_state)
     log(
         f"saved {path} ({path.stat().st_size / 1e6:.1f} MB), version {version}, "
         f"threshold {metadata['threshold']:.4f}, {metadata['training_seconds']:.0f} s"
@@ -383,6 +394,12 @@ def cmd_sources(args) -> None:
     )
 
 
+def cmd_case_rule(args) -> None:
+    from .case_study import run_case_rule
+
+    run_case_rule(args.data_root, args.checkpoint, args.out, args.cache_dir, args.per_source, args.seed, log)
+
+
 def cmd_sources_cam(args) -> None:
     from ..inference import load
     from .source_study import cam_mass
@@ -570,6 +587,20 @@ def main(argv=None) -> None:
     sources.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples per CI")
     sources.add_argument("--threads", type=int, default=2)
     sources.set_defaults(func=cmd_sources)
+
+    case_rule = sub.add_parser(
+        "case-rule",
+        help="fit the case-level flagging rule on cases formed from the training photos, report it on "
+        "held-out cases, and add it (with the training prevalence) to an existing checkpoint",
+    )
+    case_rule.add_argument("--data-root", required=True, type=Path, help="as for sources")
+    case_rule.add_argument("--checkpoint", required=True, type=Path, help="checkpoint to add the case rule to")
+    case_rule.add_argument("--out", required=True, type=Path, help="folder for case_rule.json")
+    case_rule.add_argument("--per-source", type=int, help="at most this many photos per source (random, --seed)")
+    case_rule.add_argument("--cache-dir", type=Path, default=Path("var/ml-cache"))
+    case_rule.add_argument("--seed", type=int, default=0)
+    case_rule.add_argument("--threads", type=int, default=2)
+    case_rule.set_defaults(func=cmd_case_rule)
 
     cam = sub.add_parser(
         "sources-cam",
