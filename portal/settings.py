@@ -160,6 +160,13 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 PHOTO_MAX_FILES_PER_UPLOAD = env.int("PHOTO_MAX_FILES_PER_UPLOAD", default=10)
 PHOTO_MAX_PER_APPOINTMENT = env.int("PHOTO_MAX_PER_APPOINTMENT", default=30)
 FILE_UPLOAD_PERMISSIONS = 0o600
+
+# The clinic's mpox prevalence among its cases with photos (0-1, e.g. 0.02), so the case probability
+# staff see means what it says here (ml.case_rule.prior_shift); empty: the model's training case mix.
+# It moves the shown probability only: the same cases are flagged.
+MPOX_PREVALENCE = env.float("MPOX_PREVALENCE", default=None)
+if MPOX_PREVALENCE is not None and not 0 < MPOX_PREVALENCE < 1:
+    raise RuntimeError("MPOX_PREVALENCE must lie strictly between 0 and 1, e.g. 0.02.")
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 
 # Models: checkpoints found here are registered as model versions.

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from PIL import Image
 
+from ml.case_rule import case_score, training_prevalence
 from registry import versions
 from triage import events, history
 from triage.images import encode_jpeg
@@ -202,8 +203,10 @@ def record_prediction(*, photo, model_version, analysis, heatmap_jpeg, timings_m
 
 @transaction.atomic
 def refresh_case_flag(case):
-    """A case is flagged when any photo's latest prediction is suspected mpox. Only assessable
-    photos count: a photo the model cannot judge neither flags the case nor sets its top score.
+    """Flag a case by its assessable photos' latest predictions (a photo the model cannot judge
+    neither flags the case nor sets its scores): the model's case rule combines them into one case
+    probability and flag (`ml.case_rule`); a model without one flags when any photo is suspected
+    mpox, as do photos scored by different models.
 
     While a history + image model is active (promoted), and the photos were scored by the image
     model it builds on, its combined probability on the top score and the answers flags the case
@@ -211,10 +214,19 @@ def refresh_case_flag(case):
     Announces `case_flagged` (after commit) when the flag goes from off to on.
     """
     was_flagged = Case.objects.select_for_update().values_list("flagged", flat=True).get(pk=case.pk)
-    latest = [photo.predictions.active().order_by("-created_at", "-id").first() for photo in case.photos.all()]
+    latest = [
+        photo.predictions.active().select_related("model_version").order_by("-created_at", "-id").first()
+        for photo in case.photos.all()
+    ]
     assessed = [prediction for prediction in latest if prediction is not None and prediction.assessable]
     top_score = max((prediction.probability for prediction in assessed), default=None)
-    flagged = any(prediction.flagged for prediction in assessed)
+    flagged, probability, prevalence = any(prediction.flagged for prediction in assessed), top_score, None
+    if len({prediction.model_version_id for prediction in assessed}) == 1:
+        metadata = assessed[0].model_version.metadata
+        prevalence = training_prevalence(metadata)
+        if metadata.get("case_rule"):
+            score = case_score([prediction.probability for prediction in assessed], metadata["case_rule"])
+            flagged, probability = score.flagged, score.probability
     history_model, history_score = versions.active_history_model(), None
     if (
         history_model is None
@@ -228,6 +240,8 @@ def refresh_case_flag(case):
     Case.objects.filter(pk=case.pk).update(
         flagged=flagged,
         max_probability=top_score,
+        probability=probability,
+        probability_prevalence=prevalence,
         history_model=history_model,
         history_score=history_score,
     )

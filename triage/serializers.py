@@ -210,6 +210,14 @@ class StaffCaseDetailSerializer(serializers.ModelSerializer):
     lesion_onset = serializers.DateField(source="appointment.lesion_onset", allow_null=True)
     photos = StaffPhotoSerializer(many=True)
     decisions = DecisionSerializer(many=True)
+    probability = serializers.JSONField(
+        source="shown_probability",
+        read_only=True,
+        allow_null=True,
+        help_text="Decision support, not a diagnosis: the case's P(mpox) from all its assessable photos "
+        "(`value`), at the mpox prevalence `prevalence` (`source`: `clinic` when the clinic stated it in "
+        "MPOX_PREVALENCE, `training` for the model's training case mix); null before any photo is scored.",
+    )
 
     class Meta:
         model = Case
@@ -222,6 +230,7 @@ class StaffCaseDetailSerializer(serializers.ModelSerializer):
             "lesion_onset",
             "is_open",
             "flagged",
+            "probability",
             "max_probability",
             "outcome",
             "photos",

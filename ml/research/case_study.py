@@ -32,7 +32,8 @@ from ..case_rule import COMBINERS, combine, sigmoid
 from ..checkpoint import read_checkpoint, update_metadata
 from ..metrics import proportion, roc_auc, threshold_for_sensitivity
 from .data import grouped_folds
-from .source_study import FOLDS, METHODS, TARGET_SENSITIVITY, SoftmaxHead, _platt, training_rows
+from .heads import SoftmaxHead
+from .source_study import FOLDS, METHODS, TARGET_SENSITIVITY, _platt, training_rows
 from .sources import MPOX, Photo, as_is, backbone, pooled_features, read_sources
 
 METHOD = "probe_as_is"  # the shipped checkpoint's method: whole photo, no augmented views

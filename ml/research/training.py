@@ -429,7 +429,7 @@ def fit_differential(
     first: (metadata entry, extra state), or None with fewer than two classes or no mpox."""
     from ..diagnoses import MPOX
     from ..differential import BIAS_KEY, WEIGHT_KEY
-    from .source_study import WEIGHT_DECAY, SoftmaxHead
+    from .heads import WEIGHT_DECAY, SoftmaxHead
 
     named = sorted({c for c in classes if c is not None} - {MPOX})
     if MPOX not in classes or not named:

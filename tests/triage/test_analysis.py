@@ -227,6 +227,60 @@ def test_case_flag_follows_each_photos_latest_prediction(tiny_model, appointment
     assert not case.flagged and case.max_probability == pytest.approx(0.2)
 
 
+CASE_RULE = {"combine": "mean", "a": 1.0, "b": 0.0, "threshold": 0.3, "target_sensitivity": 0.95, "prevalence": 0.1}
+
+
+def test_case_rule_of_the_model_flags_the_case_not_the_top_photo(
+    tiny_model, appointment, patient, private_storage, enqueued
+):
+    """Two photos at 0.6 and 0.1: the photo rule (threshold 0.5) flags on the first; the model's case
+    rule (mean log-odds, threshold 0.3) scores the case sigmoid((logit 0.6 + logit 0.1) / 2) = 0.28."""
+    first = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=lesion_upload(), body_site="trunk")
+    second = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=lesion_upload(), body_site="hands")
+    make_prediction(first, tiny_model, 0.6)
+    make_prediction(second, tiny_model, 0.1)
+    analysis.refresh_case_flag(appointment.case)
+    case = Case.objects.get(pk=appointment.case.pk)
+    assert case.flagged and case.probability == pytest.approx(0.6) and case.probability_prevalence is None
+
+    ModelVersion.objects.filter(pk=tiny_model.pk).update(metadata={**tiny_model.metadata, "case_rule": CASE_RULE})
+    analysis.refresh_case_flag(case)
+    case = Case.objects.get(pk=case.pk)
+    expected = 1 / (1 + np.exp(-(np.log(0.6 / 0.4) + np.log(0.1 / 0.9)) / 2))
+    assert not case.flagged and case.probability == pytest.approx(expected)
+    assert case.max_probability == pytest.approx(0.6) and case.probability_prevalence == pytest.approx(0.1)
+
+    make_prediction(second, tiny_model, 0.5)  # both photos now look suspicious: the case is flagged
+    analysis.refresh_case_flag(case)
+    assert Case.objects.get(pk=case.pk).flagged
+
+
+def test_case_page_and_staff_api_say_what_prevalence_the_probability_assumes(
+    tiny_model, appointment, patient, clinician, client, settings, private_storage, enqueued
+):
+    ModelVersion.objects.filter(pk=tiny_model.pk).update(metadata={**tiny_model.metadata, "case_rule": CASE_RULE})
+    tiny_model.refresh_from_db()
+    photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=lesion_upload(), body_site="trunk")
+    make_prediction(photo, tiny_model, 0.5)
+    analysis.refresh_case_flag(appointment.case)
+    client.force_login(clinician)
+
+    settings.MPOX_PREVALENCE = None
+    page = client.get(reverse("staff-case", args=[photo.case_id])).content.decode()
+    assert "Case probability of mpox" in page and "<strong>50 %</strong>" in page
+    assert "prevalence of 10 % (the model's training cases" in page
+    body = client.get(reverse("api-staff-case", args=[photo.case_id])).json()
+    assert body["probability"] == {"value": pytest.approx(0.5), "prevalence": 0.1, "source": "training"}
+
+    settings.MPOX_PREVALENCE = 0.02  # the clinic sees mpox far less often than the training cases did
+    shifted = 1 / (1 + (0.98 / 0.02) * (0.1 / 0.9))
+    page = client.get(reverse("staff-case", args=[photo.case_id])).content.decode()
+    assert f"<strong>{shifted * 100:.1f} %</strong>" in page and "prevalence of 2 % (this clinic" in page
+    body = client.get(reverse("api-staff-case", args=[photo.case_id])).json()
+    assert body["probability"] == {"value": pytest.approx(shifted), "prevalence": 0.02, "source": "clinic"}
+    assert body["flagged"] is True  # the same case is flagged whatever prevalence it is shown at
+
+
 @pytest.mark.parametrize(
     ("probability", "assessable", "outcome"),
     [

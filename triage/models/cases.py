@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from ml.case_rule import prior_shift
+
 
 class Outcome(models.TextChoices):
     """A case's outcome: pending until a clinician records a decision, then the decision's outcome.
@@ -31,9 +33,22 @@ class Case(models.Model):
     appointment = models.OneToOneField("booking.Appointment", on_delete=models.PROTECT, related_name="case")
     is_open = models.BooleanField(default=True, db_index=True, help_text="Closed when the appointment is cancelled.")
     flagged = models.BooleanField(
-        default=False, db_index=True, help_text="Any photo's latest prediction is suspected mpox."
+        default=False,
+        db_index=True,
+        help_text="The case rule of the photos' model says suspected mpox (older models: any photo does).",
     )
-    max_probability = models.FloatField(null=True, blank=True)
+    max_probability = models.FloatField(null=True, blank=True, help_text="The top assessable photo's score.")
+    probability = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="The case's P(mpox) by its model's case rule (ml.case_rule), at the mpox prevalence of the "
+        "model's training cases; the top photo's score for a model without a case rule.",
+    )
+    probability_prevalence = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="The mpox prevalence that probability assumes; empty: not recorded by the model.",
+    )
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.PENDING, db_index=True)
     queued_at = models.DateTimeField(
         null=True, blank=True, help_text="When the case last entered the queue: first photo, or a retake."
@@ -94,6 +109,19 @@ class Case(models.Model):
     @property
     def clinic_id(self):
         return self.appointment.clinic_id
+
+    @property
+    def shown_probability(self):
+        """The case's P(mpox) as staff see it, with the mpox prevalence it assumes: the clinic's
+        (`MPOX_PREVALENCE`) when set and the model recorded the prevalence it was fitted at, else
+        that training prevalence (`prior_shift`: the flag is the same either way). None before any
+        assessable photo is scored."""
+        if self.probability is None:
+            return None
+        stated, fitted = settings.MPOX_PREVALENCE, self.probability_prevalence
+        if stated is None or fitted is None:
+            return {"value": self.probability, "prevalence": fitted, "source": "training"}
+        return {"value": prior_shift(self.probability, fitted, stated), "prevalence": stated, "source": "clinic"}
 
     @property
     def claim_holder(self):

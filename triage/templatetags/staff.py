@@ -1,4 +1,4 @@
-"""Staff page pieces: the header badge with the number of undecided flagged cases; photo reasons."""
+"""Staff page pieces: the header badge with the number of undecided flagged cases; photo reasons; prevalences."""
 
 from django import template
 from django.conf import settings
@@ -24,3 +24,9 @@ def flagged_badge(context):
 def photo_reason(code):
     """A photo's reason code (`Photo.status_reason`) as its short label, e.g. "Too dark"."""
     return PhotoReason(code).label if code else ""
+
+
+@register.filter
+def percent(share):
+    """A share (0-1) as a percentage with up to one decimal, e.g. 0.1 -> "10", 0.005 -> "0.5"."""
+    return f"{share * 100:.1f}".removesuffix(".0")
