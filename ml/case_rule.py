@@ -6,7 +6,9 @@ photos' calibrated probabilities: ``combine`` ("max", "mean" or "noisy_or", on t
 then a case-level Platt (``a``, ``b``) and ``threshold``, fitted on cases formed from the training
 photos at case-level sensitivity ``target_sensitivity``; ``prevalence`` is the share of mpox cases
 it was fitted on. A checkpoint without it keeps the photo rule: the case is flagged when any
-photo's probability reaches the photo threshold, and its probability is the top photo's.
+photo's probability reaches the photo threshold, and its probability is the top photo's. The
+worker's flag (``triage.analysis.refresh_case_flag``) and the live performance figures
+(``modelops.performance``) both come from :func:`case_score`.
 
 Prevalence: a probability is only true at the case mix it was fitted on. ``prior_shift`` moves it
 to a clinic's stated prevalence (odds times the ratio of prior odds); the same shift applied to the
@@ -48,15 +50,26 @@ def combine(probabilities: Sequence[float], how: str) -> float:
 
 @dataclass(frozen=True)
 class CaseScore:
-    probability: float  # at the mpox prevalence of the rule's training cases
+    probability: float  # at the mpox prevalence the rule was fitted at
     flagged: bool
 
 
-def case_score(probabilities: Sequence[float], rule: dict) -> CaseScore:
-    """The case's probability and flag from its assessable photos' calibrated probabilities, by a
-    checkpoint's ``metadata["case_rule"]``."""
-    p = sigmoid(float(rule["a"]) * combine(probabilities, rule["combine"]) + float(rule["b"]))
-    return CaseScore(p, p >= float(rule["threshold"]))
+def case_threshold(metadata: dict, photo_threshold: float) -> float:
+    """The threshold a case probability is flagged at: the case rule's, else the photo threshold."""
+    rule = metadata.get("case_rule")
+    return float(rule["threshold"]) if rule else float(photo_threshold)
+
+
+def case_score(probabilities: Sequence[float], metadata: dict, photo_threshold: float) -> CaseScore:
+    """The case's probability and flag from its assessable photos' calibrated probabilities, by the
+    checkpoint's ``metadata["case_rule"]``, or by the photo rule (the top photo against
+    ``photo_threshold``) for a checkpoint without one."""
+    rule = metadata.get("case_rule")
+    if rule:
+        p = sigmoid(float(rule["a"]) * combine(probabilities, rule["combine"]) + float(rule["b"]))
+    else:
+        p = max(probabilities)
+    return CaseScore(p, p >= case_threshold(metadata, photo_threshold))
 
 
 def training_prevalence(metadata: dict) -> float | None:

@@ -1,10 +1,11 @@
 """Live model performance on the clinic's own lab-confirmed cases: figures per model version, the
 clinicians' decisions against the same truth, active vs challenger, and the history + image model.
 
-One case is one unit (the lab result belongs to the case). A version's score for a case is the
-highest probability among the newest predictions it made for the case's photos; the case counts as
-flagged by that version when the score reaches the version's threshold, the same rule that flags
-cases in the queue. Reads only: nothing here writes.
+One case is one unit (the lab result belongs to the case). A version's score for a case comes from
+the newest assessable predictions it made for the case's photos by its case rule (`ml.case_rule`;
+the highest probability for a model without one); the case counts as flagged by that version when
+the score reaches the rule's threshold, the same rule that flags cases in the queue. Reads only:
+nothing here writes.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.conf import settings
 
+from ml.case_rule import case_score, case_threshold
 from ml.history import fit_history_model, threshold_flagging
 from ml.metrics import calibration_bins, diagnostic_table, paired_auc_difference, proportion, roc_auc
 from triage.history import HISTORY_FEATURES, history_features, history_probability
@@ -32,13 +34,21 @@ class Performance:
 
 
 def case_scores(model_version, case_ids) -> dict[int, float | None]:
-    """{case_id: score} for the cases `model_version` has scored; None when none of its
+    """{case_id: score} for the cases `model_version` has scored, by its case rule (`ml.case_rule`,
+    as the worker flags; the top photo's score for a model without one); None when none of its
     predictions for the case was assessable."""
     scores = {}
     for case_id, predictions in latest_predictions_by_case(model_version=model_version, case_ids=case_ids).items():
         assessed = [p.probability for p in predictions if p.assessable]
-        scores[case_id] = max(assessed) if assessed else None
+        scores[case_id] = (
+            case_score(assessed, model_version.metadata, model_version.threshold).probability if assessed else None
+        )
     return scores
+
+
+def flag_threshold(model_version) -> float:
+    """The threshold its case scores are flagged at (the case rule's, else the photo threshold)."""
+    return case_threshold(model_version.metadata, model_version.threshold)
 
 
 def confirmed_truth(**filters) -> dict[int, tuple[bool, str]]:
@@ -58,12 +68,13 @@ def model_performance(model_version, *, start=None, end=None, clinic_id=None) ->
     assessed = [pk for pk in truth if scores.get(pk) is not None]
     labels = np.array([truth[pk][0] for pk in assessed], dtype=bool)
     values = np.array([scores[pk] for pk in assessed], dtype=float)
-    at_threshold = diagnostic_table(labels, values >= model_version.threshold)
+    threshold = flag_threshold(model_version)
+    at_threshold = diagnostic_table(labels, values >= threshold)
     enough = enough_cases(labels)
     figures = {
         "model_version": model_version.version,
         "status": model_version.status,
-        "threshold": model_version.threshold,
+        "threshold": threshold,
         "filters": {"start": start and start.isoformat(), "end": end and end.isoformat(), "clinic_id": clinic_id},
         "confirmed_cases": len(truth),
         "scored_cases": len(scores),
@@ -81,7 +92,7 @@ def model_performance(model_version, *, start=None, end=None, clinic_id=None) ->
             "lab_negative": _summary(values[~labels]),
         },
         "clinicians": clinician_performance(truth),
-        "agreement": clinician_model_agreement(truth, scores, model_version.threshold),
+        "agreement": clinician_model_agreement(truth, scores, threshold),
         "operating_sensitivity": model_version.operating_sensitivity,
     }
     figures["alert"] = sensitivity_alert(model_version, at_threshold)
@@ -129,7 +140,7 @@ def sensitivity_alert(model_version, at_threshold) -> str | None:
     if high >= promised:
         return None
     return (
-        f"Live sensitivity of {model_version.version} at threshold {model_version.threshold:.3f} is "
+        f"Live sensitivity of {model_version.version} at threshold {flag_threshold(model_version):.3f} is "
         f"{sensitivity['value']:.0%} ({sensitivity['successes']} of {sensitivity['n']} lab-confirmed mpox cases flagged; "
         f"95% CI {low:.0%}–{high:.0%}), below the {promised:.0%} its model card promises. "
         "Review recent missed cases and consider a challenger or a lower threshold."
@@ -141,8 +152,8 @@ def compare_models(active, challenger, *, start=None, end=None, clinic_id=None) 
     truth = confirmed_truth(start=start, end=end, clinic_id=clinic_id)
     return paired_comparison(
         truth,
-        (active.version, active.threshold, case_scores(active, list(truth))),
-        (challenger.version, challenger.threshold, case_scores(challenger, list(truth))),
+        (active.version, flag_threshold(active), case_scores(active, list(truth))),
+        (challenger.version, flag_threshold(challenger), case_scores(challenger, list(truth))),
     )
 
 
@@ -236,7 +247,7 @@ def compare_history_model(history_model, *, start=None, end=None, clinic_id=None
     image_scores = case_scores(image_model, list(truth))
     return paired_comparison(
         truth,
-        (f"{image_model.version} (image score alone)", image_model.threshold, image_scores),
+        (f"{image_model.version} (image score alone)", flag_threshold(image_model), image_scores),
         (history_model.version, history_model.threshold, history_scores(history_model, image_scores)),
     )
 
@@ -262,7 +273,7 @@ def history_model(model_version, *, start=None, end=None, clinic_id=None) -> dic
     features = [history_features(case, scores[case.pk]) for case in cases]
     fit = fit_history_model(features, labels, list(HISTORY_FEATURES))
     image_only = np.array([scores[case.pk] for case in cases])
-    image_flags_positives = int((image_only[labels] >= model_version.threshold).sum())
+    image_flags_positives = int((image_only[labels] >= flag_threshold(model_version)).sum())
     return {
         **fit,
         "needed": needed,

@@ -107,5 +107,7 @@ def _charts(model_version, report):
         "calibration": charts.calibration_chart(
             labels, scores, n_bins=performance.calibration_bin_count(len(labels)), title=title
         ),
-        "distribution": charts.score_distribution_chart(labels, scores, model_version.threshold, title=title),
+        "distribution": charts.score_distribution_chart(
+            labels, scores, performance.flag_threshold(model_version), title=title
+        ),
     }

@@ -209,8 +209,9 @@ def refresh_case_flag(case):
     mpox, as do photos scored by different models.
 
     While a history + image model is active (promoted), and the photos were scored by the image
-    model it builds on, its combined probability on the top score and the answers flags the case
-    instead, and the case records which version and score did.
+    model it builds on, its combined probability on that case probability and the answers flags the
+    case instead (it was fitted on the same case scores, `modelops.performance.case_scores`), and the
+    case records which version and score did.
     Announces `case_flagged` (after commit) when the flag goes from off to on.
     """
     was_flagged = Case.objects.select_for_update().values_list("flagged", flat=True).get(pk=case.pk)
@@ -222,11 +223,10 @@ def refresh_case_flag(case):
     top_score = max((prediction.probability for prediction in assessed), default=None)
     flagged, probability, prevalence = any(prediction.flagged for prediction in assessed), top_score, None
     if len({prediction.model_version_id for prediction in assessed}) == 1:
-        metadata = assessed[0].model_version.metadata
-        prevalence = training_prevalence(metadata)
-        if metadata.get("case_rule"):
-            score = case_score([prediction.probability for prediction in assessed], metadata["case_rule"])
-            flagged, probability = score.flagged, score.probability
+        model_version = assessed[0].model_version
+        score = case_score([p.probability for p in assessed], model_version.metadata, model_version.threshold)
+        flagged, probability = score.flagged, score.probability
+        prevalence = training_prevalence(model_version.metadata)
     history_model, history_score = versions.active_history_model(), None
     if (
         history_model is None
@@ -235,7 +235,7 @@ def refresh_case_flag(case):
     ):
         history_model = None
     else:
-        history_score = history.history_probability(history_model, case, top_score)
+        history_score = history.history_probability(history_model, case, probability)
         flagged = history_score >= history_model.threshold
     Case.objects.filter(pk=case.pk).update(
         flagged=flagged,

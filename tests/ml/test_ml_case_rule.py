@@ -6,7 +6,16 @@ import math
 import numpy as np
 import pytest
 
-from ml.case_rule import COMBINERS, case_score, combine, prior_shift, sigmoid, training_prevalence
+from ml.case_rule import (
+    COMBINERS,
+    CaseScore,
+    case_score,
+    case_threshold,
+    combine,
+    prior_shift,
+    sigmoid,
+    training_prevalence,
+)
 from ml.research.case_study import apply_rule, choose_rule, fit_rule, form_cases
 from ml.research.sources import Photo
 
@@ -23,11 +32,18 @@ def test_combiners_on_the_log_odds_scale():
 
 
 def test_case_score_applies_platt_and_threshold():
-    rule = {"combine": "mean", "a": 2.0, "b": -1.0, "threshold": 0.5}
-    score = case_score([0.5, 0.9], rule)
+    metadata = {"case_rule": {"combine": "mean", "a": 2.0, "b": -1.0, "threshold": 0.5}}
+    score = case_score([0.5, 0.9], metadata, photo_threshold=0.2)
     assert score.probability == pytest.approx(sigmoid(2 * (math.log(9) / 2) - 1))
     assert score.flagged
-    assert not case_score([0.5, 0.5], rule).flagged  # sigmoid(-1) < 0.5
+    assert not case_score([0.5, 0.5], metadata, photo_threshold=0.2).flagged  # sigmoid(-1) < 0.5
+    assert case_threshold(metadata, 0.2) == 0.5
+
+
+def test_without_a_case_rule_the_top_photo_flags():
+    assert case_score([0.1, 0.6], {}, photo_threshold=0.5) == CaseScore(0.6, True)
+    assert case_score([0.1, 0.4], {}, photo_threshold=0.5) == CaseScore(0.4, False)
+    assert case_threshold({}, 0.5) == 0.5
 
 
 def synthetic_cases(n=300, seed=0):

@@ -93,6 +93,19 @@ def test_every_figure_matches_the_hand_computation(history, model_version):
     assert figures["score_distribution"]["lab_negative"]["median"] == pytest.approx(0.40)
 
 
+def test_live_figures_score_and_flag_cases_by_the_models_case_rule(history, model_version):
+    """One photo per case: the case rule (identity Platt) keeps each score and flags at its own
+    threshold 0.25, not the photo threshold 0.5, as the worker flags the queue."""
+    rule = {"combine": "mean", "a": 1.0, "b": 0.0, "threshold": 0.25, "prevalence": 0.1}
+    ModelVersion.objects.filter(pk=model_version.pk).update(metadata={"case_rule": rule})
+    model_version.refresh_from_db()
+    figures = performance.model_performance(model_version).figures
+    table = figures["at_threshold"]
+    assert figures["threshold"] == 0.25
+    assert (table["tp"], table["fp"], table["fn"], table["tn"]) == (4, 4, 0, 3)
+    assert figures["auc"] == pytest.approx(22 / 28)
+
+
 def test_calibration_bins_are_the_ones_scikit_learn_draws(history, model_version):
     figures = performance.model_performance(model_version).figures
     labels = [lab == LabResult.Result.POSITIVE for lab, *_ in HISTORY]
