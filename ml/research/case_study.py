@@ -137,6 +137,12 @@ def run_case_rule(
     data_root: Path, checkpoint: Path, out: Path, cache_dir: Path, per_source: int | None, seed: int, log
 ) -> dict:
     metadata, _ = read_checkpoint(checkpoint)
+    if (metadata.get("head") or {}).get("method") != METHOD:
+        # the photo scores are refitted here on the frozen ImageNet backbone's whole-photo features
+        raise SystemExit(
+            f"{checkpoint}: the case rule is fitted for checkpoints of `python -m ml sources --ship {METHOD}` "
+            f"(frozen ImageNet backbone, whole photo); this one's head is {metadata.get('head')}"
+        )
     calibration = metadata.get("calibration") or {"a": 1.0, "b": 0.0}
     photos, images = read_sources(Path(data_root), log, per_source, seed)
     features = whole_photo_features(photos, images, metadata["arch"], cache_dir, log)

@@ -125,3 +125,55 @@ def test_shipped_checkpoint_carries_a_case_rule():
     metadata, _ = read_checkpoint(Path(__file__).resolve().parents[2] / "ml/checkpoints/lesion_classifier.pt")
     rule = metadata["case_rule"]
     assert rule["combine"] in COMBINERS and rule["target_sensitivity"] == 0.95 and 0 < rule["prevalence"] < 1
+
+
+def test_update_metadata_adds_entries_and_keeps_the_weights(tmp_path):
+    import torch
+
+    import ml.testing
+    from ml.checkpoint import read_checkpoint, update_metadata
+
+    path = ml.testing.make_random_checkpoint(tmp_path / "c.pt", arch="efficientnet_lite0", input_size=32)
+    before, weights = read_checkpoint(path)
+    update_metadata(path, case_rule={"combine": "mean"}, version="v-caserule")
+    after, kept = read_checkpoint(path)
+    assert after == {**before, "case_rule": {"combine": "mean"}, "version": "v-caserule"}
+    assert all(torch.equal(weights[key], kept[key]) for key in weights)
+
+
+@pytest.mark.slow
+def test_case_rule_command_reports_held_out_cases_and_adds_the_rule_to_a_checkpoint(tmp_path):
+    import json
+
+    import ml.testing
+    from ml.checkpoint import read_checkpoint, update_metadata
+    from ml.research.cli import main
+    from tests.ml.test_ml_sources import write_tree
+
+    write_tree(tmp_path / "data")
+    checkpoint = ml.testing.make_random_checkpoint(
+        tmp_path / "model.pt", arch="efficientnet_lite0", input_size=224, version="tiny"
+    )
+    with pytest.raises(SystemExit, match="frozen ImageNet backbone"):
+        main(["case-rule", "--data-root", str(tmp_path), "--checkpoint", str(checkpoint), "--out", str(tmp_path)])
+    update_metadata(checkpoint, head={"method": "probe_as_is"})  # as `python -m ml sources` writes it
+    main(
+        [
+            "case-rule",
+            "--data-root",
+            str(tmp_path / "data"),
+            "--checkpoint",
+            str(checkpoint),
+            "--out",
+            str(tmp_path / "out"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
+    )
+    report = json.loads((tmp_path / "out" / "case_rule.json").read_text())
+    assert report["mpox_cases"] == 6  # six MSLD mpox patients, two photos each: one case each
+    assert 0 <= report["held_out"]["case_rule"]["sensitivity"]["value"] <= 1
+    metadata, _ = read_checkpoint(checkpoint)
+    assert metadata["version"] == "tiny-caserule"
+    assert metadata["case_rule"]["combine"] in COMBINERS
+    assert metadata["case_rule"]["prevalence"] == pytest.approx(report["prevalence"])
