@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
-from sklearn import metrics as sklearn_metrics
 
 METRIC_NAMES = ("auc", "accuracy", "precision", "recall", "f1", "sensitivity", "specificity")
 
 
 def roc_auc(labels, scores) -> float:
-    """Area under the ROC curve (ties count 1/2); NaN if only one class is present, as can happen
+    """Area under the ROC curve (ties count 1/2), by the rank-sum (Mann-Whitney) identity with
+    average ranks for ties, which equals scikit-learn's `roc_auc_score` without importing it (the
+    staff pages compute this in the web process); NaN if only one class is present, as can happen
     in a bootstrap resample, where scikit-learn would raise."""
-    labels = np.asarray(labels)
-    if len(np.unique(labels)) < 2:
+    positive = np.asarray(labels).astype(bool)
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
         return float("nan")
-    return float(sklearn_metrics.roc_auc_score(labels, np.asarray(scores, dtype=float)))
+    _, tie_group, tie_counts = np.unique(np.asarray(scores, dtype=float), return_inverse=True, return_counts=True)
+    average_ranks = np.cumsum(tie_counts) - (tie_counts - 1) / 2
+    rank_sum = float(average_ranks[tie_group.ravel()][positive].sum())
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
 def triage_calls(labels, scores, threshold: float, assessable=None) -> np.ndarray:
@@ -121,6 +129,8 @@ def grouped_bootstrap(statistic, groups, n_boot: int = 2000, seed: int = 0, leve
 
 def roc_curve(labels, scores) -> tuple[np.ndarray, np.ndarray]:
     """(false positive rate, true positive rate) over all thresholds."""
+    from sklearn import metrics as sklearn_metrics
+
     fpr, tpr, _ = sklearn_metrics.roc_curve(
         np.asarray(labels), np.asarray(scores, dtype=float), drop_intermediate=False
     )
@@ -139,11 +149,9 @@ def mean_sd(per_fold: list[dict[str, float]]) -> dict[str, dict[str, float]]:
 
 def wilson_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for a proportion (sound at small n and at 0 % or 100 %); NaNs when n == 0."""
-    from scipy.stats import norm
-
     if n == 0:
         return float("nan"), float("nan")
-    z = float(norm.ppf(1 - (1 - level) / 2))
+    z = NormalDist().inv_cdf(1 - (1 - level) / 2)
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
@@ -158,6 +166,17 @@ def proportion(successes: int, n: int, level: float = 0.95) -> dict:
         "successes": int(successes),
         "n": int(n),
     }
+
+
+def cohen_kappa(a, b) -> float:
+    """Cohen's kappa of two raters' yes/no calls on the same cases (as scikit-learn's
+    `cohen_kappa_score`): agreement beyond chance; NaN without cases or when chance agreement is certain."""
+    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    if len(a) == 0:
+        return float("nan")
+    observed = float((a == b).mean())
+    chance = float(a.mean() * b.mean() + (1 - a.mean()) * (1 - b.mean()))
+    return (observed - chance) / (1 - chance) if chance < 1 else float("nan")
 
 
 def diagnostic_table(labels, predicted) -> dict:

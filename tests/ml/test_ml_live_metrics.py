@@ -71,11 +71,33 @@ def test_score_distribution_plot_is_a_png():
 
 
 def test_resampled_aucs_equal_scikit_learns_with_ties():
-    from ml.metrics import _resampled_aucs, roc_auc
+    from sklearn.metrics import roc_auc_score
+
+    from ml.metrics import _resampled_aucs
 
     rng = np.random.default_rng(1)
     labels = rng.random(40) < 0.4
     scores = np.round(rng.random(40), 1)  # many ties
     idx = rng.integers(0, 40, (50, 40))
-    expected = [roc_auc(labels[row], scores[row]) for row in idx]
+    expected = [roc_auc_score(labels[row], scores[row]) if 0 < labels[row].sum() < 40 else np.nan for row in idx]
     assert _resampled_aucs(labels.astype(int), scores, idx) == pytest.approx(expected, nan_ok=True)
+
+
+def test_auc_and_kappa_equal_scikit_learns_without_importing_it():
+    """The staff pages compute both in the web process, which never imports scikit-learn."""
+    from sklearn.metrics import cohen_kappa_score, roc_auc_score
+
+    from ml.metrics import cohen_kappa, roc_auc
+
+    rng = np.random.default_rng(2)
+    for size, decimals in [(2, 1), (9, 1), (40, 1), (40, 3), (200, 6)]:
+        labels = np.arange(size) % 2 == 0
+        rng.shuffle(labels)
+        scores = np.round(rng.random(size), decimals)  # few decimals: many ties
+        assert roc_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+        assert roc_auc(labels.astype(int), scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+        a, b = rng.random(size) < 0.4, rng.random(size) < 0.6
+        assert cohen_kappa(a, b) == pytest.approx(cohen_kappa_score(a, b), abs=1e-12)
+    assert np.isnan(roc_auc([1, 1, 1], [0.1, 0.2, 0.3]))
+    assert cohen_kappa([True, False], [False, True]) == pytest.approx(cohen_kappa_score([1, 0], [0, 1]))
+    assert np.isnan(cohen_kappa([True, True], [True, True])) and np.isnan(cohen_kappa([], []))
