@@ -17,7 +17,15 @@ from django.conf import settings
 
 from ml.case_rule import case_score, case_threshold
 from ml.history import fit_history_model, threshold_flagging
-from ml.metrics import calibration_bins, diagnostic_table, paired_auc_difference, proportion, roc_auc
+from ml.metrics import (
+    calibration_bins,
+    cohen_kappa,
+    diagnostic_table,
+    paired_auc_difference,
+    proportion,
+    roc_auc,
+)
+from modelops.figures import stored
 from triage.history import HISTORY_FEATURES, history_features, history_probability
 from triage.models import Case, LabResult, Outcome
 from triage.selectors import lab_confirmed_cases, latest_predictions_by_case
@@ -112,18 +120,14 @@ def clinician_performance(truth) -> dict:
 
 def clinician_model_agreement(truth, scores, threshold) -> dict:
     """How often the clinician's decision matches the model flag, and Cohen's kappa, on cases with both."""
-    from sklearn.metrics import cohen_kappa_score
-
     pairs = [
         (outcome == Outcome.SUSPECTED, scores[pk] >= threshold)
         for pk, (_, outcome) in truth.items()
         if outcome != Outcome.PENDING and scores.get(pk) is not None
     ]
-    clinician, model = [c for c, _ in pairs], [m for _, m in pairs]
-    both_kinds = len(set(clinician)) > 1 or len(set(model)) > 1
     return {
         "agree": proportion(sum(c == m for c, m in pairs), len(pairs)),
-        "kappa": float(cohen_kappa_score(clinician, model)) if pairs and both_kinds else float("nan"),
+        "kappa": cohen_kappa([c for c, _ in pairs], [m for _, m in pairs]),
         "clinician_suspected_model_not": sum(c and not m for c, m in pairs),
         "model_flagged_clinician_not": sum(m and not c for c, m in pairs),
     }
@@ -255,7 +259,8 @@ def compare_history_model(history_model, *, start=None, end=None, clinic_id=None
 def history_model(model_version, *, start=None, end=None, clinic_id=None) -> dict:
     """The history + image logistic regression on `model_version`'s scores, beside the image score
     alone on the same cases; `{"needed", "have"}` only until enough confirmed cases exist. Its
-    `threshold` flags, out of fold, as many lab-positive cases as the image score does at its own."""
+    `threshold` flags, out of fold, as many lab-positive cases as the image score does at its own.
+    The fit (scikit-learn) is kept in the figure store, so an unchanged history is fitted once."""
     truth = confirmed_truth(start=start, end=end, clinic_id=clinic_id)
     scores = case_scores(model_version, list(truth))
     cases = (
@@ -271,7 +276,7 @@ def history_model(model_version, *, start=None, end=None, clinic_id=None) -> dic
     if len(cases) < needed or labels.sum() < 2 or (~labels).sum() < 2:
         return {"needed": needed, "have": len(cases), "fitted": False}
     features = [history_features(case, scores[case.pk]) for case in cases]
-    fit = fit_history_model(features, labels, list(HISTORY_FEATURES))
+    fit = stored(fit_history_model, features, labels, list(HISTORY_FEATURES))
     image_only = np.array([scores[case.pk] for case in cases])
     image_flags_positives = int((image_only[labels] >= flag_threshold(model_version)).sum())
     return {

@@ -5,6 +5,7 @@ from django.db import transaction
 
 from core.services import audit
 from modelops import performance
+from modelops.tasks import refresh_stored_figures_on_commit
 from registry import versions
 from registry.models import HistoryModel, ModelPromotion
 
@@ -14,12 +15,14 @@ def register_challenger(*, checkpoint_path, actor=None):
     model_version, _ = versions.register_checkpoint(checkpoint_path)
     versions.make_challenger(model_version)
     audit(actor=actor, action="register_challenger", obj=model_version, checkpoint=str(checkpoint_path))
+    refresh_stored_figures_on_commit()
     return model_version
 
 
 def make_challenger(*, model_version, actor):
     versions.make_challenger(model_version)
     audit(actor=actor, action="make_challenger", obj=model_version)
+    refresh_stored_figures_on_commit()
     return model_version
 
 
@@ -102,6 +105,7 @@ def _promote(*, subject, promoted_by, reason, request, check, activate, **promot
             replaced=replaced.version if replaced else None,
             reason=reason,
         )
+        refresh_stored_figures_on_commit()
     return record
 
 
@@ -139,4 +143,5 @@ def register_history_model(*, fitted_by=None, start=None, end=None, clinic_id=No
         cases=fit["n"],
         filters={"start": start and start.isoformat(), "end": end and end.isoformat(), "clinic_id": clinic_id},
     )
+    refresh_stored_figures_on_commit()
     return history_model

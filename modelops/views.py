@@ -35,7 +35,11 @@ def model_performance(request):
         for model_version in versions:
             report = performance.model_performance(model_version, **form.filters)
             reports.append(
-                {"version": model_version, "figures": report.figures, "charts": _charts(model_version, report)}
+                {
+                    "version": model_version,
+                    "figures": report.figures,
+                    "charts": charts.performance_charts(model_version, report),
+                }
             )
     active = active_model_version()
     history = (
@@ -85,29 +89,4 @@ def model_comparison(request):
 
 def _paired(result):
     """A paired comparison's figures and its ROC chart (None without both lab results)."""
-    figures, chart = result.figures, None
-    if result.labels.any() and not result.labels.all():
-        chart = charts.roc_chart(
-            [
-                (figures["active"], result.labels, result.scores),
-                (figures["challenger"], result.labels, figures["challenger_scores"]),
-            ],
-            title=f"Same {figures['paired_cases']} lab-confirmed cases",
-        )
-    return {"figures": figures, "roc_chart": chart}
-
-
-def _charts(model_version, report):
-    if not report.figures["enough"]:
-        return None
-    labels, scores = report.labels, report.scores
-    title = f"{len(labels)} lab-confirmed cases"  # the section's heading names the version
-    return {
-        "roc": charts.roc_chart([(model_version.version, labels, scores)], title=title),
-        "calibration": charts.calibration_chart(
-            labels, scores, n_bins=performance.calibration_bin_count(len(labels)), title=title
-        ),
-        "distribution": charts.score_distribution_chart(
-            labels, scores, performance.flag_threshold(model_version), title=title
-        ),
-    }
+    return {"figures": result.figures, "roc_chart": charts.paired_roc_chart(result)}

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from demo.factories import ClinicFactory, ServiceFactory
 from demo.history import SECOND_SITE, seed_history, without_after_commit_work
+from modelops.charts import refresh_stored_figures
 from portal.booking.models import Schedule
 from portal.booking.services import generate_slots
 from triage.permissions import CLINICIANS_GROUP
@@ -81,6 +82,7 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"Synthetic history: {cases} past cases with decisions, lab results and scores (invented data)."
                 )
+            refresh_stored_figures()  # the performance pages' charts, drawn now rather than on their first view
         for role, user in (("patient", patient), ("clinician", clinician), ("admin", admin)):
             self.stdout.write(f"  {role:<10} {user.username} / {options[f'{role}_password']}")
 
