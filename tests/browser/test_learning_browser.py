@@ -1,18 +1,21 @@
 """Learning from confirmed cases in a real browser (Debian's Chromium via Playwright), at phone and
 desktop widths: the performance page, the comparison page (challenger and history + image model),
-and entering a lab result. axe-core finds nothing serious; nothing scrolls sideways. Screenshots
-land in out/screenshots/ for a person to look at."""
+and entering a lab result. axe-core finds nothing serious; nothing scrolls sideways; the performance
+page's first view shows the charts a worker stored, whole, without drawing any. Screenshots land in
+out/screenshots/ for a person to look at."""
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from modelops import tasks
 from registry.models import HistoryModel, ModelVersion
 from tests.browser.test_browser import SCREENSHOTS, browser, log_in  # noqa: F401  (browser is a fixture)
 from tests.browser.test_patient_journey import assert_accessible
 from tests.browser.test_staff_browser import VIEWPORTS, assert_fits_the_width, new_page
 from tests.clinic_history import book_past_case, build_history
+from tests.modelops.test_performance import refuse_heavy_imports
 from triage.history import HISTORY_FEATURES
 from triage.models import LabResult
 
@@ -61,14 +64,28 @@ def test_performance_comparison_and_lab_result_pages(
     clinician,  # noqa: F811
     patient,
     clinic,
+    monkeypatch,
 ):
     page = new_page(browser, viewport)
     log_in(page, live_server, clinician)
 
-    page.goto(live_server.url + reverse("staff-performance"))
-    expect(page.get_by_role("heading", name="Model performance")).to_be_visible()
+    tasks.refresh_stored_figures_task()  # what the worker runs once lab results come in
+    with monkeypatch.context() as patch:
+        refuse_heavy_imports(patch)  # the live server's first view draws and fits nothing
+        page.goto(live_server.url + reverse("staff-performance"))
+        expect(page.get_by_role("heading", name="Model performance")).to_be_visible()
     expect(page.locator("#history-model")).to_contain_text("history-1 on test-model-1")
-    assert page.locator("img[src^='data:image/png']").count() >= 3
+    expect(page.locator("#history-model")).to_contain_text("Out-of-fold AUC")
+    charts = page.locator("img[src^='data:image/png']")
+    assert charts.count() == 6  # ROC, reliability, score distribution of the active model and the challenger
+    for chart in charts.all():
+        shown = chart.evaluate(
+            """img => { const box = img.getBoundingClientRect();
+                return {loaded: img.complete && img.naturalWidth > 0, left: box.left, right: box.right,
+                        ratio: box.width / box.height, natural: img.naturalWidth / img.naturalHeight}; }"""
+        )
+        assert shown["loaded"] and 0 <= shown["left"] and shown["right"] <= VIEWPORTS[viewport]["width"], shown
+        assert abs(shown["ratio"] - shown["natural"]) < 0.02, shown  # scaled whole, never cropped
     assert_accessible(page, f"performance ({viewport})")
     assert_fits_the_width(page)
     page.screenshot(path=SCREENSHOTS / f"learning-performance-{viewport}.png", full_page=True)
