@@ -147,7 +147,9 @@ def test_a_rejected_photo_asks_for_a_retake(
     from triage.services import accept_photo
 
     settings.MODEL_DIR = tmp_path
-    ml.testing.make_random_checkpoint(tmp_path / "tiny.pt", input_size=64, threshold=0.5, version="tiny-1")
+    ml.testing.make_random_checkpoint(
+        tmp_path / "tiny.pt", arch="efficientnet_lite0", input_size=64, threshold=0.5, version="tiny-1"
+    )
     register_checkpoints()
 
     # A uniform grey photo fails the worker's quality check (nothing in it to see).
