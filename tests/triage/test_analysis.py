@@ -20,9 +20,12 @@ from triage.services import accept_photo
 
 @pytest.fixture
 def tiny_model(tmp_path, settings, db):
-    """A random 64-px DenseNet-121 checkpoint, registered and active; threshold 0.5."""
+    """A random 64-px EfficientNet-Lite0 checkpoint (the shipped architecture, and a fifth of
+    DenseNet-121's cost per analysis), registered and active; threshold 0.5."""
     settings.MODEL_DIR = tmp_path
-    ml.testing.make_random_checkpoint(tmp_path / "tiny.pt", input_size=64, threshold=0.5, version="tiny-1")
+    ml.testing.make_random_checkpoint(
+        tmp_path / "tiny.pt", arch="efficientnet_lite0", input_size=64, threshold=0.5, version="tiny-1"
+    )
     (model_version,) = versions.register_checkpoints()
     return model_version
 
@@ -66,7 +69,7 @@ def judging_model(tmp_path, settings, db):
 
 
 def test_first_registered_checkpoint_becomes_active_and_registering_again_is_a_no_op(tiny_model):
-    assert tiny_model.is_active and tiny_model.architecture == "densenet121"
+    assert tiny_model.is_active and tiny_model.architecture == "efficientnet_lite0"
     assert ModelVersion.objects.get().threshold == 0.5
     assert versions.register_checkpoints() == []
 
@@ -74,7 +77,9 @@ def test_first_registered_checkpoint_becomes_active_and_registering_again_is_a_n
 def test_a_checkpoint_replaced_under_the_same_name_is_refused_not_mislabelled(tiny_model, tmp_path, monkeypatch):
     """A new checkpoint shipped under an installed version's file name: loading it for the old version
     fails loudly, so no result is recorded under a model that did not make it."""
-    ml.testing.make_random_checkpoint(tmp_path / "tiny.pt", input_size=64, threshold=0.5, version="tiny-2")
+    ml.testing.make_random_checkpoint(
+        tmp_path / "tiny.pt", arch="efficientnet_lite0", input_size=64, threshold=0.5, version="tiny-2"
+    )
     monkeypatch.setattr(versions, "_models_by_version", {})  # a fresh worker process: nothing loaded yet
 
     with pytest.raises(versions.CheckpointReplaced, match="now holds tiny-2, not tiny-1"):
