@@ -5,6 +5,7 @@ model loaded once per process (`registry.versions`, preloaded by `triage.tasks`)
 """
 
 import hashlib
+import io
 import logging
 import time
 from pathlib import Path
@@ -190,7 +191,8 @@ def _normalise(photo):
                 photo.image = made
                 return None
             with photo.original.open("rb") as handle:
-                image = images.decode_upright(handle)
+                sent = handle.read()  # read whole first: a storage error is a fault to retry, not a damaged file
+            image = images.decode_upright(io.BytesIO(sent))
             content = images.encode_jpeg(image)
             name = photo_upload_path(photo, f"{Path(photo.original.name).stem}.jpg")
             storage.delete(name)  # left by a run killed before its commit

@@ -92,8 +92,10 @@ def test_a_damaged_body_behind_a_sound_header_ends_with_a_reason_not_stuck(
     assert analysis.analyse_photos([photo.pk]) == []  # a redelivered task leaves it as it is
 
 
-def test_the_original_is_never_served(client, patient, upload):
+def test_the_original_is_never_served(client, admin_client, patient, upload):
     photo = upload(phone_jpeg())
+    admin_page = admin_client.get(reverse("admin:triage_photo_change", args=[photo.pk])).content.decode()
+    assert photo.original.name not in admin_page and "being prepared" in admin_page
     client.force_login(patient)
 
     response = client.get(reverse("photo-image", args=[photo.pk]))
@@ -101,7 +103,7 @@ def test_the_original_is_never_served(client, patient, upload):
 
     assert response.status_code == 404 and b"being prepared" in response.content
     assert reverse("photo-image", args=[photo.pk]) not in page and "Preparing your photo" in page
-    assert AuditEvent.objects.filter(action="view_photo").count() == 1  # the access is still audited
+    assert AuditEvent.objects.filter(action="view_photo", actor=patient).count() == 1  # still audited
 
     analysis.read_photo(photo)
     shown = client.get(reverse("photo-image", args=[photo.pk]))
@@ -168,3 +170,18 @@ def test_deleting_a_photos_files_deletes_an_original_not_yet_normalised(upload, 
 
     photo.refresh_from_db()
     assert stored_files() == [] and not photo.original and photo.files_deleted_at is not None
+
+
+def test_a_storage_fault_is_retried_never_taken_for_a_damaged_file(upload, stored_files, monkeypatch):
+    photo = upload(phone_jpeg())
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionResetError("storage unreachable")
+
+    monkeypatch.setattr(Photo.original.field.storage, "open", unreachable)
+    with pytest.raises(ConnectionResetError):  # the task's retry policy handles it
+        analysis.read_photo(photo)
+
+    photo.refresh_from_db()
+    assert photo.status == Photo.Status.RECEIVED and not photo.status_reason
+    assert photo.original and len(stored_files()) == 1  # nothing lost
