@@ -3,8 +3,9 @@ worker on PostgreSQL and Redis), then waits for the worker to drain the queue.
 
 Prints: accepted (HTTP 302), HTTP errors (any other answer, or none), upload latency p50/p95,
 analysed (photos with a prediction), lost (accepted but never stored, or never settled before the
-drain timeout), duplicated (photos with more than one prediction), orphan files, and drain time
-(last upload answered -> every stored photo settled).
+drain timeout), duplicated (photos with more than one prediction), orphan files, originals left
+(uploads as sent, with their metadata, that the worker did not delete), and drain time (last upload
+answered -> every stored photo settled); with --no-drain, the upload figures only.
 """
 
 import argparse
@@ -44,7 +45,17 @@ def parse_args(argv):
     parser.add_argument("--model", type=Path, help="checkpoint (default: first ml/checkpoints/*.pt)")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers (default 2)")
     parser.add_argument("--web-threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
+    parser.add_argument(
+        "--phone-photos",
+        action="store_true",
+        help=f"12 MP phone-camera JPEGs of about 1.35 MB (issue 26) instead of {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}",
+    )
     parser.add_argument("--drain-timeout", type=float, default=1800, help="seconds to wait for the worker")
+    parser.add_argument(
+        "--no-drain",
+        action="store_true",
+        help="stop once every upload is answered: upload figures only (the worker still runs meanwhile)",
+    )
     return parser.parse_args(argv)
 
 
@@ -105,12 +116,16 @@ def main(argv=None) -> int:
 def run_load(stack, args, report) -> None:
     from django.conf import settings
 
-    from bench.photos import jpeg_bytes, make_photo
+    from bench.photos import jpeg_bytes, make_photo, phone_jpeg
     from bench.stack import Patient
     from triage.models import Photo, Prediction
 
     patients = [Patient(stack.port) for _ in range(math.ceil(args.uploads / UPLOADS_PER_PATIENT))]
-    blobs = [jpeg_bytes(make_photo(seed)[0].resize(PHOTO_SIZE)) for seed in range(8)]
+    if args.phone_photos:
+        blobs = [phone_jpeg(seed) for seed in range(8)]
+    else:
+        blobs = [jpeg_bytes(make_photo(seed)[0].resize(PHOTO_SIZE)) for seed in range(8)]
+    report.info["photo_bytes_mean"] = sum(map(len, blobs)) // len(blobs)
     statuses, latencies_ms, lock = Counter(), [], threading.Lock()
 
     def upload(number):
@@ -128,23 +143,9 @@ def run_load(stack, args, report) -> None:
         list(pool.map(upload, range(args.uploads)))
     uploads_done = time.monotonic()
 
-    ours = Photo.objects.filter(case__appointment__reference__in=[patient.reference for patient in patients])
-    deadline = uploads_done + args.drain_timeout
-    while ours.filter(status__in=Photo.WAITING_STATUSES).exists() and time.monotonic() < deadline:
-        time.sleep(0.25)
-    drained = time.monotonic()
-
     accepted = statuses[302]
-    stored = ours.count()
-    unsettled = ours.filter(status__in=Photo.WAITING_STATUSES).count()
-    per_photo = Counter(Prediction.objects.active().filter(photo__in=ours).values_list("photo_id", flat=True))
-    failed = ours.filter(status__in=Photo.PROBLEM_STATUSES).count()
-    media_root = Path(settings.PRIVATE_MEDIA_ROOT)
-    stored_files = {str(path.relative_to(media_root)) for path in (media_root / "photos").rglob("*") if path.is_file()}
-    row_files = set(Photo.objects.values_list("image", flat=True))
     latencies_ms.sort()
     errors = {str(status): count for status, count in statuses.items() if status != 302}
-
     report.add("load_accepted", "uploads accepted (HTTP 302)", accepted, "", note=f"of {args.uploads}")
     report.add(
         "load_http_errors",
@@ -157,6 +158,24 @@ def run_load(stack, args, report) -> None:
     report.add("load_upload_p50_ms", "upload latency p50", _percentile(latencies_ms, 50), "ms")
     report.add("load_upload_p95_ms", "upload latency p95", _percentile(latencies_ms, 95), "ms")
     report.add("load_upload_s", "time to send every upload", uploads_done - started, "s")
+    if args.no_drain:
+        return
+
+    ours = Photo.objects.filter(case__appointment__reference__in=[patient.reference for patient in patients])
+    deadline = uploads_done + args.drain_timeout
+    while ours.filter(status__in=Photo.WAITING_STATUSES).exists() and time.monotonic() < deadline:
+        time.sleep(0.25)
+    drained = time.monotonic()
+
+    stored = ours.count()
+    unsettled = ours.filter(status__in=Photo.WAITING_STATUSES).count()
+    per_photo = Counter(Prediction.objects.active().filter(photo__in=ours).values_list("photo_id", flat=True))
+    failed = ours.filter(status__in=Photo.PROBLEM_STATUSES).count()
+    media_root = Path(settings.PRIVATE_MEDIA_ROOT)
+    stored_files = {str(path.relative_to(media_root)) for path in (media_root / "photos").rglob("*") if path.is_file()}
+    row_files = set(Photo.objects.exclude(image="").values_list("image", flat=True))
+    originals_left = [path for path in (media_root / "originals").rglob("*") if path.is_file()]
+
     report.add(
         "load_analysed",
         "photos analysed (a prediction each)",
@@ -181,5 +200,6 @@ def run_load(stack, args, report) -> None:
         "",
         0,
     )
+    report.add("load_originals_left", "originals not deleted once settled (metadata kept)", len(originals_left), "", 0)
     report.add("load_drain_s", "drain time (last upload answered -> all settled)", drained - uploads_done, "s")
     report.add("load_throughput", "photos analysed per second (whole run)", len(per_photo) / (drained - started), "/s")

@@ -7,7 +7,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 WIDTH, HEIGHT = 1024, 768
 PHONE_SIZE = (4032, 3024)  # a 12 MP phone camera photo, what patients actually upload
-JPEG_QUALITY = 92  # what triage.images.normalise_photo stores
+JPEG_QUALITY = 92  # what triage.images.encode_jpeg stores
 
 
 def make_photo(seed: int) -> tuple[Image.Image, tuple[int, int, int, int]]:
@@ -41,3 +41,10 @@ def jpeg_bytes(image: Image.Image) -> bytes:
 def phone_sized(image: Image.Image) -> Image.Image:
     """The photo scaled up to a phone camera's 12 MP, for the worker's decode and render costs."""
     return image.resize(PHONE_SIZE, Image.Resampling.BICUBIC)
+
+
+def phone_jpeg(seed: int) -> bytes:
+    """A phone camera's upload: 12 MP with sensor grain, about 1.35 MB as JPEG (issue 26's upload size)."""
+    pixels = np.asarray(phone_sized(make_photo(seed)[0]), dtype=np.float32)
+    grain = np.random.default_rng(seed).normal(0, 2.3, pixels.shape)
+    return jpeg_bytes(Image.fromarray(np.clip(pixels + grain, 0, 255).astype(np.uint8)))

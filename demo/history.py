@@ -126,6 +126,7 @@ def past_visit(
         questionnaire=questionnaire or {},
     )
     photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=photo_file, body_site=body_site)
+    read_photo(photo)  # normalised (metadata stripped) as the worker's first step does
     return appointment.case, photo
 
 

@@ -26,7 +26,7 @@ from PIL import Image
 from demo.factories import ClinicFactory, ModelVersionFactory, ServiceFactory, SlotFactory, UserFactory
 from portal.booking.services import book_appointment
 from tests.workers import start_worker_process, stop_process_group
-from triage.analysis import record_prediction
+from triage.analysis import read_photo, record_prediction
 from triage.models import Photo
 from triage.permissions import CLINICIANS_GROUP, install_roles
 from triage.services import accept_photo, add_site_membership
@@ -223,10 +223,13 @@ def celery_eager():
 
 @pytest.fixture
 def photo(appointment, patient, private_storage, make_upload, enqueued):
-    """One 200×120 photo uploaded by `patient` for `appointment`, without a box."""
-    return accept_photo(
+    """One 200×120 photo uploaded by `patient` for `appointment`, without a box, and normalised as
+    the worker's first step does (`read_photo`: the stored JPEG made, the original deleted)."""
+    photo = accept_photo(
         case=appointment.case, uploaded_by=patient, uploaded_file=make_upload(), body_site=Photo.BodySite.HANDS
     )
+    read_photo(photo)
+    return photo
 
 
 @pytest.fixture
@@ -237,11 +240,12 @@ def model_version(db):
 @pytest.fixture
 def record_result(model_version, make_image_bytes):
     """record_result(photo, probability, reason="") -> Prediction by `model_version` (threshold 0.5)
-    with an automatic box, recorded by the worker's own `record_prediction` (which flags the case);
+    with an automatic box, recorded after the worker's `read_photo` by its own `record_prediction` (which flags the case);
     a `reason` makes the photo not assessable."""
     from ml import Analysis
 
     def record(photo, probability, reason=""):
+        read_photo(photo)  # the worker's first step: a photo is normalised before it is scored
         result = Analysis(
             probability=probability,
             heatmap=np.zeros((8, 8), np.float32),

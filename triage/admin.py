@@ -30,6 +30,8 @@ def photo_thumbnail(photo):
     """Served through the permission-checked, audited view; never a public URL."""
     if photo.files_deleted_at is not None:
         return f"Deleted {photo.files_deleted_at:%d %b %Y}"
+    if not photo.is_viewable:
+        return "Not viewable (being prepared, or could not be decoded)"
     return format_html(
         '<img src="{}" alt="Photo {}" class="admin-thumbnail">',
         reverse("photo-image", args=[photo.pk]),
@@ -124,7 +126,9 @@ class PhotoAdmin(AuditedReadsAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["__str__", "thumbnail", "body_site", "status", "roi_source", "created_at"]
     list_filter = ["status", "status_reason", "body_site", "roi_source"]
     search_fields = ["case__appointment__reference"]
-    exclude = ["image"]  # a stored file has no public URL; shown through the protected view instead
+    # A stored file has no public URL: the photo is shown through the protected view instead, and the
+    # original (metadata and all, until the worker deletes it) is never shown.
+    exclude = ["original", "image"]
     readonly_fields = [
         "thumbnail",
         "case",

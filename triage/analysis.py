@@ -4,9 +4,13 @@ Imports `ml` (and so torch) lazily: the web process never needs it; a worker kee
 model loaded once per process (`registry.versions`, preloaded by `triage.tasks`).
 """
 
+import hashlib
+import io
 import logging
 import time
+from pathlib import Path
 
+from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
@@ -14,9 +18,10 @@ from PIL import Image
 
 from ml.case_rule import case_score, training_prevalence
 from registry import versions
-from triage import events, history
+from triage import events, history, images
 from triage.images import encode_jpeg
 from triage.models import Case, Photo, PhotoReason, Prediction, RoiSource
+from triage.models.photos import photo_upload_path
 from triage.photo_status import change_status, settle_problem_photos
 
 logger = logging.getLogger(__name__)
@@ -28,7 +33,8 @@ HEATMAP_JPEG_QUALITY = 88
 
 
 def analyse_photos(photo_ids, requested_by_id=None, worker=""):
-    """Analyse photos (one batch per call), skipping any already analysed.
+    """Analyse photos (one batch per call), skipping any already analysed. Each photo is decoded
+    once per run (`read_photo`, which on its first run also makes its normalised JPEG).
 
     The model judges each photo assessable or not (quality, lesion in view) in the same pass that
     scores it; a photo it cannot judge gets a prediction too, and the patient is asked to retake it.
@@ -37,22 +43,24 @@ def analyse_photos(photo_ids, requested_by_id=None, worker=""):
     `worker` names the Celery worker, so that it can recover its photos if it dies.
     Returns the predictions made.
     """
+    strip_unclaimed_originals(photo_ids)
     photos = _claim_photos(photo_ids, worker)
-    if not photos:
+    readable = []
+    for photo in photos:
+        read_started = time.perf_counter()
+        image = read_photo(photo)
+        if image is not None:  # None: refused as damaged, and the patient told so
+            readable.append((photo, image, (time.perf_counter() - read_started) * 1000))
+    if not readable:
         return []
     model_version = versions.active_model_version()
     if model_version is None:
-        change_status(Photo.objects.filter(pk__in=[p.pk for p in photos]), Photo.Status.NO_MODEL)
+        change_status(Photo.objects.filter(pk__in=[p.pk for p, _, _ in readable]), Photo.Status.NO_MODEL)
         return []
 
     started = time.perf_counter()
     model = versions.loaded_model(model_version)
     load_ms = (time.perf_counter() - started) * 1000
-
-    readable = []
-    for photo in photos:
-        read_started = time.perf_counter()
-        readable.append((photo, read_photo(photo), (time.perf_counter() - read_started) * 1000))
 
     images = [image for _, image, _ in readable]
     analyses = model.analyse_batch(images, [photo.roi for photo, _, _ in readable], heatmap_max_side=HEATMAP_MAX_SIDE)
@@ -134,11 +142,86 @@ def run_challenger_in_shadow(active_predictions, images, requested_by_id=None):
         return []
 
 
-def read_photo(photo) -> Image.Image:
-    with photo.image.open("rb") as handle:
-        image = Image.open(handle)
-        image.load()
-    return image.convert("RGB")
+def read_photo(photo) -> Image.Image | None:
+    """The photo's upright RGB pixels, decoded once.
+
+    On a photo's first run this is where its upload is made safe to show: the original (as sent,
+    metadata and all) is decoded, oriented and stripped into the normalised JPEG, which is stored
+    and recorded before the original is deleted. Each step is safe to run again, so a run killed
+    half-way is finished by the next: the JPEG gets the same name, and an original still recorded
+    once the JPEG is recorded is deleted again. A file that cannot be decoded is refused as damaged
+    (`refuse_unreadable`) and None is returned.
+    """
+    image = None
+    if not photo.image.name:
+        try:
+            image = _normalise(photo)
+        except ValidationError as refusal:
+            cause = refusal.__context__
+            refuse_unreadable(photo, detail=f"{type(cause).__name__}: {cause}" if cause else refusal.messages[0])
+            return None
+    if image is None:  # made by an earlier run
+        with photo.image.open("rb") as handle:
+            image = Image.open(handle)
+            image.load()
+        image = image.convert("RGB")
+    if photo.original.name:
+        _delete_original(photo)
+    return image
+
+
+def strip_unclaimed_originals(photo_ids):
+    """Photos of a batch that will not be analysed (their appointment was cancelled after the
+    upload) still get their metadata stripped: no original outlives its task."""
+    for photo in Photo.objects.filter(pk__in=photo_ids, case__is_open=False, files_deleted_at__isnull=True).exclude(
+        original=""
+    ):
+        read_photo(photo)
+
+
+def _normalise(photo):
+    """Make and record the normalised JPEG from the original; returns its pixels, or None when
+    another run made it first. The photo's row stays locked meanwhile, so two runs never both write it."""
+    storage = Photo.image.field.storage
+    stored = None
+    try:
+        with transaction.atomic():
+            made = Photo.objects.select_for_update().values_list("image", flat=True).get(pk=photo.pk)
+            if made:
+                photo.image = made
+                return None
+            with photo.original.open("rb") as handle:
+                sent = handle.read()  # read whole first: a storage error is a fault to retry, not a damaged file
+            image = images.decode_upright(io.BytesIO(sent))
+            content = images.encode_jpeg(image)
+            name = photo_upload_path(photo, f"{Path(photo.original.name).stem}.jpg")
+            storage.delete(name)  # left by a run killed before its commit
+            stored = storage.save(name, ContentFile(content))
+            photo.image, photo.sha256 = stored, hashlib.sha256(content).hexdigest()
+            Photo.objects.filter(pk=photo.pk).update(image=stored, sha256=photo.sha256, updated_at=timezone.now())
+    except Exception:
+        if stored and not Photo.objects.filter(pk=photo.pk, image=stored).exists():
+            storage.delete(stored)
+        raise
+    return image
+
+
+def _delete_original(photo):
+    """File first, then the row: a run killed in between deletes it again (a missing file is a no-op)."""
+    Photo.original.field.storage.delete(photo.original.name)
+    Photo.objects.filter(pk=photo.pk).update(original="", updated_at=timezone.now())
+    photo.original = ""
+
+
+def refuse_unreadable(photo, *, detail=""):
+    """The upload's pixels cannot be decoded: nothing of it is kept, and the patient is asked to send
+    it again (always: unlike a photo the model cannot judge, a new file is no judgement to loop on)."""
+    with transaction.atomic():
+        change_status(photo, Photo.Status.REJECTED, reason=PhotoReason.UNREADABLE, detail=detail)
+        if photo.case.is_open:
+            events.send_on_commit(events.photo_retake_needed, case=photo.case, photo=photo)
+    _delete_original(photo)
+    logger.info("Photo %s could not be decoded (%s); the patient is asked to send it again", photo.pk, detail)
 
 
 def render_heatmap(image, analysis) -> bytes:

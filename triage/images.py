@@ -1,11 +1,12 @@
-"""Checking and normalising uploaded photos (Pillow and NumPy): no database, no storage.
+"""Checking uploads from their headers (the request) and decoding them (the worker): Pillow, no
+database, no storage.
 
 Every refusal is a ValidationError whose message a patient can act on, in the active language.
 """
 
-import hashlib
 import io
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -13,9 +14,10 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from pi_heif import register_heif_opener
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
 
 from ml.boxes import box_from_tap
+from triage.models.reasons import DAMAGED
 
 # iPhones save HEIC. pi-heif is pillow-heif's decode-only build (libheif + libde265, no GPL encoder).
 register_heif_opener()
@@ -33,35 +35,80 @@ BOX_FIELDS = ("roi_x0", "roi_y0", "roi_x1", "roi_y1")
 TAP_FIELDS = ("tap_x", "tap_y")
 
 NOT_AN_IMAGE = gettext_lazy("This file is not a photo we can read. Please upload a JPEG, PNG or HEIC photo.")
-DAMAGED = gettext_lazy("This photo seems to be damaged or only partly uploaded. Please take or choose it again.")
 EMPTY = gettext_lazy("This file is empty. Please choose a photo.")
 
 
-@dataclass(frozen=True)
-class NormalisedPhoto:
-    """A re-encoded JPEG with orientation applied and no metadata at all."""
+# EXIF orientation -> the transpose that makes the photo upright (what ImageOps.exif_transpose does).
+UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
 
-    content: bytes
+
+@dataclass(frozen=True)
+class UploadHeader:
+    """What an upload's header says: its format and its upright size (EXIF orientation applied)."""
+
+    format: str
     width: int
     height: int
-    sha256: str
+
+    @property
+    def extension(self):
+        return EXTENSIONS[self.format]
 
 
-def normalise_photo(uploaded_file) -> NormalisedPhoto:
-    """Validate an upload and re-encode its pixels into a fresh, metadata-free JPEG."""
+def read_header(uploaded_file) -> UploadHeader:
+    """Check an upload from its size and header alone: no pixel is decoded (Pillow opens lazily).
+
+    Refuses an empty or oversized file, a file that is not one of ACCEPTED_FORMATS by its content,
+    a header too damaged to read, and too many or too few pixels by the declared size (a
+    decompression bomb is refused before anything is decoded). A body damaged after a sound header
+    is found by the worker (`decode_upright`).
+    """
     _check_byte_size(uploaded_file.size)
     uploaded_file.seek(0)
-    data = uploaded_file.read()
-    # Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that; we refuse
-    # ourselves from the header first, so both only back up the check below.
+    try:
+        with _opened(uploaded_file) as image:
+            _check_dimensions(*image.size)
+            width, height = image.size
+            if _orientation(image) in (5, 6, 7, 8):  # turned a quarter: upright width and height swap
+                width, height = height, width
+            header = UploadHeader(format=image.format, width=width, height=height)
+    finally:
+        uploaded_file.seek(0)
+    return header
+
+
+def decode_upright(file) -> Image.Image:
+    """Decode a stored upload (the worker, once per photo): upright by the orientation its header
+    gave `read_header`, flattened onto white, RGB, with no metadata. Refused as damaged when the
+    pixels cannot be decoded."""
+    with _opened(file) as image:
+        orientation = _orientation(image)
+        image.load()
+        if orientation in UPRIGHT:
+            image = image.transpose(UPRIGHT[orientation])
+        return _flat_rgb(image)
+
+
+@contextmanager
+def _opened(file):
+    """The image, opened lazily by its content, with Pillow's errors as refusals a patient can act on."""
+    # Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that; `_check_dimensions` refuses
+    # from the header first, so both only back it up.
     Image.MAX_IMAGE_PIXELS = settings.PHOTO_MAX_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
-                _check_dimensions(*image.size)
-                image.load()
-                pixels = _upright_rgb(image)
+            with Image.open(file, formats=ACCEPTED_FORMATS) as image:
+                yield image
     except UnidentifiedImageError:
         raise ValidationError(NOT_AN_IMAGE, code="not_an_image")
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -69,10 +116,11 @@ def normalise_photo(uploaded_file) -> NormalisedPhoto:
     except (OSError, SyntaxError, ValueError, EOFError):
         raise ValidationError(DAMAGED, code="damaged")
 
-    content = encode_jpeg(pixels)
-    return NormalisedPhoto(
-        content=content, width=pixels.width, height=pixels.height, sha256=hashlib.sha256(content).hexdigest()
-    )
+
+def _orientation(image):
+    """The EXIF orientation tag as read from the header. `Image.getexif` itself, because PNG's own
+    would decode the pixels to look for an eXIf chunk after them."""
+    return Image.Image.getexif(image).get(ExifTags.Base.Orientation, 1)
 
 
 def encode_jpeg(image, quality=JPEG_QUALITY) -> bytes:
@@ -151,14 +199,13 @@ def _too_many_pixels_message():
     return _("This photo has too many pixels (more than %(limit)s). Please upload a smaller photo.") % {"limit": limit}
 
 
-def _upright_rgb(image):
-    """Apply EXIF orientation and flatten onto white; the result carries no metadata."""
-    upright = ImageOps.exif_transpose(image)
-    if upright.mode in ("RGBA", "LA", "PA") or "transparency" in upright.info:
-        rgba = upright.convert("RGBA")
+def _flat_rgb(image):
+    """Flatten onto white; the result is a new image that carries no metadata."""
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
         flat = Image.new("RGB", rgba.size, "white")
         flat.paste(rgba, mask=rgba.getchannel("A"))
         return flat
-    clean = Image.new("RGB", upright.size)
-    clean.paste(upright.convert("RGB"))
+    clean = Image.new("RGB", image.size)
+    clean.paste(image.convert("RGB"))
     return clean

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -16,7 +15,7 @@ from django.utils.translation import gettext
 from core.services import audit
 from ml.diagnoses import training_folder
 from triage import events, tasks
-from triage.images import box_for_tap, normalise_photo, validate_roi
+from triage.images import box_for_tap, read_header, validate_roi
 from triage.models import (
     Case,
     Decision,
@@ -81,10 +80,12 @@ def accept_photo(*, case, uploaded_by, uploaded_file, body_site, roi=None, tap=N
 
 
 def accept_photos(*, case, uploaded_by, uploaded_files, body_site, roi=None, tap=None) -> list[Photo]:
-    """The one way a photo enters: validate every file, then store all of them or none, and queue
-    them for analysis. Every upload entry point calls it: the patient's appointment page
-    (portal.booking.views) and the REST upload (triage.api.CasePhotosView, which the integration
-    API serves).
+    """The one way a photo enters: check every file from its header, then store all of them as sent
+    or none, and queue them for the worker, which decodes, orients and strips each one
+    (`analysis.read_photo`); no pixel is decoded here. Every upload entry point calls it: the
+    patient's appointment page
+    (portal.booking.views), the REST upload (triage.api.CasePhotosView, which the integration API
+    serves) and FHIR Media.
 
     New photos of a body site replace that site's photos the patient was asked to take again.
     The patient may mark the lesion on a single photo: `roi` a drawn box (x0, y0, x1, y1) or `tap`
@@ -108,15 +109,15 @@ def accept_photos(*, case, uploaded_by, uploaded_files, body_site, roi=None, tap
     if body_site not in Photo.BodySite.values:
         raise ValidationError(gettext("Please choose where on the body the photo was taken."), code="body_site")
 
-    normalised, errors = [], []
+    headers, errors = [], []
     for uploaded_file in uploaded_files:
         try:
-            normalised.append(normalise_photo(uploaded_file))
+            headers.append(read_header(uploaded_file))
         except ValidationError as error:
             errors.append(ValidationError(f"{uploaded_file.name}: {error.messages[0]}", code=error.code))
     if errors:
         raise ValidationError(errors)
-    size = (normalised[0].width, normalised[0].height)
+    size = (headers[0].width, headers[0].height)
     box, source = validate_roi(roi, *size), RoiSource.PATIENT
     if tap is not None:
         box, source = box_for_tap(tap, *size), RoiSource.PATIENT_TAP
@@ -124,21 +125,17 @@ def accept_photos(*, case, uploaded_by, uploaded_files, body_site, roi=None, tap
     stored_names = []
     try:
         with transaction.atomic():
-            _refuse_past_appointment_limit(case, len(normalised))
+            _refuse_past_appointment_limit(case, len(headers))
             photos = []
-            for image in normalised:
+            for uploaded_file, header in zip(uploaded_files, headers):
                 photo = Photo(
-                    case=case,
-                    uploaded_by=uploaded_by,
-                    body_site=body_site,
-                    width=image.width,
-                    height=image.height,
-                    sha256=image.sha256,
+                    case=case, uploaded_by=uploaded_by, body_site=body_site, width=header.width, height=header.height
                 )
                 if box:
                     _set_roi(photo, box, source)
-                photo.image.save(f"{uuid.uuid4().hex}.jpg", ContentFile(image.content), save=False)
-                stored_names.append(photo.image.name)
+                # Streamed to private storage as sent; the worker makes the normalised `image` from it.
+                photo.original.save(f"{uuid.uuid4().hex}.{header.extension}", uploaded_file, save=False)
+                stored_names.append(photo.original.name)
                 photo.save()
                 photos.append(photo)
             # New photos of a body site replace the ones of that site the patient was asked to take again.
@@ -150,7 +147,7 @@ def accept_photos(*, case, uploaded_by, uploaded_files, body_site, roi=None, tap
             tasks.enqueue_analysis(photos)  # sends once the transaction commits
     except Exception:
         for name in stored_names:
-            Photo.image.field.storage.delete(name)
+            Photo.original.field.storage.delete(name)
         raise
     return photos
 
@@ -186,6 +183,11 @@ def _refuse_past_appointment_limit(case, adding):
 def request_reanalysis(*, photo, clinician, roi=None, tap=None) -> Photo:
     """Queue a new analysis; a new box (drawn, or from a tap) replaces the old one. Earlier
     predictions are kept."""
+    if not photo.is_viewable:
+        raise ValidationError(
+            "This photo has no file to analyse: it was deleted, could not be decoded, or is still being prepared.",
+            code="no_file",
+        )
     if roi is not None and tap is not None:
         raise ValidationError(gettext("Please either tap the lesion or draw a box, not both."), code="roi")
     box = validate_roi(roi, photo.width, photo.height) or box_for_tap(tap, photo.width, photo.height)
@@ -425,7 +427,8 @@ def _training_box(photo):
 
 
 def delete_photo_files(*, photos, reason, actor=None, request=None) -> int:
-    """Delete the stored photo and heatmap files of `photos`; rows, scores, decisions and the audit
+    """Delete the stored photo files (the normalised one, and the original if the worker has not yet
+    deleted it) and heatmap files of `photos`; rows, scores, decisions and the audit
     trail stay, and each photo records when and why. Returns how many photos had files deleted.
 
     Files go first, then the row is marked: if marking fails, the next run deletes again
@@ -436,13 +439,17 @@ def delete_photo_files(*, photos, reason, actor=None, request=None) -> int:
         if photo.files_deleted_at is not None:
             continue
         predictions = list(photo.predictions.active().exclude(heatmap=""))
-        for field_file in [photo.image, *(prediction.heatmap for prediction in predictions)]:
+        for field_file in [photo.original, photo.image, *(prediction.heatmap for prediction in predictions)]:
             if field_file.name:
                 field_file.storage.delete(field_file.name)
         with transaction.atomic():
             photo.predictions.active().update(heatmap="")
             Photo.objects.filter(pk=photo.pk).update(
-                image="", files_deleted_at=timezone.now(), files_deleted_reason=reason, updated_at=timezone.now()
+                original="",
+                image="",
+                files_deleted_at=timezone.now(),
+                files_deleted_reason=reason,
+                updated_at=timezone.now(),
             )
             audit(
                 actor=actor,

@@ -436,6 +436,12 @@ def _private_file_response(field_file, photo):
             status=410,
             content_type="text/plain; charset=utf-8",
         )
+    if not field_file.name:  # a photo the worker has not yet normalised (its original is never served)
+        return HttpResponse(
+            "This photo is being prepared: its metadata is removed first. Try again in a minute.",
+            status=404,
+            content_type="text/plain; charset=utf-8",
+        )
     content_type = mimetypes.guess_type(field_file.name)[0] or "application/octet-stream"
     response = FileResponse(field_file.open("rb"), content_type=content_type)
     response["Cache-Control"] = "private, no-store"

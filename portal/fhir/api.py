@@ -296,6 +296,12 @@ class BinaryHandler(ResourceHandler):
                 issue_type="deleted",
                 status_code=410,
             )
+        if not photo.is_viewable:
+            raise FhirInputError(
+                "The photo is being prepared (its metadata is removed first); try again in a minute.",
+                issue_type="transient",
+                status_code=404,
+            )
         if "json" not in self.request.headers.get("Accept", ""):
             response = FileResponse(photo.image.open("rb"), content_type="image/jpeg")
             response["Cache-Control"] = "private, no-store"

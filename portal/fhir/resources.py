@@ -325,7 +325,7 @@ def consent_resource(record) -> dict:
 def media_resource(photo) -> dict:
     appointment = photo.case.appointment
     content = {"contentType": "image/jpeg", "title": f"Photo {photo.pk}"}
-    if photo.files_deleted_at is None:
+    if photo.is_viewable:  # deleted, or not yet normalised by the worker: no Binary to read
         content["url"] = f"Binary/{photo.pk}"
     return validated(
         {

@@ -26,6 +26,7 @@ from tests.api.fhir import (
     patient_resource,
     pcr_observation,
 )
+from triage.analysis import read_photo
 from triage.api import UploadRateThrottle
 from triage.models import LabResult, Photo
 from triage.services import record_decision
@@ -287,6 +288,10 @@ def test_a_photo_is_uploaded_as_media_and_read_back_as_the_stored_bytes(
     assert created.status_code == 201, created.fhir
     photo = Photo.objects.get()
     assert enqueued == [(photo.pk, None)] and photo.uploaded_by.api_key is not None
+    assert "url" not in fhir.get(f"Media/{photo.pk}").fhir["content"]  # not yet stripped by the worker
+    preparing = fhir.raw("get", f"Binary/{photo.pk}")
+    assert preparing.status_code == 404 and b"Exif" not in preparing.content
+    read_photo(photo)  # the worker's first step
     media = fhir.get(f"Media/{photo.pk}").fhir
     assert (
         media["content"]["url"] == f"Binary/{photo.pk}"
@@ -299,7 +304,7 @@ def test_a_photo_is_uploaded_as_media_and_read_back_as_the_stored_bytes(
     assert b"Exif" not in stored  # metadata stripped as stored
     as_json = fhir.get(f"Binary/{photo.pk}", Accept=FHIR_JSON)
     assert base64.b64decode(as_json.fhir["data"]) == stored
-    assert AuditEvent.objects.filter(action="view_photo", object_id=str(photo.pk), allowed=True).count() == 2
+    assert AuditEvent.objects.filter(action="view_photo", object_id=str(photo.pk), allowed=True).count() == 3
 
     not_base64 = media_resource(appointment_id)
     not_base64["content"]["data"] = "%%%"

@@ -13,6 +13,7 @@ from portal.booking.models import Appointment, Clinic, Slot
 from tests.browser.test_browser import SCREENSHOTS, browser, log_in  # noqa: F401  (browser is a fixture)
 from tests.browser.test_patient_journey import assert_accessible
 from tests.browser.test_staff_browser import VIEWPORTS, assert_fits_the_width, new_page
+from triage.analysis import read_photo
 from triage.services import accept_photo
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -84,6 +85,7 @@ def test_zoom_centres_on_the_box_and_keeps_each_views_shape(
         body_site="trunk",
         roi=(450, 150, 650, 350),
     )  # a square box right of centre
+    read_photo(photo)  # the worker's first step: the photo is viewable once normalised
     page = new_page(browser, viewport)
     log_in(page, live_server, clinician)
     page.goto(live_server.url + reverse("staff-case", args=[appointment.case.pk]))

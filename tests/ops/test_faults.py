@@ -304,17 +304,21 @@ def assert_settled_exactly_once(stack, patients, expected_photos):
             assert predictions == 1, f"photo {photo_id} has {predictions} predictions"
         else:
             assert detail, f"photo {photo_id} is {status} without a reason"
+    assert stack.postgres.query("SELECT id FROM triage_photo WHERE original <> ''") == [], "originals left"
     assert_files_match_rows(stack)
 
 
 def assert_files_match_rows(stack):
-    """Photos and heatmaps: no file without its row, no row without its file."""
+    """Photos (normalised, and originals still recorded) and heatmaps: no file without its row, no row
+    without its file."""
     files = {str(path.relative_to(stack.media)) for path in stack.media.rglob("*") if path.is_file()}
     rows = {
         name
         for (name,) in stack.postgres.query(
-            "SELECT image FROM triage_photo UNION ALL SELECT heatmap FROM triage_prediction"
+            "SELECT image FROM triage_photo UNION ALL SELECT original FROM triage_photo "
+            "UNION ALL SELECT heatmap FROM triage_prediction"
         )
+        if name
     }
     assert files == rows, f"files without rows: {files - rows}; rows without files: {rows - files}"
 

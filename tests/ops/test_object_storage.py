@@ -214,8 +214,10 @@ def test_upload_analysis_and_heatmap_viewing_through_private_storage(
     assert photo.status == Photo.Status.ANALYSED, photo.staff_message
     prediction = photo.predictions.active().get()
 
-    # Both files are in the storage under test (the worker wrote the heatmap there).
+    # Both files are in the storage under test (the worker wrote the normalised photo and the heatmap
+    # there), and the upload as sent (with its metadata) is gone.
     assert {photo.image.name, prediction.heatmap.name} <= storage.stored_names()
+    assert not photo.original and not [name for name in storage.stored_names() if name.startswith("originals/")]
 
     # The clinician sees the heatmap through the view: streamed, not cached, audited.
     client.force_login(clinician)

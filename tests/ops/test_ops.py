@@ -355,7 +355,7 @@ def test_an_upload_while_the_broker_is_down_is_stored_and_marked_not_queued(
         switch_broker(app, settings.CELERY_BROKER_URL)
     photo.refresh_from_db()
     assert photo.status == Photo.Status.RECEIVED and photo.queued_at is None
-    assert default_storage.exists(photo.image.name)
+    assert photo.original.name and default_storage.exists(photo.original.name)  # stored as sent
     assert [p.pk for p in selectors.photos_to_requeue()] == [photo.pk]
 
 

@@ -8,6 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image
 
+from triage.analysis import read_photo
 from triage.models import Photo, PhotoReason
 from triage.services import accept_photo
 
@@ -25,8 +26,9 @@ def test_heic_photo_is_accepted_and_stored_as_a_clean_jpeg(appointment, patient,
     upload = SimpleUploadedFile("IMG_0001.HEIC", heic_bytes(), content_type="image/heic")
 
     photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=upload, body_site="hands")
+    assert (photo.width, photo.height) == (320, 240) and photo.original.name.endswith(".heic")
+    read_photo(photo)
 
-    assert (photo.width, photo.height) == (320, 240)
     with Image.open(photo.image.open("rb")) as stored:
         assert stored.format == "JPEG" and not stored.getexif()
 

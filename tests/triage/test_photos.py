@@ -1,12 +1,15 @@
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
-from PIL import Image
+from PIL import Image, ImageFile
 
+from triage.analysis import read_photo
 from triage.models import Photo, RoiSource
 from triage.services import accept_photo, accept_photos, request_reanalysis
 
@@ -50,15 +53,48 @@ def assert_refused(upload, file, fragment):
     assert not Photo.objects.exists()
 
 
-def test_accepted_photo_is_stored_privately_under_a_random_name(upload_to, make_upload, stored_files, enqueued):
-    (photo,) = upload_to(make_upload(name="my-name.png", fmt="PNG", size=(300, 200)))
+def test_accepted_photo_is_stored_as_sent_under_a_random_name_until_the_worker_normalises_it(
+    upload_to, make_upload, make_image_bytes, stored_files
+):
+    sent = make_image_bytes(size=(300, 200), fmt="PNG")
+    (photo,) = upload_to(make_upload(name="my-name.png", content=sent))
 
     assert photo.status == Photo.Status.RECEIVED
-    assert (photo.width, photo.height) == (300, 200)
-    assert "my-name" not in photo.image.name and photo.image.name.endswith(".jpg")
-    assert len(stored_files()) == 1
+    assert (photo.width, photo.height) == (300, 200) and photo.sha256 == ""
+    assert "my-name" not in photo.original.name and photo.original.name.endswith(".png")
+    assert not photo.image and not photo.is_viewable
+    assert [path.read_bytes() for path in stored_files()] == [sent]  # untouched: no decode, no re-encode
+
+    read_photo(photo)  # the worker's first step
+
+    photo.refresh_from_db()
+    assert not photo.original and photo.image.name.endswith(".jpg") and len(photo.sha256) == 64
+    assert stored_files() == [Path(photo.image.path)]  # the original is gone
     with photo.image.open("rb") as stored:
         assert Image.open(stored).format == "JPEG"
+
+
+def test_the_request_decodes_no_pixels(client, patient, appointment, private_storage, enqueued, monkeypatch):
+    """Pillow decodes in `ImageFile.load`; the upload request never calls it, for any format."""
+    decoded = []
+    real_load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda image: decoded.append(image.format) or real_load(image))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    files = []
+    for name, fmt, options in [("a.jpg", "JPEG", {"exif": exif}), ("b.png", "PNG", {}), ("c.webp", "WEBP", {})]:
+        buffer = io.BytesIO()
+        Image.new("RGB", (400, 300), (200, 120, 90)).save(buffer, fmt, **options)
+        files.append(SimpleUploadedFile(name, buffer.getvalue()))
+    client.force_login(patient)
+
+    response = client.post(
+        reverse("appointment", args=[appointment.reference]),
+        {"body_site": "hands", "consent_confirm": "on", "photos": files},
+    )
+
+    assert response.status_code == 302 and decoded == []
+    assert sorted(Photo.objects.values_list("width", "height")) == [(300, 400), (400, 300), (400, 300)]
 
 
 def test_analysis_is_queued_only_after_commit(
@@ -81,9 +117,9 @@ def test_unsupported_format_is_refused(upload_to, make_upload):
     assert_refused(upload_to, make_upload(name="scan.gif", fmt="GIF"), "not a photo we can read")
 
 
-def test_truncated_jpeg_is_refused(upload_to, make_upload, make_image_bytes):
-    truncated = make_image_bytes(size=(400, 300))[:-600]
-    assert_refused(upload_to, make_upload(content=truncated), "damaged")
+def test_jpeg_cut_inside_its_header_is_refused_as_damaged(upload_to, make_upload, make_image_bytes):
+    """A body cut short after a sound header is found by the worker (test_photo_worker.py)."""
+    assert_refused(upload_to, make_upload(content=make_image_bytes(size=(400, 300))[:200]), "damaged")
 
 
 def test_oversize_file_is_refused(upload_to, make_upload, settings):
@@ -104,23 +140,6 @@ def test_photo_over_the_pixel_limit_is_refused(upload_to, make_upload, settings)
 
 def test_too_small_photo_is_refused(upload_to, make_upload, settings):
     assert_refused(upload_to, make_upload(size=(settings.PHOTO_MIN_SIDE - 1, 300)), "too small")
-
-
-def test_metadata_is_stripped_and_orientation_applied(upload_to, make_upload):
-    exif = Image.Exif()
-    exif[0x0112] = 6  # Orientation: rotate 90° clockwise to display
-    exif[0x010F] = "PhoneMaker"
-    exif.get_ifd(0x8825)[2] = (51.0, 30.0, 0.0)  # GPSLatitude
-    buffer = io.BytesIO()
-    Image.new("RGB", (300, 200), (10, 200, 30)).save(buffer, "JPEG", exif=exif, icc_profile=b"\0" * 128)
-
-    (photo,) = upload_to(make_upload(content=buffer.getvalue()))
-
-    with photo.image.open("rb") as stored:
-        image = Image.open(stored)
-        assert image.size == (200, 300) == (photo.width, photo.height)
-        assert not image.getexif()
-        assert "exif" not in image.info and "icc_profile" not in image.info
 
 
 def test_patient_box_is_kept_and_a_tiny_box_is_refused_not_dropped(upload_to, make_upload, stored_files):

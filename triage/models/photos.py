@@ -12,6 +12,10 @@ def photo_upload_path(photo, filename):
     return f"photos/{photo.case_id}/{filename}"
 
 
+def original_upload_path(photo, filename):
+    return f"originals/{photo.case_id}/{filename}"
+
+
 def heatmap_upload_path(prediction, filename):
     return f"heatmaps/{prediction.photo.case_id}/{filename}"
 
@@ -86,14 +90,21 @@ class Photo(RoiBox):
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="photos")
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     body_site = models.CharField(max_length=16, choices=BodySite.choices)
+    original = models.FileField(
+        upload_to=original_upload_path,
+        blank=True,
+        help_text="The file as uploaded, metadata and all: kept only until the worker has made `image` "
+        "from it, never shown or sent anywhere.",
+    )
     image = models.FileField(
         upload_to=photo_upload_path,
         blank=True,
-        help_text="Normalised JPEG: orientation applied, metadata stripped. Empty once the file is deleted.",
+        help_text="Normalised JPEG: orientation applied, metadata stripped. Empty until the worker has "
+        "made it from `original`, and once the file is deleted.",
     )
-    width = models.PositiveIntegerField()
-    height = models.PositiveIntegerField()
-    sha256 = models.CharField(max_length=64)
+    width = models.PositiveIntegerField(help_text="Upright pixels, from the upload's header.")
+    height = models.PositiveIntegerField(help_text="Upright pixels, from the upload's header.")
+    sha256 = models.CharField(max_length=64, blank=True, help_text="Of `image`; empty until it is made.")
     roi_source = models.CharField(max_length=16, choices=RoiSource.choices, default=RoiSource.NONE)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED, db_index=True)
     status_reason = models.CharField(
@@ -133,6 +144,12 @@ class Photo(RoiBox):
     @property
     def audit_reference(self):
         return self.case.audit_reference
+
+    @property
+    def is_viewable(self):
+        """Its normalised JPEG exists: until the worker has made it (seconds after upload) there is
+        nothing to show, and the original is never shown."""
+        return bool(self.image.name)
 
     @property
     def is_settled(self):

@@ -20,7 +20,8 @@ def photo_outcome(*, probability, threshold, assessable):
 
 
 class PhotoReason(models.TextChoices):
-    """Why a photo must be taken again (the model could not judge it) or why its analysis failed.
+    """Why a photo must be taken again (the model could not judge it, or the worker could not decode
+    it) or why its analysis failed.
 
     Stored as a code (`Photo.status_reason`) and put into words only when shown (`reason_for_patient`,
     `reason_for_clinician`), so each reader gets their own language. The first six are the
@@ -37,13 +38,18 @@ class PhotoReason(models.TextChoices):
     NOT_ASSESSABLE = "not_assessable", "Not assessable"
     TIMED_OUT = "timed_out", "Analysis timed out"
     FAILED = "failed", "Analysis failed"
+    UNREADABLE = "unreadable", "File damaged"
 
     @classmethod
     def from_model(cls, code):
         """The reason for an assessability code from `ml`."""
-        known = code in cls.values and code not in (cls.TIMED_OUT, cls.FAILED)
+        known = code in cls.values and code not in (cls.TIMED_OUT, cls.FAILED, cls.UNREADABLE)
         return cls(code) if known else cls.NOT_ASSESSABLE
 
+
+# A file whose pixels cannot be decoded: refused in the request when its header shows it
+# (triage.images), else the worker's UNREADABLE reason.
+DAMAGED = _("This photo seems to be damaged or only partly uploaded. Please take or choose it again.")
 
 # reason -> (what the patient is asked to do, in their language; what the clinician is told)
 REASON_TEXTS = {
@@ -86,6 +92,11 @@ REASON_TEXTS = {
     PhotoReason.FAILED: (
         _("Something went wrong while checking this photo. Please send it again; the clinic has been told."),
         "The analysis failed; re-run it from the case page once the cause is fixed.",
+    ),
+    PhotoReason.UNREADABLE: (
+        DAMAGED,
+        "The file's header was sound but its pixels could not be decoded (damaged or partly uploaded); "
+        "nothing of it is kept.",
     ),
 }
 
