@@ -15,7 +15,7 @@ _EXPORTS = {
     "ARCHITECTURES": "architectures",
     "ArchSpec": "architectures",
     "LesionNet": "architectures",
-    "CheckpointError": "checkpoint",
+    "CheckpointError": "errors",
     "Analysis": "inference",
     "LesionModel": "inference",
     "Score": "inference",

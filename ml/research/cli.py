@@ -1,4 +1,4 @@
-"""Command line: ``python -m ml {train,cv,evaluate,scenes,roi-study,study,sources,negatives} ...`` (see ``--help`` of each)."""
+"""Command line: ``python -m ml {train,cv,evaluate,export-onnx,scenes,roi-study,study,sources,negatives} ...`` (see ``--help`` of each)."""
 
 from __future__ import annotations
 
@@ -320,6 +320,13 @@ def cmd_evaluate(args) -> None:
     )
 
 
+def cmd_export_onnx(args) -> None:
+    from ..export import export_onnx
+
+    for path in export_onnx(args.checkpoint, args.out):
+        log(f"wrote {path}")
+
+
 def cmd_scenes(args) -> None:
     from .scenes import build_scenes
 
@@ -477,6 +484,13 @@ def main(argv=None) -> None:
     ev.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     ev.add_argument("--threads", type=int, default=2)
     ev.set_defaults(func=cmd_evaluate)
+
+    export = sub.add_parser(
+        "export-onnx", help="write a checkpoint's backbone (ONNX) and heads (.npz) for ML_RUNTIME=onnx"
+    )
+    export.add_argument("--checkpoint", required=True, type=Path)
+    export.add_argument("--out", type=Path, help="folder (default: beside the checkpoint)")
+    export.set_defaults(func=cmd_export_onnx)
 
     scenes = sub.add_parser("scenes", help="place lesion crops into larger synthetic scenes")
     scenes.add_argument("--data", required=True, type=Path)
