@@ -3,6 +3,7 @@
 import statistics
 import time
 
+import numpy as np
 import torch
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -75,8 +76,11 @@ def model_flops(net: torch.nn.Module, input_size: int) -> int:
     return counter.get_total_flops()
 
 
-def measure(model: ml.LesionModel, checkpoint, photos, boxes, reps: int, warmup: int, report) -> dict:
-    """Adds the model figures to ``report``; returns the raw per-image milliseconds."""
+def measure(
+    model: ml.LesionModel, checkpoint, photos, boxes, reps: int, warmup: int, report, onnx_model: ml.LesionModel
+) -> dict:
+    """Adds the model figures to ``report``; returns the raw per-image milliseconds. ``onnx_model``:
+    the same checkpoint on ONNX Runtime (``ml.ort``), timed in the same rounds."""
     naive_net = load_naive_net(checkpoint)
     naive_layer = ml.ARCHITECTURES[model.arch].target_module(naive_net)
     # The same network and calibration without the assessability rule: what the check costs.
@@ -84,8 +88,11 @@ def measure(model: ml.LesionModel, checkpoint, photos, boxes, reps: int, warmup:
     per_image = {}
     for batch in BATCHES:
         x = model_input(model, photos, boxes, batch)
+        x_array = np.ascontiguousarray(x.numpy())
         runs = {
             "forward": lambda: plain_forward(model.net, x),
+            "onnx_forward": lambda: onnx_model.backbone(x_array),
+            "onnx_analyse_auto_roi": lambda: onnx_model.analyse_batch(photos[:batch], [None] * batch),
             "forward_contiguous": lambda: plain_forward(naive_net, x.contiguous()),
             "fast_gradcam": lambda: fast_gradcam(model.net, x),
             "analyse_roi": lambda: model.analyse_batch(photos[:batch], boxes[:batch]),
@@ -121,6 +128,27 @@ def _add_model_figures(report, ms: dict) -> None:
             report.add(
                 f"{name}_ratio_b{batch}", f"  ratio to plain forward, batch {batch}", value / forward, "x", target
             )
+        onnx_forward = ms[f"onnx_forward_b{batch}"]
+        report.add(f"onnx_forward_ms_b{batch}", f"ONNX Runtime backbone, batch {batch}", onnx_forward, "ms/img")
+        report.add(
+            f"onnx_forward_ratio_b{batch}",
+            f"  ONNX Runtime / torch forward, batch {batch}",
+            onnx_forward / forward,
+            "x",
+        )
+        onnx_analyse = ms[f"onnx_analyse_auto_roi_b{batch}"]
+        report.add(
+            f"onnx_analyse_auto_roi_ms_b{batch}",
+            f"ONNX Runtime analyse_batch, auto ROI, batch {batch}",
+            onnx_analyse,
+            "ms/img",
+        )
+        report.add(
+            f"onnx_analyse_ratio_b{batch}",
+            f"  ONNX Runtime / torch analyse_batch, auto ROI, batch {batch}",
+            onnx_analyse / ms[f"analyse_auto_roi_b{batch}"],
+            "x",
+        )
         report.add(
             f"assessment_ratio_b{batch}",
             f"  given ROI with / without the assessability check, batch {batch}",

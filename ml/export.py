@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from .checkpoint import EXTRA_STATE_PREFIXES, build_network, read_checkpoint
-from .sidecar import FORMAT_TAG, HEADER_KEY, sha256, sidecar_paths
+from .errors import CheckpointError
+from .sidecar import FORMAT_TAG, HEADER_KEY, read_sidecar, sha256, sidecar_paths
 
 OPSET = 18
 HEAD_PREFIX = "head."
@@ -62,3 +63,13 @@ def _write(path: Path, data: bytes) -> None:
     partial = path.with_name(f".{path.name}.partial")
     partial.write_bytes(data)
     partial.replace(path)
+
+
+def export_if_stale(checkpoint: str | Path) -> bool:
+    """Exports the checkpoint beside it unless its export there is current; True if it wrote one."""
+    try:
+        read_sidecar(checkpoint)
+    except CheckpointError:
+        export_onnx(checkpoint)
+        return True
+    return False
