@@ -257,13 +257,25 @@ def _finite_or_null(value):
     return None if isinstance(value, float) and not np.isfinite(value) else value
 
 
-def cmd_evaluate(args) -> None:
+def _load(args, **options):
+    """``--model`` on the runtime of ``--runtime``: torch (``ml.inference``) or ONNX Runtime
+    (``ml.ort``, on the checkpoint's export beside it: ``python -m ml export-onnx``)."""
+    if args.runtime == "onnx":
+        from .. import ort
+
+        ort.configure_threads(args.threads)
+        return ort.load(args.model, **options)
     from ..inference import load
+
+    return load(args.model, **options)
+
+
+def cmd_evaluate(args) -> None:
     from ..plots import plot_calibration, plot_roc
     from .data import scan
     from .evaluation import COUNTING_RULE, evaluation_report, roi_iou_summary, score_samples, write_details
 
-    model = load(args.model, auto_roi=args.roi == "auto")
+    model = _load(args, auto_roi=args.roi == "auto")
     class_names = tuple(model.metadata["class_names"])
     folder = scan(args.data, args.csv, class_names)
     samples = folder.samples
@@ -480,6 +492,12 @@ def main(argv=None) -> None:
         "--details",
         type=Path,
         help="optional CSV, one row per file: path,label,score,assessable,reason (then patient_id,roi,true_box,iou)",
+    )
+    ev.add_argument(
+        "--runtime",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="onnx: the checkpoint's ONNX export on ONNX Runtime",
     )
     ev.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     ev.add_argument("--threads", type=int, default=2)

@@ -1,12 +1,16 @@
 """The ONNX Runtime backend (``ML_RUNTIME=onnx``) against the torch one it is exported from."""
 
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import ml
+import ml.ort
 from ml.checkpoint import build_network, read_checkpoint
 from ml.export import export_onnx
 from ml.ort import OrtBackbone, backbone_of
@@ -86,3 +90,55 @@ def test_backbone_takes_channels_last_strides(exported):
     np.testing.assert_array_equal(
         backbone(x.transpose(0, 3, 1, 2)), backbone(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
     )
+
+
+@pytest.fixture(scope="module")
+def full_export(tmp_path_factory):
+    """A tiny checkpoint with everything after the backbone: calibration, an assessability rule
+    (kNN bank) and a differential head; exported."""
+    rng = np.random.default_rng(3)
+    examples = [Image.fromarray(rng.integers(90, 200, (48, 48, 3), dtype=np.uint8)) for _ in range(4)]
+    checkpoint = ml.testing.make_random_checkpoint(
+        tmp_path_factory.mktemp("full") / "full.pt",
+        arch="efficientnet_lite0",
+        assessable_examples=examples,
+        calibration={"a": 0.7, "b": -0.2},
+        differential_classes=("mpox", "chickenpox", "healthy_skin"),
+    )
+    export_onnx(checkpoint)
+    return checkpoint
+
+
+def test_analysis_equals_torch(full_export, photo):
+    by_torch, by_onnx = ml.load(full_export), ml.ort.load(full_export)
+    assert by_onnx.metadata == by_torch.metadata and by_onnx.assessor.config == by_torch.assessor.config
+    cases = [
+        (photo(120, 90, seed=1), None),
+        (photo(100, 100, seed=2), (10, 10, 80, 70)),
+        (photo(64, 200, seed=4), None),
+    ]
+    for image, roi in cases:
+        expected, got = (
+            by_torch.analyse(image, roi, heatmap_max_side=100),
+            by_onnx.analyse(image, roi, heatmap_max_side=100),
+        )
+        assert got.probability == pytest.approx(expected.probability, abs=1e-4)
+        assert (got.roi, got.roi_source, got.reason) == (expected.roi, expected.roi_source, expected.reason)
+        assert got.differential == pytest.approx(expected.differential, abs=1e-4)
+        np.testing.assert_allclose(got.heatmap, expected.heatmap, atol=2e-3)
+
+
+def test_onnx_path_never_imports_torch(full_export):
+    """What an inference worker does with ML_RUNTIME=onnx (load, analyse, overlay), in a fresh
+    interpreter: torch must not be imported on the way."""
+    code = (
+        "import sys; from PIL import Image; import ml, ml.ort\n"
+        "ml.ort.configure_threads(1)\n"
+        "model = ml.ort.load(sys.argv[1])\n"
+        "image = Image.new('RGB', (120, 90), (200, 150, 120))\n"
+        "ml.overlay(image, model.analyse(image))\n"
+        "assert model.predict([image], [None])[0].probability >= 0\n"
+        "loaded = sorted(name for name in sys.modules if name.split('.')[0] in ('torch', 'torchvision'))\n"
+        "assert not loaded, loaded[:5]\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(full_export)], check=True, timeout=120)
