@@ -11,8 +11,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import ml
 from ml.checkpoint import build_network, read_checkpoint
-from ml.gradcam import fast_gradcam
 from ml.preprocess import crop_resize, to_batch
+from ml.roi import LOCATING_PASS_416
 
 BATCHES = (1, 8)
 
@@ -94,10 +94,13 @@ def measure(
             "onnx_forward": lambda: onnx_model.backbone(x_array),
             "onnx_analyse_auto_roi": lambda: onnx_model.analyse_batch(photos[:batch], [None] * batch),
             "forward_contiguous": lambda: plain_forward(naive_net, x.contiguous()),
-            "fast_gradcam": lambda: fast_gradcam(model.net, x),
+            "fast_gradcam": lambda: model.explain(x.numpy()),
             "analyse_roi": lambda: model.analyse_batch(photos[:batch], boxes[:batch]),
             "analyse_roi_unjudged": lambda: unjudged.analyse_batch(photos[:batch], boxes[:batch]),
             "analyse_auto_roi": lambda: model.analyse_batch(photos[:batch], [None] * batch),
+            "analyse_auto_roi_two_pass": lambda: model.analyse_batch(
+                photos[:batch], model.locating_pass_rois(photos[:batch], LOCATING_PASS_416)
+            ),
             "naive_gradcam": lambda: naive_gradcam(naive_net, naive_layer, x.contiguous()),
         }
         for name, ms in interleaved_medians(runs, warmup, reps).items():
@@ -118,9 +121,10 @@ def _add_model_figures(report, ms: dict) -> None:
         )
         report.add(f"images_per_s_b{batch}", f"plain forward throughput, batch {batch}", 1000 / forward, "img/s")
         for name, label, target in (
-            ("fast_gradcam", "ml fast_gradcam on the tensor (no pre/post)", None),
+            ("fast_gradcam", "ml LesionModel.explain on the batch (no pre/post)", None),
             ("analyse_roi", "prediction + Grad-CAM + assessability, given ROI", 1.2),
-            ("analyse_auto_roi", "prediction + Grad-CAM, auto ROI", 1.2),
+            ("analyse_auto_roi", "prediction + Grad-CAM + assessability, auto ROI (one pass)", 1.3),
+            ("analyse_auto_roi_two_pass", "the same, auto ROI of a 416 px locating pass + crop pass (before)", None),
             ("naive_gradcam", "naive: forward + pytorch-grad-cam", None),
         ):
             value = ms[f"{name}_b{batch}"]

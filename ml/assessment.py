@@ -70,16 +70,20 @@ def normalise(features: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize(features.float(), dim=1)
 
 
-def knn_distance(features: torch.Tensor, bank: torch.Tensor, k: int) -> np.ndarray:
-    """Mean cosine distance of each feature row to its ``k`` nearest rows of ``bank`` (normalised)."""
-    similarity = normalise(features) @ bank.float().T
-    nearest = similarity.topk(min(k, bank.shape[0]), dim=1).values
-    return (1 - nearest.mean(dim=1)).numpy()
+def knn_distance(features, bank, k: int) -> np.ndarray:
+    """Mean cosine distance of each feature row to its ``k`` nearest rows of ``bank`` (normalised);
+    numpy arrays or CPU tensors."""
+    features = np.asarray(features, dtype=np.float32)
+    features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    similarity = features @ np.asarray(bank, dtype=np.float32).T
+    k = min(k, similarity.shape[1])
+    nearest = -np.partition(-similarity, k - 1, axis=1)[:, :k]
+    return 1 - nearest.mean(axis=1)
 
 
-def lesion_score(features: torch.Tensor, weight: torch.Tensor, bias: float) -> np.ndarray:
+def lesion_score(features, weight, bias: float) -> np.ndarray:
     """The lesion-present score (a logit) of each pooled feature row: ``features @ weight + bias``."""
-    return (features.float() @ weight.float() + bias).numpy()
+    return np.asarray(features, dtype=np.float32) @ np.asarray(weight, dtype=np.float32) + bias
 
 
 @dataclass(frozen=True)
@@ -87,8 +91,8 @@ class Assessor:
     """The fitted rule. ``config`` is the checkpoint's ``assessment`` metadata."""
 
     config: dict
-    bank: torch.Tensor | None = None
-    lesion_weight: torch.Tensor | None = None
+    bank: np.ndarray | None = None  # (N, D) float32, L2-normalised rows
+    lesion_weight: np.ndarray | None = None  # (D,) float32
 
     @classmethod
     def from_checkpoint(cls, metadata: dict, state: dict) -> Assessor:
@@ -99,10 +103,10 @@ class Assessor:
         missing = [key for key in needed if key not in state]
         if missing:
             raise ValueError(f"the checkpoint's assessment rule needs the {', '.join(missing)} state entry")
-        lesion_weight = state[LESION_KEY].float() if LESION_KEY in state else None
-        return cls(config, state[BANK_KEY].float(), lesion_weight)
+        lesion_weight = state[LESION_KEY].float().numpy() if LESION_KEY in state else None
+        return cls(config, state[BANK_KEY].float().numpy(), lesion_weight)
 
-    def reasons(self, crops: list[np.ndarray], pooled: torch.Tensor) -> list[str]:
+    def reasons(self, crops: list[np.ndarray], pooled: np.ndarray) -> list[str]:
         """ "" for an assessable crop, else the first failing check's code (order of ``REASONS``).
         A rule without a given limit skips that check."""
         distances = (

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+import numpy as np
 
 WEIGHT_KEY = "differential.weight"
 BIAS_KEY = "differential.bias"
@@ -24,8 +24,8 @@ MPOX = "mpox"
 @dataclass(frozen=True)
 class Differential:
     classes: tuple[str, ...]
-    weight: torch.Tensor  # (K, D) on raw pooled features
-    bias: torch.Tensor  # (K,)
+    weight: np.ndarray  # (K, D) float32 on raw pooled features
+    bias: np.ndarray  # (K,) float32
 
     @classmethod
     def from_checkpoint(cls, metadata: dict, state: dict) -> Differential | None:
@@ -38,15 +38,15 @@ class Differential:
         classes = tuple(config["classes"])
         if MPOX not in classes or state[WEIGHT_KEY].shape[0] != len(classes):
             raise ValueError("the differential's classes must include mpox and match its weights")
-        return cls(classes, state[WEIGHT_KEY].float(), state[BIAS_KEY].float())
+        return cls(classes, state[WEIGHT_KEY].float().numpy(), state[BIAS_KEY].float().numpy())
 
-    def probabilities(self, pooled: torch.Tensor, mpox_probabilities) -> list[dict[str, float]]:
+    def probabilities(self, pooled: np.ndarray, mpox_probabilities) -> list[dict[str, float]]:
         """One ``{class: probability}`` per row of ``pooled``, with P(mpox) = the given calibrated
         flagging score of that row."""
-        softmax = torch.softmax(pooled.float() @ self.weight.T + self.bias, dim=1)
+        logits = np.asarray(pooled, dtype=np.float32) @ self.weight.T + self.bias
         m = self.classes.index(MPOX)
-        others = torch.cat([softmax[:, :m], softmax[:, m + 1 :]], dim=1)
-        others = others / others.sum(dim=1, keepdim=True).clamp(min=1e-12)
+        others = np.exp(np.delete(logits, m, axis=1) - logits.max(axis=1, keepdims=True))
+        others = others / np.maximum(others.sum(axis=1, keepdims=True), 1e-12)
         names = [c for c in self.classes if c != MPOX]
         result = []
         for p, row in zip(mpox_probabilities, others.tolist()):

@@ -17,9 +17,10 @@ from .assessment import Assessor
 from .boxes import Box, clamp_box
 from .checkpoint import build_network, read_checkpoint
 from .differential import Differential
-from .gradcam import fast_gradcam
-from .preprocess import crop_resize, to_batch
-from .roi import AUTO_ROI, RoiParams, activation_energy, box_from_cam, locating_map
+from .gradcam import scale_cam
+from .heads import Backbone, Head, cell_weights, energy, gradcam, pool
+from .preprocess import crop_resize, to_array
+from .roi import AUTO_ROI, RoiParams, box_from_cam, energy_maps, locating_map
 
 
 @dataclass
@@ -49,13 +50,41 @@ def _ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
+class TorchBackbone:
+    """The network's ``features`` as a :data:`ml.heads.Backbone` (``inference_mode``, channels_last)."""
+
+    def __init__(self, net: LesionNet):
+        self.features = net.features
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return self.features(torch.from_numpy(x)).numpy()
+
+
+def network_head(net: LesionNet) -> Head:
+    """The numpy :class:`ml.heads.Head` of ``net`` (its activation's cap and its one logit unit)."""
+    act = net.head.act
+    cap = float(act.max_val) if isinstance(act, torch.nn.Hardtanh) else float("inf")
+    fc = net.head.fc
+    return Head(fc.weight.detach()[0].float().numpy().copy(), float(fc.bias.detach()[0]), cap)
+
+
+def cells_of(box: Box, image_size: tuple[int, int], shape: tuple[int, int]) -> tuple[float, float, float, float]:
+    """A full-photo box in the cells of the whole photo's (h, w) activation map."""
+    sx, sy = shape[1] / image_size[0], shape[0] / image_size[1]
+    return box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy
+
+
 class LesionModel:
     """A loaded checkpoint ready for inference (CPU, eval mode, frozen parameters, channels_last).
 
-    ``auto_roi``: photos analysed without a box get an automatic lesion ROI (two passes: the whole
-    photo's activation energy gives the box, the second pass classifies and explains the crop).
-    ``assessor``: the checkpoint's assessability rule (None: every crop is assessable).
-    ``differential``: the checkpoint's differential head (None: no differential).
+    One backbone pass per photo: a photo with a given box is classified and explained from its
+    crop; a photo without one from the whole photo, where (with ``auto_roi``) the same pass's
+    activation also finds the lesion box, and the probability, differential, assessability
+    features and Grad-CAM come from that box's cells of the map (:mod:`ml.heads`).
+    ``backbone``: the network call (default: the network's torch ``features``); everything after
+    it is numpy. ``assessor``: the checkpoint's assessability rule (None: every crop is
+    assessable). ``differential``: the checkpoint's differential head (None: no differential).
     The probability is the checkpoint's calibration (``metadata["calibration"]``: Platt ``a``,
     ``b``) applied to the logit; the heatmap explains the logit (the same map, as ``a`` > 0).
     """
@@ -67,6 +96,8 @@ class LesionModel:
         auto_roi: bool = True,
         assessor: Assessor | None = None,
         differential: Differential | None = None,
+        backbone: Backbone | None = None,
+        roi_params: RoiParams = AUTO_ROI,
     ):
         self.net = net.eval().to(memory_format=torch.channels_last)
         for param in self.net.parameters():
@@ -75,6 +106,9 @@ class LesionModel:
         self.auto_roi = auto_roi
         self.assessor = assessor
         self.differential = differential
+        self.backbone = backbone or TorchBackbone(self.net)
+        self.head = network_head(self.net)
+        self.roi_params = roi_params
         calibration = metadata.get("calibration") or {}
         self._platt = (float(calibration.get("a", 1.0)), float(calibration.get("b", 0.0)))
 
@@ -83,42 +117,48 @@ class LesionModel:
     threshold = property(lambda self: float(self.metadata["threshold"]))
     input_size = property(lambda self: int(self.metadata["input_size"]))
 
-    def _batch(
-        self, images: Sequence[Image.Image], rois: Sequence[Box | None], size: int | None = None
-    ) -> torch.Tensor:
-        return self._crops_and_batch(images, rois, size)[1]
+    def _crops(self, images: Sequence[Image.Image], rois: Sequence[Box | None], size: int | None = None) -> list:
+        return [crop_resize(im, roi, size or self.input_size) for im, roi in zip(images, rois)]
 
-    def _crops_and_batch(
-        self, images: Sequence[Image.Image], rois: Sequence[Box | None], size: int | None = None
-    ) -> tuple[list[np.ndarray], torch.Tensor]:
-        crops = [crop_resize(im, roi, size or self.input_size) for im, roi in zip(images, rois)]
-        return ([np.asarray(c) for c in crops], to_batch(crops, self.metadata["mean"], self.metadata["std"]))
+    def _array(self, crops: Sequence[Image.Image]) -> np.ndarray:
+        return to_array(crops, self.metadata["mean"], self.metadata["std"])
 
-    def probability(self, logits: torch.Tensor) -> np.ndarray:
+    def probability(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated P(positive) from logits."""
         a, b = self._platt
-        return torch.sigmoid(a * logits + b).numpy()
+        return 1.0 / (1.0 + np.exp(-(a * np.asarray(logits, dtype=np.float64) + b)))
 
-    def _differentials(self, pooled: torch.Tensor, probabilities) -> list[dict[str, float]]:
+    def _differentials(self, pooled: np.ndarray, probabilities) -> list[dict[str, float]]:
         if self.differential is None:
             return [{} for _ in probabilities]
         return self.differential.probabilities(pooled, probabilities)
 
-    def _reasons(self, crops: list[np.ndarray], pooled: torch.Tensor) -> list[str]:
+    def _reasons(self, crops: list[np.ndarray], pooled: np.ndarray) -> list[str]:
         return self.assessor.reasons(crops, pooled) if self.assessor else [""] * len(crops)
 
-    def activation_maps(self, images: Sequence[Image.Image], size: int | None = None) -> np.ndarray:
-        """The whole photos' activation energy (B, size, size), 0..1; see :mod:`ml.roi`."""
-        return activation_energy(self.net, self._batch(images, [None] * len(images), size))
+    def locate(
+        self, activated: np.ndarray, rgb: np.ndarray, image_size: tuple[int, int], params: RoiParams
+    ) -> Box | None:
+        """The lesion box (full-photo pixels; None where the locating map is empty) from one
+        whole photo's activated map (C, h, w) and the photo at the map's input size (``rgb``)."""
+        located = locating_map(energy_maps(energy(activated[None]), (rgb.shape[1], rgb.shape[0]))[0], rgb, params)
+        return box_from_cam(located, image_size, params.threshold, min_side_fraction=params.min_side_fraction)
 
-    def auto_rois(self, images: Sequence[Image.Image], params: RoiParams = AUTO_ROI) -> list[Box | None]:
-        """Automatic ROI per photo (None where the locating map is empty); see :mod:`ml.roi`."""
-        maps = self.activation_maps(images, params.locate_size)
+    def energy_maps(self, images: Sequence[Image.Image], size: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The whole photos' activation energy at ``size`` x ``size`` (B, size, size), 0..1, and the
+        photos at that size (uint8 RGB): a separate locating pass (see :mod:`ml.roi`)."""
+        crops = [np.asarray(c) for c in self._crops(images, [None] * len(images), size)]
+        return energy_maps(energy(self.head.activate(self.backbone(self._array(crops)))), (size, size)), crops
+
+    def locating_pass_rois(self, images: Sequence[Image.Image], params: RoiParams) -> list[Box | None]:
+        """The automatic ROI of a separate whole-photo pass at ``params.locate_size`` (the
+        two-pass method before issue 26; research comparisons and the lesion-check renders)."""
+        maps, crops = self.energy_maps(images, params.locate_size)
         return [
             box_from_cam(
-                locating_map(m, im, params), im.size, params.threshold, min_side_fraction=params.min_side_fraction
+                locating_map(m, c, params), im.size, params.threshold, min_side_fraction=params.min_side_fraction
             )
-            for m, im in zip(maps, images)
+            for m, c, im in zip(maps, crops, images)
         ]
 
     def analyse_batch(
@@ -127,7 +167,7 @@ class LesionModel:
         rois: Sequence[Box | None] | None = None,
         heatmap_max_side: int | None = None,
     ) -> list[Analysis]:
-        """All photos of a case in one batch (two batches when some need an automatic ROI).
+        """All photos of a case in one batch: one backbone pass per photo.
 
         The model always crops from the full-resolution photo. ``heatmap_max_side`` caps the
         heatmap's longer side (same aspect as the photo): a phone's 12 MP heatmap and overlay cost
@@ -139,26 +179,34 @@ class LesionModel:
             raise ValueError("need one roi (or None) per image")
         boxes = [clamp_box(r, im.size) if r is not None else None for r, im in zip(rois, images)]
         sources = ["given" if r is not None else "none" for r in rois]
-        pending = [i for i, r in enumerate(rois) if r is None] if self.auto_roi else []
-        if pending:
-            for i, box in zip(pending, self.auto_rois([images[i] for i in pending])):
-                if box is not None:
-                    boxes[i], sources[i] = box, "auto"
-        roi_ms = _ms(start)
-
-        model_start = time.perf_counter()
-        crops, x = self._crops_and_batch(images, boxes)
-        logits, cams, pooled = fast_gradcam(self.net, x, with_pooled=True)
-        probabilities = self.probability(logits).tolist()
+        crops = [np.asarray(c) for c in self._crops(images, boxes)]
+        activation = self.backbone(self._array(crops))
+        activated = self.head.activate(activation)
+        shape = activation.shape[2:]
+        weights = np.ones((len(images), *shape), np.float32)
+        roi_start = time.perf_counter()
+        for i in [i for i, r in enumerate(rois) if r is None] if self.auto_roi else []:
+            box = self.locate(activated[i], crops[i], images[i].size, self.roi_params)
+            if box is not None:
+                boxes[i], sources[i] = box, "auto"
+                weights[i] = cell_weights(cells_of(box, images[i].size, shape), shape)
+                crops[i] = np.asarray(crop_resize(images[i], box, self.input_size))
+        roi_ms = _ms(roi_start)
+        pooled = pool(activated, weights)
+        probabilities = self.probability(self.head.logits(pooled)).tolist()
         reasons = self._reasons(crops, pooled)
         differentials = self._differentials(pooled, probabilities)
-        model_ms = _ms(model_start)
+        cams = gradcam(activation, self.head, weights)
+        model_ms = _ms(start)
 
         heatmap_start = time.perf_counter()
-        heatmaps = [map_to_image(cam, box, im.size, heatmap_max_side) for cam, box, im in zip(cams, boxes, images)]
+        heatmaps = [
+            map_to_image(self._box_cam(cam, box if source == "auto" else None, im.size), box, im.size, heatmap_max_side)
+            for cam, box, source, im in zip(cams, boxes, sources, images)
+        ]
         timings = {
             "roi": roi_ms,
-            "model": model_ms,
+            "model": model_ms - roi_ms,
             "heatmap": _ms(heatmap_start),
             "total": _ms(start),
             "batch_size": float(len(images)),
@@ -168,18 +216,36 @@ class LesionModel:
             for p, h, b, s, reason, d in zip(probabilities, heatmaps, boxes, sources, reasons, differentials)
         ]
 
+    def _box_cam(self, cam: np.ndarray, box: Box | None, image_size: tuple[int, int]) -> np.ndarray:
+        """The pass's Grad-CAM at the input size, 0..1; with ``box`` (a box found in the whole
+        photo's map) the part inside the box, scaled again."""
+        size = self.input_size
+        full = scale_cam(cam, (size, size))
+        if box is None:
+            return scale_cam(full)
+        x0, y0, x1, y1 = (round(v) for v in cells_of(box, image_size, (size, size)))
+        return scale_cam(full[y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)])
+
+    def explain(self, x: np.ndarray, target: str = "positive") -> tuple[np.ndarray, np.ndarray]:
+        """(logits (B,), Grad-CAMs (B, S, S) 0..1) of a normalised batch (:func:`ml.preprocess.to_array`)
+        in one pass. ``target="positive"`` explains the positive-class logit; ``"predicted"`` the
+        predicted class (the logit times its sign), which also localises lesions called negative."""
+        activation = self.backbone(x)
+        logits = self.head.logits(pool(self.head.activate(activation)))
+        size = (x.shape[3], x.shape[2])
+        return logits, np.stack([scale_cam(scale_cam(c, size)) for c in gradcam(activation, self.head, target=target)])
+
     def analyse(self, image: Image.Image, roi: Box | None = None, heatmap_max_side: int | None = None) -> Analysis:
         return self.analyse_batch([image], [roi], heatmap_max_side)[0]
 
     def predict(self, images: Sequence[Image.Image], rois: Sequence[Box | None]) -> list[Score]:
-        """Probability and assessability without the heatmap (one plain forward; for evaluation).
-        ``rois`` entries may be None (whole photo; no automatic ROI here)."""
-        crops, x = self._crops_and_batch([im.convert("RGB") for im in images], rois)
-        with torch.inference_mode():
-            pooled = self.net.pooled(self.net.features(x))
-            logits = self.net.head.fc(pooled)[:, 0]
+        """Probability and assessability of each crop without the heatmap (one pass; for
+        evaluation). ``rois`` entries may be None (whole photo; no automatic ROI here)."""
+        crops = [np.asarray(c) for c in self._crops([im.convert("RGB") for im in images], rois)]
+        pooled = pool(self.head.activate(self.backbone(self._array(crops))))
         reasons = self._reasons(crops, pooled)
-        return [Score(float(p), not reason, reason) for p, reason in zip(self.probability(logits), reasons)]
+        probabilities = self.probability(self.head.logits(pooled))
+        return [Score(float(p), not reason, reason) for p, reason in zip(probabilities, reasons)]
 
     def predict_proba(self, images: Sequence[Image.Image], rois: Sequence[Box | None]) -> np.ndarray:
         """Probabilities only (as :meth:`predict`); ``rois`` entries may be None."""

@@ -37,9 +37,14 @@ def crop_resize(image: Image.Image, roi: Box | None, size: int) -> Image.Image:
     return image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
 
 
+def to_array(images: Sequence[Image.Image], mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """Equal-size RGB images -> normalised float32 array (B, 3, H, W) with NHWC memory (the
+    strides of torch's channels_last); the input of an :data:`ml.heads.Backbone`."""
+    array = np.stack([np.asarray(im, dtype=np.uint8) for im in images]).astype(np.float32) / 255.0
+    array = (array - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return array.transpose(0, 3, 1, 2)
+
+
 def to_batch(images: Sequence[Image.Image], mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """Equal-size RGB images -> normalised float tensor (B, 3, H, W) in channels_last layout."""
-    array = np.stack([np.asarray(im, dtype=np.uint8) for im in images])
-    x = torch.from_numpy(array).permute(0, 3, 1, 2).float().div_(255.0)
-    x = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
-    return x.contiguous(memory_format=torch.channels_last)
+    """:func:`to_array` as a torch tensor in channels_last layout."""
+    return torch.from_numpy(to_array(images, mean, std))

@@ -16,10 +16,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import torch
-from PIL import Image
 
-from .architectures import LesionNet
 from .boxes import Box, grow, square_box
 from .gradcam import scale_cam
 
@@ -44,10 +41,15 @@ class RoiParams:
     border: float = 0.0  # share of the side over which the border fades the map out
 
 
-# The method of issue 4: activation energy alone.
+# The method of issue 4: activation energy alone (a separate 224 px locating pass).
 ENERGY_ONLY = RoiParams()
-# The shipped method, chosen on the tuning set of hard scenes (MODEL_CARD.md, "ROI").
-AUTO_ROI = RoiParams(locate_size=416, threshold=0.5, skin=1.0, contrast=0.0, border=0.3)
+# The method of issue 17, chosen on the tuning set of hard scenes: a separate 416 px locating pass
+# (the crop then takes a second pass). Kept for comparison and for the lesion-check renders of
+# ``ml.research.study``.
+LOCATING_PASS_416 = RoiParams(locate_size=416, threshold=0.5, skin=1.0, contrast=0.0, border=0.3)
+# The shipped method (issue 26): the same weighing on the classifying pass itself (the whole
+# photo at the model's input size, ``locate_size``); see MODEL_CARD.md, "ROI".
+AUTO_ROI = RoiParams(locate_size=224, threshold=0.5, skin=1.0, contrast=0.0, border=0.3)
 
 
 def near_skin(rgb: np.ndarray) -> np.ndarray:
@@ -89,10 +91,10 @@ class Cues:
     contrast: np.ndarray | None
 
 
-def image_cues(image: Image.Image, shape: tuple[int, int], params: RoiParams) -> Cues:
+def image_cues(rgb: np.ndarray, params: RoiParams) -> Cues:
+    """The cues of the photo ``rgb`` (uint8 (H, W, 3), at the locating map's size)."""
     if not (params.skin or params.contrast):
         return Cues(None, None)
-    rgb = np.asarray(image.convert("RGB").resize(shape[::-1], Image.Resampling.BILINEAR))
     return Cues(near_skin(rgb) if params.skin else None, skin_contrast(rgb) if params.contrast else None)
 
 
@@ -108,10 +110,10 @@ def weigh(energy: np.ndarray, cues: Cues, params: RoiParams) -> np.ndarray:
     return result
 
 
-def locating_map(energy: np.ndarray, image: Image.Image, params: RoiParams) -> np.ndarray:
-    """The activation ``energy`` (0..1, square, spanning ``image``) weighed by the cues that
-    ``params`` switches on; same shape as ``energy``."""
-    return weigh(energy, image_cues(image, energy.shape, params), params)
+def locating_map(energy: np.ndarray, rgb: np.ndarray, params: RoiParams) -> np.ndarray:
+    """The activation ``energy`` (0..1, spanning the photo) weighed by the cues that ``params``
+    switches on; ``rgb``: the photo at the energy's size."""
+    return weigh(energy, image_cues(rgb, params), params)
 
 
 def box_from_cam(
@@ -144,9 +146,7 @@ def box_from_cam(
     return square_box(x0, y0, x1, y1, image_size)
 
 
-def activation_energy(net: LesionNet, x: torch.Tensor) -> np.ndarray:
-    """(B, H, W) maps, 0..1 at the input resolution: channel sum of the activated target layer."""
-    with torch.inference_mode():
-        energy = net.head.act(net.features(x)).sum(dim=1).numpy()
-    size = (x.shape[-1], x.shape[-2])
+def energy_maps(energy: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(B, H, W) locating maps, 0..1 at ``size`` = (W, H), from the (B, h, w) activation energy
+    (:func:`ml.heads.energy`)."""
     return np.stack([scale_cam(scale_cam(e, size)) for e in energy])

@@ -581,8 +581,7 @@ def cam_mass(model, photos: list[Photo], images, seed: int, n_boot: int = N_BOOT
     """Share of the Grad-CAM mass of a checkpoint (``ml.LesionModel``, whole photo) on the border
     frame of each photo as it is, and on a caption band added to it; a map that ignored borders and
     captions would put about their area's share there (36 % and 14 %)."""
-    from ..gradcam import fast_gradcam
-    from ..preprocess import to_batch
+    from ..preprocess import to_array
     from .sources import _caption_band, as_is
 
     rng = np.random.default_rng(seed)
@@ -594,8 +593,7 @@ def cam_mass(model, photos: list[Photo], images, seed: int, n_boot: int = N_BOOT
     for image in images:
         plain = as_is(image, size)
         captioned = _caption_band(plain, rng)
-        x = to_batch([plain, captioned], model.metadata["mean"], model.metadata["std"])
-        _, cams = fast_gradcam(model.net, x)
+        _, cams = model.explain(to_array([plain, captioned], model.metadata["mean"], model.metadata["std"]))
         total = cams.sum(axis=(1, 2)) + 1e-9
         border_share.append(float(cams[0][frame].sum() / total[0]))
         caption_share.append(float(cams[1][size - band :].sum() / total[1]))

@@ -56,9 +56,10 @@ from ..assessment import (
 )
 from ..boxes import box_from_tap
 from ..checkpoint import make_metadata, save_checkpoint
+from ..heads import energy
 from ..metrics import binary_metrics, roc_auc, threshold_for_sensitivity, wilson_ci
 from ..preprocess import crop_resize, load_image, to_batch
-from ..roi import AUTO_ROI, activation_energy, box_from_cam
+from ..roi import LOCATING_PASS_416, box_from_cam, energy_maps
 from .data import discover, grouped_folds
 from .negatives import RENDERERS, render
 from .training import TrainConfig, augmentation, build_initial_network, cross_validate
@@ -128,8 +129,10 @@ def scene_copy(image: Image.Image, rng: np.random.Generator, net: LesionNet) -> 
     scene, _ = make_scene(image, rng)
     scene = _jpeg(scene, rng.integers(70, 91))
     spec = get_arch(ARCH)
-    energy = activation_energy(net, to_batch([crop_resize(scene, None, SIZE)], spec.mean, spec.std))[0]
-    return crop_resize(scene, box_from_cam(energy, scene.size), SIZE)
+    with torch.inference_mode():
+        activated = net.head.act(net.features(to_batch([crop_resize(scene, None, SIZE)], spec.mean, spec.std)))
+    located = energy_maps(energy(activated.numpy()), (SIZE, SIZE))[0]
+    return crop_resize(scene, box_from_cam(located, scene.size), SIZE)
 
 
 def heavy_blur_copy(image: Image.Image) -> Image.Image:
@@ -223,7 +226,9 @@ def rendered_negative_features(net: LesionNet, cache_dir: Path, log) -> tuple[to
     from ..inference import LesionModel
 
     key = hashlib.sha256(
-        json.dumps([LESION_CHECK_SEED, LESION_CHECK_PER_CATEGORY, TAP_CROPS_PER_RENDER, str(AUTO_ROI)]).encode()
+        json.dumps(
+            [LESION_CHECK_SEED, LESION_CHECK_PER_CATEGORY, TAP_CROPS_PER_RENDER, str(LOCATING_PASS_416)]
+        ).encode()
     ).hexdigest()[:16]
     path = cache_dir / f"lesion-negatives-{key}.pt"
     if path.is_file():
@@ -237,7 +242,7 @@ def rendered_negative_features(net: LesionNet, cache_dir: Path, log) -> tuple[to
     for category in RENDERERS:
         for i in range(LESION_CHECK_PER_CATEGORY):
             photo = render(category, rng, i)
-            boxes = locator.auto_rois([photo])
+            boxes = locator.locating_pass_rois([photo], LOCATING_PASS_416)
             for _ in range(TAP_CROPS_PER_RENDER):
                 tap = (int(rng.uniform(0.1, 0.9) * photo.width), int(rng.uniform(0.1, 0.9) * photo.height))
                 boxes.append(box_from_tap(*tap, photo.size, rng.uniform(0.2, 0.5)))

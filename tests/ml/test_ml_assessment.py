@@ -154,7 +154,7 @@ def test_predict_matches_analyse_and_applies_calibration(assessing_checkpoint):
     for score, analysis in zip(scores, analyses):
         assert score.probability == pytest.approx(analysis.probability, abs=1e-5)
         assert (score.assessable, score.reason) == (analysis.assessable, analysis.reason)
-    x = model._batch(photos[:1], [None])
+    x = torch.from_numpy(model._array(model._crops(photos[:1], [None])))
     with torch.inference_mode():
         logit = float(model.net(x)[0, 0])
     assert scores[0].probability == pytest.approx(1 / (1 + np.exp(-(2.0 * logit - 0.5))), abs=1e-5)

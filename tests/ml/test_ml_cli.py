@@ -320,7 +320,7 @@ def test_roi_study_tunes_on_one_seed_and_reports_on_another(tmp_path, class_fold
     assert (out / "tune-seed5" / "dataset.csv").is_file() and (out / "eval-seed6" / "dataset.csv").is_file()
     assert (out / "tune-seed5" / "dataset.csv").read_text() != (out / "eval-seed6" / "dataset.csv").read_text()
     evaluation = report["evaluation"]
-    assert set(evaluation) == {"none", "auto_energy_only", "auto", "tap", "true_box", "auto_change"}
+    assert set(evaluation) == {*ml.research.roi_study.MODES, "auto_change"}
     assert evaluation["true_box"]["mean_iou"] == 1.0 and report["n_eval"] == 6
     for mode in ("none", "auto", "tap"):
         low, high = evaluation[mode]["mean_iou_ci95"]

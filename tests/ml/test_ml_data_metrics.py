@@ -197,8 +197,6 @@ def test_hard_scenes_are_reproducible_and_keep_the_true_box(tmp_path, class_fold
 def test_auto_roi_weighing_prefers_a_lesion_on_skin_to_a_glove_and_the_border():
     """The activation energy peaks on a blue glove (as salient objects do); skin colour, contrast
     with the surrounding skin and distance from the border move the box to the lesion."""
-    from PIL import Image
-
     from ml.roi import AUTO_ROI, ENERGY_ONLY, border_window, locating_map, near_skin
 
     rgb = np.zeros((224, 224, 3), dtype=np.uint8)
@@ -207,7 +205,6 @@ def test_auto_roi_weighing_prefers_a_lesion_on_skin_to_a_glove_and_the_border():
     yy, xx = np.mgrid[0:224, 0:224]
     lesion = (yy - 120) ** 2 + (xx - 150) ** 2 < 10**2
     rgb[lesion] = (180, 60, 60)  # a red lesion on the skin (narrower than the closing)
-    image = Image.fromarray(rgb)
     skin = near_skin(rgb)
     assert skin[120, 150] > 0.9 and skin[100, 10] < 0.1  # the lesion counts as skin, the glove does not
     window = border_window((224, 224), 0.1)
@@ -216,7 +213,7 @@ def test_auto_roi_weighing_prefers_a_lesion_on_skin_to_a_glove_and_the_border():
     energy = np.zeros((224, 224), dtype=np.float32)
     energy[80:140, 5:45] = 1.0  # strongest on the glove
     energy[105:135, 135:165] = 0.6  # weaker on the lesion
-    before = box_from_cam(locating_map(energy, image, ENERGY_ONLY), (224, 224))
-    after = box_from_cam(locating_map(energy, image, AUTO_ROI), (224, 224), AUTO_ROI.threshold)
+    before = box_from_cam(locating_map(energy, rgb, ENERGY_ONLY), (224, 224))
+    after = box_from_cam(locating_map(energy, rgb, AUTO_ROI), (224, 224), AUTO_ROI.threshold)
     assert before[0] < 45 and iou(before, (135, 105, 165, 135)) == 0
     assert after[0] <= 135 and after[2] >= 165 and after[1] <= 105 and after[3] >= 135
