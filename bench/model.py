@@ -84,13 +84,13 @@ def measure(
     naive_net = load_naive_net(checkpoint)
     naive_layer = ml.ARCHITECTURES[model.arch].target_module(naive_net)
     # The same network and calibration without the assessability rule: what the check costs.
-    unjudged = ml.LesionModel(model.net, model.metadata, auto_roi=model.auto_roi, assessor=None)
+    unjudged = ml.LesionModel(model.metadata, model.backbone, model.head, auto_roi=model.auto_roi)
     per_image = {}
     for batch in BATCHES:
         x = model_input(model, photos, boxes, batch)
         x_array = np.ascontiguousarray(x.numpy())
         runs = {
-            "forward": lambda: plain_forward(model.net, x),
+            "forward": lambda: plain_forward(model.backbone.net, x),
             "onnx_forward": lambda: onnx_model.backbone(x_array),
             "onnx_analyse_auto_roi": lambda: onnx_model.analyse_batch(photos[:batch], [None] * batch),
             "forward_contiguous": lambda: plain_forward(naive_net, x.contiguous()),
@@ -170,7 +170,7 @@ def _add_model_figures(report, ms: dict) -> None:
 def floor(model: ml.LesionModel, forward_ms_b8: float, quick: bool, report) -> None:
     """The physical floor: measured sgemm throughput and the model's FLOPs."""
     gflops = sgemm_gflops(1024 if quick else 2048, reps=3 if quick else 10)
-    flops = model_flops(model.net, model.input_size)
+    flops = model_flops(model.backbone.net, model.input_size)
     floor_ms = flops / (gflops * 1e9) * 1000
     report.add("sgemm_gflops", "sgemm throughput (torch.mm)", gflops, "GFLOP/s")
     report.add("model_gflop", f"model FLOPs per image at {model.input_size}px", flops / 1e9, "GFLOP")

@@ -1,7 +1,7 @@
 """Fresh-process probe: import the runtime, load the checkpoint, analyse one photo, then more; prints JSON.
 
 Run as ``python -m bench.probe CHECKPOINT THREADS [--runtime onnx] [--photos 20] [--export-dir DIR]``
-so the figures are those of a new worker process: runtime ``torch`` (``ml.inference``, the default)
+so the figures are those of a new worker process: runtime ``torch`` (``ml.torch_runtime``, the default)
 or ``onnx`` (``ml.ort`` on the checkpoint's export, beside it or in DIR); the memory is read after
 ``--photos`` photos were analysed (and all but the first overlaid) as the worker does.
 """
@@ -12,7 +12,7 @@ import sys
 import time
 from importlib import import_module
 
-MODULES = {"torch": "ml.inference", "onnx": "ml.ort"}
+MODULES = {"torch": "ml.torch_runtime", "onnx": "ml.ort"}
 HEATMAP_MAX_SIDE = 1280  # triage.analysis.HEATMAP_MAX_SIDE (no Django here)
 
 

@@ -72,7 +72,7 @@ def probe(checkpoint, threads: int, report, export_dir=None) -> dict[str, dict]:
         command += ["--photos", str(PROBE_PHOTOS)] + (["--export-dir", str(export_dir)] if export_dir else [])
         result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
         figures[runtime] = found = json.loads(result.stdout.strip().splitlines()[-1])
-        name = "ml.inference (torch)" if runtime == "torch" else "ml.ort (ONNX Runtime)"
+        name = "ml.torch_runtime (torch)" if runtime == "torch" else "ml.ort (ONNX Runtime)"
         report.add(f"{prefix}import_ml_ms", f"fresh process: import {name}", found["import_ms"], "ms")
         report.add(f"{prefix}model_load_ms", f"  model load time ({runtime}, fresh process)", found["load_ms"], "ms")
         report.add(f"{prefix}first_analyse_ms", f"  first analyse ({runtime}, cold)", found["first_analyse_ms"], "ms")

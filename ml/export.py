@@ -13,10 +13,10 @@ import torch
 
 from .checkpoint import EXTRA_STATE_PREFIXES, build_network, read_checkpoint
 from .errors import CheckpointError
-from .sidecar import FORMAT_TAG, HEADER_KEY, read_sidecar, sha256, sidecar_paths
+from .sidecar import FORMAT_TAG, HEAD_BIAS, HEAD_CAP, HEAD_WEIGHT, HEADER_KEY, read_sidecar, sha256, sidecar_paths
+from .torch_runtime import network_head
 
 OPSET = 18
-HEAD_PREFIX = "head."
 
 
 def export_onnx(checkpoint: str | Path, directory: str | Path | None = None) -> tuple[Path, Path]:
@@ -44,9 +44,9 @@ def export_onnx(checkpoint: str | Path, directory: str | Path | None = None) -> 
             dynamo=False,
         )
     _write(onnx_path, graph.getvalue())
-    arrays = {
-        key: value.numpy() for key, value in state.items() if key.startswith((HEAD_PREFIX, *EXTRA_STATE_PREFIXES))
-    }
+    arrays = {key: value.numpy() for key, value in state.items() if key.startswith(EXTRA_STATE_PREFIXES)}
+    arrays.update({HEAD_WEIGHT: state[HEAD_WEIGHT].numpy(), HEAD_BIAS: state[HEAD_BIAS].numpy()})
+    arrays[HEAD_CAP] = np.float32(network_head(net).cap)
     header = {
         "format": FORMAT_TAG,
         "checkpoint_sha256": sha256(checkpoint),

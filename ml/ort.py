@@ -13,7 +13,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 
-from .sidecar import read_sidecar
+from .assessment import Assessor
+from .differential import Differential
+from .heads import Head
+from .inference import LesionModel
+from .sidecar import HEAD_BIAS, HEAD_CAP, HEAD_WEIGHT, read_sidecar
 
 _threads = 1
 
@@ -41,7 +45,18 @@ class OrtBackbone:
         return self.session.run(None, {"input": np.ascontiguousarray(x, dtype=np.float32)})[0]
 
 
-def backbone_of(checkpoint: str | Path, directory: str | Path | None = None) -> OrtBackbone:
-    """The exported backbone of ``checkpoint`` (refused when its export is missing or stale)."""
-    onnx_path, _, _ = read_sidecar(checkpoint, directory)
-    return OrtBackbone(onnx_path)
+def load(
+    checkpoint_path: str | Path, auto_roi: bool = True, warmup: bool = True, directory: str | Path | None = None
+) -> LesionModel:
+    """The checkpoint as :func:`ml.load` gives it, run from its export (beside it, or in
+    ``directory``). Raises :class:`ml.CheckpointError` when the export is missing or stale."""
+    onnx_path, metadata, arrays = read_sidecar(checkpoint_path, directory)
+    model = LesionModel(
+        metadata,
+        OrtBackbone(onnx_path),
+        Head(arrays[HEAD_WEIGHT][0], float(arrays[HEAD_BIAS][0]), float(arrays[HEAD_CAP])),
+        auto_roi=auto_roi,
+        assessor=Assessor.from_checkpoint(metadata, arrays),
+        differential=Differential.from_checkpoint(metadata, arrays),
+    )
+    return model.warm_up() if warmup else model

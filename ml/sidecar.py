@@ -7,8 +7,9 @@ Two files, by default beside the checkpoint ``STEM.pt``:
   height and width: the automatic ROI's locating pass runs at its own size) -> the activation at
   the Grad-CAM target layer, before the head's activation.
 - ``STEM.heads.npz``: everything after the backbone as arrays under their state-dict keys (the
-  linear head, the differential head, the assessor's bank and lesion unit) and a JSON header: the
-  checkpoint's metadata and the SHA-256 of the checkpoint and of the ``.onnx`` file.
+  linear head, the differential head, the assessor's bank and lesion unit), the head activation's
+  cap (``head.cap``: 6 for ReLU6, inf for ReLU) and a JSON header: the checkpoint's metadata and
+  the SHA-256 of the checkpoint and of the ``.onnx`` file.
 
 A sidecar whose recorded hashes are not those of the files beside it (a checkpoint replaced in
 place, a half-copied export) is refused.
@@ -28,6 +29,7 @@ FORMAT_TAG = "mpox-lesion-onnx/1"
 ONNX_SUFFIX = ".onnx"
 HEADS_SUFFIX = ".heads.npz"
 HEADER_KEY = "header"
+HEAD_WEIGHT, HEAD_BIAS, HEAD_CAP = "head.fc.weight", "head.fc.bias", "head.cap"
 
 
 def sha256(path: str | Path) -> str:

@@ -4,7 +4,7 @@ per-process cache of loaded models.
 Imports `ml` (and so torch) lazily: the web process registers and activates versions from
 checkpoint metadata, but only a worker process ever keeps a model in memory. The worker's runtime
 is settings.ML_RUNTIME: `ml.ort` (ONNX Runtime on the export registration makes; no torch) or
-`ml.inference` (PyTorch).
+`ml.torch_runtime` (PyTorch).
 """
 
 import logging
@@ -54,7 +54,7 @@ def register_checkpoints(directory=None) -> list[ModelVersion]:
 def runtime():
     """The module that loads and runs models in this process (settings.ML_RUNTIME); both have
     `load(path)` and `configure_threads(n)`."""
-    return import_module("ml.ort" if settings.ML_RUNTIME == "onnx" else "ml.inference")
+    return import_module("ml.ort" if settings.ML_RUNTIME == "onnx" else "ml.torch_runtime")
 
 
 def register_checkpoint(path) -> tuple[ModelVersion, bool]:

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..architectures import InitError
 from ..checkpoint import CheckpointError
-from ..inference import configure_threads
+from ..torch_runtime import configure_threads
 
 
 def log(message: str) -> None:
@@ -258,14 +258,14 @@ def _finite_or_null(value):
 
 
 def _load(args, **options):
-    """``--model`` on the runtime of ``--runtime``: torch (``ml.inference``) or ONNX Runtime
+    """``--model`` on the runtime of ``--runtime``: torch (``ml.torch_runtime``) or ONNX Runtime
     (``ml.ort``, on the checkpoint's export beside it: ``python -m ml export-onnx``)."""
     if args.runtime == "onnx":
         from .. import ort
 
         ort.configure_threads(args.threads)
         return ort.load(args.model, **options)
-    from ..inference import load
+    from ..torch_runtime import load
 
     return load(args.model, **options)
 
@@ -355,7 +355,7 @@ def cmd_scenes(args) -> None:
 
 
 def cmd_roi_study(args) -> None:
-    from ..inference import load
+    from ..torch_runtime import load
     from .roi_study import run_study
 
     run_study(load(args.model), args.data, args.out, args.tune_seed, args.eval_seed, log)
@@ -403,7 +403,7 @@ def cmd_sources(args) -> None:
 
 
 def cmd_sources_cam(args) -> None:
-    from ..inference import load
+    from ..torch_runtime import load
     from .source_study import cam_mass
     from .sources import read_sources
 
@@ -432,7 +432,7 @@ def cmd_negatives(args) -> None:
     if not args.score_only:
         build_negatives(args.out, seed=args.seed, per_category=args.per_category, log=log)
     if args.model:
-        from ..inference import load
+        from ..torch_runtime import load
 
         report = score_negatives(load(args.model), args.out)
         json_path = args.json or args.out / "scores.json"

@@ -13,7 +13,7 @@ import ml
 import ml.ort
 from ml.checkpoint import build_network, read_checkpoint
 from ml.export import export_onnx
-from ml.ort import OrtBackbone, backbone_of
+from ml.ort import OrtBackbone
 from ml.sidecar import read_sidecar, sidecar_paths
 
 
@@ -42,7 +42,7 @@ def exported_arch(request, exported, tmp_path_factory):
 
 def test_activation_equals_torch_at_any_batch_and_size(exported_arch):
     net = build_network(*read_checkpoint(exported_arch))
-    backbone = backbone_of(exported_arch)
+    backbone = ml.ort.load(exported_arch, warmup=False).backbone
     rng = np.random.default_rng(0)
     for batch, size in ((1, 64), (3, 64), (2, 96)):
         x = rng.standard_normal((batch, 3, size, size), dtype=np.float32)
