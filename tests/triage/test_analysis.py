@@ -95,7 +95,7 @@ def test_with_the_onnx_runtime_registration_exports_and_the_worker_runs_the_expo
     monkeypatch.setattr(versions, "_models_by_version", {})
     checkpoint = ml.testing.make_random_checkpoint(tmp_path / "tiny.pt", arch="efficientnet_lite0", version="lite-1")
     (model_version,) = versions.register_checkpoints()
-    assert {path.name for path in tmp_path.iterdir()} == {"tiny.pt", "tiny.onnx", "tiny.heads.npz"}
+    assert {path.name for path in tmp_path.glob("tiny.*")} == {"tiny.pt", "tiny.onnx", "tiny.heads.npz"}
     photo = accept_photo(
         case=appointment.case,
         uploaded_by=patient,
