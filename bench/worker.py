@@ -69,7 +69,9 @@ def probe(checkpoint, threads: int, report, export_dir=None) -> dict[str, dict]:
     figures = {}
     for runtime, prefix in RUNTIMES.items():
         command = [sys.executable, "-m", "bench.probe", str(checkpoint), str(threads), "--runtime", runtime]
-        command += ["--photos", str(PROBE_PHOTOS)] + (["--export-dir", str(export_dir)] if export_dir else [])
+        command += ["--photos", str(PROBE_PHOTOS)]
+        if runtime == "onnx" and export_dir:
+            command += ["--export-dir", str(export_dir)]
         result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
         figures[runtime] = found = json.loads(result.stdout.strip().splitlines()[-1])
         name = "ml.torch_runtime (torch)" if runtime == "torch" else "ml.ort (ONNX Runtime)"
