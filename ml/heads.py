@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 Backbone = Callable[[np.ndarray], np.ndarray]
-Box = tuple[float, float, float, float]  # (x0, y0, x1, y1) in activation cells, x1/y1 exclusive
+Cells = tuple[float, float, float, float]  # a box (x0, y0, x1, y1) in activation cells, x1/y1 exclusive
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Head:
         return pooled @ self.weight + self.bias
 
 
-def cell_weights(box: Box, shape: tuple[int, int]) -> np.ndarray:
+def cell_weights(box: Cells, shape: tuple[int, int]) -> np.ndarray:
     """(h, w) share of each activation cell inside ``box`` (area overlap, 0..1): the weights of the
     box's area-weighted mean (an exact RoI pooling of a piecewise-constant map)."""
     height, width = shape

@@ -16,7 +16,7 @@ from .assessment import Assessor
 from .boxes import Box, clamp_box
 from .differential import Differential
 from .gradcam import scale_cam
-from .heads import Backbone, Head, cell_weights, energy, gradcam, pool
+from .heads import Backbone, Cells, Head, cell_weights, energy, gradcam, pool
 from .preprocess import crop_resize, to_array
 from .roi import AUTO_ROI, RoiParams, box_from_cam, energy_maps, locating_map
 
@@ -48,7 +48,7 @@ def _ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
-def cells_of(box: Box, image_size: tuple[int, int], shape: tuple[int, int]) -> tuple[float, float, float, float]:
+def cells_of(box: Box, image_size: tuple[int, int], shape: tuple[int, int]) -> Cells:
     """A full-photo box in the cells of the whole photo's (h, w) activation map."""
     sx, sy = shape[1] / image_size[0], shape[0] / image_size[1]
     return box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy

@@ -1,4 +1,4 @@
-"""Command line: ``python -m ml {train,cv,evaluate,export-onnx,scenes,roi-study,study,sources,negatives} ...`` (see ``--help`` of each)."""
+"""Command line: ``python -m ml {train,cv,evaluate,export-onnx,scenes,roi-study,roi-real,study,sources,negatives} ...`` (see ``--help`` of each)."""
 
 from __future__ import annotations
 
@@ -361,6 +361,13 @@ def cmd_roi_study(args) -> None:
     run_study(load(args.model), args.data, args.out, args.tune_seed, args.eval_seed, log)
 
 
+def cmd_roi_real(args) -> None:
+    from ..torch_runtime import load
+    from .roi_study import run_real_photos
+
+    run_real_photos(load(args.model), args.data_root, args.per_source, args.seed, args.json, log)
+
+
 def cmd_study(args) -> None:
     from .study import run_study
 
@@ -539,6 +546,18 @@ def main(argv=None) -> None:
     study.add_argument("--eval-seed", type=int, default=2)
     study.add_argument("--threads", type=int, default=2)
     study.set_defaults(func=cmd_roi_study)
+
+    real = sub.add_parser(
+        "roi-real",
+        help="whole photo / 416 px two-pass / one-pass automatic ROI on the real photos a checkpoint never saw",
+    )
+    real.add_argument("--model", required=True, type=Path)
+    real.add_argument("--data-root", required=True, type=Path, help="the sources' root (as for `sources`)")
+    real.add_argument("--per-source", type=int, default=150, help="the checkpoint's training draw per source")
+    real.add_argument("--seed", type=int, default=0, help="the checkpoint's training draw seed")
+    real.add_argument("--json", required=True, type=Path)
+    real.add_argument("--threads", type=int, default=2)
+    real.set_defaults(func=cmd_roi_real)
 
     from .study import METHODS
 

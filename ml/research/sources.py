@@ -106,14 +106,11 @@ def near_duplicate_groups(hashes: list[tuple[int, int]], max_distance: int = PHA
     return [root(i) for i in range(len(hashes))]
 
 
-def read_sources(
-    root: Path, log=print, per_source: int | None = None, seed: int = 0
-) -> tuple[list[Photo], list[Image.Image]]:
-    """The readable photos of every source under ``root`` (missing sources are skipped, with a
-    line in the log) with their group; near-duplicate groups span all phash sources together.
-    ``per_source``: at most this many files per source, drawn at random (``seed``), for a CPU budget."""
-    photos, images, hashed = [], [], []
+def source_paths(root: Path, log=print, per_source: int | None = None, seed: int = 0) -> dict[Source, list[Path]]:
+    """The image files of every source under ``root`` (``per_source``: at most this many, drawn at
+    random with ``seed``; the draw that chose a checkpoint's training photos)."""
     rng = np.random.default_rng(seed)
+    found = {}
     for source in SOURCES:
         folder = root / source.folder
         if not folder.is_dir():
@@ -122,6 +119,18 @@ def read_sources(
         paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if per_source and len(paths) > per_source:
             paths = sorted(rng.choice(paths, per_source, replace=False).tolist())
+        found[source] = paths
+    return found
+
+
+def read_sources(
+    root: Path, log=print, per_source: int | None = None, seed: int = 0
+) -> tuple[list[Photo], list[Image.Image]]:
+    """The readable photos of every source under ``root`` (missing sources are skipped, with a
+    line in the log) with their group; near-duplicate groups span all phash sources together.
+    ``per_source``: at most this many files per source, drawn at random (``seed``), for a CPU budget."""
+    photos, images, hashed = [], [], []
+    for source, paths in source_paths(root, log, per_source, seed).items():
         for path in paths:
             try:
                 image = load_image(path)

@@ -327,3 +327,21 @@ def test_roi_study_tunes_on_one_seed_and_reports_on_another(tmp_path, class_fold
         assert 0 <= low <= evaluation[mode]["mean_iou"] <= high <= 1
     assert set(report["tuning"]["tap_fraction_mean_iou"]) == {str(f) for f in ml.research.roi_study.TAP_FRACTIONS}
     assert "| simulated patient tap |" in (out / "roi_study.md").read_text()
+
+
+def test_roi_real_scores_only_the_photos_outside_the_training_draw(tmp_path, photo):
+    root = tmp_path / "sources"
+    for folder, n in (("msld_v1/mpox", 2), ("healthy_abdomen", 3), ("genital_lesions/syphilis", 4)):
+        (root / folder).mkdir(parents=True)
+        for i in range(n):
+            photo(60, 40, seed=10 * n + i).save(root / folder / f"P{i}_00.jpg")
+    checkpoint = ml.testing.make_random_checkpoint(tmp_path / "m.pt", input_size=32)
+    out = tmp_path / "real.json"
+    main(["roi-real", "--model", str(checkpoint), "--data-root", str(root), "--per-source", "2", "--json", str(out)])
+    report = json.loads(out.read_text())
+    assert report["n_unseen"] == 1 + 2 and report["n_mpox_seen"] == 2  # 3 - 2 abdomens, 4 - 2 syphilis
+    assert set(report["modes"]) == set(ml.research.roi_study.REAL_MODES)
+    for mode, entry in report["modes"].items():
+        low, high = entry["flagged_ci95"]
+        assert 0 <= low <= entry["flagged"] <= high <= 1
+        assert ("change_from_whole" in entry) == (mode != "none")
