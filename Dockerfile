@@ -31,7 +31,9 @@ COPY --from=build /venv /venv
 WORKDIR /app
 COPY . .
 # Static files are collected into the image (read-only at run time). The key only lets settings load.
+# The shipped checkpoints' ONNX exports (ML_RUNTIME=onnx) are made here too: /app is read-only at run time.
 RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
+ && for checkpoint in ml/checkpoints/*.pt; do python -m ml export-onnx --checkpoint "$checkpoint"; done \
  && mkdir -p /data/private-media && chown -R portal:portal /data && chmod 700 /data/private-media
 USER portal
 EXPOSE 8000

@@ -3,6 +3,7 @@
 import statistics
 import time
 
+import numpy as np
 import torch
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -75,17 +76,23 @@ def model_flops(net: torch.nn.Module, input_size: int) -> int:
     return counter.get_total_flops()
 
 
-def measure(model: ml.LesionModel, checkpoint, photos, boxes, reps: int, warmup: int, report) -> dict:
-    """Adds the model figures to ``report``; returns the raw per-image milliseconds."""
+def measure(
+    model: ml.LesionModel, checkpoint, photos, boxes, reps: int, warmup: int, report, onnx_model: ml.LesionModel
+) -> dict:
+    """Adds the model figures to ``report``; returns the raw per-image milliseconds. ``onnx_model``:
+    the same checkpoint on ONNX Runtime (``ml.ort``), timed in the same rounds."""
     naive_net = load_naive_net(checkpoint)
     naive_layer = ml.ARCHITECTURES[model.arch].target_module(naive_net)
     # The same network and calibration without the assessability rule: what the check costs.
-    unjudged = ml.LesionModel(model.net, model.metadata, auto_roi=model.auto_roi, assessor=None)
+    unjudged = ml.LesionModel(model.metadata, model.backbone, model.head, auto_roi=model.auto_roi)
     per_image = {}
     for batch in BATCHES:
         x = model_input(model, photos, boxes, batch)
+        x_array = np.ascontiguousarray(x.numpy())
         runs = {
-            "forward": lambda: plain_forward(model.net, x),
+            "forward": lambda: plain_forward(model.backbone.net, x),
+            "onnx_forward": lambda: onnx_model.backbone(x_array),
+            "onnx_analyse_auto_roi": lambda: onnx_model.analyse_batch(photos[:batch], [None] * batch),
             "forward_contiguous": lambda: plain_forward(naive_net, x.contiguous()),
             "fast_gradcam": lambda: model.explain(x.numpy()),
             "analyse_roi": lambda: model.analyse_batch(photos[:batch], boxes[:batch]),
@@ -125,6 +132,27 @@ def _add_model_figures(report, ms: dict) -> None:
             report.add(
                 f"{name}_ratio_b{batch}", f"  ratio to plain forward, batch {batch}", value / forward, "x", target
             )
+        onnx_forward = ms[f"onnx_forward_b{batch}"]
+        report.add(f"onnx_forward_ms_b{batch}", f"ONNX Runtime backbone, batch {batch}", onnx_forward, "ms/img")
+        report.add(
+            f"onnx_forward_ratio_b{batch}",
+            f"  ONNX Runtime / torch forward, batch {batch}",
+            onnx_forward / forward,
+            "x",
+        )
+        onnx_analyse = ms[f"onnx_analyse_auto_roi_b{batch}"]
+        report.add(
+            f"onnx_analyse_auto_roi_ms_b{batch}",
+            f"ONNX Runtime analyse_batch, auto ROI, batch {batch}",
+            onnx_analyse,
+            "ms/img",
+        )
+        report.add(
+            f"onnx_analyse_ratio_b{batch}",
+            f"  ONNX Runtime / torch analyse_batch, auto ROI, batch {batch}",
+            onnx_analyse / ms[f"analyse_auto_roi_b{batch}"],
+            "x",
+        )
         report.add(
             f"assessment_ratio_b{batch}",
             f"  given ROI with / without the assessability check, batch {batch}",
@@ -142,7 +170,7 @@ def _add_model_figures(report, ms: dict) -> None:
 def floor(model: ml.LesionModel, forward_ms_b8: float, quick: bool, report) -> None:
     """The physical floor: measured sgemm throughput and the model's FLOPs."""
     gflops = sgemm_gflops(1024 if quick else 2048, reps=3 if quick else 10)
-    flops = model_flops(model.net, model.input_size)
+    flops = model_flops(model.backbone.net, model.input_size)
     floor_ms = flops / (gflops * 1e9) * 1000
     report.add("sgemm_gflops", "sgemm throughput (torch.mm)", gflops, "GFLOP/s")
     report.add("model_gflop", f"model FLOPs per image at {model.input_size}px", flops / 1e9, "GFLOP")

@@ -85,6 +85,7 @@ def thread_info(threads: int) -> dict:
 
 def run(args, var_dir: Path, report) -> None:
     import django
+    import onnxruntime
 
     postgres_admin_url = configure_environment(var_dir, args)
     django.setup()
@@ -96,11 +97,16 @@ def run(args, var_dir: Path, report) -> None:
     from bench import shadow, worker
     from bench.photos import make_photos, phone_sized
     from bench.worker import megapixel_costs
+    from ml.export import export_onnx
 
     threads = settings.WORKER_TORCH_THREADS  # what each Celery pool process uses
     ml.configure_threads(threads)
+    ml.ort.configure_threads(threads)
     checkpoint, chosen = choose_checkpoint(args, var_dir)
     model = ml.load(checkpoint)
+    export_dir = var_dir / "onnx"
+    export_onnx(checkpoint, export_dir)
+    onnx_model = ml.ort.load(checkpoint, directory=export_dir)
     reps, warmup = (1, 0) if args.quick else (20, 3)
     report.info.update(
         model=f"{checkpoint} ({chosen})",
@@ -110,18 +116,21 @@ def run(args, var_dir: Path, report) -> None:
         repetitions=reps,
         python=platform.python_version(),
         torch=torch.__version__,
+        onnxruntime=onnxruntime.__version__,
+        ml_runtime=f"{settings.ML_RUNTIME} (the stack's worker)",
         load_average_start=os.getloadavg(),
         **thread_info(threads),
     )
     photos, boxes = make_photos(8)
-    per_image = model_bench.measure(model, checkpoint, photos, boxes, reps, warmup, report)
+    per_image = model_bench.measure(model, checkpoint, photos, boxes, reps, warmup, report, onnx_model)
     model_bench.floor(model, per_image["forward_b8"], args.quick, report)
     worker.breakdown(model, [phone_sized(photo) for photo in photos[:2]], reps=reps, warmup=warmup, report=report)
     megapixel_costs(model, max(1, reps // 4), report)
-    probe = worker.probe(checkpoint, threads, report)
+    probe = worker.probe(checkpoint, threads, report, export_dir)
     shadow.measure(checkpoint, threads, reps, warmup, var_dir, report)
     if args.skip_stack:
-        worker.rss_figures(probe, "fresh-process probe, --skip-stack", report)
+        source = f"fresh-process probe ({settings.ML_RUNTIME}), --skip-stack"
+        worker.rss_figures(probe[settings.ML_RUNTIME], source, report)
     else:
         run_stack(args, var_dir, checkpoint, postgres_admin_url, photos, report)
     report.info["load_average_end"] = os.getloadavg()

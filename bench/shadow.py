@@ -29,7 +29,6 @@ def main(checkpoint: str, threads: int, reps: int, warmup: int) -> dict:
     from django.core.management import call_command
     from django.utils import timezone
 
-    import ml
     from bench.photos import jpeg_bytes, make_photos
     from portal.booking.models import Clinic, Service, Slot
     from portal.booking.services import book_appointment
@@ -38,7 +37,7 @@ def main(checkpoint: str, threads: int, reps: int, warmup: int) -> dict:
     from triage import analysis
     from triage.services import accept_photo
 
-    ml.configure_threads(threads)
+    versions.runtime().configure_threads(threads)
     call_command("migrate", verbosity=0)
     active, _ = versions.register_checkpoint(checkpoint)
     versions.activate_model_version(active)

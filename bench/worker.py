@@ -58,19 +58,41 @@ def breakdown(model, photos, reps: int, warmup: int, report) -> None:
     report.add("worker_outside_ratio", "  outside / model time", outside / stage_ms["model"], "x", 0.5)
 
 
-def probe(checkpoint, threads: int, report) -> dict:
-    """Runs bench.probe in a fresh interpreter: model load time and a bare worker's RSS."""
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.probe", str(checkpoint), str(threads)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
+PROBE_PHOTOS = 20  # photos a fresh worker process analyses before its memory is read
+RUNTIMES = {"torch": "", "onnx": "onnx_"}  # runtime -> prefix of its figures' keys
+
+
+def probe(checkpoint, threads: int, report, export_dir=None) -> dict[str, dict]:
+    """Runs bench.probe in a fresh interpreter per runtime (torch, then ONNX Runtime on the export
+    in ``export_dir``): import, model load and first analysis times, and the RSS after
+    ``PROBE_PHOTOS`` photos. Returns each runtime's figures."""
+    figures = {}
+    for runtime, prefix in RUNTIMES.items():
+        command = [sys.executable, "-m", "bench.probe", str(checkpoint), str(threads), "--runtime", runtime]
+        command += ["--photos", str(PROBE_PHOTOS)]
+        if runtime == "onnx" and export_dir:
+            command += ["--export-dir", str(export_dir)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+        figures[runtime] = found = json.loads(result.stdout.strip().splitlines()[-1])
+        name = "ml.torch_runtime (torch)" if runtime == "torch" else "ml.ort (ONNX Runtime)"
+        report.add(f"{prefix}import_ml_ms", f"fresh process: import {name}", found["import_ms"], "ms")
+        report.add(f"{prefix}model_load_ms", f"  model load time ({runtime}, fresh process)", found["load_ms"], "ms")
+        report.add(f"{prefix}first_analyse_ms", f"  first analyse ({runtime}, cold)", found["first_analyse_ms"], "ms")
+        cold = found["import_ms"] + found["load_ms"] + found["first_analyse_ms"]
+        report.add(f"{prefix}cold_start_ms", f"  cold start ({runtime}): import + load + first", cold, "ms", 3000)
+        label = f"fresh process RSS after {PROBE_PHOTOS} photos ({runtime})"
+        report.add(f"{prefix}probe_rss_mb", label, found["rss_mb"], "MB", 600)
+        report.add(f"{prefix}probe_rss_anon_mb", "  of which anonymous", found["rss_anon_mb"], "MB")
+        report.add(
+            f"{prefix}probe_rss_file_mb", "  of which file-backed (mapped libraries)", found["rss_file_mb"], "MB"
+        )
+    report.add(
+        "onnx_torch_imported",
+        "  torch in sys.modules of the onnx process",
+        float(figures["onnx"]["torch_imported"]),
+        "",
+        0,
     )
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
-    report.add("import_ml_ms", "fresh process: import ml (torch)", figures["import_ms"], "ms")
-    report.add("model_load_ms", "model load time (ml.load, fresh process)", figures["load_ms"], "ms")
-    report.add("first_analyse_ms", "fresh process: first analyse (cold)", figures["first_analyse_ms"], "ms")
     return figures
 
 

@@ -1,6 +1,7 @@
-"""Mpox lesion classifier, plain PyTorch (no Django): the runtime the worker imports.
+"""Mpox lesion classifier, plain PyTorch and numpy (no Django): the runtime the worker imports.
 
-    model = ml.load(path)            # ml.LesionModel
+    model = ml.load(path)            # ml.LesionModel on PyTorch (ml.torch_runtime)
+    model = ml.ort.load(path)        # the same on ONNX Runtime, from the checkpoint's export (no torch)
     analysis = model.analyse(image, roi=None)   # probability, differential, assessability, heatmap
 
 The research bench (training, studies, evaluation commands) lives in ``ml.research`` and runs as
@@ -15,14 +16,14 @@ _EXPORTS = {
     "ARCHITECTURES": "architectures",
     "ArchSpec": "architectures",
     "LesionNet": "architectures",
-    "CheckpointError": "checkpoint",
+    "CheckpointError": "errors",
     "Analysis": "inference",
     "LesionModel": "inference",
     "Score": "inference",
-    "configure_threads": "inference",
+    "configure_threads": "torch_runtime",
     "display_copy": "inference",
     "heatmap_overlay": "inference",
-    "load": "inference",
+    "load": "torch_runtime",
     "overlay": "inference",
 }
 __all__ = sorted([*_EXPORTS, "testing"])

@@ -24,10 +24,13 @@ before (too dark, too bright, blank).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 BANK_KEY = "assessment.bank"  # state-dict entry with the (N, D) L2-normalised feature bank
 LESION_KEY = "assessment.lesion_weight"  # state-dict entry with the (D,) lesion-present weights
@@ -67,6 +70,10 @@ def fit_quality_thresholds(measures: list[dict[str, float]], quantile: float = Q
 
 
 def normalise(features: torch.Tensor) -> torch.Tensor:
+    """L2-normalised rows of a feature tensor (fitting a bank; torch imported here, see
+    :func:`ml.preprocess.to_batch`)."""
+    import torch
+
     return torch.nn.functional.normalize(features.float(), dim=1)
 
 
@@ -103,8 +110,8 @@ class Assessor:
         missing = [key for key in needed if key not in state]
         if missing:
             raise ValueError(f"the checkpoint's assessment rule needs the {', '.join(missing)} state entry")
-        lesion_weight = state[LESION_KEY].float().numpy() if LESION_KEY in state else None
-        return cls(config, state[BANK_KEY].float().numpy(), lesion_weight)
+        lesion_weight = np.asarray(state[LESION_KEY], dtype=np.float32) if LESION_KEY in state else None
+        return cls(config, np.asarray(state[BANK_KEY], dtype=np.float32), lesion_weight)
 
     def reasons(self, crops: list[np.ndarray], pooled: np.ndarray) -> list[str]:
         """ "" for an assessable crop, else the first failing check's code (order of ``REASONS``).

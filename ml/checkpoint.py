@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from .architectures import ARCHITECTURES, LesionNet, get_arch
+from .errors import CheckpointError
 
 FORMAT_TAG = "mpox-lesion-classifier/1"
 CLASS_NAMES = ("non_mpox", "mpox")
@@ -35,10 +36,6 @@ REQUIRED_METADATA = (
     "cv_metrics",
     "created",
 )
-
-
-class CheckpointError(ValueError):
-    """The file is not a usable checkpoint of this format."""
 
 
 def make_metadata(

@@ -38,7 +38,9 @@ class Differential:
         classes = tuple(config["classes"])
         if MPOX not in classes or state[WEIGHT_KEY].shape[0] != len(classes):
             raise ValueError("the differential's classes must include mpox and match its weights")
-        return cls(classes, state[WEIGHT_KEY].float().numpy(), state[BIAS_KEY].float().numpy())
+        return cls(
+            classes, np.asarray(state[WEIGHT_KEY], dtype=np.float32), np.asarray(state[BIAS_KEY], dtype=np.float32)
+        )
 
     def probabilities(self, pooled: np.ndarray, mpox_probabilities) -> list[dict[str, float]]:
         """One ``{class: probability}`` per row of ``pooled``, with P(mpox) = the given calibrated

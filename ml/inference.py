@@ -1,21 +1,19 @@
-"""The inference API used by the portal: ``load`` -> :class:`LesionModel` -> :class:`Analysis`."""
+"""The inference API used by the portal: a runtime's ``load`` (``ml.torch_runtime`` or ``ml.ort``) ->
+:class:`LesionModel` -> :class:`Analysis`. No torch here: the backbone is whatever callable the
+runtime gives (:data:`ml.heads.Backbone`), everything after it is numpy."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
 
-from .architectures import LesionNet
 from .assessment import Assessor
 from .boxes import Box, clamp_box
-from .checkpoint import build_network, read_checkpoint
 from .differential import Differential
 from .gradcam import scale_cam
 from .heads import Backbone, Cells, Head, cell_weights, energy, gradcam, pool
@@ -50,25 +48,6 @@ def _ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
-class TorchBackbone:
-    """The network's ``features`` as a :data:`ml.heads.Backbone` (``inference_mode``, channels_last)."""
-
-    def __init__(self, net: LesionNet):
-        self.features = net.features
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return self.features(torch.from_numpy(x)).numpy()
-
-
-def network_head(net: LesionNet) -> Head:
-    """The numpy :class:`ml.heads.Head` of ``net`` (its activation's cap and its one logit unit)."""
-    act = net.head.act
-    cap = float(act.max_val) if isinstance(act, torch.nn.Hardtanh) else float("inf")
-    fc = net.head.fc
-    return Head(fc.weight.detach()[0].float().numpy().copy(), float(fc.bias.detach()[0]), cap)
-
-
 def cells_of(box: Box, image_size: tuple[int, int], shape: tuple[int, int]) -> Cells:
     """A full-photo box in the cells of the whole photo's (h, w) activation map."""
     sx, sy = shape[1] / image_size[0], shape[0] / image_size[1]
@@ -76,14 +55,14 @@ def cells_of(box: Box, image_size: tuple[int, int], shape: tuple[int, int]) -> C
 
 
 class LesionModel:
-    """A loaded checkpoint ready for inference (CPU, eval mode, frozen parameters, channels_last).
+    """A loaded checkpoint ready for inference: its ``backbone`` (the one network call, from the
+    runtime that loaded it: ``ml.torch_runtime`` or ``ml.ort``), its linear ``head`` and the rest.
 
     One backbone pass per photo: a photo with a given box is classified and explained from its
     crop; a photo without one from the whole photo, where (with ``auto_roi``) the same pass's
     activation also finds the lesion box, and the probability, differential, assessability
     features and Grad-CAM come from that box's cells of the map (:mod:`ml.heads`).
-    ``backbone``: the network call (default: the network's torch ``features``); everything after
-    it is numpy. ``assessor``: the checkpoint's assessability rule (None: every crop is
+    Everything after the backbone is numpy. ``assessor``: the checkpoint's assessability rule (None: every crop is
     assessable). ``differential``: the checkpoint's differential head (None: no differential).
     The probability is the checkpoint's calibration (``metadata["calibration"]``: Platt ``a``,
     ``b``) applied to the logit; the heatmap explains the logit (the same map, as ``a`` > 0).
@@ -91,23 +70,20 @@ class LesionModel:
 
     def __init__(
         self,
-        net: LesionNet,
         metadata: dict,
+        backbone: Backbone,
+        head: Head,
         auto_roi: bool = True,
         assessor: Assessor | None = None,
         differential: Differential | None = None,
-        backbone: Backbone | None = None,
         roi_params: RoiParams = AUTO_ROI,
     ):
-        self.net = net.eval().to(memory_format=torch.channels_last)
-        for param in self.net.parameters():
-            param.requires_grad_(False)
         self.metadata = metadata
+        self.backbone = backbone
+        self.head = head
         self.auto_roi = auto_roi
         self.assessor = assessor
         self.differential = differential
-        self.backbone = backbone or TorchBackbone(self.net)
-        self.head = network_head(self.net)
         self.roi_params = roi_params
         calibration = metadata.get("calibration") or {}
         self._platt = (float(calibration.get("a", 1.0)), float(calibration.get("b", 0.0)))
@@ -238,6 +214,12 @@ class LesionModel:
     def analyse(self, image: Image.Image, roi: Box | None = None, heatmap_max_side: int | None = None) -> Analysis:
         return self.analyse_batch([image], [roi], heatmap_max_side)[0]
 
+    def warm_up(self) -> LesionModel:
+        """Runs one small analysis, so the first real request does not pay the runtime's one-off
+        start-up costs (about a second for torch on this machine)."""
+        self.analyse(Image.new("RGB", (self.input_size, self.input_size), (128, 128, 128)))
+        return self
+
     def predict(self, images: Sequence[Image.Image], rois: Sequence[Box | None]) -> list[Score]:
         """Probability and assessability of each crop without the heatmap (one pass; for
         evaluation). ``rois`` entries may be None (whole photo; no automatic ROI here)."""
@@ -274,23 +256,6 @@ def map_to_image(
     full = np.zeros((height, width), dtype=np.float32)
     full[y0:y1, x0:x1] = np.clip(cv2.resize(cam, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR), 0, 1)
     return full
-
-
-def load(checkpoint_path: str | Path, auto_roi: bool = True, warmup: bool = True) -> LesionModel:
-    """Loads a checkpoint (no downloads). Raises :class:`ml.CheckpointError` on a bad file.
-    ``warmup`` runs one small analysis so the first real request does not pay the one-off
-    start-up cost of the kernels (about a second on this machine)."""
-    metadata, state = read_checkpoint(checkpoint_path)
-    model = LesionModel(
-        build_network(metadata, state),
-        metadata,
-        auto_roi=auto_roi,
-        assessor=Assessor.from_checkpoint(metadata, state),
-        differential=Differential.from_checkpoint(metadata, state),
-    )
-    if warmup:
-        model.analyse(Image.new("RGB", (model.input_size, model.input_size), (128, 128, 128)))
-    return model
 
 
 def heatmap_overlay(
@@ -334,8 +299,3 @@ def overlay(image: Image.Image, analysis: Analysis) -> Image.Image:
         scale = width / image.width
         roi = tuple(round(value * scale) for value in analysis.roi)
     return heatmap_overlay(screen, analysis.heatmap, roi=roi)
-
-
-def configure_threads(n: int) -> None:
-    """Sets torch's intra-op thread count for this process (call once per worker)."""
-    torch.set_num_threads(max(1, int(n)))

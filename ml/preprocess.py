@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pi_heif
-import torch
 from PIL import Image, ImageOps
 
 from .boxes import Box
+
+if TYPE_CHECKING:
+    import torch
 
 # HEIC/HEIF (phone cameras) for Pillow: pi-heif is pillow-heif's decode-only build (LGPL; the
 # pillow-heif wheels bundle the GPL x265 encoder, which reading never needs).
@@ -46,5 +49,8 @@ def to_array(images: Sequence[Image.Image], mean: Sequence[float], std: Sequence
 
 
 def to_batch(images: Sequence[Image.Image], mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """:func:`to_array` as a torch tensor in channels_last layout."""
+    """:func:`to_array` as a torch tensor in channels_last layout (training and research; torch is
+    imported here, so the ONNX Runtime worker that imports this module never loads it)."""
+    import torch
+
     return torch.from_numpy(to_array(images, mean, std))

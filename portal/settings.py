@@ -171,6 +171,11 @@ FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 
 # Models: checkpoints found here are registered as model versions.
 MODEL_DIR = Path(env.str("MODEL_DIR", default=str(BASE_DIR / "ml" / "checkpoints")))
+# What runs the model in the inference worker: "onnx" (ONNX Runtime on each checkpoint's export, made
+# when it is registered; the worker never imports torch) or "torch" (PyTorch on the checkpoint).
+ML_RUNTIME = env.str("ML_RUNTIME", default="onnx")
+if ML_RUNTIME not in ("onnx", "torch"):
+    raise RuntimeError(f"ML_RUNTIME must be onnx or torch, not {ML_RUNTIME!r}")
 
 # Celery. JSON only, explicit time limits; every task is acknowledged late and rejected when its
 # worker is lost, so a killed worker's task is delivered again (set here only, never per task).

@@ -2,11 +2,14 @@
 per-process cache of loaded models.
 
 Imports `ml` (and so torch) lazily: the web process registers and activates versions from
-checkpoint metadata, but only a worker process ever keeps a model in memory.
+checkpoint metadata, but only a worker process ever keeps a model in memory. The worker's runtime
+is settings.ML_RUNTIME: `ml.ort` (ONNX Runtime on the export registration makes; no torch) or
+`ml.torch_runtime` (PyTorch).
 """
 
 import logging
 import os
+from importlib import import_module
 from pathlib import Path
 
 from django.conf import settings
@@ -48,12 +51,22 @@ def register_checkpoints(directory=None) -> list[ModelVersion]:
     return registered
 
 
+def runtime():
+    """The module that loads and runs models in this process (settings.ML_RUNTIME); both have
+    `load(path)` and `configure_threads(n)`."""
+    return import_module("ml.ort" if settings.ML_RUNTIME == "onnx" else "ml.torch_runtime")
+
+
 def register_checkpoint(path) -> tuple[ModelVersion, bool]:
-    """(version, created) for one checkpoint file, described by its own metadata."""
+    """(version, created) for one checkpoint file, described by its own metadata. With
+    ML_RUNTIME=onnx its ONNX export is written beside it unless a current one is there."""
     import ml
+    from ml.export import export_if_stale
 
     path = Path(path)
     metadata = ml.load(path, warmup=False).metadata
+    if settings.ML_RUNTIME == "onnx" and export_if_stale(path):
+        logger.info("Exported %s for ONNX Runtime", path)
     return ModelVersion.objects.get_or_create(
         version=metadata["version"],
         defaults={
@@ -130,15 +143,14 @@ class CheckpointReplaced(RuntimeError):
 
 
 def loaded_model(model_version):
-    """The `ml.LesionModel` for a version, loaded once per process and kept for later tasks. Refuses a
-    file whose own version is another: a result must never be recorded under a model that did not make it."""
-    import ml
-
+    """The `ml.LesionModel` for a version, loaded once per process (by `runtime()`) and kept for later
+    tasks. Refuses a file whose own version is another: a result must never be recorded under a model
+    that did not make it."""
     model = _models_by_version.get(model_version.version)
     if model is None:
         while len(_models_by_version) >= MAX_MODELS_IN_MEMORY:
             _models_by_version.pop(next(iter(_models_by_version)))
-        model = ml.load(model_version.checkpoint_path)
+        model = runtime().load(model_version.checkpoint_path)
         if model.metadata["version"] != model_version.version:
             raise CheckpointReplaced(
                 f"{model_version.checkpoint_path} now holds {model.metadata['version']}, not {model_version.version}: "

@@ -10,6 +10,9 @@ os.environ.setdefault("PORTAL_ALLOW_INSECURE_KEY", "1")
 # plain HTTP, and mail goes nowhere (Django's test runner swaps in its in-memory backend anyway).
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 os.environ.setdefault("EMAIL_URL", "consolemail://")
+# Tests register many random checkpoints; exporting each for ONNX Runtime costs seconds. The ONNX
+# path has its own tests (tests/ml/test_ml_ort.py, a real worker in tests/ops/test_worker_e2e.py).
+os.environ.setdefault("ML_RUNTIME", "torch")
 
 from portal.settings import *  # noqa: E402,F403
 from portal.settings import DATABASES, STORAGES, VAR_DIR  # noqa: E402

@@ -40,26 +40,24 @@ _serves_inference = False
 
 @worker_init.connect
 def import_ml_before_forking(sender, **_):
-    """On inference workers, import torch once in the parent so each pool process starts in
-    seconds, not tens of seconds. Light workers never import it (hundreds of MB less)."""
+    """On inference workers, import the model runtime (ONNX Runtime or torch, settings.ML_RUNTIME)
+    once in the parent so each pool process starts in seconds. Light workers never import it."""
     global _serves_inference
     _serves_inference = settings.INFERENCE_QUEUE in sender.app.amqp.queues.consume_from
     if _serves_inference:
-        import ml  # noqa: F401
+        versions.runtime()
 
 
 @worker_process_init.connect
 def prepare_worker_process(**_):
-    """Each forked pool process of an inference worker sets its own torch threads and loads the model once.
+    """Each forked pool process of an inference worker sets its own runtime threads and loads the model once.
 
     Without this, CPU PyTorch in a forked child can hang, and N children each using
     every core oversubscribe the machine.
     """
     if not _serves_inference:
         return
-    import ml
-
-    ml.configure_threads(settings.WORKER_TORCH_THREADS)
+    versions.runtime().configure_threads(settings.WORKER_TORCH_THREADS)
     connections.close_all()
     try:
         model_version = versions.preload_active_model()

@@ -1,4 +1,4 @@
-"""Command line: ``python -m ml {train,cv,evaluate,scenes,roi-study,roi-real,study,sources,case-rule,negatives} ...`` (see ``--help`` of each)."""
+"""Command line: ``python -m ml {train,cv,evaluate,export-onnx,scenes,roi-study,roi-real,study,sources,case-rule,negatives} ...`` (see ``--help`` of each)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 
 from ..architectures import InitError
 from ..checkpoint import CheckpointError
-from ..inference import configure_threads
+from ..torch_runtime import configure_threads
 
 
 def log(message: str) -> None:
@@ -268,13 +268,25 @@ def _finite_or_null(value):
     return None if isinstance(value, float) and not np.isfinite(value) else value
 
 
+def _load(args, **options):
+    """``--model`` on the runtime of ``--runtime``: torch (``ml.torch_runtime``) or ONNX Runtime
+    (``ml.ort``, on the checkpoint's export beside it: ``python -m ml export-onnx``)."""
+    if args.runtime == "onnx":
+        from .. import ort
+
+        ort.configure_threads(args.threads)
+        return ort.load(args.model, **options)
+    from ..torch_runtime import load
+
+    return load(args.model, **options)
+
+
 def cmd_evaluate(args) -> None:
-    from ..inference import load
     from ..plots import plot_calibration, plot_roc
     from .data import scan
     from .evaluation import COUNTING_RULE, evaluation_report, roi_iou_summary, score_samples, write_details
 
-    model = load(args.model, auto_roi=args.roi == "auto")
+    model = _load(args, auto_roi=args.roi == "auto")
     class_names = tuple(model.metadata["class_names"])
     folder = scan(args.data, args.csv, class_names)
     samples = folder.samples
@@ -331,6 +343,13 @@ def cmd_evaluate(args) -> None:
     )
 
 
+def cmd_export_onnx(args) -> None:
+    from ..export import export_onnx
+
+    for path in export_onnx(args.checkpoint, args.out):
+        log(f"wrote {path}")
+
+
 def cmd_scenes(args) -> None:
     from .scenes import build_scenes
 
@@ -347,14 +366,14 @@ def cmd_scenes(args) -> None:
 
 
 def cmd_roi_study(args) -> None:
-    from ..inference import load
+    from ..torch_runtime import load
     from .roi_study import run_study
 
     run_study(load(args.model), args.data, args.out, args.tune_seed, args.eval_seed, log)
 
 
 def cmd_roi_real(args) -> None:
-    from ..inference import load
+    from ..torch_runtime import load
     from .roi_study import run_real_photos
 
     run_real_photos(load(args.model), args.data_root, args.per_source, args.seed, args.json, log)
@@ -408,7 +427,7 @@ def cmd_case_rule(args) -> None:
 
 
 def cmd_sources_cam(args) -> None:
-    from ..inference import load
+    from ..torch_runtime import load
     from .source_study import cam_mass
     from .sources import read_sources
 
@@ -437,7 +456,7 @@ def cmd_negatives(args) -> None:
     if not args.score_only:
         build_negatives(args.out, seed=args.seed, per_category=args.per_category, log=log)
     if args.model:
-        from ..inference import load
+        from ..torch_runtime import load
 
         report = score_negatives(load(args.model), args.out)
         json_path = args.json or args.out / "scores.json"
@@ -498,9 +517,22 @@ def main(argv=None) -> None:
         type=Path,
         help="optional CSV, one row per file: path,label,score,assessable,reason (then patient_id,roi,true_box,iou)",
     )
+    ev.add_argument(
+        "--runtime",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="onnx: the checkpoint's ONNX export on ONNX Runtime",
+    )
     ev.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     ev.add_argument("--threads", type=int, default=2)
     ev.set_defaults(func=cmd_evaluate)
+
+    export = sub.add_parser(
+        "export-onnx", help="write a checkpoint's backbone (ONNX) and heads (.npz) for ML_RUNTIME=onnx"
+    )
+    export.add_argument("--checkpoint", required=True, type=Path)
+    export.add_argument("--out", type=Path, help="folder (default: beside the checkpoint)")
+    export.set_defaults(func=cmd_export_onnx)
 
     scenes = sub.add_parser("scenes", help="place lesion crops into larger synthetic scenes")
     scenes.add_argument("--data", required=True, type=Path)

@@ -223,7 +223,7 @@ def build_cache(samples, images: list[Image.Image], net: LesionNet, views: int, 
 def rendered_negative_features(net: LesionNet, cache_dir: Path, log) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
     """Pooled features of the training negatives, cropped as the portal crops a photo: rows,
     their render category, and whether the row is the automatic-ROI crop (else a tap's box)."""
-    from ..inference import LesionModel
+    from ..torch_runtime import torch_model
 
     key = hashlib.sha256(
         json.dumps(
@@ -234,7 +234,7 @@ def rendered_negative_features(net: LesionNet, cache_dir: Path, log) -> tuple[to
     if path.is_file():
         saved = torch.load(path, weights_only=False)
         return saved["features"], saved["categories"], saved["auto"]
-    locator = LesionModel(
+    locator = torch_model(
         net, make_metadata(arch=ARCH, input_size=SIZE, threshold=0.5, version="backbone", init="imagenet")
     )
     rng = np.random.default_rng(LESION_CHECK_SEED)
@@ -706,7 +706,7 @@ def _finetune_oof(samples, images, labels, cache, fold_list, seed, views, cache_
     """The previous shipped recipe (head + last block fine-tuned) on the same folds; its fold
     models score the shifted copies of their held-out patients."""
     from ..checkpoint import make_metadata as meta
-    from ..inference import LesionModel
+    from ..torch_runtime import torch_model
 
     config = TrainConfig(arch=ARCH, init="imagenet", views=views, epochs=100, finetune_epochs=15, seed=seed)
     nets = {}
@@ -724,7 +724,7 @@ def _finetune_oof(samples, images, labels, cache, fold_list, seed, views, cache_
     for kind in SHIFTS:
         scores[kind] = np.zeros(len(samples))
     for k, (_, test_idx) in enumerate(fold_list):
-        model = LesionModel(
+        model = torch_model(
             nets[k],
             meta(arch=ARCH, input_size=SIZE, threshold=0.5, version=f"fold{k}", init="imagenet"),
             auto_roi=False,

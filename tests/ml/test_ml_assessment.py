@@ -108,14 +108,14 @@ def test_checkpoint_keeps_the_rule_and_bank_outside_the_network(assessing_checkp
     metadata, state = read_checkpoint(assessing_checkpoint)
     assert BANK_KEY in state and state[BANK_KEY].shape[0] == 8
     model = ml.load(assessing_checkpoint)
-    assert BANK_KEY not in model.net.state_dict()
+    assert BANK_KEY not in model.backbone.net.state_dict()
     assert model.assessor.config["knn_k"] == 1 and model.assessor.bank.shape == state[BANK_KEY].shape
 
 
 def test_analyse_judges_photos_in_one_forward_pass(assessing_checkpoint):
     model = ml.load(assessing_checkpoint)
     calls = []
-    hook = model.net.features.register_forward_hook(lambda *args: calls.append(1))
+    hook = model.backbone.net.features.register_forward_hook(lambda *args: calls.append(1))
     try:
         blue = np.zeros((120, 160, 3)) + [40, 90, 220]
         blue[:, (np.arange(160) // 20) % 2 == 1] = [150, 190, 255]  # striped blue fabric
@@ -156,7 +156,7 @@ def test_predict_matches_analyse_and_applies_calibration(assessing_checkpoint):
         assert (score.assessable, score.reason) == (analysis.assessable, analysis.reason)
     x = torch.from_numpy(model._array(model._crops(photos[:1], [None])))
     with torch.inference_mode():
-        logit = float(model.net(x)[0, 0])
+        logit = float(model.backbone.net(x)[0, 0])
     assert scores[0].probability == pytest.approx(1 / (1 + np.exp(-(2.0 * logit - 0.5))), abs=1e-5)
     assert model.predict_proba(photos, [None, None]) == pytest.approx([s.probability for s in scores])
 

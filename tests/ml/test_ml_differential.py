@@ -35,7 +35,7 @@ def test_differential_covers_every_class_and_sums_to_one(differential_model):
 
 def test_one_backbone_pass_gives_probability_differential_assessability_and_heatmap(differential_model):
     calls = []
-    hook = differential_model.net.features.register_forward_hook(lambda *args: calls.append(1))
+    hook = differential_model.backbone.net.features.register_forward_hook(lambda *args: calls.append(1))
     try:
         analyses = differential_model.analyse_batch(_photos(2))
     finally:

@@ -57,7 +57,7 @@ class RednessBackbone:
 
 def test_one_pass_locates_a_small_lesion_and_classifies_its_box(model):
     backbone = RednessBackbone(model.head.weight.shape[0])
-    located = ml.LesionModel(model.net, model.metadata, backbone=backbone)
+    located = ml.LesionModel(model.metadata, backbone, model.head)
     rgb = np.zeros((300, 400, 3), np.uint8) + np.array([205, 150, 112], np.uint8)  # skin
     yy, xx = np.mgrid[0:300, 0:400]
     rgb[(yy - 170) ** 2 + (xx - 240) ** 2 < 22**2] = (200, 40, 40)  # a red lesion, 44 px across

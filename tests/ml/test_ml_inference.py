@@ -17,7 +17,7 @@ def test_checkpoint_round_trip(checkpoint_path, model):
     assert set(REQUIRED_METADATA) <= set(metadata)
     assert metadata["class_names"] == ["non_mpox", "mpox"] and metadata["positive_class"] == "mpox"
     assert (model.version, model.arch, model.threshold, model.input_size) == ("test-random", "densenet121", 0.5, 64)
-    loaded = model.net.state_dict()
+    loaded = model.backbone.net.state_dict()
     assert all(torch.equal(state[k].float(), loaded[k].float()) for k in state)
     assert "state_dict" not in model.metadata
 
@@ -62,7 +62,7 @@ def test_whole_photo_without_auto_roi(checkpoint_path, photo):
 
 def test_no_parameter_gradients(model, photo):
     model.analyse_batch([photo(64, 64), photo(70, 50, seed=2)])
-    assert all(p.grad is None and not p.requires_grad for p in model.net.parameters())
+    assert all(p.grad is None and not p.requires_grad for p in model.backbone.net.parameters())
 
 
 def test_analyse_batch_equals_single(model, photo):
@@ -80,7 +80,7 @@ def test_analyse_batch_equals_single(model, photo):
 def test_numpy_gradcam_matches_pytorch_grad_cam(tmp_path, arch):
     loaded = ml.load(ml.testing.make_random_checkpoint(tmp_path / "m.pt", arch=arch))
     x = torch.randn(3, 3, 64, 64).contiguous(memory_format=torch.channels_last)
-    reference_net = copy.deepcopy(loaded.net).requires_grad_(True)
+    reference_net = copy.deepcopy(loaded.backbone.net).requires_grad_(True)
     target_layer = ml.ARCHITECTURES[arch].target_module(reference_net)
     with GradCAM(model=reference_net, target_layers=[target_layer]) as cam:
         for target, sign in (("positive", 1.0), ("predicted", None)):

@@ -33,6 +33,13 @@ FIGURES = (
     "cost_4mp_ms",
     "cost_12mp_ms",
     "cost_24mp_ms",
+    "cold_start_ms",
+    "probe_rss_mb",
+    "onnx_forward_ratio_b1",
+    "onnx_forward_ratio_b8",
+    "onnx_analyse_ratio_b1",
+    "onnx_cold_start_ms",
+    "onnx_probe_rss_mb",
 )
 
 
@@ -56,3 +63,4 @@ def test_bench_quick_prints_every_figure(tmp_path):
         "MISS",
     }
     assert all(figures[key]["value"] > 0 for key in FIGURES)
+    assert figures["onnx_torch_imported"]["value"] == 0

@@ -107,6 +107,35 @@ def pool_children(pid):
     return [int(child) for child in children]
 
 
+def test_an_onnx_runtime_worker_analyses_an_upload_without_mapping_torch(
+    client, patient, appointment, tmp_path, settings, start_worker
+):
+    """ML_RUNTIME=onnx, as deployed: registration exports the checkpoint, the real worker's pool
+    process analyses from the export and never maps torch's libraries."""
+    model_dir = tmp_path / "models"
+    ml.testing.make_random_checkpoint(model_dir / "lite.pt", arch="efficientnet_lite0", threshold=0.0)
+    settings.MODEL_DIR, settings.ML_RUNTIME = model_dir, "onnx"
+    register_checkpoints(model_dir)
+    celery_app.control.purge()
+    worker = start_worker(settings.CELERY_BROKER_URL, ML_RUNTIME="onnx")
+    client.force_login(patient)
+    client.post(
+        reverse("appointment", kwargs={"reference": appointment.reference}),
+        {"photos": [lesion_photo_jpeg()], "body_site": "genital", "consent_confirm": "on"},
+    )
+    photo = Photo.objects.get(case=appointment.case)
+    wait_for(
+        lambda: Photo.objects.get(pk=photo.pk).status in {Photo.Status.ANALYSED, Photo.Status.FAILED},
+        ANALYSIS_TIMEOUT,
+        "the ONNX Runtime worker to analyse the photo",
+        worker.log_path,
+    )
+    photo.refresh_from_db()
+    assert photo.status == Photo.Status.ANALYSED, photo.staff_message
+    maps = Path(f"/proc/{pool_children(worker.pid)[0]}/maps").read_text()
+    assert "onnxruntime" in maps and "libtorch" not in maps
+
+
 def test_a_worker_killed_mid_task_loses_nothing(client, patient, appointment, celery_worker_process):
     """SIGKILL the pool process while it analyses: the task is redelivered and every photo ends analysed once."""
     case = appointment.case

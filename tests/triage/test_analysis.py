@@ -90,6 +90,34 @@ def test_a_checkpoint_replaced_under_the_same_name_is_refused_not_mislabelled(ti
     assert versions.loaded_model(replacement).metadata["version"] == "tiny-2"
 
 
+def test_with_the_onnx_runtime_registration_exports_and_the_worker_runs_the_export(
+    tmp_path, settings, monkeypatch, appointment, patient, private_storage, enqueued
+):
+    """ML_RUNTIME=onnx: registering writes the checkpoint's export beside it, the analysis runs that
+    export on ONNX Runtime (tests/ml/test_ml_ort.py: equal to torch); after the checkpoint is
+    replaced in place the stale export is refused."""
+    settings.MODEL_DIR, settings.ML_RUNTIME = tmp_path, "onnx"
+    monkeypatch.setattr(versions, "_models_by_version", {})
+    checkpoint = ml.testing.make_random_checkpoint(tmp_path / "tiny.pt", arch="efficientnet_lite0", version="lite-1")
+    (model_version,) = versions.register_checkpoints()
+    assert {path.name for path in tmp_path.glob("tiny.*")} == {"tiny.pt", "tiny.onnx", "tiny.heads.npz"}
+    photo = accept_photo(
+        case=appointment.case,
+        uploaded_by=patient,
+        uploaded_file=lesion_upload(),
+        body_site="trunk",
+        roi=(90, 60, 210, 180),
+    )
+    (prediction,) = analysis.analyse_photos([photo.pk])
+    assert prediction.model_version == model_version and 0 <= prediction.probability <= 1
+    assert type(versions.loaded_model(model_version).backbone).__name__ == "OrtBackbone"
+
+    ml.testing.make_random_checkpoint(checkpoint, arch="efficientnet_lite0", version="lite-2")
+    monkeypatch.setattr(versions, "_models_by_version", {})
+    with pytest.raises(ml.CheckpointError, match="stale"):
+        versions.loaded_model(model_version)
+
+
 def test_without_a_model_photos_wait_and_get_no_score(appointment, patient, private_storage, enqueued):
     photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=lesion_upload(), body_site="trunk")
     assert analysis.analyse_photos([photo.pk]) == []
