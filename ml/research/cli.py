@@ -1,4 +1,5 @@
-"""Command line: ``python -m ml {train,cv,evaluate,export-onnx,scenes,roi-study,roi-real,study,sources,case-rule,negatives} ...`` (see ``--help`` of each)."""
+"""Command line: ``python -m ml {train,cv,evaluate,export-onnx,scenes,roi-study,roi-real,study,sources,
+case-rule,negatives} ...`` (see ``--help`` of each)."""
 
 from __future__ import annotations
 
