@@ -60,8 +60,9 @@ class LesionModel:
 
     One backbone pass per photo: a photo with a given box is classified and explained from its
     crop; a photo without one from the whole photo, where (with ``auto_roi``) the same pass's
-    activation also finds the lesion box, and the probability, differential, assessability
-    features and Grad-CAM come from that box's cells of the map (:mod:`ml.heads`).
+    activation also finds the lesion box. With the shipped ``AUTO_ROI`` the probability,
+    differential, assessability and Grad-CAM stay the whole photo's and the box shows where the
+    lesion is; with ``score_box`` they come from the box's cells of the map (:mod:`ml.heads`).
     Everything after the backbone is numpy. ``assessor``: the checkpoint's assessability rule (None: every crop is
     assessable). ``differential``: the checkpoint's differential head (None: no differential).
     The probability is the checkpoint's calibration (``metadata["calibration"]``: Platt ``a``,
@@ -165,8 +166,9 @@ class LesionModel:
             box = self.locate(activated[i], crops[i], images[i].size, self.roi_params)
             if box is not None:
                 boxes[i], sources[i] = box, "auto"
-                weights[i] = cell_weights(cells_of(box, images[i].size, shape), shape)
-                crops[i] = np.asarray(crop_resize(images[i], box, self.input_size))
+                if self.roi_params.score_box:
+                    weights[i] = cell_weights(cells_of(box, images[i].size, shape), shape)
+                    crops[i] = np.asarray(crop_resize(images[i], box, self.input_size))
         roi_ms = _ms(roi_start)
         pooled = pool(activated, weights)
         probabilities = self.probability(self.head.logits(pooled)).tolist()
@@ -176,9 +178,11 @@ class LesionModel:
         model_ms = _ms(start)
 
         heatmap_start = time.perf_counter()
+        # The box each score came from (None: the whole photo): the heatmap explains that score.
+        scored = [None if s == "auto" and not self.roi_params.score_box else b for b, s in zip(boxes, sources)]
         heatmaps = [
             map_to_image(self._box_cam(cam, box if source == "auto" else None, im.size), box, im.size, heatmap_max_side)
-            for cam, box, source, im in zip(cams, boxes, sources, images)
+            for cam, box, source, im in zip(cams, scored, sources, images)
         ]
         timings = {
             "roi": roi_ms,

@@ -39,6 +39,9 @@ class RoiParams:
     skin: float = 0.0  # exponent on the near-skin mask
     contrast: float = 0.0  # exponent on colour contrast with the surrounding skin
     border: float = 0.0  # share of the side over which the border fades the map out
+    # One pass only: True scores the box's cells of the map; False scores the whole photo and the
+    # box shows where the lesion is (the shipped choice, MODEL_CARD.md "Issue 26").
+    score_box: bool = False
 
 
 # The method of issue 4: activation energy alone (a separate 224 px locating pass).
@@ -48,8 +51,12 @@ ENERGY_ONLY = RoiParams()
 # ``ml.research.study``.
 LOCATING_PASS_416 = RoiParams(locate_size=416, threshold=0.5, skin=1.0, contrast=0.0, border=0.3)
 # The shipped method (issue 26): the same weighing on the classifying pass itself (the whole
-# photo at the model's input size, ``locate_size``); see MODEL_CARD.md, "ROI".
+# photo at the model's input size, ``locate_size``), which scores the whole photo; see
+# MODEL_CARD.md, "ROI" and "Issue 26".
 AUTO_ROI = RoiParams(locate_size=224, threshold=0.5, skin=1.0, contrast=0.0, border=0.3)
+# The same box, scored from its own cells of the map (compared in the ROI studies, not shipped:
+# it flagged more unseen real photos than the whole photo did).
+BOX_SCORED_ONE_PASS = RoiParams(locate_size=224, threshold=0.5, skin=1.0, contrast=0.0, border=0.3, score_box=True)
 
 
 def near_skin(rgb: np.ndarray) -> np.ndarray:

@@ -6,8 +6,8 @@ automatic ROI's weighting (:class:`ml.roi.RoiParams`) and the tap box's size; th
 never used for choosing, reports IoU with the true box and AUC of the score for: the whole photo,
 the automatic ROI of a separate locating pass (activation energy only at 224 px; the shipped
 weighing at 224 px and at 416 px, each then scoring the crop in a second pass), the shipped one-pass
-automatic ROI (``AUTO_ROI``: the box and the score from the same whole-photo pass, as the worker
-runs it), a simulated tap (the portal's rule, :func:`ml.boxes.box_from_tap`) and the true box; 95 %
+automatic ROI (``AUTO_ROI``: the box from the pass that scores the whole photo, as the worker runs
+it) and the same box scored from its own cells of that pass, a simulated tap (the portal's rule, :func:`ml.boxes.box_from_tap`) and the true box; 95 %
 CIs from a patient-level bootstrap, and paired CIs of the change from the 416 px two-pass method to
 the one-pass one.
 """
@@ -25,7 +25,16 @@ from ..boxes import TAP_BOX_FRACTION, box_from_tap, iou
 from ..inference import LesionModel
 from ..metrics import grouped_bootstrap, roc_auc
 from ..preprocess import load_image
-from ..roi import AUTO_ROI, ENERGY_ONLY, LOCATING_PASS_416, RoiParams, box_from_cam, image_cues, weigh
+from ..roi import (
+    AUTO_ROI,
+    BOX_SCORED_ONE_PASS,
+    ENERGY_ONLY,
+    LOCATING_PASS_416,
+    RoiParams,
+    box_from_cam,
+    image_cues,
+    weigh,
+)
 from .data import CSV_NAME, Sample, discover
 from .scenes import build_scenes
 
@@ -39,7 +48,17 @@ TUNING_GRID = {
 # A larger locating pass costs (side / 224)^2 plain forwards: take the smallest size whose best
 # mean IoU on the tuning set is within this of the best overall.
 IOU_WORTH_THE_COST = 0.01
-MODES = ("none", "auto_energy_only", "auto_two_pass_224", "auto_two_pass_416", "auto", "tap", "true_box")
+MODES = (
+    "none",
+    "auto_energy_only",
+    "auto_two_pass_224",
+    "auto_two_pass_416",
+    "auto",
+    "auto_box_scored",
+    "tap",
+    "true_box",
+)
+ONE_PASS_MODES = {"auto": AUTO_ROI, "auto_box_scored": BOX_SCORED_ONE_PASS}
 ONE_PASS_HEATMAP_SIDE = 64  # the one-pass scores come from analyse_batch; its heatmap is not studied
 TAP_FRACTIONS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
 # A simulated tap: a point of the lesion (uniform over the middle of the true box, as the patient
@@ -132,21 +151,21 @@ def evaluate_modes(model: LesionModel, samples: list[Sample], seed: int, log, ba
     for start in range(0, len(samples), batch):
         chunk = samples[start : start + batch]
         images = [load_image(s.path) for s in chunk]
-        one_pass = model.analyse_batch(images, [None] * len(images), heatmap_max_side=ONE_PASS_HEATMAP_SIDE)
+        one_pass = {mode: _one_pass(model, images, params) for mode, params in ONE_PASS_MODES.items()}
         boxes = {
             "none": [(0, 0, *im.size) for im in images],
             "auto_energy_only": model.locating_pass_rois(images, ENERGY_ONLY),
             "auto_two_pass_224": model.locating_pass_rois(images, replace(AUTO_ROI, locate_size=224)),
             "auto_two_pass_416": model.locating_pass_rois(images, LOCATING_PASS_416),
-            "auto": [a.roi for a in one_pass],
+            **{mode: [a.roi for a in analyses] for mode, analyses in one_pass.items()},
             "tap": [box_from_tap(*simulated_tap(s.box, im.size, rng), im.size) for s, im in zip(chunk, images)],
             "true_box": [s.box for s in chunk],
         }
         for mode in MODES:
             found = [b or (0, 0, *im.size) for b, im in zip(boxes[mode], images)]
             ious[mode] += [iou(s.box, b) for s, b in zip(chunk, found)]
-            if mode == "auto":
-                scores[mode] += [a.probability for a in one_pass]
+            if mode in one_pass:
+                scores[mode] += [a.probability for a in one_pass[mode]]
             else:
                 scores[mode] += model.predict_proba(images, found).tolist()
         log(f"  scored {min(start + batch, len(samples))}/{len(samples)}")
@@ -181,7 +200,8 @@ def markdown_table(report: dict) -> str:
         "auto_energy_only": "automatic, energy only, 224 px locating pass + crop pass (issue 4)",
         "auto_two_pass_224": "automatic, skin + border weighing, 224 px locating pass + crop pass",
         "auto_two_pass_416": "automatic, skin + border weighing, 416 px locating pass + crop pass (issue 17)",
-        "auto": "automatic, shipped one pass (`AUTO_ROI`: box and score from the 224 px pass)",
+        "auto": "automatic, shipped one pass (`AUTO_ROI`: box from the 224 px pass, whole photo scored)",
+        "auto_box_scored": "automatic, one pass, the box's cells scored (`BOX_SCORED_ONE_PASS`)",
         "tap": "simulated patient tap",
         "true_box": "true box",
     }
@@ -234,7 +254,17 @@ def run_study(model: LesionModel, data_dir: Path, out_dir: Path, tune_seed: int,
     return report
 
 
-REAL_MODES = ("none", "auto_two_pass_416", "auto")
+REAL_MODES = ("none", "auto_two_pass_416", "auto", "auto_box_scored")
+
+
+def _one_pass(model: LesionModel, images, params: RoiParams):
+    """The worker's analysis of photos without a box, with the automatic ROI ``params``."""
+    shipped = model.roi_params
+    model.roi_params = params
+    try:
+        return model.analyse_batch(images, [None] * len(images), heatmap_max_side=ONE_PASS_HEATMAP_SIDE)
+    finally:
+        model.roi_params = shipped
 
 
 def _real_analyses(model: LesionModel, images, mode: str):
@@ -243,7 +273,7 @@ def _real_analyses(model: LesionModel, images, mode: str):
     if mode == "auto_two_pass_416":
         boxes = model.locating_pass_rois(images, LOCATING_PASS_416)
         return model.analyse_batch(images, boxes, heatmap_max_side=ONE_PASS_HEATMAP_SIDE)
-    return model.analyse_batch(images, [None] * len(images), heatmap_max_side=ONE_PASS_HEATMAP_SIDE)
+    return _one_pass(model, images, ONE_PASS_MODES[mode])
 
 
 def run_real_photos(

@@ -7,6 +7,7 @@ from PIL import Image
 import ml
 from ml.boxes import iou
 from ml.heads import Head, cell_weights, gradcam, pool
+from ml.roi import AUTO_ROI, BOX_SCORED_ONE_PASS
 
 
 def test_cell_weights_are_the_area_share_of_each_cell():
@@ -55,16 +56,25 @@ class RednessBackbone:
         return np.repeat(cells[:, None], self.channels, axis=1).astype(np.float32)
 
 
-def test_one_pass_locates_a_small_lesion_and_classifies_its_box(model):
+@pytest.mark.parametrize("params", [AUTO_ROI, BOX_SCORED_ONE_PASS], ids=["shipped", "box_scored"])
+def test_one_pass_locates_a_small_lesion(model, params):
     backbone = RednessBackbone(model.head.weight.shape[0])
-    located = ml.LesionModel(model.metadata, backbone, model.head)
+    located = ml.LesionModel(model.metadata, backbone, model.head, roi_params=params)
     rgb = np.zeros((300, 400, 3), np.uint8) + np.array([205, 150, 112], np.uint8)  # skin
     yy, xx = np.mgrid[0:300, 0:400]
     rgb[(yy - 170) ** 2 + (xx - 240) ** 2 < 22**2] = (200, 40, 40)  # a red lesion, 44 px across
-    analyses = located.analyse_batch([Image.fromarray(rgb), Image.fromarray(rgb)], [None, (0, 0, 100, 100)])
+    photo = Image.fromarray(rgb)
+    analyses = located.analyse_batch([photo, photo], [None, (0, 0, 100, 100)])
     assert backbone.calls == 1  # one backbone pass for the photo with and the photo without a box
     auto = analyses[0]
     assert auto.roi_source == "auto" and iou(auto.roi, (218, 148, 262, 192)) > 0.4
     x0, y0, x1, y1 = auto.roi
     assert x0 <= 240 < x1 and y0 <= 170 < y1
-    assert auto.heatmap[:, :x0].max() == 0 and auto.heatmap[170, 240] > 0.5
+    assert auto.heatmap[170, 240] > 0.5
+    whole = located.analyse(photo, roi=(0, 0, 400, 300))
+    if params.score_box:  # the box's cells give the score and the heatmap
+        assert auto.heatmap[:, :x0].max() == 0
+        assert auto.probability != pytest.approx(whole.probability, abs=1e-6)
+    else:  # the whole photo is scored and explained; the box shows the lesion
+        assert auto.probability == pytest.approx(whole.probability, abs=1e-6)
+        np.testing.assert_allclose(auto.heatmap, whole.heatmap, atol=1e-5)
