@@ -7,7 +7,7 @@ import triage.models.photos
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("triage", "0015_prediction_differential"),
+        ("triage", "0016_case_probability"),
     ]
 
     operations = [
