@@ -19,9 +19,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 Backbone = Callable[[np.ndarray], np.ndarray]
 Cells = tuple[float, float, float, float]  # a box (x0, y0, x1, y1) in activation cells, x1/y1 exclusive
+
+
+def single_thread_blas() -> None:
+    """numpy's BLAS on one thread for the rest of the process (the runtimes' ``configure_threads``).
+    The heads' products are tiny, and an idle BLAS pool spins on the cores the next backbone call
+    needs: on 2 cores the forward took twice as long right after a numpy product."""
+    threadpool_limits(1, user_api="blas")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import onnxruntime
 
 from .assessment import Assessor
 from .differential import Differential
-from .heads import Head
+from .heads import Head, single_thread_blas
 from .inference import LesionModel
 from .sidecar import HEAD_BIAS, HEAD_CAP, HEAD_WEIGHT, read_sidecar
 
@@ -23,9 +23,11 @@ _threads = 1
 
 
 def configure_threads(n: int) -> None:
-    """Intra-op threads of the sessions this process creates from now on (call once per worker)."""
+    """Intra-op threads of the sessions this process creates from now on, numpy's BLAS to one (call
+    once per worker)."""
     global _threads
     _threads = max(1, int(n))
+    single_thread_blas()
 
 
 class OrtBackbone:

@@ -15,7 +15,7 @@ from .architectures import LesionNet
 from .assessment import Assessor
 from .checkpoint import build_network, read_checkpoint
 from .differential import Differential
-from .heads import Head
+from .heads import Head, single_thread_blas
 from .inference import LesionModel
 
 
@@ -61,5 +61,6 @@ def load(checkpoint_path: str | Path, auto_roi: bool = True, warmup: bool = True
 
 
 def configure_threads(n: int) -> None:
-    """Sets torch's intra-op thread count for this process (call once per worker)."""
+    """Sets torch's intra-op thread count for this process, numpy's BLAS to one (call once per worker)."""
     torch.set_num_threads(max(1, int(n)))
+    single_thread_blas()

@@ -117,9 +117,15 @@ def test_auto_roi_inside_any_image(model, photo, size, mode):
 
 
 def test_configure_threads():
+    """Torch gets the worker's threads; numpy's BLAS one, so its idle pool never spins on the
+    cores the backbone needs."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
     before = torch.get_num_threads()
-    ml.configure_threads(1)
-    assert torch.get_num_threads() == 1
+    with threadpool_limits(2, user_api="blas"):  # restores the BLAS pools afterwards
+        ml.configure_threads(1)
+        assert torch.get_num_threads() == 1
+        assert {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"} == {1}
     ml.configure_threads(before)
 
 
