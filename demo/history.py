@@ -136,7 +136,9 @@ def record_scores(*, photo, active, probability, challenger=None, shadow_probabi
     given. The scores are chosen, not computed: `roi` defaults to the middle of the photo, and
     `heatmap_jpeg` to a blob over it drawn as the worker draws heatmaps. Returns the active prediction."""
     roi = roi or (photo.width // 6, photo.height // 6, photo.width - photo.width // 6, photo.height - photo.height // 6)
-    analysis = Analysis(probability=probability, heatmap=_blob(photo.width, photo.height), roi=roi, roi_source="auto")
+    analysis = Analysis(
+        probability=probability, heatmap=_blob(photo.width, photo.height), roi=roi, roi_source="auto", roi_scored=False
+    )
     if heatmap_jpeg is None:
         heatmap_jpeg = render_heatmap(read_photo(photo), analysis)
     prediction = record_prediction(

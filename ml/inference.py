@@ -33,6 +33,8 @@ class Analysis:
     # class -> probability over the differential diagnoses ({} for a checkpoint without one);
     # its "mpox" entry is ``probability``
     differential: dict[str, float] = field(default_factory=dict)
+    # False: ``roi`` is shown only (the automatic ROI of ``AUTO_ROI``); the whole photo was scored
+    roi_scored: bool = True
 
 
 @dataclass(frozen=True)
@@ -192,8 +194,10 @@ class LesionModel:
             "batch_size": float(len(images)),
         }
         return [
-            Analysis(p, h, b, s, dict(timings), assessable=not reason, reason=reason, differential=d)
-            for p, h, b, s, reason, d in zip(probabilities, heatmaps, boxes, sources, reasons, differentials)
+            Analysis(p, h, b, s, dict(timings), not reason, reason, d, roi_scored=b is None or box is not None)
+            for p, h, b, s, reason, d, box in zip(
+                probabilities, heatmaps, boxes, sources, reasons, differentials, scored
+            )
         ]
 
     def _box_cam(self, cam: np.ndarray, box: Box | None, image_size: tuple[int, int]) -> np.ndarray:

@@ -125,6 +125,7 @@ def run_challenger_in_shadow(active_predictions, images, requested_by_id=None):
                     reason=analysis.reason,
                     roi=analysis.roi,
                     roi_source=_shadow_roi_source(active, analysis),
+                    roi_scored=analysis.roi_scored,
                     timings_ms={
                         **{key: round(float(value), 2) for key, value in analysis.timings_ms.items()},
                         "model_load": round(load_ms, 2),
@@ -255,6 +256,7 @@ def record_prediction(*, photo, model_version, analysis, heatmap_jpeg, timings_m
                 reason=analysis.reason,
                 roi=analysis.roi,
                 roi_source=roi_source,
+                roi_scored=analysis.roi_scored,
                 timings_ms={key: round(float(value), 2) for key, value in timings_ms.items()},
                 differential={name: round(float(p), 4) for name, p in analysis.differential.items()},
                 requested_by_id=requested_by_id,

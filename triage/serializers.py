@@ -137,6 +137,7 @@ class PredictionSerializer(serializers.ModelSerializer):
             "model_version",
             "roi",
             "roi_source",
+            "roi_scored",
             "heatmap_url",
             "differential",
             "created_at",

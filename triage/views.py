@@ -377,6 +377,7 @@ def _case_context(request, case, decision_form):
                 "crop": _crop_styles(shown.roi, photo.width, photo.height),
                 "focus": _zoom_focus(shown.roi, photo.width, photo.height),
                 "roi_source": shown.get_roi_source_display(),
+                "roi_scored": getattr(shown, "roi_scored", True),  # a photo's own box is scored when analysed
                 "editor_id": f"roi-editor-{photo.pk}",
             }
         )

@@ -126,6 +126,19 @@ def test_without_a_model_photos_wait_and_get_no_score(appointment, patient, priv
     assert not Prediction.objects.active().exists()
 
 
+def test_an_automatic_box_is_shown_and_the_case_page_says_the_whole_photo_was_scored(
+    tiny_model, appointment, patient, clinician, client, private_storage, enqueued
+):
+    photo = accept_photo(case=appointment.case, uploaded_by=patient, uploaded_file=lesion_upload(), body_site="trunk")
+    (prediction,) = analysis.analyse_photos([photo.pk])
+    assert prediction.roi_source == RoiSource.AUTO and prediction.roi is not None
+    assert prediction.roi_scored is False
+    client.force_login(clinician)
+    page = client.get(reverse("staff-case", args=[appointment.case.pk])).content.decode()
+    assert "where the model found the lesion; it scored the whole photo" in page
+    assert "what the model scored" not in page
+
+
 def test_analysis_stores_a_prediction_once_and_a_rerun_skips_it(
     tiny_model, appointment, patient, private_storage, enqueued
 ):

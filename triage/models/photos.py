@@ -222,6 +222,10 @@ class Prediction(RoiBox):
     flagged = models.BooleanField(editable=False, help_text="Outcome is suspected mpox.")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.ACTIVE, db_index=True)
     roi_source = models.CharField(max_length=16, choices=RoiSource.choices)
+    roi_scored = models.BooleanField(
+        default=True,
+        help_text="False: the model found the box and shows it, but scored the whole photo.",
+    )
     heatmap = models.FileField(
         upload_to=heatmap_upload_path,
         blank=True,
