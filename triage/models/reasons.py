@@ -55,30 +55,30 @@ DAMAGED = _("This photo seems to be damaged or only partly uploaded. Please take
 REASON_TEXTS = {
     PhotoReason.TOO_DARK: (
         _("The photo is too dark to judge. Please take it again in good light."),
-        "Too dark: the lesion crop is darker than almost every training photo.",
+        "Too dark: the scored image (box or whole photo) is darker than almost every training photo.",
     ),
     PhotoReason.TOO_BRIGHT: (
         _("The photo is too bright (overexposed) to judge. Please take it again without flash glare."),
-        "Overexposed: the lesion crop is brighter than almost every training photo.",
+        "Overexposed: the scored image (box or whole photo) is brighter than almost every training photo.",
     ),
     PhotoReason.BLANK: (
         _("The photo looks blank. Please take it again with the skin area in view."),
-        "Blank: almost no detail in the lesion crop.",
+        "Blank: almost no detail in the scored image (box or whole photo).",
     ),
     PhotoReason.BLURRED: (
         _("The photo is blurred. Please hold the phone steady, let it focus on the spot, and take it again."),
-        "Blurred: the lesion crop has less fine detail than almost every training photo.",
+        "Blurred: the scored image (box or whole photo) has less fine detail than almost every training photo.",
     ),
     PhotoReason.NOT_SKIN: (
         _("We could not see skin in the photo. Please photograph the skin area with the spot, close up."),
-        "Not a skin photo: too little skin-coloured area in the crop.",
+        "Not a skin photo: too little skin-coloured area in the scored image.",
     ),
     PhotoReason.NO_LESION: (
         _(
             "We could not find a skin spot or sore in the photo. Please take it again close up, with the "
             "spot in the middle, or mark the spot on the photo."
         ),
-        "No lesion recognised: the crop is unlike the lesion photos the model learned from "
+        "No lesion recognised: the scored image is unlike the lesion photos the model learned from "
         "(healthy skin, another object, or a lesion type it has not seen).",
     ),
     PhotoReason.NOT_ASSESSABLE: (
