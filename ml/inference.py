@@ -56,6 +56,12 @@ def cells_of(box: Box, image_size: tuple[int, int], shape: tuple[int, int]) -> C
     return box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy
 
 
+def _box(energy_map: np.ndarray, rgb: np.ndarray, image_size: tuple[int, int], params: RoiParams) -> Box | None:
+    """The automatic ROI of one photo from its locating pass's energy map and the photo at that size."""
+    located = locating_map(energy_map, rgb, params)
+    return box_from_cam(located, image_size, params.threshold, min_side_fraction=params.min_side_fraction)
+
+
 class LesionModel:
     """A loaded checkpoint ready for inference: its ``backbone`` (the one network call, from the
     runtime that loaded it: ``ml.torch_runtime`` or ``ml.ort``), its linear ``head`` and the rest.
@@ -120,8 +126,7 @@ class LesionModel:
     ) -> Box | None:
         """The lesion box (full-photo pixels; None where the locating map is empty) from one
         whole photo's activated map (C, h, w) and the photo at the map's input size (``rgb``)."""
-        located = locating_map(energy_maps(energy(activated[None]), (rgb.shape[1], rgb.shape[0]))[0], rgb, params)
-        return box_from_cam(located, image_size, params.threshold, min_side_fraction=params.min_side_fraction)
+        return _box(energy_maps(energy(activated[None]), (rgb.shape[1], rgb.shape[0]))[0], rgb, image_size, params)
 
     def energy_maps(self, images: Sequence[Image.Image], size: int) -> tuple[np.ndarray, list[np.ndarray]]:
         """The whole photos' activation energy at ``size`` x ``size`` (B, size, size), 0..1, and the
@@ -133,12 +138,7 @@ class LesionModel:
         """The automatic ROI of a separate whole-photo pass at ``params.locate_size`` (the
         two-pass method before issue 26; research comparisons and the lesion-check renders)."""
         maps, crops = self.energy_maps(images, params.locate_size)
-        return [
-            box_from_cam(
-                locating_map(m, c, params), im.size, params.threshold, min_side_fraction=params.min_side_fraction
-            )
-            for m, c, im in zip(maps, crops, images)
-        ]
+        return [_box(m, c, im.size, params) for m, c, im in zip(maps, crops, images)]
 
     def analyse_batch(
         self,

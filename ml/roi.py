@@ -12,7 +12,7 @@ mask), colour contrast with the surrounding skin, and distance from the photo's 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -56,7 +56,7 @@ LOCATING_PASS_416 = RoiParams(locate_size=416, threshold=0.5, skin=1.0, contrast
 AUTO_ROI = RoiParams(locate_size=224, threshold=0.5, skin=1.0, contrast=0.0, border=0.3)
 # The same box, scored from its own cells of the map (compared in the ROI studies, not shipped:
 # it flagged more unseen real photos than the whole photo did).
-BOX_SCORED_ONE_PASS = RoiParams(locate_size=224, threshold=0.5, skin=1.0, contrast=0.0, border=0.3, score_box=True)
+BOX_SCORED_ONE_PASS = replace(AUTO_ROI, score_box=True)
 
 
 def near_skin(rgb: np.ndarray) -> np.ndarray:
