@@ -328,7 +328,9 @@ def photos_to_requeue(*, worker=None):
     - analysing by `worker`, when that worker has just started: it died while analysing them;
     - waiting for a model, once one is active.
 
-    Photos of cancelled appointments are never analysed, so never queued again.
+    Photos of cancelled appointments are never analysed, so never queued again, except a lost or
+    abandoned one still holding its original (as sent, metadata and all): its task strips that
+    (`analysis.strip_unclaimed_originals`), so that no original outlives a lost task.
     """
     now = timezone.now()
     lost = Q(status=Photo.Status.RECEIVED) & (
@@ -342,8 +344,11 @@ def photos_to_requeue(*, worker=None):
     stalled = lost | abandoned
     if ModelVersion.objects.filter(is_active=True).exists():
         stalled |= Q(status=Photo.Status.NO_MODEL)
+    unstripped = (lost | abandoned) & Q(case__is_open=False) & ~Q(original="")
     return list(
-        Photo.objects.filter(stalled, files_deleted_at__isnull=True, case__is_open=True).order_by("case_id", "pk")
+        Photo.objects.filter((stalled & Q(case__is_open=True)) | unstripped, files_deleted_at__isnull=True).order_by(
+            "case_id", "pk"
+        )
     )
 
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 from PIL import Image, ImageOps
 
 from core.models import AuditEvent
-from triage import analysis, events
+from triage import analysis, events, selectors
 from triage.models import Photo, PhotoReason, reason_for_patient
 from triage.services import accept_photo, close_case, delete_photo_files
 
@@ -161,6 +161,22 @@ def test_photos_of_a_cancelled_appointment_are_stripped_though_not_analysed(uplo
     photo.refresh_from_db()
     assert photo.status == Photo.Status.RECEIVED and photo.is_viewable and not photo.original
     assert len(stored_files()) == 1
+
+
+def test_a_lost_task_of_a_cancelled_appointment_is_queued_again_to_strip_its_original(upload, stored_files):
+    """The broker lost the task, then the appointment was cancelled: the sweep queues the photo once
+    more, its run strips the original without analysing it, and the next sweep leaves it alone."""
+    photo = upload(phone_jpeg())
+    Photo.objects.filter(pk=photo.pk).update(queued_at=None)  # never handed to the broker
+    close_case(case=photo.case)
+
+    assert [p.pk for p in selectors.photos_to_requeue()] == [photo.pk]
+    assert analysis.analyse_photos([photo.pk]) == []
+
+    photo.refresh_from_db()
+    assert not photo.original and photo.is_viewable and len(stored_files()) == 1
+    Photo.objects.filter(pk=photo.pk).update(queued_at=None)
+    assert selectors.photos_to_requeue() == []  # nothing left to strip, and never analysed
 
 
 def test_deleting_a_photos_files_deletes_an_original_not_yet_normalised(upload, stored_files):
