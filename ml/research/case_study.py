@@ -32,8 +32,7 @@ from ..case_rule import COMBINERS, combine, sigmoid
 from ..checkpoint import read_checkpoint, update_metadata
 from ..metrics import proportion, roc_auc, threshold_for_sensitivity
 from .data import grouped_folds
-from .heads import SoftmaxHead
-from .source_study import FOLDS, METHODS, TARGET_SENSITIVITY, _platt, training_rows
+from .source_study import FOLDS, METHODS, TARGET_SENSITIVITY, _platt, fit_head
 from .sources import MPOX, Photo, as_is, backbone, pooled_features, read_sources
 
 METHOD = "probe_as_is"  # the shipped checkpoint's method: whole photo, no augmented views
@@ -85,7 +84,7 @@ def out_of_fold_logits(features: np.ndarray, is_mpox: np.ndarray, cases: np.ndar
     everyone = np.arange(len(is_mpox))
     oof = np.zeros(len(is_mpox))
     for train, test in grouped_folds(is_mpox, cases, FOLDS, seed):
-        head = SoftmaxHead(2).fit(*training_rows(cache, everyone[train], is_mpox.astype(int), METHODS[METHOD]))
+        head = fit_head(cache, everyone[train], is_mpox.astype(int), 2, METHODS[METHOD])
         oof[test] = head.binary_logit(features[test])
     return oof
 

@@ -1,5 +1,5 @@
 """Command line: ``python -m ml {train,cv,evaluate,export-onnx,scenes,roi-study,roi-real,study,sources,
-case-rule,negatives} ...`` (see ``--help`` of each)."""
+sources-cam,sources-compare,case-rule,negatives} ...`` (see ``--help`` of each)."""
 
 from __future__ import annotations
 
@@ -377,7 +377,14 @@ def cmd_roi_real(args) -> None:
     from ..torch_runtime import load
     from .roi_study import run_real_photos
 
-    run_real_photos(load(args.model), args.data_root, args.per_source, args.seed, args.json, log)
+    model = load(args.model)
+    draw = model.metadata.get("training_draw")  # recorded by `sources --checkpoint`
+    per_source, seed = (draw["per_source"], draw["seed"]) if draw else (args.per_source, args.seed)
+    if per_source is None:
+        raise SystemExit(
+            f"{args.model}: every photo under the sources was in its training; there is no unseen real photo to score"
+        )
+    run_real_photos(model, args.data_root, per_source, seed, args.json, log)
 
 
 def cmd_study(args) -> None:
@@ -401,11 +408,13 @@ def cmd_study(args) -> None:
 
 
 def cmd_sources(args) -> None:
+    from .source_study import METHODS as SOURCE_METHODS
     from .source_study import run_sources
     from .sources import load_features
 
+    trunk = any(SOURCE_METHODS[name].finetune_epochs for name in args.methods)
     photos, cache = load_features(
-        args.data_root, args.arch, args.views, args.seed, args.cache_dir, log, per_source=args.per_source
+        args.data_root, args.arch, args.views, args.seed, args.cache_dir, log, per_source=args.per_source, trunk=trunk
     )
     run_sources(
         photos,
@@ -418,7 +427,34 @@ def cmd_sources(args) -> None:
         ship_method=args.ship,
         arch=args.arch,
         n_boot=args.bootstrap,
+        per_source=args.per_source,
     )
+
+
+def cmd_sources_compare(args) -> None:
+    from .source_study import paired_comparison
+    from .sources import load_features
+
+    caches, photos = {}, None
+    for arch in args.archs:
+        arch_photos, caches[arch] = load_features(
+            args.data_root, arch, args.views, args.seed, args.cache_dir, log, per_source=args.per_source
+        )
+        if photos is not None and [p.path for p in arch_photos] != [p.path for p in photos]:
+            raise SystemExit("the backbones' feature caches hold different photos")
+        photos = arch_photos
+    report = paired_comparison(photos, caches, args.seed, args.bootstrap)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=1))
+    first, second = report["first"], report["second"]
+    log(f"probe_as_is, same photos, folds and grouped resamples; AUC {first} | {second} | difference [95% CI]:")
+    for key, entry in report.items():
+        if isinstance(entry, dict):
+            log(
+                f"  {key:24s} {entry[first]:.3f} | {entry[second]:.3f} | {entry['difference']:+.3f} "
+                f"[{entry['ci95'][0]:+.3f}, {entry['ci95'][1]:+.3f}]"
+            )
+    log(f"wrote {args.json}")
 
 
 def cmd_case_rule(args) -> None:
@@ -439,15 +475,23 @@ def cmd_sources_cam(args) -> None:
     args.json.write_text(json.dumps(report, indent=1))
     log(
         f"Grad-CAM mass of {model.version} (whole photos; border frame {report['border_area_share']:.0%} "
-        f"of the area, added caption band {report['caption_area_share']:.0%}), mean [95% CI]:"
+        f"of the area, added caption band {report['caption_area_share']:.0%}, added watermark "
+        f"{report['watermark_area_share']:.0%}; pull = watermark mass minus the same region's mass without it), "
+        "mean [95% CI]:"
     )
+    labels = {
+        "border_mass": "border",
+        "caption_mass": "caption",
+        "watermark_mass": "watermark",
+        "watermark_pull": "pull",
+    }
     for name, entry in report.items():
         if isinstance(entry, dict):
-            b, c = entry["border_mass"], entry["caption_mass"]
-            log(
-                f"  {name:24s} border {b['value']:.1%} [{b['ci95'][0]:.1%}, {b['ci95'][1]:.1%}]  caption "
-                f"{c['value']:.1%} [{c['ci95'][0]:.1%}, {c['ci95'][1]:.1%}]  (n={b['n']})"
+            figures = "  ".join(
+                f"{label} {entry[key]['value']:.1%} [{entry[key]['ci95'][0]:.1%}, {entry[key]['ci95'][1]:.1%}]"
+                for key, label in labels.items()
             )
+            log(f"  {name:24s} {figures}  (n={entry['border_mass']['n']})")
     log(f"wrote {args.json}")
 
 
@@ -571,8 +615,13 @@ def main(argv=None) -> None:
     )
     real.add_argument("--model", required=True, type=Path)
     real.add_argument("--data-root", required=True, type=Path, help="the sources' root (as for `sources`)")
-    real.add_argument("--per-source", type=int, default=150, help="the checkpoint's training draw per source")
-    real.add_argument("--seed", type=int, default=0, help="the checkpoint's training draw seed")
+    real.add_argument(
+        "--per-source",
+        type=int,
+        default=150,
+        help="the checkpoint's training draw per source, for checkpoints that do not record it",
+    )
+    real.add_argument("--seed", type=int, default=0, help="the checkpoint's training draw seed (as --per-source)")
     real.add_argument("--json", required=True, type=Path)
     real.add_argument("--threads", type=int, default=2)
     real.set_defaults(func=cmd_roi_real)
@@ -606,6 +655,7 @@ def main(argv=None) -> None:
     study.add_argument("--threads", type=int, default=2)
     study.set_defaults(func=cmd_study)
 
+    from ..architectures import ARCHITECTURES
     from .source_study import METHODS as SOURCE_METHODS
 
     sources = sub.add_parser(
@@ -627,11 +677,11 @@ def main(argv=None) -> None:
     sources.add_argument(
         "--ship",
         default="harmonised+aug",
-        choices=sorted(SOURCE_METHODS),
+        choices=sorted(name for name, method in SOURCE_METHODS.items() if not method.finetune_epochs),
         help="method fitted on every photo for --checkpoint",
     )
     sources.add_argument("--checkpoint", type=Path, help="write the shipped checkpoint here")
-    sources.add_argument("--arch", default="efficientnet_lite0", choices=["efficientnet_lite0", "efficientnet_lite2"])
+    sources.add_argument("--arch", default="efficientnet_lite0", choices=sorted(ARCHITECTURES))
     sources.add_argument("--views", type=int, default=1, help="augmented views per photo")
     sources.add_argument("--per-source", type=int, help="at most this many photos per source (random, --seed)")
     sources.add_argument("--cache-dir", type=Path, default=Path("var/ml-cache"))
@@ -639,6 +689,22 @@ def main(argv=None) -> None:
     sources.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples per CI")
     sources.add_argument("--threads", type=int, default=2)
     sources.set_defaults(func=cmd_sources)
+
+    compare = sub.add_parser(
+        "sources-compare",
+        help="two backbones' probe_as_is on the same photos and folds: in-distribution and source-held-out "
+        "AUC of each, and the paired difference with its grouped-bootstrap CI",
+    )
+    compare.add_argument("--data-root", required=True, type=Path)
+    compare.add_argument("--archs", nargs=2, required=True, choices=sorted(ARCHITECTURES))
+    compare.add_argument("--json", required=True, type=Path)
+    compare.add_argument("--views", type=int, default=1, help="as for sources (the feature cache's key)")
+    compare.add_argument("--per-source", type=int, help="at most this many photos per source (random, --seed)")
+    compare.add_argument("--cache-dir", type=Path, default=Path("var/ml-cache"))
+    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--bootstrap", type=int, default=1000)
+    compare.add_argument("--threads", type=int, default=2)
+    compare.set_defaults(func=cmd_sources_compare)
 
     case_rule = sub.add_parser(
         "case-rule",

@@ -16,9 +16,18 @@ class SoftmaxHead:
     def __init__(self, n_classes: int, weight_decay: float = WEIGHT_DECAY):
         self.n_classes, self.weight_decay = n_classes, weight_decay
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> SoftmaxHead:
+    def fit(self, x: np.ndarray, y: np.ndarray, nuisance: np.ndarray | None = None, dims: int = 0) -> SoftmaxHead:
+        """With ``nuisance`` (rows of feature differences that should not matter: the same photo in
+        two looks), the ``dims`` main directions of those differences are projected out of the
+        features before the fit; the projection folds into ``raw_weights``."""
         x = torch.as_tensor(x, dtype=torch.float32)
         y = torch.as_tensor(y, dtype=torch.long)
+        self.projection = None
+        if nuisance is not None and dims:
+            d = torch.as_tensor(nuisance, dtype=torch.float32)
+            directions = torch.linalg.svd(d - d.mean(0), full_matrices=False).Vh[:dims]
+            self.projection = torch.eye(x.shape[1]) - directions.T @ directions
+            x = x @ self.projection
         self.mean, self.scale = x.mean(0), x.std(0) + 1e-6
         z = (x - self.mean) / self.scale
         counts = torch.bincount(y, minlength=self.n_classes).float()
@@ -42,7 +51,8 @@ class SoftmaxHead:
 
     def raw_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         weight = self.weight / self.scale
-        return weight, self.bias - weight @ self.mean
+        bias = self.bias - weight @ self.mean
+        return (weight if self.projection is None else weight @ self.projection), bias
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         weight, bias = self.raw_weights()

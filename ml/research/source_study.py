@@ -14,9 +14,12 @@ can, and every method is judged by them:
   by the fold model that never saw them: the shift of P(mpox) and mpox caught under each look.
 - ``trap``: the issue's probe (whole photos, each negative source added) on these splits.
 
-Methods (``METHODS``): which look trains and tests the head, and whether augmented views join.
-Nothing here tunes on what it reports: the head's regularisation is fixed before any run and the
-threshold comes from out-of-fold scores of the training photos only.
+Methods (``METHODS``): which look trains and tests the head, whether augmented views join, whether
+directions of look changes are projected out of the features first, and whether the backbone's
+last stage is fine-tuned (``ml.research.finetune``). Nothing here tunes on what it reports: every
+setting is fixed before any run and the threshold comes from out-of-fold scores of the training
+photos only. ``python -m ml sources-compare`` runs two backbones on the same folds
+(``paired_comparison``).
 """
 
 from __future__ import annotations
@@ -47,10 +50,22 @@ STYLE_SENSITIVITY_BOUND = 0.90
 class Method:
     train_look: str  # "as_is" | "harmonised"
     augmented: bool  # augmented views of the harmonised photo join the training rows
+    # directions of look changes projected out of the features before the head is fitted:
+    # "augmented" (the training photos' augmented views and as-is crops against their harmonised
+    # crops) or "restyled" (the training MSLD photos re-made in the other sources' looks)
+    nuisance: str | None = None
+    nuisance_dims: int = 16  # fixed before any run
+    # > 0: the backbone's last stage is trained too, with an mpox-vs-rest logit, for this many
+    # epochs (``ml.research.finetune``; needs the trunk cache)
+    finetune_epochs: int = 0
 
 
 METHODS = {
     "probe_as_is": Method("as_is", False),
+    "probe_as_is+aug": Method("as_is", True),
+    "probe_as_is-augmented_directions": Method("as_is", False, nuisance="augmented"),
+    "probe_as_is-restyled_directions": Method("as_is", False, nuisance="restyled"),
+    "finetune_tail": Method("as_is", False, finetune_epochs=8),
     "harmonised": Method("harmonised", False),
     "harmonised+aug": Method("harmonised", True),
 }
@@ -64,6 +79,31 @@ def training_rows(cache: dict, idx: np.ndarray, targets: np.ndarray, method: Met
         x.append(views.reshape(-1, views.shape[-1]))
         y.append(np.repeat(targets[idx], views.shape[1]))
     return np.concatenate(x), np.concatenate(y)
+
+
+def nuisance_rows(cache: dict, idx: np.ndarray, method: Method) -> np.ndarray | None:
+    """Feature differences between looks of the same training photos (``Method.nuisance``)."""
+    if method.nuisance is None:
+        return None
+    base = cache["harmonised"][idx].float()
+    if method.nuisance == "augmented":
+        views = cache["augmented"][idx].float() - base[:, None]
+        rows = [views.reshape(-1, views.shape[-1]), cache["as_is"][idx].float() - base]
+    elif method.nuisance == "restyled":
+        styled = cache["styled"][idx].numpy()
+        rows = [cache[f"style_{s}"][idx][styled].float() - base[styled] for s in STYLES]
+    else:
+        raise ValueError(f"unknown nuisance {method.nuisance!r}")
+    return torch.cat(rows).numpy()
+
+
+def fit_head(cache: dict, idx: np.ndarray, targets: np.ndarray, n_classes: int, method: Method) -> SoftmaxHead:
+    """The method's linear head on the training photos ``idx``."""
+    return SoftmaxHead(n_classes).fit(
+        *training_rows(cache, idx, targets, method),
+        nuisance=nuisance_rows(cache, idx, method),
+        dims=method.nuisance_dims,
+    )
 
 
 def sigmoid(x):
@@ -89,15 +129,27 @@ def cross_validated(
     styles = {s: np.zeros(len(is_mpox)) for s in STYLES}
     outside = np.zeros(len(is_mpox))
     for train, test in grouped_folds(is_mpox[idx], groups[idx], FOLDS, seed):
-        head = SoftmaxHead(2).fit(*training_rows(cache, idx[train], is_mpox.astype(int), method))
+        score = _fold_scorer(cache, idx[train], is_mpox.astype(int), method, seed)
         rows = idx[test]
-        oof[rows] = head.binary_logit(cache[test_look][rows].float().numpy())
+        oof[rows] = score(test_look, rows)
         for s in STYLES:
-            styles[s][rows] = head.binary_logit(cache[f"style_{s}"][rows].float().numpy())
+            styles[s][rows] = score(f"style_{s}", rows)
         if score_also is not None and len(score_also):
-            outside[score_also] += head.binary_logit(cache[test_look][score_also].float().numpy()) / FOLDS
+            outside[score_also] += score(test_look, score_also) / FOLDS
     threshold = threshold_for_sensitivity(is_mpox[idx], oof[idx], TARGET_SENSITIVITY)
     return {"oof": oof, "styles": styles, "outside": outside, "threshold": threshold}
+
+
+def _fold_scorer(cache: dict, rows: np.ndarray, targets: np.ndarray, method: Method, seed: int):
+    """The method's mpox logit fitted on ``rows``: ``score(look, photos) -> logits``."""
+    if method.finetune_epochs:
+        from .finetune import FineTunedTail
+
+        trunk = cache["trunk"]
+        model = FineTunedTail(trunk, rows, targets, method.finetune_epochs, seed)
+        return lambda look, photos: model.binary_logit(trunk[look][photos])
+    head = fit_head(cache, rows, targets, 2, method)
+    return lambda look, photos: head.binary_logit(cache[look][photos].float().numpy())
 
 
 def _auc_ci(labels, scores, groups, seed) -> dict:
@@ -111,16 +163,56 @@ def _flag_rates(idx_by_source: dict[str, np.ndarray], logits: np.ndarray, thresh
     return {name: proportion(int((logits[idx] >= threshold).sum()), len(idx)) for name, idx in idx_by_source.items()}
 
 
+def source_runs(photos: list[Photo], cache: dict, method: Method, seed: int) -> tuple[dict, dict[str, dict]]:
+    """The grouped-CV run over every photo, and for each negative source the run without it (its
+    photos scored by the fold models)."""
+    sources = np.array([p.source for p in photos])
+    groups = np.array([p.group for p in photos])
+    is_mpox = np.array([p.label == MPOX for p in photos])
+    run = cross_validated(cache, np.arange(len(photos)), is_mpox, groups, method, seed)
+    without = {}
+    for name in _negative_sources(photos):
+        left = np.flatnonzero(sources == name)
+        keep = np.flatnonzero(sources != name)
+        without[name] = cross_validated(cache, keep, is_mpox, groups, method, seed, score_also=left)
+    return run, without
+
+
+def _negative_sources(photos: list[Photo]) -> list[str]:
+    return [s.name for s in SOURCES if any(p.source == s.name for p in photos) and s.label != MPOX]
+
+
+def held_out_sets(photos: list[Photo], run: dict, without: dict[str, dict]) -> dict[str, tuple]:
+    """(labels, scores, groups) of mpox against each held-out source, and ``"pooled"``: the full
+    run's mpox out-of-fold scores against every source scored by the run without it."""
+    sources = np.array([p.source for p in photos])
+    groups = np.array([p.group for p in photos])
+    mpox = np.flatnonzero([p.label == MPOX for p in photos])
+    sets = {}
+    for name, run_without in without.items():
+        left = np.flatnonzero(sources == name)
+        sets[name] = (
+            np.concatenate([np.ones(len(mpox)), np.zeros(len(left))]),
+            np.concatenate([run_without["oof"][mpox], run_without["outside"][left]]),
+            np.concatenate([groups[mpox], groups[left]]),
+        )
+    if without:
+        lefts = [np.flatnonzero(sources == name) for name in without]
+        sets["pooled"] = (
+            np.concatenate([np.ones(len(mpox))] + [np.zeros(len(left)) for left in lefts]),
+            np.concatenate([run["oof"][mpox]] + [w["outside"][left] for w, left in zip(without.values(), lefts)]),
+            np.concatenate([groups[mpox]] + [groups[left] for left in lefts]),
+        )
+    return sets
+
+
 def evaluate_method(photos: list[Photo], cache: dict, method: Method, seed: int, log) -> dict:
     sources = np.array([p.source for p in photos])
     groups = np.array([p.group for p in photos])
     is_mpox = np.array([p.label == MPOX for p in photos])
-    everyone = np.arange(len(photos))
-    present = [s.name for s in SOURCES if (sources == s.name).any()]
-    idx_by_source = {name: np.flatnonzero(sources == name) for name in present}
-    negative_sources = [s for s in present if not is_mpox[idx_by_source[s]].any()]
+    idx_by_source = {s.name: np.flatnonzero(sources == s.name) for s in SOURCES if (sources == s.name).any()}
 
-    run = cross_validated(cache, everyone, is_mpox, groups, method, seed)
+    run, without = source_runs(photos, cache, method, seed)
     oof, threshold = run["oof"], run["threshold"]
     report = {
         "in_distribution": {
@@ -130,18 +222,12 @@ def evaluate_method(photos: list[Photo], cache: dict, method: Method, seed: int,
         }
     }
     log(f"  in-distribution AUC {report['in_distribution']['auc']['value']:.3f}")
-
-    held_out, held_out_scores = {}, {}
-    for name in negative_sources:
-        keep = np.flatnonzero(sources != name)
+    sets = held_out_sets(photos, run, without)
+    held_out = {}
+    for name, run_without in without.items():
         left = idx_by_source[name]
-        run_without = cross_validated(cache, keep, is_mpox, groups, method, seed, score_also=left)
-        mpox = np.flatnonzero(is_mpox)
-        labels = np.concatenate([np.ones(len(mpox)), np.zeros(len(left))])
-        scores = np.concatenate([run_without["oof"][mpox], run_without["outside"][left]])
-        held_out_scores[name] = run_without["outside"][left]
         held_out[name] = {
-            "auc_mpox_vs_source": _auc_ci(labels, scores, np.concatenate([groups[mpox], groups[left]]), seed),
+            "auc_mpox_vs_source": _auc_ci(*sets[name], seed),
             "flagged": proportion(int((run_without["outside"][left] >= run_without["threshold"]).sum()), len(left)),
             "flagged_when_trained_on_it": report["in_distribution"]["flagged"][name],
         }
@@ -151,15 +237,40 @@ def evaluate_method(photos: list[Photo], cache: dict, method: Method, seed: int,
             f"{held_out[name]['flagged_when_trained_on_it']['value']:.1%})"
         )
     report["source_held_out"] = held_out
-    if negative_sources:
-        pooled_labels = np.concatenate(
-            [np.ones(int(is_mpox.sum()))] + [np.zeros(len(idx_by_source[n])) for n in negative_sources]
-        )
-        # pooled held-out AUC: mpox OOF of the full run against every source scored by a run without it
-        pooled_scores = np.concatenate([oof[is_mpox]] + [held_out_scores[n] for n in negative_sources])
-        pooled_groups = np.concatenate([groups[is_mpox]] + [groups[idx_by_source[n]] for n in negative_sources])
-        report["source_held_out_pooled_auc"] = _auc_ci(pooled_labels, pooled_scores, pooled_groups, seed)
+    if "pooled" in sets:
+        report["source_held_out_pooled_auc"] = _auc_ci(*sets["pooled"], seed)
     report["style"] = style_report(run, is_mpox, cache["styled"].numpy(), groups, threshold, seed)
+    return report
+
+
+def paired_comparison(photos: list[Photo], caches: dict[str, dict], seed: int, n_boot: int = N_BOOT) -> dict:
+    """Two backbones' ``probe_as_is`` on the same photos, folds and grouped resamples: AUC in
+    distribution, pooled source-held-out and per held-out source, each backbone's and the paired
+    difference (second minus first) with its 95 % CI."""
+    (first, a), (second, b) = caches.items()
+    method = METHODS["probe_as_is"]
+    runs = {name: source_runs(photos, cache, method, seed) for name, cache in ((first, a), (second, b))}
+    groups = np.array([p.group for p in photos])
+    is_mpox = np.array([p.label == MPOX for p in photos]).astype(float)
+    sets = {"in_distribution": {name: (is_mpox, run["oof"], groups) for name, (run, _) in runs.items()}}
+    for name, (run, without) in runs.items():
+        for key, triple in held_out_sets(photos, run, without).items():
+            sets.setdefault(key, {})[name] = triple
+    report = {"first": first, "second": second, "n_boot": n_boot}
+    for key, pair in sets.items():
+        labels, x, set_groups = pair[first]
+        y = pair[second][1]
+        report[key] = {
+            first: roc_auc(labels, x),
+            second: roc_auc(labels, y),
+            "difference": roc_auc(labels, y) - roc_auc(labels, x),
+            "ci95": grouped_bootstrap(
+                lambda i, labels=labels, x=x, y=y: roc_auc(labels[i], y[i]) - roc_auc(labels[i], x[i]),
+                set_groups,
+                n_boot,
+                seed,
+            ),
+        }
     return report
 
 
@@ -242,7 +353,10 @@ def run_sources(
     ship_method: str = "harmonised+aug",
     arch: str = "efficientnet_lite0",
     n_boot: int = N_BOOT,
+    per_source: int | None = None,
 ) -> dict:
+    """Every method's checks; with ``checkpoint``, the shipped method fitted on every photo (drawn
+    with at most ``per_source`` photos per source, recorded in the checkpoint)."""
     global _n_boot
     _n_boot = n_boot
     report = {
@@ -258,10 +372,11 @@ def run_sources(
     for name in methods:
         log(f"method {name}")
         report["methods"][name] = evaluate_method(photos, cache, METHODS[name], seed, log)
-        report["trap"][name] = trap_table(photos, cache, METHODS[name], seed)
+        if not METHODS[name].finetune_epochs:  # the trap's 20 more fits are left out for fine-tuning
+            report["trap"][name] = trap_table(photos, cache, METHODS[name], seed)
     report["differential"] = differential_report(photos, cache, METHODS[ship_method], seed)
     if checkpoint is not None:
-        report["checkpoint"] = ship(checkpoint, photos, cache, ship_method, arch, seed, report, log)
+        report["checkpoint"] = ship(checkpoint, photos, cache, ship_method, arch, seed, report, log, per_source)
     out.mkdir(parents=True, exist_ok=True)
     (out / "sources.json").write_text(json.dumps(report, indent=1))
     log(summary(report))
@@ -276,7 +391,7 @@ def differential_report(photos: list[Photo], cache: dict, method: Method, seed: 
     everyone = np.arange(len(photos))
     probabilities = np.zeros((len(photos), len(CLASSES)))
     for train, test in grouped_folds(targets, groups, FOLDS, seed):
-        head = SoftmaxHead(len(CLASSES)).fit(*training_rows(cache, everyone[train], targets, method))
+        head = fit_head(cache, everyone[train], targets, len(CLASSES), method)
         logits = head.logits(cache[method.train_look][test].float().numpy())
         probabilities[test] = torch.softmax(torch.as_tensor(logits), dim=1).numpy()
     ranked = np.argsort(-probabilities, axis=1)
@@ -362,6 +477,10 @@ def summary(report: dict) -> str:
         lines.append(
             f"  lesion photos within the kNN distance limit: {_p(c['assessment']['lesion_photos_within_distance'])}"
         )
+        for name, entry in c["assessment"]["assessable_by_source"].items():
+            lines.append(
+                f"  judged assessable by the whole rule (distances, lesion check out of sample), {name}: {_p(entry)}"
+            )
     return "\n".join(lines)
 
 
@@ -392,29 +511,41 @@ def _platt(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
 
 def assessment_rule(photos: list[Photo], cache: dict, method: Method, seed: int) -> tuple[dict, dict, dict]:
     """The assessability rule fitted on lesion photos of every source: quality limits (measured on
-    the harmonised crops), the kNN bank (the method's look) and its distance limit (leave-group-out
-    distances), and the lesion-present check (lesion photos against healthy skin, the method's
-    training rows), its limit from out-of-fold scores. Returns (rule, extra state, report)."""
-    from ..assessment import BANK_KEY, LESION_KEY, fit_quality_thresholds, normalise
+    the method's look, the crop the network sees), the kNN bank (the method's look) and its distance
+    limit (leave-group-out distances), and the lesion-present check (lesion photos against healthy
+    skin, the method's training rows), its limit from out-of-fold scores. Each quality and distance
+    limit is fitted per lesion source and the loosest is kept, so that no limit turns away more than
+    its share of any one source's lesion photos (a small source such as MSLD is not judged by the
+    look of the large ones). Returns (rule, extra state, report)."""
+    from ..assessment import BANK_KEY, LESION_KEY, Assessor, fit_quality_thresholds, normalise
 
     groups = np.array([p.group for p in photos])
+    sources = np.array([p.source for p in photos])
     lesion = np.array([p.label not in LESION_FREE for p in photos])
     lesion_idx = np.flatnonzero(lesion)
-    limits = fit_quality_thresholds([cache["quality"][i] for i in lesion_idx])
+    quality = cache["quality"][method.train_look]
+    by_source = [
+        fit_quality_thresholds([quality[i] for i in lesion_idx[sources[lesion_idx] == name]])
+        for name in dict.fromkeys(sources[lesion_idx])
+    ]
+    limits = {key: (min if key.startswith("min_") else max)(rule[key] for rule in by_source) for key in by_source[0]}
     bank = normalise(cache[method.train_look][lesion_idx].float())
     similarity = bank @ bank.T
     same_group = torch.as_tensor(groups[lesion_idx][:, None] == groups[lesion_idx][None, :])
     similarity[same_group] = -2.0
     distances = (1 - similarity.topk(KNN_K, dim=1).values.mean(dim=1)).numpy()
-    max_distance = float(np.quantile(distances, ASSESSABLE_QUANTILE))
+    max_distance = max(
+        float(np.quantile(distances[sources[lesion_idx] == name], ASSESSABLE_QUANTILE))
+        for name in dict.fromkeys(sources[lesion_idx])
+    )
 
     everyone = np.arange(len(photos))
     oof = np.zeros(len(photos))
     for train, test in grouped_folds(lesion.astype(int), groups, FOLDS, seed):
-        head = SoftmaxHead(2).fit(*training_rows(cache, everyone[train], lesion.astype(int), method))
+        head = fit_head(cache, everyone[train], lesion.astype(int), 2, method)
         oof[test] = head.binary_logit(cache[method.train_look][test].float().numpy())
     min_lesion = float(np.quantile(oof[lesion_idx], LESION_CHECK_QUANTILE))
-    head = SoftmaxHead(2).fit(*training_rows(cache, everyone, lesion.astype(int), method))
+    head = fit_head(cache, everyone, lesion.astype(int), 2, method)
     weight, bias = head.raw_weights()
     rule = {
         **limits,
@@ -422,11 +553,23 @@ def assessment_rule(photos: list[Photo], cache: dict, method: Method, seed: int)
         "max_knn_distance": max_distance,
         "min_lesion_score": min_lesion,
         "lesion_bias": float(bias[1] - bias[0]),
-        "fitted_on": f"lesion photos of every source (MSLD, genital lesions), look {method.train_look}; "
-        "lesion-present check against healthy abdomens",
+        "fitted_on": f"lesion photos of every source (MSLD, genital lesions), look {method.train_look}, "
+        "the loosest of the per-source limits; lesion-present check against healthy abdomens",
     }
     healthy = ~lesion
+    # the whole rule per photo, out of sample where it can be: leave-group-out distances for lesion
+    # photos (healthy ones are not in the bank), out-of-fold lesion scores
+    distance = np.zeros(len(photos))
+    distance[lesion_idx] = distances
+    healthy_rows = normalise(cache[method.train_look][healthy].float())
+    distance[healthy] = (1 - (healthy_rows @ bank.T).topk(KNN_K, dim=1).values.mean(dim=1)).numpy()
+    assessor = Assessor(rule)
+    assessable = np.array([assessor.reason(quality[i], distance[i], oof[i]) == "" for i in everyone])
     report = {
+        "assessable_by_source": {
+            name: proportion(int(assessable[sources == name].sum()), int((sources == name).sum()))
+            for name in dict.fromkeys(sources)
+        },
         "lesion_photos_within_distance": proportion(int((distances <= max_distance).sum()), len(distances)),
         "lesion_check_oof": {
             "lesion_photos_passing": proportion(int((oof[lesion_idx] >= min_lesion).sum()), len(lesion_idx)),
@@ -439,7 +582,15 @@ def assessment_rule(photos: list[Photo], cache: dict, method: Method, seed: int)
 
 
 def ship(
-    path: Path, photos: list[Photo], cache: dict, method_name: str, arch: str, seed: int, report: dict, log
+    path: Path,
+    photos: list[Photo],
+    cache: dict,
+    method_name: str,
+    arch: str,
+    seed: int,
+    report: dict,
+    log,
+    per_source: int | None = None,
 ) -> dict:
     """Fits the shipped heads on every photo and writes the checkpoint: the mpox flag head in the
     network (Grad-CAM explains it), Platt calibration and threshold from out-of-fold logits, the
@@ -461,10 +612,10 @@ def ship(
     sensitivity = float((calibrated[is_mpox] >= threshold).mean())
     specificity = float((calibrated[~is_mpox] < threshold).mean())
 
-    flag = SoftmaxHead(2).fit(*training_rows(cache, everyone, is_mpox.astype(int), method))
+    flag = fit_head(cache, everyone, is_mpox.astype(int), 2, method)
     weight, bias = flag.raw_weights()
     targets = np.array([CLASSES.index(p.label) for p in photos])
-    differential = SoftmaxHead(len(CLASSES)).fit(*training_rows(cache, everyone, targets, method))
+    differential = fit_head(cache, everyone, targets, len(CLASSES), method)
     d_weight, d_bias = differential.raw_weights()
     rule, extra, assessment = assessment_rule(photos, cache, method, seed)
     net = backbone(arch)
@@ -478,7 +629,10 @@ def ship(
         input_size=224,
         init="imagenet",
         threshold=threshold,
-        version=f"{arch}-imagenet-{method_name.replace('+', '-')}-differential-sources6-{_time.strftime('%Y-%m-%d')}",
+        version=(
+            f"{arch}-imagenet-{method_name.replace('+', '-')}-differential-sources6-{len(photos)}photos-"
+            f"{_time.strftime('%Y-%m-%d')}"
+        ),
         operating_point=(
             f"calibrated P(mpox) >= {threshold:.4f}: highest threshold with out-of-fold sensitivity >= "
             f"{TARGET_SENSITIVITY} ({FOLDS}-fold grouped CV over all sources); OOF sensitivity "
@@ -505,6 +659,8 @@ def ship(
             "note": "MSLD's non-mpox photos carry no finer label: chickenpox and measles are one class",
         },
         head={"method": method_name, "weight_decay": WEIGHT_DECAY},
+        # which photos of the sources it saw: every one (per_source None) or a seeded draw
+        training_draw={"per_source": per_source, "seed": seed},
     )
     extra.update({WEIGHT_KEY: d_weight.float(), BIAS_KEY: d_bias.float()})
     saved = save_checkpoint(path, net, metadata, extra_state=extra)
@@ -531,31 +687,49 @@ CAPTION = 0.14  # height of the added caption band, share of the side (as ``rest
 
 def cam_mass(model, photos: list[Photo], images, seed: int, n_boot: int = N_BOOT) -> dict:
     """Share of the Grad-CAM mass of a checkpoint (``ml.LesionModel``, whole photo) on the border
-    frame of each photo as it is, and on a caption band added to it; a map that ignored borders and
-    captions would put about their area's share there (36 % and 14 %)."""
+    frame of each photo as it is, on a caption band added to it, and on a text watermark added to it
+    (the changed pixels, widened by a few pixels), beside the mass the same watermark region holds
+    in the photo without it; a map that ignored borders, captions and watermarks would put about
+    their area's share there (36 %, 14 % and ``watermark_area_share``)."""
+    from PIL import Image, ImageFilter
+
     from ..preprocess import to_array
-    from .sources import _caption_band, as_is
+    from .sources import _caption_band, _watermark, as_is
 
     rng = np.random.default_rng(seed)
     size = model.input_size
     edge, band = int(size * BORDER), int(size * CAPTION)
     frame = np.ones((size, size), dtype=bool)
     frame[edge : size - edge, edge : size - edge] = False
-    border_share, caption_share = [], []
+    shares = {label: [] for label in ("border_mass", "caption_mass", "watermark_mass", "watermark_region_mass_plain")}
+    watermark_area = []
     for image in images:
         plain = as_is(image, size)
         captioned = _caption_band(plain, rng)
-        _, cams = model.explain(to_array([plain, captioned], model.metadata["mean"], model.metadata["std"]))
+        watermarked = _watermark(plain, rng)
+        changed = np.abs(np.asarray(watermarked, dtype=np.int16) - np.asarray(plain, dtype=np.int16)).max(axis=2) > 8
+        mark = np.asarray(Image.fromarray(changed).filter(ImageFilter.MaxFilter(7))) > 0
+        arrays = to_array([plain, captioned, watermarked], model.metadata["mean"], model.metadata["std"])
+        _, cams = model.explain(arrays)
         total = cams.sum(axis=(1, 2)) + 1e-9
-        border_share.append(float(cams[0][frame].sum() / total[0]))
-        caption_share.append(float(cams[1][size - band :].sum() / total[1]))
+        shares["border_mass"].append(float(cams[0][frame].sum() / total[0]))
+        shares["caption_mass"].append(float(cams[1][size - band :].sum() / total[1]))
+        shares["watermark_mass"].append(float(cams[2][mark].sum() / total[2]))
+        shares["watermark_region_mass_plain"].append(float(cams[0][mark].sum() / total[0]))
+        watermark_area.append(float(mark.mean()))
+    shares["watermark_pull"] = list(np.subtract(shares["watermark_mass"], shares["watermark_region_mass_plain"]))
     sources = np.array([p.source for p in photos])
     groups = np.array([p.group for p in photos])
-    report = {"border_area_share": float(frame.mean()), "caption_area_share": band / size}
+    report = {
+        "border_area_share": float(frame.mean()),
+        "caption_area_share": band / size,
+        "watermark_area_share": float(np.mean(watermark_area)),
+    }
     for name in dict.fromkeys(sources):
         idx = np.flatnonzero(sources == name)
         entry = {}
-        for label, values in (("border_mass", np.array(border_share)), ("caption_mass", np.array(caption_share))):
+        for label, values in shares.items():
+            values = np.array(values)
             v = values[idx]
             entry[label] = {
                 "value": float(v.mean()),

@@ -297,7 +297,7 @@ def pooled_features(net: LesionNet, arch: str, crops: list[Image.Image], batch: 
 def cache_key(photos: list[Photo], arch: str, views: int, seed: int) -> str:
     text = (
         "|".join(f"{p.path}:{p.path.stat().st_size}" for p in photos)
-        + f"|{arch}|{views}|{seed}|{STYLES}|{STYLED_SOURCES}"
+        + f"|{arch}|{views}|{seed}|{STYLES}|{STYLED_SOURCES}|quality per look"
     )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -311,36 +311,49 @@ def extract(
     seed: int,
     log=print,
     batch: int = 48,
+    trunk: bool = False,
 ) -> dict:
     """Per photo: features (fp16) of the as-is and harmonised looks and ``views`` augmented views;
     for the photos of ``STYLED_SOURCES`` one copy per style too (``styled`` marks them; other rows
-    of the ``style_*`` entries are zero); the harmonised crop's quality measures (the assessability
-    rule's inputs). Crops of several photos share a forward batch."""
+    of the ``style_*`` entries are zero); the quality measures of the as-is and harmonised crops
+    (the assessability rule's inputs, per look). Crops of several photos share a forward batch.
+    With ``trunk``, also the activations that enter the backbone's last stage (``ArchSpec.tail_start``)
+    for every look but the harmonised one, under ``trunk`` (what fine-tuning the last stage trains on)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     augment = augmentation()
     kinds = ["as_is", "harmonised"] + [f"augmented_{v}" for v in range(views)] + [f"style_{s}" for s in STYLES]
     features = {kind: [None] * len(photos) for kind in kinds}
     pending: list[tuple[int, str, Image.Image]] = []
-    styled, quality = [], []
+    styled, quality = [], {"as_is": [], "harmonised": []}
     start = time.perf_counter()
 
+    spec = get_arch(arch)
+    first, last = spec.split_features(net)
+    inputs = {kind: [None] * len(photos) for kind in kinds if kind != "harmonised"} if trunk else None
+
     def flush():
-        out = pooled_features(net, arch, [crop for _, _, crop in pending], batch=len(pending)).half()
-        for (i, kind, _), row in zip(pending, out):
+        with torch.inference_mode():
+            middle = first(to_batch([crop for _, _, crop in pending], spec.mean, spec.std))
+            out = net.pooled(last(middle)).half()
+        for k, ((i, kind, _), row) in enumerate(zip(pending, out)):
             features[kind][i] = row
+            if inputs is not None and kind in inputs:
+                inputs[kind][i] = middle[k].half()
         pending.clear()
 
     for i, (photo, image) in enumerate(zip(photos, images)):
         base = harmonised_base(image)
         plain = harmonise(image)
         restyled = photo.source in STYLED_SOURCES
-        pending += [(i, "as_is", as_is(image)), (i, "harmonised", plain)]
+        whole = as_is(image)
+        pending += [(i, "as_is", whole), (i, "harmonised", plain)]
         pending += [(i, f"augmented_{v}", augment(base)) for v in range(views)]
         if restyled:
             pending += [(i, f"style_{s}", restyle(plain, s, rng)) for s in STYLES]
         styled.append(restyled)
-        quality.append(quality_measures(np.asarray(plain)))
+        quality["as_is"].append(quality_measures(np.asarray(whole)))
+        quality["harmonised"].append(quality_measures(np.asarray(plain)))
         if len(pending) >= batch:
             flush()
         if (i + 1) % 100 == 0:
@@ -358,6 +371,16 @@ def extract(
     cache["augmented"] = torch.stack([torch.stack(features[f"augmented_{v}"]) for v in range(views)], dim=1)
     cache["styled"] = torch.tensor(styled)
     cache["quality"] = quality
+    if inputs is not None:
+        shape = inputs["as_is"][0].shape
+        blank = torch.zeros(shape, dtype=torch.float16)
+        cache["trunk"] = {
+            "arch": arch,
+            **{
+                kind: torch.stack([row if row is not None else blank for row in rows]).contiguous()
+                for kind, rows in inputs.items()
+            },
+        }
     return cache
 
 
@@ -370,19 +393,27 @@ def backbone(arch: str) -> LesionNet:
 
 
 def load_features(
-    root: Path, arch: str, views: int, seed: int, cache_dir: Path, log=print, per_source: int | None = None
+    root: Path,
+    arch: str,
+    views: int,
+    seed: int,
+    cache_dir: Path,
+    log=print,
+    per_source: int | None = None,
+    trunk: bool = False,
 ) -> tuple[list[Photo], dict]:
-    """Photos and their cached features (computed once per data, backbone, views and seed)."""
+    """Photos and their cached features (computed once per data, backbone, views and seed; with
+    ``trunk``, the last stage's inputs too, in a larger cache of its own)."""
     log(f"reading sources under {root}" + (f", at most {per_source} photos per source" if per_source else ""))
     photos, images = read_sources(Path(root), log, per_source, seed)
     if not photos:
         raise SystemExit(f"no photos of any source under {root}")
-    path = Path(cache_dir) / f"sources-{cache_key(photos, arch, views, seed)}.pt"
+    path = Path(cache_dir) / f"sources-{cache_key(photos, arch, views, seed)}{'-trunk' if trunk else ''}.pt"
     if path.is_file():
         log(f"features from {path}")
         return photos, torch.load(path, weights_only=False)
     log(f"extracting {arch} features ({2 + views} crops per photo, {len(STYLES)} more for {', '.join(STYLED_SOURCES)})")
-    cache = extract(photos, images, backbone(arch), arch, views, seed, log)
+    cache = extract(photos, images, backbone(arch), arch, views, seed, log, trunk=trunk)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(cache, path)
     log(f"cached {path}")

@@ -329,6 +329,28 @@ def test_roi_study_tunes_on_one_seed_and_reports_on_another(tmp_path, class_fold
     assert "| simulated patient tap |" in (out / "roi_study.md").read_text()
 
 
+def test_roi_real_takes_the_training_draw_from_the_checkpoint_and_refuses_when_every_photo_was_seen(tmp_path, photo):
+    import torch
+
+    root = tmp_path / "sources"
+    (root / "genital_lesions/syphilis").mkdir(parents=True)
+    for i in range(4):
+        photo(60, 40, seed=i).save(root / "genital_lesions/syphilis" / f"P{i}_00.jpg")
+    checkpoint = ml.testing.make_random_checkpoint(tmp_path / "m.pt", input_size=32)
+    saved = torch.load(checkpoint, weights_only=True)
+
+    def run(draw):
+        saved["metadata"]["training_draw"] = draw
+        torch.save(saved, checkpoint)
+        out = tmp_path / "real.json"
+        main(["roi-real", "--model", str(checkpoint), "--data-root", str(root), "--json", str(out)])
+        return json.loads(out.read_text())
+
+    assert run({"per_source": 1, "seed": 0})["n_unseen"] == 3  # not the --per-source default (150)
+    with pytest.raises(SystemExit, match="every photo under the sources was in its training"):
+        run({"per_source": None, "seed": 0})
+
+
 def test_roi_real_scores_only_the_photos_outside_the_training_draw(tmp_path, photo):
     root = tmp_path / "sources"
     for folder, n in (("msld_v1/mpox", 2), ("healthy_abdomen", 3), ("genital_lesions/syphilis", 4)):

@@ -111,11 +111,18 @@ def test_sources_command_reports_held_out_sources_and_ships_a_differential_check
             "2",
             "--methods",
             "harmonised+aug",
+            "probe_as_is-augmented_directions",
+            "probe_as_is-restyled_directions",
             "--bootstrap",
             "50",
         ]
     )
     report = json.loads((tmp_path / "out" / "sources.json").read_text())
+    assert set(report["methods"]) == {
+        "harmonised+aug",
+        "probe_as_is-augmented_directions",
+        "probe_as_is-restyled_directions",
+    }
     method = report["methods"]["harmonised+aug"]
     assert set(method["source_held_out"]) == {
         "msld_chickenpox_measles",
@@ -128,6 +135,10 @@ def test_sources_command_reports_held_out_sources_and_ships_a_differential_check
     assert set(method["style"]) == {"bound", *STYLES}
     assert set(report["trap"]["harmonised+aug"]) == {"MSLD only", "+ genital lesions", "+ abdomens", "+ both"}
     assert report["differential"]["classes"] == list(CLASSES)
+    # the assessability rule, judged per source (out of sample where it can be)
+    assessable = report["checkpoint"]["assessment"]["assessable_by_source"]
+    assert set(assessable) == {s for s in report["sources"] if report["sources"][s]}
+    assert all(0 <= entry["value"] <= 1 for entry in assessable.values())
     model = ml.load(checkpoint, auto_roi=False)
     analysis = model.analyse(textured(99))
     assert set(analysis.differential) == set(CLASSES)
@@ -136,7 +147,21 @@ def test_sources_command_reports_held_out_sources_and_ships_a_differential_check
     assert "research use" in model.metadata["training_data"]
 
 
-def test_sources_cam_reports_the_heatmap_share_on_borders_and_captions(tmp_path):
+@pytest.mark.slow
+def test_fine_tuning_the_last_stage_is_judged_by_the_same_checks(tmp_path):
+    write_tree(tmp_path / "data")
+    common = ["--data-root", str(tmp_path / "data"), "--cache-dir", str(tmp_path / "cache"), "--bootstrap", "20"]
+    main(["sources", *common, "--out", str(tmp_path / "out"), "--methods", "probe_as_is", "finetune_tail"])
+    report = json.loads((tmp_path / "out" / "sources.json").read_text())
+    tuned, probe = report["methods"]["finetune_tail"], report["methods"]["probe_as_is"]
+    assert set(tuned["source_held_out"]) == set(probe["source_held_out"]) and len(tuned["source_held_out"]) == 5
+    assert 0 <= tuned["in_distribution"]["auc"]["value"] <= 1
+    assert set(tuned["style"]) == {"bound", *STYLES}
+    assert set(report["trap"]) == {"probe_as_is"}  # the trap's extra fits are left out for fine-tuning
+    assert list((tmp_path / "cache").glob("sources-*-trunk.pt"))  # the last stage's inputs, cached apart
+
+
+def test_sources_cam_reports_the_heatmap_share_on_borders_captions_and_watermarks(tmp_path):
     write_tree(tmp_path / "data")
     checkpoint = ml.testing.make_random_checkpoint(tmp_path / "m.pt", arch="efficientnet_lite0", input_size=64)
     main(
@@ -156,8 +181,67 @@ def test_sources_cam_reports_the_heatmap_share_on_borders_and_captions(tmp_path)
     )
     report = json.loads((tmp_path / "cam.json").read_text())
     assert report["caption_area_share"] == pytest.approx(8 / 64)  # int(64 * 0.14) rows
+    assert 0.02 < report["watermark_area_share"] < 0.8  # the text's pixels, widened
     for source in ("msld_mpox", "healthy_abdomen", "syphilis"):
-        for key in ("border_mass", "caption_mass"):
-            entry = report[source][key]
+        entries = report[source]
+        for key in ("border_mass", "caption_mass", "watermark_mass", "watermark_region_mass_plain"):
+            entry = entries[key]
             # syphilis's draw may hold the unreadable file, which is left out
             assert 0.0 <= entry["value"] <= 1.0 and entry["n"] in ((2, 3) if source == "syphilis" else (3,))
+        assert entries["watermark_pull"]["value"] == pytest.approx(
+            entries["watermark_mass"]["value"] - entries["watermark_region_mass_plain"]["value"]
+        )
+
+
+def test_paired_comparison_of_two_backbones_is_zero_for_one_and_positive_for_a_better_one(tmp_path):
+    """Two feature caches of the same photos: identical features differ by exactly 0; features
+    with the mpox signal added win on every AUC, and the CI is of the paired difference."""
+    import torch
+
+    from ml.research.source_study import paired_comparison
+
+    write_tree(tmp_path)
+    photos, _ = read_sources(tmp_path, lambda *_: None)
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=(len(photos), 16)).astype(np.float32)
+    is_mpox = np.array([p.label == "mpox" for p in photos], dtype=np.float32)
+
+    def cache(features):
+        rows = torch.tensor(features).half()
+        return {
+            "as_is": rows,
+            "styled": torch.zeros(len(photos), dtype=torch.bool),
+            **{f"style_{s}": rows for s in STYLES},
+        }
+
+    same = paired_comparison(photos, {"a": cache(noise), "b": cache(noise)}, seed=0, n_boot=20)
+    assert same["pooled"]["difference"] == 0 and same["pooled"]["ci95"] == [0.0, 0.0]
+    signal = noise.copy()
+    signal[:, 0] += 4 * is_mpox
+    better = paired_comparison(photos, {"a": cache(noise), "b": cache(signal)}, seed=0, n_boot=20)
+    assert {"in_distribution", "pooled", "healthy_abdomen", "syphilis"} <= set(better)
+    for key in ("in_distribution", "pooled"):
+        assert better[key]["b"] > better[key]["a"] and better[key]["difference"] > 0
+        assert better[key]["ci95"][0] <= better[key]["difference"] <= better[key]["ci95"][1]
+
+
+def test_a_head_fitted_without_nuisance_directions_ignores_moves_along_them():
+    """The look-change directions projected out before the fit fold into the head's raw weights:
+    moving a photo's features along them leaves every logit where it was."""
+    from ml.research.heads import SoftmaxHead
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    x = rng.normal(size=(200, 8)).astype(np.float32)
+    look = np.zeros(8, np.float32)
+    look[0] = 1.0
+    x[:, 0] += 3 * y  # the look happens to separate the classes in training
+    x[:, 1] += 1.5 * y  # the lesion does too
+    nuisance = np.outer(rng.normal(size=50), look).astype(np.float32)  # the same photos, two looks
+    plain = SoftmaxHead(2).fit(x, y)
+    robust = SoftmaxHead(2).fit(x, y, nuisance=nuisance, dims=1)
+    moved = x + 5 * look
+    np.testing.assert_allclose(robust.logits(moved), robust.logits(x), atol=1e-4)
+    assert np.abs(plain.logits(moved) - plain.logits(x)).max() > 0.5
+    # the lesion direction still separates the classes
+    assert robust.binary_logit(x)[y == 1].mean() > robust.binary_logit(x)[y == 0].mean() + 1
