@@ -112,17 +112,12 @@ def test_sources_command_reports_held_out_sources_and_ships_a_differential_check
             "--methods",
             "harmonised+aug",
             "probe_as_is-augmented_directions",
-            "probe_as_is-restyled_directions",
             "--bootstrap",
             "50",
         ]
     )
     report = json.loads((tmp_path / "out" / "sources.json").read_text())
-    assert set(report["methods"]) == {
-        "harmonised+aug",
-        "probe_as_is-augmented_directions",
-        "probe_as_is-restyled_directions",
-    }
+    assert set(report["methods"]) == {"harmonised+aug", "probe_as_is-augmented_directions"}
     method = report["methods"]["harmonised+aug"]
     assert set(method["source_held_out"]) == {
         "msld_chickenpox_measles",
@@ -245,3 +240,20 @@ def test_a_head_fitted_without_nuisance_directions_ignores_moves_along_them():
     assert np.abs(plain.logits(moved) - plain.logits(x)).max() > 0.5
     # the lesion direction still separates the classes
     assert robust.binary_logit(x)[y == 1].mean() > robust.binary_logit(x)[y == 0].mean() + 1
+
+
+def test_restyled_directions_come_from_the_training_photos_restyled_copies_only():
+    import torch
+
+    from ml.research.source_study import METHODS, nuisance_rows
+
+    n, width = 6, 4
+    harmonised = torch.zeros(n, width)
+    cache = {"harmonised": harmonised.half(), "styled": torch.tensor([True, True, False, True, False, False])}
+    for k, style in enumerate(STYLES):
+        cache[f"style_{style}"] = (harmonised + k + 1).half()  # each look moves every photo by k + 1
+    rows = nuisance_rows(cache, np.array([0, 2, 3]), METHODS["probe_as_is-restyled_directions"])
+    # photos 0 and 3 are restyled (2 is not), one row per look each
+    assert rows.shape == (2 * len(STYLES), width)
+    assert sorted(set(rows[:, 0].tolist())) == [float(k + 1) for k in range(len(STYLES))]
+    assert nuisance_rows(cache, np.array([0]), METHODS["probe_as_is"]) is None
