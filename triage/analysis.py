@@ -335,8 +335,11 @@ def refresh_case_flag(case):
 
 
 def mark_failed(photo_ids, reason, detail=""):
-    """`reason`: PhotoReason.TIMED_OUT or FAILED; `detail`: the technical cause, for staff only."""
-    change_status(Photo.objects.filter(pk__in=photo_ids), Photo.Status.FAILED, reason=reason, detail=detail)
+    """The batch's photos not yet finished end FAILED (a photo already analysed or rejected in an
+    earlier run of the batch keeps its result and reason). `reason`: PhotoReason.TIMED_OUT or
+    FAILED; `detail`: the technical cause, for staff only."""
+    unfinished = Photo.objects.filter(pk__in=photo_ids).exclude(status__in=Photo.FINISHED_STATUSES)
+    change_status(unfinished, Photo.Status.FAILED, reason=reason, detail=detail)
 
 
 def _claim_photos(photo_ids, worker):

@@ -44,6 +44,31 @@ def test_the_api_gives_the_code_and_the_words(client, patient, photo):
     assert row["detail"].startswith("La foto está demasiado oscura")
 
 
+def test_a_batch_that_fails_for_good_keeps_the_results_of_its_finished_photos(
+    photo, patient, make_upload, settings, monkeypatch
+):
+    """An earlier run rejected one photo of the batch; the batch then fails for good: the rejected
+    photo keeps its reason (the patient is still asked to retake it), the other one fails."""
+    from triage.services import accept_photo
+
+    settings.ANALYSIS_MAX_RETRIES = 0
+    other = accept_photo(
+        case=photo.case, uploaded_by=patient, uploaded_file=make_upload(), body_site=Photo.BodySite.HANDS
+    )
+    reject(photo, PhotoReason.BLURRED)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("worker out of memory")
+
+    monkeypatch.setattr(analysis, "analyse_photos", broken)
+    analyse_photos_task.apply(args=[[photo.pk, other.pk]])
+    photo.refresh_from_db()
+    other.refresh_from_db()
+
+    assert (photo.status, photo.status_reason) == (Photo.Status.REJECTED, PhotoReason.BLURRED)
+    assert (other.status, other.status_reason) == (Photo.Status.FAILED, PhotoReason.FAILED)
+
+
 def test_a_failed_analysis_tells_staff_the_cause_and_the_patient_only_what_to_do(
     client, patient, clinician, admin_user, photo, settings, monkeypatch
 ):
