@@ -18,6 +18,8 @@ from triage.models import (
     Prediction,
 )
 
+STATUS_FIELDS = ["id", "status", "label", "reason", "detail", "settled", "retake_needed"]
+
 
 class PatientPhotoStatusSerializer(serializers.ModelSerializer):
     """What a patient may know about a photo: its status, and why when it needs retaking. Never a score."""
@@ -39,10 +41,14 @@ class PatientPhotoStatusSerializer(serializers.ModelSerializer):
         source="needs_retake",
         help_text="The patient should take this photo again (`detail` says why).",
     )
+    viewable = serializers.BooleanField(
+        source="is_viewable",
+        help_text="The photo has been prepared (its hidden details removed) and can be shown to the patient.",
+    )
 
     class Meta:
         model = Photo
-        fields = ["id", "status", "label", "reason", "detail", "settled", "retake_needed"]
+        fields = [*STATUS_FIELDS, "viewable"]
 
 
 class PhotoStatusSerializer(PatientPhotoStatusSerializer):
@@ -51,7 +57,7 @@ class PhotoStatusSerializer(PatientPhotoStatusSerializer):
     assessable = serializers.SerializerMethodField()
 
     class Meta(PatientPhotoStatusSerializer.Meta):
-        fields = [*PatientPhotoStatusSerializer.Meta.fields, "assessable", "body_site", "created_at"]
+        fields = [*STATUS_FIELDS, "assessable", "body_site", "created_at"]
 
     def get_assessable(self, photo) -> bool | None:
         """Whether the model could judge the photo (False: a retake was asked for, `detail` says why);

@@ -1,4 +1,5 @@
-/* Keeps the patient's photo status badges current without a reload (status only, no scores). */
+/* Keeps the patient's photo status badges current without a reload (status only, no scores), and
+   shows each photo once the worker has prepared it (its hidden details removed). */
 (function () {
   "use strict";
 
@@ -25,7 +26,17 @@
       badge.dataset.settled = photo.settled ? "true" : "false";
       var retake = list.querySelector('[data-retake="' + photo.id + '"]');
       if (retake) retake.hidden = !photo.retake_needed;
+      var preparing = list.querySelector('[data-preparing="' + photo.id + '"]');
+      if (preparing && photo.viewable) showPhoto(preparing);
     });
+  }
+
+  function showPhoto(placeholder) {
+    var image = document.createElement("img");
+    image.src = placeholder.dataset.src;
+    image.alt = placeholder.dataset.alt;
+    image.loading = "lazy";
+    placeholder.replaceWith(image);
   }
 
   function poll() {

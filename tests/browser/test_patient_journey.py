@@ -19,6 +19,7 @@ from playwright.sync_api import expect
 from portal.booking.models import Appointment, Clinic, Service, Slot
 from tests.browser.test_browser import browser  # noqa: F401  (the shared Chromium)
 from tests.screenshots import screenshot_dir
+from triage.analysis import read_photo
 from triage.models import Photo, PhotoReason
 
 VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1366, "height": 900}}
@@ -157,6 +158,20 @@ def test_patient_journey(browser, live_server, clinic_week, private_storage, enq
     assert max(photo.width, photo.height) == 3000  # shrunk from 4000 px before upload
     badge = page.locator(f"[data-photo-status='{photo.pk}']")
     expect(badge).to_have_text("Received")
+
+    # The worker prepares it (metadata stripped): the photo appears without a reload.
+    preparing = page.locator(f"[data-preparing='{photo.pk}']")
+    expect(preparing).to_contain_text("Preparing your photo")
+    read_photo(photo)
+    shown = page.locator("#photo-list img")
+    expect(shown).to_be_visible(timeout=15_000)
+    expect(preparing).to_have_count(0)
+    assert shown.get_attribute("alt") == "Your photo 1 (Hands or arms)"
+    shown.scroll_into_view_if_needed()
+    page.wait_for_function(
+        "() => { const img = document.querySelector('#photo-list img'); return img.complete && img.naturalWidth > 0; }",
+        timeout=15_000,
+    )
 
     # The worker finds it too dark: the status changes live and a retake is offered.
     retake = page.locator(f"[data-retake='{photo.pk}']")
