@@ -41,14 +41,17 @@ class PatientPhotoStatusSerializer(serializers.ModelSerializer):
         source="needs_retake",
         help_text="The patient should take this photo again (`detail` says why).",
     )
-    viewable = serializers.BooleanField(
-        source="is_viewable",
-        help_text="The photo has been prepared (its hidden details removed) and can be shown to the patient.",
+    image_url = serializers.SerializerMethodField(
+        help_text="Where the patient's own photo can be seen once it has been prepared (its hidden details "
+        "removed); null until then, and once its files are deleted."
     )
 
     class Meta:
         model = Photo
-        fields = [*STATUS_FIELDS, "viewable"]
+        fields = [*STATUS_FIELDS, "image_url"]
+
+    def get_image_url(self, photo) -> str | None:
+        return reverse("photo-image", args=[photo.pk]) if photo.is_viewable else None
 
 
 class PhotoStatusSerializer(PatientPhotoStatusSerializer):

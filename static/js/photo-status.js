@@ -27,13 +27,13 @@
       var retake = list.querySelector('[data-retake="' + photo.id + '"]');
       if (retake) retake.hidden = !photo.retake_needed;
       var preparing = list.querySelector('[data-preparing="' + photo.id + '"]');
-      if (preparing && photo.viewable) showPhoto(preparing);
+      if (preparing && photo.image_url) showPhoto(preparing, photo.image_url);
     });
   }
 
-  function showPhoto(placeholder) {
+  function showPhoto(placeholder, url) {
     var image = document.createElement("img");
-    image.src = placeholder.dataset.src;
+    image.src = url;
     image.alt = placeholder.dataset.alt;
     image.loading = "lazy";
     placeholder.replaceWith(image);

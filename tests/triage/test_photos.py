@@ -282,7 +282,7 @@ def test_status_endpoint_shows_status_but_never_scores(client, patient, appointm
                 "detail": "",
                 "settled": True,
                 "retake_needed": False,
-                "viewable": True,
+                "image_url": reverse("photo-image", args=[prediction.photo_id]),
             }
         ]
     }
