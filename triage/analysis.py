@@ -19,7 +19,6 @@ from PIL import Image
 from ml.case_rule import case_score, training_prevalence
 from registry import versions
 from triage import events, history, images
-from triage.images import encode_jpeg
 from triage.models import Case, Photo, PhotoReason, Prediction, RoiSource
 from triage.models.photos import photo_upload_path
 from triage.photo_status import change_status, settle_problem_photos
@@ -229,7 +228,7 @@ def render_heatmap(image, analysis) -> bytes:
     """The stored heatmap: the overlay at display size (`ml.overlay` owns the sizing), as JPEG."""
     import ml
 
-    return encode_jpeg(ml.overlay(image, analysis), quality=HEATMAP_JPEG_QUALITY)
+    return images.encode_jpeg(ml.overlay(image, analysis), quality=HEATMAP_JPEG_QUALITY)
 
 
 def record_prediction(*, photo, model_version, analysis, heatmap_jpeg, timings_ms, requested_by_id=None):

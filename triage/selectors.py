@@ -342,9 +342,9 @@ def photos_to_requeue(*, worker=None):
         | (Q(analysis_worker=worker) if worker else Q(pk__in=[]))
     )
     stalled = lost | abandoned
+    unstripped = stalled & Q(case__is_open=False) & ~Q(original="")
     if ModelVersion.objects.filter(is_active=True).exists():
         stalled |= Q(status=Photo.Status.NO_MODEL)
-    unstripped = (lost | abandoned) & Q(case__is_open=False) & ~Q(original="")
     return list(
         Photo.objects.filter((stalled & Q(case__is_open=True)) | unstripped, files_deleted_at__isnull=True).order_by(
             "case_id", "pk"

@@ -22,6 +22,15 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
+def _feature_cache_arguments(parser: argparse.ArgumentParser) -> None:
+    """The settings that pick the sources' feature cache (``sources.load_features``): the same in
+    every command that reads it."""
+    parser.add_argument("--views", type=int, default=1, help="augmented views per photo")
+    parser.add_argument("--per-source", type=int, help="at most this many photos per source (random, --seed)")
+    parser.add_argument("--cache-dir", type=Path, default=Path("var/ml-cache"))
+    parser.add_argument("--seed", type=int, default=0)
+
+
 def _training_arguments(parser: argparse.ArgumentParser) -> None:
     from ..architectures import ARCHITECTURES
     from .training import TrainConfig
@@ -682,10 +691,7 @@ def main(argv=None) -> None:
     )
     sources.add_argument("--checkpoint", type=Path, help="write the shipped checkpoint here")
     sources.add_argument("--arch", default="efficientnet_lite0", choices=sorted(ARCHITECTURES))
-    sources.add_argument("--views", type=int, default=1, help="augmented views per photo")
-    sources.add_argument("--per-source", type=int, help="at most this many photos per source (random, --seed)")
-    sources.add_argument("--cache-dir", type=Path, default=Path("var/ml-cache"))
-    sources.add_argument("--seed", type=int, default=0)
+    _feature_cache_arguments(sources)
     sources.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples per CI")
     sources.add_argument("--threads", type=int, default=2)
     sources.set_defaults(func=cmd_sources)
@@ -698,11 +704,8 @@ def main(argv=None) -> None:
     compare.add_argument("--data-root", required=True, type=Path)
     compare.add_argument("--archs", nargs=2, required=True, choices=sorted(ARCHITECTURES))
     compare.add_argument("--json", required=True, type=Path)
-    compare.add_argument("--views", type=int, default=1, help="as for sources (the feature cache's key)")
-    compare.add_argument("--per-source", type=int, help="at most this many photos per source (random, --seed)")
-    compare.add_argument("--cache-dir", type=Path, default=Path("var/ml-cache"))
-    compare.add_argument("--seed", type=int, default=0)
-    compare.add_argument("--bootstrap", type=int, default=1000)
+    _feature_cache_arguments(compare)
+    compare.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples per CI")
     compare.add_argument("--threads", type=int, default=2)
     compare.set_defaults(func=cmd_sources_compare)
 
@@ -722,7 +725,8 @@ def main(argv=None) -> None:
 
     cam = sub.add_parser(
         "sources-cam",
-        help="share of a checkpoint's Grad-CAM mass on each photo's border and on an added caption band, per source",
+        help="share of a checkpoint's Grad-CAM mass on each photo's border and on an added caption band and "
+        "watermark, per source",
     )
     cam.add_argument("--data-root", required=True, type=Path)
     cam.add_argument("--model", required=True, type=Path)

@@ -318,7 +318,8 @@ def extract(
     of the ``style_*`` entries are zero); the quality measures of the as-is and harmonised crops
     (the assessability rule's inputs, per look). Crops of several photos share a forward batch.
     With ``trunk``, also the activations that enter the backbone's last stage (``ArchSpec.tail_start``)
-    for every look but the harmonised one, under ``trunk`` (what fine-tuning the last stage trains on)."""
+    of the as-is and restyled looks, under ``trunk`` (what fine-tuning the last stage trains on and
+    is judged on)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     augment = augmentation()
@@ -330,7 +331,8 @@ def extract(
 
     spec = get_arch(arch)
     first, last = spec.split_features(net)
-    inputs = {kind: [None] * len(photos) for kind in kinds if kind != "harmonised"} if trunk else None
+    tuned_looks = [kind for kind in kinds if kind == "as_is" or kind.startswith("style_")]
+    inputs = {kind: [None] * len(photos) for kind in tuned_looks} if trunk else None
 
     def flush():
         with torch.inference_mode():
