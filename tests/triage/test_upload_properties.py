@@ -1,6 +1,7 @@
 """Property-based test of the upload page (hypothesis): whatever a client posts — arbitrary bytes, valid
 images of any mode, size, format, EXIF and file name, any lesion-box fields — the answer is a redirect
-(stored) or a 400 naming the reason, never a 500; nothing is half-saved; stored photos carry no metadata."""
+(stored) or a 400 naming the reason, never a 500; nothing is half-saved; once the worker's first step
+has run, stored photos carry no metadata (or were refused as damaged)."""
 
 import io
 
@@ -13,7 +14,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from triage.models import Photo
+from triage.analysis import read_photo
+from triage.models import Photo, PhotoReason
 
 pytestmark = pytest.mark.django_db
 
@@ -87,9 +89,15 @@ def test_any_upload_is_stored_cleanly_or_refused_with_a_reason(client, upload_pa
     stored = (
         {str(path.relative_to(stored_files()[0].parents[2])) for path in stored_files()} if stored_files() else set()
     )
-    assert stored == set(Photo.objects.values_list("image", flat=True))  # nothing half-saved
+    recorded = {name for names in Photo.objects.values_list("original", "image") for name in names if name}
+    assert stored == recorded  # nothing half-saved: every stored file is a photo's, every photo's is stored
     for photo in new_photos:
+        if read_photo(photo) is None:  # the worker's first step found the pixels damaged behind a sound header
+            photo.refresh_from_db()
+            assert photo.status_reason == PhotoReason.UNREADABLE and not photo.original and not photo.image
+            continue
         with photo.image.open("rb") as handle:
             image = Image.open(handle)
             assert image.format == "JPEG"
             assert not image.getexif() and not ({"exif", "icc_profile", "xmp", "photoshop"} & set(image.info))
+        assert not photo.original  # the original (metadata and all) is deleted once stripped
